@@ -1,0 +1,138 @@
+"""The `avatar` command line (typer). Each stage adds its own commands from `<stage>/cli.py`.
+
+Exit codes: 0 success, 1 the work failed (a stage error, some batch lines failed), 2 bad input or usage.
+Heavy libraries (torch, the models) load inside the commands, so `--help` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Callable, List, Optional
+
+import typer
+
+from avatar.errors import AvatarError, InputError
+
+app = typer.Typer(
+    name="avatar",
+    help="Expressive avatar engine: text in; speech, face and body motion, and video out.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+log = logging.getLogger("avatar")
+
+EXIT_OK, EXIT_FAILED, EXIT_INPUT = 0, 1, 2
+
+
+@app.callback()
+def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log progress details.")) -> None:
+    """Expressive avatar engine: text in; speech, face and body motion, and video out."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+
+
+def fail(message: str, code: int = EXIT_INPUT) -> "typer.Exit":
+    """Print a one-line error to stderr and return the Exit to raise."""
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def guarded(fn: Callable[[], None]) -> None:
+    """Run a command body, turning engine errors into clear messages and exit codes (no tracebacks)."""
+    try:
+        fn()
+    except InputError as exc:
+        raise fail(str(exc), EXIT_INPUT) from None
+    except AvatarError as exc:
+        raise fail(str(exc), EXIT_FAILED) from None
+    except FileNotFoundError as exc:
+        raise fail(f"file not found: {exc.filename or exc}", EXIT_INPUT) from None
+    except KeyboardInterrupt:
+        raise fail("interrupted", 130) from None
+
+
+def vad_options(valence: Optional[float], arousal: Optional[float], dominance: Optional[float]):
+    """A VAD from --valence/--arousal/--dominance, or None when none was given (then the text decides)."""
+    from avatar.types import VAD
+
+    if valence is None and arousal is None and dominance is None:
+        return None
+    return VAD(valence or 0.0, arousal or 0.0, dominance or 0.0)
+
+
+@app.command("emotion")
+def emotion_cmd(
+    texts: Optional[List[str]] = typer.Argument(None, help="Lines of text (each is one input line)."),
+    input: Optional[Path] = typer.Option(None, "--input", "-i", help="Read lines from this file ('-' for stdin)."),
+    sentences: bool = typer.Option(False, "--sentences", help="One record per sentence instead of per line."),
+    batch_size: int = typer.Option(64, min=1, max=1024, help="Sentences per model batch."),
+) -> None:
+    """Print one JSON line per input line: text, valence, arousal, dominance, label, confidence."""
+
+    def run() -> None:
+        lines: list[str] = list(texts or [])
+        if input is not None:
+            if str(input) == "-":
+                lines += sys.stdin.read().splitlines()
+            else:
+                try:
+                    raw = input.read_text(encoding="utf-8")
+                except UnicodeDecodeError:
+                    raise InputError(f"{input} is not UTF-8 text") from None
+                except IsADirectoryError:
+                    raise InputError(f"{input} is a folder, not a text file") from None
+                lines += raw.splitlines()
+            lines = [ln for ln in lines if ln.strip()]  # blank lines in a file are layout, not input
+        elif not lines:
+            if sys.stdin is None or sys.stdin.isatty():
+                raise InputError("give TEXT arguments, --input FILE, or pipe text on stdin")
+            lines = [ln for ln in sys.stdin.read().splitlines() if ln.strip()]
+        if not lines:
+            raise InputError("no text to analyse")
+        from avatar.emotion import default_analyzer
+        from avatar.emotion.sentences import check_text
+
+        for ln in lines:
+            check_text(ln)
+        analyzer = default_analyzer()
+        if sentences:
+            records = [r.to_record() for ln in lines for r in analyzer.analyze(ln, batch_size=batch_size)]
+        else:
+            records = [r.to_record() for r in analyzer.analyze_lines(lines, batch_size=batch_size)]
+        out = sys.stdout
+        for rec in records:
+            out.write(json.dumps(rec, ensure_ascii=False) + "\n")
+        out.flush()
+
+    guarded(run)
+
+
+# Stage commands live beside their stage; a stage not yet present simply adds no command.
+_STAGE_CLIS = ("avatar.tts.cli", "avatar.face.cli", "avatar.gesture.cli", "avatar.pipeline_cli",
+               "avatar.batch.cli", "avatar.live.cli")
+
+
+def _register_stages() -> None:
+    for name in _STAGE_CLIS:
+        if importlib.util.find_spec(name.rsplit(".", 1)[0]) is None or importlib.util.find_spec(name) is None:
+            continue
+        importlib.import_module(name).register(app)
+
+
+_register_stages()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

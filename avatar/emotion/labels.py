@@ -1,0 +1,81 @@
+"""Categorical emotions as points in VAD space, and the way back from a VAD point to a label.
+
+Source of the points: the pleasure-arousal-dominance ratings of emotion terms in Russell & Mehrabian
+(1977), "Evidence for a three-factor theory of emotions", J. Research in Personality 11, as tabulated for
+the Ekman categories by Gebhard (2005), "ALMA - A Layered Model of Affect", AAMAS. Both use [-1, 1].
+See docs/emotion.md for the table and how the label's confidence is computed.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from avatar.errors import InputError
+from avatar.types import VAD
+
+#: The Ekman six plus neutral (always present), then finer labels that users may ask for by name.
+EKMAN_LABELS: tuple[str, ...] = ("neutral", "happy", "sad", "angry", "fearful", "disgusted", "surprised")
+
+LABEL_VAD: dict[str, VAD] = {
+    "neutral": VAD(0.00, 0.00, 0.00),
+    "happy": VAD(0.76, 0.48, 0.35),  # R&M "joy"
+    "sad": VAD(-0.63, -0.27, -0.33),
+    "angry": VAD(-0.51, 0.59, 0.25),
+    "fearful": VAD(-0.64, 0.60, -0.43),
+    "disgusted": VAD(-0.60, 0.35, 0.11),
+    "surprised": VAD(0.40, 0.67, -0.13),
+    # finer labels (used by presets and by label_for when fine=True)
+    "excited": VAD(0.62, 0.75, 0.38),
+    "relaxed": VAD(0.68, -0.46, 0.06),
+    "bored": VAD(-0.65, -0.62, -0.33),
+    "proud": VAD(0.40, 0.30, 0.30),
+    "anxious": VAD(-0.40, 0.40, -0.40),
+}
+
+#: Below this distance from the origin a point is called neutral whatever its direction.
+NEUTRAL_RADIUS = 0.15
+#: Width (in VAD units) of the soft assignment used for confidence.
+_SIGMA = 0.22
+
+
+def vad_for_label(label: str) -> VAD:
+    """The VAD point of a label (case-insensitive; 'joy', 'anger', 'fear', 'sadness' also accepted)."""
+    aliases = {"joy": "happy", "anger": "angry", "fear": "fearful", "sadness": "sad", "disgust": "disgusted",
+               "surprise": "surprised", "calm": "relaxed", "content": "relaxed"}
+    key = aliases.get(label.strip().lower(), label.strip().lower())
+    if key not in LABEL_VAD:
+        raise InputError(f"unknown emotion label {label!r}; known: {', '.join(LABEL_VAD)}")
+    return LABEL_VAD[key]
+
+
+def label_probabilities(vad: VAD, fine: bool = False) -> dict[str, float]:
+    """Soft assignment of a VAD point to labels: Gaussian kernel on distance, normalised to sum 1."""
+    names = list(LABEL_VAD) if fine else list(EKMAN_LABELS)
+    protos = np.stack([LABEL_VAD[n].as_array() for n in names]).astype(np.float64)
+    x = vad.as_array().astype(np.float64)
+    # A prototype far out in one direction should still win for a weaker point in that direction, so
+    # compare directions for non-neutral labels: project the point to the prototype's radius first.
+    r = np.linalg.norm(x)
+    d2 = np.empty(len(names))
+    for i, (n, p) in enumerate(zip(names, protos)):
+        if n == "neutral":
+            d2[i] = max(0.0, r - NEUTRAL_RADIUS) ** 2 * 4.0
+        else:
+            pr = np.linalg.norm(p)
+            scaled = x * (pr / r) if r > 1e-9 else x
+            d2[i] = np.sum((scaled - p) ** 2) + max(0.0, NEUTRAL_RADIUS - r) * 2.0
+    logits = -d2 / (2 * _SIGMA**2)
+    logits -= logits.max()
+    p = np.exp(logits)
+    p /= p.sum()
+    return {n: float(v) for n, v in zip(names, p)}
+
+
+def label_for(vad: VAD, fine: bool = False) -> tuple[str, float]:
+    """The most likely label of a VAD point and its probability (the label's confidence)."""
+    probs = label_probabilities(vad, fine=fine)
+    best = max(probs, key=probs.__getitem__)
+    conf = probs[best]
+    return best, float(conf if math.isfinite(conf) else 0.0)

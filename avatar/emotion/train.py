@@ -1,0 +1,180 @@
+"""Train the text-to-VAD model on EmoBank train, select on dev, save to weights/emotion.
+
+    .venv/bin/python -m avatar.emotion.train --data ../shared/data/emobank/emobank_train_dev.csv \
+        --out weights/emotion
+
+Runs on the CPU (about 25 minutes on 2 cores). Deterministic for a given seed and thread count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import math
+import random
+import re
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from avatar.emotion.model import EmotionModel, EmotionModelConfig
+
+log = logging.getLogger("avatar.emotion.train")
+
+_HAS_WORD = re.compile(r"[A-Za-z]")
+
+
+def load_emobank(path: str | Path) -> dict[str, tuple[list[str], np.ndarray]]:
+    """Read EmoBank's CSV (id, split, V, A, D, text) into {split: (texts, ratings [N, 3])}."""
+    out: dict[str, tuple[list[str], list[list[float]]]] = {}
+    with open(path, newline="", encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            text = (row.get("text") or "").strip()
+            if not _HAS_WORD.search(text):
+                continue  # empty or punctuation-only rows carry no signal
+            texts, ys = out.setdefault(row["split"], ([], []))
+            texts.append(text)
+            ys.append([float(row["V"]), float(row["A"]), float(row["D"])])
+    return {k: (t, np.asarray(y, dtype=np.float64)) for k, (t, y) in out.items()}
+
+
+def pearson(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson correlation of two 1-D arrays."""
+    a, b = a - a.mean(), b - b.mean()
+    return float((a * b).sum() / math.sqrt((a * a).sum() * (b * b).sum() + 1e-12))
+
+
+def evaluate(model: EmotionModel, texts: list[str], y: np.ndarray) -> dict[str, float]:
+    """Pearson r per dimension on EmoBank ratings."""
+    pred = model.predict_ratings(texts, batch_size=128)
+    return {k: pearson(pred[:, i], y[:, i]) for i, k in enumerate(("valence", "arousal", "dominance"))}
+
+
+def _batches(lengths: list[int], batch_size: int, rng: random.Random) -> list[list[int]]:
+    """Length-bucketed shuffled batches: similar lengths together means little padding (CPU time)."""
+    idx = list(range(len(lengths)))
+    rng.shuffle(idx)
+    chunks = [sorted(idx[i:i + batch_size * 20], key=lambda j: lengths[j]) for i in range(0, len(idx), batch_size * 20)]
+    batches = [c[i:i + batch_size] for c in chunks for i in range(0, len(c), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def corr_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """1 - Pearson r per dimension within the batch, averaged (optimises what we are measured on)."""
+    p = pred - pred.mean(0, keepdim=True)
+    t = target - target.mean(0, keepdim=True)
+    r = (p * t).sum(0) / (p.norm(dim=0) * t.norm(dim=0) + 1e-8)
+    return (1 - r).mean()
+
+
+def train(args: argparse.Namespace) -> dict:
+    """Train, select the best epoch on dev, save; returns the dev metrics."""
+    torch.manual_seed(args.seed)
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.set_num_threads(args.threads)
+    data = load_emobank(args.data)
+    tr_x, tr_y = data["train"]
+    dv_x, dv_y = data["dev"]
+    if args.limit:
+        tr_x, tr_y = tr_x[: args.limit], tr_y[: args.limit]
+        dv_x, dv_y = dv_x[: max(50, args.limit // 8)], dv_y[: max(50, args.limit // 8)]
+    mean, std = tr_y.mean(0), tr_y.std(0)
+    q01, q99 = np.percentile(tr_y, 1, axis=0), np.percentile(tr_y, 99, axis=0)
+    scale = np.maximum(np.abs(q01 - 3.0), np.abs(q99 - 3.0)) / 0.9
+    cfg = EmotionModelConfig(lora_r=args.rank, lora_alpha=2 * args.rank, target_mean=mean.tolist(),
+                             target_std=std.tolist(), calib_scale=scale.round(4).tolist())
+    model = EmotionModel(cfg, with_lora=True)
+    enc_all = model.tokenizer([t for t in tr_x], truncation=True, max_length=cfg.max_length)
+    lengths = [len(ids) for ids in enc_all["input_ids"]]
+    z = torch.tensor((tr_y - mean) / std, dtype=torch.float32)
+
+    lora_params = [p for n, p in model.encoder.named_parameters() if p.requires_grad]
+    opt = torch.optim.AdamW([
+        {"params": lora_params, "lr": args.lr},
+        {"params": model.head.parameters(), "lr": args.lr * 2},
+    ], weight_decay=0.01)
+    rng = random.Random(args.seed)
+    steps_per_epoch = math.ceil(len(tr_x) / args.batch_size)
+    total = steps_per_epoch * args.epochs
+    warm = max(1, int(0.06 * total))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / warm) * max(0.0, 0.5 * (1 + math.cos(math.pi * min(1.0, s / total)))))
+    best: dict = {"score": -1.0}
+    history = []
+    t0 = time.time()
+    for epoch in range(args.epochs):
+        model.train()
+        bar = tqdm(_batches(lengths, args.batch_size, rng), desc=f"epoch {epoch + 1}/{args.epochs}")
+        for b in bar:
+            enc = model.tokenizer([tr_x[i] for i in b], padding=True, truncation=True,
+                                  max_length=cfg.max_length, return_tensors="pt")
+            # Prepared text (emoji spelled out) is what inference sees; EmoBank has almost no emoji,
+            # so tokenising the raw text here is equivalent and faster.
+            pred = model(**enc)
+            target = z[b]
+            loss = torch.nn.functional.mse_loss(pred, target) + args.corr_weight * corr_loss(pred, target)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+        metrics = evaluate(model, dv_x, dv_y)
+        score = metrics["valence"] + metrics["arousal"]
+        history.append({"epoch": epoch + 1, **{k: round(v, 4) for k, v in metrics.items()}})
+        log.info("epoch %d dev r: V %.4f A %.4f D %.4f", epoch + 1, metrics["valence"], metrics["arousal"],
+                 metrics["dominance"])
+        if score > best["score"]:
+            best = {"score": score, "epoch": epoch + 1, "metrics": metrics,
+                    "state": {k: v.clone() for k, v in model.trainable_state().items()}}
+    # Restore the best epoch's adapter and head before saving.
+    from peft import set_peft_model_state_dict
+
+    set_peft_model_state_dict(model.encoder, {k[5:]: v for k, v in best["state"].items() if k.startswith("lora.")})
+    model.head.load_state_dict({k[5:]: v for k, v in best["state"].items() if k.startswith("head.")})
+    cfg.metrics = {"emobank_dev_pearson": {k: round(v, 4) for k, v in best["metrics"].items()},
+                   "selected_epoch": best["epoch"], "history": history}
+    cfg.training = {"command": "python -m avatar.emotion.train " + " ".join(args.argv), "seed": args.seed,
+                    "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "rank": args.rank,
+                    "corr_weight": args.corr_weight, "train_size": len(tr_x), "dev_size": len(dv_x),
+                    "seconds": round(time.time() - t0, 1), "torch": torch.__version__}
+    model.config = cfg
+    from avatar.emotion.card import model_card
+
+    model.save_pretrained(args.out, card=model_card(cfg))
+    log.info("saved %s (best epoch %d): %s", args.out, best["epoch"], json.dumps(cfg.metrics["emobank_dev_pearson"]))
+    return asdict(cfg)["metrics"]
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command-line entry point."""
+    import sys
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default="../shared/data/emobank/emobank_train_dev.csv")
+    p.add_argument("--out", default="weights/emotion")
+    p.add_argument("--epochs", type=int, default=4)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--rank", type=int, default=16)
+    p.add_argument("--corr-weight", type=float, default=0.5)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--limit", type=int, default=0, help="use only the first N training rows (smoke tests)")
+    args = p.parse_args(argv)
+    args.argv = argv
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    train(args)
+
+
+if __name__ == "__main__":
+    main()
