@@ -29,6 +29,8 @@ app = typer.Typer(
 log = logging.getLogger("avatar")
 
 EXIT_OK, EXIT_FAILED, EXIT_INPUT = 0, 1, 2
+#: Text files larger than this are refused before reading (the analyzer works in memory).
+MAX_INPUT_BYTES = 64 * 2**20
 
 
 @app.callback()
@@ -82,6 +84,8 @@ def emotion_cmd(
             if str(input) == "-":
                 lines += sys.stdin.read().splitlines()
             else:
+                if input.is_file() and input.stat().st_size > MAX_INPUT_BYTES:
+                    raise InputError(f"{input} is larger than {MAX_INPUT_BYTES // 2**20} MiB; split it first")
                 try:
                     raw = input.read_text(encoding="utf-8")
                 except UnicodeDecodeError:

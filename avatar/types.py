@@ -234,11 +234,24 @@ class _Span(Strict):
         return self
 
 
+#: Viseme classes: the 15 of the Oculus/Meta OVR LipSync set (also used by VRChat and Ready Player Me
+#: avatars), so a timeline's visemes drive existing rigs directly. Backends map their phonemes onto these
+#: (avatar.tts.visemes); the face stage turns them into ARKit mouth shapes.
+VISEMES: tuple[str, ...] = ("sil", "PP", "FF", "TH", "DD", "kk", "CH", "SS", "nn", "RR", "aa", "E", "ih", "oh", "ou")
+
+
 class Phoneme(_Span):
-    """One phoneme as the backend names it, with its viseme class (see avatar.tts.visemes)."""
+    """One phoneme as the backend names it, with its viseme class (one of VISEMES)."""
 
     phoneme: str
     viseme: str = "sil"
+
+    @field_validator("viseme")
+    @classmethod
+    def _known_viseme(cls, v: str) -> str:
+        if v not in VISEMES:
+            raise InputError(f"unknown viseme {v!r}; known: {' '.join(VISEMES)}")
+        return v
 
 
 class Word(_Span):

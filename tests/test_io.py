@@ -27,3 +27,12 @@ def test_safe_join_keeps_inside(tmp_path):
         safe_join(tmp_path, "..", "escape")
     with pytest.raises(InputError):
         safe_join(tmp_path, "/etc/passwd")
+
+
+def test_atomic_output_has_ordinary_permissions(tmp_path):
+    import os
+
+    p = atomic_write_text(tmp_path / "shared.txt", "x")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (p.stat().st_mode & 0o777) == (0o666 & ~mask)
