@@ -1,0 +1,78 @@
+"""VAD-to-prosody rules, the engine mapping, WORLD reshaping and the viseme table."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from avatar.tts.analysis import measure
+from avatar.tts.espeak import engine_settings
+from avatar.tts.prosody import NEUTRAL, RULES, prosody_for
+from avatar.tts.visemes import IPA_VISEMES, viseme_for
+from avatar.tts.world import WorldEdit, edit_f0, reshape
+from avatar.types import VAD, VISEMES
+
+
+def test_neutral_is_identity_and_directions_follow_the_literature():
+    assert prosody_for(VAD.neutral()) == NEUTRAL
+    assert engine_settings(NEUTRAL).world.is_identity()
+    hi, lo = prosody_for(VAD(0, 0.8, 0)), prosody_for(VAD(0, -0.8, 0))
+    assert hi.rate > 1 > lo.rate and hi.f0_scale > 1 > lo.f0_scale and hi.range_st > 4 > lo.range_st
+    assert hi.volume_db > 3 and lo.volume_db < -3 and hi.tilt_db_oct > 0 > lo.tilt_db_oct
+    assert lo.breathiness > 0 == hi.breathiness
+    pos, neg = prosody_for(VAD(0.8, 0, 0)), prosody_for(VAD(-0.8, 0, 0))
+    assert pos.contour_st > 0 > neg.contour_st  # rising vs falling
+    dom, sub = prosody_for(VAD(0, 0, 0.8)), prosody_for(VAD(0, 0, -0.8))
+    assert dom.f0_scale < sub.f0_scale and dom.volume > sub.volume and dom.boundary_st < 0 < sub.boundary_st
+    assert prosody_for(VAD(0.5, 0.5, 0.5), strength=0) == NEUTRAL
+    assert {r[0] for r in RULES} == set(NEUTRAL.as_dict())
+    extreme = prosody_for(VAD(1, 1, -1))
+    s = engine_settings(extreme)
+    assert 80 <= s.rate <= 450 and 0 <= s.pitch <= 100 and 0 <= s.range <= 100 and 0 <= s.volume <= 200
+
+
+def test_engine_mapping_sends_leftovers_to_world():
+    s = engine_settings(prosody_for(VAD(0, 1, 0)))
+    assert s.range == 100 and s.world.range_factor > 1  # 8 semitones is past the engine's 6.8
+    s = engine_settings(prosody_for(VAD(0, 0.3, 0)))
+    assert s.world.range_factor == 1 and s.world.f0_factor == 1
+
+
+def _tone(sr=16000, seconds=1.0, f0=120.0):
+    t = np.arange(int(sr * seconds)) / sr
+    x = sum(np.sin(2 * np.pi * f0 * k * t) / k for k in range(1, 12))
+    return (0.2 * x / np.abs(x).max()).astype(np.float32)
+
+
+def test_world_keeps_length_and_moves_f0():
+    sr = 16000
+    x = _tone(sr)
+    up = reshape(x, sr, WorldEdit(f0_factor=1.25))
+    assert up.shape == x.shape and up.dtype == np.float32 and np.isfinite(up).all()
+    assert measure(up, sr).f0_median / measure(x, sr).f0_median == pytest.approx(1.25, rel=0.05)
+    same = reshape(x, sr, WorldEdit())
+    assert np.array_equal(same, x)  # identity skips resynthesis
+    silent = np.zeros(sr, np.float32)
+    assert np.array_equal(reshape(silent, sr, WorldEdit(f0_factor=2.0)), silent)
+    assert np.array_equal(reshape(x, sr, WorldEdit(contour_st=2.0)), reshape(x, sr, WorldEdit(contour_st=2.0)))
+
+
+def test_f0_edit_contour_and_boundary():
+    f0 = np.full(200, 100.0)
+    f0[:10] = 0
+    rise = edit_f0(f0, WorldEdit(contour_st=4.0))
+    assert rise[0] == 0 and rise[10] < 100 < rise[-1]
+    assert 12 * np.log2(rise[-1] / rise[10]) == pytest.approx(4.0, abs=0.01)
+    fall = edit_f0(f0, WorldEdit(boundary_st=-2.0))
+    assert fall[100] == pytest.approx(100) and 12 * np.log2(fall[-1] / 100) == pytest.approx(-2.0, abs=0.01)
+
+
+def test_visemes():
+    for p in "pbm":
+        assert viseme_for(p) == "PP"
+    assert viseme_for("ˈoʊ") == "oh" and viseme_for("tʃ") == "CH" and viseme_for("ð") == "TH"
+    assert viseme_for("") == "sil" and viseme_for("_") == "sil" and viseme_for("5") == "sil"
+    assert viseme_for("ɑ̃ː") == "aa" and viseme_for("ʃ") == "CH" and viseme_for("sh", "graphemes") == "CH"
+    assert viseme_for("j") == "ih" and viseme_for("j", "graphemes") == "CH"
+    assert set(IPA_VISEMES.values()) | {"sil"} == set(VISEMES)
+    assert viseme_for("ж") in VISEMES  # another script's letter still gets a class

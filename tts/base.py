@@ -1,0 +1,137 @@
+"""The speech backend protocol, the backend registry, and the sentence loop every backend shares.
+
+A backend turns text + emotion + voice into `Speech` (float32 mono audio, its sample rate, and a Timeline of
+phonemes with visemes and words). Long text is split at sentence boundaries
+(avatar.emotion.sentences.split_sentences); each sentence is synthesised with its own VAD and the timelines
+are joined with Timeline.concat using the real audio lengths, so the joined timeline is exact.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import math
+import sys
+from typing import Callable, Iterable, Protocol, Sequence, Union, runtime_checkable
+
+import numpy as np
+
+from avatar.emotion.sentences import Sentence, split_sentences
+from avatar.errors import InputError
+from avatar.types import VAD, EmotionTrack, Speech, Timeline
+
+log = logging.getLogger(__name__)
+
+#: Text longer than this is refused by every backend (about 20 minutes of speech); split longer scripts
+#: into several calls (`avatar batch`). It keeps one call's memory and time bounded.
+MAX_TTS_CHARS = 20_000
+
+#: What `vad` may be: one VAD for everything, one per sentence, an EmotionTrack over time, or None (neutral).
+VADInput = Union[VAD, Sequence[VAD], EmotionTrack, None]
+
+#: A backend's per-sentence synthesis: (sentence text, its VAD) -> (float32 audio, timeline of that audio).
+SentenceSynth = Callable[[str, VAD], "tuple[np.ndarray, Timeline]"]
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """What every speech backend offers."""
+
+    name: str
+
+    def synthesize(self, text: str, vad: VADInput = None, voice: str | None = None, seed: int = 0) -> Speech:
+        """Speak `text` with emotion `vad` in `voice`; same inputs and seed give the same audio."""
+        ...
+
+    def list_voices(self) -> list[str]:
+        """Names `voice` accepts."""
+        ...
+
+
+_REGISTRY: dict[str, str] = {
+    "espeak": "avatar.tts.espeak:EspeakBackend",
+    "coqui": "avatar.tts.coqui:CoquiBackend",
+}
+
+
+def backend_names() -> list[str]:
+    """Registered backend names."""
+    return sorted(_REGISTRY)
+
+
+def get_backend(name: str = "espeak", **options: object) -> Backend:
+    """Instantiate a backend by name ('espeak' or 'coqui'); options go to its constructor."""
+    if name not in _REGISTRY:
+        raise InputError(f"unknown tts backend {name!r}; choose from: {', '.join(backend_names())}")
+    module, cls = _REGISTRY[name].split(":")
+    return getattr(importlib.import_module(module), cls)(**options)
+
+
+def check_tts_text(text: str) -> list[Sentence]:
+    """Validate text for speech and split it into sentences (InputError when empty or too long)."""
+    if not isinstance(text, str):
+        raise InputError(f"text must be a string, got {type(text).__name__}")
+    if len(text) > MAX_TTS_CHARS:
+        raise InputError(f"text is {len(text):,} characters; speech is limited to {MAX_TTS_CHARS:,} per call "
+                         "(about 20 minutes): split it into several calls")
+    return split_sentences(text)
+
+
+def vad_picker(vad: VADInput, n_sentences: int) -> Callable[[int, float], VAD]:
+    """A function (sentence index, start time in s) -> that sentence's VAD, for every accepted `vad` form."""
+    if vad is None:
+        neutral = VAD.neutral()
+        return lambda i, t: neutral
+    if isinstance(vad, VAD):
+        return lambda i, t: vad
+    if isinstance(vad, EmotionTrack):
+        return lambda i, t: vad.at(t)
+    if isinstance(vad, np.ndarray) and vad.ndim == 2:
+        vad = [VAD.from_array(row) for row in vad]  # one row per sentence
+    if isinstance(vad, (list, tuple)) and vad and all(isinstance(x, (int, float, np.number)) for x in vad):
+        one = VAD.from_array(vad)  # three numbers: one VAD for everything
+        return lambda i, t: one
+    if isinstance(vad, (list, tuple)):
+        if len(vad) != n_sentences:
+            raise InputError(f"got {len(vad)} VAD values for {n_sentences} sentences; give one per sentence, "
+                             "one for all, or an EmotionTrack")
+        vads = [v if isinstance(v, VAD) else VAD.from_array(v) for v in vad]
+        return lambda i, t: vads[i]
+    if isinstance(vad, (np.ndarray,)) or _is_triplet(vad):
+        one = VAD.from_array(vad)  # type: ignore[arg-type]
+        return lambda i, t: one
+    raise InputError(f"vad must be a VAD, a list of VADs, an EmotionTrack or None, got {type(vad).__name__}")
+
+
+def _is_triplet(x: object) -> bool:
+    return isinstance(x, Iterable) and not isinstance(x, (str, bytes))
+
+
+def synthesize_sentences(text: str, vad: VADInput, sample_rate: int, synth: SentenceSynth,
+                         gap_seconds: float = 0.0) -> Speech:
+    """Split `text`, synthesise each sentence with its VAD, and join audio and timelines exactly."""
+    sentences = check_tts_text(text)
+    pick = vad_picker(vad, len(sentences))
+    from tqdm.auto import tqdm
+
+    audios: list[np.ndarray] = []
+    timelines: list[Timeline] = []
+    t = 0.0
+    gap = np.zeros(int(round(gap_seconds * sample_rate)), dtype=np.float32)
+    show = len(sentences) >= 8 and sys.stderr.isatty()
+    for i, s in enumerate(tqdm(sentences, desc="speech", unit="sentence", disable=not show)):
+        v = pick(i, t)
+        audio, tl = synth(s.text, v)
+        if i < len(sentences) - 1 and gap.size:
+            audio = np.concatenate([audio, gap])
+        audio = np.asarray(audio, dtype=np.float32)
+        audios.append(audio)
+        timelines.append(tl)
+        t += audio.size / sample_rate
+    audio = np.concatenate(audios) if audios else np.zeros(0, dtype=np.float32)
+    if audio.size == 0 or not np.any(audio):
+        raise InputError("the text has nothing the voice can say (no letters or digits it can read)")
+    timeline = Timeline.concat(timelines, durations=[a.size / sample_rate for a in audios])
+    if not math.isclose(timeline.duration, audio.size / sample_rate, abs_tol=1e-6):
+        raise AssertionError("timeline and audio lengths disagree")  # Timeline.concat keeps them equal
+    return Speech(audio=audio, sample_rate=sample_rate, timeline=timeline)

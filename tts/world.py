@@ -1,0 +1,128 @@
+"""WORLD analysis-resynthesis (pyworld) for what a synthesiser's own controls cannot do.
+
+Reshapes the F0 contour (rise/fall across the sentence, final boundary, extra level and range), the spectral
+tilt (vocal effort, brightness) and breathiness (aperiodicity), frame by frame on a fixed frame grid, so
+the output has exactly as many samples as the input and every timeline event stays where it was.
+
+Speed (the espeak backend must stay under a real-time factor of 0.05 on one core): DIO at speed 3 +
+StoneMask for F0, CheapTrick for the envelope, and by default a fast parametric aperiodicity (periodic below
+3 kHz in voiced frames, rising above, fully aperiodic in unvoiced frames) in place of D4C, which alone costs
+about as much as the rest together; `aperiodicity="d4c"` uses WORLD's estimator instead.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from avatar.tts.prosody import ProsodyParams
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WorldEdit:
+    """What to change: F0 level/range factors and contour, tilt, breathiness (neutral values do nothing)."""
+
+    f0_factor: float = 1.0  # extra F0 level factor beyond what the engine reached
+    range_factor: float = 1.0  # extra F0 excursion factor (log domain, about the median)
+    contour_st: float = 0.0
+    boundary_st: float = 0.0
+    tilt_db_oct: float = 0.0
+    breathiness: float = 0.0
+
+    @classmethod
+    def from_prosody(cls, p: ProsodyParams, f0_factor: float = 1.0, range_factor: float = 1.0) -> "WorldEdit":
+        """The WORLD part of a prosody target (level and range residuals come from the engine mapping)."""
+        return cls(f0_factor, range_factor, p.contour_st, p.boundary_st, p.tilt_db_oct, p.breathiness)
+
+    def is_identity(self, tol: float = 1e-3) -> bool:
+        """True when the edit would change nothing audible (then resynthesis is skipped)."""
+        return (abs(self.f0_factor - 1) < tol and abs(self.range_factor - 1) < tol and abs(self.contour_st) < 0.05
+                and abs(self.boundary_st) < 0.05 and abs(self.tilt_db_oct) < 0.05 and self.breathiness < 0.01)
+
+
+FRAME_PERIOD_MS = 10.0
+F0_FLOOR, F0_CEIL = 50.0, 700.0
+BOUNDARY_SECONDS = 0.3
+UNVOICED_PULSE_HZ = 100.0
+
+
+def fast_aperiodicity(f0: np.ndarray, n_bins: int, sr: int) -> np.ndarray:
+    """Parametric band aperiodicity: near-periodic below 3 kHz in voiced frames, noise in unvoiced ones."""
+    freqs = np.linspace(0.0, sr / 2.0, n_bins)
+    voiced_ap = 0.001 + 0.999 * np.clip((freqs - 3000.0) / 5000.0, 0.0, 1.0) ** 1.5
+    return np.where(f0[:, None] > 0, voiced_ap[None, :], 1.0)
+
+
+def edit_f0(f0: np.ndarray, edit: WorldEdit, frame_period_ms: float = FRAME_PERIOD_MS) -> np.ndarray:
+    """Apply level, range, contour and boundary changes to an F0 track (0 = unvoiced stays 0)."""
+    out = f0.astype(np.float64).copy()
+    voiced = np.flatnonzero(out > 0)
+    if voiced.size < 2:
+        return out
+    lf = np.log2(out[voiced])
+    med = float(np.median(lf))
+    lf = med + (lf - med) * edit.range_factor + np.log2(edit.f0_factor)
+    first, last = voiced[0], voiced[-1]
+    pos = (voiced - first) / max(1, last - first)  # 0 at the first voiced frame, 1 at the last
+    lf += edit.contour_st / 12.0 * (pos - 0.5)
+    n_b = BOUNDARY_SECONDS * 1000.0 / frame_period_ms
+    ramp = np.clip((voiced - (last - n_b)) / n_b, 0.0, 1.0)
+    lf += edit.boundary_st / 12.0 * ramp
+    out[voiced] = np.clip(2.0 ** lf, F0_FLOOR, F0_CEIL)
+    return out
+
+
+def tilt_gain(n_bins: int, sr: int, tilt_db_oct: float) -> np.ndarray:
+    """Power gain per frequency bin for a tilt in dB/octave pivoting at 1 kHz (flat below 250 Hz)."""
+    freqs = np.linspace(0.0, sr / 2.0, n_bins)
+    octaves = np.log2(np.maximum(freqs, 250.0) / 1000.0)
+    return 10.0 ** (np.clip(tilt_db_oct * octaves, -18.0, 12.0) / 10.0)
+
+
+def reshape(audio: np.ndarray, sr: int, edit: WorldEdit, aperiodicity: str = "fast",
+            frame_period_ms: float = FRAME_PERIOD_MS) -> np.ndarray:
+    """Resynthesise `audio` with the edit applied; same length, float32. Silence or no voicing passes through."""
+    x = np.asarray(audio, dtype=np.float64)
+    if edit.is_identity() or x.size < sr * 0.05 or not np.any(x):
+        return np.asarray(audio, dtype=np.float32)
+    import pyworld as pw
+
+    f0, t = pw.dio(x, sr, f0_floor=F0_FLOOR, f0_ceil=F0_CEIL, frame_period=frame_period_ms, speed=3)
+    f0 = pw.stonemask(x, f0, t, sr)
+    if not np.any(f0 > 0):
+        return np.asarray(audio, dtype=np.float32)
+    # CheapTrick's FFT size follows its F0 floor; 71 Hz (its default) keeps 1024 points at 22 kHz, half the
+    # cost of a 50 Hz floor. Lower F0 frames still analyse, with a slightly smoother envelope.
+    sp = pw.cheaptrick(x, f0, t, sr, f0_floor=71.0)
+    if aperiodicity == "d4c":
+        ap = pw.d4c(x, f0, t, sr)
+    elif aperiodicity == "fast":
+        ap = fast_aperiodicity(f0, sp.shape[1], sr)
+    else:
+        raise ValueError(f"aperiodicity must be 'fast' or 'd4c', got {aperiodicity!r}")
+    if abs(edit.tilt_db_oct) >= 0.05:
+        # Tilt changes timbre, not level: keep each frame's energy so loudness stays with the volume control.
+        before = sp.sum(axis=1, keepdims=True)
+        sp = sp * tilt_gain(sp.shape[1], sr, edit.tilt_db_oct)[None, :]
+        sp *= before / np.maximum(sp.sum(axis=1, keepdims=True), 1e-30)
+    if edit.breathiness >= 0.01:
+        freqs = np.linspace(0.0, sr / 2.0, sp.shape[1])
+        w = edit.breathiness * np.clip((freqs - 500.0) / 2500.0, 0.0, 1.0)
+        ap = np.where(f0[:, None] > 0, ap + (1.0 - ap) * w[None, :], ap)
+    f0 = edit_f0(f0, edit, frame_period_ms)
+    # WORLD excites unvoiced frames with noise bursts at 500 Hz; fully aperiodic frames at 100 Hz give the same
+    # noise (same spectrum and level, measured) with a fifth of the pulses, which halves the synthesis time.
+    unvoiced = f0 <= 0
+    ap[unvoiced] = 1.0
+    f0 = np.where(unvoiced, UNVOICED_PULSE_HZ, f0)
+    y = pw.synthesize(f0, np.ascontiguousarray(sp), np.ascontiguousarray(ap), sr, frame_period=frame_period_ms)
+    # WORLD's output length is set by the frame count; match the input exactly so the timeline holds.
+    if y.size >= x.size:
+        y = y[: x.size]
+    else:
+        y = np.concatenate([y, np.zeros(x.size - y.size)])
+    return y.astype(np.float32)
