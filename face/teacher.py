@@ -1,0 +1,161 @@
+"""The rule-based "teacher": a full FaceMotion from a phoneme timeline and VAD (training targets for the model).
+
+mouth (face.visemes, coarticulated, lips sealed on p/b/m) + expression (face.expression, FACS from VAD)
++ idle life (face.idle: blinks, gaze, head drift and nods), combined so that speech and emotion do not fight.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+
+from avatar.errors import InputError
+from avatar.types import ARKIT_BLENDSHAPES, FACE_CHANNELS, VAD, EmotionTrack, FaceMotion, Timeline
+from avatar.face.expression import combine, expression_curves, head_bias, vad_frames
+from avatar.face.features import AudioFeatures, frames_for
+from avatar.face.idle import IdleParams, idle_motion
+from avatar.face.visemes import closure_weights, enforce_closure, frame_times, mouth_curves
+
+IDX = {n: i for i, n in enumerate(FACE_CHANNELS)}
+_VOWELS = ("aa", "E", "ih", "oh", "ou")
+#: Gaze angle (degrees) at which the ARKit eyeLook shapes reach 1 (horizontal, vertical).
+EYE_LOOK_RANGE_DEG = (30.0, 25.0)
+
+
+def speech_activity(timeline: Timeline, fps: float, num_frames: int) -> np.ndarray:
+    """1 on frames inside speech (non-silent phonemes, gaps under 200 ms bridged), else 0."""
+    t = frame_times(num_frames, fps)
+    on = np.zeros(int(num_frames), dtype=bool)
+    spans = sorted((p.start, p.end) for p in timeline.phonemes if p.viseme != "sil")
+    merged: list[list[float]] = []
+    for s, e in spans:
+        if merged and s - merged[-1][1] < 0.2:
+            merged[-1][1] = max(merged[-1][1], e)
+        else:
+            merged.append([s, e])
+    for s, e in merged:
+        on |= (t >= s) & (t < e)
+    return on.astype(np.float64)
+
+
+def stress_emphasis(timeline: Timeline, fps: float, num_frames: int) -> np.ndarray:
+    """Where nods go, per frame in [0, 1]: a bump on each vowel, higher for long or stress-marked vowels.
+
+    Stressed vowels are longer and louder (Fry 1955); eSpeak marks primary stress with U+02C8 before the
+    syllable, so a vowel whose symbol or preceding phonemes in the word carry it counts as stressed.
+    """
+    n = int(num_frames)
+    out = np.zeros(n)
+    vowels = [p for p in timeline.phonemes if p.viseme in _VOWELS]
+    if not vowels or n == 0:
+        return out
+    med = float(np.median([p.end - p.start for p in vowels])) or 0.08
+    ph = list(timeline.phonemes)
+    t = frame_times(n, fps)
+    stressed_next = False
+    for p in ph:
+        if "ˈ" in p.phoneme:
+            stressed_next = True
+        if p.viseme not in _VOWELS:
+            continue
+        dur = p.end - p.start
+        h = 0.25 + 0.35 * float(np.clip((dur - med) / med, 0.0, 1.0)) + (0.4 if stressed_next else 0.0)
+        stressed_next = False
+        c, sd = (p.start + p.end) / 2, max(dur / 2, 0.03)
+        i0, i1 = np.searchsorted(t, [c - 4 * sd, c + 4 * sd])  # the bump is negligible beyond 4 sd
+        out[i0:i1] = np.maximum(out[i0:i1], h * np.exp(-0.5 * ((t[i0:i1] - c) / sd) ** 2))
+    return np.clip(out, 0.0, 1.0)
+
+
+def eye_look_shapes(gaze: np.ndarray) -> np.ndarray:
+    """ARKit eyeLook weights [T, 8] from gaze (yaw, pitch) radians, in the order of _LOOK below."""
+    yaw = np.rad2deg(gaze[:, 0]) / EYE_LOOK_RANGE_DEG[0]
+    pitch = np.rad2deg(gaze[:, 1]) / EYE_LOOK_RANGE_DEG[1]
+    left, right = np.clip(yaw, 0, 1), np.clip(-yaw, 0, 1)  # yaw > 0: towards the avatar's left
+    down, up = np.clip(pitch, 0, 1), np.clip(-pitch, 0, 1)
+    # Looking to its left: the left eye turns out, the right eye turns in (and vice versa).
+    return np.stack([down, right, left, up, down, left, right, up], axis=1)
+
+
+_LOOK = ("eyeLookDownLeft", "eyeLookInLeft", "eyeLookOutLeft", "eyeLookUpLeft",
+         "eyeLookDownRight", "eyeLookInRight", "eyeLookOutRight", "eyeLookUpRight")
+
+
+def teacher_motion(timeline: Timeline | None, vad: VAD | EmotionTrack | np.ndarray | Sequence[float] | None = None,
+                   duration: float | None = None, fps: float = 30.0, seed: int = 0,
+                   features: AudioFeatures | None = None, idle: IdleParams | None = None) -> FaceMotion:
+    """FaceMotion for a timeline and emotion: mouth + FACS expression + blinks, gaze and head motion.
+
+    vad: a VAD, an EmotionTrack, a [3] or per-frame [T, 3] array, or None (neutral). duration defaults to
+    the timeline's (or the features'). features (optional) add energy-driven nods and speech activity when the
+    timeline is missing. Same inputs and seed give the same output.
+    """
+    fps = float(fps)
+    if not math.isfinite(fps) or fps <= 0 or fps > 1000:
+        raise InputError(f"fps must be in (0, 1000], got {fps!r}")
+    if timeline is not None and not isinstance(timeline, Timeline):
+        raise InputError(f"timeline must be a Timeline, got {type(timeline).__name__}")
+    if duration is None:
+        if timeline is not None:
+            duration = timeline.duration
+        elif features is not None:
+            duration = features.num_frames / features.fps
+        else:
+            raise InputError("teacher_motion needs a timeline, features or a duration")
+    duration = float(duration)
+    if not math.isfinite(duration) or duration < 0 or duration > 3600:
+        raise InputError(f"duration must be in [0, 3600] seconds, got {duration!r}")
+    n = frames_for(duration, fps)
+    vad_rows = vad_frames(VAD.neutral() if vad is None else vad, n, fps)
+    arousal = vad_rows[:, 1]
+
+    if timeline is not None:
+        mouth = mouth_curves(timeline, fps, n, closure=False).astype(np.float64)  # sealed once, below
+        closure = closure_weights(timeline, fps, n)
+        activity = speech_activity(timeline, fps, n)
+        emphasis = stress_emphasis(timeline, fps, n)
+    else:
+        mouth = np.zeros((n, len(ARKIT_BLENDSHAPES)))
+        closure = np.zeros(n)
+        activity = np.zeros(n)
+        emphasis = np.zeros(n)
+    if features is not None:
+        if features.num_frames != n or abs(features.fps - fps) > 1e-6:
+            raise InputError(f"features cover {features.num_frames} frames at {features.fps:g} fps; "
+                             f"the motion needs {n} at {fps:g}")
+        if timeline is None:
+            activity = features.activity()
+        emphasis = np.maximum(emphasis, features.emphasis())
+
+    # Aroused speech is hyperarticulated: bigger jaw and lip excursions (and calm speech smaller).
+    mouth *= np.clip(1.0 + 0.2 * arousal, 0.7, 1.3)[:, None]
+    expr = expression_curves(vad_rows).astype(np.float64)
+    bs = combine(mouth, expr, closure)
+    bs = enforce_closure(bs, closure)  # after the expression, so it cannot reopen sealed lips
+
+    life = idle_motion(n, fps, arousal=arousal, activity=activity, emphasis=emphasis, seed=seed,
+                       params=idle or IdleParams())
+    head = life.head + head_bias(vad_rows)
+    # Gaze targets are in the world (the partner); the eyes counter-rotate against the head to hold them
+    # (vestibulo-ocular reflex), so eye-in-head = gaze - head.
+    eyes = life.gaze - head[:, :2]
+    look = eye_look_shapes(eyes)
+    for k, name in enumerate(_LOOK):
+        bs[:, IDX[name]] = look[:, k]
+    down = look[:, 0]
+    for side in ("Left", "Right"):
+        lid = IDX[f"eyeBlink{side}"]
+        droop = np.clip(bs[:, lid] + 0.15 * down, 0.0, 1.0)  # the upper lid follows the eye down
+        bs[:, lid] = droop + (1.0 - droop) * life.blink
+        bs[:, IDX[f"eyeWide{side}"]] *= 1.0 - life.blink
+
+    frames = np.zeros((n, len(FACE_CHANNELS)), dtype=np.float64)
+    frames[:, :len(ARKIT_BLENDSHAPES)] = np.clip(bs, 0.0, 1.0)
+    frames[:, IDX["headYaw"]] = head[:, 0]
+    frames[:, IDX["headPitch"]] = head[:, 1]
+    frames[:, IDX["headRoll"]] = head[:, 2]
+    frames[:, IDX["leftEyeYaw"]] = frames[:, IDX["rightEyeYaw"]] = eyes[:, 0]
+    frames[:, IDX["leftEyePitch"]] = frames[:, IDX["rightEyePitch"]] = eyes[:, 1]
+    return FaceMotion(fps=fps, frames=frames.astype(np.float32))

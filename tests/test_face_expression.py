@@ -1,0 +1,110 @@
+"""FACS-grounded VAD -> expression: monotone in the right directions, in range, mixing with speech."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from avatar.emotion.labels import LABEL_VAD
+from avatar.errors import InputError
+from avatar.face.expression import (AU_NAMES, IDX, action_units, combine, expression_curves, expression_weights,
+                                    vad_frames)
+from avatar.types import VAD, EmotionSegment, EmotionTrack
+
+GRID = np.linspace(-1, 1, 21)
+
+
+def w(v: float, a: float, d: float) -> np.ndarray:
+    return expression_weights(VAD(v, a, d))
+
+
+def both(x: np.ndarray, name: str) -> float:
+    return float(x[IDX[f"{name}Left"]] + x[IDX[f"{name}Right"]]) / 2
+
+
+def test_smile_rises_with_valence() -> None:
+    for a in (-0.5, 0.0, 0.6):
+        for d in (-0.4, 0.0, 0.4):
+            smile = np.array([both(w(v, a, d), "mouthSmile") for v in GRID])
+            cheek = np.array([both(w(v, a, d), "cheekSquint") for v in GRID])
+            assert np.all(np.diff(smile) >= -1e-9) and np.all(np.diff(cheek) >= -1e-9)
+            assert smile[-1] - smile[10] > 0.4
+    assert both(w(0, 0, 0), "mouthSmile") == 0.0
+
+
+def test_brow_raise_and_eye_widen_rise_with_arousal() -> None:
+    for v in (-0.5, 0.0, 0.5):
+        for d in (-0.5, 0.0, 0.5):
+            rows = [w(v, a, d) for a in GRID]
+            wide = np.array([both(r, "eyeWide") for r in rows])
+            inner = np.array([r[IDX["browInnerUp"]] for r in rows])
+            outer = np.array([both(r, "browOuterUp") for r in rows])
+            for curve in (wide, inner, outer):
+                assert np.all(np.diff(curve) >= -1e-9)
+            assert wide[-1] > wide[10] + 0.15
+            assert inner[-1] > inner[10] + 0.05
+
+
+def test_emotion_prototypes_show_their_action_units() -> None:
+    au = {k: action_units(v) for k, v in LABEL_VAD.items()}
+    assert au["happy"]["AU12"] > 0.4 and au["happy"]["AU6"] > 0.3
+    assert au["sad"]["AU15"] > 0.3 and au["sad"]["AU1"] > 0.15
+    assert au["angry"]["AU4"] > 0.4 and au["angry"]["AU23"] > 0.1
+    assert au["surprised"]["AU2"] > 0.3 and au["surprised"]["AU5"] > 0.2
+    assert au["fearful"]["AU20"] > 0.15 and au["fearful"]["AU26"] > 0.2
+    # Dominance separates anger (brows down) from fear/surprise (brows up).
+    assert au["angry"]["AU4"] > au["angry"]["AU2"] and au["surprised"]["AU2"] > au["surprised"]["AU4"]
+    assert all(v == 0.0 for v in au["neutral"].values())
+    sad, happy = expression_weights(LABEL_VAD["sad"]), expression_weights(LABEL_VAD["happy"])
+    assert both(sad, "mouthFrown") > both(happy, "mouthFrown") + 0.3
+    assert both(expression_weights(LABEL_VAD["angry"]), "browDown") > 0.4
+
+
+def test_everything_in_range_over_the_vad_cube() -> None:
+    g = np.linspace(-1, 1, 9)
+    rows = np.stack(np.meshgrid(g, g, g, indexing="ij"), axis=-1).reshape(-1, 3)
+    x = expression_curves(rows)
+    assert x.shape == (len(rows), 52) and x.dtype == np.float32
+    assert (x >= 0).all() and (x <= 1).all()
+
+
+def test_bad_vad_is_refused() -> None:
+    with pytest.raises(InputError):
+        expression_curves(np.array([[0.0, float("nan"), 0.0]]))
+    with pytest.raises(InputError):
+        expression_curves(np.array([[1.5, 0.0, 0.0]]))
+    with pytest.raises(InputError):
+        expression_weights([0.1, 0.2])  # type: ignore[arg-type]
+
+
+def test_vad_frames_accepts_every_form() -> None:
+    track = EmotionTrack(segments=[EmotionSegment(start=0, end=1, vad=VAD(-0.5, 0, 0)),
+                                   EmotionSegment(start=1, end=2, vad=VAD(0.8, 0.2, 0))], transition=0.2)
+    rows = vad_frames(track, 60, 30.0)
+    assert rows.shape == (60, 3) and rows[0, 0] == pytest.approx(-0.5) and rows[-1, 0] == pytest.approx(0.8)
+    assert vad_frames(VAD(0.1, 0.2, 0.3), 5, 30.0).shape == (5, 3)
+    assert vad_frames([0.1, 0.2, 0.3], 5, 30.0).shape == (5, 3)
+    with pytest.raises(InputError):
+        vad_frames(np.zeros((4, 3)), 5, 30.0)
+    with pytest.raises(InputError):
+        vad_frames([0.0, 2.0, 0.0], 5, 30.0)
+
+
+def test_smile_yields_to_rounding_and_closure_but_lips_stay_sealed() -> None:
+    expr = np.repeat(w(0.9, 0.5, 0.2)[None], 3, axis=0).astype(np.float64)
+    mouth = np.zeros((3, 52))
+    mouth[1, IDX["mouthPucker"]] = 0.7
+    mouth[2, IDX["jawOpen"]] = 0.06
+    mouth[2, IDX["mouthClose"]] = 0.06
+    out = combine(mouth, expr, closure=np.array([0.0, 0.0, 1.0]))
+    s = out[:, IDX["mouthSmileLeft"]]
+    assert s[1] < 0.5 * s[0] and s[2] < 0.75 * s[0]
+    assert out[2, IDX["jawOpen"]] - out[2, IDX["mouthClose"]] <= 0.01
+    assert (out >= 0).all() and (out <= 1).all()
+    with pytest.raises(InputError):
+        combine(mouth[:, :10], expr[:, :10])
+
+
+def test_au_table_covers_the_prototypes() -> None:
+    for au in ("AU1", "AU2", "AU4", "AU5", "AU6", "AU7", "AU9", "AU12", "AU15", "AU20", "AU23", "AU26"):
+        assert au in AU_NAMES
