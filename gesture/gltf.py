@@ -1,0 +1,331 @@
+"""glTF 2.0 export of body motion (pygltflib): a skinned mannequin with one animation, or an animation written
+into a given avatar .glb/.vrm whose nodes are matched by humanoid bone name.
+
+The mannequin is one node per joint (named with the VRM bone name, translation = rest offset, identity rest
+rotation), a skin over those nodes and a box per bone bound rigidly to it, so viewers (three.js, Blender,
+Babylon) show the motion. The animation has a rotation channel per joint and a translation channel on the
+hips, LINEAR samplers, times in seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from avatar.errors import InputError
+from avatar.io import atomic_path
+from avatar.types import BodyMotion
+
+from .kinematics import fk, rotations_in_skeleton_order
+from .rotations import identity_quat, matrix_to_quat, quat_inv, quat_mul, quat_normalize
+from .skeleton import HUMANOID, UNITY_BONES, Skeleton
+
+log = logging.getLogger(__name__)
+
+_FLOAT, _USHORT = 5126, 5123
+_ARRAY, _ELEMENTS = 34962, 34963
+
+
+class _Blob:
+    """Accumulates binary data and the bufferViews/accessors that point into it."""
+
+    def __init__(self, gltf, start: bytes = b"") -> None:  # noqa: ANN001 - pygltflib.GLTF2
+        self.gltf = gltf
+        self.data = bytearray(start)
+
+    def add(self, arr: np.ndarray, comp: int, typ: str, target: int | None = None, minmax: bool = False) -> int:
+        import pygltflib as g
+
+        while len(self.data) % 4:
+            self.data.append(0)
+        raw = np.ascontiguousarray(arr).tobytes()
+        view = g.BufferView(buffer=0, byteOffset=len(self.data), byteLength=len(raw), target=target)
+        self.gltf.bufferViews.append(view)
+        self.data += raw
+        count = int(arr.shape[0])
+        acc = g.Accessor(bufferView=len(self.gltf.bufferViews) - 1, componentType=comp, count=count, type=typ)
+        if minmax:
+            flat = arr.reshape(count, -1)
+            acc.min = [float(v) for v in flat.min(axis=0)]
+            acc.max = [float(v) for v in flat.max(axis=0)]
+        self.gltf.accessors.append(acc)
+        return len(self.gltf.accessors) - 1
+
+    def finish(self) -> None:
+        import pygltflib as g
+
+        while len(self.data) % 4:
+            self.data.append(0)
+        if not self.gltf.buffers:
+            self.gltf.buffers.append(g.Buffer(byteLength=len(self.data)))
+        self.gltf.buffers[0].byteLength = len(self.data)
+        self.gltf.set_binary_blob(bytes(self.data))
+
+
+def _box(a: np.ndarray, b: np.ndarray, r: float) -> tuple[np.ndarray, np.ndarray]:
+    """8 corners and 12 triangles of a box of half-width r around segment a-b."""
+    d = b - a
+    n = np.linalg.norm(d)
+    if n < 1e-6:
+        d, n = np.array([0.0, 1.0, 0.0]), 1.0
+        a, b = a - d * r, a + d * r
+    u = d / n
+    helper = np.array([0.0, 0.0, 1.0]) if abs(u[2]) < 0.9 else np.array([1.0, 0.0, 0.0])
+    v = np.cross(u, helper)
+    v /= np.linalg.norm(v)
+    w = np.cross(u, v)
+    corners = [p + sv * r * v + sw * r * w for p in (a, b) for sv in (-1, 1) for sw in (-1, 1)]
+    quads = [(0, 1, 3, 2), (4, 6, 7, 5), (0, 4, 5, 1), (2, 3, 7, 6), (0, 2, 6, 4), (1, 5, 7, 3)]
+    tris = [t for q in quads for t in ((q[0], q[1], q[2]), (q[0], q[2], q[3]))]
+    return np.array(corners), np.array(tris)
+
+
+def _add_animation(gltf, blob: _Blob, fps: float, frames: int, node_rot: dict[int, np.ndarray],  # noqa: ANN001
+                   node_trans: dict[int, np.ndarray], name: str) -> None:
+    import pygltflib as g
+
+    times = (np.arange(frames, dtype=np.float32) / np.float32(fps)).astype(np.float32)
+    t_acc = blob.add(times, _FLOAT, "SCALAR", minmax=True)
+    samplers, channels = [], []
+    for node, q in node_rot.items():
+        out = blob.add(quat_normalize(q).astype(np.float32), _FLOAT, "VEC4")
+        samplers.append(g.AnimationSampler(input=t_acc, output=out, interpolation="LINEAR"))
+        target = g.AnimationChannelTarget(node=node, path="rotation")
+        channels.append(g.AnimationChannel(sampler=len(samplers) - 1, target=target))
+    for node, p in node_trans.items():
+        out = blob.add(np.asarray(p, dtype=np.float32), _FLOAT, "VEC3")
+        samplers.append(g.AnimationSampler(input=t_acc, output=out, interpolation="LINEAR"))
+        target = g.AnimationChannelTarget(node=node, path="translation")
+        channels.append(g.AnimationChannel(sampler=len(samplers) - 1, target=target))
+    gltf.animations.append(g.Animation(name=name, samplers=samplers, channels=channels))
+
+
+def motion_to_gltf(motion: BodyMotion, skeleton: Skeleton = HUMANOID, name: str = "gesture"):  # noqa: ANN201
+    """A pygltflib.GLTF2 with the skinned mannequin and the motion as one animation."""
+    import pygltflib as g
+
+    if motion.num_frames < 1:
+        raise InputError("cannot export an empty motion")
+    gltf = g.GLTF2(asset=g.Asset(generator="avatar-engine gesture", version="2.0"))
+    blob = _Blob(gltf)
+    J = len(skeleton.joints)
+    kids = {j: [k for k, p in enumerate(skeleton.parents) if p == j] for j in range(J)}
+    for j, jn in enumerate(skeleton.joints):
+        gltf.nodes.append(g.Node(name=jn, translation=[float(v) for v in skeleton.offsets[j]],
+                                 rotation=[0.0, 0.0, 0.0, 1.0], children=kids[j] or None))
+    rest = skeleton.rest_positions
+    # Mesh: a box per bone, from the joint to its child (or end site), bound to that joint only.
+    verts, tris, joints_idx = [], [], []
+    for j, jn in enumerate(skeleton.joints):
+        ends = [rest[k] for k in kids[j]] if len(kids[j]) == 1 else []
+        if jn in skeleton.end_sites:
+            ends = [rest[j] + np.asarray(skeleton.end_sites[jn])]
+        b = ends[0] if ends else rest[j]
+        r = 0.06 if jn in ("hips", "spine", "chest", "upperChest") else 0.05 if jn == "head" else 0.025
+        c, t = _box(rest[j], b, r)
+        tris.append(t + len(verts) * 8)
+        verts.append(c)
+        joints_idx.append(np.full(8, j))
+    pos = np.concatenate(verts).astype(np.float32)
+    idx = np.concatenate(tris).astype(np.uint16).reshape(-1)
+    jnt = np.zeros((len(pos), 4), dtype=np.uint16)
+    jnt[:, 0] = np.concatenate(joints_idx)
+    wts = np.zeros((len(pos), 4), dtype=np.float32)
+    wts[:, 0] = 1.0
+    a_pos = blob.add(pos, _FLOAT, "VEC3", _ARRAY, minmax=True)
+    a_jnt = blob.add(jnt, _USHORT, "VEC4", _ARRAY)
+    a_wts = blob.add(wts, _FLOAT, "VEC4", _ARRAY)
+    a_idx = blob.add(idx, _USHORT, "SCALAR", _ELEMENTS)
+    gltf.meshes.append(g.Mesh(name="mannequin", primitives=[g.Primitive(
+        attributes=g.Attributes(POSITION=a_pos, JOINTS_0=a_jnt, WEIGHTS_0=a_wts), indices=a_idx)]))
+    # Inverse bind matrices: the rest frames are translations only; glTF matrices are column-major.
+    ibm = np.tile(np.eye(4, dtype=np.float32), (J, 1, 1))
+    ibm[:, :3, 3] = -rest
+    a_ibm = blob.add(np.transpose(ibm, (0, 2, 1)).reshape(J, 16).astype(np.float32), _FLOAT, "MAT4")
+    gltf.skins.append(g.Skin(name="humanoid", joints=list(range(J)), skeleton=0, inverseBindMatrices=a_ibm))
+    gltf.nodes.append(g.Node(name="mannequin", mesh=0, skin=0))
+    gltf.scenes.append(g.Scene(name="avatar", nodes=[0, J]))
+    gltf.scene = 0
+    rot = rotations_in_skeleton_order(motion, skeleton)
+    _add_animation(gltf, blob, motion.fps, motion.num_frames, {j: rot[:, j] for j in range(J)},
+                   {0: motion.root_position}, name)
+    blob.finish()
+    return gltf
+
+
+def _save(gltf, path: str | os.PathLike[str]) -> Path:  # noqa: ANN001
+    p = Path(path)
+    if p.suffix.lower() not in (".glb", ".vrm"):
+        raise InputError(f"glTF output must end in .glb or .vrm (binary glTF), got {p.name!r}")
+    with atomic_path(p) as tmp:
+        tmp.write_bytes(b"".join(gltf.save_to_bytes()))
+    return p
+
+
+def write_gltf(path: str | os.PathLike[str], motion: BodyMotion, skeleton: Skeleton = HUMANOID) -> Path:
+    """Write the mannequin and the motion as a binary glTF (.glb), atomically."""
+    return _save(motion_to_gltf(motion, skeleton), path)
+
+
+# --------------------------------------------------------------------------------------------------
+# Writing into a given avatar
+# --------------------------------------------------------------------------------------------------
+
+
+def _node_local(node) -> np.ndarray:  # noqa: ANN001
+    """The 4x4 local matrix of a glTF node (matrix, or T * R * S)."""
+    if node.matrix is not None and len(node.matrix) == 16:
+        return np.array(node.matrix, dtype=np.float64).reshape(4, 4).T
+    m = np.eye(4)
+    r = node.rotation or [0.0, 0.0, 0.0, 1.0]
+    from .rotations import quat_to_matrix
+
+    m[:3, :3] = quat_to_matrix(np.array(r, dtype=np.float64)) * np.array(node.scale or [1.0, 1.0, 1.0])[None]
+    m[:3, 3] = node.translation or [0.0, 0.0, 0.0]
+    return m
+
+
+def humanoid_nodes(gltf, skeleton: Skeleton = HUMANOID) -> dict[str, int]:  # noqa: ANN001
+    """Our bone name -> node index, from the VRM 1.0 / 0.x humanoid extension, else from node names."""
+    ext = gltf.extensions or {}
+    out: dict[str, int] = {}
+    if "VRMC_vrm" in ext:
+        for bone, v in ext["VRMC_vrm"].get("humanoid", {}).get("humanBones", {}).items():
+            out[bone] = int(v["node"])
+    elif "VRM" in ext:
+        for v in ext["VRM"].get("humanoid", {}).get("humanBones", []):
+            out[v["bone"]] = int(v["node"])
+    if not out:
+        from .bvh import map_bone_names
+
+        names = [n.name or f"node{i}" for i, n in enumerate(gltf.nodes)]
+        parents = [-1] * len(names)
+        for i, n in enumerate(gltf.nodes):
+            for c in n.children or []:
+                parents[c] = i
+        lower = {nm.lower(): i for i, nm in enumerate(names)}
+        for bone in skeleton.joints:  # exact VRM or Unity names first, then the BVH name heuristics
+            for cand in (bone, UNITY_BONES[bone]):
+                if cand.lower() in lower:
+                    out[bone] = lower[cand.lower()]
+                    break
+        if len(out) < 5:
+            out = {**map_bone_names(names, parents, skeleton), **out}
+    return {k: v for k, v in out.items() if k in skeleton.joints and 0 <= v < len(gltf.nodes)}
+
+
+def avatar_faces_minus_z(gltf, mapping: dict[str, int], world: list[np.ndarray]) -> bool:  # noqa: ANN001
+    """Whether the avatar faces -Z (VRM 0.x does; VRM 1.0 and our convention face +Z).
+
+    Read from the toes (in front of the ankles) when both are mapped, else from the VRM version.
+    """
+    for side in ("left", "right"):
+        if side + "Toes" in mapping and side + "Foot" in mapping:
+            dz = world[mapping[side + "Toes"]][2, 3] - world[mapping[side + "Foot"]][2, 3]
+            if abs(dz) > 1e-4:
+                return bool(dz < 0)
+    ext = gltf.extensions or {}
+    return "VRM" in ext and "VRMC_vrm" not in ext
+
+
+def add_animation_to_avatar(gltf, motion: BodyMotion, skeleton: Skeleton = HUMANOID,  # noqa: ANN001, ANN201
+                            name: str = "gesture"):
+    """Add the motion as an animation to a loaded avatar (pygltflib.GLTF2 with one embedded buffer).
+
+    Our rotations are world-space changes from a T-pose, so each matched node gets its rest world rotation
+    pre-multiplied by our joint's world rotation (the VRM "normalised bone" retargeting); the avatar is
+    assumed to be modelled in a T-pose (VRM requires it); one facing -Z (VRM 0.x) gets the motion turned by
+    180 degrees about Y. The hips move by our root displacement scaled to the avatar's hip height. Unmatched
+    nodes keep their rest pose.
+    """
+    mapping = humanoid_nodes(gltf, skeleton)
+    if "hips" not in mapping:
+        raise InputError("the avatar has no recognisable hips node (need a VRM humanoid or named bones)")
+    if len(gltf.buffers) != 1 or gltf.buffers[0].uri:
+        raise InputError("only binary glTF (.glb/.vrm) avatars with one embedded buffer are supported")
+    n_nodes = len(gltf.nodes)
+    parent = [-1] * n_nodes
+    for i, nd in enumerate(gltf.nodes):
+        for c in nd.children or []:
+            parent[c] = i
+    local = [_node_local(nd) for nd in gltf.nodes]
+    world: list[np.ndarray | None] = [None] * n_nodes
+
+    def world_of(i: int) -> np.ndarray:
+        if world[i] is None:
+            world[i] = local[i] if parent[i] < 0 else world_of(parent[i]) @ local[i]
+        return world[i]  # type: ignore[return-value]
+
+    for i in range(n_nodes):
+        world_of(i)
+    rest_world_rot = {i: matrix_to_quat(_unscaled(world[i][:3, :3])) for i in range(n_nodes)}  # type: ignore[index]
+    rot = rotations_in_skeleton_order(motion, skeleton)
+    _, g_ours = fk(rot, motion.root_position, skeleton)
+    T = motion.num_frames
+    turn = avatar_faces_minus_z(gltf, mapping, world)  # type: ignore[arg-type]
+    if turn:  # conjugate by a half turn about Y: our +Z-facing motion for a -Z-facing rig
+        y180 = np.array([0.0, 1.0, 0.0, 0.0])
+        g_ours = quat_mul(quat_mul(np.broadcast_to(y180, g_ours.shape), g_ours),
+                          np.broadcast_to(quat_inv(y180), g_ours.shape))
+    node_to_bone = {v: k for k, v in mapping.items()}
+    # Animated world rotations, parents before children (visit order from the roots).
+    order: list[int] = []
+    stack = [i for i in range(n_nodes) if parent[i] < 0][::-1]
+    while stack:
+        i = stack.pop()
+        order.append(i)
+        stack.extend((gltf.nodes[i].children or [])[::-1])
+    w_t: dict[int, np.ndarray] = {}
+    node_rot: dict[int, np.ndarray] = {}
+    for i in order:
+        p = parent[i]
+        wp = w_t[p] if p >= 0 else identity_quat(T)
+        if i in node_to_bone:
+            w = quat_mul(g_ours[:, skeleton.index(node_to_bone[i])], np.broadcast_to(rest_world_rot[i], (T, 4)))
+            node_rot[i] = quat_mul(quat_inv(wp), w)
+            w_t[i] = w
+        else:
+            w_t[i] = quat_mul(wp, np.broadcast_to(matrix_to_quat(_unscaled(local[i][:3, :3])), (T, 4)))
+    hips = mapping["hips"]
+    hw = world[hips]  # type: ignore[index]
+    ours_h = skeleton.rest_positions[0, 1]
+    k = float(hw[1, 3]) / ours_h if hw[1, 3] > 1e-3 else 1.0
+    delta = (motion.root_position.astype(np.float64) - skeleton.rest_positions[0]) * k
+    if turn:
+        delta = delta * np.array([-1.0, 1.0, -1.0])
+    new_world = hw[:3, 3][None] + delta
+    pw = world[parent[hips]] if parent[hips] >= 0 else np.eye(4)
+    inv = np.linalg.inv(pw)
+    trans = (inv[:3, :3] @ new_world.T).T + inv[:3, 3]
+    blob = _Blob(gltf, gltf.binary_blob() or b"")
+    _add_animation(gltf, blob, motion.fps, T, node_rot, {hips: trans}, name)
+    blob.finish()
+    return gltf
+
+
+def _unscaled(m: np.ndarray) -> np.ndarray:
+    """The rotation part of a 3x3 matrix that may carry scale."""
+    u, _, vt = np.linalg.svd(m)
+    r = u @ vt
+    if np.linalg.det(r) < 0:
+        u[:, -1] *= -1
+        r = u @ vt
+    return r
+
+
+def write_animation_into(avatar: str | os.PathLike[str], motion: BodyMotion, out: str | os.PathLike[str],
+                         skeleton: Skeleton = HUMANOID) -> Path:
+    """Read an avatar .glb/.vrm, add the motion as an animation and write the result to `out` atomically."""
+    import pygltflib as g
+
+    p = Path(avatar)
+    if not p.is_file():
+        raise InputError(f"avatar file not found: {p}")
+    try:
+        gltf = g.GLTF2().load_binary(str(p))
+    except Exception as exc:  # pygltflib raises assorted errors on broken files
+        raise InputError(f"{p.name} is not a readable binary glTF: {exc}") from None
+    return _save(add_animation_to_avatar(gltf, motion, skeleton), out)
