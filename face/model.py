@@ -16,20 +16,16 @@ and the model card README.md in one folder (`save_pretrained` / `from_pretrained
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import os
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 from torch import nn
 
 from avatar.errors import InputError, ModelError
-from avatar.io import atomic_path, atomic_write_text
+from avatar.pretrained import PretrainedMixin
 from avatar.types import ARKIT_BLENDSHAPES, FACE_CHANNELS, VAD, EmotionTrack, FaceMotion
 
 log = logging.getLogger(__name__)
@@ -85,8 +81,11 @@ class _Block(nn.Module):
         return h + x
 
 
-class FaceDenoiser(nn.Module):
+class FaceDenoiser(PretrainedMixin, nn.Module):
     """Predicts the noise (or sample) of a noisy motion window from audio features, VAD and the timestep."""
+
+    config_class = FaceDiffusionConfig
+    model_name = "face"
 
     def __init__(self, config: FaceDiffusionConfig | None = None) -> None:
         super().__init__()
@@ -118,39 +117,9 @@ class FaceDenoiser(nn.Module):
         h = torch.nn.functional.silu(self.out_norm(h)).transpose(1, 2)
         return self.out(h)
 
-    # ---- persistence -----------------------------------------------------------------------------------
-    def save_pretrained(self, folder: str | os.PathLike[str], card: str | None = None) -> Path:
-        """Write config.json, model.safetensors and the model card README.md (a default card if none given)."""
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().contiguous().float().cpu() for k, v in self.state_dict().items()}
-        with atomic_path(folder / "model.safetensors") as tmp:
-            save_file(state, str(tmp), metadata={"format": "pt"})
-        atomic_write_text(folder / "config.json", json.dumps(asdict(self.config), indent=2))
-        atomic_write_text(folder / "README.md", card if card is not None else default_card(self))
-        return folder
-
-    @classmethod
-    def from_pretrained(cls, folder: str | os.PathLike[str]) -> "FaceDenoiser":
-        """Load a saved denoiser (safetensors only; nothing is unpickled)."""
-        folder = Path(folder)
-        cfg_path, w_path = folder / "config.json", folder / "model.safetensors"
-        if not cfg_path.is_file() or not w_path.is_file():
-            raise ModelError(f"face model folder {folder} needs config.json and model.safetensors")
-        try:
-            raw = json.loads(cfg_path.read_text(encoding="utf-8"))
-            known = set(FaceDiffusionConfig.__dataclass_fields__)
-            config = FaceDiffusionConfig(**{k: v for k, v in raw.items() if k in known})
-            state = load_file(str(w_path))
-        except Exception as exc:
-            raise ModelError(f"cannot read face model in {folder}: {exc}") from exc
-        model = cls(config)
-        try:
-            model.load_state_dict(state)
-        except RuntimeError as exc:
-            raise ModelError(f"{w_path} does not fit its config.json: {str(exc).splitlines()[0]}") from exc
-        model.eval()
-        return model
+    def default_card(self) -> str:
+        """The card for weights with no training record (see `default_card`)."""
+        return default_card(self)
 
     def num_parameters(self) -> int:
         """Number of weights."""

@@ -16,20 +16,16 @@ Saved like a diffusers component: save_pretrained(dir) writes config.json, model
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import os
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 from torch import nn
 
 from avatar.errors import InputError, ModelError
-from avatar.io import atomic_path, atomic_write_text
+from avatar.pretrained import PretrainedMixin
 from avatar.types import BodyMotion
 
 from .kinematics import plant_feet, rotations_in_skeleton_order
@@ -104,8 +100,11 @@ def _sinusoid(x: torch.Tensor, dim: int) -> torch.Tensor:
     return torch.cat([torch.sin(ang), torch.cos(ang)], dim=-1)
 
 
-class GestureDenoiser(nn.Module):
+class GestureDenoiser(PretrainedMixin, nn.Module):
     """Predicts the clean (normalised) motion window from a noisy one, prosody, VAD and the known prefix."""
+
+    config_class = GestureModelConfig
+    model_name = "gesture"
 
     def __init__(self, config: GestureModelConfig | None = None) -> None:
         super().__init__()
@@ -137,40 +136,10 @@ class GestureDenoiser(nn.Module):
         h = h + v + pos + self.time(_sinusoid(t, d))[:, None, :]
         return self.out(self.encoder(h))
 
-    # ---- persistence ---------------------------------------------------------------------------------
 
-    def save_pretrained(self, folder: str | os.PathLike[str], card: str | None = None) -> Path:
-        """Write config.json, model.safetensors and the model card README.md (a default card if none given)."""
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().contiguous().float().cpu() for k, v in self.state_dict().items()}
-        with atomic_path(folder / "model.safetensors") as tmp:
-            save_file(state, str(tmp), metadata={"format": "pt"})
-        atomic_write_text(folder / "config.json", json.dumps(asdict(self.config), indent=2))
-        atomic_write_text(folder / "README.md", card if card is not None else default_card(self))
-        return folder
-
-    @classmethod
-    def from_pretrained(cls, folder: str | os.PathLike[str]) -> "GestureDenoiser":
-        """Load a saved model (ModelError when files are missing or do not fit the config)."""
-        folder = Path(folder)
-        cfg_path, w_path = folder / "config.json", folder / "model.safetensors"
-        if not cfg_path.is_file() or not w_path.is_file():
-            raise ModelError(f"gesture model folder {folder} needs config.json and model.safetensors")
-        try:
-            raw = json.loads(cfg_path.read_text(encoding="utf-8"))
-            known = set(GestureModelConfig.__dataclass_fields__)
-            config = GestureModelConfig(**{k: v for k, v in raw.items() if k in known})
-            state = load_file(str(w_path))
-        except Exception as exc:
-            raise ModelError(f"cannot read gesture model in {folder}: {exc}") from exc
-        model = cls(config)
-        try:
-            model.load_state_dict(state, strict=True)
-        except RuntimeError as exc:
-            raise ModelError(f"{w_path} does not fit its config.json: {str(exc).splitlines()[0]}") from exc
-        model.eval()
-        return model
+    def default_card(self) -> str:
+        """The card for weights with no training record (see `default_card`)."""
+        return default_card(self)
 
     def num_parameters(self) -> int:
         """Number of trainable parameters."""

@@ -1,0 +1,1 @@
+"""The avatar itself and how it is drawn: the default character, user glTF/VRM avatars, rendering."""
