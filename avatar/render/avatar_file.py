@@ -1,0 +1,398 @@
+"""Load a user avatar (.glb / .gltf / .vrm, glTF 2.0 and VRM 0.x / 1.0) into what the renderer needs.
+
+`load_avatar(path)` reads the file with pygltflib, refuses what is not a sound glTF 2.0 file (InputError),
+and maps the avatar onto our motion data:
+
+- Face: morph targets named as ARKit shapes (mesh or primitive extras.targetNames, case-insensitive, common
+  spellings such as "eyeBlink_L" or "blendShape1.jawOpen" accepted; VRM expressions named as ARKit shapes
+  count too) drive FaceMotion's 52 channels directly. An avatar with only VRM preset expressions (VRM 1.0
+  `expressions.preset`, VRM 0.x `blendShapeMaster` presets) is driven through avatar.face.rig.to_vrm_array.
+- Body: bones come from the VRM 1.0 / 0.x humanoid map, else from node names (VRM, Unity and Mixamo
+  spellings such as "mixamorig:LeftArm"), via avatar.gesture.gltf.humanoid_nodes.
+- Eyes: the leftEye / rightEye humanoid bones (or nodes named so), which gaze rotates.
+
+An avatar missing shapes or bones still loads: one warning lists what is missing, and those parts stay at
+rest.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from avatar.errors import InputError
+from avatar.gesture.gltf import _node_local, humanoid_nodes
+from avatar.gesture.skeleton import HUMANOID, VRM_REQUIRED
+from avatar.io import safe_join
+from avatar.types import ARKIT_BLENDSHAPES
+
+log = logging.getLogger(__name__)
+
+#: Largest avatar file we read.
+MAX_BYTES = 200 * 1024 * 1024
+_ARKIT_KEYS = {n.lower(): n for n in ARKIT_BLENDSHAPES}
+_EYES = ("leftEye", "rightEye")
+
+Bind = tuple[int, int, float]  # (mesh index, morph target index, weight in [0, 1])
+
+
+@dataclass(frozen=True)
+class AvatarNode:
+    """One glTF node: its name, hierarchy and rest transform (T, R as xyzw, S), and what it carries."""
+
+    name: str
+    parent: int  # -1 for a root
+    children: tuple[int, ...]
+    translation: tuple[float, float, float]
+    rotation: tuple[float, float, float, float]
+    scale: tuple[float, float, float]
+    mesh: int | None = None
+    skin: int | None = None
+
+
+@dataclass(frozen=True)
+class AvatarSkin:
+    """A glTF skin: joint node indices and their inverse bind matrices [J, 4, 4] (row-major)."""
+
+    joints: tuple[int, ...]
+    inverse_bind: np.ndarray = field(repr=False)
+
+
+@dataclass
+class Avatar:
+    """A loaded avatar: the glTF document plus the mappings that drive it from FaceMotion and BodyMotion."""
+
+    path: Path
+    gltf: object = field(repr=False)  # pygltflib.GLTF2 (geometry, materials, buffers for the renderer)
+    nodes: tuple[AvatarNode, ...] = field(repr=False)
+    skins: tuple[AvatarSkin, ...] = field(repr=False)
+    bones: dict[str, int]  # VRM humanoid bone -> node index
+    eyes: dict[str, int]  # "leftEye"/"rightEye" -> node index
+    arkit: dict[str, list[Bind]]  # ARKit shape -> morph targets it drives
+    expressions: dict[str, list[Bind]]  # VRM 1.0 preset expression -> morph targets (used without ARKit shapes)
+    vrm_version: str | None  # "0.x", "1.0" or None for plain glTF
+    faces_minus_z: bool  # VRM 0.x avatars face -Z; ours and VRM 1.0 face +Z
+    missing_shapes: tuple[str, ...] = ()
+    missing_bones: tuple[str, ...] = ()
+
+    @property
+    def face_mode(self) -> str:
+        """How FaceMotion drives the face: "arkit" (per shape), "vrm" (presets via face/rig.py) or "none"."""
+        if self.arkit:
+            return "arkit"
+        return "vrm" if self.expressions else "none"
+
+    def morph_weights(self, arkit: np.ndarray) -> dict[tuple[int, int], float]:
+        """Morph target weights {(mesh, target): w} for one frame of the 52 ARKit weights."""
+        a = np.asarray(arkit, dtype=np.float64).reshape(-1)
+        if a.shape != (len(ARKIT_BLENDSHAPES),) or not np.isfinite(a).all():
+            raise InputError(f"need 52 finite ARKit weights, got shape {a.shape}")
+        out: dict[tuple[int, int], float] = {}
+        if self.face_mode == "arkit":
+            drive = {n: float(a[i]) for i, n in enumerate(ARKIT_BLENDSHAPES)}
+            table = self.arkit
+        elif self.face_mode == "vrm":
+            from avatar.face.rig import VRM_EXPRESSIONS, to_vrm_array
+
+            v = to_vrm_array(a[None])[0]
+            drive = {n: float(v[i]) for i, n in enumerate(VRM_EXPRESSIONS)}
+            table = self.expressions
+        else:
+            return out
+        for name, binds in table.items():
+            for mesh, target, w in binds:
+                out[(mesh, target)] = out.get((mesh, target), 0.0) + w * drive.get(name, 0.0)
+        return {k: float(np.clip(v, 0.0, 1.0)) for k, v in out.items()}
+
+
+def arkit_name(name: str) -> str | None:
+    """The ARKit shape a morph target or expression name stands for, or None ("blendShape1.eyeBlink_L" ->
+    "eyeBlinkLeft", "JawOpen" -> "jawOpen")."""
+    s = name.strip()
+    m = re.search(r"[._\- ]([LR])$", s, re.I)  # a side suffix: "_L", ".R", " L"
+    if m:
+        s = s[: m.start()]
+    s = re.split(r"[.:|]", s)[-1]  # drop a prefix: "blendShape1.", "Face:"
+    if m:
+        s += "Left" if m.group(1).upper() == "L" else "Right"
+    key = re.sub(r"[^a-z0-9]", "", s.lower())
+    return _ARKIT_KEYS.get(key)
+
+
+def _check_file(path: Path) -> None:
+    if not path.is_file():
+        raise InputError(f"avatar file not found: {path}")
+    size = path.stat().st_size
+    if size > MAX_BYTES:
+        raise InputError(f"{path.name} is {size / 1e6:.0f} MB; avatars are limited to {MAX_BYTES / 1e6:.0f} MB")
+    if size < 12:
+        raise InputError(f"{path.name} is too small to be a glTF file")
+    suffix = path.suffix.lower()
+    if suffix not in (".glb", ".gltf", ".vrm"):
+        raise InputError(f"avatar must be .glb, .gltf or .vrm, got {path.name!r}")
+    with path.open("rb") as fh:
+        head = fh.read(12)
+    if suffix in (".glb", ".vrm"):
+        if head[:4] != b"glTF":
+            raise InputError(f"{path.name} is not binary glTF (no 'glTF' header)")
+        version, length = int.from_bytes(head[4:8], "little"), int.from_bytes(head[8:12], "little")
+        if version != 2:
+            raise InputError(f"{path.name} is glTF version {version}; only glTF 2.0 is supported")
+        if length != size:
+            raise InputError(f"{path.name} is truncated or padded: header says {length} bytes, file has {size}")
+
+
+def _read(path: Path):  # noqa: ANN202 - pygltflib.GLTF2
+    import pygltflib as g
+
+    _check_file(path)
+    try:
+        if path.suffix.lower() == ".gltf":
+            json.loads(path.read_text(encoding="utf-8"))  # a clear error for non-JSON before pygltflib's
+            gltf = g.GLTF2().load_json(str(path))
+        else:
+            gltf = g.GLTF2().load_binary(str(path))
+    except InputError:
+        raise
+    except Exception as exc:  # pygltflib and json raise assorted errors on broken files
+        raise InputError(f"{path.name} is not a readable glTF 2.0 file: {type(exc).__name__}: {exc}") from None
+    if gltf is None or not str(getattr(gltf.asset, "version", "")).startswith("2"):
+        raise InputError(f"{path.name} is not glTF 2.0 (asset.version missing or not 2.x)")
+    _check_buffers(gltf, path)
+    if path.suffix.lower() == ".gltf" and gltf.buffers:
+        try:  # external .bin files and data: URIs -> one embedded blob, as in a .glb
+            with warnings.catch_warnings():  # pygltflib warns that the .bin is now "orphaned": it is only read
+                warnings.simplefilter("ignore", UserWarning)
+                gltf.convert_buffers(g.BufferFormat.BINARYBLOB)
+        except Exception as exc:  # noqa: BLE001 - pygltflib raises assorted errors on bad buffers
+            raise InputError(f"{path.name}: its buffers cannot be read: {exc}") from None
+    return gltf
+
+
+def _check_buffers(gltf, path: Path) -> None:  # noqa: ANN001
+    """Every buffer is present, inside the avatar's folder, and large enough for the views into it."""
+    sizes, external = [], 0
+    for i, buf in enumerate(gltf.buffers):
+        if buf.uri is None:
+            blob = gltf.binary_blob() if i == 0 else None
+            have = len(blob) if blob is not None else 0
+        elif buf.uri.startswith("data:"):
+            have = buf.byteLength
+        else:
+            try:
+                ext = safe_join(path.parent, buf.uri)  # refuses "../" escapes
+            except InputError:
+                raise InputError(f"{path.name}: buffer uri {buf.uri!r} points outside the avatar's folder") from None
+            if not ext.is_file():
+                raise InputError(f"{path.name} refers to a missing buffer file {buf.uri!r}")
+            have = ext.stat().st_size
+            external += have
+            if external > MAX_BYTES:
+                raise InputError(f"{path.name}: its buffer files exceed {MAX_BYTES / 1e6:.0f} MB")
+        if have < (buf.byteLength or 0):
+            raise InputError(f"{path.name}: buffer {i} holds {have} bytes, needs {buf.byteLength}")
+        sizes.append(buf.byteLength or 0)
+    for i, view in enumerate(gltf.bufferViews):
+        if view.buffer is None or not 0 <= view.buffer < len(sizes) or \
+                (view.byteOffset or 0) + (view.byteLength or 0) > sizes[view.buffer]:
+            raise InputError(f"{path.name}: bufferView {i} points outside its buffer")
+    for i, acc in enumerate(gltf.accessors):
+        if acc.bufferView is not None and not 0 <= acc.bufferView < len(gltf.bufferViews):
+            raise InputError(f"{path.name}: accessor {i} points to a missing bufferView")
+    n = len(gltf.nodes)
+    for i, nd in enumerate(gltf.nodes):
+        if any(not 0 <= c < n or c == i for c in nd.children or []):
+            raise InputError(f"{path.name}: node {i} has an invalid child")
+        if nd.mesh is not None and not 0 <= nd.mesh < len(gltf.meshes):
+            raise InputError(f"{path.name}: node {i} points to a missing mesh")
+
+
+def _accessor(gltf, index: int) -> np.ndarray:  # noqa: ANN001
+    """Read a float accessor from the embedded binary buffer (enough for inverse bind matrices)."""
+    acc = gltf.accessors[index]
+    view = gltf.bufferViews[acc.bufferView]
+    blob = gltf.binary_blob()
+    n = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4, "MAT4": 16}[acc.type]
+    if acc.componentType != 5126 or blob is None:
+        raise InputError("only float accessors in an embedded buffer are read here")
+    start = (view.byteOffset or 0) + (acc.byteOffset or 0)
+    stride = view.byteStride or 4 * n
+    if start + stride * (acc.count - 1) + 4 * n > len(blob):
+        raise InputError("an accessor reads past the end of the buffer")
+    raw = np.lib.stride_tricks.as_strided(np.frombuffer(blob, np.uint8, offset=start),
+                                          shape=(acc.count, 4 * n), strides=(stride, 1))
+    return np.ascontiguousarray(raw).view(np.float32).reshape(acc.count, n).astype(np.float64)
+
+
+def _nodes(gltf) -> tuple[AvatarNode, ...]:  # noqa: ANN001
+    parent = [-1] * len(gltf.nodes)
+    for i, nd in enumerate(gltf.nodes):
+        for c in nd.children or []:
+            parent[c] = i
+    out = []
+    for i, nd in enumerate(gltf.nodes):
+        if nd.matrix is not None and len(nd.matrix) == 16:  # decompose a matrix node into T, R, S
+            from avatar.gesture.rotations import matrix_to_quat
+
+            m = _node_local(nd)
+            s = np.linalg.norm(m[:3, :3], axis=0)
+            t, r = tuple(m[:3, 3]), tuple(matrix_to_quat(m[:3, :3] / np.where(s > 0, s, 1.0)))
+            sc = tuple(s)
+        else:
+            t = tuple(nd.translation or (0.0, 0.0, 0.0))
+            r = tuple(nd.rotation or (0.0, 0.0, 0.0, 1.0))
+            sc = tuple(nd.scale or (1.0, 1.0, 1.0))
+        out.append(AvatarNode(name=nd.name or f"node{i}", parent=parent[i], children=tuple(nd.children or ()),
+                              translation=tuple(float(v) for v in t), rotation=tuple(float(v) for v in r),
+                              scale=tuple(float(v) for v in sc), mesh=nd.mesh, skin=nd.skin))
+    return tuple(out)
+
+
+def _skins(gltf) -> tuple[AvatarSkin, ...]:  # noqa: ANN001
+    out = []
+    for sk in gltf.skins:
+        J = len(sk.joints)
+        if sk.inverseBindMatrices is None:
+            ibm = np.tile(np.eye(4), (J, 1, 1))
+        else:
+            ibm = _accessor(gltf, sk.inverseBindMatrices).reshape(-1, 4, 4).transpose(0, 2, 1)
+            if len(ibm) != J:
+                raise InputError("a skin's inverse bind matrices do not match its joints")
+        out.append(AvatarSkin(joints=tuple(sk.joints), inverse_bind=ibm))
+    return tuple(out)
+
+
+def _target_names(mesh) -> list[str]:  # noqa: ANN001
+    names = (mesh.extras or {}).get("targetNames") if isinstance(mesh.extras, dict) else None
+    if not names:
+        for prim in mesh.primitives:
+            if isinstance(prim.extras, dict) and prim.extras.get("targetNames"):
+                names = prim.extras["targetNames"]
+                break
+    return [str(n) for n in names or []]
+
+
+def _expressions(gltf) -> tuple[str | None, dict[str, list[Bind]], dict[str, list[Bind]]]:  # noqa: ANN001
+    """(VRM version, preset expressions under VRM 1.0 names, expressions named as ARKit shapes)."""
+    from avatar.face.rig import VRM0_NAMES, VRM_EXPRESSIONS
+
+    ext = gltf.extensions or {}
+    presets: dict[str, list[Bind]] = {}
+    arkit: dict[str, list[Bind]] = {}
+    if "VRMC_vrm" in ext:
+        expr = ext["VRMC_vrm"].get("expressions", {}) or {}
+        groups = list((expr.get("preset") or {}).items()) + list((expr.get("custom") or {}).items())
+        for name, e in groups:
+            binds = []
+            for b in (e or {}).get("morphTargetBinds", []) or []:
+                node = b.get("node")
+                if isinstance(node, int) and 0 <= node < len(gltf.nodes) and gltf.nodes[node].mesh is not None:
+                    binds.append((gltf.nodes[node].mesh, int(b.get("index", 0)), float(b.get("weight", 1.0))))
+            if name in VRM_EXPRESSIONS:
+                presets[name] = binds
+            elif arkit_name(name):
+                arkit[arkit_name(name)] = binds
+        return "1.0", presets, arkit
+    if "VRM" in ext:
+        from_vrm0 = {v: k for k, v in VRM0_NAMES.items()}
+        for grp in (ext["VRM"].get("blendShapeMaster", {}) or {}).get("blendShapeGroups", []) or []:
+            binds = [(int(b["mesh"]), int(b["index"]), float(b.get("weight", 100.0)) / 100.0)
+                     for b in grp.get("binds", []) or [] if isinstance(b.get("mesh"), int)]
+            preset = str(grp.get("presetName", "")).lower()
+            if preset in from_vrm0:
+                presets[from_vrm0[preset]] = binds
+            elif arkit_name(str(grp.get("name", ""))):
+                arkit[arkit_name(str(grp.get("name", "")))] = binds
+        return "0.x", presets, arkit
+    return None, presets, arkit
+
+
+def _eye_nodes(gltf, nodes: tuple[AvatarNode, ...]) -> dict[str, int]:  # noqa: ANN001
+    ext = gltf.extensions or {}
+    out: dict[str, int] = {}
+    if "VRMC_vrm" in ext:
+        for eye in _EYES:
+            v = ext["VRMC_vrm"].get("humanoid", {}).get("humanBones", {}).get(eye)
+            if v is not None:
+                out[eye] = int(v["node"])
+    elif "VRM" in ext:
+        for v in ext["VRM"].get("humanoid", {}).get("humanBones", []) or []:
+            if v.get("bone") in _EYES:
+                out[v["bone"]] = int(v["node"])
+    if not out:  # by name: leftEye, LeftEye, mixamorig:LeftEye, eye_L, Eye.L ...
+        for i, nd in enumerate(nodes):
+            key = re.sub(r"[^a-z]", "", re.sub(r"^.*:", "", nd.name).lower())
+            for eye, side in (("leftEye", "l"), ("rightEye", "r")):
+                full = "left" if side == "l" else "right"
+                if key in (f"{full}eye", f"eye{full}", f"eye{side}", f"{side}eye") and eye not in out:
+                    out[eye] = i
+    return {k: v for k, v in out.items() if 0 <= v < len(nodes)}
+
+
+def load_avatar(path: str | os.PathLike[str]) -> Avatar:
+    """Read a .glb/.gltf/.vrm avatar and map its morph targets and bones onto FaceMotion and BodyMotion."""
+    p = Path(path)
+    gltf = _read(p)
+    try:
+        return _map(p, gltf)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        if isinstance(exc, InputError):
+            raise
+        raise InputError(f"{p.name}: malformed glTF/VRM data ({type(exc).__name__}: {exc})") from None
+
+
+def _map(p: Path, gltf) -> Avatar:  # noqa: ANN001
+    nodes = _nodes(gltf)
+    skins = _skins(gltf)
+    version, presets, arkit = _expressions(gltf)
+    for m, mesh in enumerate(gltf.meshes):  # morph targets named as ARKit shapes
+        for t, name in enumerate(_target_names(mesh)):
+            key = arkit_name(name)
+            if key and key not in arkit:
+                arkit[key] = [(m, t, 1.0)]
+    bones = humanoid_nodes(gltf, HUMANOID)
+    eyes = _eye_nodes(gltf, nodes)
+    from avatar.gesture.gltf import avatar_faces_minus_z
+
+    world = [np.eye(4)] * len(nodes)
+    for i in _topological(nodes):
+        local = _node_local(gltf.nodes[i])
+        world[i] = local if nodes[i].parent < 0 else world[nodes[i].parent] @ local
+    minus_z = avatar_faces_minus_z(gltf, bones, world)
+    if arkit:
+        missing_shapes = tuple(n for n in ARKIT_BLENDSHAPES if n not in arkit)
+    else:
+        from avatar.face.rig import VRM_EXPRESSIONS
+
+        missing_shapes = tuple(n for n in VRM_EXPRESSIONS if n not in presets) if presets else ARKIT_BLENDSHAPES
+    missing_bones = tuple(b for b in VRM_REQUIRED if b not in bones) + tuple(e for e in _EYES if e not in eyes)
+    if missing_shapes or missing_bones:
+        log.warning("avatar %s: %d face shapes missing (%s); %d bones missing (%s); those parts stay at rest",
+                    p.name, len(missing_shapes), ", ".join(missing_shapes) or "-", len(missing_bones),
+                    ", ".join(missing_bones) or "-")
+    return Avatar(path=p, gltf=gltf, nodes=nodes, skins=skins, bones=bones, eyes=eyes, arkit=arkit,
+                  expressions=presets, vrm_version=version, faces_minus_z=minus_z,
+                  missing_shapes=missing_shapes, missing_bones=missing_bones)
+
+
+def _topological(nodes: tuple[AvatarNode, ...]) -> list[int]:
+    """Node indices with every parent before its children (refuses cycles)."""
+    order, seen = [], set()
+    stack = [i for i, n in enumerate(nodes) if n.parent < 0][::-1]
+    while stack:
+        i = stack.pop()
+        if i in seen:
+            raise InputError("the avatar's node hierarchy has a cycle")
+        seen.add(i)
+        order.append(i)
+        stack.extend(nodes[i].children[::-1])
+    if len(order) != len(nodes):
+        raise InputError("the avatar's node hierarchy has a cycle or a node with two parents")
+    return order

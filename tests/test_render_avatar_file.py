@@ -1,0 +1,201 @@
+"""Loading user avatars (avatar.render.avatar_file): mapping, warnings for missing parts, refusing bad files."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from avatar.errors import InputError
+from avatar.gesture.skeleton import VRM_BONES
+from avatar.types import ARKIT_BLENDSHAPES
+
+pygltflib = pytest.importorskip("pygltflib")
+
+MIXAMO = {"hips": "Hips", "spine": "Spine", "chest": "Spine1", "upperChest": "Spine2", "neck": "Neck",
+          "head": "Head", "leftShoulder": "LeftShoulder", "leftUpperArm": "LeftArm", "leftLowerArm": "LeftForeArm",
+          "leftHand": "LeftHand", "leftUpperLeg": "LeftUpLeg", "leftLowerLeg": "LeftLeg", "leftFoot": "LeftFoot",
+          "leftToes": "LeftToeBase"}
+
+
+@pytest.fixture(scope="module")
+def glb(root: Path) -> Path:
+    """The committed default avatar (test_render_avatar.py checks it is what the script makes)."""
+    path = root / "weights" / "avatars" / "default.glb"
+    assert path.is_file(), "run: python -m avatar.render.make_default"
+    return path
+
+
+def _variant(glb: Path, out: Path, edit) -> Path:  # noqa: ANN001
+    g = pygltflib.GLTF2().load_binary(str(glb))
+    edit(g)
+    out.write_bytes(b"".join(g.save_to_bytes()))
+    return out
+
+
+def test_default_avatar_maps_completely_without_warning(glb: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from avatar.render.avatar_file import load_avatar
+
+    with caplog.at_level(logging.WARNING):
+        av = load_avatar(glb)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert av.face_mode == "arkit" and set(av.arkit) == set(ARKIT_BLENDSHAPES)
+    assert set(av.bones) == set(VRM_BONES) and set(av.eyes) == {"leftEye", "rightEye"}
+    assert av.vrm_version == "1.0" and not av.faces_minus_z
+    assert av.nodes[av.eyes["leftEye"]].parent == av.bones["head"]
+    assert av.skins[0].inverse_bind.shape == (len(VRM_BONES), 4, 4)
+    w = np.zeros(52)
+    w[ARKIT_BLENDSHAPES.index("jawOpen")] = 0.7
+    weights = av.morph_weights(w)
+    face = next(i for i, m in enumerate(av.gltf.meshes) if m.name == "face")
+    assert weights[(face, ARKIT_BLENDSHAPES.index("jawOpen"))] == pytest.approx(0.7)
+    assert sum(weights.values()) == pytest.approx(0.7)
+    with pytest.raises(InputError):
+        av.morph_weights(np.full(52, np.nan))
+
+
+def test_gltf_with_external_buffer_loads(glb: Path, tmp_path: Path) -> None:
+    from avatar.render.avatar_file import load_avatar
+
+    g = pygltflib.GLTF2().load_binary(str(glb))
+    (tmp_path / "a.bin").write_bytes(g.binary_blob())
+    g.buffers[0].uri = "a.bin"
+    g._glb_data = None
+    g.save_json(str(tmp_path / "a.gltf"))
+    av = load_avatar(tmp_path / "a.gltf")
+    assert av.face_mode == "arkit" and set(av.bones) == set(VRM_BONES) and not av.missing_bones
+    assert np.allclose(av.skins[0].inverse_bind[VRM_BONES.index("head"), :3, 3], [0.0, -1.58, 0.0], atol=1e-6)
+    (tmp_path / "a.bin").unlink()
+    with pytest.raises(InputError, match="missing buffer"):
+        load_avatar(tmp_path / "a.gltf")
+
+
+def test_missing_shapes_and_bones_warn_but_load(glb: Path, tmp_path: Path,
+                                                caplog: pytest.LogCaptureFixture) -> None:
+    from avatar.render.avatar_file import load_avatar
+
+    def edit(g) -> None:  # noqa: ANN001 - a Mixamo-named rig without VRM data, half the shapes, no right arm
+        g.extensions, g.extensionsUsed = {}, []
+        for n in g.nodes:
+            if n.name in MIXAMO:
+                n.name = "mixamorig:" + MIXAMO[n.name]
+            elif n.name in ("rightUpperArm", "rightLowerArm", "rightHand", "leftEye", "rightEye"):
+                n.name = f"thing{id(n) % 97}"
+            elif n.name and n.name.startswith("right"):
+                n.name = "mixamorig:Right" + MIXAMO["left" + n.name[5:]][4:]
+        face = next(m for m in g.meshes if m.name == "face")
+        face.extras = {"targetNames": [("blendShape1." + t if k % 2 else f"custom{k}")
+                                       for k, t in enumerate(face.extras["targetNames"])]}
+
+    path = _variant(glb, tmp_path / "mixamo.glb", edit)
+    with caplog.at_level(logging.WARNING):
+        av = load_avatar(path)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and "missing" in warnings[0] and "rightUpperArm" in warnings[0]
+    assert av.vrm_version is None and av.face_mode == "arkit"
+    assert len(av.arkit) == 26 and "eyeBlinkLeft" not in av.arkit and "eyeLookDownLeft" in av.arkit
+    assert set(av.missing_shapes) == set(ARKIT_BLENDSHAPES) - set(av.arkit)
+    assert {"rightUpperArm", "rightLowerArm", "rightHand", "leftEye", "rightEye"} <= set(av.missing_bones)
+    for ours in ("hips", "spine", "chest", "upperChest", "leftUpperArm", "leftLowerArm", "leftUpperLeg",
+                 "rightUpperLeg", "rightFoot"):
+        assert av.nodes[av.bones[ours]].name.endswith(MIXAMO.get(ours, MIXAMO.get("left" + ours[5:], "?"))[-5:])
+    assert av.morph_weights(np.ones(52))  # the shapes it has still get driven
+
+
+def test_vrm_expressions_only_avatar_is_driven_through_the_rig(glb: Path, tmp_path: Path) -> None:
+    from avatar.render.avatar_file import load_avatar
+
+    def edit(g) -> None:  # noqa: ANN001 - targets with meaningless names: only the VRM presets say what they are
+        face = next(m for m in g.meshes if m.name == "face")
+        face.extras = {"targetNames": [f"shape{k}" for k in range(52)]}
+
+    av = load_avatar(_variant(glb, tmp_path / "vrm_only.vrm", edit))
+    assert av.face_mode == "vrm" and not av.arkit and len(av.expressions) == 17
+    from avatar.face.visemes import VISEME_TARGETS
+    from avatar.types import VISEMES
+
+    w = av.morph_weights(np.asarray(VISEME_TARGETS[VISEMES.index("aa")]))  # an "aa" mouth
+    face = next(i for i, m in enumerate(av.gltf.meshes) if m.name == "face")
+    assert w[(face, ARKIT_BLENDSHAPES.index("jawOpen"))] > 0.2
+    assert w.get((face, ARKIT_BLENDSHAPES.index("eyeBlinkLeft")), 0.0) < 0.05
+
+
+def test_vrm0_humanoid_and_blendshape_groups(glb: Path, tmp_path: Path) -> None:
+    from avatar.render.avatar_file import load_avatar
+
+    def edit(g) -> None:  # noqa: ANN001 - rewrite the VRM 1.0 data as VRM 0.x, with unrelated node names
+        v1 = g.extensions["VRMC_vrm"]
+        face_node = next(i for i, n in enumerate(g.nodes) if n.name == "face")
+        face_mesh = g.nodes[face_node].mesh
+        bones = [{"bone": k, "node": v["node"]} for k, v in v1["humanoid"]["humanBones"].items()]
+        groups = [{"name": "A", "presetName": "a",
+                   "binds": [{"mesh": face_mesh, "index": b["index"], "weight": 100 * b["weight"]}
+                             for b in v1["expressions"]["preset"]["aa"]["morphTargetBinds"]]},
+                  {"name": "Blink", "presetName": "blink",
+                   "binds": [{"mesh": face_mesh, "index": 0, "weight": 100}, {"mesh": face_mesh, "index": 7,
+                                                                                  "weight": 100}]}]
+        g.extensions = {"VRM": {"humanoid": {"humanBones": bones}, "blendShapeMaster": {"blendShapeGroups": groups}}}
+        g.extensionsUsed = ["VRM"]
+        for i, n in enumerate(g.nodes):
+            n.name = f"bone{i}"
+        next(m for m in g.meshes if m.name == "face").extras = {}
+
+    av = load_avatar(_variant(glb, tmp_path / "old.vrm", edit))
+    assert av.vrm_version == "0.x" and av.face_mode == "vrm"
+    assert set(av.bones) == set(VRM_BONES) and set(av.eyes) == {"leftEye", "rightEye"}
+    assert set(av.expressions) == {"aa", "blink"} and av.expressions["blink"][0][2] == pytest.approx(1.0)
+    assert av.faces_minus_z is False  # the toes still point +Z
+
+
+@pytest.mark.parametrize("name,data", [
+    ("noise.glb", bytes(range(256)) * 8),
+    ("text.vrm", b"this is not a VRM avatar, just text\n" * 4),
+    ("broken.gltf", b'{"asset": {"version": "2.0"}, "nodes": [ '),
+    ("old.gltf", json.dumps({"asset": {"version": "1.0"}}).encode()),
+    ("escape.gltf", json.dumps({"asset": {"version": "2.0"},
+                                "buffers": [{"uri": "../../etc/passwd", "byteLength": 4}]}).encode()),
+    ("avatar.obj", b"v 0 0 0\n" * 4),
+    ("tiny.glb", b"glTF"),
+])
+def test_refuses_non_gltf_and_broken_files(tmp_path: Path, name: str, data: bytes) -> None:
+    from avatar.render.avatar_file import load_avatar
+
+    (tmp_path / name).write_bytes(data)
+    with pytest.raises(InputError):
+        load_avatar(tmp_path / name)
+
+
+def test_refuses_truncated_missing_and_huge(glb: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from avatar.render import avatar_file
+
+    cut = tmp_path / "cut.glb"
+    cut.write_bytes(glb.read_bytes()[: glb.stat().st_size // 2])
+    with pytest.raises(InputError, match="truncated"):
+        avatar_file.load_avatar(cut)
+    with pytest.raises(InputError, match="not found"):
+        avatar_file.load_avatar(tmp_path / "nope.glb")
+    monkeypatch.setattr(avatar_file, "MAX_BYTES", 1000)
+    with pytest.raises(InputError, match="limited"):
+        avatar_file.load_avatar(glb)
+
+
+def test_bad_vrm_bone_map_is_an_input_error(glb: Path, tmp_path: Path) -> None:
+    from avatar.render.avatar_file import load_avatar
+
+    def edit(g) -> None:  # noqa: ANN001
+        g.extensions["VRMC_vrm"]["humanoid"]["humanBones"]["hips"] = {"nodeX": 0}
+
+    with pytest.raises(InputError, match="malformed"):
+        load_avatar(_variant(glb, tmp_path / "bad.vrm", edit))
+
+
+@pytest.mark.parametrize("raw,want", [("eyeBlink_L", "eyeBlinkLeft"), ("blendShape1.jawOpen", "jawOpen"),
+                                      ("Face:MouthSmile_R", "mouthSmileRight"), ("tongue_out", "tongueOut"),
+                                      ("aa", None), ("jaw", None)])
+def test_arkit_name_spellings(raw: str, want: str | None) -> None:
+    from avatar.render.avatar_file import arkit_name
+
+    assert arkit_name(raw) == want
