@@ -1,0 +1,106 @@
+"""Audio (+ optional timeline and VAD) -> FaceMotion with the trained denoiser: what `avatar face` and the pipeline call.
+
+The diffusion model gives expression, head pose, gaze and blinks from the audio. When the phoneme timeline
+is known (our own TTS) the lips are then refined from it, as in DREAM-Talk's lip refinement step (Zhang et
+al. 2023): the mouth channels are rebuilt from the coarticulated viseme curves (face.visemes) with the
+model's expression laid over them (face.expression.combine) and the lips sealed on every p/b/m, so the
+mouth follows the timeline exactly while the rest of the face stays the model's.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from avatar.errors import InputError, ModelError
+from avatar.types import ARKIT_BLENDSHAPES, VAD, EmotionTrack, FaceMotion, Timeline
+
+if TYPE_CHECKING:
+    from avatar.face.model import FaceDenoiser
+
+log = logging.getLogger(__name__)
+
+#: Where `avatar face` and the pipeline look for the trained face model (the repo's weights/, as avatar.emotion).
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "weights" / "face"
+#: How to make it (shown when it is missing).
+TRAIN_COMMAND = (".venv/bin/python -m avatar.tts.corpus --out data/corpus --clips 2000 && "
+                 ".venv/bin/python -m avatar.face.train --data data/corpus --out weights/face")
+
+
+def check_model_dir(folder: str | os.PathLike[str]) -> Path:
+    """The model folder if it holds config.json and model.safetensors, else ModelError with the training command."""
+    p = Path(folder)
+    if not (p / "config.json").is_file() or not (p / "model.safetensors").is_file():
+        raise ModelError(f"no trained face model in {p} (needs config.json and model.safetensors); train one with: "
+                         f"{TRAIN_COMMAND}")
+    return p
+
+
+def load_face_model(folder: str | os.PathLike[str] = DEFAULT_MODEL_DIR) -> "FaceDenoiser":
+    """Load the face denoiser from a model folder (ModelError naming the training command when missing)."""
+    folder = check_model_dir(folder)  # before torch loads: a missing model is reported at once
+    from avatar.face.model import FaceDenoiser
+
+    return FaceDenoiser.from_pretrained(folder)
+
+
+def refine_lips(face: FaceMotion, timeline: Timeline, vad_rows: np.ndarray | None = None) -> FaceMotion:
+    """Rebuild the mouth from the timeline's visemes under the face's own expression; p/b/m frames sealed."""
+    from avatar.face.expression import combine, expression_curves
+    from avatar.face.visemes import VISEME_TARGETS, closure_weights, enforce_closure, mouth_curves
+
+    if not isinstance(timeline, Timeline):
+        raise InputError(f"refine_lips needs a Timeline, got {type(timeline).__name__}")
+    n, fps = face.num_frames, face.fps
+    nb = len(ARKIT_BLENDSHAPES)
+    mouth = mouth_curves(timeline, fps, n, closure=False).astype(np.float64)
+    closure = closure_weights(timeline, fps, n)
+    rows = np.zeros((n, 3)) if vad_rows is None else np.asarray(vad_rows, dtype=np.float64)
+    mouth *= np.clip(1.0 + 0.2 * rows[:, 1], 0.7, 1.3)[:, None]  # as the teacher: aroused speech is bigger
+    # The model's values on articulation channels mix its own guess of the speech with the emotion; keep
+    # only the emotion's share there (the FACS table for this VAD) and the model's face everywhere else.
+    articulation = np.nonzero(np.abs(VISEME_TARGETS).max(axis=0) > 0)[0]
+    expr = face.frames[:, :nb].astype(np.float64)
+    expr[:, articulation] = expression_curves(rows)[:, articulation]
+    bs = enforce_closure(combine(mouth, expr, closure), closure)
+    frames = face.frames.copy()
+    frames[:, :nb] = np.clip(bs, 0.0, 1.0)
+    return FaceMotion(fps=fps, frames=frames, names=face.names)
+
+
+def generate_face(audio: np.ndarray, sample_rate: int, vad: VAD | EmotionTrack | np.ndarray | None = None,
+                  timeline: Timeline | None = None, seed: int = 0,
+                  model: "FaceDenoiser | str | os.PathLike[str] | None" = None, guidance: float = 2.0,
+                  steps: int = 10) -> FaceMotion:
+    """Face motion for speech audio: the diffusion model, then lip refinement when a timeline is given.
+
+    vad None means neutral; model is a loaded FaceDenoiser or a model folder (default weights/face). The
+    result has round(duration * fps) frames; the same inputs and seed give the same output.
+    """
+    from avatar.audio import to_mono
+    from avatar.face.expression import vad_frames
+    from avatar.face.features import compute_features, frames_for
+    from avatar.face.model import FaceDenoiser, sample_motion
+
+    a = np.asarray(audio)
+    if a.dtype.kind != "f":
+        raise InputError(f"audio must be float samples in [-1, 1], got dtype {a.dtype}")
+    a = to_mono(a)
+    if a.size == 0:
+        raise InputError("the audio is empty")
+    net = model if isinstance(model, FaceDenoiser) else load_face_model(DEFAULT_MODEL_DIR if model is None else model)
+    fps = net.config.fps
+    duration = a.size / float(sample_rate)
+    n = frames_for(duration, fps)
+    if timeline is not None and abs(timeline.duration - duration) > 1.0 / fps + 0.05:
+        raise InputError(f"the timeline lasts {timeline.duration:.2f} s but the audio {duration:.2f} s: not the same speech?")
+    feats = compute_features(a, int(sample_rate), fps=fps, num_frames=n)
+    rows = vad_frames(VAD.neutral() if vad is None else vad, n, fps)
+    face = sample_motion(net, feats.by_frame(), rows, steps=steps, guidance=guidance, seed=seed)
+    if timeline is not None:
+        face = refine_lips(face, timeline, rows)
+    return face

@@ -1,0 +1,172 @@
+"""Speech corpus -> tiny face model -> `avatar face` end to end (fast: 3 clips, 10 steps, a 12k-weight model)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import numpy as np
+import pytest
+
+from avatar.face.features import frames_for
+from avatar.types import FACE_CHANNELS, VAD, FaceMotion, Timeline
+
+torch = pytest.importorskip("torch")
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    from avatar.tts.corpus import build_corpus
+
+    out = tmp_path_factory.mktemp("corpus")
+    build_corpus(out, clips=3, seed=7, progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiny_model(corpus, tmp_path_factory):
+    from avatar.face.train import main
+
+    out = tmp_path_factory.mktemp("weights") / "face"
+    argv = ["--data", str(corpus), "--out", str(out), "--steps", "10", "--batch", "4", "--hidden", "16",
+            "--blocks", "2", "--window", "32", "--overlap", "8", "--copies", "1", "--threads", "1", "--seed", "3"]
+    assert main(argv) == 0
+    return out
+
+
+def test_corpus_files_and_manifest(corpus):
+    from avatar.tts.corpus import HELDOUT_LANGUAGES, HELDOUT_VARIANTS
+
+    records = [json.loads(ln) for ln in (corpus / "manifest.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in records] == [f"train_7_{i:06d}" for i in range(3)]
+    for r in records:
+        audio_path = corpus / f"{r['id']}.wav"
+        tl = Timeline.from_json(corpus / f"{r['id']}.json")
+        vad = VAD(**json.loads((corpus / f"{r['id']}.vad.json").read_text()))
+        assert audio_path.stat().st_size > 1000 and tl.duration == pytest.approx(r["duration"], abs=1e-3)
+        assert len(tl.words) >= 4 and vad == VAD(r["valence"], r["arousal"], r["dominance"])
+        lang, _, variant = r["voice"].partition("+")
+        assert lang not in HELDOUT_LANGUAGES and variant not in HELDOUT_VARIANTS
+    assert not [p for p in corpus.iterdir() if p.name.startswith(".")]  # no temp files left
+
+
+def test_corpus_is_deterministic_and_resume_skips(corpus, tmp_path):
+    from avatar.tts.corpus import build_corpus
+
+    # A 2-clip corpus with the same seed is the first two clips of the 3-clip one, byte for byte.
+    build_corpus(tmp_path, clips=2, seed=7, progress=False)
+    for i in range(2):
+        for ext in (".wav", ".json", ".vad.json"):
+            name = f"train_7_{i:06d}{ext}"
+            assert (tmp_path / name).read_bytes() == (corpus / name).read_bytes(), name
+    first = tmp_path / "train_7_000000.wav"
+    stamp = first.stat().st_mtime_ns
+    (tmp_path / "train_7_000001.wav").unlink()  # an interrupted clip is made again, a complete one is kept
+    records = build_corpus(tmp_path, clips=3, seed=7, resume=True, progress=False)
+    assert first.stat().st_mtime_ns == stamp
+    assert (tmp_path / "train_7_000001.wav").read_bytes() == (corpus / "train_7_000001.wav").read_bytes()
+    assert len(records) == 3 and len((tmp_path / "manifest.jsonl").read_text().splitlines()) == 3
+    (tmp_path / "manifest.jsonl").unlink()  # a run killed before its manifest: the clips still count as done
+    stamp = (tmp_path / "train_7_000002.wav").stat().st_mtime_ns
+    again = build_corpus(tmp_path, clips=3, seed=7, resume=True, progress=False)
+    assert again == records and (tmp_path / "train_7_000002.wav").stat().st_mtime_ns == stamp
+
+
+def test_heldout_split_shares_no_voice_or_sentence():
+    from avatar.tts.corpus import load_sentences, voices_for
+
+    assert not set(voices_for("train")) & set(voices_for("heldout"))
+    train, held = load_sentences("train"), load_sentences("heldout")
+    assert train and held and not set(train) & set(held)
+
+
+def test_augmentation_keeps_length_and_changes_signal():
+    from avatar.face.train import augment_audio
+
+    sr = 22050
+    x = (0.3 * np.sin(2 * np.pi * 220 * np.arange(sr) / sr)).astype(np.float32)
+    a = augment_audio(x, sr, np.random.default_rng(0))
+    b = augment_audio(x, sr, np.random.default_rng(0))
+    assert a.shape == x.shape and a.dtype == np.float32 and np.array_equal(a, b)
+    assert np.abs(a).max() <= 1.0 and not np.allclose(a, x, atol=1e-3)
+
+
+def test_trained_model_card_and_determinism(tiny_model, corpus):
+    from avatar.face.generate import generate_face, load_face_model
+    from avatar.audio import load_audio
+
+    card = (tiny_model / "README.md").read_text()
+    model = load_face_model(tiny_model)
+    assert "10 steps" in card and "--steps 10" in card and "CC-BY-SA" in card and "3 clips" in card
+    assert f"{model.num_parameters():,} " in card
+    audio, sr = load_audio(corpus / "train_7_000000.wav")
+    a = generate_face(audio, sr, VAD(0.5, 0.2, 0.0), seed=1, model=model, steps=3)
+    b = generate_face(audio, sr, VAD(0.5, 0.2, 0.0), seed=1, model=model, steps=3)
+    assert np.array_equal(a.frames, b.frames) and a.num_frames == frames_for(audio.size / sr, 30.0)
+
+
+def test_generate_refuses_a_timeline_of_other_audio(tiny_model, corpus):
+    from avatar.audio import load_audio
+    from avatar.errors import InputError
+    from avatar.face.generate import generate_face
+
+    audio, sr = load_audio(corpus / "train_7_000000.wav")
+    other = Timeline.from_json(corpus / "train_7_000002.json")
+    with pytest.raises(InputError, match="not the same speech"):
+        generate_face(audio, sr, timeline=other, model=tiny_model, steps=1)
+    with pytest.raises(InputError, match="float"):
+        generate_face((audio * 32767).astype(np.int16), sr, model=tiny_model, steps=1)
+
+
+def _avatar(avatar_bin, *args):
+    return subprocess.run([avatar_bin, "face", *args], capture_output=True, text=True, timeout=120,
+                          env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
+
+
+def test_cli_json_with_timeline_closes_lips(avatar_bin, tiny_model, corpus, tmp_path):
+    from avatar.face.visemes import closure_weights, mouth_openness
+
+    wav, tl_path = corpus / "train_7_000002.wav", corpus / "train_7_000002.json"
+    out = tmp_path / "face.json"
+    res = _avatar(avatar_bin, "--audio", str(wav), "--timeline", str(tl_path), "--model", str(tiny_model),
+                  "--valence", "0.6", "--steps", "3", "-o", str(out))
+    assert res.returncode == 0, res.stderr
+    face = FaceMotion.from_json(out)
+    tl = Timeline.from_json(tl_path)
+    assert face.names == FACE_CHANNELS and abs(face.num_frames - tl.duration * 30) <= 1
+    sealed = closure_weights(tl, 30.0, face.num_frames) >= 1.0
+    assert sealed.sum() >= 1, "the test sentence needs a p, b or m"
+    assert (mouth_openness(face.frames[:, :52])[sealed] <= 1e-4).all()
+
+
+def test_cli_csv(tiny_model, corpus, tmp_path):
+    # In-process (typer's runner) so torch is not imported a second time; the subprocess tests cover the script.
+    from typer.testing import CliRunner
+
+    from avatar.audio import load_audio
+    from avatar.cli import app
+    from avatar.face.livelink import read_livelink_csv
+
+    wav = corpus / "train_7_000000.wav"
+    out = tmp_path / "face.csv"
+    res = CliRunner().invoke(app, ["face", "--audio", str(wav), "--model", str(tiny_model), "--steps", "2",
+                                   "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    audio, sr = load_audio(wav)
+    take = read_livelink_csv(out)
+    assert abs(take.num_frames - audio.size / sr * 30) <= 1
+    assert json.loads(res.stdout)["lip_refined"] is False
+
+
+def test_cli_bad_audio_and_missing_model(avatar_bin, corpus, tmp_path):
+    junk = tmp_path / "junk.wav"
+    junk.write_text("this is not audio")
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    for bad in (junk, empty):
+        res = _avatar(avatar_bin, "--audio", str(bad), "--model", str(tmp_path), "-o", str(tmp_path / "o.json"))
+        assert res.returncode == 2 and "error:" in res.stderr and bad.name in res.stderr, res.stderr
+    res = _avatar(avatar_bin, "--audio", str(corpus / "train_7_000000.wav"), "--model", str(tmp_path / "none"),
+                  "-o", str(tmp_path / "o.json"))
+    assert res.returncode == 1 and "no trained face model" in res.stderr and "avatar.face.train" in res.stderr
+    assert not (tmp_path / "o.json").exists()
