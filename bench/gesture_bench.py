@@ -2,7 +2,9 @@
 
     .venv/bin/python bench/gesture_bench.py [--clips 6] [--seconds 10] [--wav A.wav B.wav ...] [--model DIR]
 
-Audio: synthetic syllable trains with known onsets (avatar.gesture.signals), or your WAV files with --wav.
+Audio: synthetic syllable trains with known onsets (avatar.gesture.signals), or your WAV files with --wav
+(e.g. the held-out split of `python -m avatar.tts.corpus`); a timeline `<stem>.json` beside a WAV is used as
+the pipeline uses it (teacher beats, the model's stress channel).
 For the procedural teacher (and, with --model, a trained denoiser) it prints:
 - beat alignment (BEAT metric, sigma 0.1 s) of the motion against its own audio's onsets and, as the
   baseline measured in the same run, against another clip's onsets; their difference and ratio;
@@ -40,6 +42,16 @@ def _clips(args: argparse.Namespace) -> list[tuple[str, np.ndarray, int]]:
         times = syllable_times(1000 + i, args.seconds)
         out.append((f"synthetic{i}", syllable_audio(times, args.seconds, 16000, seed=i), 16000))
     return out
+
+
+def _timelines(args: argparse.Namespace, n: int) -> list:
+    """The timeline `<stem>.json` beside each --wav file, or None."""
+    from avatar.types import Timeline
+
+    if not args.wav:
+        return [None] * n
+    paths = [Path(w).with_suffix(".json") for w in args.wav]
+    return [Timeline.from_json(p) if p.is_file() else None for p in paths]
 
 
 def _apd(motions: list) -> float:  # noqa: ANN001
@@ -117,12 +129,16 @@ def main() -> None:
         sys.exit("need at least two clips (the other clip is the baseline)")
     prosody_features(clips[0][1][:16000], clips[0][2], 30.0)  # warm-up: imports and first-call set-up
     t0 = time.perf_counter()
-    feats = [prosody_features(a, sr, 30.0) for _, a, sr in clips]
+    timelines = _timelines(args, len(clips))
+    feats = [prosody_features(a, sr, 30.0, timeline=tl) for (_, a, sr), tl in zip(clips, timelines)]
     total = sum(len(a) / sr for _, a, sr in clips)
     rtf = (time.perf_counter() - t0) / total
-    print(f"{len(clips)} clips, {total:.1f} s of audio; prosody real-time factor {rtf:.4f}")
+    n_tl = sum(tl is not None for tl in timelines)
+    print(f"{len(clips)} clips ({n_tl} with a timeline), {total:.1f} s of audio; prosody real-time factor {rtf:.4f}")
+    timeline_of = {id(f): tl for f, tl in zip(feats, timelines)}
 
-    evaluate("procedural teacher", lambda f, v, s: teacher_motion(f, v, seed=s), clips, feats)
+    evaluate("procedural teacher", lambda f, v, s: teacher_motion(f, v, seed=s, timeline=timeline_of[id(f)]),
+             clips, feats)
 
     m = teacher_motion(feats[0], VAD(0.3, 0.3, 0.0), seed=0)
     with tempfile.TemporaryDirectory() as tmp:

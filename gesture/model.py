@@ -263,7 +263,10 @@ def generate(model: GestureDenoiser, features: ProsodyFeatures | np.ndarray, vad
     model.eval()
     out = np.zeros((total, c.pose_dim), dtype=np.float32)
     mean, std = model.pose_mean.numpy(), model.pose_std.numpy()
-    for k in range(n_win):
+    from tqdm import tqdm
+
+    # Progress only for long clips (about a minute of audio and up); short ones finish in a second or two.
+    for k in tqdm(range(n_win), desc="gesture windows", disable=n_win < 30, leave=False):
         s0 = k * stride
         known = torch.zeros(1, W, c.pose_dim)
         mask = torch.zeros(1, W, 1)

@@ -5,25 +5,30 @@ Analysis runs at 16 kHz with 10 ms hops: onsets are peaks of the half-wave recti
 F0 is WORLD's DIO with StoneMask refinement (Morise et al. 2016) through pyworld; pitch accents are local
 F0 maxima on voiced, loud (stressed) stretches that rise at least one semitone above their surroundings
 (the acoustic correlate of a ToBI H* accent); speech is energy within 35 dB of the clip's loud level.
-Per-frame tracks are then sampled at frame times i / fps.
+Per-frame tracks are then sampled at frame times i / fps. When the speech's timeline is known (our TTS writes
+one), a `stress` track adds impulses on the stressed vowels (`stress_events`), which the teacher uses for
+beats and the model takes as its seventh conditioning channel (zero when there is no timeline).
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from avatar.audio import resample
 from avatar.errors import InputError
+from avatar.types import Timeline
 
 log = logging.getLogger(__name__)
 
 ANALYSIS_SR = 16000
 HOP_S = 0.010
 #: Names of the columns of ProsodyFeatures.matrix(), the model's audio conditioning.
-FEATURE_NAMES: tuple[str, ...] = ("energy", "onset", "logf0", "voiced", "speech", "accent")
+FEATURE_NAMES: tuple[str, ...] = ("energy", "onset", "logf0", "voiced", "speech", "accent", "stress")
+#: A timeline may end this much after the audio (backends round event times); more means it is another clip's.
+TIMELINE_SLACK_S = 0.5
 
 
 @dataclass
@@ -41,6 +46,7 @@ class ProsodyFeatures:
     onset_weights: np.ndarray  # [K] peak strength 0..1
     accents: np.ndarray  # [A] seconds
     accent_weights: np.ndarray  # [A] prominence in semitones
+    stress: np.ndarray | None = None  # [T] stressed-vowel impulses 0..1 from the timeline; None without one
 
     @property
     def num_frames(self) -> int:
@@ -62,8 +68,42 @@ class ProsodyFeatures:
         idx = np.clip(np.round(self.accents * self.fps).astype(int), 0, max(0, self.num_frames - 1))
         if self.num_frames:
             acc[idx] = np.minimum(1.0, self.accent_weights / 3.0)
+        stress = self.stress if self.stress is not None else np.zeros(self.num_frames, dtype=np.float32)
         return np.stack([self.energy, self.onset_strength, self.logf0_norm(), self.voiced.astype(np.float32),
-                         self.speech.astype(np.float32), acc], axis=1).astype(np.float32)
+                         self.speech.astype(np.float32), acc, stress], axis=1).astype(np.float32)
+
+    def with_timeline(self, timeline: Timeline | None) -> "ProsodyFeatures":
+        """A copy whose `stress` track comes from `timeline` (None removes it); refuses another clip's timeline."""
+        if timeline is None:
+            return replace(self, stress=None)
+        if timeline.duration > self.duration + TIMELINE_SLACK_S:
+            raise InputError(f"the timeline lasts {timeline.duration:.2f} s but the audio {self.duration:.2f} s;"
+                             " is it the timeline of another clip?")
+        if timeline.duration + TIMELINE_SLACK_S < self.duration:
+            log.warning("the timeline covers %.2f s of %.2f s of audio; the rest has no stress marks",
+                        timeline.duration, self.duration)
+        stress = np.zeros(self.num_frames, dtype=np.float32)
+        times, weights = stress_events(timeline)
+        if self.num_frames and len(times):
+            idx = np.round(times * self.fps).astype(int)
+            keep = (idx >= 0) & (idx < self.num_frames)
+            np.maximum.at(stress, idx[keep], weights[keep].astype(np.float32))
+        return replace(self, stress=stress)
+
+
+def stress_events(timeline: Timeline) -> tuple[np.ndarray, np.ndarray]:
+    """Stressed-syllable times (s) and weights: IPA-marked stressed vowels, else content-word starts."""
+    # eSpeak NG marks stress on the vowel: "ˈaʊ" primary, "ˌoʊ" secondary (ASCII ' and , too). The beat
+    # lands on the stressed vowel's onset (Loehr 2004; Leonard & Cummins 2011).
+    events = [(p.start, 1.0 if p.phoneme[0] in "ˈ'" else 0.4) for p in timeline.phonemes
+              if p.phoneme and p.phoneme[0] in "ˈˌ',"]
+    if not events:  # no stress marks: content words' starts (3+ letters; function words rarely carry beats)
+        events = [(w.start, 0.4) for w in timeline.words if len(w.word.strip()) >= 3]
+    if not events:
+        return np.zeros(0), np.zeros(0)
+    t, w = np.asarray(events, dtype=np.float64).T
+    order = np.argsort(t, kind="stable")
+    return t[order], w[order]
 
 
 def _frames(x: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
@@ -84,8 +124,9 @@ def _resample_track(track: np.ndarray, hop_s: float, fps: float, n: int, how: st
     return np.interp(t_dst, t_src, track)
 
 
-def prosody_features(audio: np.ndarray, sr: int, fps: float = 30.0, duration: float | None = None) -> ProsodyFeatures:
-    """Analyse mono float audio: onsets, energy, F0, pitch accents and speech/silence at `fps`."""
+def prosody_features(audio: np.ndarray, sr: int, fps: float = 30.0, duration: float | None = None,
+                     timeline: Timeline | None = None) -> ProsodyFeatures:
+    """Analyse mono float audio: onsets, energy, F0, pitch accents, speech/silence (+ timeline stress) at `fps`."""
     from scipy.ndimage import binary_closing, binary_opening, median_filter
     from scipy.signal import find_peaks
 
@@ -144,7 +185,7 @@ def prosody_features(audio: np.ndarray, sr: int, fps: float = 30.0, duration: fl
     f0_t = _resample_track(np.where(voiced_h, f0, 0.0), HOP_S, fps, n)
     voiced = _resample_track(voiced_h.astype(float), HOP_S, fps, n) > 0.5
     f0_t = np.where(voiced, f0_t, 0.0)
-    return ProsodyFeatures(
+    feat = ProsodyFeatures(
         fps=float(fps), duration=dur,
         energy=_resample_track(energy, HOP_S, fps, n).astype(np.float32),
         onset_strength=np.clip(_resample_track(flux, HOP_S, fps, n, "max"), 0, 1).astype(np.float32),
@@ -153,3 +194,4 @@ def prosody_features(audio: np.ndarray, sr: int, fps: float = 30.0, duration: fl
         onsets=onsets[onsets < dur], onset_weights=onset_w[onsets < dur],
         accents=accents[accents < dur], accent_weights=acc_w[accents < dur],
     )
+    return feat.with_timeline(timeline) if timeline is not None else feat

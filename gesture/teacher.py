@@ -31,7 +31,7 @@ from avatar.errors import InputError
 from avatar.types import VAD, BodyMotion, EmotionTrack, Timeline
 
 from .kinematics import leg_ik
-from .prosody import ProsodyFeatures, prosody_features
+from .prosody import ProsodyFeatures, prosody_features, stress_events
 from .rotations import euler_to_quat, identity_quat, quat_apply, quat_mirror_x, quat_mul
 from .skeleton import HUMANOID
 
@@ -173,15 +173,7 @@ def beat_candidates(feat: ProsodyFeatures, timeline: Timeline | None = None) -> 
             times.append(float(ta))
             weights.append(0.5 + min(1.0, wa / 3.0))
     if timeline is not None:
-        # Stressed vowels, when the phonemes carry IPA stress marks (eSpeak NG's do: "ˈaʊ" primary, "ˌoʊ"
-        # secondary; ASCII ' and , too): the beat lands on the stressed vowel's onset.
-        stressed = [(p.start, 1.0 if p.phoneme[0] in "ˈ'" else 0.4) for p in timeline.phonemes
-                    if p.phoneme and p.phoneme[0] in "ˈˌ',"]
-        if stressed:
-            events = stressed
-        else:  # no stress marks: content words' starts (3+ letters; function words rarely carry beats)
-            events = [(w.start, 0.4) for w in timeline.words if len(w.word.strip()) >= 3]
-        for te, boost in events:
+        for te, boost in zip(*stress_events(timeline)):
             k = [i for i, to in enumerate(times) if abs(to - te) <= 0.08]
             if k:
                 i = min(k, key=lambda i: abs(times[i] - te))

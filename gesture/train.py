@@ -4,9 +4,14 @@
         [--variants 4] [--steps 20000] [--batch 64] [--lr 2e-4] [--seed 0]
 
 Data:
-- `--wav-dir`: every .wav/.flac there (e.g. eSpeak NG sentences written by `avatar tts` in many voices, rates
-  and pitches); each is paired with `--variants` teacher motions, each for a random VAD point and seed. A
-  timeline `<stem>.json` beside the audio (the `avatar tts --timeline` output) is used when present.
+- `--wav-dir`: every .wav/.flac there; each is paired with `--variants` teacher motions, each with its own
+  seed. The intended source is our eSpeak NG speech corpus, `python -m avatar.tts.corpus --out DIR`, which
+  writes exactly this folder: `<id>.wav`, its timeline `<id>.json` and the VAD it was spoken with
+  `<id>.vad.json` (`avatar tts -o X.wav --timeline X.json` output works too). A timeline beside the audio feeds
+  the teacher's beats and the model's `stress` channel (blanked in `--timeline-dropout` of the variants, so the
+  model also works from audio alone). The first variant takes the speech's own VAD from `<id>.vad.json` when
+  present (voice and gesture agree); the others take random VAD points, so VAD conditioning is learned apart
+  from the voice.
 - `--bvh-dir`: `<stem>.bvh` + `<stem>.wav` pairs of captured motion, retargeted onto our skeleton (load_bvh)
   and resampled to 30 fps; their VAD comes from `<stem>.vad.json` ({"valence", "arousal", "dominance"}) when
   present, else neutral.
@@ -76,25 +81,44 @@ def _concat(parts: list[Windows]) -> Windows:
     return Windows(*(np.concatenate([getattr(p, k) for p in parts]).astype(np.float32) for k in ("x", "audio", "vad")))
 
 
+def read_vad_json(path: Path) -> VAD:
+    """A `<stem>.vad.json` file ({"valence", "arousal", "dominance"}) as a VAD; InputError naming the file."""
+    try:
+        return VAD(**json.loads(path.read_text(encoding="utf-8")))
+    except (ValueError, TypeError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path.name}: not a VAD object ({exc})") from None
+
+
 def build_dataset(config: GestureModelConfig, wav_dir: Path | None = None, bvh_dir: Path | None = None,
-                  variants: int = 4, seed: int = 0) -> tuple[Windows, dict]:
+                  variants: int = 4, seed: int = 0, timeline_dropout: float = 0.3) -> tuple[Windows, dict]:
     """Windows from teacher motion on the WAVs in wav_dir and from the BVH + WAV pairs in bvh_dir."""
     from tqdm import tqdm
 
     rng = np.random.default_rng(seed)
     parts: list[Windows] = []
-    info = {"teacher_clips": 0, "teacher_seconds": 0.0, "bvh_clips": 0, "bvh_seconds": 0.0}
+    info = {"teacher_clips": 0, "teacher_seconds": 0.0, "bvh_clips": 0, "bvh_seconds": 0.0, "timelines": 0,
+            "speech_vads": 0}
     stride = config.window - config.overlap
     wavs = sorted(p for p in wav_dir.iterdir() if p.suffix.lower() in AUDIO_EXT) if wav_dir else []
     for wav in tqdm(wavs, desc="teacher clips", disable=not wavs):
         audio, sr = load_audio(wav)
-        feat = prosody_features(audio, sr, config.fps)
-        tl_path = wav.with_suffix(".json")
-        timeline = Timeline.from_json(tl_path) if tl_path.is_file() else None
-        for _ in range(variants):
-            vad = VAD(*rng.uniform(-1, 1, 3).round(3))
+        tl_path, vad_path = wav.with_suffix(".json"), wav.with_suffix(".vad.json")
+        try:
+            timeline = Timeline.from_json(tl_path) if tl_path.is_file() else None
+            feat = prosody_features(audio, sr, config.fps, timeline=timeline)
+        except InputError as exc:
+            raise InputError(f"{wav.name} / {tl_path.name}: {exc}") from None
+        speech_vad = read_vad_json(vad_path) if vad_path.is_file() else None
+        with_stress, without = feat.matrix(), feat.with_timeline(None).matrix()
+        info["timelines"] += timeline is not None
+        info["speech_vads"] += speech_vad is not None
+        for k in range(variants):
+            vad = speech_vad if k == 0 and speech_vad is not None else VAD(*rng.uniform(-1, 1, 3).round(3))
             m = teacher_motion(feat, vad, seed=int(rng.integers(0, 2**31 - 1)), timeline=timeline)
-            parts.append(clip_windows(motion_to_array(m, root_scale=config.root_scale), feat.matrix(),
+            # The motion keeps the timeline's beats either way; blanking the channel teaches the model to
+            # find them from the audio when no timeline is given.
+            cond = without if rng.random() < timeline_dropout else with_stress
+            parts.append(clip_windows(motion_to_array(m, root_scale=config.root_scale), cond,
                                       vad_per_frame(vad, m.num_frames, config.fps), config.window, stride))
             info["teacher_clips"] += 1
             info["teacher_seconds"] += m.duration
@@ -107,13 +131,8 @@ def build_dataset(config: GestureModelConfig, wav_dir: Path | None = None, bvh_d
         m = resample_motion(load_bvh(bvh), config.fps)
         audio, sr = load_audio(wav)
         feat = prosody_features(audio, sr, config.fps, duration=m.duration)
-        vad = VAD.neutral()
         vad_path = bvh.with_suffix(".vad.json")
-        if vad_path.is_file():
-            try:
-                vad = VAD(**json.loads(vad_path.read_text(encoding="utf-8")))
-            except (ValueError, TypeError) as exc:
-                raise InputError(f"{vad_path.name}: not a VAD object ({exc})") from None
+        vad = read_vad_json(vad_path) if vad_path.is_file() else VAD.neutral()
         parts.append(clip_windows(motion_to_array(m, root_scale=config.root_scale), feat.matrix(),
                                   vad_per_frame(vad, m.num_frames, config.fps), config.window, stride))
         info["bvh_clips"] += 1
@@ -177,7 +196,8 @@ Sampled with DDIM or DPM-Solver++ (diffusers); see docs/gesture.md.
 - Parameters: {model.num_parameters():,} ({model.num_parameters() * 4 / 1e6:.2f} MB as float32); layers {c.layers},
   width {c.d_model}, heads {c.heads}, feed-forward {c.ff}
 - Training data: {info["teacher_clips"]} teacher clips ({info["teacher_seconds"]:.0f} s: the procedural teacher of
-  avatar.gesture.teacher on our own speech, random VAD per clip) and {info["bvh_clips"]} captured BVH clips
+  avatar.gesture.teacher on our own speech; {info["timelines"]} audio files with a timeline, {info["speech_vads"]}
+  with the VAD they were spoken with, the other variants at random VAD) and {info["bvh_clips"]} captured BVH clips
   ({info["bvh_seconds"]:.0f} s); {info["windows"]} windows.
 - Training: {len(losses)} steps, {seconds / 60:.1f} min; final loss (mean of the last 100 steps) {tail:.4f}
 - Command: `{command}`
@@ -197,6 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--lr", type=float, default=2e-4)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--timeline-dropout", type=float, default=0.3,
+                   help="fraction of teacher variants trained without the timeline's stress channel")
     p.add_argument("--window", type=int, default=60)
     p.add_argument("--overlap", type=int, default=10)
     p.add_argument("--d-model", type=int, default=128)
@@ -207,13 +229,15 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if not 1 <= args.steps <= 10_000_000 or args.batch < 1 or not 0 < args.overlap < args.window:
         p.error("need steps >= 1, batch >= 1 and 0 < overlap < window")
+    if not 0.0 <= args.timeline_dropout <= 1.0:
+        p.error("--timeline-dropout must be in [0, 1]")
     for d in (args.wav_dir, args.bvh_dir):
         if d is not None and not d.is_dir():
             p.error(f"not a folder: {d}")
     config = GestureModelConfig(window=args.window, overlap=args.overlap, d_model=args.d_model, layers=args.layers,
                                 heads=args.heads, ff=args.ff)
     t0 = time.perf_counter()
-    data, info = build_dataset(config, args.wav_dir, args.bvh_dir, args.variants, args.seed)
+    data, info = build_dataset(config, args.wav_dir, args.bvh_dir, args.variants, args.seed, args.timeline_dropout)
     log.info("%d windows (%s)", len(data), info)
     model, losses = train(data, config, args.steps, args.batch, args.lr, args.seed)
     command = ".venv/bin/python -m avatar.gesture.train " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))

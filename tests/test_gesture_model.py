@@ -43,7 +43,7 @@ def test_default_model_is_small() -> None:
 
 def test_forward_shapes(tiny: GestureDenoiser) -> None:
     B, W, D = 3, TINY.window, TINY.pose_dim
-    out = tiny(torch.randn(B, W, D), torch.tensor([0, 10, 999]), torch.randn(B, W, 6), torch.zeros(B, W, 3),
+    out = tiny(torch.randn(B, W, D), torch.tensor([0, 10, 999]), torch.randn(B, W, len(FEATURE_NAMES)), torch.zeros(B, W, 3),
                torch.zeros(B, W, D), torch.zeros(B, W, 1), torch.tensor([False, True, False]))
     assert out.shape == (B, W, D) and torch.isfinite(out).all()
 
@@ -85,7 +85,7 @@ def test_save_and_load(tiny: GestureDenoiser, feats: np.ndarray, tmp_path: Path)
 def test_loss_trains_one_step(tiny: GestureDenoiser, feats: np.ndarray) -> None:
     m = teacher_motion(_prosody(), VAD(0.2, 0.4, 0.1), seed=0)
     x = torch.from_numpy(motion_to_array(m)[: TINY.window * 2].reshape(2, TINY.window, -1))
-    audio = torch.randn(2, TINY.window, 6)
+    audio = torch.randn(2, TINY.window, len(FEATURE_NAMES))
     vad = torch.zeros(2, TINY.window, 3)
     model = GestureDenoiser(TINY)
     model.train()
@@ -140,7 +140,7 @@ def test_training_script_smoke(tmp_path: Path) -> None:
     assert "4 teacher clips" in card and "1 captured BVH clips" in card and "--steps 3" in card
     model = GestureDenoiser.from_pretrained(out)
     assert float(model.pose_std.min()) >= 0.05
-    assert generate(model, np.zeros((25, 6), np.float32), VAD(0.2, 0.2, 0.2), steps=2).num_frames == 25
+    assert generate(model, np.zeros((25, len(FEATURE_NAMES)), np.float32), VAD(0.2, 0.2, 0.2), steps=2).num_frames == 25
     w = clip_windows(np.zeros((7, 5)), np.zeros((7, 2)), np.zeros((7, 3)), window=10, stride=6)
     assert w.x.shape == (1, 10, 5)
     w = clip_windows(np.arange(25.0)[:, None], np.zeros((25, 2)), np.zeros((25, 3)), window=10, stride=6)

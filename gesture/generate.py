@@ -1,0 +1,87 @@
+"""Speech audio (+ VAD, + timeline) -> BodyMotion with the trained gesture model: the call the pipeline makes.
+
+    from avatar.gesture.generate import generate_gesture, load_gesture_model
+    motion = generate_gesture(audio, sr, VAD(0.5, 0.6, 0.2), seed=3, model=load_gesture_model())
+
+Prosody features (with the timeline's stressed vowels when one is given) condition the diffusion denoiser,
+which samples the clip window by window (avatar.gesture.model.generate); the legs are then re-solved so the
+feet stay planted. The motion has the audio's length, rounded to frames.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from avatar.errors import InputError, ModelError
+from avatar.types import BodyMotion, Timeline
+
+from .prosody import FEATURE_NAMES, prosody_features
+from .teacher import VadLike, vad_per_frame
+
+if TYPE_CHECKING:  # torch loads only when a model does, so a missing model is reported at once
+    from .model import GestureDenoiser
+
+log = logging.getLogger(__name__)
+
+#: Where the trained weights live in a checkout; AVATAR_GESTURE_MODEL overrides.
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "weights" / "gesture"
+#: How to make the weights, quoted in the error when they are missing.
+TRAIN_COMMAND = (".venv/bin/python -m avatar.tts.corpus --out data/corpus && "
+                 ".venv/bin/python -m avatar.gesture.train --wav-dir data/corpus --out weights/gesture")
+#: Classifier-free guidance on VAD: 1 is the plain conditional model, more exaggerates the emotion.
+DEFAULT_GUIDANCE = 1.5
+DEFAULT_STEPS = 10
+
+
+def default_model_dir() -> Path:
+    """The gesture model folder: $AVATAR_GESTURE_MODEL, else weights/gesture in the checkout."""
+    env = os.environ.get("AVATAR_GESTURE_MODEL")
+    return Path(env) if env else DEFAULT_MODEL_DIR
+
+
+def load_gesture_model(folder: str | os.PathLike[str] | None = None) -> GestureDenoiser:
+    """Load the trained denoiser (ModelError naming the training command when the weights are missing)."""
+    path = Path(folder) if folder is not None else default_model_dir()
+    if not (path / "model.safetensors").is_file() or not (path / "config.json").is_file():
+        raise ModelError(f"no gesture model at {path} (needs config.json and model.safetensors); train one with "
+                         f"`{TRAIN_COMMAND}` (see docs/gesture.md), or pass --model DIR")
+    from .model import GestureDenoiser
+
+    return GestureDenoiser.from_pretrained(path)
+
+
+def generate_gesture(
+    audio: np.ndarray,
+    sr: int,
+    vad: VadLike = None,
+    seed: int = 0,
+    model: GestureDenoiser | str | os.PathLike[str] | None = None,
+    timeline: Timeline | None = None,
+    guidance: float = DEFAULT_GUIDANCE,
+    steps: int = DEFAULT_STEPS,
+    scheduler: str = "ddim",
+) -> BodyMotion:
+    """Body motion for mono speech `audio` at `sr` Hz: VAD (VAD, EmotionTrack, [T, 3] or None), seed, model."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= int(seed) < 2**63:
+        raise InputError(f"seed must be a non-negative integer, got {seed!r}")
+    if isinstance(sr, bool) or not isinstance(sr, (int, np.integer)) or sr <= 0:
+        raise InputError(f"sample rate must be a positive integer, got {sr!r}")
+    if timeline is not None and not isinstance(timeline, Timeline):
+        raise InputError(f"timeline must be a Timeline, got {type(timeline).__name__}")
+    from .model import GestureDenoiser, generate
+
+    net = model if isinstance(model, GestureDenoiser) else load_gesture_model(model)
+    if list(net.config.audio_features) != list(FEATURE_NAMES):
+        raise ModelError(f"the gesture model was trained on features {net.config.audio_features}, this code makes "
+                         f"{list(FEATURE_NAMES)}; retrain it with `{TRAIN_COMMAND}`")
+    fps = net.config.fps
+    feat = prosody_features(np.asarray(audio), int(sr), fps, timeline=timeline)
+    vad_f = vad_per_frame(vad, feat.num_frames, fps)  # checks the VAD before any sampling
+    log.info("gesture: %.2f s of audio, %d frames, timeline %s, guidance %.2f, seed %d", feat.duration,
+             feat.num_frames, "yes" if timeline is not None else "no", guidance, seed)
+    return generate(net, feat, vad_f, seed=int(seed), steps=steps, guidance_scale=guidance, scheduler=scheduler)
