@@ -22,12 +22,12 @@ M = TypeVar("M", bound="PretrainedMixin")
 
 
 def save_folder(folder: str | os.PathLike[str], state: dict[str, Any], config: Any, card: str | None) -> Path:
-    """Write `state` (name -> tensor) as model.safetensors, the dataclass `config` as config.json, the card."""
+    """Write `state` (name -> tensor, dtypes kept) as model.safetensors, `config` (a dataclass) as config.json."""
     from safetensors.torch import save_file
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().contiguous().float().cpu() for k, v in state.items()}
+    tensors = {k: v.detach().contiguous().cpu() for k, v in state.items()}  # dtype as the caller chose
     with atomic_path(folder / "model.safetensors") as tmp:
         save_file(tensors, str(tmp), metadata={"format": "pt"})
     atomic_write_text(folder / "config.json", json.dumps(dataclasses.asdict(config), indent=2))

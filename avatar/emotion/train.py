@@ -52,6 +52,7 @@ def pearson(a: np.ndarray, b: np.ndarray) -> float:
 
 def evaluate(model: EmotionModel, texts: list[str], y: np.ndarray) -> dict[str, float]:
     """Pearson r per dimension on EmoBank ratings."""
+    model.eval()  # the training loop puts it back in train mode
     pred = model.predict_ratings(texts, batch_size=128)
     return {k: pearson(pred[:, i], y[:, i]) for i, k in enumerate(("valence", "arousal", "dominance"))}
 
@@ -89,17 +90,21 @@ def train(args: argparse.Namespace) -> dict:
     mean, std = tr_y.mean(0), tr_y.std(0)
     q01, q99 = np.percentile(tr_y, 1, axis=0), np.percentile(tr_y, 99, axis=0)
     scale = np.maximum(np.abs(q01 - 3.0), np.abs(q99 - 3.0)) / 0.9
-    cfg = EmotionModelConfig(lora_r=args.rank, lora_alpha=2 * args.rank, target_mean=mean.tolist(),
+    cfg = EmotionModelConfig(finetune=args.finetune, lora_r=args.rank, lora_alpha=2 * args.rank, pool_layers=args.pool_layers,
+                             target_mean=mean.tolist(),
                              target_std=std.tolist(), calib_scale=scale.round(4).tolist())
-    model = EmotionModel(cfg, with_lora=True)
+    model = EmotionModel(cfg)
+    if cfg.finetune == "full":  # the transformer layers learn; the (large) embedding table stays as shipped
+        for name, param in model.encoder.named_parameters():
+            param.requires_grad = name.startswith("encoder.")
     enc_all = model.tokenizer([t for t in tr_x], truncation=True, max_length=cfg.max_length)
     lengths = [len(ids) for ids in enc_all["input_ids"]]
     z = torch.tensor((tr_y - mean) / std, dtype=torch.float32)
 
-    lora_params = [p for n, p in model.encoder.named_parameters() if p.requires_grad]
+    enc_params = [p for p in model.encoder.parameters() if p.requires_grad]
     opt = torch.optim.AdamW([
-        {"params": lora_params, "lr": args.lr},
-        {"params": model.head.parameters(), "lr": args.lr * 2},
+        {"params": enc_params, "lr": args.lr},
+        {"params": [*model.head.parameters(), model.layer_mix], "lr": args.lr * 2},
     ], weight_decay=0.01)
     rng = random.Random(args.seed)
     steps_per_epoch = math.ceil(len(tr_x) / args.batch_size)
@@ -107,6 +112,11 @@ def train(args: argparse.Namespace) -> dict:
     warm = max(1, int(0.06 * total))
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / warm) * max(0.0, 0.5 * (1 + math.cos(math.pi * min(1.0, s / total)))))
+    # An exponential moving average of the weights usually generalises a little better than the last
+    # step; both are scored on dev every epoch and the better one is kept (torch's own AveragedModel).
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(args.ema)) if args.ema > 0 else None
     best: dict = {"score": -1.0}
     history = []
     t0 = time.time()
@@ -126,25 +136,26 @@ def train(args: argparse.Namespace) -> dict:
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
             sched.step()
+            if ema is not None:
+                ema.update_parameters(model)
             bar.set_postfix(loss=f"{loss.item():.3f}")
-        metrics = evaluate(model, dv_x, dv_y)
-        score = metrics["valence"] + metrics["arousal"]
-        history.append({"epoch": epoch + 1, **{k: round(v, 4) for k, v in metrics.items()}})
-        log.info("epoch %d dev r: V %.4f A %.4f D %.4f", epoch + 1, metrics["valence"], metrics["arousal"],
-                 metrics["dominance"])
-        if score > best["score"]:
-            best = {"score": score, "epoch": epoch + 1, "metrics": metrics,
-                    "state": {k: v.clone() for k, v in model.trainable_state().items()}}
+        candidates = [("raw", model)] + ([("ema", ema.module)] if ema is not None else [])
+        for kind, m in candidates:
+            metrics = evaluate(m, dv_x, dv_y)
+            score = metrics["valence"] + metrics["arousal"]
+            history.append({"epoch": epoch + 1, "weights": kind, **{k: round(v, 4) for k, v in metrics.items()}})
+            log.info("epoch %d (%s weights) dev r: V %.4f A %.4f D %.4f", epoch + 1, kind, metrics["valence"],
+                     metrics["arousal"], metrics["dominance"])
+            if score > best["score"]:
+                best = {"score": score, "epoch": epoch + 1, "weights": kind, "metrics": metrics,
+                        "state": {k: v.clone() for k, v in m.trainable_state().items()}}
     # Restore the best epoch's adapter and head before saving.
-    from peft import set_peft_model_state_dict
-
-    set_peft_model_state_dict(model.encoder, {k[5:]: v for k, v in best["state"].items() if k.startswith("lora.")})
-    model.head.load_state_dict({k[5:]: v for k, v in best["state"].items() if k.startswith("head.")})
+    model.load_trainable_state(best["state"])
     cfg.metrics = {"emobank_dev_pearson": {k: round(v, 4) for k, v in best["metrics"].items()},
-                   "selected_epoch": best["epoch"], "history": history}
+                   "selected_epoch": best["epoch"], "selected_weights": best["weights"], "history": history}
     cfg.training = {"command": "python -m avatar.emotion.train " + " ".join(args.argv), "seed": args.seed,
-                    "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "rank": args.rank,
-                    "corr_weight": args.corr_weight, "train_size": len(tr_x), "dev_size": len(dv_x),
+                    "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "finetune": args.finetune, "rank": args.rank, "pool_layers": args.pool_layers,
+                    "corr_weight": args.corr_weight, "ema": args.ema, "train_size": len(tr_x), "dev_size": len(dv_x),
                     "seconds": round(time.time() - t0, 1), "torch": torch.__version__}
     model.config = cfg
     from avatar.emotion.card import model_card
@@ -165,8 +176,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--finetune", choices=("lora", "full"), default="lora",
+                   help="train a LoRA adapter, or the transformer layers themselves (embeddings frozen)")
     p.add_argument("--rank", type=int, default=16)
+    p.add_argument("--pool-layers", type=int, default=1, help="mix the mean-pools of the last N layers")
     p.add_argument("--corr-weight", type=float, default=0.5)
+    p.add_argument("--ema", type=float, default=0.995, help="EMA decay per step (0 turns it off)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--limit", type=int, default=0, help="use only the first N training rows (smoke tests)")
