@@ -26,9 +26,10 @@ from typing import Sequence
 import numpy as np
 
 from avatar.errors import InputError
+from avatar.face.blendshapes import ARKIT_INDEX, blendshape_matrix
 from avatar.types import ARKIT_BLENDSHAPES, VAD, EmotionTrack
 
-IDX: dict[str, int] = {n: i for i, n in enumerate(ARKIT_BLENDSHAPES)}
+IDX = ARKIT_INDEX
 
 #: Action units used, with their FACS names.
 ACTION_UNITS: dict[str, str] = {
@@ -67,17 +68,8 @@ AU_TO_ARKIT: dict[str, dict[str, float]] = {
 }
 
 
-def _au_matrix() -> np.ndarray:
-    m = np.zeros((len(AU_NAMES), len(ARKIT_BLENDSHAPES)), dtype=np.float64)
-    for i, au in enumerate(AU_NAMES):
-        for name, w in AU_TO_ARKIT[au].items():
-            m[i, IDX[name]] = w
-    return m
-
-
 #: [n_AU, 52]: blendshapes = clip(AU intensities @ AU_MATRIX).
-AU_MATRIX: np.ndarray = _au_matrix()
-AU_MATRIX.setflags(write=False)
+AU_MATRIX: np.ndarray = blendshape_matrix(AU_NAMES, AU_TO_ARKIT)
 
 
 def _pos(x: np.ndarray) -> np.ndarray:

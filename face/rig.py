@@ -24,12 +24,13 @@ import numpy as np
 
 from avatar.errors import InputError
 from avatar.types import ARKIT_BLENDSHAPES, FaceMotion, VISEMES
+from avatar.face.blendshapes import ARKIT_INDEX
 from avatar.face.expression import AU_MATRIX, AU_NAMES
 from avatar.face.visemes import VISEME_TARGETS
 
 #: The 52 ARKit blendshapes (Apple's order), shared with avatar.types.
 ARKIT: tuple[str, ...] = ARKIT_BLENDSHAPES
-IDX: dict[str, int] = {n: i for i, n in enumerate(ARKIT)}
+IDX = ARKIT_INDEX
 
 #: VRM 1.0 preset expressions we drive, in output order.
 VRM_EXPRESSIONS: tuple[str, ...] = (

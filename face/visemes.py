@@ -19,9 +19,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from avatar.errors import InputError
+from avatar.face.blendshapes import ARKIT_INDEX, blendshape_matrix
 from avatar.types import ARKIT_BLENDSHAPES, VISEMES, Timeline
 
-IDX: dict[str, int] = {n: i for i, n in enumerate(ARKIT_BLENDSHAPES)}
+IDX = ARKIT_INDEX
 
 
 def _both(name: str, w: float) -> dict[str, float]:
@@ -71,17 +72,8 @@ _TARGETS: dict[str, dict[str, float]] = {
 }
 
 
-def _target_matrix() -> np.ndarray:
-    m = np.zeros((len(VISEMES), len(ARKIT_BLENDSHAPES)), dtype=np.float64)
-    for vi, vis in enumerate(VISEMES):
-        for name, w in _TARGETS[vis].items():
-            m[vi, IDX[name]] = w
-    return m
-
-
 #: [15, 52] ARKit target per viseme, rows in avatar.types.VISEMES order.
-VISEME_TARGETS: np.ndarray = _target_matrix()
-VISEME_TARGETS.setflags(write=False)
+VISEME_TARGETS: np.ndarray = blendshape_matrix(VISEMES, _TARGETS)
 
 # Channel groups: coarticulation dominance is set per group, as Cohen & Massaro set it per parameter.
 GROUPS: dict[str, tuple[str, ...]] = {
