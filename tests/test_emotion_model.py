@@ -72,3 +72,16 @@ def test_hundred_thousand_characters(analyzer):
     text = ("The market opened quietly. Then, to everyone's delight, prices soared! " * 1400)[:100_000]
     out = analyzer.analyze_lines([text])[0]
     assert -1 <= out.vad.valence <= 1 and out.label
+
+
+def test_calibration_keeps_order_and_range():
+    import numpy as np
+
+    from avatar.emotion.model import soft_saturate
+
+    u = np.linspace(-4, 4, 801)
+    s = soft_saturate(u)
+    assert np.all(np.diff(s) > 0)  # strictly increasing: two strong sentences keep their order
+    assert np.all(np.abs(s) <= 1.0)
+    assert np.allclose(soft_saturate(np.array([-0.5, 0.0, 0.8])), [-0.5, 0.0, 0.8])  # linear up to the knee
+    assert soft_saturate(np.array([1.3]))[0] > soft_saturate(np.array([1.2]))[0]

@@ -40,8 +40,9 @@ base_model: sentence-transformers/all-MiniLM-L6-v2 (packaged offline as gt-all-m
 # Text to VAD (valence, arousal, dominance)
 
 {what}{mix} It reads one sentence and predicts EmoBank's valence, arousal and dominance ratings, which the
-engine maps to [-1, 1] (`vad = clip((rating - 3) / scale)`, scale {cfg.calib_scale}: EmoBank train's
-1st/99th percentiles land at about ±0.9).
+engine maps to (-1, 1): `u = (rating - 3) / scale` (scale {cfg.calib_scale}, so EmoBank train's 1st/99th
+percentiles land near ±0.9), kept as is for |u| <= 0.8 and eased towards ±1 above that
+(`0.8 + 0.2 tanh((|u| - 0.8) / 0.2)`), so two strongly emotional sentences keep their order.
 
 {stored} Loading never touches the network.
 

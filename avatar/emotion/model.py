@@ -68,6 +68,22 @@ class EmotionModelConfig:
     training: dict = field(default_factory=dict)
 
 
+#: Where the linear calibration hands over to the soft approach to ±1.
+SATURATION_KNEE = 0.8
+
+
+def soft_saturate(u: np.ndarray, knee: float = SATURATION_KNEE) -> np.ndarray:
+    """Identity for |u| <= knee, then knee + (1 - knee) * tanh(...) towards ±1: smooth and strictly monotone.
+
+    A hard clip at ±1 made every clearly positive sentence read exactly 1.0, so "extremely happy" and
+    "somewhat happy" became the same emotion downstream; this keeps their order.
+    """
+    u = np.asarray(u, dtype=np.float64)
+    a = np.abs(u)
+    soft = knee + (1.0 - knee) * np.tanh((a - knee) / (1.0 - knee))
+    return np.sign(u) * np.where(a <= knee, a, soft)
+
+
 def prepare_text(text: str) -> str:
     """Model input: emoji spelled out as words (the encoder's vocabulary has none), spaces tidied."""
     if not text.isascii():  # no emoji in plain ASCII: skip the (comparatively slow) emoji scan
@@ -117,8 +133,8 @@ class EmotionModel(nn.Module):
         return np.asarray(self.config.target_mean) + np.asarray(self.config.target_std) * z
 
     def rating_to_vad(self, r: np.ndarray) -> np.ndarray:
-        """EmoBank ratings -> engine VAD in [-1, 1]."""
-        return np.clip((r - 3.0) / np.asarray(self.config.calib_scale), -1.0, 1.0)
+        """EmoBank ratings -> engine VAD in (-1, 1): linear, then a soft knee (order kept, never clipped)."""
+        return soft_saturate((np.asarray(r) - 3.0) / np.asarray(self.config.calib_scale))
 
     @torch.inference_mode()
     def predict_ratings(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
