@@ -80,5 +80,7 @@ weights (decay {t.get('ema', 0)} per step; "ema" rows above) scored beside the r
 ## Limits
 English only: other scripts are read poorly (the analyzer lowers its confidence for them). EmoBank is
 news, letters, fiction and blogs; game dialogue, sarcasm and slang are out of its domain. Emoji are
-spelled out as words before encoding (`emoji.demojize`).
+spelled out as words before encoding (`emoji.demojize`). Known misreading: joyful disbelief with a negation,
+"I can't believe we finally won!", reads as negative and aroused (labelled angry), while "What a wonderful
+surprise, we won!" reads as happy.
 """

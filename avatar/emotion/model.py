@@ -8,10 +8,13 @@ Nothing here touches the network.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 # The encoder ships inside a pip package; never let transformers try a hub.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -198,9 +201,27 @@ class EmotionModel(nn.Module):
     def from_pretrained(cls, folder: str | os.PathLike[str]) -> "EmotionModel":
         """Load a saved adapter + head onto the packaged encoder and merge the adapter for inference."""
         config, state = load_folder(folder, EmotionModelConfig, "emotion")
-        model = cls(config)
-        model.load_trainable_state(state, source=str(Path(folder) / "model.safetensors"))
-        if config.finetune == "lora":
-            model.encoder = model.encoder.merge_and_unload()  # plain BERT again: no adapter cost at run time
+        with _quiet_loading():
+            model = cls(config)
+            model.load_trainable_state(state, source=str(Path(folder) / "model.safetensors"))
+            if config.finetune == "lora":
+                model.encoder = model.encoder.merge_and_unload()  # plain BERT again: no adapter cost at run time
         model.eval()
         return model
+
+
+@contextlib.contextmanager
+def _quiet_loading() -> Iterator[None]:
+    """Keep a routine model load off the user's terminal: no weight-loading bar, no deprecation notes
+    that transformers and peft raise at each other (they are theirs to fix, not our users')."""
+    from transformers.utils import logging as hf_logging
+
+    bar_was_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers\..*")
+            yield
+    finally:
+        if bar_was_on:
+            hf_logging.enable_progress_bar()
