@@ -62,6 +62,10 @@ class PretrainedMixin:
     model_name: ClassVar[str] = "model"
     config: Any
 
+    def num_parameters(self) -> int:
+        """Number of weights."""
+        return sum(p.numel() for p in self.parameters())  # type: ignore[attr-defined]
+
     def default_card(self) -> str:
         """The model card written when `save_pretrained` is given none."""
         return f"# {type(self).__name__}\n\nNo card was written for these weights.\n"

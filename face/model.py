@@ -121,9 +121,6 @@ class FaceDenoiser(PretrainedMixin, nn.Module):
         """The card for weights with no training record (see `default_card`)."""
         return default_card(self)
 
-    def num_parameters(self) -> int:
-        """Number of weights."""
-        return sum(p.numel() for p in self.parameters())
 
 
 def default_card(model: FaceDenoiser) -> str:

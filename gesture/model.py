@@ -136,14 +136,10 @@ class GestureDenoiser(PretrainedMixin, nn.Module):
         h = h + v + pos + self.time(_sinusoid(t, d))[:, None, :]
         return self.out(self.encoder(h))
 
-
     def default_card(self) -> str:
         """The card for weights with no training record (see `default_card`)."""
         return default_card(self)
 
-    def num_parameters(self) -> int:
-        """Number of trainable parameters."""
-        return sum(p.numel() for p in self.parameters())
 
 
 def default_card(model: GestureDenoiser) -> str:
