@@ -341,8 +341,11 @@ class Speech:
     audio: np.ndarray
     sample_rate: int
     timeline: Timeline | None = None
+    #: (start, end) seconds of each sentence in the audio, when the backend spoke sentence by sentence.
+    sentence_spans: tuple[tuple[float, float], ...] = ()
 
     def __post_init__(self) -> None:
+        self.sentence_spans = tuple((float(a), float(b)) for a, b in self.sentence_spans)
         a = np.asarray(self.audio)
         if a.ndim != 1:
             raise InputError(f"speech audio must be mono (1-D), got shape {a.shape}")

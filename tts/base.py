@@ -131,7 +131,10 @@ def synthesize_sentences(text: str, vad: VADInput, sample_rate: int, synth: Sent
     audio = np.concatenate(audios) if audios else np.zeros(0, dtype=np.float32)
     if audio.size == 0 or not np.any(audio):
         raise InputError("the text has nothing the voice can say (no letters or digits it can read)")
-    timeline = Timeline.concat(timelines, durations=[a.size / sample_rate for a in audios])
+    durations = [a.size / sample_rate for a in audios]
+    timeline = Timeline.concat(timelines, durations=durations)
+    ends = np.cumsum(durations)
+    spans = tuple((float(e - d), float(e)) for d, e in zip(durations, ends))
     if not math.isclose(timeline.duration, audio.size / sample_rate, abs_tol=1e-6):
         raise AssertionError("timeline and audio lengths disagree")  # Timeline.concat keeps them equal
-    return Speech(audio=audio, sample_rate=sample_rate, timeline=timeline)
+    return Speech(audio=audio, sample_rate=sample_rate, timeline=timeline, sentence_spans=spans)

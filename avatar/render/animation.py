@@ -1,0 +1,132 @@
+"""Face + body motion on an avatar: head pose and gaze as joint rotations, and the animated .glb export.
+
+FaceMotion carries head yaw/pitch/roll and eye-in-head gaze in radians (docs/face.md: yaw > 0 turns to the
+avatar's own left, pitch > 0 tips down, roll > 0 tilts towards the right shoulder, right-handed about the
+glTF axes of an avatar facing +Z). Those are rotations about +Y, +X and +Z, applied yaw, then pitch, then roll
+in the head's own frame. The renderer and the .glb export both go through `with_face_pose`, so what a game
+engine plays from the .glb is what the video shows.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from avatar.errors import InputError
+from avatar.types import BodyMotion, FaceMotion
+
+log = logging.getLogger(__name__)
+
+
+def _axis_quat(axis: int, angle: np.ndarray) -> np.ndarray:
+    q = np.zeros(angle.shape + (4,), dtype=np.float64)
+    q[..., axis] = np.sin(angle / 2.0)
+    q[..., 3] = np.cos(angle / 2.0)
+    return q
+
+
+def ypr_quat(yaw: np.ndarray, pitch: np.ndarray, roll: np.ndarray | float = 0.0) -> np.ndarray:
+    """Quaternions (x, y, z, w) for yaw about +Y, then pitch about +X, then roll about +Z (intrinsic)."""
+    from avatar.gesture.rotations import quat_mul
+
+    yaw = np.asarray(yaw, dtype=np.float64)
+    pitch = np.broadcast_to(np.asarray(pitch, dtype=np.float64), yaw.shape)
+    roll = np.broadcast_to(np.asarray(roll, dtype=np.float64), yaw.shape)
+    return quat_mul(quat_mul(_axis_quat(1, yaw), _axis_quat(0, pitch)), _axis_quat(2, roll))
+
+
+def face_at(face: FaceMotion, n: int, fps: float) -> np.ndarray:
+    """The face's channels resampled to `n` frames at `fps` (linear; the last frame held)."""
+    t = np.arange(n) / float(fps)
+    src = np.arange(face.num_frames) / face.fps
+    f = np.asarray(face.frames, dtype=np.float64)
+    return np.stack([np.interp(t, src, f[:, c]) for c in range(f.shape[1])], axis=1)
+
+
+def with_face_pose(body: BodyMotion, face: FaceMotion) -> BodyMotion:
+    """The body with the face's head yaw/pitch/roll composed onto its head joint (after the body's own)."""
+    from avatar.gesture.rotations import quat_mul, quat_normalize
+
+    if "head" not in body.joints:
+        return body
+    f = face_at(face, body.num_frames, body.fps)
+    ch = {n: i for i, n in enumerate(face.names)}
+    head = ypr_quat(f[:, ch["headYaw"]], f[:, ch["headPitch"]], f[:, ch["headRoll"]])
+    rot = np.array(body.rotations, dtype=np.float64, copy=True)
+    j = body.joints.index("head")
+    rot[:, j] = quat_normalize(quat_mul(rot[:, j], head))
+    return BodyMotion(fps=body.fps, joints=body.joints, rotations=rot.astype(np.float32),
+                      root_position=body.root_position)
+
+
+def gaze_quats(face: FaceMotion, n: int, fps: float) -> dict[str, np.ndarray]:
+    """Eye-in-head rotations [n, 4] for "leftEye" and "rightEye" from the face's gaze channels."""
+    f = face_at(face, n, fps)
+    ch = {name: i for i, name in enumerate(face.names)}
+    return {eye: ypr_quat(f[:, ch[f"{eye}Yaw"]], f[:, ch[f"{eye}Pitch"]]) for eye in ("leftEye", "rightEye")}
+
+
+def animated_gltf(avatar, face: FaceMotion, body: BodyMotion, name: str = "performance"):  # noqa: ANN001, ANN201
+    """A copy of the avatar's glTF (pygltflib.GLTF2) with one animation: body, head pose, gaze, morph weights."""
+    import pygltflib as g
+
+    from avatar.gesture.gltf import _Blob, add_animation_to_avatar
+    from avatar.gesture.rotations import quat_mul, quat_normalize
+
+    gltf = copy.deepcopy(avatar.gltf)
+    if not gltf.buffers:
+        raise InputError(f"{avatar.path.name} has no buffers to animate")
+    posed = with_face_pose(body, face)
+    if "hips" in avatar.bones:
+        gltf = add_animation_to_avatar(gltf, posed, name=name)
+        anim = gltf.animations[-1]
+    else:
+        log.warning("%s has no humanoid bones: the .glb carries the face animation only", avatar.path.name)
+        anim = g.Animation(name=name, samplers=[], channels=[])
+        gltf.animations.append(anim)
+    n, fps = body.num_frames, body.fps
+    blob = _Blob(gltf, gltf.binary_blob() or b"")
+    times = blob.add((np.arange(n) / fps).astype(np.float32), g.FLOAT, "SCALAR", minmax=True)
+
+    def channel(node: int, path: str, values: np.ndarray, kind: str) -> None:
+        out = blob.add(np.ascontiguousarray(values, dtype=np.float32), g.FLOAT, kind)
+        anim.samplers.append(g.AnimationSampler(input=times, output=out, interpolation="LINEAR"))
+        anim.channels.append(g.AnimationChannel(sampler=len(anim.samplers) - 1,
+                                                target=g.AnimationChannelTarget(node=node, path=path)))
+
+    for eye, q in gaze_quats(face, n, fps).items():
+        node = avatar.eyes.get(eye)
+        if node is None:
+            continue
+        rest = np.asarray(avatar.nodes[node].rotation, dtype=np.float64)
+        channel(node, "rotation", quat_normalize(quat_mul(np.broadcast_to(rest, q.shape), q)), "VEC4")
+    # Morph weights: glTF animates a mesh's weights through the node that instantiates it, all targets at once.
+    arkit = face_at(face, n, fps)[:, :52]
+    per_frame = [avatar.morph_weights(row) for row in arkit]
+    meshes = sorted({m for fr in per_frame for (m, _) in fr})
+    for node_index, node in enumerate(avatar.nodes):
+        if node.mesh is None or node.mesh not in meshes:
+            continue
+        prim = gltf.meshes[node.mesh].primitives[0]
+        count = len(prim.targets or [])
+        if count == 0:
+            continue
+        w = np.zeros((n, count), dtype=np.float32)
+        for t, fr in enumerate(per_frame):
+            for (m, k), v in fr.items():
+                if m == node.mesh and k < count:
+                    w[t, k] = v
+        channel(node_index, "weights", w.reshape(-1), "SCALAR")
+    blob.finish()
+    return gltf
+
+
+def write_animated_avatar(avatar, face: FaceMotion, body: BodyMotion, out: str | os.PathLike[str]) -> Path:  # noqa: ANN001
+    """Write the avatar with the performance's animation to a .glb, atomically."""
+    from avatar.gesture.gltf import _save
+
+    return _save(animated_gltf(avatar, face, body), out)
