@@ -27,6 +27,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -151,8 +152,13 @@ def make_windows(examples: list, window: int, hop: int, mean: np.ndarray, std: n
 
 
 def train(data: Windows, model, steps: int, batch: int = 32, lr: float = 3e-4, seed: int = 0,  # noqa: ANN001
-          progress: bool = True) -> list[float]:
-    """Fit the denoiser on the windows (AdamW, warm-up then cosine); returns the loss per step."""
+          progress: bool = True, checkpoint: Callable[[int, list[float]], None] | None = None,
+          save_every: int = 0) -> list[float]:
+    """Fit the denoiser on the windows (AdamW, warm-up then cosine); returns the loss per step.
+
+    With `checkpoint` and `save_every`, checkpoint(step, losses) is called every `save_every` steps, so a run
+    stopped early still leaves usable weights.
+    """
     import torch
     from tqdm import tqdm
 
@@ -184,6 +190,10 @@ def train(data: Windows, model, steps: int, batch: int = 32, lr: float = 3e-4, s
             raise RuntimeError(f"training diverged at step {step} (loss {losses[-1]})")
         if step % 500 == 0 or step == steps - 1:
             log.info("step %d loss %.4f lr %.2e", step, losses[-1], sched.get_last_lr()[0])
+        if checkpoint is not None and save_every > 0 and (step + 1) % save_every == 0 and step + 1 < steps:
+            model.eval()
+            checkpoint(step + 1, losses)
+            model.train()
     model.eval()
     return losses
 
@@ -232,6 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--blocks", type=int, default=4)
     p.add_argument("--window", type=int, default=120)
     p.add_argument("--overlap", type=int, default=30)
+    p.add_argument("--save-every", type=int, default=0, help="also save the weights every N steps (0: only at the end)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.data is None and args.livelink_dir is None:
@@ -268,12 +279,19 @@ def main(argv: list[str] | None = None) -> int:
                     batch=args.batch, lr=args.lr, seed=args.seed)
         log.info("%d windows from %d clips and %d takes", len(data), info["clips"], info["takes"])
         model = FaceDenoiser(config)
-        losses = train(data, model, args.steps, args.batch, args.lr, args.seed)
+        command = ".venv/bin/python -m avatar.face.train " + " ".join(
+            shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+
+        def checkpoint(step: int, so_far: list[float]) -> None:
+            card = model_card(model, info, command, so_far, time.perf_counter() - t0)
+            model.save_pretrained(args.out, card=card + f"\n**Checkpoint at step {step} of {args.steps}.**\n")
+            log.info("checkpoint: saved %s at step %d", args.out, step)
+
+        losses = train(data, model, args.steps, args.batch, args.lr, args.seed, checkpoint=checkpoint,
+                       save_every=args.save_every)
     except (InputError, ModelError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2 if isinstance(exc, InputError) else 1
-    command = ".venv/bin/python -m avatar.face.train " + " ".join(
-        shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
     model.save_pretrained(args.out, card=model_card(model, info, command, losses, time.perf_counter() - t0))
     log.info("saved %s (final loss %.4f, %d parameters)", args.out, float(np.mean(losses[-100:])),
              model.num_parameters())

@@ -30,6 +30,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -145,8 +146,12 @@ def build_dataset(config: GestureModelConfig, wav_dir: Path | None = None, bvh_d
 
 
 def train(data: Windows, config: GestureModelConfig, steps: int, batch: int = 64, lr: float = 2e-4,
-          seed: int = 0) -> tuple[GestureDenoiser, list[float]]:
-    """Fit a denoiser on the windows; returns the model (eval mode) and the loss per step."""
+          seed: int = 0, checkpoint: Callable[[GestureDenoiser, int, list[float]], None] | None = None,
+          save_every: int = 0) -> tuple[GestureDenoiser, list[float]]:
+    """Fit a denoiser on the windows; returns the model (eval mode) and the loss per step.
+
+    With `checkpoint` and `save_every`, checkpoint(model, step, losses) runs every `save_every` steps.
+    """
     from tqdm import tqdm
 
     torch.manual_seed(seed)
@@ -178,6 +183,10 @@ def train(data: Windows, config: GestureModelConfig, steps: int, batch: int = 64
         losses.append(loss.item())
         if not math.isfinite(losses[-1]):
             raise RuntimeError(f"training diverged at step {step} (loss {losses[-1]})")
+        if checkpoint is not None and save_every > 0 and (step + 1) % save_every == 0 and step + 1 < steps:
+            model.eval()
+            checkpoint(model, step + 1, losses)
+            model.train()
     model.eval()
     return model, losses
 
@@ -225,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--layers", type=int, default=4)
     p.add_argument("--heads", type=int, default=4)
     p.add_argument("--ff", type=int, default=256)
+    p.add_argument("--save-every", type=int, default=0, help="also save the weights every N steps (0: only at the end)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if not 1 <= args.steps <= 10_000_000 or args.batch < 1 or not 0 < args.overlap < args.window:
@@ -239,8 +249,15 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     data, info = build_dataset(config, args.wav_dir, args.bvh_dir, args.variants, args.seed, args.timeline_dropout)
     log.info("%d windows (%s)", len(data), info)
-    model, losses = train(data, config, args.steps, args.batch, args.lr, args.seed)
     command = ".venv/bin/python -m avatar.gesture.train " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+
+    def checkpoint(model: GestureDenoiser, step: int, so_far: list[float]) -> None:
+        card = model_card(model, info, command, so_far, time.perf_counter() - t0)
+        model.save_pretrained(args.out, card=card + f"\n**Checkpoint at step {step} of {args.steps}.**\n")
+        log.info("checkpoint: saved %s at step %d", args.out, step)
+
+    model, losses = train(data, config, args.steps, args.batch, args.lr, args.seed, checkpoint=checkpoint,
+                          save_every=args.save_every)
     model.save_pretrained(args.out, card=model_card(model, info, command, losses, time.perf_counter() - t0))
     log.info("saved %s (final loss %.4f)", args.out, float(np.mean(losses[-100:])))
     return 0

@@ -29,7 +29,8 @@ def tiny_model(corpus, tmp_path_factory):
 
     out = tmp_path_factory.mktemp("weights") / "face"
     argv = ["--data", str(corpus), "--out", str(out), "--steps", "10", "--batch", "4", "--hidden", "16",
-            "--blocks", "2", "--window", "32", "--overlap", "8", "--copies", "1", "--threads", "1", "--seed", "3"]
+            "--blocks", "2", "--window", "32", "--overlap", "8", "--copies", "1", "--threads", "1", "--seed", "3",
+            "--save-every", "4"]
     assert main(argv) == 0
     return out
 
@@ -98,6 +99,7 @@ def test_trained_model_card_and_determinism(tiny_model, corpus):
     card = (tiny_model / "README.md").read_text()
     model = load_face_model(tiny_model)
     assert "10 steps" in card and "--steps 10" in card and "CC-BY-SA" in card and "3 clips" in card
+    assert "Checkpoint" not in card  # the final save replaced the step-4 and step-8 checkpoints
     assert f"{model.num_parameters():,} " in card
     audio, sr = load_audio(corpus / "train_7_000000.wav")
     a = generate_face(audio, sr, VAD(0.5, 0.2, 0.0), seed=1, model=model, steps=3)
@@ -170,3 +172,20 @@ def test_cli_bad_audio_and_missing_model(avatar_bin, corpus, tmp_path):
                   "-o", str(tmp_path / "o.json"))
     assert res.returncode == 1 and "no trained face model" in res.stderr and "avatar.face.train" in res.stderr
     assert not (tmp_path / "o.json").exists()
+
+
+def test_checkpoints_during_training():
+    """--save-every calls back with the step and the losses so far; the last step is left to the final save."""
+    from avatar.face.model import FaceDenoiser, FaceDiffusionConfig
+    from avatar.face.train import Windows, train
+
+    cfg = FaceDiffusionConfig(hidden=16, blocks=1, window=16, overlap=4)
+    model = FaceDenoiser(cfg)
+    rng = np.random.default_rng(0)
+    data = Windows(rng.normal(size=(6, 16, cfg.motion_dim)).astype(np.float32),
+                   rng.normal(size=(6, 16, cfg.audio_dim)).astype(np.float32), np.zeros((6, 3), np.float32))
+    seen = []
+    train(data, model, steps=7, batch=2, progress=False, checkpoint=lambda s, l: seen.append((s, len(l), model.training)),
+          save_every=3)
+    assert seen == [(3, 3, False), (6, 6, False)]  # saved in eval mode, then training went on
+    assert not model.training

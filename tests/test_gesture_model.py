@@ -135,8 +135,9 @@ def test_training_script_smoke(tmp_path: Path) -> None:
     out = tmp_path / "weights"
     assert main(["--wav-dir", str(wavs), "--bvh-dir", str(caps), "--out", str(out), "--variants", "2", "--steps", "3",
                  "--batch", "4", "--window", "20", "--overlap", "4", "--d-model", "32", "--layers", "1",
-                 "--heads", "2", "--ff", "64"]) == 0
+                 "--heads", "2", "--ff", "64", "--save-every", "2"]) == 0
     card = (out / "README.md").read_text()
+    assert "Checkpoint" not in card  # the final save replaced the step-2 checkpoint
     assert "4 teacher clips" in card and "1 captured BVH clips" in card and "--steps 3" in card
     model = GestureDenoiser.from_pretrained(out)
     assert float(model.pose_std.min()) >= 0.05
