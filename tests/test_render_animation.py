@@ -40,14 +40,15 @@ def test_ypr_signs_follow_the_face_convention():
     assert quat_apply(ypr_quat(np.array(0.0), np.array(0.0), np.array(0.3)), up)[0] < -0.2
 
 
-def test_head_pose_is_composed_onto_the_head_joint_only():
+def test_head_pose_is_composed_onto_neck_and_head_only():
     from avatar.render.animation import with_face_pose
 
     body = _body(10)
     posed = with_face_pose(body, _face(10, headYaw=0.2))
-    j = body.joints.index("head")
+    j, k = body.joints.index("head"), body.joints.index("neck")
     assert not np.allclose(posed.rotations[:, j], body.rotations[:, j])
-    others = [i for i in range(len(body.joints)) if i != j]
+    assert not np.allclose(posed.rotations[:, k], body.rotations[:, k])
+    others = [i for i in range(len(body.joints)) if i not in (j, k)]
     np.testing.assert_array_equal(posed.rotations[:, others], body.rotations[:, others])
     assert np.allclose(np.linalg.norm(posed.rotations, axis=-1), 1.0, atol=1e-5)
 

@@ -48,17 +48,23 @@ def face_at(face: FaceMotion, n: int, fps: float) -> np.ndarray:
 
 
 def with_face_pose(body: BodyMotion, face: FaceMotion) -> BodyMotion:
-    """The body with the face's head yaw/pitch/roll composed onto its head joint (after the body's own)."""
+    """The body with the face's head yaw/pitch/roll composed onto its neck and head (after the body's own)."""
     from avatar.gesture.rotations import quat_mul, quat_normalize
+
+    from avatar.render.pose import NECK_SHARE
 
     if "head" not in body.joints:
         return body
     f = face_at(face, body.num_frames, body.fps)
     ch = {n: i for i, n in enumerate(face.names)}
-    head = ypr_quat(f[:, ch["headYaw"]], f[:, ch["headPitch"]], f[:, ch["headRoll"]])
+    ypr = f[:, [ch["headYaw"], ch["headPitch"], ch["headRoll"]]]
     rot = np.array(body.rotations, dtype=np.float64, copy=True)
-    j = body.joints.index("head")
-    rot[:, j] = quat_normalize(quat_mul(rot[:, j], head))
+    # Shared between neck and head as the renderer does, so the .glb moves as the video does.
+    shares = (("neck", NECK_SHARE), ("head", 1.0 - NECK_SHARE)) if "neck" in body.joints else (("head", 1.0),)
+    for joint, share in shares:
+        j = body.joints.index(joint)
+        q = ypr_quat(ypr[:, 0] * share, ypr[:, 1] * share, ypr[:, 2] * share)
+        rot[:, j] = quat_normalize(quat_mul(rot[:, j], q))
     return BodyMotion(fps=body.fps, joints=body.joints, rotations=rot.astype(np.float32),
                       root_position=body.root_position)
 
