@@ -3,8 +3,8 @@
 FaceMotion carries head yaw/pitch/roll and eye-in-head gaze in radians (docs/face.md: yaw > 0 turns to the
 avatar's own left, pitch > 0 tips down, roll > 0 tilts towards the right shoulder, right-handed about the
 glTF axes of an avatar facing +Z). Those are rotations about +Y, +X and +Z, applied yaw, then pitch, then roll
-in the head's own frame. The renderer and the .glb export both go through `with_face_pose`, so what a game
-engine plays from the .glb is what the video shows.
+in the head's own frame. The head pose is shared between neck and head (`avatar.render.pose.NECK_SHARE`), as
+the renderer (avatar/render/pose.py) shares it, so what a game engine plays from the .glb is what the video shows.
 """
 
 from __future__ import annotations
@@ -108,6 +108,8 @@ def animated_gltf(avatar, face: FaceMotion, body: BodyMotion, name: str = "perfo
         node = avatar.eyes.get(eye)
         if node is None:
             continue
+        if avatar.faces_minus_z:  # our +Z-facing rotation for a -Z-facing avatar: a half turn about Y
+            q = q * np.array([-1.0, 1.0, -1.0, 1.0])
         rest = np.asarray(avatar.nodes[node].rotation, dtype=np.float64)
         channel(node, "rotation", quat_normalize(quat_mul(np.broadcast_to(rest, q.shape), q)), "VEC4")
     # Morph weights: glTF animates a mesh's weights through the node that instantiates it, all targets at once.

@@ -484,8 +484,9 @@ def _region_deltas(h: _Head) -> dict[str, np.ndarray]:
     for s, sx in (("Left", 1.0), ("Right", -1.0)):
         corner = _gauss(q, (sx * MOUTH_HALF_WIDTH, MOUTH_Y), 0.017, 0.016) * front
         half = lips * _smoothstep(sx * q[:, 0], -0.004, 0.01)
-        out["mouthSmile" + s] = corner[:, None] * [sx * 0.006, 0.011, -0.004]
-        out["mouthFrown" + s] = corner[:, None] * [sx * 0.002, -0.008, -0.001]
+        # Cartoon amplitudes (about twice a real face's): the stylised face must read at 512 px.
+        out["mouthSmile" + s] = corner[:, None] * [sx * 0.009, 0.017, -0.005]
+        out["mouthFrown" + s] = corner[:, None] * [sx * 0.003, -0.015, -0.001]
         out["mouthDimple" + s] = corner[:, None] * [sx * 0.004, 0.0, -0.005]
         out["mouthStretch" + s] = corner[:, None] * [sx * 0.009, -0.003, -0.002]
         out["mouthPress" + s] = np.stack([np.zeros(n), -side * half * 0.0015, -half * 0.002], axis=1)
@@ -495,9 +496,10 @@ def _region_deltas(h: _Head) -> dict[str, np.ndarray]:
         brow = _gauss(q, (eye[0], eye[1] + 0.034), 0.026, 0.012) * front
         inner = _gauss(q, (sx * 0.012, eye[1] + 0.032), 0.013, 0.012) * front
         outer = _gauss(q, (eye[0] + sx * 0.016, eye[1] + 0.030), 0.015, 0.012) * front
-        out["browDown" + s] = brow[:, None] * [-sx * 0.002, -0.006, 0.001]
-        out["browOuterUp" + s] = outer[:, None] * [0.0, 0.008, 0.0]
-        out["browInnerUp"] += inner[:, None] * [0.0, 0.008, 0.0]
+        # browDown lowers the whole brow and its inner end most, drawing it in (the corrugator's slant).
+        out["browDown" + s] = brow[:, None] * [-sx * 0.003, -0.007, 0.001] + inner[:, None] * [-sx * 0.003, -0.008, 0.0]
+        out["browOuterUp" + s] = outer[:, None] * [0.0, 0.014, 0.0]
+        out["browInnerUp"] += inner[:, None] * [0.0, 0.015, 0.0]
         cheek = _gauss(q, (sx * 0.052, -0.035), 0.022, 0.022) * front * (kind == 0)
         radial = q / np.linalg.norm(q, axis=1, keepdims=True)
         out["cheekPuff"] += radial * (cheek * 0.012)[:, None]

@@ -1,0 +1,285 @@
+"""Read what the renderer draws out of a loaded Avatar: triangle primitives, morph targets, materials, textures.
+
+Everything here is numpy: the glTF accessors (any component type, normalised integers, strides, sparse
+accessors as exporters such as UniVRM write for morph targets) are decoded once into float32 arrays, so the
+per-frame work is a small dense product over the active morph targets plus the GL draw.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from avatar.errors import InputError
+
+from .avatar_file import Avatar
+
+log = logging.getLogger(__name__)
+
+_DTYPES = {5120: np.int8, 5121: np.uint8, 5122: np.int16, 5123: np.uint16, 5125: np.uint32, 5126: np.float32}
+_WIDTH = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4, "MAT2": 4, "MAT3": 9, "MAT4": 16}
+_TRIANGLES = 4
+
+
+@dataclass
+class Material:
+    """A material reduced to what the renderer shades: base colour (linear RGBA), texture, sidedness, alpha."""
+
+    color: tuple[float, float, float, float] = (0.8, 0.8, 0.8, 1.0)
+    roughness: float = 0.8
+    texture: int | None = None  # index into MeshData.images
+    double_sided: bool = False
+    alpha_mode: str = "OPAQUE"  # OPAQUE, MASK, BLEND
+    alpha_cutoff: float = 0.5
+
+
+@dataclass
+class Primitive:
+    """One drawable triangle list with its rest geometry and morph target deltas."""
+
+    mesh: int
+    node: int  # the node that instantiates the mesh
+    skin: int | None
+    positions: np.ndarray  # [N, 3] float32
+    normals: np.ndarray  # [N, 3] float32 (authored, or computed when absent)
+    indices: np.ndarray  # [F, 3] uint32
+    uv: np.ndarray | None  # [N, 2] float32
+    joints: np.ndarray | None  # [N, 4] float32 (joint indices into the skin)
+    weights: np.ndarray | None  # [N, 4] float32
+    material: Material
+    target_pos: np.ndarray | None = field(default=None, repr=False)  # [K, N*3] float32 (K = mesh targets)
+    target_nrm: np.ndarray | None = field(default=None, repr=False)  # [K, N*3] float32 or None
+
+
+@dataclass
+class MeshData:
+    """All primitives of the scene plus the decoded base-colour images (RGBA uint8 arrays)."""
+
+    primitives: list[Primitive]
+    images: list[np.ndarray]
+    default_weights: dict[int, np.ndarray]  # mesh index -> its default morph weights (glTF mesh.weights)
+
+
+def read_accessor(gltf, index: int) -> np.ndarray:  # noqa: ANN001 - pygltflib.GLTF2
+    """Decode accessor `index` of the embedded buffer into a float32 (or integer) array [count, width]."""
+    acc = gltf.accessors[index]
+    dtype = np.dtype(_DTYPES[acc.componentType]).newbyteorder("<")
+    n = _WIDTH[acc.type]
+    if acc.bufferView is not None:
+        out = _view(gltf, acc.bufferView, acc.byteOffset or 0, acc.count, n, dtype)
+    else:
+        out = np.zeros((acc.count, n), dtype=dtype)  # all zeros unless sparse fills it in
+    if acc.sparse is not None and acc.sparse.count:
+        sp = acc.sparse
+        idx_dtype = np.dtype(_DTYPES[sp.indices.componentType]).newbyteorder("<")
+        where = _view(gltf, sp.indices.bufferView, sp.indices.byteOffset or 0, sp.count, 1, idx_dtype)[:, 0]
+        vals = _view(gltf, sp.values.bufferView, sp.values.byteOffset or 0, sp.count, n, dtype)
+        if where.size and int(where.max()) >= acc.count:
+            raise InputError(f"sparse accessor {index} indexes past its {acc.count} elements")
+        out = out.copy()
+        out[where.astype(np.int64)] = vals
+    if acc.normalized and dtype.kind in "iu":
+        scale = float(np.iinfo(dtype).max)
+        return np.maximum(out.astype(np.float32) / scale, -1.0)
+    return out
+
+
+def _view(gltf, view_index: int, offset: int, count: int, width: int, dtype: np.dtype) -> np.ndarray:  # noqa: ANN001
+    view = gltf.bufferViews[view_index]
+    blob = gltf.binary_blob()
+    if blob is None:
+        raise InputError("the avatar's geometry is not in an embedded buffer")
+    start = (view.byteOffset or 0) + offset
+    elem = dtype.itemsize * width
+    stride = view.byteStride or elem
+    end = start + stride * max(count - 1, 0) + elem if count else start
+    if end > len(blob) or end > (view.byteOffset or 0) + (view.byteLength or 0) + 3:  # +3: glTF padding slack
+        raise InputError(f"an accessor on bufferView {view_index} reads past its end")
+    if count == 0:
+        return np.zeros((0, width), dtype=dtype)
+    raw = np.lib.stride_tricks.as_strided(np.frombuffer(blob, np.uint8, offset=start),
+                                          shape=(count, elem), strides=(stride, 1))
+    return np.ascontiguousarray(raw).view(dtype).reshape(count, width)
+
+
+def vertex_normals(positions: np.ndarray, tris: np.ndarray, incidence=None) -> np.ndarray:  # noqa: ANN001
+    """Area-weighted vertex normals [N, 3] (unit length; [0, 1, 0] for vertices on no triangle).
+
+    `incidence` (from `incidence_matrix`) makes repeated calls on one mesh a single sparse product."""
+    v = positions.astype(np.float32, copy=False)
+    fn = np.cross(v[tris[:, 1]] - v[tris[:, 0]], v[tris[:, 2]] - v[tris[:, 0]])
+    if incidence is None:
+        incidence = incidence_matrix(len(v), tris)
+    return normalize(np.asarray(incidence @ fn, dtype=np.float32))
+
+
+def incidence_matrix(n_vertices: int, tris: np.ndarray):  # noqa: ANN201 - scipy.sparse.csr_matrix
+    """Sparse [N, F] matrix with a 1 where vertex n is a corner of triangle f."""
+    from scipy.sparse import csr_matrix
+
+    f = len(tris)
+    rows = tris.reshape(-1).astype(np.int64)
+    cols = np.repeat(np.arange(f, dtype=np.int64), 3)
+    return csr_matrix((np.ones(3 * f, dtype=np.float32), (rows, cols)), shape=(n_vertices, f))
+
+
+def normalize(n: np.ndarray) -> np.ndarray:
+    """Unit vectors along the rows of n ([0, 1, 0] where a row is zero)."""
+    length = np.linalg.norm(n, axis=1, keepdims=True)
+    out = n / np.maximum(length, 1e-12)
+    out[length[:, 0] < 1e-12] = (0.0, 1.0, 0.0)
+    return out.astype(np.float32)
+
+
+def _material(gltf, index: int | None) -> Material:  # noqa: ANN001
+    if index is None or not 0 <= index < len(gltf.materials):
+        return Material()
+    m = gltf.materials[index]
+    pbr = m.pbrMetallicRoughness
+    color = tuple(float(c) for c in (pbr.baseColorFactor if pbr and pbr.baseColorFactor else (1, 1, 1, 1)))
+    tex = None
+    if pbr is not None and pbr.baseColorTexture is not None:
+        t = pbr.baseColorTexture.index
+        if t is not None and 0 <= t < len(gltf.textures):
+            tex = gltf.textures[t].source
+    rough = float(pbr.roughnessFactor) if pbr is not None and pbr.roughnessFactor is not None else 1.0
+    return Material(color=color, roughness=rough, texture=tex, double_sided=bool(m.doubleSided),
+                    alpha_mode=str(m.alphaMode or "OPAQUE").upper(),
+                    alpha_cutoff=float(m.alphaCutoff if m.alphaCutoff is not None else 0.5))
+
+
+def _image(avatar: Avatar, index: int) -> np.ndarray | None:
+    """Decode image `index` (embedded bufferView, data: URI or a file beside the avatar) to RGBA uint8."""
+    gltf = avatar.gltf
+    try:
+        from PIL import Image
+    except ImportError:  # Pillow is optional here: without it textured avatars show their base colours
+        return None
+    img = gltf.images[index]
+    try:
+        if img.bufferView is not None:
+            view = gltf.bufferViews[img.bufferView]
+            start = view.byteOffset or 0
+            data = bytes(gltf.binary_blob()[start:start + view.byteLength])
+        elif img.uri and img.uri.startswith("data:"):
+            data = base64.b64decode(img.uri.split(",", 1)[1])
+        elif img.uri:
+            from avatar.io import safe_join
+
+            data = safe_join(avatar.path.parent, img.uri).read_bytes()
+        else:
+            return None
+        with Image.open(io.BytesIO(data)) as im:
+            return np.asarray(im.convert("RGBA"), dtype=np.uint8)
+    except Exception as exc:  # noqa: BLE001 - a broken texture degrades to the base colour, it does not fail
+        log.warning("avatar %s: texture %d cannot be decoded (%s); using its base colour", avatar.path.name,
+                    index, exc)
+        return None
+
+
+def _scene_nodes(avatar: Avatar) -> list[int]:
+    """Nodes reachable from the default scene (all roots when the file has no scene)."""
+    gltf = avatar.gltf
+    if gltf.scenes:
+        s = gltf.scene if gltf.scene is not None and 0 <= gltf.scene < len(gltf.scenes) else 0
+        roots = list(gltf.scenes[s].nodes or [])
+    else:
+        roots = [i for i, n in enumerate(avatar.nodes) if n.parent < 0]
+    out, stack = [], roots[::-1]
+    while stack:
+        i = stack.pop()
+        out.append(i)
+        stack.extend(avatar.nodes[i].children[::-1])
+    return out
+
+
+def read_meshes(avatar: Avatar) -> MeshData:
+    """Decode every triangle primitive of the avatar's scene (positions, normals, skin, UVs, morph targets)."""
+    gltf = avatar.gltf
+    prims: list[Primitive] = []
+    used_images: dict[int, int] = {}
+    images: list[np.ndarray] = []
+    defaults: dict[int, np.ndarray] = {}
+    skipped = 0
+    for node in _scene_nodes(avatar):
+        mi = avatar.nodes[node].mesh
+        if mi is None:
+            continue
+        mesh = gltf.meshes[mi]
+        skin = avatar.nodes[node].skin
+        if skin is not None and not 0 <= skin < len(avatar.skins):
+            skin = None
+        for p in mesh.primitives:
+            if p.mode not in (None, _TRIANGLES) or p.attributes.POSITION is None:
+                skipped += 1
+                continue
+            prim = _primitive(gltf, p, mi, node, skin)
+            if prim is None:
+                skipped += 1
+                continue
+            tex = prim.material.texture
+            if tex is not None and 0 <= tex < len(gltf.images):
+                if tex not in used_images:
+                    im = _image(avatar, tex)
+                    used_images[tex] = -1 if im is None else len(images)
+                    if im is not None:
+                        images.append(im)
+                prim.material.texture = used_images[tex] if used_images[tex] >= 0 else None
+            else:
+                prim.material.texture = None
+            if prim.uv is None:
+                prim.material.texture = None
+            prims.append(prim)
+        k = max((len(p.targets or []) for p in mesh.primitives), default=0)
+        w = np.zeros(k, dtype=np.float32)
+        if mesh.weights:
+            w[: min(k, len(mesh.weights))] = np.asarray(mesh.weights[:k], dtype=np.float32)
+        defaults[mi] = w
+    if skipped:
+        log.warning("avatar %s: %d primitives are not triangle lists (points, lines, strips) and are not drawn",
+                    avatar.path.name, skipped)
+    if not prims:
+        raise InputError(f"avatar {avatar.path.name} has no triangle meshes to draw")
+    return MeshData(primitives=prims, images=images, default_weights=defaults)
+
+
+def _primitive(gltf, p, mesh: int, node: int, skin: int | None) -> Primitive | None:  # noqa: ANN001
+    a = p.attributes
+    pos = read_accessor(gltf, a.POSITION).astype(np.float32)[:, :3]
+    n = len(pos)
+    if n == 0:
+        return None
+    if p.indices is not None:
+        idx = read_accessor(gltf, p.indices).reshape(-1).astype(np.uint32)
+    else:
+        idx = np.arange(n, dtype=np.uint32)
+    idx = idx[: len(idx) // 3 * 3].reshape(-1, 3)
+    if idx.size and int(idx.max()) >= n:
+        raise InputError(f"mesh {mesh}: an index points past its {n} vertices")
+    nrm = (read_accessor(gltf, a.NORMAL).astype(np.float32)[:, :3] if a.NORMAL is not None
+           else vertex_normals(pos, idx))
+    uv = read_accessor(gltf, a.TEXCOORD_0).astype(np.float32)[:, :2] if a.TEXCOORD_0 is not None else None
+    joints = weights = None
+    if skin is not None and a.JOINTS_0 is not None and a.WEIGHTS_0 is not None:
+        joints = read_accessor(gltf, a.JOINTS_0).astype(np.float32)[:, :4]
+        weights = read_accessor(gltf, a.WEIGHTS_0).astype(np.float32)[:, :4]
+        s = weights.sum(axis=1, keepdims=True)
+        weights = np.where(s > 1e-6, weights / np.maximum(s, 1e-6), 0.0).astype(np.float32)
+    tp = tn = None
+    if p.targets:
+        tp = np.zeros((len(p.targets), n * 3), dtype=np.float32)
+        has_n = any(isinstance(t, dict) and t.get("NORMAL") is not None for t in p.targets)
+        tn = np.zeros_like(tp) if has_n else None
+        for k, t in enumerate(p.targets):
+            t = t if isinstance(t, dict) else vars(t)
+            if t.get("POSITION") is not None:
+                tp[k] = read_accessor(gltf, t["POSITION"]).astype(np.float32)[:n, :3].reshape(-1)
+            if tn is not None and t.get("NORMAL") is not None:
+                tn[k] = read_accessor(gltf, t["NORMAL"]).astype(np.float32)[:n, :3].reshape(-1)
+    return Primitive(mesh=mesh, node=node, skin=skin if joints is not None else None, positions=pos,
+                     normals=normalize(nrm), indices=idx, uv=uv, joints=joints, weights=weights,
+                     material=_material(gltf, p.material), target_pos=tp, target_nrm=tn)

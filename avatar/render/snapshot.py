@@ -1,0 +1,105 @@
+"""Stills of an avatar's emotions: `python -m avatar.render.snapshot --out DIR [--avatar PATH] [--framing F]`.
+
+For each emotion label (default: neutral happy sad angry) the face is the FACS expression of the label's VAD
+prototype (avatar.emotion.labels.LABEL_VAD through avatar.face.expression) laid over a mid-speech mouth (the
+"aa" viseme at 0.55), with the emotion's head posture (expression.head_bias), eyes on the camera and the arms
+relaxed at the sides. One PNG per label, named <label>.png, written atomically; used to check the renderer by
+eye (docs/render.md shows what to look for).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from avatar.errors import AvatarError, InputError
+from avatar.io import atomic_path, safe_join
+from avatar.types import EYE_GAZE, FACE_CHANNELS, HEAD_POSE, VISEMES
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LABELS = ("neutral", "happy", "sad", "angry")
+#: Relaxed standing arms (upper arm lowered 72 degrees from the T-pose, elbows a little bent), as BodyMotion.
+RELAXED_ARMS: dict[str, tuple[float, float, float]] = {  # joint -> (X, Y, Z) degrees, order ZXY
+    "leftUpperArm": (0.0, -8.0, -72.0), "rightUpperArm": (0.0, 8.0, 72.0),
+    "leftLowerArm": (0.0, -12.0, 0.0), "rightLowerArm": (0.0, 12.0, 0.0),
+}
+
+
+def relaxed_body() -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
+    """(joints, rotations [J, 4], root [3]) of a relaxed standing pose."""
+    from avatar.gesture.rotations import euler_to_quat
+    from avatar.gesture.skeleton import HUMANOID
+
+    names = tuple(RELAXED_ARMS)
+    xyz = np.array([RELAXED_ARMS[n] for n in names])
+    rot = euler_to_quat(xyz[:, [2, 0, 1]], "ZXY")
+    return names, rot, HUMANOID.rest_positions[0].copy()
+
+
+def expression_row(label: str, viseme: str = "aa", amount: float = 0.6) -> np.ndarray:
+    """A FaceMotion row (59 channels) for an emotion label with the mouth mid-speech."""
+    from avatar.emotion.labels import vad_for_label
+    from avatar.face.expression import combine, expression_weights, head_bias
+    from avatar.face.visemes import VISEME_TARGETS
+
+    vad = vad_for_label(label)
+    mouth = np.asarray(VISEME_TARGETS[VISEMES.index(viseme)], dtype=np.float64)[None] * amount
+    arkit = combine(mouth, expression_weights(vad)[None].astype(np.float64))[0]
+    row = np.zeros(len(FACE_CHANNELS))
+    row[: len(arkit)] = arkit
+    head = head_bias(vad.as_array()[None])[0]
+    for k, name in enumerate(HEAD_POSE):
+        row[FACE_CHANNELS.index(name)] = head[k]
+    for name in EYE_GAZE:  # eyes on the camera (which stands ~20 degrees to the avatar's left), head-relative
+        row[FACE_CHANNELS.index(name)] = np.deg2rad(14.0) if name.endswith("Yaw") else -head[1]
+    return row
+
+
+def snapshots(out: str | os.PathLike[str], labels: tuple[str, ...] = DEFAULT_LABELS,
+              avatar: str | os.PathLike[str] | None = None, framing: str = "portrait", size: int = 512) -> list[Path]:
+    """Render one PNG per emotion label into folder `out`; returns the paths."""
+    from PIL import Image
+
+    from .renderer import Renderer
+
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    body = relaxed_body()
+    with Renderer(avatar, size, size, framing=framing) as r:
+        for label in labels:
+            img = r.render(expression_row(label), body)
+            path = safe_join(folder, f"{label}.png")
+            with atomic_path(path) as tmp:
+                Image.fromarray(img).save(tmp, format="PNG")
+            paths.append(path)
+            log.info("wrote %s", path)
+    return paths
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point."""
+    ap = argparse.ArgumentParser(prog="python -m avatar.render.snapshot", description=__doc__.splitlines()[0])
+    ap.add_argument("--out", required=True, help="folder for the PNGs")
+    ap.add_argument("--avatar", default=None, help=".glb/.gltf/.vrm (default: the shipped default avatar)")
+    ap.add_argument("--framing", default="portrait", choices=("portrait", "full"))
+    ap.add_argument("--size", type=int, default=512)
+    ap.add_argument("--labels", default=",".join(DEFAULT_LABELS), help="comma-separated emotion labels")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        snapshots(args.out, tuple(s.strip() for s in args.labels.split(",") if s.strip()), args.avatar,
+                  args.framing, args.size)
+    except (InputError, AvatarError) as exc:
+        print(f"error: {exc}")
+        return 2 if isinstance(exc, InputError) else 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

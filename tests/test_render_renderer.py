@@ -1,0 +1,346 @@
+"""The headless renderer (avatar.render.renderer): size, determinism, morphs, gaze, skinning, user avatars."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from avatar.errors import AvatarError, InputError
+from avatar.types import ARKIT_BLENDSHAPES, FACE_CHANNELS, BodyMotion, FaceMotion
+
+pytest.importorskip("moderngl")
+pygltflib = pytest.importorskip("pygltflib")
+
+W, H = 192, 160
+
+
+def _egl_ok() -> bool:
+    import moderngl
+
+    try:
+        moderngl.create_context(standalone=True, backend="egl").release()
+        return True
+    except Exception:  # noqa: BLE001 - no EGL on this machine
+        return False
+
+
+pytestmark = pytest.mark.skipif(not _egl_ok(), reason="no headless OpenGL (EGL) here")
+
+
+@pytest.fixture(scope="module")
+def portrait():
+    from avatar.render.renderer import Renderer
+
+    with Renderer(None, W, H, framing="portrait") as r:
+        yield r
+
+
+@pytest.fixture(scope="module")
+def full():
+    from avatar.render.renderer import Renderer
+
+    with Renderer(None, W, H, framing="full") as r:
+        yield r
+
+
+def _row(**channels: float) -> np.ndarray:
+    row = np.zeros(len(FACE_CHANNELS))
+    for k, v in channels.items():
+        row[FACE_CHANNELS.index(k)] = v
+    return row
+
+
+def _project(r, p: np.ndarray) -> tuple[float, float]:  # noqa: ANN001
+    """Pixel (x, y from the top) of a world point."""
+    clip = r.camera.view_proj(r.width / r.height) @ np.append(p, 1.0)
+    ndc = clip[:3] / clip[3]
+    return (ndc[0] + 1) / 2 * r.width, (1 - ndc[1]) / 2 * r.height
+
+
+def _changed(a: np.ndarray, b: np.ndarray, level: int = 12) -> np.ndarray:
+    return np.abs(a.astype(int) - b.astype(int)).max(axis=2) > level
+
+
+def test_frame_has_the_size_is_not_blank_and_is_deterministic(portrait) -> None:  # noqa: ANN001
+    from avatar.render.renderer import Renderer
+
+    a = portrait.render()
+    assert a.shape == (H, W, 3) and a.dtype == np.uint8
+    assert a.std() > 20 and len(np.unique(a.reshape(-1, 3), axis=0)) > 500  # a character, not a flat fill
+    assert np.array_equal(a, portrait.render())
+    with Renderer(None, W, H, framing="portrait") as again:
+        assert np.array_equal(a, again.render())
+
+
+def test_jaw_open_changes_the_mouth_only(portrait) -> None:  # noqa: ANN001
+    from avatar.render.character import HEAD_CENTRE, MOUTH_Y
+
+    rest = portrait.render(_row())
+    opened = portrait.render(_row(jawOpen=1.0))
+    diff = _changed(rest, opened)
+    assert diff.sum() > 30
+    ys, xs = np.nonzero(diff)
+    mx, my = _project(portrait, HEAD_CENTRE + np.array([0.0, MOUTH_Y - 0.01, 0.1]))
+    assert abs(xs.mean() - mx) < 0.06 * W and abs(ys.mean() - my) < 0.08 * H
+    eye_y = _project(portrait, HEAD_CENTRE + np.array([0.0, 0.02, 0.1]))[1]
+    assert not diff[: int(eye_y)].any()  # nothing above the eyes moved
+
+
+def test_gaze_turns_the_eyes(portrait) -> None:  # noqa: ANN001
+    from avatar.render.character import eye_positions
+
+    rest = portrait.render(_row())
+    look = portrait.render(_row(leftEyeYaw=0.45, rightEyeYaw=0.45))
+    diff = _changed(rest, look)
+    assert diff.sum() > 10
+    ys, xs = np.nonzero(diff)
+    pts = [_project(portrait, p) for p in eye_positions().values()]
+    near = np.min([np.hypot(xs - px, ys - py) for px, py in pts], axis=0)
+    assert (near < 0.06 * W).all()  # only pixels around the two eyes changed
+
+
+def test_head_pose_and_blink_change_the_face(portrait) -> None:  # noqa: ANN001
+    rest = portrait.render(_row())
+    assert _changed(rest, portrait.render(_row(headYaw=0.3))).sum() > 200
+    assert _changed(rest, portrait.render(_row(eyeBlinkLeft=1.0, eyeBlinkRight=1.0))).sum() > 10
+
+
+def test_body_pose_moves_the_arm(full) -> None:  # noqa: ANN001
+    from avatar.gesture.kinematics import fk
+    from avatar.gesture.rotations import quat_from_axis_angle
+    from avatar.gesture.skeleton import HUMANOID
+
+    J = len(HUMANOID.joints)
+    rot = np.zeros((J, 4))
+    rot[:, 3] = 1
+    down = quat_from_axis_angle(np.array([0.0, 0.0, 1.0]), np.array(-75.0))
+    rot[HUMANOID.index("leftUpperArm")] = down
+    body = (HUMANOID.joints, rot, HUMANOID.rest_positions[0])
+    rest, posed = full.render(), full.render(None, body)
+    hand = HUMANOID.index("leftHand")
+    pos_rest, _ = fk(np.tile([0, 0, 0, 1.0], (1, J, 1)), HUMANOID.rest_positions[:1])
+    pos_posed, _ = fk(rot[None], HUMANOID.rest_positions[:1])
+    for p in (pos_rest[0, hand], pos_posed[0, hand]):
+        x, y = (int(round(v)) for v in _project(full, p))
+        assert np.abs(rest[y, x].astype(int) - posed[y, x].astype(int)).max() > 30  # arm left / arrived
+    other = full.render(None, (("rightUpperArm",), down[None], HUMANOID.rest_positions[0]))
+    x, y = (int(round(v)) for v in _project(full, pos_rest[0, hand]))
+    assert np.array_equal(rest[y, x], other[y, x])  # the left arm stays where the motion does not move it
+
+
+def _cube_gltf(path: Path) -> Path:
+    """A one-node glTF: a 1.7 m box, no skin, no morph targets, no humanoid bones."""
+    import trimesh
+
+    m = trimesh.creation.box(extents=(0.5, 1.7, 0.3))
+    v = np.asarray(m.vertices, np.float32) + np.float32([0, 0.85, 0])
+    f = np.asarray(m.faces, np.uint16).reshape(-1)
+    blob = v.tobytes() + f.tobytes()
+    g = pygltflib.GLTF2(
+        scene=0, scenes=[pygltflib.Scene(nodes=[0])], nodes=[pygltflib.Node(name="box", mesh=0)],
+        meshes=[pygltflib.Mesh(primitives=[pygltflib.Primitive(attributes=pygltflib.Attributes(POSITION=0),
+                                                               indices=1, material=0)])],
+        materials=[pygltflib.Material(pbrMetallicRoughness=pygltflib.PbrMetallicRoughness(
+            baseColorFactor=[0.9, 0.2, 0.2, 1.0]))],
+        accessors=[pygltflib.Accessor(bufferView=0, componentType=5126, count=len(v), type="VEC3",
+                                      min=v.min(0).tolist(), max=v.max(0).tolist()),
+                   pygltflib.Accessor(bufferView=1, componentType=5123, count=len(f), type="SCALAR")],
+        bufferViews=[pygltflib.BufferView(buffer=0, byteOffset=0, byteLength=v.nbytes),
+                     pygltflib.BufferView(buffer=0, byteOffset=v.nbytes, byteLength=f.nbytes)],
+        buffers=[pygltflib.Buffer(byteLength=len(blob))])
+    g.set_binary_blob(blob)
+    path.write_bytes(b"".join(g.save_to_bytes()))
+    return path
+
+
+def test_avatar_without_bones_or_shapes_renders_with_one_warning(tmp_path: Path,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    from avatar.render.renderer import Renderer
+
+    path = _cube_gltf(tmp_path / "box.glb")
+    with caplog.at_level(logging.WARNING):
+        with Renderer(path, 96, 96, framing="full") as r:
+            body = (("leftUpperArm",), np.array([[0, 0, 0.5, 0.866]]), np.array([0, 0.95, 0]))
+            frames = [r.render(_row(jawOpen=1.0, leftEyeYaw=0.3), body) for _ in range(3)]
+    red = frames[0][..., 0].astype(int) - frames[0][..., 2].astype(int)
+    assert (red > 60).sum() > 500  # the red box fills a good part of the frame
+    assert np.array_equal(frames[0], frames[2])
+    msgs = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("missing" in m for m in msgs)  # the loader's summary
+    for part in ("face stays at rest", "gaze is not shown", "body stays at rest"):
+        assert sum(part in m for m in msgs) == 1, (part, msgs)  # once, not per frame
+
+
+def test_avatar_missing_some_bones_and_shapes_still_poses(tmp_path: Path, root: Path) -> None:
+    """The default avatar as plain glTF with some bones renamed away and half its shapes unnamed."""
+    from avatar.render.renderer import Renderer
+
+    g = pygltflib.GLTF2().load_binary(str(root / "weights" / "avatars" / "default.glb"))
+    g.extensions, g.extensionsUsed = {}, []
+    for nd in g.nodes:
+        if nd.name in ("leftLowerArm", "leftEye", "rightEye", "upperChest"):
+            nd.name = "joint_" + nd.name[::-1]
+    face = next(m for m in g.meshes if m.name == "face")
+    face.extras = {"targetNames": [n if i % 2 else f"shape{i}" for i, n in enumerate(ARKIT_BLENDSHAPES)]}
+    path = tmp_path / "partial.glb"
+    path.write_bytes(b"".join(g.save_to_bytes()))
+    with Renderer(path, 96, 96, framing="full") as r:
+        assert "leftLowerArm" not in r.avatar.bones and r.avatar.missing_shapes
+        rest = r.render(_row())
+        body = (("leftUpperArm",), np.array([[0.0, 0.0, -0.6, 0.8]]), np.array([0.0, 0.95, 0.0]))
+        assert _changed(rest, r.render(_row(), body)).sum() > 20  # the upper arm still moves the whole arm
+
+
+def test_bad_inputs_are_refused(portrait) -> None:  # noqa: ANN001
+    from avatar.render.renderer import Renderer
+
+    with pytest.raises(InputError):
+        portrait.render(np.zeros(10))
+    with pytest.raises(InputError):
+        portrait.render(np.full(59, np.nan))
+    with pytest.raises(InputError):
+        portrait.render(None, (("hips",), np.zeros((2, 4)), np.zeros(3)))
+    with pytest.raises(InputError):
+        Renderer(None, 64, 64, framing="closeup")
+    with pytest.raises(InputError):
+        Renderer(None, 0, 64)
+    r = Renderer(None, 32, 32)
+    r.close()
+    with pytest.raises(AvatarError):
+        r.render()
+
+
+def test_render_frames_resamples_to_the_video_rate() -> None:
+    from avatar.gesture.skeleton import HUMANOID
+    from avatar.render.renderer import frame_count, render_frames, resample_body
+
+    face = FaceMotion(fps=25.0, frames=np.zeros((10, len(FACE_CHANNELS)), np.float32))
+    J = len(HUMANOID.joints)
+    rot = np.zeros((6, J, 4), np.float32)
+    rot[..., 3] = 1
+    body = BodyMotion(fps=15.0, joints=HUMANOID.joints, rotations=rot,
+                      root_position=np.tile(HUMANOID.rest_positions[0], (6, 1)))
+    assert frame_count(face, body, 30) == 12  # 0.4 s at 30 fps
+    seen = []
+    frames = list(render_frames(None, face, body, fps=30, width=48, height=48, progress=seen.append))
+    assert len(frames) == 12 and frames[0].shape == (48, 48, 3)
+    assert seen[-1] == pytest.approx(1.0) and len(seen) == 12
+    r, p = resample_body(body, 12, 30)
+    assert r.shape == (12, J, 4) and np.allclose(np.linalg.norm(r, axis=-1), 1)
+
+
+def test_avatar_facing_minus_z_renders_like_ours(tmp_path: Path, root: Path) -> None:
+    """The default avatar turned 180 degrees (as VRM 0.x avatars face -Z), with non-identity rest rotations:
+    the motion is conjugated and the camera turned with it, so the frame matches the original's."""
+    from avatar.gesture.skeleton import HUMANOID
+    from avatar.render.renderer import Renderer
+
+    g = pygltflib.GLTF2().load_binary(str(root / "weights" / "avatars" / "default.glb"))
+    g.extensions, g.extensionsUsed = {}, []
+    g.nodes.append(pygltflib.Node(name="turned", rotation=[0.0, 1.0, 0.0, 0.0], children=list(g.scenes[0].nodes)))
+    g.scenes[0].nodes = [len(g.nodes) - 1]
+    path = tmp_path / "turned.glb"
+    path.write_bytes(b"".join(g.save_to_bytes()))
+    J = len(HUMANOID.joints)
+    rot = np.tile([0.0, 0.0, 0.0, 1.0], (J, 1))
+    rot[HUMANOID.index("leftUpperArm")] = [0.0, 0.0, -0.5, 0.866]
+    rot[HUMANOID.index("spine")] = [0.1, 0.1, 0.0, 0.99]
+    body = (HUMANOID.joints, rot, HUMANOID.rest_positions[0] + [0.05, 0.0, 0.02])
+    row = _row(jawOpen=0.6, headYaw=0.2, headPitch=0.1, leftEyeYaw=0.3, rightEyeYaw=0.3, leftEyePitch=-0.1)
+    with Renderer(path, W, H) as turned, Renderer(None, W, H) as ours:
+        assert turned.avatar.faces_minus_z and not ours.avatar.faces_minus_z
+        a, b = turned.render(row, body), ours.render(row, body)
+    assert _changed(a, b, level=24).mean() < 0.002  # the same picture up to rounding on a few edge pixels
+
+
+def test_antialiasing_modes_smooth_the_edges(portrait) -> None:  # noqa: ANN001
+    from avatar.render.renderer import Renderer
+
+    def roughness(img: np.ndarray) -> float:  # total variation: jagged edges add to it
+        f = img.astype(float)
+        return float(np.abs(np.diff(f, axis=0)).sum() + np.abs(np.diff(f, axis=1)).sum())
+
+    msaa = portrait.render()
+    with Renderer(None, W, H, antialias="fxaa") as fx, Renderer(None, W, H, antialias="none") as none:
+        f, n = fx.render(), none.render()
+    assert roughness(msaa) < 0.97 * roughness(n) and roughness(f) < 0.97 * roughness(n)
+    assert np.abs(f.astype(int) - msaa).mean() < 3  # both are the same picture, smoothed
+    with pytest.raises(InputError):
+        Renderer(None, W, H, antialias="ssaa")
+
+
+def _textured_quad(path: Path) -> Path:
+    """A 1 x 1 m quad facing +Z with a 2 x 2 texture (top row red, bottom row blue) and one morph target,
+    'jawOpen', stored as a sparse accessor that lowers the two top corners by 0.5 m."""
+    import io
+
+    from PIL import Image
+
+    png = io.BytesIO()
+    Image.fromarray(np.array([[[255, 0, 0, 255]] * 2, [[0, 0, 255, 255]] * 2], np.uint8)).save(png, "PNG")
+    png = png.getvalue()
+    pos = np.array([[-0.5, 0, 0], [0.5, 0, 0], [0.5, 1, 0], [-0.5, 1, 0]], np.float32)
+    uv = np.array([[0, 1], [1, 1], [1, 0], [0, 0]], np.float32)  # glTF: v = 0 is the image's top row
+    idx = np.array([0, 1, 2, 0, 2, 3], np.uint16)
+    sp_idx = np.array([2, 3], np.uint16)
+    sp_val = np.array([[0, -0.5, 0], [0, -0.5, 0]], np.float32)
+    parts, views = [pos.tobytes(), uv.tobytes(), idx.tobytes(), sp_idx.tobytes(), sp_val.tobytes(), png], []
+    blob = b""
+    for p in parts:
+        blob += b"\0" * (-len(blob) % 4)
+        views.append(pygltflib.BufferView(buffer=0, byteOffset=len(blob), byteLength=len(p)))
+        blob += p
+    sparse = pygltflib.Sparse(count=2, indices=pygltflib.AccessorSparseIndices(bufferView=3, componentType=5123),
+                              values=pygltflib.AccessorSparseValues(bufferView=4))
+    g = pygltflib.GLTF2(
+        scene=0, scenes=[pygltflib.Scene(nodes=[0])], nodes=[pygltflib.Node(name="card", mesh=0)],
+        meshes=[pygltflib.Mesh(extras={"targetNames": ["JawOpen"]}, primitives=[pygltflib.Primitive(
+            attributes=pygltflib.Attributes(POSITION=0, TEXCOORD_0=1), indices=2, material=0,
+            targets=[{"POSITION": 3}])])],
+        materials=[pygltflib.Material(doubleSided=True, pbrMetallicRoughness=pygltflib.PbrMetallicRoughness(
+            baseColorTexture=pygltflib.TextureInfo(index=0)))],
+        textures=[pygltflib.Texture(source=0, sampler=0)], samplers=[pygltflib.Sampler()],
+        images=[pygltflib.Image(bufferView=5, mimeType="image/png")],
+        accessors=[pygltflib.Accessor(bufferView=0, componentType=5126, count=4, type="VEC3",
+                                      min=pos.min(0).tolist(), max=pos.max(0).tolist()),
+                   pygltflib.Accessor(bufferView=1, componentType=5126, count=4, type="VEC2"),
+                   pygltflib.Accessor(bufferView=2, componentType=5123, count=6, type="SCALAR"),
+                   pygltflib.Accessor(componentType=5126, count=4, type="VEC3", sparse=sparse,
+                                      min=[0, -0.5, 0], max=[0, 0, 0])],
+        bufferViews=views, buffers=[pygltflib.Buffer(byteLength=len(blob))])
+    g.set_binary_blob(blob)
+    path.write_bytes(b"".join(g.save_to_bytes()))
+    return path
+
+
+def test_textures_and_sparse_morph_targets_of_a_user_avatar(tmp_path: Path) -> None:
+    from avatar.render.mesh import read_accessor
+    from avatar.render.renderer import Renderer
+
+    path = _textured_quad(tmp_path / "card.glb")
+    with Renderer(path, 64, 64, framing="full") as r:
+        assert r.avatar.arkit == {"jawOpen": [(0, 0, 1.0)]}
+        delta = read_accessor(r.avatar.gltf, 3)
+        assert np.allclose(delta[:2], 0) and np.allclose(delta[2:, 1], -0.5)
+        img = r.render(_row()).astype(int)
+        opened = r.render(_row(jawOpen=1.0)).astype(int)
+    red = (img[..., 0] - img[..., 2]) > 80
+    blue = (img[..., 2] - img[..., 0]) > 80
+    assert red.sum() > 50 and blue.sum() > 50
+    assert np.nonzero(red)[0].mean() < np.nonzero(blue)[0].mean()  # red on top: the texture is not flipped
+    shrunk = (opened[..., 0] - opened[..., 2]) > 80
+    assert shrunk.sum() < 0.7 * red.sum() and np.nonzero(shrunk)[0].min() > np.nonzero(red)[0].min() + 5
+
+
+def test_morph_matrix_matches_avatar_morph_weights(portrait) -> None:  # noqa: ANN001
+    keys, m = portrait._morph_matrix
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        a = rng.uniform(0, 1, len(ARKIT_BLENDSHAPES)) * (rng.uniform(size=len(ARKIT_BLENDSHAPES)) < 0.4)
+        want = portrait.avatar.morph_weights(a)
+        got = dict(zip(keys, np.clip(a @ m, 0, 1)))
+        assert set(want) <= set(got)
+        assert all(abs(got[k] - want.get(k, 0.0)) < 1e-9 for k in got)
