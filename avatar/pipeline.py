@@ -1,0 +1,293 @@
+"""The pipeline: text -> emotion -> speech + timeline -> face + body motion -> video and animation data.
+
+    >>> from avatar.pipeline import say
+    >>> result = say("Hello there! I'm so glad you came.", "hello.mp4", keep="hello_files")
+
+`perform` does the work that needs no avatar (emotion, speech, face, body) and returns a `Performance`;
+`render_video` turns a performance into an MP4 with an avatar; `export_animation` writes the animation data
+(speech.wav, timeline.json, face.json/.csv, body.bvh, an animated .glb). `say` is the three in a row.
+Models load once per process (`models()`), so a batch or a server pays for loading only once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from avatar.errors import InputError
+from avatar.types import VAD, BodyMotion, EmotionSegment, EmotionTrack, FaceMotion, SentenceEmotion, Speech
+
+log = logging.getLogger(__name__)
+
+#: progress(stage, fraction) with stage one of STAGES and fraction in [0, 1].
+Progress = Callable[[str, float], None]
+STAGES = ("emotion", "speech", "face", "body", "render")
+VIDEO_FPS = 30.0
+DEFAULT_AVATAR = Path(__file__).resolve().parents[1] / "weights" / "avatars" / "default.glb"
+FRAMINGS = ("portrait", "full")
+ANTIALIAS = ("msaa", "fxaa", "none")
+DEFAULT_ANTIALIAS = "msaa"
+
+
+@dataclass
+class Performance:
+    """Everything one line of text becomes before rendering: its emotion, speech and motion."""
+
+    text: str
+    sentences: list[SentenceEmotion]
+    emotion: EmotionTrack
+    speech: Speech
+    face: FaceMotion
+    body: BodyMotion
+    seed: int = 0
+    voice: str | None = None
+
+    @property
+    def duration(self) -> float:
+        """Length of the speech in seconds."""
+        return self.speech.duration
+
+
+@dataclass
+class SayResult:
+    """What `say` made: the video, the performance behind it, the kept files and per-stage seconds."""
+
+    video: Path
+    performance: Performance
+    files: dict[str, Path] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class _Models:
+    """The face and gesture models, loaded on first use and shared by every call in this process."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._face: dict[str, object] = {}
+        self._gesture: dict[str, object] = {}
+
+    def face(self, folder: str | os.PathLike[str] | None = None):  # noqa: ANN201 - a FaceDenoiser
+        """The face model from `folder` (default weights/face)."""
+        from avatar.face.generate import DEFAULT_MODEL_DIR, load_face_model
+
+        key = str(Path(folder or DEFAULT_MODEL_DIR).resolve())
+        with self._lock:
+            if key not in self._face:
+                self._face[key] = load_face_model(key)
+            return self._face[key]
+
+    def gesture(self, folder: str | os.PathLike[str] | None = None):  # noqa: ANN201 - a GestureDenoiser
+        """The gesture model from `folder` (default weights/gesture)."""
+        from avatar.gesture.generate import DEFAULT_MODEL_DIR, load_gesture_model
+
+        key = str(Path(folder or DEFAULT_MODEL_DIR).resolve())
+        with self._lock:
+            if key not in self._gesture:
+                self._gesture[key] = load_gesture_model(key)
+            return self._gesture[key]
+
+
+_MODELS = _Models()
+
+
+def models() -> _Models:
+    """The process-wide model cache."""
+    return _MODELS
+
+
+def _tick(progress: Progress | None, stage: str, fraction: float) -> None:
+    if progress is not None:
+        progress(stage, float(fraction))
+
+
+def _check_seed(seed: int) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= int(seed) < 2**31:
+        raise InputError(f"seed must be an integer in [0, 2**31), got {seed!r}")
+    return int(seed)
+
+
+def read_emotion(text: str, vad: VAD | None = None) -> list[SentenceEmotion]:
+    """Per-sentence emotion of `text`: read by the emotion model, or `vad` for every sentence when given."""
+    from avatar.emotion import analyze, label_for
+    from avatar.tts.base import check_tts_text
+
+    sentences = check_tts_text(text)  # the same split the speech uses, so sentence i is spoken as sentence i
+    if vad is None:
+        found = analyze(text)
+        if len(found) != len(sentences):  # both use split_sentences; a mismatch is a bug, not bad input
+            raise AssertionError(f"emotion found {len(found)} sentences, speech {len(sentences)}")
+        return found
+    label, conf = label_for(vad)
+    return [SentenceEmotion(text=s.text, vad=vad, label=label, confidence=conf, start_char=s.start,
+                            end_char=s.end) for s in sentences]
+
+
+def emotion_track(sentences: list[SentenceEmotion], speech: Speech) -> EmotionTrack:
+    """The sentences' VADs placed on the speech's time axis (one segment per spoken sentence)."""
+    spans = speech.sentence_spans or ((0.0, speech.duration),)
+    if len(spans) != len(sentences):
+        # A backend that does not report sentences: spread them evenly (still ordered, still covering).
+        edges = np.linspace(0.0, speech.duration, len(sentences) + 1)
+        spans = tuple(zip(edges[:-1], edges[1:]))
+    segs = [EmotionSegment(start=a, end=max(b, a), vad=s.vad) for (a, b), s in zip(spans, sentences)]
+    return EmotionTrack(segments=segs)
+
+
+def perform(text: str, *, vad: VAD | None = None, voice: str | None = None, seed: int = 0,
+            face_model: str | os.PathLike[str] | None = None, gesture_model: str | os.PathLike[str] | None = None,
+            guidance: float | None = None, progress: Progress | None = None) -> Performance:
+    """Text to a performance: per-sentence emotion, emotional speech with its timeline, face and body motion."""
+    from avatar.face.generate import generate_face
+    from avatar.gesture.generate import generate_gesture
+    from avatar.tts import get_backend
+
+    seed = _check_seed(seed)
+    if vad is not None and not isinstance(vad, VAD):
+        raise InputError(f"vad must be a VAD or None, got {type(vad).__name__}")
+    _tick(progress, "emotion", 0.0)
+    sentences = read_emotion(text, vad)
+    _tick(progress, "emotion", 1.0)
+    log.info("emotion: %s", "; ".join(f"{s.label} {s.vad.valence:+.2f}/{s.vad.arousal:+.2f}/{s.vad.dominance:+.2f}"
+                                      for s in sentences))
+    _tick(progress, "speech", 0.0)
+    speech = get_backend("espeak").synthesize(text, [s.vad for s in sentences], voice, seed=seed)
+    _tick(progress, "speech", 1.0)
+    track = emotion_track(sentences, speech)
+    face_net = models().face(face_model)
+    _tick(progress, "face", 0.0)
+    kw = {} if guidance is None else {"guidance": guidance}
+    face = generate_face(speech.audio, speech.sample_rate, track, timeline=speech.timeline, seed=seed,
+                         model=face_net, **kw)
+    _tick(progress, "face", 1.0)
+    body_net = models().gesture(gesture_model)
+    _tick(progress, "body", 0.0)
+    body = generate_gesture(speech.audio, speech.sample_rate, track, seed=seed, model=body_net,
+                            timeline=speech.timeline, **kw)
+    _tick(progress, "body", 1.0)
+    return Performance(text=text, sentences=sentences, emotion=track, speech=speech, face=face, body=body,
+                       seed=seed, voice=voice)
+
+
+def _subtitles(perf: Performance) -> list[tuple[float, float, str]]:
+    return [(seg.start, seg.end, s.text) for seg, s in zip(perf.emotion.segments, perf.sentences)]
+
+
+def resolve_avatar(avatar: "str | os.PathLike[str] | object | None"):  # noqa: ANN201 - an Avatar
+    """An Avatar: the default one, a loaded Avatar as is, or one loaded from a .glb/.vrm/.gltf path."""
+    from avatar.render.avatar_file import Avatar, load_avatar
+
+    if isinstance(avatar, Avatar):
+        return avatar
+    return load_avatar(DEFAULT_AVATAR if avatar is None else Path(avatar))
+
+
+def check_video_settings(out: str | os.PathLike[str], width: int, height: int, framing: str,
+                         antialias: str = DEFAULT_ANTIALIAS) -> Path:
+    """The output path, after checking it is an .mp4 and the size and framing are ones we render."""
+    out = Path(out)
+    if out.suffix.lower() != ".mp4":
+        raise InputError(f"the video must be an .mp4 file, got {out.name!r}")
+    if out.is_dir():
+        raise InputError(f"{str(out)!r} is a folder")
+    if framing not in FRAMINGS:
+        raise InputError(f"framing must be one of {', '.join(FRAMINGS)}, got {framing!r}")
+    if antialias not in ANTIALIAS:
+        raise InputError(f"antialias must be one of {', '.join(ANTIALIAS)}, got {antialias!r}")
+    for name, v in (("width", width), ("height", height)):
+        # H.264 with yuv420p needs even sizes.
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 64 <= int(v) <= 2160 or int(v) % 2:
+            raise InputError(f"{name} must be an even number of pixels in [64, 2160], got {v!r}")
+    return out
+
+
+def render_video(perf: Performance, out: str | os.PathLike[str], *, avatar: object = None, width: int = 512,
+                 height: int = 512, framing: str = "portrait", subtitles: bool = False,
+                 vad_indicator: bool = False, antialias: str = DEFAULT_ANTIALIAS,
+                 progress: Progress | None = None) -> Path:
+    """Render the performance with an avatar to an MP4 (H.264 + AAC, 30 fps), written atomically."""
+    from avatar.render.renderer import render_frames
+    from avatar.render.video import write_mp4
+
+    out = check_video_settings(out, width, height, framing, antialias)
+    av = resolve_avatar(avatar)
+    n = int(round(perf.duration * VIDEO_FPS))
+    if n < 1:
+        raise InputError("the speech is too short to make a video")
+
+    frames = render_frames(av, perf.face, perf.body, fps=VIDEO_FPS, width=int(width), height=int(height),
+                           framing=framing, antialias=antialias)
+    vad_rows = perf.emotion.sample(VIDEO_FPS, n / VIDEO_FPS)[:n] if vad_indicator else None
+    _tick(progress, "render", 0.0)
+    path = write_mp4(out, frames, n, perf.speech.audio, perf.speech.sample_rate, fps=VIDEO_FPS,
+                     subtitles=_subtitles(perf) if subtitles else None, vad=vad_rows,
+                     progress=lambda f: _tick(progress, "render", min(f, 0.999)))
+    _tick(progress, "render", 1.0)
+    return path
+
+
+def export_animation(perf: Performance, folder: str | os.PathLike[str], *, avatar: object = None) -> dict[str, Path]:
+    """Write the animation data into `folder`: speech.wav, timeline.json, emotion.json, face.json, face.csv,
+    body.bvh and animation.glb (the avatar with its face and body animation); every file atomic."""
+    import json
+
+    from avatar.audio import save_wav
+    from avatar.face.livelink import write_livelink_csv
+    from avatar.gesture.bvh import write_bvh
+    from avatar.io import atomic_write_text, safe_join
+    from avatar.render.animation import write_animated_avatar
+
+    root = Path(folder)
+    root.mkdir(parents=True, exist_ok=True)
+    files = {k: safe_join(root, name) for k, name in (
+        ("speech", "speech.wav"), ("timeline", "timeline.json"), ("emotion", "emotion.json"),
+        ("face", "face.json"), ("face_csv", "face.csv"), ("body", "body.bvh"), ("glb", "animation.glb"))}
+    save_wav(files["speech"], perf.speech.audio, perf.speech.sample_rate)
+    if perf.speech.timeline is not None:
+        atomic_write_text(files["timeline"], perf.speech.timeline.to_json())
+    else:
+        files.pop("timeline")
+    emotion = {"text": perf.text, "seed": perf.seed, "voice": perf.voice,
+               "sentences": [{**s.to_record(), "start": seg.start, "end": seg.end}
+                             for s, seg in zip(perf.sentences, perf.emotion.segments)]}
+    atomic_write_text(files["emotion"], json.dumps(emotion, ensure_ascii=False, indent=1))
+    perf.face.to_json(files["face"])
+    write_livelink_csv(perf.face, files["face_csv"])
+    write_bvh(files["body"], perf.body)
+    write_animated_avatar(resolve_avatar(avatar), perf.face, perf.body, files["glb"])
+    return files
+
+
+def say(text: str, out: str | os.PathLike[str], *, keep: str | os.PathLike[str] | None = None, avatar: object = None,
+        vad: VAD | None = None, voice: str | None = None, seed: int = 0, width: int = 512, height: int = 512,
+        framing: str = "portrait", subtitles: bool = False, vad_indicator: bool = False,
+        antialias: str = DEFAULT_ANTIALIAS, progress: Progress | None = None) -> SayResult:
+    """Text to an MP4 of the avatar saying it (and, with `keep`, the animation data beside it)."""
+    out = check_video_settings(out, width, height, framing, antialias)  # before any work, so a typo costs nothing
+    av = resolve_avatar(avatar)  # a broken avatar file fails before the slow part too
+    timings: dict[str, float] = {}
+    last = [time.perf_counter(), None]
+
+    def timed(stage: str, fraction: float) -> None:
+        now = time.perf_counter()
+        if fraction == 0.0:
+            last[:] = [now, stage]
+        elif fraction >= 1.0 and last[1] == stage:
+            timings[stage] = timings.get(stage, 0.0) + now - last[0]
+        _tick(progress, stage, fraction)
+
+    perf = perform(text, vad=vad, voice=voice, seed=seed, progress=timed)
+    video = render_video(perf, out, avatar=av, width=width, height=height, framing=framing, subtitles=subtitles,
+                         vad_indicator=vad_indicator, antialias=antialias, progress=timed)
+    files: dict[str, Path] = {}
+    if keep is not None:
+        t0 = time.perf_counter()
+        files = export_animation(perf, keep, avatar=av)
+        timings["export"] = time.perf_counter() - t0
+    return SayResult(video=video, performance=perf, files=files, timings=timings)

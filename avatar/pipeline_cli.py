@@ -1,0 +1,105 @@
+"""`avatar say`: text in, an MP4 of the avatar saying it out (and, with --keep, the animation data)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `say` command to the avatar CLI."""
+
+    @app.command("say")
+    def say_cmd(
+        text: Optional[List[str]] = typer.Argument(None, help="What to say (several words are joined)."),
+        output: Path = typer.Option(..., "--output", "-o", help="Output video (.mp4, H.264 + AAC, 30 fps)."),
+        input: Optional[Path] = typer.Option(None, "--input", "-i", help="Read the text from a file ('-': stdin)."),
+        avatar: Optional[Path] = typer.Option(None, "--avatar", help="A .glb/.vrm/.gltf avatar (default: ours)."),
+        valence: Optional[float] = typer.Option(None, "--valence", help="Valence in [-1, 1] (default: read from the text)."),
+        arousal: Optional[float] = typer.Option(None, "--arousal", help="Arousal in [-1, 1] (default: read from the text)."),
+        dominance: Optional[float] = typer.Option(None, "--dominance", help="Dominance in [-1, 1]."),
+        voice: Optional[str] = typer.Option(None, "--voice", help="eSpeak NG voice, e.g. en-us or en-gb+f3 "
+                                            "(avatar tts --list-voices)."),
+        seed: int = typer.Option(0, "--seed", help="Same text, settings and seed give the same video."),
+        keep: Optional[Path] = typer.Option(None, "--keep", help="Also write speech.wav, timeline.json, face.json, "
+                                            "face.csv, body.bvh and animation.glb into this folder."),
+        size: int = typer.Option(512, "--size", help="Video height and width in pixels (even, 64-2160)."),
+        framing: str = typer.Option("portrait", "--framing", help="portrait (head and shoulders) or full (whole body)."),
+        subtitles: bool = typer.Option(False, "--subtitles", help="Burn the sentence being spoken into the video."),
+        vad_indicator: bool = typer.Option(False, "--vad-indicator", help="Draw a small valence/arousal indicator."),
+        antialias: str = typer.Option("msaa", "--antialias", help="msaa (4x, smoothest), fxaa (faster) or none."),
+    ) -> None:
+        """Make a video of the avatar saying TEXT: emotion, speech, face, body, render, MP4."""
+        from avatar.cli import MAX_INPUT_BYTES, guarded, vad_options
+
+        def run() -> None:
+            from avatar.errors import InputError
+
+            if (text and input) or (not text and input is None):
+                raise InputError("give the text as arguments or with --input, not both and not neither")
+            if input is not None:
+                raw = sys.stdin.buffer.read(MAX_INPUT_BYTES + 1) if str(input) == "-" else _read(input, MAX_INPUT_BYTES)
+                if len(raw) > MAX_INPUT_BYTES:
+                    raise InputError(f"the input is over {MAX_INPUT_BYTES // 2**20} MiB")
+                line = raw.decode("utf-8", errors="replace")
+            else:
+                line = " ".join(text or [])
+            if output.is_dir():
+                raise InputError(f"-o {str(output)!r} is a folder")
+            vad = vad_options(valence, arousal, dominance)
+            from avatar.pipeline import say
+
+            with _Progress() as progress:
+                result = say(line, output, keep=keep, avatar=avatar, vad=vad, voice=voice, seed=seed, width=size,
+                             height=size, framing=framing, subtitles=subtitles, vad_indicator=vad_indicator,
+                             antialias=antialias, progress=progress)
+            perf = result.performance
+            typer.echo(json.dumps({
+                "video": str(result.video), "duration": round(perf.duration, 3),
+                "sentences": [s.to_record() for s in perf.sentences],
+                "files": {k: str(v) for k, v in result.files.items()},
+                "timings": {k: round(v, 3) for k, v in result.timings.items()},
+            }, ensure_ascii=False))
+
+        guarded(run)
+
+
+def _read(path: Path, limit: int) -> bytes:
+    from avatar.errors import InputError
+
+    if not path.is_file():
+        raise InputError(f"input file not found: {path}")
+    with open(path, "rb") as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise InputError(f"{path.name} is over {limit // 2**20} MiB")
+    return data
+
+
+class _Progress:
+    """A rich progress bar on stderr, one task per pipeline stage (quiet when stderr is not a terminal)."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self._bar = Progress(TextColumn("{task.description:>8}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                             TimeElapsedColumn(), console=Console(stderr=True), transient=False,
+                             disable=not sys.stderr.isatty())
+        self._tasks: dict[str, int] = {}
+
+    def __enter__(self) -> "_Progress":
+        self._bar.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._bar.__exit__(*exc)
+
+    def __call__(self, stage: str, fraction: float) -> None:
+        if stage not in self._tasks:
+            self._tasks[stage] = self._bar.add_task(stage, total=1.0)
+        self._bar.update(self._tasks[stage], completed=min(max(fraction, 0.0), 1.0))

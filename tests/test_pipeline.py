@@ -1,0 +1,164 @@
+"""The pipeline on the shipped models: text -> emotion -> speech -> face + body -> MP4 and animation data."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from avatar.errors import InputError
+from avatar.types import VAD
+
+ROOT = Path(__file__).resolve().parents[1]
+AVATAR = str(Path(sys.executable).parent / "avatar")
+TEXT = "Hello there. I am so happy to see you!"
+
+
+@pytest.fixture(scope="module")
+def perf():
+    from avatar.pipeline import perform
+
+    return perform(TEXT, seed=3)
+
+
+def test_performance_lines_up(perf):
+    d = perf.duration
+    assert d > 1.0
+    assert perf.face.num_frames == int(round(d * perf.face.fps))
+    assert abs(perf.body.duration - d) <= 0.1
+    assert len(perf.sentences) == 2
+    segs = perf.emotion.segments
+    assert segs[0].start == 0.0 and segs[-1].end == pytest.approx(d, abs=1e-6)
+    assert segs[0].end == pytest.approx(segs[1].start)
+    assert perf.speech.timeline is not None and perf.speech.timeline.duration == pytest.approx(d, abs=1e-6)
+    # the happy sentence reads more positive than the greeting, and the motion follows its own text
+    assert perf.sentences[1].vad.valence > perf.sentences[0].vad.valence
+
+
+def test_same_seed_same_performance(perf):
+    from avatar.pipeline import perform
+
+    again = perform(TEXT, seed=3)
+    np.testing.assert_array_equal(again.speech.audio, perf.speech.audio)
+    np.testing.assert_array_equal(again.face.frames, perf.face.frames)
+    np.testing.assert_array_equal(again.body.rotations, perf.body.rotations)
+
+
+def test_vad_override_sets_every_sentence():
+    from avatar.emotion import label_for
+    from avatar.pipeline import read_emotion
+
+    v = VAD(-0.6, -0.4, -0.3)
+    got = read_emotion("One. Two!", v)
+    assert [s.vad for s in got] == [v, v]
+    assert got[0].label == label_for(v)[0]
+
+
+@pytest.mark.parametrize("text", ["", "   \n\t ", "x" * 30_000])
+def test_bad_text_is_refused_before_any_work(text):
+    from avatar.pipeline import perform
+
+    with pytest.raises(InputError):
+        perform(text)
+
+
+def test_bad_seed_and_vad_are_refused():
+    from avatar.pipeline import perform
+
+    with pytest.raises(InputError):
+        perform("Hi.", seed=-1)
+    with pytest.raises(InputError):
+        perform("Hi.", vad=(0.1, 0.2, 0.3))  # a tuple is not a VAD: say so rather than guess
+
+
+def test_export_animation_writes_every_file(perf, tmp_path):
+    import pygltflib
+
+    from avatar.face.livelink import read_livelink_csv
+    from avatar.gesture.bvh import load_bvh
+    from avatar.pipeline import export_animation
+    from avatar.types import FaceMotion, Timeline
+
+    files = export_animation(perf, tmp_path / "keep")
+    assert set(files) == {"speech", "timeline", "emotion", "face", "face_csv", "body", "glb"}
+    assert all(p.is_file() and p.parent == tmp_path / "keep" for p in files.values())
+    assert Timeline.from_json(files["timeline"]).duration == pytest.approx(perf.duration, abs=1e-6)
+    assert FaceMotion.from_json(files["face"]).num_frames == perf.face.num_frames
+    assert read_livelink_csv(files["face_csv"]).num_frames == perf.face.num_frames
+    assert abs(load_bvh(files["body"]).duration - perf.body.duration) < 0.05
+    g = pygltflib.GLTF2().load_binary(str(files["glb"]))
+    assert {c.target.path for c in g.animations[-1].channels} >= {"rotation", "weights"}
+    emo = json.loads(files["emotion"].read_text())
+    assert [s["text"] for s in emo["sentences"]] == [s.text for s in perf.sentences]
+
+
+def test_render_video_is_h264_aac_30fps_and_in_sync(perf, tmp_path):
+    from avatar.pipeline import render_video
+    from avatar.render.video import probe_mp4
+
+    seen = []
+    out = render_video(perf, tmp_path / "a.mp4", width=128, height=128, subtitles=True, vad_indicator=True,
+                       progress=lambda s, f: seen.append((s, f)))
+    info = probe_mp4(out)
+    v, a = info["video"], info["audio"]
+    assert v["codec"] == "h264" and v["pix_fmt"] == "yuv420p" and a["codec"] == "aac"
+    assert v["fps"] == pytest.approx(30.0) and (v["width"], v["height"]) == (128, 128)
+    assert abs(v["duration"] - a["duration"]) <= 1 / 30 + 0.05
+    assert abs(v["duration"] - perf.duration) <= 1 / 30 + 0.05
+    assert seen and seen[-1] == ("render", 1.0)
+    assert [p.name for p in tmp_path.iterdir()] == ["a.mp4"]  # no temporary left behind
+
+
+def test_render_video_refuses_bad_settings(perf, tmp_path):
+    from avatar.pipeline import render_video
+
+    for kw in ({"width": 101}, {"height": 10}, {"framing": "sideways"}):
+        with pytest.raises(InputError):
+            render_video(perf, tmp_path / "a.mp4", **kw)
+    with pytest.raises(InputError):
+        render_video(perf, tmp_path / "a.avi")
+    assert not list(tmp_path.iterdir())
+
+
+def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run([AVATAR, *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=300)
+
+
+def test_cli_say_makes_a_video_and_keeps_the_data(tmp_path):
+    r = _run("say", "Good morning!", "-o", "hi.mp4", "--size", "128", "--keep", "hi", "--seed", "1", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    rec = json.loads(r.stdout.strip().splitlines()[-1])
+    assert rec["video"] == "hi.mp4" and (tmp_path / "hi.mp4").stat().st_size > 1000
+    assert {Path(p).name for p in rec["files"].values()} == {
+        "speech.wav", "timeline.json", "emotion.json", "face.json", "face.csv", "body.bvh", "animation.glb"}
+    assert rec["sentences"][0]["label"]
+    assert set(rec["timings"]) >= {"speech", "face", "body", "render"}
+
+
+@pytest.mark.parametrize("args", [
+    ["say", "-o", "x.mp4"],                                   # no text
+    ["say", "Hi.", "-o", "x.avi"],                            # not an mp4
+    ["say", "Hi.", "-o", "x.mp4", "--valence", "nan"],        # NaN emotion
+    ["say", "Hi.", "-o", "x.mp4", "--valence", "3"],          # out of range
+    ["say", "Hi.", "-o", "x.mp4", "--size", "99"],            # odd size
+    ["say", "Hi.", "-o", "x.mp4", "--avatar", "nope.glb"],    # missing avatar
+    ["say", "   ", "-o", "x.mp4"],                            # nothing to say
+])
+def test_cli_say_bad_input_exits_2_with_a_message(tmp_path, args):
+    r = _run(*args, cwd=tmp_path)
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert r.stderr.strip().startswith("error:") and "Traceback" not in r.stderr
+    assert not (tmp_path / "x.mp4").exists()
+
+
+def test_cli_say_broken_avatar_file(tmp_path):
+    (tmp_path / "broken.glb").write_bytes(b"glTF\x02\x00\x00\x00garbage")
+    r = _run("say", "Hi.", "-o", "x.mp4", "--avatar", "broken.glb", cwd=tmp_path)
+    assert r.returncode == 2 and "broken.glb" in r.stderr
+    assert not (tmp_path / "x.mp4").exists()
