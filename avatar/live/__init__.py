@@ -1,0 +1,1 @@
+"""Live avatar driving: VMC protocol over OSC/UDP and a WebSocket stream."""

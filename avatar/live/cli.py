@@ -1,0 +1,151 @@
+"""`avatar stream`: live driving from stdin lines (and WebSocket control messages) to VMC and WebSocket."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+log = logging.getLogger(__name__)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `stream` command to the avatar CLI."""
+
+    @app.command("stream")
+    def stream_cmd(
+        vmc: Optional[str] = typer.Option(None, "--vmc", metavar="HOST:PORT",
+                                          help="Send VMC protocol (OSC/UDP) to this receiver "
+                                               "(default 127.0.0.1:39539 when --ws is not given)."),
+        ws: Optional[int] = typer.Option(None, "--ws", min=0, max=65535, metavar="PORT",
+                                         help="Serve the WebSocket stream on this port (0: any free port)."),
+        ws_host: str = typer.Option("127.0.0.1", "--ws-host", help="Interface the WebSocket server binds."),
+        fps: float = typer.Option(60.0, "--fps", min=1, max=240, help="Frames per second sent."),
+        audio_out: Optional[Path] = typer.Option(None, "--audio-out", metavar="FILE.wav",
+                                                 help="Also write the session's audio (silences included)."),
+        no_play: bool = typer.Option(False, "--no-play", help="Do not play the audio locally."),
+        voice: Optional[str] = typer.Option(None, "--voice", help="TTS voice (see `avatar tts --list-voices`)."),
+        valence: Optional[float] = typer.Option(None, "--valence", help="Fixed VAD for stdin lines (else from text)."),
+        arousal: Optional[float] = typer.Option(None, "--arousal"),
+        dominance: Optional[float] = typer.Option(None, "--dominance"),
+        motion: str = typer.Option("auto", "--motion", help="auto | model | procedural (see docs/live.md)."),
+        face_model: Optional[Path] = typer.Option(None, "--face-model",
+                                                  help="Face model folder (default weights/face)."),
+        gesture_model: Optional[Path] = typer.Option(None, "--gesture-model",
+                                                     help="Gesture model folder (default weights/gesture)."),
+        model_steps: Optional[int] = typer.Option(None, "--model-steps", min=1, max=100,
+                                                  help="Denoising steps of the motion models (fewer: faster)."),
+        blend_names: str = typer.Option("vrm0", "--blend-names",
+                                        help="VMC expression names: vrm0 (A, Joy) or vrm1 (aa, happy)."),
+        no_arkit: bool = typer.Option(False, "--no-arkit", help="Do not send the 52 ARKit shapes over VMC."),
+        arkit_case: str = typer.Option("apple", "--arkit-case", help="apple (eyeBlinkLeft) or upper (EyeBlinkLeft)."),
+        seed: int = typer.Option(0, "--seed", min=0, help="Seed of the idle and the motion."),
+    ) -> None:
+        """Drive an avatar live: one line of text per stdin line; prints `ready` once frames are going out."""
+        from avatar.cli import guarded, vad_options
+
+        def run() -> None:
+            from avatar.live.stream import LiveStream, StreamConfig
+            from avatar.live.vmc import VMCOptions, VMCSender, parse_hostport
+
+            # The frame loop shares the GIL with generation; a 1 ms switch interval (default 5 ms) lets it in
+            # sooner when a producer thread runs Python code. This process does nothing else, so it is safe.
+            sys.setswitchinterval(0.001)
+            cfg = StreamConfig(fps=fps, seed=seed, voice=voice, motion=motion, face_model=face_model,
+                               gesture_model=gesture_model, model_steps=model_steps,
+                               vad=vad_options(valence, arousal, dominance))
+            opts = VMCOptions(blend_names=blend_names, arkit=not no_arkit, arkit_case=arkit_case)
+            target = vmc if vmc is not None else (None if ws is not None else "127.0.0.1:39539")
+            stream = LiveStream(cfg)
+            closers = []
+            try:
+                if target is not None:
+                    host, port = parse_hostport(target)
+                    sender = VMCSender(host, port, opts)
+                    stream.sinks.append(sender)
+                    closers.append(sender.close)
+                stream.load()
+                if audio_out is not None:
+                    from avatar.live.audio_out import WavWriter
+
+                    writer = WavWriter(audio_out, stream.sample_rate)
+                    stream.sinks.append(writer)
+                    closers.append(writer.close)
+                if not no_play:
+                    from avatar.live.audio_out import LocalPlayer
+
+                    player = LocalPlayer.open(stream.sample_rate)
+                    if player is not None:
+                        stream.sinks.append(player)
+                        closers.append(player.close)
+                if ws is not None:
+                    from avatar.live.wsserver import WebSocketHub
+
+                    hub = WebSocketHub(ws_host, ws, on_control=stream.handle_control,
+                                       hello=hello_message(stream))
+                    bound = hub.start()
+                    stream.sinks.append(hub)
+                    closers.append(hub.close)
+                    log.warning("live: WebSocket stream on ws://%s:%d", ws_host, bound)
+                stream.start()
+                sys.stdout.write("ready\n")
+                sys.stdout.flush()
+                _read_stdin(stream)
+            finally:
+                stream.close()
+                for close in reversed(closers):
+                    close()
+                s = stream.stats
+                log.info("live: %d frames, %d skipped, max lateness %.1f ms", s.frames, s.skipped, 1e3 * s.late_max)
+
+        guarded(run)
+
+
+def hello_message(stream) -> dict:  # noqa: ANN001 - a LiveStream
+    """The WebSocket hello: rates, channel names and formats (docs/live.md)."""
+    from avatar.face.rig import VRM_EXPRESSIONS
+    from avatar.gesture.skeleton import HUMANOID
+    from avatar.types import ARKIT_BLENDSHAPES
+
+    return {"fps": stream.config.fps, "arkit_names": list(ARKIT_BLENDSHAPES), "vrm_names": list(VRM_EXPRESSIONS),
+            "bones": list(HUMANOID.joints), "axes": "glTF: right-handed, Y up, avatar faces +Z",
+            "audio": {"sample_rate": stream.sample_rate, "channels": 1, "format": "pcm_s16le",
+                      "header": "4s magic 'PCM1' + uint64 LE first sample index"},
+            "motion": "model" if stream.models else "procedural"}
+
+
+def _read_stdin(stream) -> None:  # noqa: ANN001 - a LiveStream
+    """Lines from stdin until EOF (then wait for the queue to drain) or Ctrl-C; JSON lines are control messages."""
+    from avatar.errors import InputError
+
+    eof = threading.Event()
+
+    def reader() -> None:
+        for raw in sys.stdin:
+            line = raw.strip()
+            if not line:
+                continue
+            try:
+                if line.startswith("{"):
+                    stream.handle_control(line)
+                else:
+                    stream.say(line)
+            except InputError as exc:
+                sys.stderr.write(f"error: {exc}\n")
+                sys.stderr.flush()
+        eof.set()
+
+    threading.Thread(target=reader, name="live-stdin", daemon=True).start()
+    try:
+        while not eof.wait(0.1):  # short waits keep Ctrl-C responsive
+            pass
+        while not stream.wait_drained(0.1):
+            pass
+        time.sleep(0.3)  # let the last fade-out frames go out
+    except KeyboardInterrupt:
+        log.warning("live: interrupted")

@@ -1,0 +1,281 @@
+"""The live engine: control messages, emotion easing, stop, the model upgrade path, WAV output, the CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from avatar.errors import InputError
+from avatar.live.motion import Mood
+from avatar.live.stream import LiveStream, StreamConfig, parse_control
+from avatar.types import VAD
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("msg,needle", [
+    ("{oops", "JSON"), ("[1, 2]", "JSON object"), ('{"type": "dance"}', "dance"),
+    ('{"type": "say"}', "text"), ('{"type": "say", "text": "   "}', "text"),
+    ('{"type": "say", "text": "hi", "valence": 2}', "valence"),
+    ('{"type": "say", "text": "hi", "valence": "high"}', "valence"),
+    ('{"type": "say", "text": "hi", "arousal": NaN}', "arousal"),
+    ('{"type": "say", "text": "hi", "rm": "-rf"}', "unexpected"),
+    ('{"type": "emotion"}', "at least one"), ('{"type": "emotion", "valence": 0.5, "transition": -1}', "transition"),
+    (b"\x00\x01", "binary"), ('{"type": "say", "text": "' + "a" * 70000 + '"}', "larger"),
+])
+def test_malformed_control_messages_are_refused_clearly(msg, needle: str) -> None:
+    with pytest.raises(InputError, match=needle):
+        parse_control(msg)
+
+
+def test_valid_control_messages() -> None:
+    assert parse_control('{"type": "say", "text": "Hi there", "valence": 0.5}') == {
+        "type": "say", "text": "Hi there", "vad": VAD(0.5, 0.0, 0.0)}
+    assert parse_control({"type": "say", "text": "Hi"})["vad"] is None
+    assert parse_control({"type": "emotion", "arousal": -0.3, "transition": 2})["transition"] == 2
+    assert parse_control({"type": "stop"}) == {"type": "stop"}
+
+
+def test_mood_eases_instead_of_jumping() -> None:
+    m = Mood()
+    m.set(VAD(0.8, 0.4, 0.0), at=1.0, transition=1.0)
+    v = np.array([m.value(t)[0] for t in np.arange(0.0, 3.0, 1 / 60)])
+    assert v[0] == 0.0 and v[-1] == pytest.approx(0.8)
+    assert np.abs(np.diff(v)).max() < 0.03  # ~1.5 x the mean step of a 1 s smoothstep at 60 fps
+    m.set(VAD(-0.5, 0.0, 0.0), at=2.0, transition=0.5)  # a new target mid-way continues from where it is
+    assert m.value(2.0)[0] == pytest.approx(0.8) and m.value(2.6)[0] == pytest.approx(-0.5)
+
+
+def test_stop_cuts_speech_and_queue(tmp_path: Path) -> None:
+    from avatar.live.audio_out import WavWriter
+
+    stream = LiveStream(StreamConfig(fps=30, motion="procedural", vad=VAD(0.0, 0.2, 0.0)))
+    stream.load()
+    wav = tmp_path / "out.wav"
+    writer = WavWriter(wav, stream.sample_rate)
+    stream.sinks.append(writer)
+    stream.start()
+    stream.say("This sentence is going to be interrupted well before it ends.")
+    stream.say("And this queued line is never said.")
+    deadline = time.monotonic() + 10
+    while not stream.schedule.active(stream.now()) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.3)
+    reply = stream.handle_control('{"type": "stop"}')
+    t_stop = stream.now()
+    assert reply["type"] == "ok" and reply["stopped"] >= 1
+    assert stream.wait_drained(2.0)  # fades out within a fraction of a second
+    time.sleep(0.3)
+    stream.close()
+    assert not wav.exists()  # written atomically: only on close
+    writer.close()
+    import soundfile as sf
+
+    audio, sr = sf.read(wav)
+    n_frames = stream.stats.frames + stream.stats.skipped  # skipped frames still carry their audio
+    assert sr == stream.sample_rate and audio.size == pytest.approx(n_frames * sr / 30, abs=sr / 30 + 1)
+    i_stop = int((t_stop + 0.2) * sr)
+    assert np.abs(audio[:i_stop]).max() > 0.05 and np.abs(audio[i_stop:]).max() < 1e-3
+    assert 1 not in stream.stats.first_frame_latency  # the queued line never started
+
+
+def test_emotion_message_changes_the_idle_face() -> None:
+    stream = LiveStream(StreamConfig(fps=30, motion="procedural", vad=VAD(0.0, 0.0, 0.0)))
+    got = []
+
+    class Keep:
+        def frame(self, f) -> None:  # noqa: ANN001
+            got.append((f.time, f.vrm.copy(), f.vad.copy()))
+
+        def audio(self, first: int, samples: np.ndarray) -> None:
+            pass
+
+    stream.sinks.append(Keep())
+    stream.start()
+    time.sleep(0.3)
+    t0 = stream.now()
+    stream.handle_control({"type": "emotion", "valence": 0.9, "arousal": 0.5, "transition": 0.5})
+    time.sleep(1.0)
+    stream.close()
+    from avatar.face.rig import VRM_EXPRESSIONS
+
+    happy = VRM_EXPRESSIONS.index("happy")
+    before = [g for g in got if g[0] < t0]
+    after = [g for g in got if g[0] > t0 + 0.6]
+    assert before and after
+    assert max(g[1][happy] for g in before) < 0.05 and min(g[1][happy] for g in after) > 0.2
+    assert after[-1][2][0] == pytest.approx(0.9, abs=1e-6)
+    vals = np.array([g[1][happy] for g in got])
+    assert np.abs(np.diff(vals)).max() < 0.2  # eased over frames, not one jump
+
+
+@pytest.fixture(scope="module")
+def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """Untrained but complete face and gesture models (random weights): the model path's wiring, fast."""
+    torch = pytest.importorskip("torch")
+    from avatar.face.model import FaceDenoiser, FaceDiffusionConfig
+    from avatar.gesture.model import GestureDenoiser, GestureModelConfig
+
+    torch.manual_seed(0)
+    root = tmp_path_factory.mktemp("live_models")
+    FaceDenoiser(FaceDiffusionConfig(hidden=16, blocks=1, window=32, overlap=8)).save_pretrained(root / "face")
+    GestureDenoiser(GestureModelConfig(window=20, overlap=4, d_model=32, layers=1, heads=2, ff=64)).save_pretrained(
+        root / "gesture")
+    return root / "face", root / "gesture"
+
+
+def test_model_motion_replaces_the_procedural_one_chunk_by_chunk(tiny_models) -> None:
+    face_dir, gesture_dir = tiny_models
+    stream = LiveStream(StreamConfig(fps=30, motion="model", face_model=face_dir, gesture_model=gesture_dir,
+                                     model_steps=4, vad=VAD(0.3, 0.3, 0.0)))
+    placed = []
+    place = stream.schedule.place
+    stream.schedule.place = lambda clip, earliest: (placed.append(clip), place(clip, earliest))[1]
+    stream.start()
+    assert stream.models
+    stream.say("First of all, this clause starts the whole line very quickly. And a second one.")
+    deadline = time.monotonic() + 20
+    while len(stream.stats.model_seconds) + stream.stats.model_skipped < 3 and not stream.stats.errors \
+            and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert stream.wait_drained(30)
+    clips = placed
+    stream.close()
+    s = stream.stats
+    assert s.errors == []
+    # Incremental: the first clause is its own chunk and played before the last chunk was synthesised.
+    assert [c.sentence for c in clips] == [0, 1, 2] and clips[0].text == "First of all,"
+    assert s.first_frame_latency[0] < sum(s.tts_seconds)
+    for a, b in zip(clips, clips[1:]):
+        assert b.start >= a.start + a.duration - 1e-9  # back to back, never overlapping
+    # Every chunk got the model's motion, unless it was over before the model could run (a starved machine).
+    assert len(s.model_seconds) + s.model_skipped == 3 and len(s.model_seconds) >= 1
+    upgraded = [c for c in clips if c.model is not None]
+    assert len(upgraded) == len(s.model_seconds)
+    c = upgraded[-1]
+    face, (rot, root), at = c.model
+    assert face.num_frames == pytest.approx(c.duration * 30, abs=1) and rot.shape[1:] == (22, 4)
+    from avatar.live.frames import sample_track
+
+    t = max(at + 0.31, c.start + c.duration / 2)  # after the crossfade: the frame follows the model's face
+    if t < c.start + c.duration:
+        assert np.allclose(c.sample(t)[0], sample_track(face.frames, face.fps, t - c.start))
+
+
+def test_model_mode_without_weights_names_the_training_command(tmp_path: Path) -> None:
+    from avatar.errors import ModelError
+
+    stream = LiveStream(StreamConfig(motion="model", face_model=tmp_path / "nothing", vad=VAD()))
+    with pytest.raises(ModelError, match="train"):
+        stream.load()
+
+
+def test_cli_stream_reads_stdin_prints_ready_and_writes_audio(tmp_path: Path) -> None:
+    from pythonosc.dispatcher import Dispatcher
+    from pythonosc.osc_server import ThreadingOSCUDPServer
+    import threading
+
+    addrs: list[str] = []
+    d = Dispatcher()
+    d.set_default_handler(lambda addr, *a: addrs.append(addr))
+    srv = ThreadingOSCUDPServer(("127.0.0.1", 0), d)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    wav = tmp_path / "session.wav"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "avatar.cli", "stream", "--vmc", f"127.0.0.1:{srv.server_address[1]}", "--fps", "30",
+           "--no-play", "--audio-out", str(wav), "--motion", "procedural", "--valence", "0.4"]
+    proc = subprocess.run(cmd, input="Hello there.\n\n{\"type\": \"bogus\"}\n", capture_output=True, text=True,
+                          timeout=60, cwd=REPO, env=env)
+    srv.shutdown()
+    srv.server_close()
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[0] == "ready"
+    assert "error: unknown control type 'bogus'" in proc.stderr
+    assert "/VMC/Ext/Blend/Apply" in addrs and "/VMC/Ext/Bone/Pos" in addrs
+    import soundfile as sf
+
+    audio, sr = sf.read(wav)
+    assert audio.size > 0.5 * sr and np.abs(audio).max() > 0.05
+
+
+def test_cli_stream_refuses_a_bad_target() -> None:
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, "-m", "avatar.cli", "stream", "--vmc", "host:notaport", "--no-play"],
+                          input="", capture_output=True, text=True, timeout=60, cwd=REPO, env=env)
+    assert proc.returncode == 2 and "error: bad port" in proc.stderr
+
+
+def test_idle_is_continuous_across_blocks_and_seeded() -> None:
+    from avatar.live.motion import BLOCK, IdleSource
+
+    idle = IdleSource(Mood(), seed=3)
+    ts = np.arange(BLOCK - 0.5, BLOCK + 1.5, 1 / 60)  # across the crossfade into block 1
+    faces, rots = zip(*[(f, r) for f, r, _ in (idle.sample(t) for t in ts)])
+    faces, rots = np.array(faces), np.array(rots)
+    step = np.abs(np.diff(faces[:, 52:], axis=0)).max()  # head and gaze angles (rad) per frame
+    assert step < 0.05  # saccades move the eyes fast, but nothing jumps
+    dots = np.abs((rots[1:] * rots[:-1]).sum(-1))
+    assert np.degrees(2 * np.arccos(np.clip(dots, -1, 1))).max() < 2.0  # no joint turns 2 degrees in a frame
+    again = IdleSource(Mood(), seed=3)
+    assert np.allclose(again.sample(BLOCK + 0.3)[0], idle.sample(BLOCK + 0.3)[0])
+    other = IdleSource(Mood(), seed=4)
+    assert not np.allclose(other.sample(BLOCK + 0.3)[0], idle.sample(BLOCK + 0.3)[0])
+    for src in (idle, again, other):
+        src.close()
+
+
+def test_first_clause_split() -> None:
+    from avatar.live.stream import first_clause_split
+
+    assert first_clause_split("I am so happy to see you again, it has been far too long.") == [
+        "I am so happy to see you again,", "it has been far too long."]
+    assert first_clause_split("Hello there, friend.") == ["Hello there, friend."]  # short: one chunk
+    assert first_clause_split("Yes, I think that this is a very good idea for all of us.") == [
+        "Yes, I think that this is a very good idea for all of us."]  # a one-word head is not a clause
+
+
+
+def test_no_sound_device_means_no_player_and_a_log_line(caplog: pytest.LogCaptureFixture) -> None:
+    import importlib.util
+
+    from avatar.live.audio_out import LocalPlayer
+
+    if importlib.util.find_spec("sounddevice") is not None:
+        pytest.skip("sounddevice is installed here; playback may really open a device")
+    with caplog.at_level("WARNING"):
+        assert LocalPlayer.open(22050) is None
+    assert "no local audio playback" in caplog.text and "sounddevice" in caplog.text
+
+
+def test_sentences_of_a_line_hand_over_without_dipping_into_the_idle() -> None:
+    from avatar.live.motion import Clip, Schedule, compose
+    from avatar.live.motion import IdleSource
+    from avatar.types import FACE_CHANNELS, FaceMotion, Timeline
+
+    def clip(value: float, line: int = 0) -> Clip:
+        frames = np.zeros((30, len(FACE_CHANNELS)), dtype=np.float32)
+        frames[:, FACE_CHANNELS.index("jawOpen")] = value
+        return Clip(line=line, sentence=0, text="x", start=0.0, audio=np.zeros(22050, np.float32),
+                    sample_rate=22050, vad=VAD(), timeline=Timeline(sample_rate=22050, duration=1.0),
+                    face=FaceMotion(fps=30, frames=frames))
+
+    mood = Mood()
+    idle = IdleSource(mood, seed=0)
+    sched = Schedule()
+    a, b = clip(0.5), clip(0.5)
+    sched.place(a, 0.1)
+    sched.place(b, 0.2)  # known long before a ends: back to back
+    jaw = FACE_CHANNELS.index("jawOpen")
+    vals = [compose(i, t, idle, sched, mood)[0].face[jaw] for i, t in enumerate(np.arange(0.9, 1.4, 1 / 60))]
+    assert a.followed and min(vals) > 0.49  # no dip at the boundary (t = 1.1)
+    c = clip(0.5, line=1)
+    sched.place(c, 0.3)  # another line: it fades out to the idle and in again
+    vals = [compose(i, t, idle, sched, mood)[0].face[jaw] for i, t in enumerate(np.arange(1.9, 2.4, 1 / 60))]
+    assert not b.followed and min(vals) < 0.1
+    idle.close()
