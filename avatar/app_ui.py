@@ -1,0 +1,479 @@
+"""The Gradio demo (`python app.py`): type a line, see its emotion, get the video, the audio and the animation data.
+
+`build_demo(config)` makes the gr.Blocks; `launch(config, port=...)` serves it on localhost. The render is the
+API endpoint `/say` (text in, video out; voice, avatar, emotion and seed are optional inputs), so scripts can
+call it with gradio_client. Everything the app writes lives under one folder (`AppConfig.root`): Gradio's
+upload/cache folder, which is the only folder it serves, and the per-request run folders. See docs/app.md.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+import zipfile
+from collections import OrderedDict
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from avatar.app_readout import READOUT_CSS, plan_emotions, readout_html
+from avatar.errors import AvatarError, InputError
+from avatar.types import VAD
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+EMOTION_AUTO = "from the text"
+EMOTION_CUSTOM = "custom (sliders)"
+VOICE_DEFAULT = "gmw/en-US"
+VARIANT_NONE = "none"
+#: The demo renders on the CPU: keep the input to a few short lines.
+MAX_CHARS = 600
+MAX_LINES = 6
+EXAMPLES = (
+    "I can't believe we actually won the championship!",
+    "I'm sorry. I really thought this would work out.",
+    "Get out of my room, right now!",
+    "Hi! Did you see the news?\nYes... I'm still shaking.\nWell, at least everyone is safe now.",
+)
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    """Settings of one app instance; `root` holds everything it writes (default: a fresh temp folder)."""
+
+    root: Path = field(default_factory=lambda: Path(os.environ.get("AVATAR_APP_DIR") or
+                                                    tempfile.mkdtemp(prefix="avatar-app-")))
+    width: int = 512
+    height: int = 512
+    framing: str = "portrait"
+    concurrency: int = 1  # renders at the same time; the rest wait in Gradio's queue
+    max_queue: int = 16
+    max_upload_mb: int = 50
+    keep_runs_s: float = 3600.0  # run folders older than this are removed on the next request
+
+    @property
+    def cache_dir(self) -> Path:
+        """Gradio's upload and served-file folder (GRADIO_TEMP_DIR)."""
+        return self.root / "cache"
+
+    @property
+    def runs_dir(self) -> Path:
+        """Per-request output folders."""
+        return self.root / "runs"
+
+
+# ---------------------------------------------------------------------------------------------------
+# Pure helpers (no Gradio): input parsing and checks
+# ---------------------------------------------------------------------------------------------------
+
+def parse_lines(text: str | None) -> list[str]:
+    """The non-empty lines of the input, checked: InputError when empty, too long or too many lines."""
+    from avatar.emotion.sentences import check_text
+
+    if text is None or not str(text).strip():
+        raise InputError("type a line of text first")
+    text = check_text(str(text))
+    if len(text) > MAX_CHARS:
+        raise InputError(f"the text is {len(text)} characters; the demo takes at most {MAX_CHARS}")
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if len(lines) > MAX_LINES:
+        raise InputError(f"{len(lines)} lines; the demo renders at most {MAX_LINES} lines of dialogue")
+    return lines
+
+
+def resolve_emotion(preset: str | None, valence: float | None, arousal: float | None,
+                    dominance: float | None) -> VAD | None:
+    """The emotion override: None for 'from the text', a label's VAD, or the sliders' VAD (checked)."""
+    from avatar.emotion.labels import vad_for_label
+
+    preset = (preset or EMOTION_AUTO).strip()
+    if preset == EMOTION_AUTO:
+        return None
+    if preset == EMOTION_CUSTOM:
+        vals = [0.0 if x is None else x for x in (valence, arousal, dominance)]
+        try:
+            return VAD(*(float(x) for x in vals))
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"valence, arousal and dominance must be numbers in [-1, 1]: {exc}") from None
+    return vad_for_label(preset)
+
+
+def check_seed(seed: float | int | None) -> int:
+    """The seed as an int in [0, 2**31); InputError otherwise."""
+    if seed is None:
+        return 0
+    try:
+        s = float(seed)
+    except (TypeError, ValueError):
+        raise InputError(f"seed must be a whole number, got {seed!r}") from None
+    if not s.is_integer() or not 0 <= s < 2**31:
+        raise InputError(f"seed must be a whole number in [0, 2147483647], got {seed!r}")
+    return int(s)
+
+
+def compose_voice(voice: str | None, variant: str | None) -> str | None:
+    """eSpeak voice name with an optional '+variant' (the backend checks that both exist)."""
+    v = (voice or "").strip() or None
+    var = (variant or "").strip()
+    if v is None or not var or var == VARIANT_NONE:
+        return v
+    return f"{v}+{var}"
+
+
+def check_avatar_upload(path: str | os.PathLike[str] | None, max_mb: int):  # noqa: ANN201 - Avatar | None
+    """Load an uploaded avatar (None for the default): size and type checked, and a .vrm must be a VRM."""
+    from avatar.render.avatar_file import load_avatar
+
+    if path is None or str(path) == "":
+        return None
+    p = Path(path)
+    if not p.is_file():
+        raise InputError("the uploaded avatar file is missing; upload it again")
+    size = p.stat().st_size
+    if size > max_mb * 1024 * 1024:
+        raise InputError(f"{p.name} is {size / 2**20:.1f} MB; uploaded avatars are limited to {max_mb} MB")
+    if p.suffix.lower() not in (".glb", ".vrm"):
+        raise InputError(f"upload a .glb or .vrm avatar, not {p.name!r}")
+    avatar = load_avatar(p)
+    if p.suffix.lower() == ".vrm" and avatar.vrm_version is None:
+        raise InputError(f"{p.name} is a plain glTF file, not a VRM (it has no VRM or VRMC_vrm extension); "
+                         "rename it to .glb or export it as VRM")
+    return avatar
+
+
+def describe_avatar(avatar) -> str:  # noqa: ANN001 - Avatar | None
+    """One line for the UI about the avatar in use and what of it can move."""
+    if avatar is None:
+        return "Using the default avatar."
+    kind = f"VRM {avatar.vrm_version}" if avatar.vrm_version else "glTF"
+    face = {"arkit": "ARKit face shapes", "vrm": "VRM expressions", "none": "no face shapes (face stays still)"}
+    text = f"**{html.escape(avatar.path.name)}** ({kind}): {face[avatar.face_mode]}"
+    if avatar.missing_bones:
+        text += f"; {len(avatar.missing_bones)} humanoid bones missing ({', '.join(avatar.missing_bones[:4])}…)"
+    return text + "."
+
+
+def voice_choices() -> list[tuple[str, str]]:
+    """(label, voice id) for every eSpeak NG voice, English (America) first."""
+    from avatar.tts import get_backend
+
+    infos = [v for v in get_backend("espeak").voices() if not v.variant]
+    infos.sort(key=lambda v: (v.identifier != VOICE_DEFAULT, v.name.lower()))
+    return [(f"{v.name} ({v.identifier})", v.identifier) for v in infos]
+
+
+def variant_choices() -> list[str]:
+    """eSpeak NG voice variants (timbres such as f3 or m2) that can be added to any voice."""
+    from avatar.tts import get_backend
+
+    names = sorted({v.identifier for v in get_backend("espeak").voices() if v.variant}, key=str.lower)
+    return [VARIANT_NONE, *names]
+
+
+def prune_runs(runs_dir: Path, older_than_s: float) -> int:
+    """Remove run folders older than `older_than_s`; returns how many went."""
+    if not runs_dir.is_dir():
+        return 0
+    cutoff = time.time() - older_than_s
+    gone = 0
+    for d in runs_dir.iterdir():
+        try:
+            if d.is_dir() and not d.is_symlink() and d.stat().st_mtime < cutoff:
+                shutil.rmtree(d, ignore_errors=True)
+                gone += 1
+        except OSError:  # another request removed it first
+            continue
+    return gone
+
+
+def zip_files(files: dict[str, Path], out: Path) -> Path:
+    """Zip the animation files (flat, their own names) atomically into `out`."""
+    from avatar.io import atomic_path
+
+    with atomic_path(out) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for path in files.values():
+            zf.write(path, arcname=Path(path).name)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------
+# The app: handlers and layout
+# ---------------------------------------------------------------------------------------------------
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Show refused input and engine errors as messages (gr.Error), never as tracebacks."""
+    import gradio as gr
+
+    try:
+        yield
+    except gr.Error:
+        raise
+    except InputError as exc:
+        raise gr.Error(html.escape(str(exc)), title="Input refused", print_exception=False) from None
+    except AvatarError as exc:  # missing model, failed stage: the user cannot fix it, but should read why
+        log.error("engine error: %s", exc)
+        raise gr.Error(html.escape(str(exc)), title="The engine could not do this", print_exception=False) from None
+    except Exception:  # a bug: log the traceback for the operator, show a short message to the user
+        log.exception("request failed")
+        raise gr.Error("Something went wrong while rendering; the server log has the details.",
+                       print_exception=False) from None
+
+
+class AvatarApp:
+    """The demo's handlers, bound to one AppConfig; `build()` lays them out as a gr.Blocks."""
+
+    def __init__(self, config: AppConfig | None = None) -> None:
+        """Prepare the app's folders (nothing heavy loads until the first request)."""
+        self.config = config or AppConfig()
+        self.config.runs_dir.mkdir(parents=True, exist_ok=True)
+        self.config.cache_dir.mkdir(parents=True, exist_ok=True)
+        self._avatars: OrderedDict[tuple[str, int, float], Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    # -- handlers -------------------------------------------------------------------------------------
+
+    def _avatar(self, path: str | None):  # noqa: ANN202 - Avatar | None
+        """The uploaded avatar, loaded once per file (a few recent ones are kept)."""
+        if not path:
+            return None
+        p = Path(path)
+        st = p.stat() if p.is_file() else None
+        key = (str(p), st.st_size if st else -1, st.st_mtime if st else -1.0)
+        with self._lock:
+            if key in self._avatars:
+                self._avatars.move_to_end(key)
+                return self._avatars[key]
+        avatar = check_avatar_upload(p, self.config.max_upload_mb)
+        with self._lock:
+            self._avatars[key] = avatar
+            while len(self._avatars) > 4:
+                self._avatars.popitem(last=False)
+        return avatar
+
+    def on_upload(self, path: str | None) -> tuple[Any, str]:
+        """Check an avatar as soon as it is uploaded: keep it and describe it, or drop it with a warning."""
+        import gradio as gr
+
+        try:
+            return gr.update(), describe_avatar(self._avatar(path))
+        except InputError as exc:
+            gr.Warning(html.escape(str(exc)), title="Avatar refused")
+            return gr.update(value=None), describe_avatar(None) + " The upload was refused: " + html.escape(str(exc))
+        except Exception:  # noqa: BLE001 - a loader bug must not leave the UI in a broken state
+            log.exception("avatar check failed")
+            gr.Warning("This avatar could not be read.", title="Avatar refused")
+            return gr.update(value=None), describe_avatar(None)
+
+    def on_preset(self, preset: str) -> tuple[Any, Any, Any]:
+        """Move the sliders to a preset's VAD (nothing changes for 'from the text' or 'custom')."""
+        import gradio as gr
+
+        from avatar.emotion.labels import LABEL_VAD
+
+        if preset in LABEL_VAD:
+            v = LABEL_VAD[preset]
+            return gr.update(value=v.valence), gr.update(value=v.arousal), gr.update(value=v.dominance)
+        return gr.update(), gr.update(), gr.update()
+
+    def preview(self, text: str, emotion: str, valence: float, arousal: float, dominance: float) -> str:
+        """The emotion readout for the input, shown before the (slower) render starts."""
+        with user_errors():
+            lines = parse_lines(text)
+            override = resolve_emotion(emotion, valence, arousal, dominance)
+            return readout_html(plan_emotions(lines, override))
+
+    def say(self, text: str, voice: str | None = VOICE_DEFAULT, variant: str | None = VARIANT_NONE,
+            avatar: str | None = None, emotion: str | None = EMOTION_AUTO, valence: float = 0.0,
+            arousal: float = 0.0, dominance: float = 0.0, seed: float = 0,
+            progress: Any = None) -> tuple[str, dict]:
+        """Text to the rendered MP4 (returned) plus what the page shows next (audio, files, readout)."""
+        from avatar.app_dialogue import perform_plan
+        from avatar.pipeline import export_animation, render_video
+
+        progress = progress if progress is not None else (lambda *a, **k: None)
+        t0 = time.perf_counter()
+        with user_errors():
+            lines = parse_lines(text)
+            override = resolve_emotion(emotion, valence, arousal, dominance)
+            seed_i = check_seed(seed)
+            voice_name = compose_voice(voice, variant)
+            av = self._avatar(avatar)
+            progress(0.0, desc="reading the emotion")
+            plan = plan_emotions(lines, override)
+            prune_runs(self.config.runs_dir, self.config.keep_runs_s)
+            run = self.config.runs_dir / uuid.uuid4().hex
+            run.mkdir(parents=True)
+
+            def perf_progress(stage: str, fraction: float) -> None:
+                progress(0.55 * min(1.0, fraction), desc=stage)
+
+            def render_progress(stage: str, fraction: float) -> None:
+                progress(0.55 + 0.37 * min(1.0, fraction), desc="rendering the video")
+
+            t_perf = time.perf_counter()
+            perf = perform_plan(plan, voice=voice_name, seed=seed_i, progress=perf_progress)
+            t_render = time.perf_counter()
+            video = render_video(perf, run / "avatar.mp4", avatar=av, width=self.config.width,
+                                 height=self.config.height, framing=self.config.framing, progress=render_progress)
+            t_export = time.perf_counter()
+            progress(0.93, desc="writing the animation data")
+            files = export_animation(perf, run / "animation", avatar=av)
+            zipped = zip_files(files, run / "animation.zip")
+            done = time.perf_counter()
+        timings = {"perform": t_render - t_perf, "render": t_export - t_render, "export": done - t_export,
+                   "total": done - t0}
+        log.info("said %d line(s), %.1f s of speech, in %.1f s", len(lines), perf.duration, timings["total"])
+        state = {"audio": str(files["speech"]), "files": [str(zipped), *(str(p) for p in files.values())],
+                 "readout": readout_html(plan), "duration": perf.duration, "timings": timings}
+        return str(video), state
+
+    @staticmethod
+    def details(state: dict | None) -> tuple[Any, Any, str, str]:
+        """What the page shows after the video: the speech audio, the downloads, the readout and the timings."""
+        import gradio as gr
+
+        if not state:
+            return gr.update(), gr.update(), gr.update(), ""
+        t = state["timings"]
+        info = (f"{state['duration']:.1f} s of speech, made in {t['total']:.1f} s "
+                f"(speech + motion {t['perform']:.1f} s, video {t['render']:.1f} s, files {t['export']:.1f} s).")
+        return state["audio"], state["files"], state["readout"], info
+
+    # -- layout ---------------------------------------------------------------------------------------
+
+    def build(self):  # noqa: ANN201 - gr.Blocks
+        """The page: inputs on the left, the video and its emotion on the right."""
+        os.environ["GRADIO_TEMP_DIR"] = str(self.config.cache_dir)  # read by Gradio when components are made
+        import gradio as gr
+
+        from avatar.emotion.labels import LABEL_VAD
+
+        emotion_choices = [EMOTION_AUTO, *LABEL_VAD, EMOTION_CUSTOM]
+        with gr.Blocks(title="Expressive avatar", analytics_enabled=False,
+                       delete_cache=(1800, int(self.config.keep_runs_s))) as demo:
+            gr.Markdown("## Expressive avatar\nType a line (or a few lines of dialogue): the avatar reads its "
+                        "emotion, speaks it and moves with it. Rendering runs on the CPU and takes a little while.",
+                        elem_id="intro")
+            with gr.Row(equal_height=False):
+                with gr.Column(scale=5, min_width=340):
+                    text = gr.Textbox(label="Text", lines=3, max_lines=8, max_length=MAX_CHARS, elem_id="text",
+                                      placeholder="I can't believe we actually won!  (one line per dialogue line)")
+                    go = gr.Button("Perform", variant="primary", elem_id="perform")
+                    gr.Examples(examples=[[e] for e in EXAMPLES], inputs=[text], label="Examples")
+                    with gr.Accordion("Voice and avatar", open=True):
+                        with gr.Row():
+                            voice = gr.Dropdown(voice_choices(), value=VOICE_DEFAULT, label="Voice",
+                                                allow_custom_value=True, scale=3)
+                            variant = gr.Dropdown(variant_choices(), value=VARIANT_NONE, label="Variant", scale=2)
+                        avatar = gr.File(label=f"Avatar (.glb or .vrm, up to {self.config.max_upload_mb} MB; "
+                                         "empty = default)", file_types=[".glb", ".vrm"], type="filepath",
+                                         elem_id="avatar-upload")
+                        avatar_info = gr.Markdown(describe_avatar(None), elem_id="avatar-info")
+                    with gr.Accordion("Emotion and seed", open=True):
+                        # custom values allowed so API callers may also pass aliases ("joy", "calm");
+                        # resolve_emotion refuses unknown names with the list of known ones
+                        emotion = gr.Dropdown(emotion_choices, value=EMOTION_AUTO, label="Emotion",
+                                              info="from the text, a preset, or the sliders below",
+                                              allow_custom_value=True)
+                        with gr.Group():
+                            valence, arousal, dominance = (
+                                gr.Slider(-1, 1, value=0.0, step=0.05, label=name, buttons=[])
+                                for name in ("Valence", "Arousal", "Dominance"))
+                        seed = gr.Number(value=0, precision=0, minimum=0, maximum=2**31 - 1, label="Seed")
+                with gr.Column(scale=6, min_width=360):
+                    video = gr.Video(label="Avatar", height=420, autoplay=True, interactive=False,
+                                     elem_id="video")
+                    readout = gr.HTML(readout_html([]), elem_id="readout", padding=True, container=True)
+                    timing = gr.Markdown("", elem_id="timing")
+                    audio = gr.Audio(label="Speech", type="filepath", interactive=False, elem_id="speech")
+                    files = gr.File(label="Animation data: all in one zip, or speech, timeline, emotion, face "
+                                    "JSON + Live Link CSV, body BVH, animated .glb", file_count="multiple",
+                                    interactive=False, height=230, elem_id="files")
+            state = gr.State()
+
+            avatar.upload(self.on_upload, inputs=[avatar], outputs=[avatar, avatar_info], api_visibility="private",
+                          show_progress="minimal")
+            avatar.clear(lambda: describe_avatar(None), outputs=[avatar_info], api_visibility="private")
+            emotion.change(self.on_preset, inputs=[emotion], outputs=[valence, arousal, dominance],
+                           api_visibility="private", show_progress="hidden")
+            for s in (valence, arousal, dominance):  # moving a slider by hand means a custom emotion
+                s.release(lambda: EMOTION_CUSTOM, outputs=[emotion], api_visibility="private",
+                          show_progress="hidden")
+
+            say_inputs = [text, voice, variant, avatar, emotion, valence, arousal, dominance, seed]
+
+            # Defaults make every input but the text optional for API callers (a None default is how Gradio
+            # marks the avatar file optional).
+            def say(text: str, voice: str = VOICE_DEFAULT, variant: str = VARIANT_NONE, avatar: str | None = None,
+                    emotion: str = EMOTION_AUTO, valence: float = 0.0, arousal: float = 0.0, dominance: float = 0.0,
+                    seed: float = 0, progress: gr.Progress = gr.Progress()) -> tuple[str, dict]:  # noqa: B008
+                """Render TEXT as a video of the avatar saying it; returns the MP4."""
+                return self.say(text, voice, variant, avatar, emotion, valence, arousal, dominance, seed,
+                                progress=progress)
+
+            (go.click(self.preview, inputs=[text, emotion, valence, arousal, dominance], outputs=[readout],
+                      api_visibility="private", show_progress="minimal", concurrency_limit=4)
+               .success(say, inputs=say_inputs, outputs=[video, state], api_name="say",
+                        concurrency_limit=self.config.concurrency, concurrency_id="render")
+               .success(self.details, inputs=[state], outputs=[audio, files, readout, timing],
+                        api_visibility="private", show_progress="hidden"))
+        demo.queue(default_concurrency_limit=self.config.concurrency, max_size=self.config.max_queue)
+        return demo
+
+
+def warm_up() -> None:
+    """Load the models now (launch runs this in a background thread, so the first visitor waits less)."""
+    try:
+        from avatar.emotion import default_analyzer
+
+        default_analyzer()
+        from avatar.pipeline import models
+
+        models().face()
+        models().gesture()
+    except Exception as exc:  # noqa: BLE001 - a missing model is reported again, clearly, on the first request
+        log.warning("warm-up: %s", exc)
+
+
+def theme():  # noqa: ANN201 - gr.themes.Base
+    """Gradio's default look with system fonts: a local demo fetches nothing from font CDNs."""
+    import gradio as gr
+
+    return gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"],
+                             font_mono=["ui-monospace", "monospace"])
+
+
+def launch(config: AppConfig | None = None, *, host: str = "127.0.0.1", port: int | None = None,
+           block: bool = True):  # noqa: ANN201 - gr.Blocks
+    """Serve the demo on host:port (localhost by default); with block=False return the running Blocks."""
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    app = AvatarApp(config)
+    demo = app.build()
+    root = app.config.root.resolve()
+    # Gradio serves only its upload/cache folder (our outputs are copied there); also refuse the checkout and
+    # the home folder outright, unless the app's own folder sits inside one of them.
+    blocked = [str(p) for p in (REPO_ROOT, Path.home()) if not root.is_relative_to(p.resolve())]
+    demo.launch(server_name=host, server_port=port, allowed_paths=[], blocked_paths=blocked,
+                max_file_size=f"{app.config.max_upload_mb}mb", show_error=False, ssr_mode=False, mcp_server=False,
+                footer_links=["api"], prevent_thread_lock=True, quiet=not block, theme=theme(),
+                css=READOUT_CSS + _LAYOUT_CSS)
+    # Only now: model loading competes for the CPU with the server's own start-up check of its URL.
+    threading.Thread(target=warm_up, name="avatar-app-warm-up", daemon=True).start()
+    if block:
+        demo.block_thread()
+    return demo
+
+
+_LAYOUT_CSS = """
+#intro h2 { margin-bottom: 0; }
+#timing, #timing p { color: var(--body-text-color-subdued, #888); font-size: 12px; margin: 0; }
+"""
