@@ -4,7 +4,9 @@ The diffusion model gives expression, head pose, gaze and blinks from the audio.
 is known (our own TTS) the lips are then refined from it, as in DREAM-Talk's lip refinement step (Zhang et
 al. 2023): the mouth channels are rebuilt from the coarticulated viseme curves (face.visemes) with the
 model's expression laid over them (face.expression.combine) and the lips sealed on every p/b/m, so the
-mouth follows the timeline exactly while the rest of the face stays the model's.
+mouth follows the timeline exactly while the rest of the face stays the model's. From audio alone, the
+timeline is first estimated from the audio by the viseme network of `face/lipsync.py` (weights/lipsync), DREAM-Talk's
+audio-conditioned lip refinement, and the lips are refined from that estimate the same way.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from avatar.errors import InputError, ModelError
 from avatar.types import ARKIT_BLENDSHAPES, VAD, EmotionTrack, FaceMotion, Timeline
 
 if TYPE_CHECKING:
+    from avatar.face.lipsync import VisemeNet
     from avatar.face.model import FaceDenoiser
 
 log = logging.getLogger(__name__)
@@ -75,11 +78,14 @@ def refine_lips(face: FaceMotion, timeline: Timeline, vad_rows: np.ndarray | Non
 def generate_face(audio: np.ndarray, sample_rate: int, vad: VAD | EmotionTrack | np.ndarray | None = None,
                   timeline: Timeline | None = None, seed: int = 0,
                   model: "FaceDenoiser | str | os.PathLike[str] | None" = None, guidance: float = 2.0,
-                  steps: int = 10) -> FaceMotion:
-    """Face motion for speech audio: the diffusion model, then lip refinement when a timeline is given.
+                  steps: int = 10, lips: "VisemeNet | str | os.PathLike[str] | bool | None" = None) -> FaceMotion:
+    """Face motion for speech audio: the diffusion model, then lip refinement from the timeline, or from the
+    audio when there is none.
 
-    vad None means neutral; model is a loaded FaceDenoiser or a model folder (default weights/face). The
-    result has round(duration * fps) frames; the same inputs and seed give the same output.
+    vad None means neutral; model is a loaded FaceDenoiser or a model folder (default weights/face); lips is
+    the viseme network for audio-only lip refinement (a VisemeNet or folder; None: weights/lipsync when present;
+    False: none, the diffusion model's own mouth). The result has round(duration * fps) frames; the same inputs
+    and seed give the same output.
     """
     from avatar.audio import to_mono
     from avatar.face.expression import vad_frames
@@ -101,6 +107,41 @@ def generate_face(audio: np.ndarray, sample_rate: int, vad: VAD | EmotionTrack |
     feats = compute_features(a, int(sample_rate), fps=fps, num_frames=n)
     rows = vad_frames(VAD.neutral() if vad is None else vad, n, fps)
     face = sample_motion(net, feats.by_frame(), rows, steps=steps, guidance=guidance, seed=seed)
+    if timeline is None:
+        lip_net = _lip_model(lips)
+        if lip_net is not None:
+            from avatar.face.lipsync import estimate_timeline
+
+            timeline = estimate_timeline(lip_net, feats.by_frame(), duration, int(sample_rate))
     if timeline is not None:
         face = refine_lips(face, timeline, rows)
     return face
+
+
+def _lip_model(lips: "VisemeNet | str | os.PathLike[str] | bool | None") -> "VisemeNet | None":
+    from avatar.face.lipsync import DEFAULT_MODEL_DIR as LIPS_DIR
+    from avatar.face.lipsync import VisemeNet, load_lipsync
+
+    if lips is False:
+        return None
+    if isinstance(lips, VisemeNet):
+        return lips
+    if lips is None or lips is True:
+        if not (LIPS_DIR / "model.safetensors").is_file():
+            if lips is True:
+                return load_lipsync(LIPS_DIR)  # raises, naming the training command
+            log.warning("no lip sync model in %s: the mouth is the diffusion model's own", LIPS_DIR)
+            return None
+        return _cached_lips(str(LIPS_DIR))
+    return _cached_lips(str(Path(lips).resolve()))
+
+
+_LIPS: dict[str, "VisemeNet"] = {}
+
+
+def _cached_lips(folder: str) -> "VisemeNet":
+    from avatar.face.lipsync import load_lipsync
+
+    if folder not in _LIPS:
+        _LIPS[folder] = load_lipsync(folder)
+    return _LIPS[folder]

@@ -45,7 +45,7 @@ class FaceDiffusionConfig:
     overlap: int = 30                # frames shared by neighbouring windows
     num_train_timesteps: int = 1000
     beta_schedule: str = "squaredcos_cap_v2"
-    prediction_type: str = "epsilon"
+    prediction_type: str = "sample"  # x0: with "epsilon" the model ignored the audio (docs/face.md)
     cfg_dropout: float = 0.1
     # Motion normalisation (set from the training data): x_norm = (x - mean) / std.
     motion_mean: list[float] = field(default_factory=lambda: [0.0] * len(FACE_CHANNELS))

@@ -242,6 +242,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--blocks", type=int, default=4)
     p.add_argument("--window", type=int, default=120)
     p.add_argument("--overlap", type=int, default=30)
+    p.add_argument("--prediction", choices=("epsilon", "sample", "v_prediction"), default="sample",
+                   help="what the denoiser predicts: the noise, the clean motion (x0) or the velocity")
     p.add_argument("--save-every", type=int, default=0, help="also save the weights every N steps (0: only at the end)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -265,7 +267,8 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
     try:
-        config = FaceDiffusionConfig(hidden=args.hidden, blocks=args.blocks, window=args.window, overlap=args.overlap)
+        config = FaceDiffusionConfig(hidden=args.hidden, blocks=args.blocks, window=args.window, overlap=args.overlap,
+                                     prediction_type=args.prediction)
         examples, info = corpus_examples(args.data, config.fps, args.copies, args.seed) if args.data else ([], {
             "clips": 0, "seconds": 0.0, "skipped": 0})
         ll, ll_info = livelink_examples(args.livelink_dir, config.fps) if args.livelink_dir else ([], {"takes": 0, "seconds": 0.0})

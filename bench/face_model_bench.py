@@ -1,0 +1,138 @@
+"""Acceptance benchmark of the trained face model, from audio alone, on held-out voices and sentences.
+
+    .venv/bin/python -m avatar.tts.corpus --out data/heldout --clips 120 --seed 1 --split heldout
+    .venv/bin/python bench/face_model_bench.py --data data/heldout [--clips 60] [--model weights/face]
+
+The held-out split uses voices and EmoBank sentences that the training split never uses (docs/tts.md). For
+each clip the model sees only the audio and the clip's VAD (no timeline); its mouth openness (jawOpen minus
+mouthClose) is scored against the phoneme truth of the clip's timeline, as bench/face_bench.py scores the
+teacher:
+- Pearson r of openness against each phoneme's target openness held over its span (goal >= 0.55; Rhubarb Lip
+  Sync scored 0.24 on such a set);
+- share of p/b/m with the lips sealed on a frame (goal >= 60 %; Rhubarb 37 %);
+- baseline in the same run: an energy lip-sync (openness = the clip's normalised RMS envelope, the classic
+  amplitude-driven mouth), its r and closure, and our ratio to it;
+- emotion: mean smile at valence -0.8 / 0 / +0.8 and brow-raise + eye-wide at arousal -0.8 / 0 / +0.8, on the
+  same audio (must rise);
+- real-time factor of generation (features + sampling + lip refinement) per clip, and of the whole `avatar face`
+  process on one clip and on eight clips joined (start-up and model loading included; goal <= 0.3);
+- "full" is the default path (diffusion, then lip refinement from the timeline the viseme network of
+  face/lipsync.py estimates from the audio); "diffusion only" is the denoiser's own mouth (lips=False).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from face_bench import lip_sync  # noqa: E402  (the same scoring as the teacher's benchmark)
+
+
+def energy_baseline(audio: np.ndarray, sr: int, n: int, fps: float) -> np.ndarray:
+    """Frames [n, 52] whose openness is the normalised RMS envelope (an amplitude-driven mouth)."""
+    from avatar.face.visemes import IDX
+
+    hop = sr / fps
+    rms = np.array([np.sqrt(np.mean(audio[int(i * hop):int((i + 1) * hop)] ** 2) + 1e-12) for i in range(n)])
+    db = 20 * np.log10(rms + 1e-9)
+    opn = np.clip((db - (db.max() - 40)) / 40, 0, 1)  # 40 dB range below the loudest frame
+    out = np.zeros((n, 52))
+    out[:, IDX["jawOpen"]] = opn * 0.6
+    return out
+
+
+def main() -> None:
+    """Run the benchmark and print its figures."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", type=Path, default=ROOT / "data" / "heldout")
+    ap.add_argument("--model", type=Path, default=ROOT / "weights" / "face")
+    ap.add_argument("--clips", type=int, default=60)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    print("rerun: .venv/bin/python bench/face_model_bench.py " + " ".join(sys.argv[1:]))
+
+    import torch
+
+    from avatar.audio import load_audio
+    from avatar.face.generate import generate_face, load_face_model
+    from avatar.face.visemes import IDX
+    from avatar.types import VAD, Timeline
+
+    torch.set_num_threads(args.threads)
+    wavs = sorted(p for p in args.data.glob("*.wav") if p.with_suffix(".json").is_file())[: args.clips]
+    if not wavs:
+        sys.exit(f"no <id>.wav + <id>.json clips in {args.data}: make them with the corpus command above")
+    model = load_face_model(args.model)
+    fps = model.config.fps
+    ours, diff_only, base, secs, gen_s = [], [], [], 0.0, 0.0
+    generate_face(np.zeros(16000, np.float32), 16000, model=model)  # warm-up: loads the lip sync model once
+    for wav in wavs:
+        audio, sr = load_audio(wav)
+        tl = Timeline.from_json(wav.with_suffix(".json"))
+        vad = VAD(**json.loads((wav.parent / f"{wav.stem}.vad.json").read_text()))
+        t0 = time.perf_counter()
+        face = generate_face(audio, sr, vad, timeline=None, seed=args.seed, model=model)
+        gen_s += time.perf_counter() - t0
+        secs += audio.size / sr
+        ours.append(lip_sync(tl, face.frames[:, :52], fps))
+        raw = generate_face(audio, sr, vad, timeline=None, seed=args.seed, model=model, lips=False)
+        diff_only.append(lip_sync(tl, raw.frames[:, :52], fps))
+        base.append(lip_sync(tl, energy_baseline(audio, sr, face.num_frames, fps), fps))
+    o, d, b = np.array(ours), np.array(diff_only), np.array(base)
+    n_pp = sum(p.viseme == "PP" for w in wavs for p in Timeline.from_json(w.with_suffix(".json")).phonemes)
+    print(f"{len(wavs)} held-out clips, {secs:.0f} s of audio, {n_pp} p/b/m; audio only (no timeline), seed {args.seed}")
+    print("  (full = diffusion + audio lip refinement, the default; diffusion only = lips=False)")
+    print(f"  openness Pearson r (mean over clips): full {o[:, 1].mean():.3f}   diffusion only {d[:, 1].mean():.3f}   "
+          f"energy baseline {b[:, 1].mean():.3f}   ratio full/baseline {o[:, 1].mean() / max(b[:, 1].mean(), 1e-9):.2f}x"
+          "   (goal >= 0.55; Rhubarb 0.24)")
+    print(f"  p/b/m sealed (mean over clips):      full {o[:, 0].mean() * 100:.1f} %   diffusion only "
+          f"{d[:, 0].mean() * 100:.1f} %   energy baseline {b[:, 0].mean() * 100:.1f} %   (goal >= 60 %; Rhubarb 37 %)")
+    print(f"  generation real-time factor, full ({args.threads} thread): {gen_s / secs:.3f}")
+
+    audio, sr = load_audio(wavs[0])
+    smile, brow = [], []
+    levels = (-0.8, 0.0, 0.8)
+    for v in levels:
+        f = generate_face(audio, sr, VAD(v, 0.0, 0.0), seed=args.seed, model=model).frames
+        smile.append(float(f[:, [IDX["mouthSmileLeft"], IDX["mouthSmileRight"]]].mean()))
+    for a in levels:
+        f = generate_face(audio, sr, VAD(0.0, a, 0.0), seed=args.seed, model=model).frames
+        brow.append(float(f[:, [IDX["browInnerUp"], IDX["browOuterUpLeft"], IDX["browOuterUpRight"],
+                                IDX["eyeWideLeft"], IDX["eyeWideRight"]]].mean()))
+    print("  smile at valence  " + "  ".join(f"{v:+.1f}: {s:.3f}" for v, s in zip(levels, smile)) +
+          f"   rises: {bool(np.all(np.diff(smile) > 0))}")
+    print("  brow+eye-wide at arousal " + "  ".join(f"{a:+.1f}: {s:.3f}" for a, s in zip(levels, brow)) +
+          f"   rises: {bool(np.all(np.diff(brow) > 0))}")
+
+    avatar = ROOT / ".venv" / "bin" / "avatar"
+    if avatar.exists():
+        from avatar.audio import save_wav
+
+        with tempfile.TemporaryDirectory() as tmp:
+            long_audio = np.concatenate([load_audio(w)[0] for w in wavs[:8]])  # same rate: one corpus
+            save_wav(Path(tmp) / "long.wav", long_audio, sr)
+            env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
+            for clip, dur in ((wavs[0], audio.size / sr), (Path(tmp) / "long.wav", long_audio.size / sr)):
+                t0 = time.perf_counter()
+                subprocess.run([str(avatar), "face", "--audio", str(clip), "--model", str(args.model),
+                                "-o", str(Path(tmp) / "f.json")], check=True, capture_output=True, env=env)
+                whole = time.perf_counter() - t0
+                print(f"  whole `avatar face` process on a {dur:.1f} s clip: {whole:.2f} s, real-time factor "
+                      f"{whole / dur:.3f} (goal <= 0.3; start-up and model loading included)")
+
+
+if __name__ == "__main__":
+    main()

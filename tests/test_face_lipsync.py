@@ -1,0 +1,102 @@
+"""Audio-only lip sync: frame labels, the viseme network, the estimated timeline, and its use in generate_face."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from avatar.errors import InputError, ModelError
+from avatar.types import VISEMES, Phoneme, Timeline
+
+
+def _tl() -> Timeline:
+    ph = [Phoneme(start=0.1, end=0.2, phoneme="p", viseme="PP"), Phoneme(start=0.2, end=0.4, phoneme="a", viseme="aa")]
+    return Timeline(sample_rate=16000, duration=0.5, phonemes=ph)
+
+
+def test_frame_labels_take_the_phoneme_at_each_frame_centre():
+    from avatar.face.lipsync import frame_labels
+
+    lab = frame_labels(_tl(), 15, 30.0)
+    names = [VISEMES[i] for i in lab]
+    assert names[:3] == ["sil", "sil", "sil"] and names[3:6] == ["PP"] * 3 and names[6:12] == ["aa"] * 6
+    assert names[12:] == ["sil"] * 3
+
+
+class _Fixed(torch.nn.Module):
+    """Stands in for a trained net: returns the logits it was given (to test the decoding alone)."""
+
+    def __init__(self, logits: np.ndarray) -> None:
+        super().__init__()
+        from avatar.face.lipsync import LipSyncConfig
+
+        self.config = LipSyncConfig()
+        self.logits = torch.from_numpy(logits)
+
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        return self.logits[None]
+
+
+def test_estimate_timeline_turns_runs_into_phonemes():
+    from avatar.face.lipsync import LipSyncConfig, estimate_timeline
+
+    labels = ["sil"] * 3 + ["PP"] * 4 + ["aa"] * 6 + ["sil"] * 2
+    logits = np.full((len(labels), len(VISEMES)), -5.0, np.float32)
+    for i, v in enumerate(labels):
+        logits[i, VISEMES.index(v)] = 5.0
+    feats = np.zeros((len(labels), LipSyncConfig().audio_dim), np.float32)
+    tl = estimate_timeline(_Fixed(logits), feats, duration=0.5)
+    assert [p.viseme for p in tl.phonemes] == ["PP", "aa"]
+    assert tl.phonemes[0].start == pytest.approx(3 / 30) and tl.phonemes[0].end == pytest.approx(7 / 30)
+    assert tl.phonemes[1].end == pytest.approx(13 / 30) and tl.duration == 0.5
+    with pytest.raises(InputError):
+        estimate_timeline(_Fixed(logits), feats[:, :10], duration=0.5)
+
+
+def test_network_shapes_save_and_load(tmp_path):
+    from avatar.face.lipsync import LipSyncConfig, VisemeNet, load_lipsync
+
+    net = VisemeNet(LipSyncConfig(hidden=16, layers=2))
+    x = torch.randn(2, 40, net.config.audio_dim)
+    assert net(x).shape == (2, 40, len(VISEMES))
+    net.save_pretrained(tmp_path / "lips")
+    again = load_lipsync(tmp_path / "lips")
+    torch.testing.assert_close(again(x), net.eval()(x))
+    with pytest.raises(ModelError, match="avatar.face.lipsync"):
+        load_lipsync(tmp_path / "missing")
+
+
+def test_training_learns_the_frame_labels():
+    """A few steps on separable toy features fit better than chance, and the loss goes down."""
+    from avatar.face.lipsync import LipSyncConfig, frame_accuracy, train
+
+    rng = np.random.default_rng(0)
+    cfg = LipSyncConfig(hidden=16, layers=2)
+    labels = [rng.integers(0, 3, 160) for _ in range(4)]
+    feats = [np.eye(cfg.audio_dim, dtype=np.float32)[y * 7] * 3 + rng.normal(0, 0.1, (160, cfg.audio_dim)).astype(np.float32)
+             for y in labels]
+    net, losses = train(feats, labels, cfg, steps=60, batch=4, window=64, lr=3e-3)
+    assert np.mean(losses[-10:]) < np.mean(losses[:10])
+    assert frame_accuracy(net, feats, labels)[0] > 0.6
+
+
+def test_generate_face_refines_lips_from_the_audio_when_no_timeline(tmp_path):
+    """With a lip model and no timeline the mouth follows the estimated timeline (closed on its p/b/m)."""
+    from avatar.face.generate import generate_face
+    from avatar.face.lipsync import LipSyncConfig, VisemeNet
+    from avatar.face.model import FaceDenoiser, FaceDiffusionConfig
+    from avatar.face.visemes import IDX
+
+    face_net = FaceDenoiser(FaceDiffusionConfig(hidden=16, blocks=1, window=32, overlap=8))
+    lips = VisemeNet(LipSyncConfig(hidden=16, layers=1))
+    with torch.no_grad():  # a net that always says PP: every frame gets sealed lips
+        for p in lips.parameters():
+            p.zero_()
+        lips.out.bias[VISEMES.index("PP")] = 10.0
+    audio = (np.random.default_rng(0).normal(size=16000) * 0.1).astype(np.float32)
+    sealed = generate_face(audio, 16000, model=face_net, lips=lips, steps=2)
+    opn = sealed.frames[:, IDX["jawOpen"]] - sealed.frames[:, IDX["mouthClose"]]
+    assert (opn <= 0.02).mean() > 0.9
+    raw = generate_face(audio, 16000, model=face_net, lips=False, steps=2)
+    assert not np.allclose(raw.frames, sealed.frames)
