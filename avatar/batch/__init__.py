@@ -1,0 +1,1 @@
+"""Batch rendering of NPC dialogue scripts (local processes or Ray)."""

@@ -1,0 +1,175 @@
+"""avatar.batch: reading and validating scripts, and planning (emotion carry-over, seeds, input hashes)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from batch_fakes import fake_analyze
+
+from avatar.batch.plan import RenderSettings, line_seed, plan_jobs
+from avatar.batch.script import check_lines, load_script, parse_script
+from avatar.errors import InputError
+from avatar.types import VAD
+
+GOOD = """
+characters:
+  ann: {voice: en-us, personality: {neuroticism: 0.9, extraversion: 0.8}, base_emotion: relaxed}
+  bob: {personality: {conscientiousness: 0.9, neuroticism: 0.1}}
+lines:
+  - {id: a1, character: ann, text: "Hello there!"}
+  - {id: b1, character: bob, text: "Hi."}
+  - {id: a2, character: ann, text: "Hello there!"}
+  - {id: a3, character: ann, text: "I am so sad.", emotion: [-0.5, 0.1, 0.0]}
+"""
+
+
+def _plan(text: str, **kw):
+    script = parse_script(text, "yaml")
+    good, bad = check_lines(script)
+    args = {"seed": 0, "settings": RenderSettings(), "models": {"m": 1}, "analyze": fake_analyze, **kw}
+    jobs, late = plan_jobs(script, good, **args)
+    return {j.id: j for j in jobs}, bad + late
+
+
+def test_example_script_is_valid(root):
+    script = load_script(root / "examples" / "tavern.yaml")
+    good, bad = check_lines(script)
+    assert len(good) == 5 and bad == []
+    assert set(script.characters) == {"barkeep", "bard"}
+
+
+def test_bad_lines_fail_alone_with_clear_messages():
+    text = """
+characters: {ann: {}}
+lines:
+  - {id: ok1, character: ann, text: "Fine."}
+  - {id: x1, character: zed, text: "Who am I?"}
+  - {id: x2, character: ann, text: "   "}
+  - {id: ../x, character: ann, text: "Escape."}
+  - {id: a/b, character: ann, text: "Nested."}
+  - {id: OK1, character: ann, text: "Same id, other case."}
+  - {id: x3, character: ann}
+  - {id: x4, character: ann, text: "Typo.", emotoin: happy}
+  - {id: manifest.jsonl, character: ann, text: "Reserved."}
+  - just a string
+  - {id: x5, character: ann, text: "Bad emotion.", emotion: {valence: 2}}
+  - {id: x6, character: ann, text: "Unknown label.", emotion: smug}
+  - {id: ok2, character: ann, text: "Also fine."}
+"""
+    good, bad = check_lines(parse_script(text, "yaml"))
+    assert [line.id for _, line in good] == ["ok1", "ok2"]
+    errors = {f.index: f.error for f in bad}
+    assert len(errors) == 11
+    assert "unknown character 'zed'" in errors[1]
+    assert "empty" in errors[2]
+    assert "unsafe name '../x'" in errors[3] and "unsafe name 'a/b'" in errors[4]
+    assert "duplicate id 'OK1' (first used by line 1)" in errors[5]
+    assert "text" in errors[6] and "emotoin" in errors[7]
+    assert "reserved" in errors[8] and "not a mapping" in errors[9]
+    assert "valence" in errors[10] and "unknown emotion label 'smug'" in errors[11]
+    assert {f.id for f in bad if f.index == 3} == {"../x"}  # the record keeps what the user wrote
+
+
+@pytest.mark.parametrize("text, message", [
+    ("lines: [", "not valid YAML at line"),
+    ("- a\n- b\n", "mapping with `characters:` and `lines:`"),
+    ("characters: {}\n", "`lines:` must be a non-empty list"),
+    ("characters: {}\nlines: []\n", "non-empty list"),
+    ("characters: {}\nlines: [{id: a, character: b, text: c}]\nscene: x\n", "unknown top-level keys ['scene']"),
+    ("characters: {ann: {personality: {openness: 1.5}}}\nlines: [{id: a, character: ann, text: hi}]\n",
+     "character 'ann'"),
+    ("characters: {ann: {voce: en}}\nlines: [{id: a, character: ann, text: hi}]\n", "voce"),
+    ("characters: [ann]\nlines: [{id: a, character: ann, text: hi}]\n", "map each name"),
+])
+def test_malformed_script_is_an_input_error(text, message):
+    with pytest.raises(InputError, match=None) as err:
+        parse_script(text, "yaml")
+    assert message in str(err.value)
+
+
+def test_file_level_errors(tmp_path):
+    with pytest.raises(InputError, match="not found"):
+        load_script(tmp_path / "missing.yaml")
+    bad = tmp_path / "bin.yaml"
+    bad.write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(InputError, match="not UTF-8"):
+        load_script(bad)
+    s = tmp_path / "s.yaml"
+    s.write_text("characters: {ann: {avatar: nope.glb}}\nlines: [{id: a, character: ann, text: hi}]\n")
+    with pytest.raises(InputError, match="avatar file not found"):
+        load_script(s)
+
+
+def test_jsonl_and_csv_scripts(tmp_path):
+    jl = tmp_path / "s.jsonl"
+    jl.write_text('{"id": "a", "character": "ann", "text": "Hi!"}\n\n{broken\n'
+                  '{"id": "b", "character": "bob", "text": "Yo.", "emotion": "angry"}\n', encoding="utf-8")
+    good, bad = check_lines(load_script(jl))
+    assert [line.id for _, line in good] == ["a", "b"]  # no characters file: any name is welcome
+    assert len(bad) == 1 and "file line 3 is not JSON" in bad[0].error
+    chars = tmp_path / "chars.yaml"
+    chars.write_text("characters:\n  ann: {voice: en-us}\n")
+    good, bad = check_lines(load_script(jl, characters=chars))
+    assert [line.id for _, line in good] == ["a"] and "unknown character 'bob'" in bad[-1].error
+
+    csv = tmp_path / "s.csv"
+    csv.write_text('id,character,text,valence,arousal\nc1,ann,"Well, hello.",0.5,0.2\nc2,ann,Plain.,,\n'
+                   'c3,ann,Odd.,x,0\nc4,ann,Too,many,cells,here\n', encoding="utf-8")
+    good, bad = check_lines(load_script(csv))
+    lines = {line.id: line for _, line in good}
+    assert lines["c1"].emotion == VAD(0.5, 0.2, 0.0) and lines["c1"].text == "Well, hello."
+    assert lines["c2"].emotion is None
+    assert [f.id for f in bad] == ["c3", "c4"] and "more cell(s) than the header" in bad[1].error
+    bad_csv = tmp_path / "b.csv"
+    bad_csv.write_text("name,line\nann,hi\n")
+    with pytest.raises(InputError, match="needs columns id, character, text"):
+        load_script(bad_csv)
+    not_json = tmp_path / "n.jsonl"
+    not_json.write_text("hello\nworld\n")
+    with pytest.raises(InputError, match="no row is a JSON object"):
+        load_script(not_json)
+
+
+def test_emotion_carries_over_within_a_character():
+    jobs, bad = _plan(GOOD)
+    assert bad == []
+    a1, a2, a3 = jobs["a1"], jobs["a2"], jobs["a3"]
+    # Same text, same stimulus, but the second time the mood starts where the first line left it.
+    assert a1.stimulus == a2.stimulus and a1.vad != a2.vad
+    stim = VAD(*a1.stimulus)
+    assert VAD(*a2.vad).distance(stim) < VAD(*a1.vad).distance(stim)
+    assert a3.stimulus == (-0.5, 0.1, 0.0)  # an override replaces what the text reads as
+    assert a3.vad[0] < a2.vad[0]
+    # Bob's line between Ann's lines does not touch Ann's mood: without it, Ann's lines plan the same.
+    without_bob = GOOD.replace('  - {id: b1, character: bob, text: "Hi."}\n', "")
+    jobs2, _ = _plan(without_bob)
+    assert all(jobs2[k].vad == jobs[k].vad and jobs2[k].input_hash == jobs[k].input_hash for k in ("a1", "a2", "a3"))
+
+
+def test_seeds_and_hashes_are_stable_and_specific():
+    jobs, _ = _plan(GOOD)
+    again, _ = _plan(GOOD)
+    assert {k: (j.seed, j.input_hash) for k, j in jobs.items()} == {k: (j.seed, j.input_hash) for k, j in again.items()}
+    assert jobs["a1"].seed == line_seed(0, "a1") != line_seed(1, "a1") != line_seed(0, "a2")
+    assert len({j.seed for j in jobs.values()}) == len(jobs)
+    for change in ({"seed": 1}, {"settings": RenderSettings(width=256)}, {"models": {"m": 2}}):
+        other, _ = _plan(GOOD, **change)
+        assert all(other[k].input_hash != jobs[k].input_hash for k in jobs), change
+    voiced, _ = _plan(GOOD.replace("voice: en-us", "voice: en-gb"))
+    assert voiced["a1"].input_hash != jobs["a1"].input_hash and voiced["b1"].input_hash == jobs["b1"].input_hash
+    # A failing analyzer on one line fails that line only.
+    def picky(text: str) -> VAD:
+        if "Hi." in text:
+            raise InputError("unreadable")
+        return fake_analyze(text)
+    partial, bad = _plan(GOOD, analyze=picky)
+    assert "b1" not in partial and [f.id for f in bad] == ["b1"] and "a3" in partial
+    json.dumps([j.vad_record() for j in jobs.values()])
+
+
+def test_render_settings_are_checked():
+    with pytest.raises(InputError, match="even"):
+        RenderSettings(width=255)
+    with pytest.raises(InputError):
+        RenderSettings(framing="wide")
