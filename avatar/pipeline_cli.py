@@ -31,7 +31,8 @@ def register(app: typer.Typer) -> None:
         framing: str = typer.Option("portrait", "--framing", help="portrait (head and shoulders) or full (whole body)."),
         subtitles: bool = typer.Option(False, "--subtitles", help="Burn the sentence being spoken into the video."),
         vad_indicator: bool = typer.Option(False, "--vad-indicator", help="Draw a small valence/arousal indicator."),
-        antialias: str = typer.Option("msaa", "--antialias", help="msaa (4x, smoothest), fxaa (faster) or none."),
+        antialias: str = typer.Option("fxaa", "--antialias", help="fxaa (default), msaa (4x, smoother, ~1.5x the "
+                                      "render time) or none."),
     ) -> None:
         """Make a video of the avatar saying TEXT: emotion, speech, face, body, render, MP4."""
         from avatar.cli import MAX_INPUT_BYTES, guarded, vad_options
