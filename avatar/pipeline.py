@@ -181,11 +181,9 @@ def _subtitles(perf: Performance) -> list[tuple[float, float, str]]:
 
 def resolve_avatar(avatar: "str | os.PathLike[str] | object | None"):  # noqa: ANN201 - an Avatar
     """An Avatar: the default one, a loaded Avatar as is, or one loaded from a .glb/.vrm/.gltf path."""
-    from avatar.render.avatar_file import Avatar, load_avatar
+    from avatar.render.renderer import resolve_avatar as resolve
 
-    if isinstance(avatar, Avatar):
-        return avatar
-    return load_avatar(DEFAULT_AVATAR if avatar is None else Path(avatar))
+    return resolve(avatar)
 
 
 def check_video_settings(out: str | os.PathLike[str], width: int, height: int, framing: str,
