@@ -70,28 +70,26 @@ class _Models:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._face: dict[str, object] = {}
-        self._gesture: dict[str, object] = {}
+        self._loaded: dict[tuple[str, str], object] = {}
+
+    def _get(self, kind: str, folder: str | os.PathLike[str] | None, default: Path, load: Callable) -> object:
+        key = (kind, str(Path(folder or default).resolve()))
+        with self._lock:
+            if key not in self._loaded:
+                self._loaded[key] = load(key[1])
+            return self._loaded[key]
 
     def face(self, folder: str | os.PathLike[str] | None = None):  # noqa: ANN201 - a FaceDenoiser
         """The face model from `folder` (default weights/face)."""
         from avatar.face.generate import DEFAULT_MODEL_DIR, load_face_model
 
-        key = str(Path(folder or DEFAULT_MODEL_DIR).resolve())
-        with self._lock:
-            if key not in self._face:
-                self._face[key] = load_face_model(key)
-            return self._face[key]
+        return self._get("face", folder, DEFAULT_MODEL_DIR, load_face_model)
 
     def gesture(self, folder: str | os.PathLike[str] | None = None):  # noqa: ANN201 - a GestureDenoiser
         """The gesture model from `folder` (default weights/gesture)."""
         from avatar.gesture.generate import DEFAULT_MODEL_DIR, load_gesture_model
 
-        key = str(Path(folder or DEFAULT_MODEL_DIR).resolve())
-        with self._lock:
-            if key not in self._gesture:
-                self._gesture[key] = load_gesture_model(key)
-            return self._gesture[key]
+        return self._get("gesture", folder, DEFAULT_MODEL_DIR, load_gesture_model)
 
 
 _MODELS = _Models()

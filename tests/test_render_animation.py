@@ -54,11 +54,11 @@ def test_head_pose_is_composed_onto_neck_and_head_only():
 
 
 def test_face_is_resampled_to_the_body_frames():
-    from avatar.render.animation import face_at
+    from avatar.render.renderer import resample_face
 
     face = _face(30)
     face.frames[:, 0] = np.linspace(0, 1, 30)
-    out = face_at(face, 60, 60.0)
+    out = resample_face(face, 60, 60.0)
     assert out.shape == (60, len(FACE_CHANNELS))
     assert out[0, 0] == pytest.approx(0.0) and out[-1, 0] == pytest.approx(1.0, abs=0.05)
 

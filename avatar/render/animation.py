@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from avatar.errors import InputError
+from avatar.render.renderer import resample_face
 from avatar.types import BodyMotion, FaceMotion
 
 log = logging.getLogger(__name__)
@@ -39,14 +40,6 @@ def ypr_quat(yaw: np.ndarray, pitch: np.ndarray, roll: np.ndarray | float = 0.0)
     return quat_mul(quat_mul(_axis_quat(1, yaw), _axis_quat(0, pitch)), _axis_quat(2, roll))
 
 
-def face_at(face: FaceMotion, n: int, fps: float) -> np.ndarray:
-    """The face's channels resampled to `n` frames at `fps` (linear; the last frame held)."""
-    t = np.arange(n) / float(fps)
-    src = np.arange(face.num_frames) / face.fps
-    f = np.asarray(face.frames, dtype=np.float64)
-    return np.stack([np.interp(t, src, f[:, c]) for c in range(f.shape[1])], axis=1)
-
-
 def with_face_pose(body: BodyMotion, face: FaceMotion) -> BodyMotion:
     """The body with the face's head yaw/pitch/roll composed onto its neck and head (after the body's own)."""
     from avatar.gesture.rotations import quat_mul, quat_normalize
@@ -55,7 +48,7 @@ def with_face_pose(body: BodyMotion, face: FaceMotion) -> BodyMotion:
 
     if "head" not in body.joints:
         return body
-    f = face_at(face, body.num_frames, body.fps)
+    f = resample_face(face, body.num_frames, body.fps)
     ch = {n: i for i, n in enumerate(face.names)}
     ypr = f[:, [ch["headYaw"], ch["headPitch"], ch["headRoll"]]]
     rot = np.array(body.rotations, dtype=np.float64, copy=True)
@@ -71,7 +64,7 @@ def with_face_pose(body: BodyMotion, face: FaceMotion) -> BodyMotion:
 
 def gaze_quats(face: FaceMotion, n: int, fps: float) -> dict[str, np.ndarray]:
     """Eye-in-head rotations [n, 4] for "leftEye" and "rightEye" from the face's gaze channels."""
-    f = face_at(face, n, fps)
+    f = resample_face(face, n, fps)
     ch = {name: i for i, name in enumerate(face.names)}
     return {eye: ypr_quat(f[:, ch[f"{eye}Yaw"]], f[:, ch[f"{eye}Pitch"]]) for eye in ("leftEye", "rightEye")}
 
@@ -113,7 +106,7 @@ def animated_gltf(avatar, face: FaceMotion, body: BodyMotion, name: str = "perfo
         rest = np.asarray(avatar.nodes[node].rotation, dtype=np.float64)
         channel(node, "rotation", quat_normalize(quat_mul(np.broadcast_to(rest, q.shape), q)), "VEC4")
     # Morph weights: glTF animates a mesh's weights through the node that instantiates it, all targets at once.
-    arkit = face_at(face, n, fps)[:, :52]
+    arkit = resample_face(face, n, fps)[:, :52]
     per_frame = [avatar.morph_weights(row) for row in arkit]
     meshes = sorted({m for fr in per_frame for (m, _) in fr})
     for node_index, node in enumerate(avatar.nodes):
