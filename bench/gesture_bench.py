@@ -13,7 +13,8 @@ For the procedural teacher (and, with --model, a trained denoiser) it prints:
 - physical sanity over all clips: NaN, worst joint-limit excursion, foot sliding (cm/s), jerk p95, hands in
   the torso;
 - diversity: mean pairwise distance of joint positions (m) between 5 seeds (APD);
-- real-time factor of prosody + motion (goal <= 0.3), and of BVH / glTF export.
+- real-time factor of prosody + motion (goal <= 0.3), and of BVH / glTF export;
+- with --model, the whole `avatar gesture` process (start-up included) on one clip and on all clips joined.
 """
 
 from __future__ import annotations
@@ -158,6 +159,32 @@ def main() -> None:
         model = GestureDenoiser.from_pretrained(args.model)
         evaluate(f"diffusion model {args.model} ({args.steps} steps)",
                  lambda f, v, s: generate(model, f, v, seed=s, steps=args.steps), clips, feats)
+        _whole_process(args.model, clips)
+
+
+def _whole_process(model: str, clips: list) -> None:
+    """Time the whole `avatar gesture` process (start-up and model loading included) on one clip and on all joined."""
+    import os
+    import subprocess
+
+    from avatar.audio import resample as resample_audio
+    from avatar.audio import save_wav
+
+    avatar = ROOT / ".venv" / "bin" / "avatar"
+    if not avatar.exists():
+        return
+    sr = clips[0][2]
+    joined = np.concatenate([a if r == sr else resample_audio(a, r, sr) for _, a, r in clips])
+    with tempfile.TemporaryDirectory() as tmp:
+        save_wav(Path(tmp) / "one.wav", clips[0][1], clips[0][2])
+        save_wav(Path(tmp) / "all.wav", joined, sr)
+        for name, dur in (("one.wav", len(clips[0][1]) / clips[0][2]), ("all.wav", len(joined) / sr)):
+            t0 = time.perf_counter()
+            subprocess.run([str(avatar), "gesture", "--audio", str(Path(tmp) / name), "--model", model,
+                            "-o", str(Path(tmp) / "g.bvh")], check=True, capture_output=True, env=dict(os.environ))
+            whole = time.perf_counter() - t0
+            print(f"whole `avatar gesture` process on {dur:.1f} s of audio: {whole:.2f} s, real-time factor "
+                  f"{whole / dur:.3f} (goal <= 0.3; start-up and model loading included)")
 
 
 if __name__ == "__main__":

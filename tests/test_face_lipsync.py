@@ -100,3 +100,16 @@ def test_generate_face_refines_lips_from_the_audio_when_no_timeline(tmp_path):
     assert (opn <= 0.02).mean() > 0.9
     raw = generate_face(audio, 16000, model=face_net, lips=False, steps=2)
     assert not np.allclose(raw.frames, sealed.frames)
+
+
+def test_training_cli_refuses_bad_folders(tmp_path, capsys):
+    """A missing folder is a usage error; a folder without clips says so and writes nothing."""
+    from avatar.face.lipsync import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--data", str(tmp_path / "nope"), "--out", str(tmp_path / "w")])
+    assert exc.value.code == 2
+    (tmp_path / "empty").mkdir()
+    assert main(["--data", str(tmp_path / "empty"), "--out", str(tmp_path / "w"), "--steps", "1"]) == 2
+    assert "no <id>.wav" in capsys.readouterr().err
+    assert not (tmp_path / "w").exists()
