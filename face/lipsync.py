@@ -112,8 +112,8 @@ def estimate_timeline(net: VisemeNet, features: np.ndarray, duration: float, sam
         raise InputError(f"audio features must be [T, {c.audio_dim}], got shape {feats.shape}")
     probs = torch.softmax(net(torch.from_numpy(feats)[None])[0], dim=-1).numpy()
     # Plain per-frame argmax: a 3-frame moving average of the posteriors removed flickers but also most one- and
-    # two-frame bilabial closures (held-out clips 60-99: p/b/m sealed 58 % smoothed vs 69 % not, openness r
-    # 0.521 vs 0.518), and the coarticulation model smooths the mouth anyway.
+    # two-frame bilabial closures (a one-off probe on held-out clips 60-99, not kept in bench/: p/b/m sealed
+    # 58 % smoothed vs 69 % not, openness r 0.521 vs 0.518), and the coarticulation model smooths the mouth anyway.
     label = probs.argmax(axis=1)
     n = len(label)
     phonemes: list[Phoneme] = []
