@@ -5,8 +5,9 @@ is known (our own TTS) the lips are then refined from it, as in DREAM-Talk's lip
 al. 2023): the mouth channels are rebuilt from the coarticulated viseme curves (face.visemes) with the
 model's expression laid over them (face.expression.combine) and the lips sealed on every p/b/m, so the
 mouth follows the timeline exactly while the rest of the face stays the model's. From audio alone, the
-timeline is first estimated from the audio by the viseme network of `face/lipsync.py` (weights/lipsync), DREAM-Talk's
-audio-conditioned lip refinement, and the lips are refined from that estimate the same way.
+viseme network of `face/lipsync.py` (weights/lipsync), DREAM-Talk's audio-conditioned lip refinement, reads
+viseme probabilities per frame: the mouth is their soft coarticulated mix (`visemes.posterior_mouth_curves`)
+and the lips seal on the p/b/m of the timeline estimated from them.
 """
 
 from __future__ import annotations
@@ -51,8 +52,13 @@ def load_face_model(folder: str | os.PathLike[str] = DEFAULT_MODEL_DIR) -> "Face
     return FaceDenoiser.from_pretrained(folder)
 
 
-def refine_lips(face: FaceMotion, timeline: Timeline, vad_rows: np.ndarray | None = None) -> FaceMotion:
-    """Rebuild the mouth from the timeline's visemes under the face's own expression; p/b/m frames sealed."""
+def refine_lips(face: FaceMotion, timeline: Timeline, vad_rows: np.ndarray | None = None,
+                mouth: np.ndarray | None = None) -> FaceMotion:
+    """Rebuild the mouth from the timeline's visemes under the face's own expression; p/b/m frames sealed.
+
+    mouth: the unsealed mouth shapes [frames, 52] when they come from elsewhere (the viseme network's
+    posteriors); the timeline then only says where the lips seal.
+    """
     from avatar.face.expression import combine, expression_curves
     from avatar.face.visemes import VISEME_TARGETS, closure_weights, enforce_closure, mouth_curves
 
@@ -60,7 +66,11 @@ def refine_lips(face: FaceMotion, timeline: Timeline, vad_rows: np.ndarray | Non
         raise InputError(f"refine_lips needs a Timeline, got {type(timeline).__name__}")
     n, fps = face.num_frames, face.fps
     nb = len(ARKIT_BLENDSHAPES)
-    mouth = mouth_curves(timeline, fps, n, closure=False).astype(np.float64)
+    if mouth is None:
+        mouth = mouth_curves(timeline, fps, n, closure=False)
+    mouth = np.asarray(mouth, dtype=np.float64)
+    if mouth.shape != (n, nb):
+        raise InputError(f"mouth shapes must be [{n}, {nb}], got {mouth.shape}")
     closure = closure_weights(timeline, fps, n)
     rows = np.zeros((n, 3)) if vad_rows is None else np.asarray(vad_rows, dtype=np.float64)
     mouth *= np.clip(1.0 + 0.2 * rows[:, 1], 0.7, 1.3)[:, None]  # as the teacher: aroused speech is bigger
@@ -107,15 +117,17 @@ def generate_face(audio: np.ndarray, sample_rate: int, vad: VAD | EmotionTrack |
     feats = compute_features(a, int(sample_rate), fps=fps, num_frames=n)
     rows = vad_frames(VAD.neutral() if vad is None else vad, n, fps)
     face = sample_motion(net, feats.by_frame(), rows, steps=steps, guidance=guidance, seed=seed)
-    if timeline is None:
-        lip_net = _lip_model(lips)
-        if lip_net is not None:
-            from avatar.face.lipsync import estimate_timeline
-
-            timeline = estimate_timeline(lip_net, feats.by_frame(), duration, int(sample_rate))
     if timeline is not None:
-        face = refine_lips(face, timeline, rows)
-    return face
+        return refine_lips(face, timeline, rows)
+    lip_net = _lip_model(lips)
+    if lip_net is None:
+        return face
+    from avatar.face.lipsync import estimate_timeline, viseme_posteriors
+    from avatar.face.visemes import posterior_mouth_curves
+
+    probs = viseme_posteriors(lip_net, feats.by_frame())
+    estimate = estimate_timeline(lip_net, feats.by_frame(), duration, int(sample_rate), probs=probs)
+    return refine_lips(face, estimate, rows, mouth=posterior_mouth_curves(probs, fps, n))
 
 
 def _lip_model(lips: "VisemeNet | str | os.PathLike[str] | bool | None") -> "VisemeNet | None":

@@ -4,8 +4,9 @@ DREAM-Talk (Zhang et al. 2023) splits the talking face in two: EmoDiff (our `mod
 pose and the rough mouth by diffusion, and a lip refinement network makes the lips follow the speech. With a
 phoneme timeline we refine from the timeline itself (`generate.refine_lips`); for audio alone this module is
 the refinement network's front end: a dilated 1-D conv net over the same log-mel features predicts one of the
-15 viseme classes per frame, the runs of frames become an estimated timeline, and the same coarticulation
-model (`visemes.mouth_curves`, closure on p/b/m) turns it into mouth shapes. The diffusion model on its own
+15 viseme classes per frame. The mouth is the same coarticulation model read softly: every frame pulls
+towards each viseme in proportion to its probability (`visemes.posterior_mouth_curves`), and the runs of
+argmax frames become an estimated timeline whose p/b/m seal the lips (`visemes.closure_weights`). The diffusion model on its own
 only follows the mouth loosely (openness r about 0.46 on held-out speech, 15 % of p/b/m sealed), because
 bilabial closures are short and the denoiser is trained for the whole face.
 
@@ -103,14 +104,24 @@ def frame_labels(timeline: Timeline, n: int, fps: float) -> np.ndarray:
 
 
 @torch.no_grad()
-def estimate_timeline(net: VisemeNet, features: np.ndarray, duration: float, sample_rate: int = 16000,
-                      min_frames: int = 1) -> Timeline:
-    """An estimated phoneme timeline (one 'phoneme' per run of frames of one viseme) from audio features [T, F]."""
+def viseme_posteriors(net: VisemeNet, features: np.ndarray) -> np.ndarray:
+    """Per-frame viseme probabilities [T, 15] (float32) from audio features [T, F]."""
     c = net.config
     feats = np.asarray(features, dtype=np.float32)
     if feats.ndim != 2 or feats.shape[1] != c.audio_dim:
         raise InputError(f"audio features must be [T, {c.audio_dim}], got shape {feats.shape}")
-    probs = torch.softmax(net(torch.from_numpy(feats)[None])[0], dim=-1).numpy()
+    return torch.softmax(net(torch.from_numpy(feats)[None])[0], dim=-1).numpy()
+
+
+def estimate_timeline(net: VisemeNet, features: np.ndarray, duration: float, sample_rate: int = 16000,
+                      min_frames: int = 1, probs: np.ndarray | None = None) -> Timeline:
+    """An estimated phoneme timeline (one 'phoneme' per run of frames of one viseme) from audio features [T, F].
+
+    probs: the posteriors when the caller already has them (viseme_posteriors), to skip the network.
+    """
+    c = net.config
+    if probs is None:
+        probs = viseme_posteriors(net, features)
     # Plain per-frame argmax: a 3-frame moving average of the posteriors removed flickers but also most one- and
     # two-frame bilabial closures (a one-off probe on held-out clips 60-99, not kept in bench/: p/b/m sealed
     # 58 % smoothed vs 69 % not, openness r 0.521 vs 0.518), and the coarticulation model smooths the mouth anyway.

@@ -7,7 +7,7 @@ import pytest
 
 from avatar.errors import InputError
 from avatar.face.visemes import IDX, VISEME_TARGETS, closure_weights, mouth_curves, mouth_openness
-from avatar.types import VISEMES, Timeline
+from avatar.types import VISEMES, Phoneme, Timeline
 
 FPS = 30.0
 
@@ -139,3 +139,46 @@ def test_shapes_range_and_errors() -> None:
 def test_pure_function() -> None:
     tl = timeline(SPEECH)
     assert np.array_equal(curves(tl), curves(tl))
+
+
+def _onehot(labels: list[str]) -> np.ndarray:
+    p = np.zeros((len(labels), len(VISEMES)))
+    for i, v in enumerate(labels):
+        p[i, VISEMES.index(v)] = 1.0
+    return p
+
+
+def test_posterior_mouth_follows_certain_frames_like_a_timeline() -> None:
+    """One-hot posteriors of a long /a/ open the jaw as the timeline does; silence frames rest."""
+    from avatar.face.visemes import posterior_mouth_curves
+
+    labels = ["sil"] * 10 + ["aa"] * 15 + ["sil"] * 10
+    soft = posterior_mouth_curves(_onehot(labels), 30.0, len(labels))
+    tl = Timeline(sample_rate=16000, duration=len(labels) / 30,
+                  phonemes=[Phoneme(start=10 / 30, end=25 / 30, phoneme="a", viseme="aa")])
+    hard = mouth_curves(tl, 30.0, len(labels), closure=False)
+    jaw = IDX["jawOpen"]
+    assert soft.dtype == np.float32 and soft.shape == (len(labels), 52)
+    assert soft[17, jaw] == pytest.approx(hard[17, jaw], abs=0.05) and soft[17, jaw] > 0.5
+    assert soft[0, jaw] < 0.05 and soft[-1, jaw] < 0.05
+
+
+def test_posterior_mouth_mixes_uncertain_frames() -> None:
+    """Half /a/, half /p/ on every frame gives a jaw between the two certain cases."""
+    from avatar.face.visemes import posterior_mouth_curves
+
+    n = 20
+    aa = posterior_mouth_curves(_onehot(["aa"] * n), 30.0, n)[10, IDX["jawOpen"]]
+    pp = posterior_mouth_curves(_onehot(["PP"] * n), 30.0, n)[10, IDX["jawOpen"]]
+    mix = posterior_mouth_curves(0.5 * _onehot(["aa"] * n) + 0.5 * _onehot(["PP"] * n), 30.0, n)[10, IDX["jawOpen"]]
+    assert pp < mix < aa
+
+
+def test_posterior_mouth_refuses_bad_input() -> None:
+    from avatar.face.visemes import posterior_mouth_curves
+
+    with pytest.raises(InputError):
+        posterior_mouth_curves(np.zeros((5, 3)), 30.0, 5)
+    with pytest.raises(InputError):
+        posterior_mouth_curves(np.full((5, len(VISEMES)), np.nan), 30.0, 5)
+    assert posterior_mouth_curves(np.zeros((0, len(VISEMES))), 30.0, 0).shape == (0, 52)
