@@ -106,7 +106,8 @@ def train(args: argparse.Namespace) -> dict:
         {"params": enc_params, "lr": args.lr},
         {"params": [*model.head.parameters(), model.layer_mix], "lr": args.lr * 2},
     ], weight_decay=0.01)
-    rng = random.Random(args.seed)
+    # The batch order has its own seed so that runs can share one initialisation (weight averaging needs it).
+    rng = random.Random(args.seed if args.order_seed is None else args.order_seed)
     steps_per_epoch = math.ceil(len(tr_x) / args.batch_size)
     total = steps_per_epoch * args.epochs
     warm = max(1, int(0.06 * total))
@@ -153,7 +154,7 @@ def train(args: argparse.Namespace) -> dict:
     model.load_trainable_state(best["state"])
     cfg.metrics = {"emobank_dev_pearson": {k: round(v, 4) for k, v in best["metrics"].items()},
                    "selected_epoch": best["epoch"], "selected_weights": best["weights"], "history": history}
-    cfg.training = {"command": "python -m avatar.emotion.train " + " ".join(args.argv), "seed": args.seed,
+    cfg.training = {"command": "python -m avatar.emotion.train " + " ".join(args.argv), "seed": args.seed, "order_seed": args.order_seed,
                     "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "finetune": args.finetune, "rank": args.rank, "pool_layers": args.pool_layers,
                     "corr_weight": args.corr_weight, "ema": args.ema, "train_size": len(tr_x), "dev_size": len(dv_x),
                     "seconds": round(time.time() - t0, 1), "torch": torch.__version__}
@@ -183,6 +184,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--corr-weight", type=float, default=0.5)
     p.add_argument("--ema", type=float, default=0.995, help="EMA decay per step (0 turns it off)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--order-seed", type=int, default=None, help="seed of the batch order (default: --seed)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--limit", type=int, default=0, help="use only the first N training rows (smoke tests)")
     args = p.parse_args(argv)
