@@ -7,7 +7,7 @@
 
 Per frame: the nodes are posed on the CPU (avatar.render.pose: retargeted BodyMotion, the face's head pose on
 neck/head, gaze on the eye nodes), morph targets are applied on the CPU with numpy (one dense product over the
-active targets, normals corrected by the change of the recomputed normals), and linear-blend skinning runs in
+active targets, for positions and for normals; normal deltas the file lacks are computed once per renderer), and linear-blend skinning runs in
 the vertex shader with the joint matrices in a float texture (no limit on the joint count). Shading is a
 simple lit base colour (texture when the material has one): hemisphere ambient, a warm key, a cool fill and a
 rim light, wrapped diffuse for skin, Blinn-Phong highlights from the roughness, on a soft gradient background,
@@ -22,6 +22,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -103,7 +104,9 @@ void main() {
         vec4 t = texture(u_tex, v_uv);
         base *= vec4(pow(t.rgb, vec3(2.2)), t.a);  // sRGB texels to linear
     }
+#ifdef ALPHA_MASK
     if (u_alpha_mode == 1 && base.a < u_cutoff) discard;
+#endif
     if (u_interior && !gl_FrontFacing) {  // seen through an opened mouth or a lid: a deep shadow of the skin
         f_color = vec4(pow(base.rgb * vec3(0.07, 0.05, 0.05), vec3(1.0 / 2.2)), 1.0);
         return;
@@ -117,11 +120,13 @@ void main() {
     float rd = clamp(dot(n, u_rim_dir), 0.0, 1.0);
     vec3 amb = mix(GROUND, SKY, 0.5 + 0.5 * n.y);
     vec3 diffuse = amb + KEY * kd + FILL * fd + RIM * rd * 0.5;
-    float shin = clamp(2.0 / max(pow(u_rough, 4.0), 1e-3) - 2.0, 4.0, 400.0);
+    float r2 = u_rough * u_rough;
+    float shin = clamp(2.0 / max(r2 * r2, 1e-3) - 2.0, 4.0, 400.0);
     float spec_k = mix(0.25, 0.03, u_rough);
     vec3 hk = normalize(u_key_dir + v);
     vec3 spec = KEY * spec_k * pow(max(dot(n, hk), 0.0), shin) * step(0.0, dot(n, u_key_dir));
-    float fres = pow(1.0 - max(dot(n, v), 0.0), 4.0);
+    float f1 = 1.0 - max(dot(n, v), 0.0);
+    float fres = (f1 * f1) * (f1 * f1);
     vec3 rim = RIM * fres * 0.35 * rd;
     vec3 c = base.rgb * diffuse + spec + rim;
     c = c / (1.0 + 0.15 * c);  // a gentle shoulder so highlights do not clip to white
@@ -189,14 +194,21 @@ in vec2 v_uv;
 out vec4 f_color;
 float luma(vec3 c) { return dot(c, vec3(0.299, 0.587, 0.114)); }
 void main() {
-    vec3 nw = texture(u_src, v_uv + vec2(-1.0, -1.0) * u_texel).rgb;
-    vec3 ne = texture(u_src, v_uv + vec2(1.0, -1.0) * u_texel).rgb;
-    vec3 sw = texture(u_src, v_uv + vec2(-1.0, 1.0) * u_texel).rgb;
-    vec3 se = texture(u_src, v_uv + vec2(1.0, 1.0) * u_texel).rgb;
-    vec3 m = texture(u_src, v_uv).rgb;
+    // The neighbours sit on texel centres: texelFetch skips the filtering that texture() pays for on llvmpipe.
+    ivec2 c = ivec2(gl_FragCoord.xy);
+    ivec2 hi_c = textureSize(u_src, 0) - 1;
+    vec3 nw = texelFetch(u_src, clamp(c + ivec2(-1, -1), ivec2(0), hi_c), 0).rgb;
+    vec3 ne = texelFetch(u_src, clamp(c + ivec2(1, -1), ivec2(0), hi_c), 0).rgb;
+    vec3 sw = texelFetch(u_src, clamp(c + ivec2(-1, 1), ivec2(0), hi_c), 0).rgb;
+    vec3 se = texelFetch(u_src, clamp(c + ivec2(1, 1), ivec2(0), hi_c), 0).rgb;
+    vec3 m = texelFetch(u_src, c, 0).rgb;
     float lnw = luma(nw), lne = luma(ne), lsw = luma(sw), lse = luma(se), lm = luma(m);
     float lo = min(lm, min(min(lnw, lne), min(lsw, lse)));
     float hi = max(lm, max(max(lnw, lne), max(lsw, lse)));
+    if (hi - lo < max(1.0 / 24.0, hi * 0.125)) {  // no edge here (FXAA's contrast threshold): most pixels stop
+        f_color = vec4(m, 1.0);
+        return;
+    }
     vec2 dir = vec2(-((lnw + lne) - (lsw + lse)), (lnw + lsw) - (lne + lse));
     float reduce = max((lnw + lne + lsw + lse) * (0.25 / 8.0), 1.0 / 128.0);
     float rcp = 1.0 / (min(abs(dir.x), abs(dir.y)) + reduce);
@@ -338,6 +350,18 @@ def resolve_avatar(avatar: Avatar | str | os.PathLike[str] | None) -> Avatar:
     path = default_avatar_path() if avatar is None else Path(avatar)
     if avatar is None and not path.is_file():
         raise AvatarError(f"the default avatar is missing: run python -m avatar.render.make_default --out {path}")
+    try:
+        st = path.stat()
+    except OSError:
+        return load_avatar(path)  # let the loader say what is wrong with the path
+    return _load_cached(str(path.resolve()), st.st_mtime_ns, st.st_size)
+
+
+@lru_cache(maxsize=4)
+def _load_cached(path: str, mtime_ns: int, size: int) -> Avatar:
+    """One parse per avatar file and version: parsing a .glb (pygltflib) takes about 0.4 s, paid by every video a
+    warm process (the app, batch workers) makes otherwise. Nothing downstream changes an Avatar (the .glb
+    export deep-copies its glTF)."""
     return load_avatar(path)
 
 
@@ -362,10 +386,8 @@ class Renderer:
         self._floor = _floor(self.meshes, self.rig)
         self._warned: set[str] = set()
         self._weights: dict[int, np.ndarray] = {}  # id(primitive) -> morph weights last uploaded
-        self._incidence = {id(p): incidence_matrix(len(p.positions), p.indices) for p in self.meshes.primitives
+        self._nrm_delta = {id(p): _normal_deltas(p) for p in self.meshes.primitives
                            if p.target_pos is not None and p.target_nrm is None}
-        self._rest_nrm = {id(p): vertex_normals(p.positions, p.indices, self._incidence[id(p)])
-                          for p in self.meshes.primitives if id(p) in self._incidence}
         self._morph_matrix = self._linear_morphs()
         self.timings: dict[str, float] = {"pose": 0.0, "morph": 0.0, "draw": 0.0, "read": 0.0}
         self._ctx = None
@@ -404,20 +426,30 @@ class Renderer:
                                             depth_attachment=ctx.depth_renderbuffer(size, samples=s))
             self._resolve = ctx.framebuffer(color_attachments=[ctx.renderbuffer(size, 4)]) if s or self._fxaa \
                 else self._fbo
+            # Two variants: `discard` in a shader turns off llvmpipe's early depth test, so only alpha-masked
+            # materials get the program that has it.
             self._prog = ctx.program(vertex_shader=_VERT, fragment_shader=_FRAG)
+            self._prog_mask = ctx.program(vertex_shader=_VERT,
+                                          fragment_shader=_FRAG.replace("#version 330\n", "#version 330\n#define ALPHA_MASK\n", 1))
             self._bg = ctx.program(vertex_shader=_BG_VERT, fragment_shader=_BG_FRAG)
             self._bg_vao = ctx.vertex_array(self._bg, [])
+            self._bg_fbo = None
+            if not s:  # single-sampled: the background is drawn once and copied in under each frame
+                self._bg_fbo = ctx.framebuffer(color_attachments=[ctx.renderbuffer(size, 4)])
+                self._bg_fbo.use()
+                self._bg_vao.render(moderngl.TRIANGLES, vertices=3)
             self._shadow = ctx.program(vertex_shader=_SHADOW_VERT, fragment_shader=_SHADOW_FRAG)
             self._shadow["u_view_proj"].write(self.camera.view_proj(self.width / self.height).T.astype("f4").tobytes())
             self._shadow["u_radius"].value = float(self._floor[1])
             corners = np.array([[-1, -1], [1, -1], [1, 1], [-1, -1], [1, 1], [-1, 1]], dtype="f4")
             self._shadow_vao = ctx.vertex_array(self._shadow, [(ctx.buffer(corners.tobytes()), "2f", "in_corner")])
-            self._prog["u_view_proj"].write(self.camera.view_proj(self.width / self.height).T.astype("f4").tobytes())
-            self._prog["u_eye"].value = tuple(float(v) for v in self.camera.eye)
-            for k, v in _light_dirs(self.rig.minus_z).items():
-                self._prog[k].value = tuple(float(x) for x in v)
-            self._prog["u_joints"].value = 0
-            self._prog["u_tex"].value = 1
+            for prog in (self._prog, self._prog_mask):
+                prog["u_view_proj"].write(self.camera.view_proj(self.width / self.height).T.astype("f4").tobytes())
+                prog["u_eye"].value = tuple(float(v) for v in self.camera.eye)
+                for k, v in _light_dirs(self.rig.minus_z).items():
+                    prog[k].value = tuple(float(x) for x in v)
+                prog["u_joints"].value = 0
+                prog["u_tex"].value = 1
             self._joint_tex = [ctx.texture((4, max(len(sk.joints), 1)), 4, dtype="f4") for sk in self.avatar.skins]
             for t in self._joint_tex:
                 t.filter = (moderngl.NEAREST, moderngl.NEAREST)
@@ -442,11 +474,12 @@ class Renderer:
             "wts": ctx.buffer((p.weights if p.weights is not None else np.zeros((n, 4))).astype("f4").tobytes()),
         }
         ibo = ctx.buffer(p.indices.astype("u4").tobytes())
-        vao = ctx.vertex_array(self._prog, [(bufs["pos"], "3f", "in_pos"), (bufs["nrm"], "3f", "in_nrm"),
+        prog = self._prog_mask if p.material.alpha_mode == "MASK" else self._prog
+        vao = ctx.vertex_array(prog, [(bufs["pos"], "3f", "in_pos"), (bufs["nrm"], "3f", "in_nrm"),
                                             (bufs["uv"], "2f", "in_uv"), (bufs["jnt"], "4f", "in_joints"),
                                             (bufs["wts"], "4f", "in_weights")], index_buffer=ibo,
                                index_element_size=4)
-        return {"prim": p, "vao": vao, "bufs": bufs, "ibo": ibo}
+        return {"prim": p, "vao": vao, "bufs": bufs, "ibo": ibo, "prog": prog}
 
     # ---------------------------------------------------------------------------------------------- per frame
     def _warn_once(self, key: str, msg: str, *args: object) -> None:
@@ -502,11 +535,8 @@ class Renderer:
             else:
                 wa = w[active].astype(np.float32)
                 pos = p.positions + (wa @ p.target_pos[active]).reshape(-1, 3)
-                if p.target_nrm is not None:
-                    nrm = normalize(p.normals + (wa @ p.target_nrm[active]).reshape(-1, 3))
-                else:  # no normal deltas: add the change of the recomputed normals to the authored ones
-                    nrm = normalize(p.normals + vertex_normals(pos, p.indices, self._incidence[id(p)])
-                                    - self._rest_nrm[id(p)])
+                deltas = p.target_nrm if p.target_nrm is not None else self._nrm_delta[id(p)]
+                nrm = normalize(p.normals + (wa @ deltas[active]).reshape(-1, 3))
             d["bufs"]["pos"].write(np.ascontiguousarray(pos, dtype="f4").tobytes())
             d["bufs"]["nrm"].write(np.ascontiguousarray(nrm, dtype="f4").tobytes())
 
@@ -549,6 +579,8 @@ class Renderer:
             # sample of every uncovered pixel (on llvmpipe most of a frame's cost).
             self._fbo.use()
             self._fbo.clear(0.0, 0.0, 0.0, 0.0, depth=1.0)
+            if self._bg_fbo is not None:
+                ctx.copy_framebuffer(self._fbo, self._bg_fbo)  # a copy, not a full-screen shader pass
             ctx.enable(moderngl.DEPTH_TEST)
             self._draw_all(world, blended=False)
             hips = self.rig.hips
@@ -566,9 +598,10 @@ class Renderer:
             target = self._resolve if self._samples else self._fbo
             target.use()
             ctx.disable(moderngl.DEPTH_TEST | moderngl.CULL_FACE)
-            ctx.enable(moderngl.BLEND)
-            ctx.blend_func = _UNDER
-            self._bg_vao.render(moderngl.TRIANGLES, vertices=3)
+            if self._bg_fbo is None:
+                ctx.enable(moderngl.BLEND)
+                ctx.blend_func = _UNDER
+                self._bg_vao.render(moderngl.TRIANGLES, vertices=3)
             ctx.disable(moderngl.BLEND)
             if self._fxaa is not None:
                 self._resolve.use()
@@ -587,9 +620,10 @@ class Renderer:
     def _draw_all(self, world: np.ndarray, blended: bool) -> None:
         import moderngl
 
-        ctx, prog = self._ctx, self._prog
+        ctx = self._ctx
         for d in self._draws:
             p: Primitive = d["prim"]
+            prog = d["prog"]
             mat = p.material
             if (mat.alpha_mode == "BLEND") != blended:
                 continue
@@ -616,7 +650,8 @@ class Renderer:
             if mat.texture is not None:
                 self._images[mat.texture].use(1)
             prog["u_alpha_mode"].value = {"MASK": 1, "BLEND": 2}.get(mat.alpha_mode, 0)
-            prog["u_cutoff"].value = float(mat.alpha_cutoff)
+            if prog is self._prog_mask:  # the cutoff exists only in the variant that discards
+                prog["u_cutoff"].value = float(mat.alpha_cutoff)
             d["vao"].render(moderngl.TRIANGLES)
 
     def close(self) -> None:
@@ -638,6 +673,20 @@ class Renderer:
             self.close()
         except Exception:  # noqa: BLE001 - interpreter shutdown
             pass
+
+
+def _normal_deltas(p: Primitive) -> np.ndarray:
+    """Normal deltas [K, N * 3] for targets that carry none: each target's recomputed normals minus the rest's.
+
+    Summed with the frame's weights, as glTF does with authored deltas: per frame this is one product instead of
+    recomputing the normals of the morphed mesh (several ms per frame on the CPU)."""
+    inc = incidence_matrix(len(p.positions), p.indices)
+    rest = vertex_normals(p.positions, p.indices, inc)
+    out = np.zeros_like(p.target_pos, dtype=np.float32)
+    for k, delta in enumerate(p.target_pos):
+        if np.any(delta):
+            out[k] = (vertex_normals(p.positions + delta.reshape(-1, 3), p.indices, inc) - rest).reshape(-1)
+    return out
 
 
 # -------------------------------------------------------------------------------------------------- motion
