@@ -89,6 +89,7 @@ def action_units_array(vad: np.ndarray) -> np.ndarray:
         raise InputError("VAD values must be in [-1, 1]")
     v, a, d = x[:, 0], x[:, 1], x[:, 2]
     pv, nv, pa, na, pd, nd = _pos(v), _pos(-v), _pos(a), _pos(-a), _pos(d), _pos(-d)
+    brows_up = 1.0 - 0.8 * nv * (1.0 - nd)  # 1 when pleased or submissive, ~0.6 in anger
     # Every formula is non-decreasing in the direction named in the module docstring; coefficients were set
     # so the Russell & Mehrabian points give the EMFACS prototypes at intensities 0.3-0.8 (docs/face.md).
     au = {
@@ -96,15 +97,16 @@ def action_units_array(vad: np.ndarray) -> np.ndarray:
         "AU12": 0.85 * pv * (0.75 + 0.25 * a),
         # Duchenne cheek raise: positive valence with some arousal
         "AU6": 0.8 * pv * (0.1 + 0.9 * (a + 1) / 2),
-        # brows up: arousal (surprise, fear) and, for the inner brow, sadness
-        "AU1": 0.55 * pa * (0.35 + 0.65 * nd) + 0.35 * nv * (1.0 - 0.5 * pd),
-        "AU2": pa * np.clip(0.5 - 0.9 * d, 0.05, 1.0),
+        # brows up: arousal (surprise, fear) and, for the inner brow, sadness. Aroused displeasure without
+        # submission is anger or disgust, whose brows go down (AU4), so `brows_up` damps the arousal share there.
+        "AU1": 0.55 * pa * (0.35 + 0.65 * nd) * brows_up + 0.35 * nv * (1.0 - 0.5 * pd),
+        "AU2": pa * np.clip(0.5 - 0.9 * d, 0.05, 1.0) * brows_up,
         # eyes wide: arousal, more when not dominant (fear, surprise) than in anger
         "AU5": pa * (0.45 + 0.35 * nd - 0.2 * pv),
         # brow lowerer: negative valence, more with arousal and dominance (anger), some in sadness and fear
-        "AU4": 1.3 * nv * (0.3 + 0.6 * pa + 0.4 * pd),
+        "AU4": 1.3 * nv * (0.3 + 0.6 * pa + 0.7 * pd),
         # lid tightener: anger, disgust
-        "AU7": 0.9 * nv * (0.15 + 0.6 * pa) * (0.6 + 0.4 * pd),
+        "AU7": 1.2 * nv * (0.15 + 0.6 * pa) * (0.6 + 0.4 * pd),
         # nose wrinkle and upper lip raise: disgust (negative valence, moderate arousal)
         "AU9": 0.6 * nv * (0.2 + 0.6 * pa) * (1.0 - 0.5 * nd),
         "AU10": 0.5 * nv * (0.2 + 0.6 * pa),

@@ -497,7 +497,7 @@ def _region_deltas(h: _Head) -> dict[str, np.ndarray]:
         inner = _gauss(q, (sx * 0.012, eye[1] + 0.032), 0.013, 0.012) * front
         outer = _gauss(q, (eye[0] + sx * 0.016, eye[1] + 0.030), 0.015, 0.012) * front
         # browDown lowers the whole brow and its inner end most, drawing it in (the corrugator's slant).
-        out["browDown" + s] = brow[:, None] * [-sx * 0.003, -0.007, 0.001] + inner[:, None] * [-sx * 0.003, -0.008, 0.0]
+        out["browDown" + s] = brow[:, None] * [-sx * 0.003, -0.007, 0.001] + inner[:, None] * [-sx * 0.004, -0.015, 0.0]
         out["browOuterUp" + s] = outer[:, None] * [0.0, 0.014, 0.0]
         out["browInnerUp"] += inner[:, None] * [0.0, 0.015, 0.0]
         cheek = _gauss(q, (sx * 0.052, -0.035), 0.022, 0.022) * front * (kind == 0)
