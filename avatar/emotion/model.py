@@ -108,14 +108,18 @@ class _Readout:
         self.head = nn.Sequential(nn.Dropout(0.1), nn.Linear(hidden, self.config.head_hidden), nn.GELU(),
                                   nn.Linear(self.config.head_hidden, 3))
 
-    def _readout(self, states: "list[torch.Tensor] | tuple[torch.Tensor, ...]", attention_mask: torch.Tensor) -> torch.Tensor:
-        """Predicted z-scores [B, 3] from the encoder's hidden states (the last pool_layers are mixed)."""
+    def _pooled(self, states: "list[torch.Tensor] | tuple[torch.Tensor, ...]", attention_mask: torch.Tensor) -> torch.Tensor:
+        """The sentence vector [B, H] the head reads: mean-pooled last pool_layers layers, softmax-mixed."""
         layers = states[-max(1, self.config.pool_layers):]
         m = attention_mask.unsqueeze(-1).to(layers[0].dtype)
         denom = m.sum(1).clamp(min=1.0)
         pooled = torch.stack([(h * m).sum(1) / denom for h in layers], dim=0)  # [k, B, H]
         w = torch.softmax(self.layer_mix, dim=0)
-        return self.head((w[:, None, None] * pooled).sum(0))
+        return (w[:, None, None] * pooled).sum(0)
+
+    def _readout(self, states: "list[torch.Tensor] | tuple[torch.Tensor, ...]", attention_mask: torch.Tensor) -> torch.Tensor:
+        """Predicted z-scores [B, 3] from the encoder's hidden states."""
+        return self.head(self._pooled(states, attention_mask))
 
     def z_to_rating(self, z: np.ndarray) -> np.ndarray:
         """z-scores -> EmoBank 1..5 ratings."""
@@ -170,9 +174,13 @@ class EmotionModel(_Readout, nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **_: torch.Tensor) -> torch.Tensor:
         """Predicted z-scores [B, 3]."""
+        return self.head(self.pooled(input_ids, attention_mask))
+
+    def pooled(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """The sentence vector [B, H] the head reads (training also distils a teacher's features into it)."""
         k = self.config.pool_layers
         res = self.encoder(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=k > 1)
-        return self._readout(res.hidden_states if k > 1 else (res.last_hidden_state,), attention_mask)
+        return self._pooled(res.hidden_states if k > 1 else (res.last_hidden_state,), attention_mask)
 
     def _token_ids(self, texts: list[str]) -> list[list[int]]:
         return self.tokenizer(texts, truncation=True, max_length=self.config.max_length)["input_ids"]

@@ -100,11 +100,23 @@ def train(args: argparse.Namespace) -> dict:
     enc_all = model.tokenizer([t for t in tr_x], truncation=True, max_length=cfg.max_length)
     lengths = [len(ids) for ids in enc_all["input_ids"]]
     z = torch.tensor((tr_y - mean) / std, dtype=torch.float32)
+    z_teacher = feat_teacher = proj = None
+    if args.teacher is not None:  # distillation (avatar.emotion.teacher): predictions and features per train row
+        with np.load(args.teacher, allow_pickle=False) as t:
+            if int(t["train_size"]) != len(data["train"][0]):
+                raise SystemExit(f"{args.teacher} was made for {int(t['train_size'])} train rows, not {len(data['train'][0])}")
+            z_teacher = torch.tensor((t["train_pred"][: len(tr_x)] - mean) / std, dtype=torch.float32)
+            f = t["train_features"][: len(tr_x)].astype(np.float32)
+        feat_teacher = torch.tensor((f - f.mean(0)) / (f.std(0) + 1e-6))
+        # Feature distillation: a linear map from our sentence vector must predict the teacher's features, so the
+        # encoder learns to carry what the larger model reads (the map is dropped after training).
+        proj = torch.nn.Linear(model.encoder.config.hidden_size, feat_teacher.shape[1])
 
     enc_params = [p for p in model.encoder.parameters() if p.requires_grad]
     opt = torch.optim.AdamW([
         {"params": enc_params, "lr": args.lr},
-        {"params": [*model.head.parameters(), model.layer_mix], "lr": args.lr * 2},
+        {"params": [*model.head.parameters(), model.layer_mix, *(proj.parameters() if proj is not None else [])],
+         "lr": args.lr * 2},
     ], weight_decay=0.01)
     # The batch order has its own seed so that runs can share one initialisation (weight averaging needs it).
     rng = random.Random(args.seed if args.order_seed is None else args.order_seed)
@@ -129,9 +141,14 @@ def train(args: argparse.Namespace) -> dict:
                                   max_length=cfg.max_length, return_tensors="pt")
             # Prepared text (emoji spelled out) is what inference sees; EmoBank has almost no emoji,
             # so tokenising the raw text here is equivalent and faster.
-            pred = model(**enc)
+            pooled = model.pooled(enc["input_ids"], enc["attention_mask"])
+            pred = model.head(pooled)
             target = z[b]
+            if z_teacher is not None and args.teacher_weight > 0:
+                target = (1 - args.teacher_weight) * target + args.teacher_weight * z_teacher[b]
             loss = torch.nn.functional.mse_loss(pred, target) + args.corr_weight * corr_loss(pred, target)
+            if proj is not None and args.embed_weight > 0:
+                loss = loss + args.embed_weight * torch.nn.functional.mse_loss(proj(pooled), feat_teacher[b])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -155,6 +172,8 @@ def train(args: argparse.Namespace) -> dict:
     cfg.metrics = {"emobank_dev_pearson": {k: round(v, 4) for k, v in best["metrics"].items()},
                    "selected_epoch": best["epoch"], "selected_weights": best["weights"], "history": history}
     cfg.training = {"command": "python -m avatar.emotion.train " + " ".join(args.argv), "seed": args.seed, "order_seed": args.order_seed,
+                    "teacher": str(args.teacher) if args.teacher else None, "teacher_weight": args.teacher_weight,
+                    "embed_weight": args.embed_weight,
                     "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "finetune": args.finetune, "rank": args.rank, "pool_layers": args.pool_layers,
                     "corr_weight": args.corr_weight, "ema": args.ema, "train_size": len(tr_x), "dev_size": len(dv_x),
                     "seconds": round(time.time() - t0, 1), "torch": torch.__version__}
@@ -187,6 +206,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--order-seed", type=int, default=None, help="seed of the batch order (default: --seed)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--limit", type=int, default=0, help="use only the first N training rows (smoke tests)")
+    p.add_argument("--teacher", type=Path, default=None, help="teacher .npz from python -m avatar.emotion.teacher")
+    p.add_argument("--teacher-weight", type=float, default=0.5, help="share of the teacher's predictions in the target")
+    p.add_argument("--embed-weight", type=float, default=0.0, help="weight of the teacher feature distillation loss")
     args = p.parse_args(argv)
     args.argv = argv
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")

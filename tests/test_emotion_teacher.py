@@ -1,0 +1,56 @@
+"""Distillation from a larger encoder (avatar.emotion.teacher) and the trainer's use of it."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+
+from avatar.emotion.teacher import out_of_fold, ridge_fit, ridge_predict
+
+
+def test_ridge_recovers_a_linear_map_and_out_of_fold_never_sees_the_row() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 5))
+    y = x @ rng.normal(size=(5, 3)) + 3.0
+    model = ridge_fit(x, y, lam=1e-6)
+    np.testing.assert_allclose(ridge_predict(model, x), y, atol=1e-4)
+    y_out = y.copy()
+    y_out[7] += 1000.0  # a row no other row explains: its own fold must not have learnt it
+    assert abs(out_of_fold(x, y_out, lam=1.0)[7, 0] - y_out[7, 0]) > 900
+    assert np.corrcoef(out_of_fold(x, y, lam=1.0)[:, 0], y[:, 0])[0, 1] > 0.99
+
+
+def _emobank(path, n_train: int = 40, n_dev: int = 12) -> None:
+    words = ["wonderful", "terrible", "calm", "furious", "happy", "sad", "quiet", "thrilled"]
+    rng = np.random.default_rng(1)
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["id", "split", "V", "A", "D", "text"])
+        for i in range(n_train + n_dev):
+            text = " ".join(rng.choice(words, 4))
+            w.writerow([f"s{i}", "train" if i < n_train else "dev", *np.round(rng.uniform(2, 4, 3), 2), text])
+
+
+def test_training_with_a_teacher_writes_a_loadable_model(tmp_path) -> None:
+    from avatar.emotion.model import EmotionRegressor
+    from avatar.emotion.train import main
+
+    data = tmp_path / "eb.csv"
+    _emobank(data)
+    teacher = tmp_path / "t.npz"
+    rng = np.random.default_rng(2)
+    np.savez(teacher, train_pred=rng.uniform(2, 4, (40, 3)).astype(np.float32),
+             train_features=rng.normal(size=(40, 16)).astype(np.float16), dev_pred=np.zeros((12, 3), np.float32),
+             train_size=40)
+    out = tmp_path / "model"
+    main(["--data", str(data), "--out", str(out), "--epochs", "1", "--threads", "1", "--rank", "2",
+          "--teacher", str(teacher), "--teacher-weight", "0.5", "--embed-weight", "1.0"])
+    assert EmotionRegressor.from_pretrained(out).predict_ratings(["a calm day"]).shape == (1, 3)
+    assert "--teacher" in (out / "README.md").read_text()
+    np.savez(teacher, train_pred=np.zeros((39, 3), np.float32), train_features=np.zeros((39, 16), np.float16),
+             dev_pred=np.zeros((12, 3), np.float32), train_size=39)
+    with pytest.raises(SystemExit, match="39 train rows"):
+        main(["--data", str(data), "--out", str(tmp_path / "m2"), "--epochs", "1", "--threads", "1", "--rank", "2",
+              "--teacher", str(teacher)])
