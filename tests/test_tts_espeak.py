@@ -140,7 +140,9 @@ def test_emoji_and_injection_are_spoken_as_text(tts):
     words = [w.word.lower() for w in sp.timeline.words]
     for expected in ("a", "speak", "break", "time", "hello", "bye"):
         assert any(expected in w for w in words), (expected, words)
-    assert sp.duration < 5.0  # the break tag did not insert 5 s of silence
+    w = sp.timeline.words
+    gaps = [w[0].start, sp.duration - w[-1].end] + [b.start - a.end for a, b in zip(w, w[1:])]
+    assert max(gaps) < 2.0  # the break tag did not insert 5 s of silence anywhere
     only = tts.synthesize("🙂")  # the engine names the emoji
     assert only.duration > 0.2
     with pytest.raises(InputError, match="nothing the voice can say"):

@@ -19,8 +19,9 @@ from avatar.types import VAD
 
 #: (parameter, rule, neutral value, sources). Kept as data so the docs and the code cannot disagree.
 RULES: tuple[tuple[str, str, str, str], ...] = (
-    ("rate", "1 + 0.5a + 0.2v (x the voice's rate)", "1.0",
-     "Schröder 2004 (rate +0.5A% +0.2E%); Juslin & Laukka 2003 (fast in anger/joy/fear, slow in sadness)"),
+    ("rate", "1 + 0.5a + 0.2v, kept within 0.7..1.35 (x the voice's rate)", "1.0",
+     "Schröder 2004 (rate +0.5A% +0.2E%); Juslin & Laukka 2003 (fast in anger/joy/fear, slow in sadness); the "
+     "bounds keep strongly emotional lines intelligible (Schröder's rules are for non-extreme emotions)"),
     ("f0_scale", "1 + 0.3a + 0.1v - 0.1d (x the voice's F0 level)", "1.0",
      "Schröder 2004 (pitch +0.3A% +0.1E% -0.1P%); Ohala 1984 (dominance: lower pitch, the frequency code)"),
     ("range_st", "4 + 4a semitones (10th to 90th percentile of F0)", "4 st",
@@ -77,7 +78,7 @@ def prosody_for(vad: VAD, strength: float = 1.0) -> ProsodyParams:
         raise ValueError(f"strength must be a finite number >= 0, got {strength!r}")
     v, a, d = (k * float(x) for x in (vad.valence, vad.arousal, vad.dominance))
     return ProsodyParams(
-        rate=_clip(1 + 0.5 * a + 0.2 * v, 0.4, 2.0),
+        rate=_clip(1 + 0.5 * a + 0.2 * v, 0.7, 1.35),
         f0_scale=_clip(1 + 0.3 * a + 0.1 * v - 0.1 * d, 0.5, 1.8),
         range_st=_clip(4 + 4 * a, 0.5, 10.0),
         volume=_clip(1 + 0.66 * a + 0.2 * d, 0.3, 1.8),
