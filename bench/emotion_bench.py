@@ -67,7 +67,7 @@ def main() -> None:
     print(f"  VADER Pearson r: valence {r_vader:.4f}  (compound score; VADER has no arousal or dominance)")
     print(f"  valence r ratio ours/VADER: {r[0] / r_vader:.2f}x")
     print(f"  throughput batched: {n / batch_s:.0f} sentences/s   (VADER {n / vader_s:.0f} sentences/s)")
-    print(f"  latency one short sentence ({len(an.model.tokenizer(short)['input_ids'])} tokens): median {statistics.median(lat):.1f} ms, p90 "
+    print(f"  latency one short sentence ({len(an.model.token_ids([short])[0])} tokens): median {statistics.median(lat):.1f} ms, p90 "
           f"{sorted(lat)[int(0.9 * len(lat))]:.1f} ms")
     print("targets: valence >= 0.75, arousal >= 0.54, >= 150 sentences/s, <= 15 ms")
     print("rerun: .venv/bin/python bench/emotion_bench.py")

@@ -33,8 +33,8 @@ def test_inference_model_matches_transformers_and_peft(trained):
 
     model, folder = trained
     fast = EmotionRegressor.from_pretrained(folder)
-    assert fast._token_ids(TEXTS) == model._token_ids(TEXTS)  # same ids, truncation included
-    assert max(len(x) for x in fast._token_ids(TEXTS)) == 64
+    assert fast.token_ids(TEXTS) == model.token_ids(TEXTS)  # same ids, truncation included
+    assert max(len(x) for x in fast.token_ids(TEXTS)) == 64
     np.testing.assert_allclose(fast.predict_ratings(TEXTS), model.predict_ratings(TEXTS), atol=1e-5)
     assert "transformers" not in type(fast.encoder).__module__
 

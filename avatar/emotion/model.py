@@ -129,7 +129,8 @@ class _Readout:
         """EmoBank ratings -> engine VAD in (-1, 1): linear, then a soft knee (order kept, never clipped)."""
         return soft_saturate((np.asarray(r) - 3.0) / np.asarray(self.config.calib_scale))
 
-    def _token_ids(self, texts: list[str]) -> list[list[int]]:
+    def token_ids(self, texts: list[str]) -> list[list[int]]:
+        """Token ids of each text ([CLS] ... [SEP], truncated to max_length)."""
         raise NotImplementedError
 
     def _pad(self, ids: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -139,7 +140,7 @@ class _Readout:
     def predict_ratings(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         """EmoBank-scale ratings [N, 3] for raw texts, batched by length for speed (call eval() first)."""
         # Tokenise everything in one call, then batch by token count so batches carry almost no padding.
-        ids = self._token_ids([prepare_text(t) for t in texts])
+        ids = self.token_ids([prepare_text(t) for t in texts])
         order = np.argsort([len(x) for x in ids], kind="stable")
         out = np.zeros((len(texts), 3), dtype=np.float64)
         for i in range(0, len(texts), batch_size):
@@ -182,7 +183,7 @@ class EmotionModel(_Readout, nn.Module):
         res = self.encoder(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=k > 1)
         return self._pooled(res.hidden_states if k > 1 else (res.last_hidden_state,), attention_mask)
 
-    def _token_ids(self, texts: list[str]) -> list[list[int]]:
+    def token_ids(self, texts: list[str]) -> list[list[int]]:
         return self.tokenizer(texts, truncation=True, max_length=self.config.max_length)["input_ids"]
 
     def _pad(self, ids: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -259,7 +260,7 @@ class EmotionRegressor(_Readout, nn.Module):
         """Predicted z-scores [B, 3]."""
         return self._readout(self.encoder(input_ids, attention_mask), attention_mask)
 
-    def _token_ids(self, texts: list[str]) -> list[list[int]]:
+    def token_ids(self, texts: list[str]) -> list[list[int]]:
         return self.tokenizer.ids(texts)
 
     def _pad(self, ids: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
