@@ -40,3 +40,11 @@ def test_soup_refuses_runs_that_cannot_be_averaged() -> None:
         soup_state([a, b], [ca, dataclasses.replace(cb, pool_layers=1)])
     with pytest.raises(ModelError, match="different tensors"):
         soup_state([a, {k: v for k, v in b.items() if k != "mix.weight"}], [ca, cb])
+
+
+def test_soup_cli_refuses_missing_models(tmp_path, capsys) -> None:
+    from avatar.emotion.soup import main
+
+    assert main(["--models", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "out")]) == 2
+    assert "needs config.json" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

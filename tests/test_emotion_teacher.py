@@ -54,3 +54,11 @@ def test_training_with_a_teacher_writes_a_loadable_model(tmp_path) -> None:
     with pytest.raises(SystemExit, match="39 train rows"):
         main(["--data", str(data), "--out", str(tmp_path / "m2"), "--epochs", "1", "--threads", "1", "--rank", "2",
               "--teacher", str(teacher)])
+
+
+def test_teacher_cli_refuses_a_folder_without_an_encoder(tmp_path) -> None:
+    from avatar.emotion.teacher import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--encoder", str(tmp_path), "--out", str(tmp_path / "t.npz")])
+    assert exc.value.code == 2 and not (tmp_path / "t.npz").exists()

@@ -106,11 +106,12 @@ def train(args: argparse.Namespace) -> dict:
             if int(t["train_size"]) != len(data["train"][0]):
                 raise SystemExit(f"{args.teacher} was made for {int(t['train_size'])} train rows, not {len(data['train'][0])}")
             z_teacher = torch.tensor((t["train_pred"][: len(tr_x)] - mean) / std, dtype=torch.float32)
-            f = t["train_features"][: len(tr_x)].astype(np.float32)
-        feat_teacher = torch.tensor((f - f.mean(0)) / (f.std(0) + 1e-6))
-        # Feature distillation: a linear map from our sentence vector must predict the teacher's features, so the
-        # encoder learns to carry what the larger model reads (the map is dropped after training).
-        proj = torch.nn.Linear(model.encoder.config.hidden_size, feat_teacher.shape[1])
+            f = t["train_features"][: len(tr_x)].astype(np.float32) if args.embed_weight > 0 else None
+        if f is not None:
+            feat_teacher = torch.tensor((f - f.mean(0)) / (f.std(0) + 1e-6))
+            # Feature distillation: a linear map from our sentence vector must predict the teacher's features, so
+            # the encoder learns to carry what the larger model reads (the map is dropped after training).
+            proj = torch.nn.Linear(model.encoder.config.hidden_size, feat_teacher.shape[1])
 
     enc_params = [p for p in model.encoder.parameters() if p.requires_grad]
     opt = torch.optim.AdamW([
@@ -147,7 +148,7 @@ def train(args: argparse.Namespace) -> dict:
             if z_teacher is not None and args.teacher_weight > 0:
                 target = (1 - args.teacher_weight) * target + args.teacher_weight * z_teacher[b]
             loss = torch.nn.functional.mse_loss(pred, target) + args.corr_weight * corr_loss(pred, target)
-            if proj is not None and args.embed_weight > 0:
+            if proj is not None:
                 loss = loss + args.embed_weight * torch.nn.functional.mse_loss(proj(pooled), feat_teacher[b])
             opt.zero_grad(set_to_none=True)
             loss.backward()
