@@ -4,29 +4,34 @@ VRM 1.0 avatars expose preset expressions (aa ih ou ee oh, happy angry sad relax
 blinkLeft/Right, lookUp/Down/Left/Right) instead of the 52 ARKit shapes. `to_vrm` reads a FaceMotion out in
 those presets:
 
-- Vowels (aa ih ou ee oh): a least-squares decomposition of the mouth-articulation channels onto the vowel
-  targets of face.visemes (aa->aa, E->ee, ih->ih, oh->oh, ou->ou), so a pure viseme shape reads back as
-  that one vowel at weight 1 and the rest state as 0.
-- Emotions (happy angry sad relaxed surprised): the same decomposition of the expression-only channels
-  (brows, eyes, cheeks, nose, lip corners) onto EMFACS prototypes built from face.expression's AU table:
-  happy 6+12 (Duchenne), relaxed 12 alone (a gentle, non-Duchenne smile), sad 1+4+15+17, angry 4+5+7+23,
-  surprised 1+2+5. Vowel and emotion rows read disjoint channels, so speech never reads as emotion.
+- Emotions (happy angry sad relaxed surprised): a least-squares decomposition of the expression-only channels
+  (brows, eyes, cheeks, nose, lip corners) onto our own expression model's face at each emotion label's VAD
+  point (face.expression at emotion.labels.LABEL_VAD), so a label's face reads as its preset at 1 and a label
+  without a preset as a mix (fearful -> angry + surprised + some sad).
+- Vowels (aa ih ou ee oh): the vowel targets of face.visemes (aa->aa, E->ee, ih->ih, oh->oh, ou->ou) read by
+  one least-squares decomposition together with every label's face, over all the channels either moves. Read
+  together because the expression model moves mouth channels that vowels use too (anger raises the upper lip,
+  fear stretches the lips, surprise drops the jaw); read apart, an angry face at rest read as an open "aa"/"ih".
+  Vowels are then scaled by the mouth's speech-only evidence (lower lip down, funnel, pucker: channels no
+  expression moves; or the jaw opened wider than any expression opens it), so no emotion, at any VAD, opens a VRM avatar's mouth at rest. A pure viseme reads back as
+  its vowel at 1 and the rest state as 0; speech never reads as emotion.
 - Eyes: blink is what both lids share (min of the two), blinkLeft/Right the remainder (a wink); look* are
   the means of the matching ARKit eyeLook shapes (e.g. lookLeft = eyeLookOutLeft and eyeLookInRight: both
   eyes turned to the avatar's own left, as ARKit's Left/Right are the subject's own sides).
 
-Everything except the blink split is linear: vrm = clip(VRM_MATRIX @ arkit, 0, 1).
+Everything except the blink split and the vowels' speech gate is linear: vrm = clip(VRM_MATRIX @ arkit, 0, 1).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from avatar.emotion.labels import LABEL_VAD
 from avatar.errors import InputError
-from avatar.types import ARKIT_BLENDSHAPES, FaceMotion, VISEMES
 from avatar.face.blendshapes import ARKIT_INDEX
-from avatar.face.expression import AU_MATRIX, AU_NAMES
+from avatar.face.expression import AU_TO_ARKIT, expression_weights
 from avatar.face.visemes import VISEME_TARGETS
+from avatar.types import ARKIT_BLENDSHAPES, VISEMES, FaceMotion
 
 #: The 52 ARKit blendshapes (Apple's order), shared with avatar.types.
 ARKIT: tuple[str, ...] = ARKIT_BLENDSHAPES
@@ -46,20 +51,20 @@ VRM0_NAMES: dict[str, str] = {
 }
 
 _VOWELS = {"aa": "aa", "ih": "ih", "ou": "ou", "ee": "E", "oh": "oh"}  # VRM vowel -> our viseme class
-_ARTICULATION = ("jawOpen", "mouthClose", "mouthFunnel", "mouthPucker", "mouthStretchLeft", "mouthStretchRight",
-                 "mouthLowerDownLeft", "mouthLowerDownRight", "mouthUpperUpLeft", "mouthUpperUpRight")
 _EXPRESSIVE = ("browDownLeft", "browDownRight", "browInnerUp", "browOuterUpLeft", "browOuterUpRight",
                "eyeWideLeft", "eyeWideRight", "eyeSquintLeft", "eyeSquintRight", "cheekSquintLeft",
                "cheekSquintRight", "noseSneerLeft", "noseSneerRight", "mouthSmileLeft", "mouthSmileRight",
                "mouthFrownLeft", "mouthFrownRight", "mouthShrugLower")
-#: EMFACS prototypes (AU: intensity) of the VRM emotion presets.
-EMOTION_PROTOTYPES: dict[str, dict[str, float]] = {
-    "happy": {"AU6": 0.7, "AU12": 0.8},
-    "angry": {"AU4": 0.8, "AU5": 0.3, "AU7": 0.5, "AU23": 0.5},
-    "sad": {"AU1": 0.6, "AU4": 0.3, "AU15": 0.6, "AU17": 0.3},
-    "relaxed": {"AU12": 0.45},
-    "surprised": {"AU1": 0.7, "AU2": 0.7, "AU5": 0.7},
-}
+#: VRM emotion preset -> the emotion label whose expression is its prototype.
+EMOTION_PRESETS: dict[str, str] = {"happy": "happy", "angry": "angry", "sad": "sad", "relaxed": "relaxed",
+                                   "surprised": "surprised"}
+#: Channels only speech moves (no expression does): the vowels' gate.
+_SPEECH_ONLY = ("mouthLowerDownLeft", "mouthLowerDownRight", "mouthFunnel", "mouthPucker")
+
+
+def emotion_prototypes() -> dict[str, np.ndarray]:
+    """ARKit weights [52] of each VRM emotion preset: our expression model's face at its label's VAD point."""
+    return {p: expression_weights(LABEL_VAD[lab]).astype(np.float64) for p, lab in EMOTION_PRESETS.items()}
 
 
 def _decomposition(protos: np.ndarray, channels: tuple[str, ...], ridge: float = 1e-6) -> np.ndarray:
@@ -74,13 +79,13 @@ def _decomposition(protos: np.ndarray, channels: tuple[str, ...], ridge: float =
 
 def _vrm_matrix() -> np.ndarray:
     rows: dict[str, np.ndarray] = {}
-    vowel_protos = np.stack([VISEME_TARGETS[VISEMES.index(v)] for v in _VOWELS.values()])
-    for name, row in zip(_VOWELS, _decomposition(vowel_protos, _ARTICULATION)):
-        rows[name] = row
-    emo_protos = np.stack([
-        sum(w * AU_MATRIX[AU_NAMES.index(au)] for au, w in EMOTION_PROTOTYPES[e].items())
-        for e in EMOTION_PROTOTYPES])
-    for name, row in zip(EMOTION_PROTOTYPES, _decomposition(emo_protos, _EXPRESSIVE)):
+    vowels = np.stack([VISEME_TARGETS[VISEMES.index(v)] for v in _VOWELS.values()]).astype(np.float64)
+    presets = np.stack(list(emotion_prototypes().values()))
+    faces = np.stack([expression_weights(LABEL_VAD[lab]) for lab in LABEL_VAD if lab != "neutral"]).astype(np.float64)
+    protos = np.concatenate([vowels, faces])
+    channels = tuple(ARKIT[i] for i in np.flatnonzero(np.abs(protos).sum(0) > 0))
+    vowel_rows = _decomposition(protos, channels)[: len(_VOWELS)]  # the faces' rows are dropped: a nuisance here
+    for name, row in zip((*_VOWELS, *EMOTION_PRESETS), np.concatenate([vowel_rows, _decomposition(presets, _EXPRESSIVE)])):
         rows[name] = row
 
     def mean(*names: str) -> np.ndarray:
@@ -103,6 +108,12 @@ def _vrm_matrix() -> np.ndarray:
 #: [17, 52]: VRM expression weights = clip(VRM_MATRIX @ ARKit weights) (blink rows: see to_vrm_array).
 VRM_MATRIX: np.ndarray = _vrm_matrix()
 VRM_MATRIX.setflags(write=False)
+_GATE_COLS = [IDX[c] for c in _SPEECH_ONLY]
+#: Speech-only evidence at which vowels pass in full: half the weakest vowel target's (ih's lower lip).
+_GATE_FULL = 0.5 * float(min(VISEME_TARGETS[VISEMES.index(v)][_GATE_COLS].max() for v in _VOWELS.values()))
+#: The widest any expression opens the jaw (surprise, fear): a jaw opened further is speech too (captured faces
+#: that open the jaw alone, e.g. Live Link Face takes).
+_JAW_EXPRESSION = float(AU_TO_ARKIT["AU26"]["jawOpen"])
 
 
 def to_vrm_array(arkit: np.ndarray) -> np.ndarray:
@@ -111,6 +122,8 @@ def to_vrm_array(arkit: np.ndarray) -> np.ndarray:
     if a.ndim != 2 or a.shape[1] != len(ARKIT):
         raise InputError(f"ARKit weights must be [T, 52], got shape {a.shape}")
     out = a @ VRM_MATRIX.T
+    evidence = np.maximum(a[:, _GATE_COLS].max(axis=1) / _GATE_FULL, (a[:, IDX["jawOpen"]] - _JAW_EXPRESSION) / _GATE_FULL)
+    out[:, :len(_VOWELS)] *= np.clip(evidence, 0.0, 1.0)[:, None]
     left, right = a[:, IDX["eyeBlinkLeft"]], a[:, IDX["eyeBlinkRight"]]
     both = np.minimum(left, right)
     out[:, VRM_EXPRESSIONS.index("blink")] = both

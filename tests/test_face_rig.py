@@ -46,6 +46,35 @@ def test_emotions_read_back_as_their_preset(label: str, preset: str) -> None:
     assert out[preset] > 0.3
 
 
+def test_no_emotion_reads_as_a_vowel_at_rest() -> None:
+    """The expression model moves mouth channels vowels use (anger raises the upper lip, fear stretches the lips):
+    at rest, no emotion on a VAD grid opens a VRM mouth, and every label still reads as an emotion."""
+    import itertools
+
+    from avatar.face.expression import expression_curves
+
+    grid = np.array(list(itertools.product(np.linspace(-1, 1, 7), repeat=3)))
+    out = to_vrm_array(expression_curves(grid))
+    assert out[:, :5].max() == 0.0
+    for label, vad in LABEL_VAD.items():
+        o = vrm(expression_weights(vad))
+        assert label == "neutral" or max(o[e] for e in EMOTIONS) > 0.3, label
+
+
+@pytest.mark.parametrize("viseme,vowel", [("aa", "aa"), ("ih", "ih"), ("ou", "ou"), ("E", "ee"), ("oh", "oh")])
+def test_speech_under_every_emotion_reads_its_vowel(viseme: str, vowel: str) -> None:
+    from avatar.face.expression import combine
+
+    mouth = VISEME_TARGETS[VISEMES.index(viseme)][None].astype(np.float64)
+    for label, vad in LABEL_VAD.items():
+        o = vrm(combine(mouth, expression_weights(vad)[None].astype(np.float64))[0])
+        assert o[vowel] > 0.7, (label, o)
+        assert max(o[v] for v in ("aa", "ih", "ou", "ee", "oh") if v != vowel) < 0.3, (label, o)
+        if label in EMOTIONS:  # the emotion still reads while speaking (a rounded mouth hides the relaxed smile,
+            top = max(EMOTIONS, key=o.get)  # so what is left of that face reads as its nearest preset, happy)
+            assert top == label or (label, top) == ("relaxed", "happy"), (label, o)
+
+
 def test_blink_split_and_gaze() -> None:
     x = np.zeros((3, 52))
     x[0, [IDX["eyeBlinkLeft"], IDX["eyeBlinkRight"]]] = 1.0

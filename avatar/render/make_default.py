@@ -36,15 +36,13 @@ VRM_VOWEL_VISEMES: dict[str, str] = {"aa": "aa", "ih": "ih", "ou": "ou", "ee": "
 
 def expression_prototypes() -> dict[str, np.ndarray]:
     """ARKit weights [52] that make each VRM 1.0 preset expression, from the prototypes face/rig.py reads."""
-    from avatar.face.expression import AU_MATRIX, AU_NAMES
-    from avatar.face.rig import EMOTION_PROTOTYPES, IDX, VRM_EXPRESSIONS
+    from avatar.face.rig import IDX, VRM_EXPRESSIONS, emotion_prototypes
     from avatar.face.visemes import VISEME_TARGETS
 
     out: dict[str, np.ndarray] = {}
     for vrm, vis in VRM_VOWEL_VISEMES.items():
         out[vrm] = np.asarray(VISEME_TARGETS[VISEMES.index(vis)], dtype=np.float64)
-    for emo, aus in EMOTION_PROTOTYPES.items():
-        out[emo] = sum(w * np.asarray(AU_MATRIX[AU_NAMES.index(au)], dtype=np.float64) for au, w in aus.items())
+    out.update(emotion_prototypes())
     pairs = {"blink": ("eyeBlinkLeft", "eyeBlinkRight"), "blinkLeft": ("eyeBlinkLeft",),
              "blinkRight": ("eyeBlinkRight",), "lookUp": ("eyeLookUpLeft", "eyeLookUpRight"),
              "lookDown": ("eyeLookDownLeft", "eyeLookDownRight"), "lookLeft": ("eyeLookOutLeft", "eyeLookInRight"),
