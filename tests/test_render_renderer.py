@@ -232,6 +232,36 @@ def test_render_frames_resamples_to_the_video_rate() -> None:
     assert r.shape == (12, J, 4) and np.allclose(np.linalg.norm(r, axis=-1), 1)
 
 
+def test_render_ahead_gives_the_same_frames_and_stops_cleanly() -> None:
+    """ahead > 0 renders in a worker thread: the same frames in order; closing early stops the worker and
+    frees its GL context; a failure in the worker reaches the consumer."""
+    import threading
+
+    from avatar.render.renderer import _read_ahead, render_frames
+
+    face = FaceMotion(fps=30.0, frames=np.zeros((8, len(FACE_CHANNELS)), np.float32))
+    face.frames[:, FACE_CHANNELS.index("jawOpen")] = np.linspace(0, 1, 8)
+    plain = list(render_frames(None, face, None, width=32, height=32))
+    ahead = list(render_frames(None, face, None, width=32, height=32, ahead=3))
+    assert len(ahead) == 8 and all(np.array_equal(a, b) for a, b in zip(plain, ahead))
+    before = threading.active_count()
+    it = render_frames(None, face, None, width=32, height=32, ahead=2)
+    next(it)
+    it.close()  # the consumer leaves early (an encoder error, say)
+    assert threading.active_count() == before
+
+    def broken():  # noqa: ANN202
+        yield np.zeros((2, 2, 3), np.uint8)
+        raise InputError("frame 2 is bad")
+
+    got = _read_ahead(broken(), 2)
+    assert next(got).shape == (2, 2, 3)
+    with pytest.raises(InputError, match="frame 2"):
+        next(got)
+    with pytest.raises(InputError):
+        render_frames(None, face, None, ahead=-1)
+
+
 def test_avatar_facing_minus_z_renders_like_ours(tmp_path: Path, root: Path) -> None:
     """The default avatar turned 180 degrees (as VRM 0.x avatars face -Z), with non-identity rest rotations:
     the motion is conjugated and the camera turned with it, so the frame matches the original's."""

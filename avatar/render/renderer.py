@@ -721,11 +721,12 @@ def resample_body(body: BodyMotion, n: int, fps: float) -> tuple[np.ndarray, np.
 def render_frames(avatar: Avatar | str | os.PathLike[str] | None, face: FaceMotion | None,
                   body: BodyMotion | None, fps: float = 30.0, width: int = 512, height: int = 512,
                   framing: str = "portrait", progress: Callable[[float], None] | None = None,
-                  samples: int = 4, antialias: str = "msaa") -> Iterator[np.ndarray]:
+                  samples: int = 4, antialias: str = "msaa", ahead: int = 0) -> Iterator[np.ndarray]:
     """Render a performance: both motions resampled to `fps`, frame_count(face, body, fps) RGB frames.
 
     Arguments are checked at once (InputError); the GL context opens on the first frame and closes when
-    the iterator is exhausted or closed."""
+    the iterator is exhausted or closed. With `ahead` > 0 a worker thread renders up to that many frames
+    ahead of the consumer (the GL context lives and dies in that thread), so encoding overlaps rendering."""
     fps = float(fps)
     if not np.isfinite(fps) or not 1.0 <= fps <= 120.0:
         raise InputError(f"fps must be in [1, 120], got {fps!r}")
@@ -738,9 +739,59 @@ def render_frames(avatar: Avatar | str | os.PathLike[str] | None, face: FaceMoti
     n = frame_count(face, body, fps)
     face_rows = resample_face(face, n, fps) if face is not None else None
     pose = resample_body(body, n, fps) if body is not None else None
-    return _frames(avatar, face_rows, body.joints if body is not None else (), pose, n,
-                   dict(width=width, height=height, framing=framing, samples=samples, antialias=antialias),
-                   progress)
+    if isinstance(ahead, bool) or not isinstance(ahead, (int, np.integer)) or not 0 <= ahead <= 64:
+        raise InputError(f"ahead must be an integer in [0, 64], got {ahead!r}")
+    frames = _frames(avatar, face_rows, body.joints if body is not None else (), pose, n,
+                     dict(width=width, height=height, framing=framing, samples=samples, antialias=antialias),
+                     progress)
+    return _read_ahead(frames, int(ahead)) if ahead else frames
+
+
+_END = object()
+
+
+def _read_ahead(source: Iterator[np.ndarray], depth: int) -> Iterator[np.ndarray]:
+    """`source` run in a worker thread, at most `depth` items ahead; its errors are re-raised here, and closing
+    this iterator stops the worker and closes `source` in the worker's own thread (where its GL context is)."""
+    import queue
+    import threading
+
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work() -> None:
+        try:
+            for item in source:
+                if not put((item, None)):
+                    break
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which re-raises it
+            put((None, exc))
+        finally:
+            source.close()
+            put((_END, None))
+
+    worker = threading.Thread(target=work, name="avatar-render", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item, exc = q.get()
+            if exc is not None:
+                raise exc
+            if item is _END:
+                return
+            yield item
+    finally:
+        stop.set()
+        worker.join()
 
 
 def _frames(avatar, face_rows: np.ndarray | None, joints: tuple[str, ...],  # noqa: ANN001
