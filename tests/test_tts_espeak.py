@@ -100,6 +100,26 @@ def test_deterministic_and_valence_changes_contour(tts):
     assert not np.array_equal(a, c)
 
 
+@pytest.mark.parametrize("voice", ["en-us+f3", "en-us+m2"])
+def test_voice_variants_repeat_whatever_came_before_and_across_processes(tts, voice):
+    """Variants carry klatt/breath state and eSpeak seeds its noise from the clock: a line must still sound the
+    same after other lines (batch scripts interleave characters) and in another process (a re-run)."""
+    import hashlib
+    import subprocess
+    import sys
+
+    first = tts.synthesize("Hello there, my friend.", VAD(0.5, 0.3, 0.1), voice).audio
+    tts.synthesize("What a strange day it has been!", VAD(-0.5, 0.8, 0.2), voice)
+    tts.synthesize("Another voice in between.", VAD(0.0, 0.0, 0.0), "en-us")
+    again = tts.synthesize("Hello there, my friend.", VAD(0.5, 0.3, 0.1), voice).audio
+    assert np.array_equal(first, again)
+    code = ("import hashlib, numpy as np; from avatar.tts import get_backend; from avatar.types import VAD; "
+            f"a = get_backend('espeak').synthesize('Hello there, my friend.', VAD(0.5, 0.3, 0.1), {voice!r}).audio; "
+            "print(hashlib.sha1(np.ascontiguousarray(a).tobytes()).hexdigest())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()[-1]
+    assert out == hashlib.sha1(np.ascontiguousarray(first).tobytes()).hexdigest()
+
+
 def test_per_sentence_vads_and_track(tts):
     text = "I am calm. I AM FURIOUS NOW!"
     both = tts.synthesize(text, [VAD(0, -0.8, 0), VAD(0, 0.8, 0)])

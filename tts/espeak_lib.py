@@ -71,6 +71,8 @@ class _Voice(Structure):
     ]
 
 
+#: eSpeak NG seeds its own random generator (breath noise of variants like +f3) from the clock; we fix it.
+_RAND_SEED = 12345
 #: Wave-generator statics in wavegen.c that run on from one synthesis to the next (the pitch-flutter
 #: oscillator index, glottal phase and sign, the echo buffer, the automatic gain, the noise generator's
 #: seed). Re-initialising the library does not reset them, so the same text would come out a few samples
@@ -192,7 +194,10 @@ class _Engine:
             want = _WAVEGEN_STATE.get(name.split(".")[0])
             if want is None or size == 0 or (want and size != want):
                 continue
-            state.append((base + value, ctypes.string_at(base + value, size)))
+            initial = ctypes.string_at(base + value, size)
+            if name.split(".")[0] == "espeak_rand_state":  # seeded from the clock at start-up: fix it instead
+                initial = struct.pack("<I", _RAND_SEED)
+            state.append((base + value, initial))
         if len(state) < len(_WAVEGEN_STATE):
             log.warning("eSpeak NG: found %d of %d wave-generator statics; output may not repeat exactly",
                         len(state), len(_WAVEGEN_STATE))
@@ -274,6 +279,10 @@ class _Engine:
             self.lib.espeak_SetParameter(PARAM_PUNCTUATION, 0, 0)
             self.lib.espeak_SetParameter(PARAM_CAPITALS, 0, 0)
             self._chunks, self._events = [], []
+            if self._current_voice is not None:
+                # Selecting the voice again resets what a synthesis leaves in it (the klatt and breath state of
+                # variants such as +f3 or +m2), so a text sounds the same whatever was said before it.
+                self.lib.espeak_SetVoiceByName(self._current_voice.encode("utf-8"))
             self._reset_state()
             # Flags: UTF-8 only. No espeakSSML and no espeakPHONEMES, so '<tags>' and '[[phonemes]]' stay text.
             rc = self.lib.espeak_Synth(buf, len(data), 0, POS_CHARACTER, 0, CHARS_UTF8, None, None)
