@@ -62,3 +62,46 @@ def test_teacher_cli_refuses_a_folder_without_an_encoder(tmp_path) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["--encoder", str(tmp_path), "--out", str(tmp_path / "t.npz")])
     assert exc.value.code == 2 and not (tmp_path / "t.npz").exists()
+
+
+def test_augment_is_deterministic_new_and_distinct() -> None:
+    from avatar.emotion.augment import augment
+
+    texts = [f"the {w} dog ran over the {v} hill today" for w in ("red", "old", "big") for v in ("green", "far")]
+    a = augment(texts, 40, seed=3)
+    assert a == augment(texts, 40, seed=3) and a != augment(texts, 40, seed=4)
+    assert len(a) == 40 == len(set(a)) and not set(a) & set(texts) and all(a)
+    assert augment(texts, 0) == []
+    with pytest.raises(ValueError, match="4 words"):
+        augment(["too short"], 5)
+    with pytest.raises(ValueError, match="distinct"):
+        augment(["one two three four"], 500)
+
+
+def test_teacher_labels_variants_and_the_trainer_learns_from_them(tmp_path) -> None:
+    """The whole distillation path on a tiny corpus, with the packaged MiniLM standing in as the teacher."""
+    from avatar.emotion.model import EmotionRegressor, encoder_dir
+    from avatar.emotion.teacher import main as teacher
+    from avatar.emotion.train import main as train
+
+    data = tmp_path / "eb.csv"
+    _emobank(data)
+    student = tmp_path / "student"
+    train(["--data", str(data), "--out", str(student), "--epochs", "1", "--threads", "1", "--rank", "2"])
+    extra = tmp_path / "extra.npz"
+    assert teacher(["--encoder", str(encoder_dir()), "--out", str(tmp_path / "t.npz"), "--data", str(data),
+                    "--threads", "1", "--augment", "30", "--student", str(student), "--extra-out", str(extra)]) == 0
+    with np.load(extra, allow_pickle=False) as e:
+        assert e["text"].shape == (30,) and e["target"].shape == (30, 3) and np.isfinite(e["target"]).all()
+    out = tmp_path / "model"
+    train(["--data", str(data), "--out", str(out), "--epochs", "1", "--threads", "1", "--rank", "2",
+           "--extra", str(extra)])
+    assert EmotionRegressor.from_pretrained(out).predict_ratings(["a calm day"]).shape == (1, 3)
+    assert '"extra_size": 30' in (out / "config.json").read_text()
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, text=np.array(["a", "b"]), target=np.full((2, 3), np.nan))
+    with pytest.raises(SystemExit, match="finite"):
+        train(["--data", str(data), "--out", str(tmp_path / "m3"), "--epochs", "1", "--extra", str(bad)])
+    with pytest.raises(SystemExit) as exc:  # variants without a place to write them
+        teacher(["--encoder", str(encoder_dir()), "--out", str(tmp_path / "t2.npz"), "--augment", "5"])
+    assert exc.value.code == 2

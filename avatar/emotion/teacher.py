@@ -10,6 +10,11 @@ larger encoder reads into a sentence it has not been fitted on. `train.py --teac
 blended into the targets (`--teacher-weight`) and, as feature distillation, the student's pooled vector is
 asked to predict the teacher's features (`--embed-weight`). The teacher is used in training only: the shipped
 model is still MiniLM alone, one forward pass.
+
+`--augment N --extra-out extra.npz` also labels N variants of the training sentences (`avatar.emotion.augment`)
+with the ridge fitted on all of train, averaged with an existing emotion model's reading when `--student DIR`
+is given (the two read differently: on dev their average beats either); `train.py --extra extra.npz` trains on
+them beside the gold rows.
 """
 
 from __future__ import annotations
@@ -79,7 +84,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, required=True, help="where to write the .npz")
     p.add_argument("--data", default="../shared/data/emobank/emobank_train_dev.csv")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--augment", type=int, default=0, help="also label this many variants of the train sentences")
+    p.add_argument("--student", type=Path, default=None, help="emotion model folder averaged into those labels")
+    p.add_argument("--extra-out", type=Path, default=None, help="where to write the labelled variants (.npz)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the variants")
     args = p.parse_args(argv)
+    if args.augment < 0:
+        p.error("--augment must be >= 0")
+    if args.augment and args.extra_out is None:
+        p.error("--augment needs --extra-out")
+    if args.student is not None and not (args.student / "model.safetensors").is_file():
+        p.error(f"no emotion model (model.safetensors) in {args.student}")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if not (args.encoder / "config.json").is_file():
         p.error(f"no encoder (config.json) in {args.encoder}")
@@ -104,7 +119,26 @@ def main(argv: list[str] | None = None) -> int:
     tmp.replace(args.out)
     log.info("teacher %s: dev r V %.4f A %.4f D %.4f; train out-of-fold r V %.4f A %.4f D %.4f (%.0f s)",
              args.encoder.name, *r_dev, *r_oof, time.time() - t0)
+    if args.augment:
+        write_extra(args, tr_x, tr_f, tr_y)
     return 0
+
+
+def write_extra(args: argparse.Namespace, tr_x: list[str], tr_f: np.ndarray, tr_y: np.ndarray) -> None:
+    """Label `args.augment` variants of the train sentences and write them (text, target ratings) atomically."""
+    from avatar.emotion.augment import augment
+
+    extra = augment(tr_x, args.augment, seed=args.seed)
+    target = ridge_predict(ridge_fit(tr_f, tr_y), encode(args.encoder, extra))
+    if args.student is not None:
+        from avatar.emotion import EmotionAnalyzer
+
+        target = 0.5 * (target + EmotionAnalyzer(args.student).ratings(extra))
+    args.extra_out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = args.extra_out.with_name(args.extra_out.name + ".part.npz")
+    np.savez(tmp, text=np.array(extra), target=target.astype(np.float32))
+    tmp.replace(args.extra_out)
+    log.info("wrote %d labelled variants to %s", len(extra), args.extra_out)
 
 
 if __name__ == "__main__":

@@ -97,16 +97,33 @@ def train(args: argparse.Namespace) -> dict:
     if cfg.finetune == "full":  # the transformer layers learn; the (large) embedding table stays as shipped
         for name, param in model.encoder.named_parameters():
             param.requires_grad = name.startswith("encoder.")
+    n_gold = len(tr_x)
+    z_extra = None
+    if args.extra is not None:  # teacher-labelled extra text (no gold ratings): more sentences to distil on
+        if args.embed_weight > 0:
+            raise SystemExit("--extra rows have no teacher features; use --embed-weight 0")
+        with np.load(args.extra, allow_pickle=False) as e:
+            extra_x, extra_y = [str(t) for t in e["text"]], np.asarray(e["target"], np.float64)
+        if extra_y.shape != (len(extra_x), 3) or not np.isfinite(extra_y).all():
+            raise SystemExit(f"{args.extra}: 'target' must be finite [N, 3] ratings beside N texts")
+        if set(extra_x) & set(dv_x):
+            raise SystemExit(f"{args.extra} contains dev sentences")
+        tr_x = list(tr_x) + extra_x
+        z_extra = torch.tensor((extra_y - mean) / std, dtype=torch.float32)
     enc_all = model.tokenizer([t for t in tr_x], truncation=True, max_length=cfg.max_length)
     lengths = [len(ids) for ids in enc_all["input_ids"]]
     z = torch.tensor((tr_y - mean) / std, dtype=torch.float32)
+    if z_extra is not None:
+        z = torch.cat([z, z_extra])
     z_teacher = feat_teacher = proj = None
     if args.teacher is not None:  # distillation (avatar.emotion.teacher): predictions and features per train row
         with np.load(args.teacher, allow_pickle=False) as t:
             if int(t["train_size"]) != len(data["train"][0]):
                 raise SystemExit(f"{args.teacher} was made for {int(t['train_size'])} train rows, not {len(data['train'][0])}")
-            z_teacher = torch.tensor((t["train_pred"][: len(tr_x)] - mean) / std, dtype=torch.float32)
-            f = t["train_features"][: len(tr_x)].astype(np.float32) if args.embed_weight > 0 else None
+            z_teacher = torch.tensor((t["train_pred"][:n_gold] - mean) / std, dtype=torch.float32)
+            if z_extra is not None:  # extra rows are teacher labels already: mixing leaves them as they are
+                z_teacher = torch.cat([z_teacher, z_extra])
+            f = t["train_features"][:n_gold].astype(np.float32) if args.embed_weight > 0 else None
         if f is not None:
             feat_teacher = torch.tensor((f - f.mean(0)) / (f.std(0) + 1e-6))
             # Feature distillation: a linear map from our sentence vector must predict the teacher's features, so
@@ -174,9 +191,10 @@ def train(args: argparse.Namespace) -> dict:
                    "selected_epoch": best["epoch"], "selected_weights": best["weights"], "history": history}
     cfg.training = {"command": "python -m avatar.emotion.train " + " ".join(args.argv), "seed": args.seed, "order_seed": args.order_seed,
                     "teacher": str(args.teacher) if args.teacher else None, "teacher_weight": args.teacher_weight,
-                    "embed_weight": args.embed_weight,
+                    "embed_weight": args.embed_weight, "extra": str(args.extra) if args.extra else None,
+                    "extra_size": len(tr_x) - n_gold,
                     "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "finetune": args.finetune, "rank": args.rank, "pool_layers": args.pool_layers,
-                    "corr_weight": args.corr_weight, "ema": args.ema, "train_size": len(tr_x), "dev_size": len(dv_x),
+                    "corr_weight": args.corr_weight, "ema": args.ema, "train_size": n_gold, "dev_size": len(dv_x),
                     "seconds": round(time.time() - t0, 1), "torch": torch.__version__}
     model.config = cfg
     from avatar.emotion.card import model_card
@@ -210,6 +228,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--teacher", type=Path, default=None, help="teacher .npz from python -m avatar.emotion.teacher")
     p.add_argument("--teacher-weight", type=float, default=0.5, help="share of the teacher's predictions in the target")
     p.add_argument("--embed-weight", type=float, default=0.0, help="weight of the teacher feature distillation loss")
+    p.add_argument("--extra", type=Path, default=None,
+                   help=".npz of teacher-labelled extra sentences: 'text' [N] and 'target' [N, 3] ratings (1..5)")
     args = p.parse_args(argv)
     args.argv = argv
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
