@@ -141,8 +141,12 @@ def emotion_track(sentences: list[SentenceEmotion], speech: Speech) -> EmotionTr
 
 def perform(text: str, *, vad: VAD | None = None, voice: str | None = None, seed: int = 0,
             face_model: str | os.PathLike[str] | None = None, gesture_model: str | os.PathLike[str] | None = None,
-            guidance: float | None = None, progress: Progress | None = None) -> Performance:
-    """Text to a performance: per-sentence emotion, emotional speech with its timeline, face and body motion."""
+            face_guidance: float | None = None, body_guidance: float | None = None,
+            progress: Progress | None = None) -> Performance:
+    """Text to a performance: per-sentence emotion, emotional speech with its timeline, face and body motion.
+
+    face_guidance / body_guidance set each diffusion model's classifier-free guidance on VAD (None: the
+    model's default; more exaggerates the emotion). They are separate because the two models are."""
     from avatar.face.generate import generate_face
     from avatar.gesture.generate import generate_gesture
     from avatar.tts import get_backend
@@ -161,14 +165,13 @@ def perform(text: str, *, vad: VAD | None = None, voice: str | None = None, seed
     track = emotion_track(sentences, speech)
     face_net = models().face(face_model)
     _tick(progress, "face", 0.0)
-    kw = {} if guidance is None else {"guidance": guidance}
     face = generate_face(speech.audio, speech.sample_rate, track, timeline=speech.timeline, seed=seed,
-                         model=face_net, **kw)
+                         model=face_net, **({} if face_guidance is None else {"guidance": face_guidance}))
     _tick(progress, "face", 1.0)
     body_net = models().gesture(gesture_model)
     _tick(progress, "body", 0.0)
     body = generate_gesture(speech.audio, speech.sample_rate, track, seed=seed, model=body_net,
-                            timeline=speech.timeline, **kw)
+                            timeline=speech.timeline, **({} if body_guidance is None else {"guidance": body_guidance}))
     _tick(progress, "body", 1.0)
     return Performance(text=text, sentences=sentences, emotion=track, speech=speech, face=face, body=body,
                        seed=seed, voice=voice)
