@@ -105,3 +105,20 @@ def test_teacher_labels_variants_and_the_trainer_learns_from_them(tmp_path) -> N
     with pytest.raises(SystemExit) as exc:  # variants without a place to write them
         teacher(["--encoder", str(encoder_dir()), "--out", str(tmp_path / "t2.npz"), "--augment", "5"])
     assert exc.value.code == 2
+
+
+def test_dim_weights_are_checked_and_change_the_loss() -> None:
+    import argparse
+
+    import torch
+
+    from avatar.emotion.train import corr_loss, dim_weights
+
+    assert torch.allclose(dim_weights("2,1,0.5"), torch.tensor([2, 1, 0.5]) * 3 / 3.5)
+    assert torch.allclose(dim_weights("1,1,1"), torch.ones(3))
+    for bad in ("1,2", "a,b,c", "-1,1,1", "0,0,0", "nan,1,1", "1,1,1,1"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            dim_weights(bad)
+    pred = torch.tensor([[0.0, 1.0, 0.0], [1.0, 0.0, 1.0], [2.0, 2.0, 0.5]])
+    target = torch.tensor([[0.0, 0.0, 0.0], [1.0, 1.0, 1.0], [2.0, 2.0, 2.0]])  # valence perfect, arousal not
+    assert corr_loss(pred, target, dim_weights("1,0,0")) < 1e-6 < corr_loss(pred, target, dim_weights("0,1,0"))

@@ -67,12 +67,23 @@ def _batches(lengths: list[int], batch_size: int, rng: random.Random) -> list[li
     return batches
 
 
-def corr_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """1 - Pearson r per dimension within the batch, averaged (optimises what we are measured on)."""
+def corr_loss(pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """1 - Pearson r per dimension within the batch, averaged with `weights` (optimises what we are measured on)."""
     p = pred - pred.mean(0, keepdim=True)
     t = target - target.mean(0, keepdim=True)
     r = (p * t).sum(0) / (p.norm(dim=0) * t.norm(dim=0) + 1e-8)
-    return (1 - r).mean()
+    return ((1 - r) * (1.0 if weights is None else weights)).mean()
+
+
+def dim_weights(text: str) -> torch.Tensor:
+    """'V,A,D' loss weights (non-negative, not all zero), scaled to mean 1."""
+    try:
+        w = torch.tensor([float(x) for x in text.split(",")], dtype=torch.float32)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--dim-weights takes three numbers V,A,D, got {text!r}") from None
+    if w.shape != (3,) or not torch.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+        raise argparse.ArgumentTypeError(f"--dim-weights takes three non-negative numbers V,A,D, got {text!r}")
+    return w * 3 / w.sum()
 
 
 def train(args: argparse.Namespace) -> dict:
@@ -164,7 +175,8 @@ def train(args: argparse.Namespace) -> dict:
             target = z[b]
             if z_teacher is not None and args.teacher_weight > 0:
                 target = (1 - args.teacher_weight) * target + args.teacher_weight * z_teacher[b]
-            loss = torch.nn.functional.mse_loss(pred, target) + args.corr_weight * corr_loss(pred, target)
+            w = args.dim_weights
+            loss = (((pred - target) ** 2).mean(0) * w).mean() + args.corr_weight * corr_loss(pred, target, w)
             if proj is not None:
                 loss = loss + args.embed_weight * torch.nn.functional.mse_loss(proj(pooled), feat_teacher[b])
             opt.zero_grad(set_to_none=True)
@@ -194,7 +206,7 @@ def train(args: argparse.Namespace) -> dict:
                     "embed_weight": args.embed_weight, "extra": str(args.extra) if args.extra else None,
                     "extra_size": len(tr_x) - n_gold,
                     "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "finetune": args.finetune, "rank": args.rank, "pool_layers": args.pool_layers,
-                    "corr_weight": args.corr_weight, "ema": args.ema, "train_size": n_gold, "dev_size": len(dv_x),
+                    "corr_weight": args.corr_weight, "dim_weights": [round(float(x), 4) for x in args.dim_weights], "ema": args.ema, "train_size": n_gold, "dev_size": len(dv_x),
                     "seconds": round(time.time() - t0, 1), "torch": torch.__version__}
     model.config = cfg
     from avatar.emotion.card import model_card
@@ -220,6 +232,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--rank", type=int, default=16)
     p.add_argument("--pool-layers", type=int, default=1, help="mix the mean-pools of the last N layers")
     p.add_argument("--corr-weight", type=float, default=0.5)
+    p.add_argument("--dim-weights", type=dim_weights, default=dim_weights("1,1,1"),
+                   help="loss weights of valence, arousal, dominance (e.g. 2,1,0.5: valence is hardest to read)")
     p.add_argument("--ema", type=float, default=0.995, help="EMA decay per step (0 turns it off)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--order-seed", type=int, default=None, help="seed of the batch order (default: --seed)")
