@@ -34,7 +34,7 @@ DEFAULT_AVATAR = Path(__file__).resolve().parents[1] / "weights" / "avatars" / "
 FRAMINGS = ("portrait", "full")
 ANTIALIAS = ("msaa", "fxaa", "none")
 DEFAULT_ANTIALIAS = "fxaa"  # 4x MSAA costs ~1.5x the render time (bench/pipeline_bench.py)
-RENDER_AHEAD = 4  # frames rendered in a worker thread while the encoder works (about 6 % off a video's time)
+RENDER_AHEAD = 4  # frames rendered in a worker thread while the encoder works (about 5 % off a video's time)
 
 
 @dataclass

@@ -74,8 +74,9 @@ valence correlation on the same sentences).
 {json.dumps(t, indent=1)}
 
 Loss: mean squared error on z-scored ratings plus {t.get('corr_weight', 0.5)} x (1 - Pearson r within the
-batch), per dimension weighted V, A, D = {t.get('dim_weights', [1.0, 1.0, 1.0])}. AdamW, cosine schedule with warm-up, length-bucketed batches, an exponential moving average of the
-weights (decay {t.get('ema', 0)} per step; "ema" rows above) scored beside the raw weights. CPU only.
+batch), per dimension weighted V, A, D = {t.get('dim_weights', [1.0, 1.0, 1.0])}. AdamW, cosine schedule with
+warm-up, length-bucketed batches, an exponential moving average of the weights (decay {t.get('ema', 0)} per step;
+"ema" rows above) scored beside the raw weights. CPU only.
 
 ## Limits
 English only: other scripts are read poorly (the analyzer lowers its confidence for them). EmoBank is
