@@ -13,8 +13,9 @@ those presets:
   together because the expression model moves mouth channels that vowels use too (anger raises the upper lip,
   fear stretches the lips, surprise drops the jaw); read apart, an angry face at rest read as an open "aa"/"ih".
   Vowels are then scaled by the mouth's speech-only evidence (lower lip down, funnel, pucker: channels no
-  expression moves; or the jaw opened wider than any expression opens it), so no emotion, at any VAD, opens a VRM avatar's mouth at rest. A pure viseme reads back as
-  its vowel at 1 and the rest state as 0; speech never reads as emotion.
+  expression moves; or the jaw opened wider than any expression opens it), so no emotion, at any VAD, opens a
+  VRM avatar's mouth at rest. A pure viseme reads back as its vowel at 1 and the rest state as 0; speech never
+  reads as emotion.
 - Eyes: blink is what both lids share (min of the two), blinkLeft/Right the remainder (a wink); look* are
   the means of the matching ARKit eyeLook shapes (e.g. lookLeft = eyeLookOutLeft and eyeLookInRight: both
   eyes turned to the avatar's own left, as ARKit's Left/Right are the subject's own sides).
@@ -81,11 +82,12 @@ def _vrm_matrix() -> np.ndarray:
     rows: dict[str, np.ndarray] = {}
     vowels = np.stack([VISEME_TARGETS[VISEMES.index(v)] for v in _VOWELS.values()]).astype(np.float64)
     presets = np.stack(list(emotion_prototypes().values()))
-    faces = np.stack([expression_weights(LABEL_VAD[lab]) for lab in LABEL_VAD if lab != "neutral"]).astype(np.float64)
+    faces = np.stack([expression_weights(v) for lab, v in LABEL_VAD.items() if lab != "neutral"]).astype(np.float64)
     protos = np.concatenate([vowels, faces])
     channels = tuple(ARKIT[i] for i in np.flatnonzero(np.abs(protos).sum(0) > 0))
     vowel_rows = _decomposition(protos, channels)[: len(_VOWELS)]  # the faces' rows are dropped: a nuisance here
-    for name, row in zip((*_VOWELS, *EMOTION_PRESETS), np.concatenate([vowel_rows, _decomposition(presets, _EXPRESSIVE)])):
+    emotion_rows = _decomposition(presets, _EXPRESSIVE)
+    for name, row in zip((*_VOWELS, *EMOTION_PRESETS), np.concatenate([vowel_rows, emotion_rows])):
         rows[name] = row
 
     def mean(*names: str) -> np.ndarray:
@@ -122,7 +124,7 @@ def to_vrm_array(arkit: np.ndarray) -> np.ndarray:
     if a.ndim != 2 or a.shape[1] != len(ARKIT):
         raise InputError(f"ARKit weights must be [T, 52], got shape {a.shape}")
     out = a @ VRM_MATRIX.T
-    evidence = np.maximum(a[:, _GATE_COLS].max(axis=1) / _GATE_FULL, (a[:, IDX["jawOpen"]] - _JAW_EXPRESSION) / _GATE_FULL)
+    evidence = np.maximum(a[:, _GATE_COLS].max(axis=1), a[:, IDX["jawOpen"]] - _JAW_EXPRESSION) / _GATE_FULL
     out[:, :len(_VOWELS)] *= np.clip(evidence, 0.0, 1.0)[:, None]
     left, right = a[:, IDX["eyeBlinkLeft"]], a[:, IDX["eyeBlinkRight"]]
     both = np.minimum(left, right)
