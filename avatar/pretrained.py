@@ -36,9 +36,18 @@ def save_folder(folder: str | os.PathLike[str], state: dict[str, Any], config: A
     return folder
 
 
-def load_folder(folder: str | os.PathLike[str], config_class: type[C], what: str) -> tuple[C, dict[str, Any]]:
-    """Read a model folder's config (unknown keys ignored) and tensors; ModelError names `what` on failure."""
-    from safetensors.torch import load_file
+def load_folder(folder: str | os.PathLike[str], config_class: type[C], what: str,
+                framework: str = "pt") -> tuple[C, dict[str, Any]]:
+    """Read a model folder's config (unknown keys ignored) and tensors; ModelError names `what` on failure.
+
+    framework "pt" gives torch tensors, "np" NumPy arrays (what the torch-free inference paths load).
+    """
+    if framework == "np":
+        from safetensors.numpy import load_file
+    elif framework == "pt":
+        from safetensors.torch import load_file
+    else:
+        raise ValueError(f"framework must be 'pt' or 'np', got {framework!r}")
 
     folder = Path(folder)
     cfg_path, w_path = folder / "config.json", folder / "model.safetensors"

@@ -25,6 +25,7 @@ from avatar.types import ARKIT_BLENDSHAPES, VAD, EmotionTrack, FaceMotion, Timel
 if TYPE_CHECKING:
     from avatar.face.lipsync import VisemeNet
     from avatar.face.model import FaceDenoiser
+    from avatar.face.sampling import FaceDenoiserNP
 
 log = logging.getLogger(__name__)
 
@@ -44,12 +45,13 @@ def check_model_dir(folder: str | os.PathLike[str]) -> Path:
     return p
 
 
-def load_face_model(folder: str | os.PathLike[str] = DEFAULT_MODEL_DIR) -> "FaceDenoiser":
-    """Load the face denoiser from a model folder (ModelError naming the training command when missing)."""
-    folder = check_model_dir(folder)  # before torch loads: a missing model is reported at once
-    from avatar.face.model import FaceDenoiser
+def load_face_model(folder: str | os.PathLike[str] = DEFAULT_MODEL_DIR) -> "FaceDenoiserNP":
+    """Load the face denoiser for inference (NumPy, no torch) from a model folder (ModelError naming the
+    training command when missing)."""
+    folder = check_model_dir(folder)
+    from avatar.face.sampling import FaceDenoiserNP
 
-    return FaceDenoiser.from_pretrained(folder)
+    return FaceDenoiserNP.from_pretrained(folder)
 
 
 def refine_lips(face: FaceMotion, timeline: Timeline, vad_rows: np.ndarray | None = None,
@@ -87,12 +89,12 @@ def refine_lips(face: FaceMotion, timeline: Timeline, vad_rows: np.ndarray | Non
 
 def generate_face(audio: np.ndarray, sample_rate: int, vad: VAD | EmotionTrack | np.ndarray | None = None,
                   timeline: Timeline | None = None, seed: int = 0,
-                  model: "FaceDenoiser | str | os.PathLike[str] | None" = None, guidance: float = 2.0,
+                  model: "FaceDenoiserNP | FaceDenoiser | str | os.PathLike[str] | None" = None, guidance: float = 2.0,
                   steps: int = 10, lips: "VisemeNet | str | os.PathLike[str] | bool | None" = None) -> FaceMotion:
     """Face motion for speech audio: the diffusion model, then lip refinement from the timeline, or from the
     audio when there is none.
 
-    vad None means neutral; model is a loaded FaceDenoiser or a model folder (default weights/face); lips is
+    vad None means neutral; model is a loaded denoiser (NumPy or torch) or a model folder (default weights/face); lips is
     the viseme network for audio-only lip refinement (a VisemeNet or folder; None: weights/lipsync when present;
     False: none, the diffusion model's own mouth). The result has round(duration * fps) frames; the same inputs
     and seed give the same output.
@@ -100,7 +102,7 @@ def generate_face(audio: np.ndarray, sample_rate: int, vad: VAD | EmotionTrack |
     from avatar.audio import to_mono
     from avatar.face.expression import vad_frames
     from avatar.face.features import compute_features, frames_for
-    from avatar.face.model import FaceDenoiser, sample_motion
+    from avatar.face.sampling import as_numpy_model, sample_motion
 
     a = np.asarray(audio)
     if a.dtype.kind != "f":
@@ -108,7 +110,10 @@ def generate_face(audio: np.ndarray, sample_rate: int, vad: VAD | EmotionTrack |
     a = to_mono(a)
     if a.size == 0:
         raise InputError("the audio is empty")
-    net = model if isinstance(model, FaceDenoiser) else load_face_model(DEFAULT_MODEL_DIR if model is None else model)
+    if model is None or isinstance(model, (str, os.PathLike)):
+        net = load_face_model(DEFAULT_MODEL_DIR if model is None else model)
+    else:
+        net = as_numpy_model(model)
     fps = net.config.fps
     duration = a.size / float(sample_rate)
     n = frames_for(duration, fps)
@@ -131,11 +136,11 @@ def generate_face(audio: np.ndarray, sample_rate: int, vad: VAD | EmotionTrack |
 
 
 def _lip_model(lips: "VisemeNet | str | os.PathLike[str] | bool | None") -> "VisemeNet | None":
+    if lips is False:  # before the import: the viseme network is a torch model
+        return None
     from avatar.face.lipsync import DEFAULT_MODEL_DIR as LIPS_DIR
     from avatar.face.lipsync import VisemeNet, load_lipsync
 
-    if lips is False:
-        return None
     if isinstance(lips, VisemeNet):
         return lips
     if lips is None or lips is True:

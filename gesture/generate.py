@@ -23,8 +23,9 @@ from avatar.types import BodyMotion, Timeline
 from .prosody import FEATURE_NAMES, prosody_features
 from .teacher import VadLike, vad_per_frame
 
-if TYPE_CHECKING:  # torch loads only when a model does, so a missing model is reported at once
+if TYPE_CHECKING:
     from .model import GestureDenoiser
+    from .sampling import GestureDenoiserNP
 
 log = logging.getLogger(__name__)
 
@@ -44,15 +45,16 @@ def default_model_dir() -> Path:
     return Path(env) if env else DEFAULT_MODEL_DIR
 
 
-def load_gesture_model(folder: str | os.PathLike[str] | None = None) -> GestureDenoiser:
-    """Load the trained denoiser (ModelError naming the training command when the weights are missing)."""
+def load_gesture_model(folder: str | os.PathLike[str] | None = None) -> GestureDenoiserNP:
+    """Load the trained denoiser for inference (NumPy, no torch; ModelError naming the training command when
+    the weights are missing)."""
     path = Path(folder) if folder is not None else default_model_dir()
     if not (path / "model.safetensors").is_file() or not (path / "config.json").is_file():
         raise ModelError(f"no gesture model at {path} (needs config.json and model.safetensors); train one with "
                          f"`{TRAIN_COMMAND}` (see docs/gesture.md), or pass --model DIR")
-    from .model import GestureDenoiser
+    from .sampling import GestureDenoiserNP
 
-    return GestureDenoiser.from_pretrained(path)
+    return GestureDenoiserNP.from_pretrained(path)
 
 
 def generate_gesture(
@@ -60,7 +62,7 @@ def generate_gesture(
     sr: int,
     vad: VadLike = None,
     seed: int = 0,
-    model: GestureDenoiser | str | os.PathLike[str] | None = None,
+    model: GestureDenoiserNP | GestureDenoiser | str | os.PathLike[str] | None = None,
     timeline: Timeline | None = None,
     guidance: float = DEFAULT_GUIDANCE,
     steps: int = DEFAULT_STEPS,
@@ -73,9 +75,9 @@ def generate_gesture(
         raise InputError(f"sample rate must be a positive integer, got {sr!r}")
     if timeline is not None and not isinstance(timeline, Timeline):
         raise InputError(f"timeline must be a Timeline, got {type(timeline).__name__}")
-    from .model import GestureDenoiser, generate
+    from .sampling import as_numpy_model, generate
 
-    net = model if isinstance(model, GestureDenoiser) else load_gesture_model(model)
+    net = load_gesture_model(model) if model is None or isinstance(model, (str, os.PathLike)) else as_numpy_model(model)
     if list(net.config.audio_features) != list(FEATURE_NAMES):
         raise ModelError(f"the gesture model was trained on features {net.config.audio_features}, this code makes "
                          f"{list(FEATURE_NAMES)}; retrain it with `{TRAIN_COMMAND}`")

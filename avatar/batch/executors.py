@@ -1,7 +1,7 @@
 """Where lines render: in this process, in local worker processes, or on a Ray cluster.
 
 Each executor is a generator: give it the render callable and the jobs, and it yields one LineResult per job
-as each finishes (in any order). Workers load their models once (`setup_worker`) and run one torch thread
+as each finishes (in any order). Workers load their models once (`setup_worker`) and run one BLAS thread
 each: the workers are the parallelism, and several multi-threaded workers on the same cores only fight.
 """
 
@@ -98,7 +98,7 @@ class RayLineWorker:
     """A Ray actor body: loads the models once, then renders lines (see run_ray)."""
 
     def __init__(self, render: Callable[..., Any]) -> None:
-        """Set up this worker (one torch thread, models loaded)."""
+        """Set up this worker (one BLAS thread, models loaded)."""
         self._render = render
         os.environ.setdefault("LP_NUM_THREADS", "1")  # one rasteriser thread per actor, as for local workers
         setup_worker(render)

@@ -124,20 +124,18 @@ class PipelineRenderer:
 
     def setup(self) -> None:
         """Load the face and gesture models, the default avatar and the stages' libraries once in this process."""
-        import torch
+        from threadpoolctl import threadpool_limits
 
-        from avatar.pipeline import models
-
-        from avatar.pipeline import perform
+        from avatar.pipeline import models, perform
         from avatar.types import VAD
 
-        torch.set_num_threads(1)  # one thread per worker: the workers are the parallelism
+        threadpool_limits(1)  # one BLAS thread per worker: the workers are the parallelism
         face, gesture = self._model_dirs()
         models().face(face)
         models().gesture(gesture)
         self._avatar(None)
-        # One throw-away performance: the stages import their libraries (diffusers, feature code) on first
-        # use, several seconds that belong to starting the worker, not to its first line's timings.
+        # One throw-away performance: the stages import their libraries (PyAV, moderngl, feature code) on first
+        # use, time that belongs to starting the worker, not to its first line's timings.
         perform("Ready.", vad=VAD.neutral(), seed=0, face_model=face, gesture_model=gesture)
 
     def _avatar(self, path: str | None) -> Any:

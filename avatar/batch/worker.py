@@ -60,10 +60,14 @@ class LineResult:
 
 
 def setup_worker(render: Callable[..., Any]) -> None:
-    """Once per worker process: one torch thread (workers are the parallelism), then load models."""
-    os.environ["OMP_NUM_THREADS"] = "1"  # read by torch when it loads later in this process
+    """Once per worker process: one BLAS / torch thread (workers are the parallelism), then load models."""
+    os.environ["OMP_NUM_THREADS"] = "1"  # read by BLAS libraries and torch that load later in this process
+    os.environ["OPENBLAS_NUM_THREADS"] = "1"
     os.environ["MKL_NUM_THREADS"] = "1"
-    torch = sys.modules.get("torch")  # already loaded (e.g. the emotion model ran here): set it directly
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)  # the ones already loaded (NumPy's BLAS runs the models)
+    torch = sys.modules.get("torch")  # already loaded (e.g. by a user's code): set it directly
     if torch is not None:
         torch.set_num_threads(1)
     setup = getattr(render, "setup", None)

@@ -1,0 +1,213 @@
+"""Sampling the gesture denoiser without torch: its config, motion arrays, its NumPy twin and the window loop.
+
+`gesture.model.GestureDenoiser` (torch) is what training builds and saves; inference loads the same folder
+into `GestureDenoiserNP` (avatar.npnn explains why) and samples with our NumPy DDIM (avatar.diffusion).
+A clip is sampled window by window, each continuing the previous window's last `overlap` frames (given to
+the model as a known, masked prefix) and cross-faded over them; emotion uses classifier-free guidance. The
+initial noise comes from a seeded NumPy generator, so a seed gives the same motion. After sampling the legs
+are re-solved by IK so the feet stay planted.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from avatar import npnn
+from avatar.diffusion import make_sampler
+from avatar.errors import InputError, ModelError
+from avatar.types import BodyMotion
+
+from .kinematics import plant_feet, rotations_in_skeleton_order
+from .prosody import FEATURE_NAMES, ProsodyFeatures
+from .rotations import quat_to_6d, sixd_to_quat
+from .skeleton import HUMANOID, VRM_BONES, Skeleton
+from .teacher import VadLike, vad_per_frame
+
+
+# --------------------------------------------------------------------------------------------------
+# Motion <-> model arrays
+# --------------------------------------------------------------------------------------------------
+
+
+def motion_to_array(motion: BodyMotion, skeleton: Skeleton = HUMANOID, root_scale: float = 10.0) -> np.ndarray:
+    """BodyMotion -> [T, J*6 + 3] float32: 6-D local rotations (skeleton order), then scaled hips displacement."""
+    rot = rotations_in_skeleton_order(motion, skeleton)
+    six = quat_to_6d(rot).reshape(motion.num_frames, -1)
+    root = (motion.root_position.astype(np.float64) - skeleton.rest_positions[0]) * root_scale
+    return np.concatenate([six, root], axis=1).astype(np.float32)
+
+
+def array_to_motion(x: np.ndarray, fps: float, skeleton: Skeleton = HUMANOID, root_scale: float = 10.0) -> BodyMotion:
+    """[T, J*6 + 3] -> BodyMotion (6-D projected back onto rotations by Gram-Schmidt)."""
+    x = np.asarray(x, dtype=np.float64)
+    J = len(skeleton.joints)
+    if x.ndim != 2 or x.shape[1] != J * 6 + 3:
+        raise InputError(f"motion array must be [T, {J * 6 + 3}], got {x.shape}")
+    q = sixd_to_quat(x[:, : J * 6].reshape(-1, J, 6))
+    root = x[:, J * 6:] / root_scale + skeleton.rest_positions[0]
+    return BodyMotion(fps=fps, joints=skeleton.joints, rotations=q.astype(np.float32),
+                      root_position=root.astype(np.float32))
+
+
+@dataclass
+class GestureModelConfig:
+    """Everything from_pretrained needs to rebuild the model."""
+
+    joints: list[str] = field(default_factory=lambda: list(VRM_BONES))
+    audio_features: list[str] = field(default_factory=lambda: list(FEATURE_NAMES))
+    fps: float = 30.0
+    window: int = 60
+    overlap: int = 10
+    d_model: int = 128
+    layers: int = 4
+    heads: int = 4
+    ff: int = 256
+    dropout: float = 0.1
+    num_train_timesteps: int = 1000
+    beta_schedule: str = "squaredcos_cap_v2"
+    cfg_dropout: float = 0.2
+    root_scale: float = 10.0
+
+    @property
+    def pose_dim(self) -> int:
+        """Numbers per frame: 6 per joint plus 3 for the hips."""
+        return len(self.joints) * 6 + 3
+
+
+class GestureDenoiserNP(npnn.NumpyTwin):
+    """NumPy twin of `gesture.model.GestureDenoiser` (pre-norm transformer): the same weights and numbers."""
+
+    config_class = GestureModelConfig
+    model_name = "gesture"
+
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        """Every weight's name and shape for this config."""
+        c = self.config
+        D, F, d = c.pose_dim, len(c.audio_features), c.d_model
+        s: dict[str, tuple[int, ...]] = {"inp.weight": (d, 2 * D + 1 + F), "inp.bias": (d,), "null_vad": (d,),
+                                         "pose_mean": (D,), "pose_std": (D,), "out.0.weight": (d,),
+                                         "out.0.bias": (d,), "out.1.weight": (D, d), "out.1.bias": (D,)}
+        for name, d_in in (("vad.0", 3), ("vad.2", d), ("time.0", d), ("time.2", d)):
+            s.update({f"{name}.weight": (d, d_in), f"{name}.bias": (d,)})
+        for i in range(c.layers):
+            b = f"encoder.layers.{i}"
+            s.update({f"{b}.self_attn.in_proj_weight": (3 * d, d), f"{b}.self_attn.in_proj_bias": (3 * d,),
+                      f"{b}.self_attn.out_proj.weight": (d, d), f"{b}.self_attn.out_proj.bias": (d,),
+                      f"{b}.linear1.weight": (c.ff, d), f"{b}.linear1.bias": (c.ff,),
+                      f"{b}.linear2.weight": (d, c.ff), f"{b}.linear2.bias": (d,)})
+            for norm in ("norm1", "norm2"):
+                s.update({f"{b}.{norm}.weight": (d,), f"{b}.{norm}.bias": (d,)})
+        return s
+
+    def __call__(self, x_t: np.ndarray, t: np.ndarray, audio: np.ndarray, vad: np.ndarray, known: np.ndarray,
+                 mask: np.ndarray, drop_vad: np.ndarray | None = None) -> np.ndarray:
+        """x_t, known [B, W, D]; t [B]; audio [B, W, F]; vad [B, W, 3]; mask [B, W, 1]; drop_vad [B] bool."""
+        p, c = self.params, self.config
+        lin = npnn.linear
+        B, W, _ = x_t.shape
+        h = lin(np.concatenate([x_t, known * mask, mask, audio], axis=-1).astype(np.float32), p, "inp")
+        v = lin(npnn.silu(lin(np.asarray(vad, np.float32), p, "vad.0")), p, "vad.2")
+        if drop_vad is not None:
+            v = np.where(np.asarray(drop_vad, bool)[:, None, None], p["null_vad"][None, None], v)
+        temb = lin(npnn.silu(lin(npnn.sinusoid(np.asarray(t), c.d_model), p, "time.0")), p, "time.2")
+        h = h + v + npnn.sinusoid(np.arange(W), c.d_model)[None] + temb[:, None, :]
+        for i in range(c.layers):  # torch's TransformerEncoderLayer, norm_first=True, GELU, eval (no dropout)
+            b = f"encoder.layers.{i}"
+            h = h + npnn.self_attention(npnn.layer_norm(h, p, f"{b}.norm1"), p, f"{b}.self_attn", c.heads)
+            ff = npnn.gelu(lin(npnn.layer_norm(h, p, f"{b}.norm2"), p, f"{b}.linear1"))
+            h = h + lin(ff, p, f"{b}.linear2")
+        return lin(npnn.layer_norm(h, p, "out.0"), p, "out.1")
+
+
+def as_numpy_model(model: Any) -> GestureDenoiserNP:
+    """The NumPy denoiser for a GestureDenoiserNP or a torch GestureDenoiser."""
+    if isinstance(model, GestureDenoiserNP):
+        return model
+    if hasattr(model, "state_dict") and isinstance(getattr(model, "config", None), GestureModelConfig):
+        return GestureDenoiserNP.from_module(model)
+    raise InputError(f"not a gesture denoiser: {type(model).__name__}")
+
+
+def crossfade(prev_tail: np.ndarray, new_head: np.ndarray) -> np.ndarray:
+    """Blend the overlap of two windows with a smoothstep weight (all prev at the start, all new at the end)."""
+    n = len(prev_tail)
+    s = (np.arange(n) + 1) / (n + 1)
+    w = (s * s * (3 - 2 * s))[:, None]
+    return (1 - w) * prev_tail + w * new_head
+
+
+def _sample_window(net: GestureDenoiserNP, scheduler: Any, audio: np.ndarray, vad: np.ndarray, known: np.ndarray,
+                   mask: np.ndarray, guidance: float, rng: np.random.Generator) -> np.ndarray:
+    W, D = audio.shape[1], net.config.pose_dim
+    x = rng.standard_normal((1, W, D), dtype=np.float32)
+    two = guidance != 1.0
+    for t in scheduler.timesteps:
+        if two:  # conditional and VAD-dropped passes in one batch
+            def rep(a: np.ndarray) -> np.ndarray:
+                return np.repeat(a, 2, axis=0)
+
+            x0 = net(rep(x), np.array([t, t]), rep(audio), rep(vad), rep(known), rep(mask), np.array([False, True]))
+            x0 = x0[1:] + np.float32(guidance) * (x0[:1] - x0[1:])
+        else:
+            x0 = net(x, np.array([t]), audio, vad, known, mask)
+        x = scheduler.step(x0, int(t), x)
+    return x
+
+
+def generate(model: Any, features: ProsodyFeatures | np.ndarray, vad: VadLike = None, seed: int = 0,
+             steps: int = 10, guidance_scale: float = 1.5, scheduler: str = "ddim", plant: bool = True,
+             skeleton: Skeleton = HUMANOID) -> BodyMotion:
+    """Sample motion for a whole clip (model: NumPy or torch denoiser): windows in order, each continuing the
+    previous one's overlap. scheduler: 'ddim' (NumPy) or 'dpm' (diffusers, imports torch)."""
+    net = as_numpy_model(model)
+    c = net.config
+    if c.joints != list(skeleton.joints):
+        raise ModelError("the model's joints do not match the skeleton")
+    if isinstance(features, ProsodyFeatures) and abs(features.fps - c.fps) > 1e-6:
+        raise InputError(f"prosody features are at {features.fps} fps, the model at {c.fps}")
+    feats = features.matrix() if isinstance(features, ProsodyFeatures) else np.asarray(features, dtype=np.float32)
+    if feats.ndim != 2 or feats.shape[1] != len(c.audio_features) or len(feats) == 0:
+        raise InputError(f"audio features must be [T>0, {len(c.audio_features)}], got {feats.shape}")
+    if not np.isfinite(feats).all():
+        raise InputError("audio features contain NaN or infinite values")
+    if not 1 <= int(steps) <= 200:
+        raise InputError(f"steps must be in 1..200, got {steps}")
+    if not math.isfinite(guidance_scale) or not 0.0 <= guidance_scale <= 10.0:
+        raise InputError(f"guidance scale must be in [0, 10], got {guidance_scale}")
+    T = len(feats)
+    W, O = c.window, c.overlap
+    stride = W - O
+    n_win = max(1, math.ceil((T - O) / stride)) if T > W else 1
+    total = O + n_win * stride if T > W else W
+    audio = np.zeros((total, feats.shape[1]), dtype=np.float32)
+    audio[:T] = feats
+    vad_f = np.zeros((total, 3), dtype=np.float32)
+    vad_f[:T] = vad_per_frame(vad, T, c.fps)
+    vad_f[T:] = vad_f[T - 1]
+    sched = make_sampler(scheduler, int(steps), c.num_train_timesteps, c.beta_schedule, "sample")
+    rng = np.random.default_rng(int(seed))
+    out = np.zeros((total, c.pose_dim), dtype=np.float32)
+    mean, std = net.params["pose_mean"], net.params["pose_std"]
+    from tqdm import tqdm
+
+    # Progress only for long clips (about a minute of audio and up); short ones finish in a second or two.
+    for k in tqdm(range(n_win), desc="gesture windows", disable=n_win < 30, leave=False):
+        s0 = k * stride
+        known = np.zeros((1, W, c.pose_dim), dtype=np.float32)
+        mask = np.zeros((1, W, 1), dtype=np.float32)
+        if k > 0:
+            known[0, :O] = (out[s0:s0 + O] - mean) / std
+            mask[0, :O] = 1.0
+        with npnn.blas_threads(1):
+            x = _sample_window(net, sched, audio[None, s0:s0 + W], vad_f[None, s0:s0 + W], known, mask,
+                               guidance_scale, rng)
+        win = x[0] * std + mean
+        if k > 0:
+            win[:O] = crossfade(out[s0:s0 + O], win[:O])
+        out[s0:s0 + W] = win
+    motion = array_to_motion(out[:T], c.fps, skeleton, c.root_scale)
+    return plant_feet(motion, skeleton) if plant else motion
