@@ -5,7 +5,11 @@ from __future__ import annotations
 import logging
 import math
 import os
+import sys
+import threading
+import types
 from fractions import Fraction
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -21,14 +25,96 @@ MAX_AUDIO_SECONDS = 3600.0
 MIN_SAMPLE_RATE = 4000
 
 
+_PYWORLD_LOCK = threading.Lock()
+
+
+def import_pyworld() -> types.ModuleType:
+    """The pyworld module (WORLD vocoder), imported without importing pkg_resources.
+
+    pyworld 0.3.5's __init__ imports pkg_resources only for `get_distribution("pyworld").version`, and importing
+    pkg_resources scans every installed distribution: 0.25-0.45 s of each new process that speaks. While pyworld
+    is imported, a stand-in answers that one call from importlib.metadata (the same version string); it is
+    removed again right after, so a later `import pkg_resources` gets the real module.
+    """
+    with _PYWORLD_LOCK:
+        if "pyworld" in sys.modules or "pkg_resources" in sys.modules:
+            import pyworld
+
+            return pyworld
+        import importlib.metadata
+
+        stand_in = types.ModuleType("pkg_resources")
+        stand_in.get_distribution = (  # type: ignore[attr-defined]
+            lambda name: types.SimpleNamespace(version=importlib.metadata.version(name)))
+        sys.modules["pkg_resources"] = stand_in
+        try:
+            import pyworld
+        except AttributeError:  # a pyworld that wants more of pkg_resources: the ordinary import
+            sys.modules.pop("pkg_resources", None)
+            import pyworld
+        finally:
+            if sys.modules.get("pkg_resources") is stand_in:
+                del sys.modules["pkg_resources"]
+        return pyworld
+
+
 def resample(audio: np.ndarray, sr: int, target_sr: int) -> np.ndarray:
-    """Polyphase resampling (scipy) from sr to target_sr; returns float32."""
+    """Polyphase resampling from sr to target_sr (scipy.signal.resample_poly's result); returns float32."""
     if sr == target_sr or audio.size == 0:
         return audio.astype(np.float32, copy=False)
-    from scipy.signal import resample_poly
-
     frac = Fraction(int(target_sr), int(sr)).limit_denominator(1000)
     return resample_poly(audio.astype(np.float64), frac.numerator, frac.denominator).astype(np.float32)
+
+
+@lru_cache(maxsize=16)
+def _lowpass(up: int, down: int) -> tuple[np.ndarray, int]:
+    """resample_poly's default filter: firwin(20 * max_rate + 1, 1 / max_rate, window=("kaiser", 5.0)) * up."""
+    rate = max(up, down)
+    half = 10 * rate
+    h = np.sinc(np.arange(-half, half + 1) / rate) / rate * np.kaiser(2 * half + 1, 5.0)
+    return h / h.sum() * up, half
+
+
+def resample_poly(x: np.ndarray, up: int, down: int) -> np.ndarray:
+    """scipy.signal.resample_poly(x, up, down) for 1-D x with its defaults (Kaiser window, beta 5, zero padding).
+
+    Written out because importing scipy.signal costs about 1 s of a new process and every `avatar say`
+    resamples (tests/test_scipy_equivalents.py compares the two). Output i is sum_m x[m] h[half + i * down - m * up],
+    h the filter at the upsampled rate. Outputs r * up + j (j < up) read inputs near r * down, each through its
+    own taps of h, so a row of `up` outputs is one window of the input times a fixed [window, up] matrix.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    g = math.gcd(int(up), int(down))
+    up, down = int(up) // g, int(down) // g
+    if up == down == 1:
+        return x.copy()
+    mix, lo = _polyphase(up, down)
+    width = mix.shape[0]
+    n_out = -(-x.size * up // down)
+    rows = -(-n_out // up)
+    # Row r reads x[r * down + lo : r * down + lo + width] (zeros outside x).
+    pad_left = max(0, -lo)
+    xp = np.concatenate([np.zeros(pad_left), x, np.zeros(max(0, (rows - 1) * down + lo + width - x.size))])
+    windows = np.lib.stride_tricks.sliding_window_view(xp, width)[lo + pad_left::down]
+    out = np.empty((rows, up))
+    step = max(1, (1 << 20) // width)  # rows per product: bounded memory for long audio
+    for r0 in range(0, rows, step):
+        out[r0:r0 + step] = windows[r0:r0 + step] @ mix
+    return out.reshape(-1)[:n_out]
+
+
+@lru_cache(maxsize=16)
+def _polyphase(up: int, down: int) -> tuple[np.ndarray, int]:
+    """[width, up] matrix taking a row's input window to its `up` outputs, and the window's offset."""
+    h, half = _lowpass(up, down)
+    t = np.arange(up) * down + half  # each output's position in the upsampled signal
+    m = t[:, None] // up - np.arange(-(-h.size // up))[None]  # the inputs it reads: [up, taps]
+    k = t[:, None] - m * up  # through these filter taps
+    lo = int(m.min())
+    mix = np.zeros((int(m.max()) - lo + 1, up))
+    ok = k < h.size
+    mix[(m - lo)[ok], np.broadcast_to(np.arange(up)[:, None], m.shape)[ok]] = h[k[ok]]
+    return mix, lo
 
 
 def _check(audio: np.ndarray, sr: int, name: str) -> None:

@@ -13,11 +13,12 @@ beats and the model takes as its seventh conditioning channel (zero when there i
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, replace
 
 import numpy as np
 
-from avatar.audio import resample
+from avatar.audio import import_pyworld, resample
 from avatar.errors import InputError
 from avatar.types import Timeline
 
@@ -124,12 +125,125 @@ def _resample_track(track: np.ndarray, hop_s: float, fps: float, n: int, how: st
     return np.interp(t_dst, t_src, track)
 
 
+# scipy.signal and scipy.ndimage would cost this analysis about 1.5 s of a new process (every `avatar say` runs it),
+# so the few functions it needs are written out below, step for step as scipy computes them;
+# tests/test_scipy_equivalents.py compares each with scipy's on random inputs.
+
+
+def binary_closing(x: np.ndarray, size: int) -> np.ndarray:
+    """scipy.ndimage.binary_closing(x, np.ones(size)) for 1-D x: dilation, then erosion (outside x counts as 0)."""
+    return _erode(_dilate(np.asarray(x, dtype=bool), size), size)
+
+
+def binary_opening(x: np.ndarray, size: int) -> np.ndarray:
+    """scipy.ndimage.binary_opening(x, np.ones(size)) for 1-D x: erosion, then dilation."""
+    return _dilate(_erode(np.asarray(x, dtype=bool), size), size)
+
+
+def _count(x: np.ndarray, size: int, back: int) -> np.ndarray:
+    """True samples among x[i - back : i - back + size] for each i (outside x counts as false)."""
+    c = np.concatenate([[0], np.cumsum(x, dtype=np.int64)])
+    i = np.arange(x.size) - back
+    return c[np.clip(i + size, 0, x.size)] - c[np.clip(i, 0, x.size)]
+
+
+def _erode(x: np.ndarray, size: int) -> np.ndarray:
+    return _count(x, size, size // 2) == size
+
+
+def _dilate(x: np.ndarray, size: int) -> np.ndarray:
+    return _count(x, size, (size - 1) // 2) > 0  # scipy mirrors the structure: even sizes lean the other way
+
+
+def median_filter(x: np.ndarray, size: int) -> np.ndarray:
+    """scipy.ndimage.median_filter(x, size, mode="nearest") for 1-D x and an odd size."""
+    if size % 2 != 1:
+        raise ValueError(f"size must be odd, got {size}")
+    x = np.asarray(x, dtype=np.float64)
+    windows = np.lib.stride_tricks.sliding_window_view(np.pad(x, size // 2, mode="edge"), size)
+    out = np.empty(x.size)
+    for s in range(0, x.size, 1 << 14):  # bounded memory for long audio
+        out[s:s + (1 << 14)] = np.median(windows[s:s + (1 << 14)], axis=1)
+    return out
+
+
+def find_peaks(x: np.ndarray, height: float | None = None, distance: float | None = None,
+               prominence: float | None = None, wlen: float | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """scipy.signal.find_peaks(x, height=, distance=, prominence=, wlen=) with scalar lower bounds only.
+
+    The steps and tie-breaks are scipy's: local maxima (a plateau counts once, at its middle, rounded down), then
+    height, then distance (higher peaks first, in np.argsort's order), then prominence within `wlen` samples.
+    Returns the peaks and "peak_heights" and/or "prominences", "left_bases", "right_bases" as scipy does.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim != 1:
+        raise ValueError("`x` must be a 1-D array")
+    if distance is not None and distance < 1:
+        raise ValueError("`distance` must be greater or equal to 1")
+    dx = np.diff(x)
+    change = np.flatnonzero(dx)  # where the value changes; a plateau is one step here
+    top = np.flatnonzero((dx[change[:-1]] > 0) & (dx[change[1:]] < 0))  # a rise, then (after a plateau) a fall
+    peaks = (change[top] + 1 + change[top + 1]) // 2
+    props: dict[str, np.ndarray] = {}
+    if height is not None:
+        keep = x[peaks] >= height
+        peaks, props["peak_heights"] = peaks[keep], x[peaks][keep]
+    if distance is not None and peaks.size > 1:
+        gap = math.ceil(distance)
+        keep = np.ones(peaks.size, dtype=bool)
+        pos = peaks.tolist()
+        for j in np.argsort(x[peaks])[::-1].tolist():  # highest first
+            if not keep[j]:
+                continue
+            k = j - 1
+            while k >= 0 and pos[j] - pos[k] < gap:
+                keep[k] = False
+                k -= 1
+            k = j + 1
+            while k < len(pos) and pos[k] - pos[j] < gap:
+                keep[k] = False
+                k += 1
+        peaks = peaks[keep]
+        props = {key: v[keep] for key, v in props.items()}
+    if prominence is not None:
+        if wlen is not None and not wlen > 1:
+            raise ValueError(f"`wlen` must be larger than 1, was {wlen}")
+        reach = None if wlen is None else math.ceil(wlen) // 2
+        bases = np.array([_bases(x, p, reach) for p in peaks.tolist()], dtype=np.intp).reshape(-1, 2)
+        prom = x[peaks] - np.maximum(x[bases[:, 0]], x[bases[:, 1]])
+        keep = prom >= prominence
+        props.update(prominences=prom, left_bases=bases[:, 0], right_bases=bases[:, 1])
+        peaks = peaks[keep]
+        props = {key: v[keep] for key, v in props.items()}
+    return peaks, props
+
+
+def _bases(x: np.ndarray, p: int, reach: int | None) -> tuple[int, int]:
+    """A peak's left and right bases as scipy defines them: the lowest point on each side before the signal rises
+    above the peak (or the window of `reach` samples ends); of equal lows, the one nearest the peak."""
+    lo, hi = (0, x.size - 1) if reach is None else (max(0, p - reach), min(x.size - 1, p + reach))
+    left, right = _above(x, p, lo, -1), _above(x, p, hi, 1)
+    left, right = lo if left is None else left + 1, hi if right is None else right - 1
+    seg = x[left:p + 1]
+    return left + seg.size - 1 - int(np.argmin(seg[::-1])), p + int(np.argmin(x[p:right + 1]))
+
+
+def _above(x: np.ndarray, p: int, end: int, step: int) -> int | None:
+    """The sample nearest to p towards `end` (inclusive, step -1 or 1) that is higher than x[p], or None. Searched
+    in growing chunks, so the cost follows the distance found, as scipy's sample-by-sample walk does."""
+    i, n = p, 16
+    while (end - i) * step > 0:
+        j = max(i - n, end) if step < 0 else min(i + n, end)
+        above = np.flatnonzero((x[j:i] if step < 0 else x[i + 1:j + 1]) > x[p])
+        if above.size:
+            return j + int(above[-1]) if step < 0 else i + 1 + int(above[0])
+        i, n = j, n * 2
+    return None
+
+
 def prosody_features(audio: np.ndarray, sr: int, fps: float = 30.0, duration: float | None = None,
                      timeline: Timeline | None = None) -> ProsodyFeatures:
     """Analyse mono float audio: onsets, energy, F0, pitch accents, speech/silence (+ timeline stress) at `fps`."""
-    from scipy.ndimage import binary_closing, binary_opening, median_filter
-    from scipy.signal import find_peaks
-
     a = np.asarray(audio)
     if a.ndim != 1 or a.size == 0:
         raise InputError(f"prosody needs non-empty mono audio, got shape {a.shape}")
@@ -148,20 +262,20 @@ def prosody_features(audio: np.ndarray, sr: int, fps: float = 30.0, duration: fl
     energy = np.clip((rms_db - (loud - 60.0)) / 60.0, 0.0, 1.0)
     speech = (rms_db > loud - 35.0) & (rms_db > -60.0)
     gap = max(1, int(0.15 / HOP_S))
-    speech = binary_closing(speech, np.ones(gap)) if speech.any() else speech  # bridge short pauses
-    speech = binary_opening(speech, np.ones(max(1, int(0.05 / HOP_S)))) if speech.any() else speech
+    speech = binary_closing(speech, gap) if speech.any() else speech  # bridge short pauses
+    speech = binary_opening(speech, max(1, int(0.05 / HOP_S))) if speech.any() else speech
     # Spectral flux on a log-compressed magnitude spectrum.
     mag = np.abs(np.fft.rfft(fr * np.hanning(512)[None], axis=1))
     logmag = np.log1p(100.0 * mag)
     flux = np.maximum(0.0, np.diff(logmag, axis=0, prepend=logmag[:1])).sum(axis=1)
     flux = flux / max(np.percentile(flux, 99), 1e-9)
-    base = median_filter(flux, size=int(0.5 / HOP_S) | 1, mode="nearest")
+    base = median_filter(flux, int(0.5 / HOP_S) | 1)
     peaks, props = find_peaks(flux - base, height=0.15, distance=max(1, int(0.08 / HOP_S)), prominence=0.1)
     peaks = peaks[speech[np.minimum(peaks + 2, len(speech) - 1)] | speech[peaks]]
     onsets = peaks * HOP_S
     onset_w = np.clip(flux[peaks], 0.0, 1.0)
     # F0 with DIO + StoneMask (fast; harvest is ~70x slower for little gain on clean speech).
-    import pyworld as pw
+    pw = import_pyworld()
 
     f0, t = pw.dio(x, ANALYSIS_SR, f0_floor=60.0, f0_ceil=500.0, frame_period=HOP_S * 1000, speed=4)
     f0 = pw.stonemask(x, f0, t, ANALYSIS_SR)

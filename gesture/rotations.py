@@ -1,15 +1,18 @@
 """Rotation conversions (quaternion x,y,z,w <-> matrix <-> 6-D <-> Euler), slerp, quaternion product.
 
 Everything is vectorised over leading axes ([..., 4] quaternions, [..., 3, 3] matrices, [..., 6] 6-D).
-Conversions that scipy.spatial.transform.Rotation offers are delegated to it; the 6-D form (Zhou et al.
-2019, "On the Continuity of Rotation Representations in Neural Networks") and pairwise slerp are written
-here because scipy has neither (its Slerp interpolates one key sequence, not arrays of pairs).
+Euler conversions are delegated to scipy.spatial.transform.Rotation (imported when first needed). The product,
+rotating vectors and quaternion <-> matrix are written out in numpy as scipy's Rotation computes them (inputs
+normalised, Markley's method from matrices, non-orthogonal matrices orthogonalised by SVD first):
+they are on the path of every render, and importing scipy.spatial costs about 0.4-0.8 s of a new process;
+tests/test_scipy_equivalents.py compares them with Rotation on random inputs. The 6-D form (Zhou et al. 2019,
+"On the Continuity of Rotation Representations in Neural Networks") and pairwise slerp are written here
+because scipy has neither (its Slerp interpolates one key sequence, not arrays of pairs).
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy.spatial.transform import Rotation
 
 __all__ = [
     "identity_quat", "quat_normalize", "quat_mul", "quat_inv", "quat_apply", "quat_to_matrix", "matrix_to_quat",
@@ -23,6 +26,33 @@ def _flat(a: np.ndarray, k: int) -> tuple[np.ndarray, tuple[int, ...]]:
     if a.shape[-1] != k:
         raise ValueError(f"expected a trailing axis of {k}, got shape {a.shape}")
     return a.reshape(-1, k), a.shape[:-1]
+
+
+def _rotation():  # noqa: ANN202
+    # imported here: scipy.spatial.transform costs ~0.4-0.8 s of cold start, and only the Euler conversions need it
+    from scipy.spatial.transform import Rotation
+
+    return Rotation
+
+
+def _unit(f: np.ndarray) -> np.ndarray:
+    """Rows of [N, 4] normalised, refusing zero rows (as Rotation.from_quat does)."""
+    norm = np.linalg.norm(f, axis=1, keepdims=True)
+    if np.any(norm == 0):
+        raise ValueError("Found zero norm quaternions in `quat`.")
+    return f / norm
+
+
+def _matrices(f: np.ndarray) -> np.ndarray:
+    """[N, 4] unit quaternions (x, y, z, w) to [N, 3, 3] rotation matrices."""
+    x, y, z, w = f.T
+    xx, yy, zz, ww = x * x, y * y, z * z, w * w
+    xy, zw, xz, yw, yz, xw = x * y, z * w, x * z, y * w, y * z, x * w
+    m = np.empty((f.shape[0], 3, 3))
+    m[:, 0, 0], m[:, 0, 1], m[:, 0, 2] = xx - yy - zz + ww, 2 * (xy - zw), 2 * (xz + yw)
+    m[:, 1, 0], m[:, 1, 1], m[:, 1, 2] = 2 * (xy + zw), -xx + yy - zz + ww, 2 * (yz - xw)
+    m[:, 2, 0], m[:, 2, 1], m[:, 2, 2] = 2 * (xz - yw), 2 * (yz + xw), -xx - yy + zz + ww
+    return m
 
 
 def identity_quat(*shape: int) -> np.ndarray:
@@ -47,11 +77,15 @@ def quat_canonical(q: np.ndarray) -> np.ndarray:
 def quat_mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Hamilton product a*b (apply b first, then a), broadcasting over leading axes."""
     a, b = np.broadcast_arrays(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64))
-    fa, shape = _flat(np.array(a), 4)  # copies: broadcast views are read-only, scipy needs writable buffers
-    fb, _ = _flat(np.array(b), 4)
+    fa, shape = _flat(a, 4)
+    fb, _ = _flat(b, 4)
     if fa.shape[0] == 0:
         return np.zeros((*shape, 4))
-    return (Rotation.from_quat(fa) * Rotation.from_quat(fb)).as_quat().reshape(*shape, 4)
+    fa, fb = _unit(fa), _unit(fb)
+    out = np.empty_like(fa)
+    out[:, :3] = fa[:, 3:] * fb[:, :3] + fb[:, 3:] * fa[:, :3] + np.cross(fa[:, :3], fb[:, :3])
+    out[:, 3] = fa[:, 3] * fb[:, 3] - np.sum(fa[:, :3] * fb[:, :3], axis=1)
+    return out.reshape(*shape, 4)
 
 
 def quat_inv(q: np.ndarray) -> np.ndarray:
@@ -65,11 +99,11 @@ def quat_apply(q: np.ndarray, v: np.ndarray) -> np.ndarray:
     """Rotate vectors v [..., 3] by quaternions q [..., 4] (broadcasting)."""
     q, v = np.asarray(q, dtype=np.float64), np.asarray(v, dtype=np.float64)
     shape = np.broadcast_shapes(q.shape[:-1], v.shape[:-1])
-    fq = np.array(np.broadcast_to(q, (*shape, 4)).reshape(-1, 4))  # scipy needs writable buffers
-    fv = np.array(np.broadcast_to(v, (*shape, 3)).reshape(-1, 3))
+    fq = np.broadcast_to(q, (*shape, 4)).reshape(-1, 4)
+    fv = np.broadcast_to(v, (*shape, 3)).reshape(-1, 3)
     if fq.shape[0] == 0:
         return np.zeros((*shape, 3))
-    return Rotation.from_quat(fq).apply(fv).reshape(*shape, 3)
+    return np.einsum("nij,nj->ni", _matrices(_unit(fq)), fv).reshape(*shape, 3)
 
 
 def quat_to_matrix(q: np.ndarray) -> np.ndarray:
@@ -77,7 +111,7 @@ def quat_to_matrix(q: np.ndarray) -> np.ndarray:
     f, shape = _flat(q, 4)
     if f.shape[0] == 0:
         return np.zeros((*shape, 3, 3))
-    return Rotation.from_quat(f).as_matrix().reshape(*shape, 3, 3)
+    return _matrices(_unit(f)).reshape(*shape, 3, 3)
 
 
 def matrix_to_quat(m: np.ndarray) -> np.ndarray:
@@ -87,7 +121,28 @@ def matrix_to_quat(m: np.ndarray) -> np.ndarray:
     f = m.reshape(-1, 3, 3)
     if f.shape[0] == 0:
         return np.zeros((*shape, 4))
-    return quat_canonical(Rotation.from_matrix(f).as_quat()).reshape(*shape, 4)
+    bad = np.flatnonzero(np.linalg.det(f) <= 0)
+    if bad.size:
+        raise ValueError(f"Non-positive determinant (left-handed or null coordinate frame) in rotation matrix "
+                         f"{bad[0]}: {f[bad[0]]}.")
+    skew = ~np.all(np.isclose(f @ np.swapaxes(f, -1, -2), np.eye(3), rtol=1e-5, atol=1e-12), axis=(-2, -1))
+    if np.any(skew):  # the nearest rotation (orthogonal Procrustes), as scipy does
+        u, _, vt = np.linalg.svd(f[skew], full_matrices=False)
+        f = f.copy()
+        f[skew] = u @ vt
+    # Markley 2008: build the quaternion from the largest of the diagonal and the trace (stable everywhere).
+    tr = np.trace(f, axis1=1, axis2=2)
+    choice = np.argmax(np.stack([f[:, 0, 0], f[:, 1, 1], f[:, 2, 2], tr], axis=1), axis=1)
+    q = np.stack([f[:, 2, 1] - f[:, 1, 2], f[:, 0, 2] - f[:, 2, 0], f[:, 1, 0] - f[:, 0, 1], 1 + tr], axis=1)
+    for i in range(3):
+        j, k = (i + 1) % 3, (i + 2) % 3
+        rows = choice == i
+        g = f[rows]
+        q[rows, i] = 1 - tr[rows] + 2 * g[:, i, i]
+        q[rows, j] = g[:, j, i] + g[:, i, j]
+        q[rows, k] = g[:, k, i] + g[:, i, k]
+        q[rows, 3] = g[:, k, j] - g[:, j, k]
+    return quat_canonical(q / np.linalg.norm(q, axis=1, keepdims=True)).reshape(*shape, 4)
 
 
 def matrix_to_6d(m: np.ndarray) -> np.ndarray:
@@ -133,7 +188,7 @@ def quat_to_euler(q: np.ndarray, order: str = "ZXY", degrees: bool = True) -> np
 
     with warnings.catch_warnings():  # gimbal lock is reported by scipy as a warning; the angles are still valid
         warnings.simplefilter("ignore", UserWarning)
-        return Rotation.from_quat(f).as_euler(order, degrees=degrees).reshape(*shape, 3)
+        return _rotation().from_quat(f).as_euler(order, degrees=degrees).reshape(*shape, 3)
 
 
 def euler_to_quat(angles: np.ndarray, order: str = "ZXY", degrees: bool = True) -> np.ndarray:
@@ -142,7 +197,7 @@ def euler_to_quat(angles: np.ndarray, order: str = "ZXY", degrees: bool = True) 
     f, shape = _flat(angles, 3)
     if f.shape[0] == 0:
         return np.zeros((*shape, 4))
-    return Rotation.from_euler(order, f, degrees=degrees).as_quat().reshape(*shape, 4)
+    return _rotation().from_euler(order, f, degrees=degrees).as_quat().reshape(*shape, 4)
 
 
 def quat_from_axis_angle(axis: np.ndarray, angle: np.ndarray, degrees: bool = True) -> np.ndarray:

@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from avatar.audio import import_pyworld
+
 
 ACTIVE_RANGE_DB = 35.0
 FLOOR_DBFS = -60.0
@@ -54,7 +56,7 @@ def active_frames(audio: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray]:
 def measure(audio: np.ndarray, sr: int, f0_method: str = "dio") -> SpeechMeasures:
     """Measure F0 (dio or harvest), active-speech loudness and timing of a mono clip."""
     x = np.asarray(audio, dtype=np.float64)
-    import pyworld as pw
+    pw = import_pyworld()
 
     if f0_method == "harvest":
         f0, _ = pw.harvest(x, sr, f0_floor=50.0, f0_ceil=600.0, frame_period=5.0)

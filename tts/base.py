@@ -112,14 +112,17 @@ def synthesize_sentences(text: str, vad: VADInput, sample_rate: int, synth: Sent
     """Split `text`, synthesise each sentence with its VAD, and join audio and timelines exactly."""
     sentences = check_tts_text(text)
     pick = vad_picker(vad, len(sentences))
-    from tqdm.auto import tqdm
-
     audios: list[np.ndarray] = []
     timelines: list[Timeline] = []
     t = 0.0
     gap = np.zeros(int(round(gap_seconds * sample_rate)), dtype=np.float32)
-    show = len(sentences) >= 8 and sys.stderr.isatty()
-    for i, s in enumerate(tqdm(sentences, desc="speech", unit="sentence", disable=not show)):
+    items: Iterable[Sentence] = sentences
+    if len(sentences) >= 8 and sys.stderr.isatty():
+        # imported here: tqdm.auto (it imports asyncio) costs ~60 ms of cold start, and short texts show no bar
+        from tqdm.auto import tqdm
+
+        items = tqdm(sentences, desc="speech", unit="sentence")
+    for i, s in enumerate(items):
         v = pick(i, t)
         audio, tl = synth(s.text, v)
         if i < len(sentences) - 1 and gap.size:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from avatar.audio import import_pyworld
 from avatar.tts.prosody import ProsodyParams
 
 log = logging.getLogger(__name__)
@@ -89,7 +90,7 @@ def reshape(audio: np.ndarray, sr: int, edit: WorldEdit, aperiodicity: str = "fa
     x = np.asarray(audio, dtype=np.float64)
     if edit.is_identity() or x.size < sr * 0.05 or not np.any(x):
         return np.asarray(audio, dtype=np.float32)
-    import pyworld as pw
+    pw = import_pyworld()
 
     f0, t = pw.dio(x, sr, f0_floor=F0_FLOOR, f0_ceil=F0_CEIL, frame_period=frame_period_ms, speed=3)
     f0 = pw.stonemask(x, f0, t, sr)

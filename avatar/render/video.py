@@ -89,7 +89,6 @@ def write_mp4(out: str | os.PathLike[str], frames: Iterable[np.ndarray], n_frame
               vad: np.ndarray | None = None, progress: Callable[[float], None] | None = None) -> Path:
     """Encode n_frames RGB frames (uint8 [H, W, 3]) and mono float audio into an MP4, atomically."""
     import av
-    from tqdm.auto import tqdm
 
     path = Path(out)
     audio, vad_rows = _check_args(path, n_frames, audio, sample_rate, fps, subtitles, vad)
@@ -100,13 +99,18 @@ def write_mp4(out: str | os.PathLike[str], frames: Iterable[np.ndarray], n_frame
     audio = np.clip(fit_audio(audio, sample_rate, n_frames, fps), -1.0, 1.0).astype(np.float32)
     rate = Fraction(fps).limit_denominator(1001)
     it = iter(frames)
-    bar = tqdm(total=n_frames, desc="video", unit="frame", disable=not sys.stderr.isatty(), leave=False)
+    bar = None
+    if sys.stderr.isatty():  # imported only to show it: tqdm.auto costs ~50-90 ms of a new process
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=n_frames, desc="video", unit="frame", leave=False)
     try:
         with atomic_path(path) as tmp:
             with av.open(str(tmp), mode="w", format="mp4", options={"movflags": "+faststart"}) as box:
                 _encode(box, it, n_frames, audio, sample_rate, rate, subtitles or [], vad_rows, progress, bar)
     finally:
-        bar.close()
+        if bar is not None:
+            bar.close()
         close = getattr(it, "close", None)
         if close is not None:  # stop a rendering generator (and free its GL context) if we left it early
             close()
@@ -167,7 +171,8 @@ def _encode(box, it, n_frames: int, audio: np.ndarray, sr: int, rate: Fraction, 
             for pkt in a_stream.encode(af):
                 box.mux(pkt)
             sent += n
-        bar.update(1)
+        if bar is not None:
+            bar.update(1)
         if progress is not None:
             progress((i + 1) / n_frames)
     for stream in (vs, a_stream):
