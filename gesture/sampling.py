@@ -192,10 +192,12 @@ def generate(model: Any, features: ProsodyFeatures | np.ndarray, vad: VadLike = 
     rng = np.random.default_rng(int(seed))
     out = np.zeros((total, c.pose_dim), dtype=np.float32)
     mean, std = net.params["pose_mean"], net.params["pose_std"]
-    from tqdm import tqdm
+    windows: Any = range(n_win)
+    if n_win >= 30:  # progress only for long clips (about a minute and up); tqdm's import is not free
+        from tqdm import tqdm
 
-    # Progress only for long clips (about a minute of audio and up); short ones finish in a second or two.
-    for k in tqdm(range(n_win), desc="gesture windows", disable=n_win < 30, leave=False):
+        windows = tqdm(windows, desc="gesture windows", leave=False)
+    for k in windows:
         s0 = k * stride
         known = np.zeros((1, W, c.pose_dim), dtype=np.float32)
         mask = np.zeros((1, W, 1), dtype=np.float32)
