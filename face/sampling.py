@@ -178,7 +178,7 @@ def sample_motion(model: Any, audio_features: np.ndarray, vad: VAD | EmotionTrac
         from tqdm import tqdm
 
         timesteps = tqdm(timesteps, desc="face diffusion", unit="step")
-    with npnn.blas_threads(1):
+    with npnn.blas_limit(1):
         x = _denoise(net, sched, timesteps, x, audio, starts, vads, w, weight_sum, win, rows is not None, guidance)
     mean = np.asarray(c.motion_mean, dtype=np.float32)
     std = np.asarray(c.motion_std, dtype=np.float32)

@@ -204,7 +204,7 @@ def generate(model: Any, features: ProsodyFeatures | np.ndarray, vad: VadLike = 
         if k > 0:
             known[0, :O] = (out[s0:s0 + O] - mean) / std
             mask[0, :O] = 1.0
-        with npnn.blas_threads(1):
+        with npnn.blas_limit(1):
             x = _sample_window(net, sched, audio[None, s0:s0 + W], vad_f[None, s0:s0 + W], known, mask,
                                guidance_scale, rng)
         win = x[0] * std + mean

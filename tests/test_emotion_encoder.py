@@ -1,12 +1,18 @@
-"""Our inference BERT (avatar.emotion.encoder) against transformers + peft, which training uses."""
+"""Our NumPy inference BERT (avatar.emotion.encoder, regressor) against transformers + peft, which training uses."""
 
 from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from avatar.errors import ModelError
+
+ROOT = Path(__file__).resolve().parents[1]
 
 TEXTS = ["I love this!", "I can't believe we finally won!", "Ugh. 😡 This is the worst day…",
          "Привет, как дела? 你好", "naïve café", "so " * 150]
@@ -37,6 +43,36 @@ def test_inference_model_matches_transformers_and_peft(trained):
     assert max(len(x) for x in fast.token_ids(TEXTS)) == 64
     np.testing.assert_allclose(fast.predict_ratings(TEXTS), model.predict_ratings(TEXTS), atol=1e-5)
     assert "transformers" not in type(fast.encoder).__module__
+    # Batches side by side on threads (how EmotionAnalyzer runs it) give what one batch at a time gives.
+    np.testing.assert_allclose(fast.predict_ratings(TEXTS, batch_size=2, threads=2), fast.predict_ratings(TEXTS),
+                               atol=1e-6)
+
+
+def test_full_finetune_layers_load_as_training_reloads_them(tmp_path):
+    """finetune="full" stores the transformer layers in float16; both models read them back the same way."""
+    from avatar.emotion.model import EmotionModel, EmotionModelConfig, EmotionRegressor
+
+    torch.manual_seed(1)
+    model = EmotionModel(EmotionModelConfig(finetune="full", pool_layers=2, max_length=64))
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.startswith("encoder.encoder.layer.5.") or name == "layer_mix":
+                p.add_(torch.randn_like(p) * 0.05)
+    model.save_pretrained(tmp_path / "full")
+    slow = EmotionModel.from_pretrained(tmp_path / "full")
+    fast = EmotionRegressor.from_pretrained(tmp_path / "full")
+    np.testing.assert_allclose(fast.predict_ratings(TEXTS), slow.predict_ratings(TEXTS), atol=1e-5)
+    key = "encoder.layer.5.output.dense.weight"  # the changed layer, stored as float16, computed in float32
+    assert fast.encoder.weights[key].dtype == np.float32
+    np.testing.assert_array_equal(fast.encoder.weights[key], model.encoder.state_dict()[key].half().float().numpy())
+
+
+def test_analyze_in_a_fresh_process_never_imports_torch():
+    code = ("import sys, avatar.emotion; out = avatar.emotion.analyze('I am happy.'); "
+            "print(out[0].label, sorted(m for m in ('torch', 'transformers', 'peft') if m in sys.modules))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.split()[-1] == "[]", r.stdout
 
 
 def test_a_foreign_adapter_is_refused(trained, tmp_path):

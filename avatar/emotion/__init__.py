@@ -36,28 +36,29 @@ class EmotionAnalyzer:
     """Reads VAD, a label and a confidence from each sentence of a text with the trained MiniLM model."""
 
     def __init__(self, model_dir: str | os.PathLike[str] | None = None, num_threads: int | None = None) -> None:
-        """Load the model from `model_dir` (default: weights/emotion)."""
-        import torch
-
-        from avatar.emotion.model import EmotionRegressor
+        """Load the model from `model_dir` (default: weights/emotion); it runs on `num_threads` cores (default:
+        as many as NumPy's BLAS is set to use, which OMP_NUM_THREADS / OPENBLAS_NUM_THREADS lower)."""
+        # NumPy inference: this path never imports torch (2-3 s of a cold start).
+        from avatar.emotion.regressor import EmotionRegressor
+        from avatar.npnn import blas_threads
 
         folder = Path(model_dir or os.environ.get("AVATAR_EMOTION_MODEL") or DEFAULT_MODEL_DIR)
         if not (folder / "model.safetensors").exists():
             raise ModelError(
                 f"no emotion model at {folder}; train one with `python -m avatar.emotion.train` (see docs/emotion.md)"
             )
-        if num_threads:
-            torch.set_num_threads(num_threads)
         self.model = EmotionRegressor.from_pretrained(folder)
         self.model_dir = folder
-        self._lock = threading.Lock()  # torch modules are not re-entrant across threads
+        self.num_threads = num_threads or blas_threads()
+        # One call at a time: predict_ratings caps BLAS threads process-wide (threadpoolctl) while it runs.
+        self._lock = threading.Lock()
 
     def ratings(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         """EmoBank-scale (1..5) ratings for a list of texts, [N, 3]."""
         if not texts:
             return np.zeros((0, 3))
         with self._lock:
-            return self.model.predict_ratings(texts, batch_size=batch_size)
+            return self.model.predict_ratings(texts, batch_size=batch_size, threads=self.num_threads)
 
     def vad_batch(self, texts: list[str], batch_size: int = 64) -> list[VAD]:
         """VAD in [-1, 1] for each text, scored as one unit each (no sentence splitting)."""
