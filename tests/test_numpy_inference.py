@@ -140,3 +140,17 @@ print("HEAVY", heavy)
     res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
     assert "HEAVY []" in res.stdout, res.stdout
+
+
+def test_say_runs_without_torch_scipy_or_diffusers(tmp_path: Path) -> None:
+    """The whole default job, text to MP4 in a new process, imports none of the libraries that cost seconds."""
+    code = f"""
+import sys
+from avatar.pipeline import say
+say("Hello there, friend.", {str(tmp_path / 'hi.mp4')!r}, width=64, height=64)
+print("HEAVY", [m for m in ("torch", "diffusers", "transformers", "scipy", "pkg_resources") if m in sys.modules])
+"""
+    res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "HEAVY []" in res.stdout, res.stdout
+    assert (tmp_path / "hi.mp4").stat().st_size > 1000
