@@ -208,7 +208,8 @@ def model_card(model, info: dict, command: str, losses: list[float], seconds: fl
 1-D conv diffusion denoiser (avatar.face.model) over {c.window}-frame windows ({c.window / c.fps:.1f} s at {c.fps:g} fps)
 of the {c.motion_dim} FaceMotion channels (52 ARKit blendshapes, head yaw/pitch/roll, eye gaze), conditioned on
 audio features (80 log-mel + energy + voicing + F0, two feature frames per animation frame) and VAD with
-classifier-free guidance (VAD dropout {c.cfg_dropout:g}); sampled with DDIM or DPM-Solver++ (diffusers). With a
+classifier-free guidance (VAD dropout {c.cfg_dropout:g}); sampled with DDIM (our NumPy port, no torch at run time) or
+DPM-Solver++ (diffusers). With a
 phoneme timeline the lips are refined from it (avatar.face.generate). See docs/face.md.
 
 - Parameters: {n:,} ({n * 4 / 1e6:.2f} MB as float32); hidden {c.hidden}, {c.blocks} blocks, kernel {c.kernel}

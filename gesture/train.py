@@ -200,7 +200,8 @@ def model_card(model: GestureDenoiser, info: dict, command: str, losses: list[fl
 Transformer denoiser over {c.window}-frame windows ({c.window / c.fps:.1f} s at {c.fps:g} fps) of 6-D joint rotations
 for {len(c.joints)} VRM humanoid bones plus the hips displacement, conditioned on prosody
 ({", ".join(c.audio_features)}) and per-frame VAD with classifier-free guidance (VAD dropout {c.cfg_dropout}).
-Sampled with DDIM or DPM-Solver++ (diffusers); see docs/gesture.md.
+Sampled with DDIM (our NumPy port: inference loads these weights without torch) or DPM-Solver++ (diffusers);
+see docs/gesture.md.
 
 - Parameters: {model.num_parameters():,} ({model.num_parameters() * 4 / 1e6:.2f} MB as float32); layers {c.layers},
   width {c.d_model}, heads {c.heads}, feed-forward {c.ff}
