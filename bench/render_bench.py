@@ -1,6 +1,6 @@
 """Benchmark the renderer and the MP4 writer on real motion, against a rest-pose baseline in the same run.
 
-    OMP_NUM_THREADS=1 .venv/bin/python bench/render_bench.py [--frames 90] [--no-720p] [--snapshots DIR]
+    .venv/bin/python bench/render_bench.py [--frames 90] [--no-720p] [--snapshots DIR]
 
 Motion: an eSpeak sentence spoken "happy", its FaceMotion from avatar.face.teacher and its BodyMotion from
 avatar.gesture.teacher (no trained weights needed), on the default avatar. For portrait and full framing at
@@ -13,6 +13,10 @@ avatar.gesture.teacher (no trained weights needed), on the default avatar. For p
   incl. MSAA resolve, read = read-back and flip);
 - the MP4 writer (overlays + libx264 veryfast + AAC) per frame, and the end-to-end fps of
   render_frames -> write_mp4 with subtitles and the VAD indicator.
+- portrait FXAA frames with NumPy's BLAS on one thread while rendering (the renderer's default) against BLAS
+  as the process has it (OpenBLAS: all cores), in alternating blocks of frames, for the motion's face and for a
+  face with every blendshape active: with large morph products OpenBLAS's spare thread spins on a core llvmpipe
+  needs. Run without OMP_NUM_THREADS / OPENBLAS_NUM_THREADS for this row to mean anything.
 llvmpipe uses LP_NUM_THREADS threads (default: all cores); the machine's load average is printed since the
 cores may be shared.
 """
@@ -75,6 +79,33 @@ def measure(renderers: dict, face, body, n: int) -> tuple[dict[str, np.ndarray],
     return out, cpu
 
 
+def blas_ab(face, body, n: int, dense: bool = False, blocks: int = 6,  # noqa: ANN001
+            block: int = 15) -> dict[str, float]:
+    """Median ms per portrait FXAA frame with the renderer's BLAS limit (1 thread) and without it (None),
+    alternating blocks of `block` frames; the first 3 frames of each block are dropped (threads settle).
+    dense: every blendshape active (random weights up to 0.3) instead of the motion's face, so the morph
+    products are large enough for OpenBLAS to use all its threads."""
+    from avatar.render.renderer import Renderer, resample_body, resample_face
+
+    rows = resample_face(face, n, 30.0)
+    if dense:
+        rows = rows.copy()
+        rows[:, :52] = np.random.default_rng(0).uniform(0.0, 0.3, (n, 52))
+    rot, root = resample_body(body, n, 30.0)
+    times: dict[str, list[float]] = {"one BLAS thread": [], "BLAS unrestricted": []}
+    with Renderer(None, 512, 512, antialias="fxaa") as r:
+        for b in range(blocks):
+            name = "one BLAS thread" if b % 2 == 0 else "BLAS unrestricted"
+            r.blas_threads = 1 if b % 2 == 0 else None
+            for j in range(block):
+                i = (b * block + j) % n
+                t = time.perf_counter()
+                r.render(rows[i], (body.joints, rot[i], root[i]))
+                if j >= 3:
+                    times[name].append(time.perf_counter() - t)
+    return {k: 1000 * float(np.median(v)) for k, v in times.items()}
+
+
 def main() -> None:
     """Print the figures."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -112,6 +143,12 @@ def main() -> None:
         print(f"           CPU ms per frame (all threads, load-independent): 4x MSAA {c['msaa']:.0f}, FXAA "
               f"{c['fxaa']:.0f}, none {c['none']:.0f}, rest baseline {c['rest']:.0f} -> on 2 idle cores at best "
               f"{2000 / c['msaa']:.0f} / {2000 / c['fxaa']:.0f} / {2000 / c['none']:.0f} fps")
+    env = os.environ.get("OPENBLAS_NUM_THREADS", os.environ.get("OMP_NUM_THREADS", "unset"))
+    for dense in (False, True):
+        ab = blas_ab(face, body, n, dense=dense)
+        print(f"portrait 512x512 FXAA, {'every blendshape active' if dense else 'the motion'}, ms per frame: "
+              f"{', '.join(f'{k} {v:.1f}' for k, v in ab.items())} (unrestricted takes "
+              f"{ab['BLAS unrestricted'] / ab['one BLAS thread']:.2f}x; OPENBLAS_NUM_THREADS/OMP_NUM_THREADS {env})")
     # Encoding alone, then end to end (first n frames of the performance).
     with Renderer(None, 512, 512) as r:
         rows = [r.render() for _ in range(min(n, 30))]
@@ -137,7 +174,7 @@ def main() -> None:
 
         for p in snapshots(args.snapshots):
             print("wrote", p)
-    print("rerun: OMP_NUM_THREADS=1 .venv/bin/python bench/render_bench.py" + (f" --frames {args.frames}"
+    print("rerun: .venv/bin/python bench/render_bench.py" + (f" --frames {args.frames}"
                                                                                  if args.frames != 90 else ""))
 
 

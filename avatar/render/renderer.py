@@ -369,6 +369,9 @@ def _load_cached(path: str, mtime_ns: int, size: int) -> Avatar:
 class Renderer:
     """Draws one Avatar into RGB frames (uint8 [H, W, 3]); use as a context manager or call close()."""
 
+    #: NumPy's BLAS threads while a frame is made (None: as the process has it; bench/render_bench.py compares).
+    blas_threads: int | None = 1
+
     def __init__(self, avatar: Avatar | str | os.PathLike[str] | None = None, width: int = 512, height: int = 512,
                  framing: str = "portrait", samples: int = 4, antialias: str = "msaa") -> None:
         for name, v in (("width", width), ("height", height)):
@@ -544,9 +547,9 @@ class Renderer:
     def render(self, face_row: np.ndarray | None = None, body: Body | None = None) -> np.ndarray:
         """One frame as uint8 [H, W, 3]: face_row is a FaceMotion row (59 channels, or 52 ARKit weights), body
         is (joint names, rotations [J, 4] xyzw, root position [3]); None keeps that part at rest."""
-        # NumPy's BLAS on one thread while a frame is made: the morph products are small, and a second
-        # OpenBLAS thread spins on the core llvmpipe rasterises with (measured: 37 -> 24 ms a frame).
-        with blas_limit(1):
+        # NumPy's BLAS on one thread while a frame is made: the morph products are small, and when many shapes
+        # are active a second OpenBLAS thread spins on the core llvmpipe rasterises with (bench/render_bench.py).
+        with blas_limit(self.blas_threads):
             return self._render(face_row, body)
 
     def _render(self, face_row: np.ndarray | None, body: Body | None) -> np.ndarray:
