@@ -19,7 +19,7 @@ from typing import Any, ClassVar, Mapping, TypeVar
 
 import numpy as np
 
-from avatar.errors import ModelError
+from avatar.errors import InputError, ModelError
 
 Params = Mapping[str, np.ndarray]
 T = TypeVar("T", bound="NumpyTwin")
@@ -233,3 +233,12 @@ class NumpyTwin:
     def from_module(cls: type[T], module: Any) -> T:
         """The twin of a torch module (its config and state dict)."""
         return cls(module.config, module.state_dict(), source=type(module).__name__)
+
+    @classmethod
+    def of(cls: type[T], model: Any) -> T:
+        """`model` itself when it is a twin, the twin of a torch module with this config, else InputError."""
+        if isinstance(model, cls):
+            return model
+        if hasattr(model, "state_dict") and isinstance(getattr(model, "config", None), cls.config_class):
+            return cls.from_module(model)
+        raise InputError(f"not a {cls.model_name} denoiser: {type(model).__name__}")

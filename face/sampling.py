@@ -95,12 +95,8 @@ class FaceDenoiserNP(npnn.NumpyTwin):
 
 
 def as_numpy_model(model: Any) -> FaceDenoiserNP:
-    """The NumPy denoiser for a FaceDenoiserNP or a torch FaceDenoiser."""
-    if isinstance(model, FaceDenoiserNP):
-        return model
-    if hasattr(model, "state_dict") and isinstance(getattr(model, "config", None), FaceDiffusionConfig):
-        return FaceDenoiserNP.from_module(model)
-    raise InputError(f"not a face denoiser: {type(model).__name__}")
+    """The NumPy denoiser for a FaceDenoiserNP or its torch module."""
+    return FaceDenoiserNP.of(model)
 
 
 def _window_starts(total: int, window: int, overlap: int) -> list[int]:

@@ -124,12 +124,8 @@ class GestureDenoiserNP(npnn.NumpyTwin):
 
 
 def as_numpy_model(model: Any) -> GestureDenoiserNP:
-    """The NumPy denoiser for a GestureDenoiserNP or a torch GestureDenoiser."""
-    if isinstance(model, GestureDenoiserNP):
-        return model
-    if hasattr(model, "state_dict") and isinstance(getattr(model, "config", None), GestureModelConfig):
-        return GestureDenoiserNP.from_module(model)
-    raise InputError(f"not a gesture denoiser: {type(model).__name__}")
+    """The NumPy denoiser for a GestureDenoiserNP or its torch module."""
+    return GestureDenoiserNP.of(model)
 
 
 def crossfade(prev_tail: np.ndarray, new_head: np.ndarray) -> np.ndarray:

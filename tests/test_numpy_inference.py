@@ -117,6 +117,8 @@ def test_twins_refuse_weights_that_do_not_fit(tmp_path: Path) -> None:
         FaceDenoiserNP.from_pretrained(tmp_path / "face")
     with pytest.raises(ModelError, match="gesture model folder"):
         GestureDenoiserNP.from_pretrained(tmp_path / "nothing")
+    with pytest.raises(InputError, match="not a gesture denoiser: FaceDenoiser"):
+        GestureDenoiserNP.of(FaceDenoiser(FaceDiffusionConfig(hidden=16, blocks=2)))
 
 
 def test_shipped_models_sample_without_torch() -> None:
