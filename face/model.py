@@ -24,7 +24,7 @@ from avatar.errors import ModelError
 from avatar.pretrained import PretrainedMixin
 
 # Inference lives in face.sampling (NumPy, no torch); re-exported for training code and old imports.
-from .sampling import FaceDenoiserNP, FaceDiffusionConfig, _window_starts, dilation, sample_motion  # noqa: F401
+from .sampling import FaceDiffusionConfig, _window_starts, dilation, sample_motion  # noqa: F401
 
 log = logging.getLogger(__name__)
 

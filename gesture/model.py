@@ -26,7 +26,7 @@ from avatar.pretrained import PretrainedMixin
 
 # Inference lives in gesture.sampling (NumPy, no torch); re-exported for training code and old imports.
 from .sampling import (  # noqa: F401
-    GestureDenoiserNP, GestureModelConfig, array_to_motion, crossfade, generate, motion_to_array,
+    GestureModelConfig, array_to_motion, crossfade, generate, motion_to_array,
 )
 
 log = logging.getLogger(__name__)
