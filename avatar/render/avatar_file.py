@@ -152,13 +152,15 @@ def _check_file(path: Path) -> None:
 def _read(path: Path):  # noqa: ANN202 - pygltflib.GLTF2
     import pygltflib as g
 
+    from avatar.render.gltf_json import load_glb, load_gltf  # pygltflib's loaders with a fast JSON decoder
+
     _check_file(path)
     try:
         if path.suffix.lower() == ".gltf":
             json.loads(path.read_text(encoding="utf-8"))  # a clear error for non-JSON before pygltflib's
-            gltf = g.GLTF2().load_json(str(path))
+            gltf = load_gltf(path)
         else:
-            gltf = g.GLTF2().load_binary(str(path))
+            gltf = load_glb(path)
     except InputError:
         raise
     except Exception as exc:  # pygltflib and json raise assorted errors on broken files
