@@ -11,7 +11,8 @@ active targets, for positions and for normals; normal deltas the file lacks are 
 the vertex shader with the joint matrices in a float texture (no limit on the joint count). Shading is a
 simple lit base colour (texture when the material has one): hemisphere ambient, a warm key, a cool fill and a
 rim light, wrapped diffuse for skin, Blinn-Phong highlights from the roughness, on a soft gradient background,
-with MSAA. The camera is framed from the avatar's own rest pose (head top, neck, feet), so an avatar of any
+anti-aliased by FXAA on the avatar's pixels or by MSAA. One program variant per kind of material (textured,
+alpha-masked) rather than branches on uniforms, which llvmpipe pays for on every pixel. The camera is framed from the avatar's own rest pose (head top, neck, feet), so an avatar of any
 size fills the frame the same way.
 """
 
@@ -24,6 +25,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -35,9 +37,13 @@ from .avatar_file import Avatar, load_avatar
 from .mesh import MeshData, Primitive, incidence_matrix, normalize, read_meshes, vertex_normals
 from .pose import Body, Rig, arkit_row, build_rig, node_matrices
 
+if TYPE_CHECKING:
+    from .pool import RenderPool
+
 log = logging.getLogger(__name__)
 
 FRAMINGS = ("portrait", "full")
+_GL_OPENED = False  # set once this process opens a GL context: forked render workers could not share it
 MAX_SIZE = 4096
 
 _VERT = """
@@ -79,8 +85,9 @@ _FRAG = """
 #version 330
 uniform vec4 u_color;
 uniform float u_rough;
-uniform bool u_textured;
+#ifdef TEXTURED
 uniform sampler2D u_tex;
+#endif
 uniform int u_alpha_mode;  // 0 opaque, 1 mask, 2 blend
 uniform float u_cutoff;
 uniform bool u_interior;  // a morphing single-sided mesh: its back faces are the inside of the head
@@ -99,17 +106,24 @@ const vec3 RIM = vec3(0.75, 0.80, 0.95);
 const vec3 SKY = vec3(0.36, 0.38, 0.44);
 const vec3 GROUND = vec3(0.20, 0.17, 0.15);
 
+// Linear to display gamma, c^(1/2.2), as sqrt(c) times a quadratic in sqrt(c) (least squares on [0, 1]): within
+// 1.7/255 of pow() in the darkest tones and closer elsewhere, and on llvmpipe about 2 ms a 512x512 frame cheaper.
+vec3 to_display(vec3 c) {
+    vec3 s = sqrt(clamp(c, 0.0, 1.0));
+    return s * (1.2008 + s * (-0.3307 + s * 0.1299));
+}
+
 void main() {
     vec4 base = u_color;
-    if (u_textured) {
-        vec4 t = texture(u_tex, v_uv);
-        base *= vec4(pow(t.rgb, vec3(2.2)), t.a);  // sRGB texels to linear
-    }
+#ifdef TEXTURED
+    vec4 t = texture(u_tex, v_uv);
+    base *= vec4(pow(t.rgb, vec3(2.2)), t.a);  // sRGB texels to linear
+#endif
 #ifdef ALPHA_MASK
     if (u_alpha_mode == 1 && base.a < u_cutoff) discard;
 #endif
     if (u_interior && !gl_FrontFacing) {  // seen through an opened mouth or a lid: a deep shadow of the skin
-        f_color = vec4(pow(base.rgb * vec3(0.07, 0.05, 0.05), vec3(1.0 / 2.2)), 1.0);
+        f_color = vec4(to_display(base.rgb * vec3(0.07, 0.05, 0.05)), 1.0);
         return;
     }
     vec3 n = normalize(v_nrm);
@@ -131,7 +145,7 @@ void main() {
     vec3 rim = RIM * fres * 0.35 * rd;
     vec3 c = base.rgb * diffuse + spec + rim;
     c = c / (1.0 + 0.15 * c);  // a gentle shoulder so highlights do not clip to white
-    f_color = vec4(pow(clamp(c, 0.0, 1.0), vec3(1.0 / 2.2)), u_alpha_mode == 2 ? base.a : 1.0);
+    f_color = vec4(to_display(c), u_alpha_mode == 2 ? base.a : 1.0);
 }
 """
 
@@ -184,8 +198,8 @@ void main() {
 """
 
 
-# FXAA (Lottes 2009, the widely used "FXAA 3.11 console" simplification): one full-screen pass that blends
-# along the local luma gradient at contrast edges. On llvmpipe it costs a fraction of 4x MSAA (which shades
+# FXAA (Lottes 2009, the widely used "FXAA 3.11 console" simplification): one pass that blends along the local
+# luma gradient at contrast edges, over the pixels the avatar covers (see Renderer._render). On llvmpipe it costs a fraction of 4x MSAA (which shades
 # and stores every sample on the CPU); see bench/render_bench.py for both.
 _FXAA_FRAG = """
 #version 330
@@ -337,6 +351,11 @@ def _light_dirs(minus_z: bool) -> dict[str, np.ndarray]:
     return {k: np.asarray(v) * flip / np.linalg.norm(v) for k, v in dirs.items()}
 
 
+def gl_context_opened() -> bool:
+    """Whether this process has opened a GL context (then forked render workers are not safe)."""
+    return _GL_OPENED
+
+
 def default_avatar_path() -> Path:
     """The shipped default avatar (weights/avatars/default.glb)."""
     from .make_default import DEFAULT_PATH
@@ -360,8 +379,9 @@ def resolve_avatar(avatar: Avatar | str | os.PathLike[str] | None) -> Avatar:
 
 @lru_cache(maxsize=4)
 def _load_cached(path: str, mtime_ns: int, size: int) -> Avatar:
-    """One parse per avatar file and version: parsing a .glb (pygltflib) takes about 0.4 s, paid by every video a
-    warm process (the app, batch workers) makes otherwise. Nothing downstream changes an Avatar (the .glb
+    """One parse per avatar file and version: reading the default .glb takes about 0.03 s (avatar.render.gltf_json;
+    0.3-0.45 s with pygltflib's own decoder), and a large user avatar much more, paid by every video a warm process
+    (the app, batch workers) makes otherwise. Nothing downstream changes an Avatar (the .glb
     export deep-copies its glTF)."""
     return load_avatar(path)
 
@@ -405,6 +425,8 @@ class Renderer:
     def _init_gl(self, samples: int) -> None:
         import moderngl
 
+        global _GL_OPENED
+        _GL_OPENED = True
         try:
             self._ctx = moderngl.create_context(standalone=True, backend="egl", require=330)
         except Exception as exc:  # noqa: BLE001 - EGL/driver errors come in many types
@@ -420,21 +442,19 @@ class Renderer:
                 self._color_tex = ctx.texture(size, 4)
                 self._color_tex.filter = (moderngl.LINEAR, moderngl.LINEAR)
                 self._color_tex.repeat_x = self._color_tex.repeat_y = False
-                self._fbo = ctx.framebuffer(color_attachments=[self._color_tex],
-                                            depth_attachment=ctx.depth_renderbuffer(size))
+                depth = ctx.depth_renderbuffer(size)
+                self._fbo = ctx.framebuffer(color_attachments=[self._color_tex], depth_attachment=depth)
                 prog = ctx.program(vertex_shader=_BG_VERT, fragment_shader=_FXAA_FRAG)
                 prog["u_texel"].value = (1.0 / self.width, 1.0 / self.height)
                 self._fxaa = ctx.vertex_array(prog, [])
             else:
                 self._fbo = ctx.framebuffer(color_attachments=[ctx.renderbuffer(size, 4, samples=s)],
                                             depth_attachment=ctx.depth_renderbuffer(size, samples=s))
-            self._resolve = ctx.framebuffer(color_attachments=[ctx.renderbuffer(size, 4)]) if s or self._fxaa \
-                else self._fbo
-            # Two variants: `discard` in a shader turns off llvmpipe's early depth test, so only alpha-masked
-            # materials get the program that has it.
-            self._prog = ctx.program(vertex_shader=_VERT, fragment_shader=_FRAG)
-            self._prog_mask = ctx.program(vertex_shader=_VERT,
-                                          fragment_shader=_FRAG.replace("#version 330\n", "#version 330\n#define ALPHA_MASK\n", 1))
+            if self._fxaa is not None:  # shares the depth buffer: FXAA runs only where the avatar was drawn
+                self._resolve = ctx.framebuffer(color_attachments=[ctx.renderbuffer(size, 4)], depth_attachment=depth)
+            else:
+                self._resolve = ctx.framebuffer(color_attachments=[ctx.renderbuffer(size, 4)]) if s else self._fbo
+            self._progs: dict[tuple[bool, bool], object] = {}  # (alpha mask, textured) -> program, made on demand
             self._bg = ctx.program(vertex_shader=_BG_VERT, fragment_shader=_BG_FRAG)
             self._bg_vao = ctx.vertex_array(self._bg, [])
             self._bg_fbo = None
@@ -447,13 +467,6 @@ class Renderer:
             self._shadow["u_radius"].value = float(self._floor[1])
             corners = np.array([[-1, -1], [1, -1], [1, 1], [-1, -1], [1, 1], [-1, 1]], dtype="f4")
             self._shadow_vao = ctx.vertex_array(self._shadow, [(ctx.buffer(corners.tobytes()), "2f", "in_corner")])
-            for prog in (self._prog, self._prog_mask):
-                prog["u_view_proj"].write(self.camera.view_proj(self.width / self.height).T.astype("f4").tobytes())
-                prog["u_eye"].value = tuple(float(v) for v in self.camera.eye)
-                for k, v in _light_dirs(self.rig.minus_z).items():
-                    prog[k].value = tuple(float(x) for x in v)
-                prog["u_joints"].value = 0
-                prog["u_tex"].value = 1
             self._joint_tex = [ctx.texture((4, max(len(sk.joints), 1)), 4, dtype="f4") for sk in self.avatar.skins]
             for t in self._joint_tex:
                 t.filter = (moderngl.NEAREST, moderngl.NEAREST)
@@ -478,12 +491,35 @@ class Renderer:
             "wts": ctx.buffer((p.weights if p.weights is not None else np.zeros((n, 4))).astype("f4").tobytes()),
         }
         ibo = ctx.buffer(p.indices.astype("u4").tobytes())
-        prog = self._prog_mask if p.material.alpha_mode == "MASK" else self._prog
+        mask, textured = p.material.alpha_mode == "MASK", p.material.texture is not None
+        prog = self._program(mask, textured)
+        # skip_errors: an untextured program has no in_uv (the compiler drops what it does not read).
         vao = ctx.vertex_array(prog, [(bufs["pos"], "3f", "in_pos"), (bufs["nrm"], "3f", "in_nrm"),
-                                            (bufs["uv"], "2f", "in_uv"), (bufs["jnt"], "4f", "in_joints"),
-                                            (bufs["wts"], "4f", "in_weights")], index_buffer=ibo,
-                               index_element_size=4)
-        return {"prim": p, "vao": vao, "bufs": bufs, "ibo": ibo, "prog": prog}
+                                      (bufs["uv"], "2f", "in_uv"), (bufs["jnt"], "4f", "in_joints"),
+                                      (bufs["wts"], "4f", "in_weights")], index_buffer=ibo,
+                               index_element_size=4, skip_errors=True)
+        return {"prim": p, "vao": vao, "bufs": bufs, "ibo": ibo, "prog": prog, "mask": mask}
+
+    def _program(self, mask: bool, textured: bool):  # noqa: ANN202 - a moderngl.Program
+        """The avatar program for a material kind, compiled once per renderer.
+
+        Variants, not uniform branches: `discard` turns off llvmpipe's early depth test, so only alpha-masked
+        materials get the program that has it; and a branch on a uniform still costs every pixel on llvmpipe
+        (the texture branch was 1.2 ms of a 30 ms frame on an untextured avatar)."""
+        key = (bool(mask), bool(textured))
+        if key not in self._progs:
+            defines = ("#define ALPHA_MASK\n" if mask else "") + ("#define TEXTURED\n" if textured else "")
+            prog = self._ctx.program(vertex_shader=_VERT,
+                                     fragment_shader=_FRAG.replace("#version 330\n", "#version 330\n" + defines, 1))
+            prog["u_view_proj"].write(self.camera.view_proj(self.width / self.height).T.astype("f4").tobytes())
+            prog["u_eye"].value = tuple(float(v) for v in self.camera.eye)
+            for k, v in _light_dirs(self.rig.minus_z).items():
+                prog[k].value = tuple(float(x) for x in v)
+            prog["u_joints"].value = 0
+            if textured:
+                prog["u_tex"].value = 1
+            self._progs[key] = prog
+        return self._progs[key]
 
     # ---------------------------------------------------------------------------------------------- per frame
     def _warn_once(self, key: str, msg: str, *args: object) -> None:
@@ -614,9 +650,20 @@ class Renderer:
                 self._bg_vao.render(moderngl.TRIANGLES, vertices=3)
             ctx.disable(moderngl.BLEND)
             if self._fxaa is not None:
+                # FXAA only on the avatar's pixels: the depth test (the pass lies at the background's depth,
+                # kept where something nearer was drawn) skips the background before any shading, about half of a
+                # portrait frame and 5 ms of its 37 on one core. The background's side of the silhouette then
+                # keeps its colour while the avatar's side is blended; side by side at 3x the two look alike.
+                ctx.copy_framebuffer(self._resolve, self._fbo)
                 self._resolve.use()
                 self._color_tex.use(0)
+                ctx.enable(moderngl.DEPTH_TEST)
+                ctx.depth_func = ">"
+                self._resolve.depth_mask = False
                 self._fxaa.render(moderngl.TRIANGLES, vertices=3)
+                ctx.depth_func = "<"
+                self._resolve.depth_mask = True
+                ctx.disable(moderngl.DEPTH_TEST)
             ctx.finish()
             t3 = time.perf_counter()
             raw = self._resolve.read(components=3, alignment=1)
@@ -656,11 +703,10 @@ class Renderer:
                 prog["u_model"].write(world[p.node].T.astype("f4").tobytes())
             prog["u_color"].value = tuple(float(c) for c in mat.color)
             prog["u_rough"].value = float(np.clip(mat.roughness, 0.05, 1.0))
-            prog["u_textured"].value = mat.texture is not None
             if mat.texture is not None:
                 self._images[mat.texture].use(1)
             prog["u_alpha_mode"].value = {"MASK": 1, "BLEND": 2}.get(mat.alpha_mode, 0)
-            if prog is self._prog_mask:  # the cutoff exists only in the variant that discards
+            if d["mask"]:  # the cutoff exists only in the variant that discards
                 prog["u_cutoff"].value = float(mat.alpha_cutoff)
             d["vao"].render(moderngl.TRIANGLES)
 
@@ -731,12 +777,15 @@ def resample_body(body: BodyMotion, n: int, fps: float) -> tuple[np.ndarray, np.
 def render_frames(avatar: Avatar | str | os.PathLike[str] | None, face: FaceMotion | None,
                   body: BodyMotion | None, fps: float = 30.0, width: int = 512, height: int = 512,
                   framing: str = "portrait", progress: Callable[[float], None] | None = None,
-                  samples: int = 4, antialias: str = "msaa", ahead: int = 0) -> Iterator[np.ndarray]:
+                  samples: int = 4, antialias: str = "msaa", ahead: int = 0,
+                  pool: "RenderPool | None" = None) -> Iterator[np.ndarray]:
     """Render a performance: both motions resampled to `fps`, frame_count(face, body, fps) RGB frames.
 
     Arguments are checked at once (InputError); the GL context opens on the first frame and closes when
     the iterator is exhausted or closed. With `ahead` > 0 a worker thread renders up to that many frames
-    ahead of the consumer (the GL context lives and dies in that thread), so encoding overlaps rendering."""
+    ahead of the consumer (the GL context lives and dies in that thread), so encoding overlaps rendering.
+    With `pool` (avatar.render.pool.RenderPool, made for this avatar, size, framing and anti-aliasing) the
+    pool's worker processes render the frames instead."""
     fps = float(fps)
     if not np.isfinite(fps) or not 1.0 <= fps <= 120.0:
         raise InputError(f"fps must be in [1, 120], got {fps!r}")
@@ -751,7 +800,14 @@ def render_frames(avatar: Avatar | str | os.PathLike[str] | None, face: FaceMoti
     pose = resample_body(body, n, fps) if body is not None else None
     if isinstance(ahead, bool) or not isinstance(ahead, (int, np.integer)) or not 0 <= ahead <= 64:
         raise InputError(f"ahead must be an integer in [0, 64], got {ahead!r}")
-    frames = _frames(avatar, face_rows, body.joints if body is not None else (), pose, n,
+    joints = body.joints if body is not None else ()
+    if pool is not None:
+        settings = (int(width), int(height), framing, antialias)
+        if (pool.width, pool.height, pool.framing, pool.antialias) != settings:
+            raise InputError(f"the render pool renders {pool.width}x{pool.height} {pool.framing} "
+                             f"{pool.antialias}, not {settings[0]}x{settings[1]} {framing} {antialias}")
+        return pool.frames(face_rows, joints, pose, n)
+    frames = _frames(avatar, face_rows, joints, pose, n,
                      dict(width=width, height=height, framing=framing, samples=samples, antialias=antialias),
                      progress)
     return _read_ahead(frames, int(ahead)) if ahead else frames
