@@ -17,12 +17,15 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
 from avatar.errors import InputError
 from avatar.types import VAD, BodyMotion, EmotionSegment, EmotionTrack, FaceMotion, SentenceEmotion, Speech
+
+if TYPE_CHECKING:
+    from avatar.render.pool import RenderPool
 
 log = logging.getLogger(__name__)
 
@@ -210,8 +213,10 @@ def check_video_settings(out: str | os.PathLike[str], width: int, height: int, f
 def render_video(perf: Performance, out: str | os.PathLike[str], *, avatar: object = None, width: int = 512,
                  height: int = 512, framing: str = "portrait", subtitles: bool = False,
                  vad_indicator: bool = False, antialias: str = DEFAULT_ANTIALIAS,
-                 progress: Progress | None = None) -> Path:
-    """Render the performance with an avatar to an MP4 (H.264 + AAC, 30 fps), written atomically."""
+                 progress: Progress | None = None, pool: "RenderPool | None" = None) -> Path:
+    """Render the performance with an avatar to an MP4 (H.264 + AAC, 30 fps), written atomically.
+
+    `pool` (avatar.render.pool.RenderPool for this avatar and settings) renders in worker processes."""
     from avatar.render.renderer import render_frames
     from avatar.render.video import write_mp4
 
@@ -222,7 +227,7 @@ def render_video(perf: Performance, out: str | os.PathLike[str], *, avatar: obje
         raise InputError("the speech is too short to make a video")
 
     frames = render_frames(av, perf.face, perf.body, fps=VIDEO_FPS, width=int(width), height=int(height),
-                           framing=framing, antialias=antialias, ahead=RENDER_AHEAD)
+                           framing=framing, antialias=antialias, ahead=0 if pool else RENDER_AHEAD, pool=pool)
     vad_rows = perf.emotion.sample(VIDEO_FPS, n / VIDEO_FPS)[:n] if vad_indicator else None
     _tick(progress, "render", 0.0)
     path = write_mp4(out, frames, n, perf.speech.audio, perf.speech.sample_rate, fps=VIDEO_FPS,
@@ -267,10 +272,20 @@ def export_animation(perf: Performance, folder: str | os.PathLike[str], *, avata
 def say(text: str, out: str | os.PathLike[str], *, keep: str | os.PathLike[str] | None = None, avatar: object = None,
         vad: VAD | None = None, voice: str | None = None, seed: int = 0, width: int = 512, height: int = 512,
         framing: str = "portrait", subtitles: bool = False, vad_indicator: bool = False,
-        antialias: str = DEFAULT_ANTIALIAS, progress: Progress | None = None) -> SayResult:
-    """Text to an MP4 of the avatar saying it (and, with `keep`, the animation data beside it)."""
+        antialias: str = DEFAULT_ANTIALIAS, progress: Progress | None = None,
+        render_workers: int | None = None, pool: "RenderPool | None" = None) -> SayResult:
+    """Text to an MP4 of the avatar saying it (and, with `keep`, the animation data beside it).
+
+    render_workers: processes that render the frames (None: avatar.render.pool.default_workers(), 2-4 where
+    forking is safe, else 1 = in this process). The workers start when the speech stage
+    does and set up their renderers while the speech and motion are made (not during the emotion stage, whose
+    model load uses both cores). Or pass a ready `pool` (avatar.render.pool.RenderPool for this avatar and
+    settings; the caller closes it): the CLI starts one before its slow imports, on the core they leave idle."""
     out = check_video_settings(out, width, height, framing, antialias)  # before any work, so a typo costs nothing
     av = resolve_avatar(avatar)  # a broken avatar file fails before the slow part too
+    workers = _render_workers(render_workers) if pool is None else 1
+    given = pool
+    pool: list = [given] if given is not None else []  # the RenderPool, once started
     timings: dict[str, float] = {}
     last = [time.perf_counter(), None]
 
@@ -278,16 +293,39 @@ def say(text: str, out: str | os.PathLike[str], *, keep: str | os.PathLike[str] 
         now = time.perf_counter()
         if fraction == 0.0:
             last[:] = [now, stage]
+            if stage == "speech" and workers > 1 and not pool:
+                from avatar.render.pool import RenderPool
+
+                pool.append(RenderPool(av, width=int(width), height=int(height), framing=framing,
+                                       antialias=antialias, workers=workers))
         elif fraction >= 1.0 and last[1] == stage:
             timings[stage] = timings.get(stage, 0.0) + now - last[0]
         _tick(progress, stage, fraction)
 
-    perf = perform(text, vad=vad, voice=voice, seed=seed, progress=timed)
-    video = render_video(perf, out, avatar=av, width=width, height=height, framing=framing, subtitles=subtitles,
-                         vad_indicator=vad_indicator, antialias=antialias, progress=timed)
+    try:
+        log.debug("say: starting the stages")
+        perf = perform(text, vad=vad, voice=voice, seed=seed, progress=timed)
+        video = render_video(perf, out, avatar=av, width=width, height=height, framing=framing, subtitles=subtitles,
+                             vad_indicator=vad_indicator, antialias=antialias, progress=timed,
+                             pool=pool[0] if pool else None)
+    finally:
+        for p in pool:
+            if p is not given:
+                p.close()
     files: dict[str, Path] = {}
     if keep is not None:
         t0 = time.perf_counter()
         files = export_animation(perf, keep, avatar=av)
         timings["export"] = time.perf_counter() - t0
     return SayResult(video=video, performance=perf, files=files, timings=timings)
+
+
+def _render_workers(workers: int | None) -> int:
+    """Render processes for `say`: as asked, or (None) avatar.render.pool.default_workers()."""
+    from avatar.render.pool import default_workers
+
+    if workers is None:
+        return default_workers()
+    if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= 16:
+        raise InputError(f"render_workers must be an integer in [1, 16], got {workers!r}")
+    return workers

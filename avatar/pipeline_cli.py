@@ -33,6 +33,9 @@ def register(app: typer.Typer) -> None:
         vad_indicator: bool = typer.Option(False, "--vad-indicator", help="Draw a small valence/arousal indicator."),
         antialias: str = typer.Option("fxaa", "--antialias", help="fxaa (default), msaa (4x, smoother, ~1.5x the "
                                       "render time) or none."),
+        render_workers: Optional[int] = typer.Option(None, "--render-workers", min=1, max=16,
+                                                     help="Processes that render the frames (default: one per core, "
+                                                     "2-4, on Linux; 1 renders in this process)."),
     ) -> None:
         """Make a video of the avatar saying TEXT: emotion, speech, face, body, render, MP4."""
         from avatar.cli import MAX_INPUT_BYTES, guarded, vad_options
@@ -52,12 +55,18 @@ def register(app: typer.Typer) -> None:
             if output.is_dir():
                 raise InputError(f"-o {str(output)!r} is a folder")
             vad = vad_options(valence, arousal, dominance)
-            from avatar.pipeline import say
+            pool = _start_render_pool(avatar, size, framing, antialias, render_workers)
+            try:
+                from avatar.pipeline import say
 
-            with _Progress() as progress:
-                result = say(line, output, keep=keep, avatar=avatar, vad=vad, voice=voice, seed=seed, width=size,
-                             height=size, framing=framing, subtitles=subtitles, vad_indicator=vad_indicator,
-                             antialias=antialias, progress=progress)
+                with _Progress() as progress:
+                    result = say(line, output, keep=keep, avatar=avatar, vad=vad, voice=voice, seed=seed,
+                                 width=size, height=size, framing=framing, subtitles=subtitles,
+                                 vad_indicator=vad_indicator, antialias=antialias, progress=progress,
+                                 render_workers=render_workers, pool=pool)
+            finally:
+                if pool is not None:
+                    pool.close()
             perf = result.performance
             typer.echo(json.dumps({
                 "video": str(result.video), "duration": round(perf.duration, 3),
@@ -67,6 +76,22 @@ def register(app: typer.Typer) -> None:
             }, ensure_ascii=False))
 
         guarded(run)
+
+
+def _start_render_pool(avatar: Optional[Path], size: int, framing: str, antialias: str,
+                       workers: Optional[int]):  # noqa: ANN202 - a RenderPool or None
+    """Fork the render workers before the slow imports (speech, emotion), so that they set up their renderers on
+    the core those imports leave idle; None when they would not be used (1 worker, or forking is not safe)."""
+    from avatar.render.pool import RenderPool, default_workers
+
+    workers = workers or default_workers()
+    if workers == 1 or default_workers() == 1:  # asked for one, or forking is not safe here
+        return None
+    from avatar.pipeline import check_video_settings
+
+    # Bad settings or a broken avatar fail here, with the message `say` would give.
+    check_video_settings(Path("out.mp4"), size, size, framing, antialias)
+    return RenderPool(avatar, width=size, height=size, framing=framing, antialias=antialias, workers=workers)
 
 
 def _read(path: Path, limit: int) -> bytes:
@@ -90,7 +115,9 @@ class _Progress:
 
         self._bar = Progress(TextColumn("{task.description:>8}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
                              TimeElapsedColumn(), console=Console(stderr=True), transient=False,
-                             disable=not sys.stderr.isatty())
+                             disable=not sys.stderr.isatty(), auto_refresh=False)
+        # No auto-refresh thread: `say` forks its render workers only from a single-threaded process
+        # (avatar.render.pool.fork_available), and every stage reports often enough to redraw the bar.
         self._tasks: dict[str, int] = {}
 
     def __enter__(self) -> "_Progress":
@@ -103,4 +130,4 @@ class _Progress:
     def __call__(self, stage: str, fraction: float) -> None:
         if stage not in self._tasks:
             self._tasks[stage] = self._bar.add_task(stage, total=1.0)
-        self._bar.update(self._tasks[stage], completed=min(max(fraction, 0.0), 1.0))
+        self._bar.update(self._tasks[stage], completed=min(max(fraction, 0.0), 1.0), refresh=True)

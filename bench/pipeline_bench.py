@@ -5,7 +5,9 @@
 Prints, for the same line:
 - the whole process (`avatar say` as a user runs it: start-up, model loading, emotion, speech, face, body,
   render, encode), wall-clock seconds and real-time factor (goal <= 1.0, compass 0.3), with each anti-aliasing
-  mode (msaa default, fxaa, none);
+  mode (fxaa default, msaa, none), frames rendered by two forked worker processes (the default on Linux);
+- the same command with `--render-workers 1` (one renderer in the process, as before the workers), measured in
+  the same run, alternating with the default, and the ratio;
 - the per-stage seconds the command reports;
 - the same job in a warm process (models already loaded, as the Gradio app, batch workers and the live streamer
   run it), which is the pipeline's own speed without Python, torch and transformers start-up;
@@ -56,31 +58,36 @@ def main() -> None:
         wav = Path(tmp) / "out.wav"
         _run(["say", args.text, "-o", str(out), "--size", "64"])  # warm the file cache (first import is slow)
         base = sorted(_run(["tts", args.text, "-o", str(wav)])[0] for _ in range(args.runs))[args.runs // 2]
-        results = {}
-        for aa in ("msaa", "fxaa", "none"):
-            runs = []
-            for _ in range(args.runs):
-                dt, stdout = _run(["say", args.text, "-o", str(out), "--size", str(args.size), "--antialias", aa])
-                runs.append((dt, json.loads(stdout.strip().splitlines()[-1])))
-            runs.sort(key=lambda r: r[0])
-            results[aa] = runs[len(runs) // 2]
+        cases = {"fxaa": ["--antialias", "fxaa"], "fxaa, 1 render process": ["--antialias", "fxaa",
+                                                                            "--render-workers", "1"],
+                 "msaa": ["--antialias", "msaa"], "none": ["--antialias", "none"]}
+        runs: dict[str, list] = {k: [] for k in cases}
+        for _ in range(args.runs):  # alternate the cases: load from others on a shared machine falls on all alike
+            for name, opts in cases.items():
+                dt, stdout = _run(["say", args.text, "-o", str(out), "--size", str(args.size), *opts])
+                runs[name].append((dt, json.loads(stdout.strip().splitlines()[-1])))
+        results = {k: sorted(v, key=lambda r: r[0])[len(v) // 2] for k, v in runs.items()}
         info = probe_mp4(out)
-    dur = results["msaa"][1]["duration"]
+    dur = results["fxaa"][1]["duration"]
     print(f"speech length {dur:.2f} s; {args.size}x{args.size} portrait; median of {args.runs} runs")
     print(f"  baseline `avatar tts` process: {base:.2f} s (RTF {base / dur:.2f})")
-    for aa, (dt, rec) in results.items():
+    for name, (dt, rec) in results.items():
         stages = ", ".join(f"{k} {v:.2f}" for k, v in rec["timings"].items())
-        print(f"  `avatar say` --antialias {aa:4s}: {dt:.2f} s, real-time factor {dt / dur:.2f} "
+        print(f"  `avatar say` {name:22s}: {dt:.2f} s, real-time factor {dt / dur:.2f} "
               f"({dt / base:.1f}x the tts process); stages (s): {stages}")
+    one = results["fxaa, 1 render process"][0]
+    print(f"  two render workers against one renderer in the process (fxaa): {one / results['fxaa'][0]:.2f}x faster")
     from avatar.pipeline import say
 
     with tempfile.TemporaryDirectory() as tmp:
-        say(args.text, Path(tmp) / "warm.mp4", width=args.size, height=args.size)  # load the models once
-        for aa in ("msaa", "fxaa"):
+        # The app, batch workers and the live streamer render in their own process (render_workers=1).
+        say(args.text, Path(tmp) / "warm.mp4", width=args.size, height=args.size, render_workers=1)  # load models
+        for aa in ("fxaa", "msaa"):
             warm = []
             for _ in range(args.runs):
                 t0 = time.perf_counter()
-                r = say(args.text, Path(tmp) / "warm.mp4", width=args.size, height=args.size, antialias=aa)
+                r = say(args.text, Path(tmp) / "warm.mp4", width=args.size, height=args.size, antialias=aa,
+                        render_workers=1)
                 warm.append((time.perf_counter() - t0, r.timings))
             warm.sort(key=lambda x: x[0])
             dt, stages = warm[len(warm) // 2]

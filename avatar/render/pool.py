@@ -1,0 +1,236 @@
+"""Render a video's frames in forked worker processes, each with its own llvmpipe context.
+
+    with RenderPool(avatar, width=512, height=512, framing="portrait", antialias="fxaa") as pool:
+        ...  # the workers open their GL contexts and compile shaders while the caller makes the motion
+        for rgb in pool.frames(face_rows, joints, (rotations, roots)): ...
+
+Why processes: on a CPU, Mesa's llvmpipe does the vertex work and every draw call in the calling thread, and
+moderngl holds the GIL through them, so a second renderer in a thread runs no faster (measured). Two processes,
+each on one llvmpipe thread, keep both cores of a small machine busy, with the encoder in the parent; see
+bench/pipeline_bench.py. Worker k renders frames k, k + W, k + 2W, ... into its own ring of shared-memory slots;
+the parent hands them out in order. Workers are forked, so they start in milliseconds with the avatar already
+read; `fork_available()` says when that is safe (Linux, the calling thread is the only Python thread, and this
+process has not opened a GL context, which a forked child could not share).
+"""
+
+from __future__ import annotations
+
+import logging
+import mmap
+import os
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from avatar.errors import AvatarError, InputError
+
+log = logging.getLogger(__name__)
+
+#: Slots per worker: frames a worker may render ahead of the encoder.
+SLOTS = 3
+#: Workers' niceness: their set-up overlaps the parent's emotion and speech stages, which then keep their speed
+#: (`avatar say` on the bench line, three alternating runs each: render started at 1.6-1.8 s with 10 against
+#: 1.8-2.0 s with 0, and the video was done 0.35 s sooner on average).
+NICE = 10
+_POLL = 0.05  # seconds between checks that a worker is still alive while waiting for it
+
+
+def default_workers() -> int:
+    """Render processes to use here: one per usable core from 2 to 4 where forking is safe, else 1 (in-process).
+
+    Past four the parent's encoder (x264, about 7 ms a 512x512 frame) is the bottleneck."""
+    if not fork_available():
+        return 1
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    return max(2, min(4, cores))
+
+
+def fork_available() -> bool:
+    """Whether forked render workers are safe here: Linux, one Python thread, no GL context opened yet."""
+    from .renderer import gl_context_opened
+
+    return (sys.platform.startswith("linux") and hasattr(os, "fork") and (os.cpu_count() or 1) >= 2
+            and threading.active_count() == 1 and not gl_context_opened())
+
+
+def _worker(k: int, conn, free, shm: mmap.mmap, shape: tuple[int, ...], workers: int,  # noqa: ANN001
+            avatar: Any, options: dict, nice: int) -> None:
+    """A worker process: open a renderer, then render the frames of each job handed to it."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it stops the workers
+    os.environ["LP_NUM_THREADS"] = "1"  # one llvmpipe thread per worker: the workers are the parallelism
+    if nice:
+        os.nice(nice)  # the parent's stages (speech, motion, encoding) come first; workers take the spare core
+    from .renderer import Renderer
+
+    slots = np.frombuffer(shm, dtype=np.uint8).reshape(shape)[k]
+    parent = os.getppid()
+    t0 = time.perf_counter()
+    try:
+        renderer = Renderer(avatar, **options)
+        renderer.render(None, None)  # compile the shader variants now, while the parent is busy elsewhere
+    except Exception as exc:  # noqa: BLE001 - reported to the parent, which raises it
+        conn.send(("error", f"{type(exc).__name__}: {exc}"))
+        return
+    conn.send(("ready", time.perf_counter() - t0))
+    try:
+        while True:
+            job = conn.recv()
+            if job is None:
+                return
+            face_rows, joints, rot, root, n = job
+            for i in range(k, n, workers):
+                while not free.acquire(timeout=0.5):  # wait until the parent has taken this slot's last frame
+                    if os.getppid() != parent:
+                        return  # the parent died without stopping us
+                body = (joints, rot[i], root[i]) if rot is not None else None
+                img = renderer.render(face_rows[i] if face_rows is not None else None, body)
+                slots[(i // workers) % len(slots)] = img
+                conn.send(("frame", i))
+    except (EOFError, BrokenPipeError, KeyboardInterrupt):
+        return  # the parent is gone or stopping us
+    except Exception as exc:  # noqa: BLE001 - reported to the parent, which raises it
+        try:
+            conn.send(("error", f"{type(exc).__name__}: {exc}"))
+        except (OSError, ValueError):
+            pass
+    finally:
+        renderer.close()
+
+
+class RenderPool:
+    """Forked render workers for one avatar, size and framing; use as a context manager or call close()."""
+
+    _procs: list = []  # so that close() works on a pool whose __init__ failed early
+
+    def __init__(self, avatar: Any, *, width: int = 512, height: int = 512, framing: str = "portrait",
+                 antialias: str = "fxaa", samples: int = 4, workers: int = 2, slots: int = SLOTS,
+                 nice: int = NICE) -> None:
+        """Fork `workers` processes that open their renderers at once (the avatar is resolved here)."""
+        import multiprocessing as mp
+
+        from .renderer import ANTIALIAS, FRAMINGS, resolve_avatar
+
+        if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= 16:
+            raise InputError(f"workers must be an integer in [1, 16], got {workers!r}")
+        if framing not in FRAMINGS or antialias not in ANTIALIAS:
+            raise InputError(f"framing must be one of {FRAMINGS} and antialias one of {ANTIALIAS}")
+        if not fork_available():
+            raise AvatarError("forked render workers need Linux, a single Python thread and no GL context yet")
+        self.width, self.height, self.workers = int(width), int(height), workers
+        self.framing, self.antialias = framing, antialias
+        self._slots = max(1, int(slots))
+        self._shape = (workers, self._slots, self.height, self.width, 3)
+        self._shm = mmap.mmap(-1, int(np.prod(self._shape)))  # anonymous and shared: the children see it
+        self._view = np.frombuffer(self._shm, dtype=np.uint8).reshape(self._shape)
+        ctx = mp.get_context("fork")
+        options = dict(width=self.width, height=self.height, framing=framing, samples=samples, antialias=antialias)
+        av = resolve_avatar(avatar)  # read once here; the children inherit it
+        self._conns, self._free, self._procs = [], [], []
+        self._ready = [False] * workers
+        self._busy = False
+        try:
+            for k in range(workers):
+                parent, child = ctx.Pipe()
+                free = ctx.Semaphore(self._slots)
+                p = ctx.Process(target=_worker, name=f"avatar-render-{k}", daemon=True,
+                                args=(k, child, free, self._shm, self._shape, workers, av, options, int(nice)))
+                p.start()
+                child.close()
+                self._conns.append(parent)
+                self._free.append(free)
+                self._procs.append(p)
+            log.debug("forked %d render workers", workers)
+        except BaseException:
+            self._stop(force=True)
+            raise
+
+    def _recv(self, k: int) -> tuple[str, Any]:
+        """The next message from worker k; AvatarError when it died or reported an error."""
+        conn, proc = self._conns[k], self._procs[k]
+        while not conn.poll(_POLL):
+            if not proc.is_alive():
+                raise AvatarError(f"render worker {k} exited (code {proc.exitcode}) without finishing")
+        try:
+            kind, value = conn.recv()
+        except EOFError:
+            raise AvatarError(f"render worker {k} closed its connection") from None
+        if kind == "error":
+            raise AvatarError(f"render worker {k}: {value}")
+        return kind, value
+
+    def frames(self, face_rows: np.ndarray | None, joints: tuple[str, ...],
+               pose: tuple[np.ndarray, np.ndarray] | None, n: int) -> Iterator[np.ndarray]:
+        """RGB frames 0..n-1 in order (uint8 [H, W, 3], each a copy the caller may keep)."""
+        if self._procs == []:
+            raise AvatarError("the render pool is closed")
+        if self._busy:
+            raise AvatarError("the render pool is already rendering a video")
+        rot, root = pose if pose is not None else (None, None)
+        self._busy = True
+        try:
+            t0 = time.perf_counter()
+            for k in range(self.workers):
+                if not self._ready[k]:
+                    _, setup = self._recv(k)  # "ready", or the error that stopped its renderer
+                    self._ready[k] = True
+                    log.debug("render worker %d set up in %.2f s", k, setup)
+            log.debug("waited %.2f s for the render workers to be ready", time.perf_counter() - t0)
+            for conn in self._conns:
+                conn.send((face_rows, tuple(joints), rot, root, int(n)))
+            for i in range(n):
+                k = i % self.workers
+                kind, j = self._recv(k)
+                if kind != "frame" or j != i:
+                    raise AvatarError(f"render worker {k} sent {kind} {j} where frame {i} was due")
+                img = self._view[k, (i // self.workers) % self._slots].copy()
+                self._free[k].release()
+                yield img
+        except BaseException:
+            self._stop(force=True)  # a worker may be mid-job, blocked on a slot: stop them all
+            raise
+        finally:
+            self._busy = False
+
+    def close(self) -> None:
+        """Stop the workers and free the shared frames (idempotent)."""
+        self._stop(force=self._busy)
+
+    def _stop(self, force: bool) -> None:
+        if not force:
+            for conn in getattr(self, "_conns", []):
+                try:
+                    conn.send(None)  # between jobs a worker waits for its next message: this ends it
+                except (OSError, ValueError):
+                    pass
+        deadline = time.monotonic() + 2.0
+        for p in self._procs:
+            if force and p.is_alive():
+                p.terminate()
+            p.join(max(0.1, deadline - time.monotonic()))
+            if p.is_alive():
+                p.kill()
+                p.join(1.0)
+        for conn in getattr(self, "_conns", []):
+            conn.close()
+        self._conns, self._free, self._procs = [], [], []
+
+    def __enter__(self) -> "RenderPool":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - interpreter shutdown
+            pass

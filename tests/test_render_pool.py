@@ -1,0 +1,132 @@
+"""Forked render workers (avatar.render.pool): same frames as one renderer, errors, early stops, safety checks.
+
+Each test runs its body in a new Python process: forking is only allowed from a process that has not opened a
+GL context and has one Python thread, and the pytest process has done both by now.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("moderngl")
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="forked render workers are Linux-only")
+
+_SETUP = """
+import numpy as np
+from avatar.errors import AvatarError, InputError
+from avatar.render.pool import RenderPool, fork_available
+from avatar.render.renderer import render_frames, resolve_avatar
+from avatar.types import FACE_CHANNELS, ARKIT_BLENDSHAPES, BodyMotion, FaceMotion
+
+av = resolve_avatar(None)
+n = 7
+rng = np.random.default_rng(0)
+frames = np.zeros((n, len(FACE_CHANNELS)), np.float32)
+frames[:, :52] = rng.uniform(0, 0.6, (n, 52))
+face = FaceMotion(frames=frames, fps=30.0)
+from avatar.render.pose import build_rig
+rig = build_rig(av)
+joints = ("neck", "head", "leftUpperArm", "rightUpperArm")
+ang = np.linspace(0, 0.3, n)[:, None] * np.ones((1, len(joints)))
+rot = np.stack([np.sin(ang / 2), np.zeros_like(ang), np.zeros_like(ang), np.cos(ang / 2)], -1).astype(np.float32)
+hips = np.tile(rig.rest_world[rig.hips][:3, 3], (n, 1)).astype(np.float32)  # root positions are absolute
+body = BodyMotion(joints=joints, rotations=rot, root_position=hips, fps=30.0)
+"""
+
+
+def _run(body: str) -> str:
+    code = textwrap.dedent(_SETUP) + textwrap.dedent(body)
+    res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    return res.stdout
+
+
+def test_pool_frames_match_one_renderer() -> None:
+    out = _run("""
+        assert fork_available()
+        with RenderPool(av, width=96, height=80, framing="portrait", antialias="fxaa", workers=2) as pool:
+            got = list(render_frames(av, face, body, fps=30.0, width=96, height=80, framing="portrait",
+                                     antialias="fxaa", pool=pool))
+            again = list(render_frames(av, face, body, fps=30.0, width=96, height=80, framing="portrait",
+                                       antialias="fxaa", pool=pool))  # a pool serves video after video
+            procs = list(pool._procs)
+        assert not any(p.is_alive() for p in procs), "close() leaves no worker behind"
+        # After the fork this process may open its own context: the reference, one renderer in-process.
+        ref = list(render_frames(av, face, body, fps=30.0, width=96, height=80, framing="portrait", antialias="fxaa"))
+        assert len(got) == len(ref) == n
+        for a, b, c in zip(got, again, ref):
+            assert a.shape == (80, 96, 3) and a.dtype == np.uint8
+            assert np.array_equal(a, b)
+            assert np.abs(a.astype(int) - c.astype(int)).max() <= 1
+        assert len({a.tobytes() for a in got}) == n, "every frame differs: the motion reached the workers"
+        assert not fork_available(), "a GL context is open now: forking is off"
+        try:
+            RenderPool(av, width=96, height=80, workers=2)
+        except AvatarError as exc:
+            print("refused:", exc)
+        """)
+    assert "refused:" in out and "GL context" in out
+
+
+def test_pool_reports_worker_errors_and_stops_early() -> None:
+    out = _run("""
+        pool = RenderPool(av, width=64, height=64, framing="portrait", antialias="none", workers=2)
+        bad = np.zeros((n, 5))  # a face row must have 59 or 52 channels: the worker's renderer refuses it
+        try:
+            list(pool.frames(bad, (), None, n))
+        except AvatarError as exc:
+            print("error:", exc)
+        assert not any(p.is_alive() for p in pool._procs), "a failed job stops the workers"
+        pool.close()
+
+        pool = RenderPool(av, width=64, height=64, framing="portrait", antialias="none", workers=2)
+        it = render_frames(av, face, body, fps=30.0, width=64, height=64, antialias="none", pool=pool)
+        first = next(it)
+        procs = list(pool._procs)
+        it.close()  # the consumer stops after one frame: the workers must not be left waiting on a slot
+        assert not any(p.is_alive() for p in procs)
+        pool.close()
+        pool.close()  # idempotent
+        try:
+            render_frames(av, face, body, fps=30.0, width=96, height=96, antialias="none",
+                          pool=RenderPool(av, width=64, height=64, antialias="none", workers=2))
+        except InputError as exc:
+            print("mismatch:", exc)
+        try:
+            RenderPool(av, width=64, height=64, workers=0)
+        except InputError as exc:
+            print("workers:", exc)
+        """)
+    assert "error: render worker" in out and "59 channels" in out
+    assert "mismatch: the render pool renders 64x64" in out
+    assert "workers: workers must be an integer" in out
+
+
+def test_say_renders_with_workers_like_without(tmp_path: Path) -> None:
+    out = _run(f"""
+        import av as pyav
+        from avatar.pipeline import say
+
+        def decoded(path):
+            with pyav.open(path) as box:
+                return [f.to_ndarray(format="rgb24") for f in box.decode(video=0)]
+
+        a = say("Hello there.", {str(tmp_path / "a.mp4")!r}, width=96, height=96, render_workers=2)
+        b = say("Hello there.", {str(tmp_path / "b.mp4")!r}, width=96, height=96, render_workers=1)
+        fa, fb = decoded(a.video), decoded(b.video)
+        assert len(fa) == len(fb) > 10
+        diff = max(np.abs(x.astype(int) - y.astype(int)).max() for x, y in zip(fa, fb))
+        print("max diff", diff)
+        assert diff <= 2, diff
+        try:
+            say("Hello.", {str(tmp_path / "c.mp4")!r}, render_workers=0)
+        except InputError as exc:
+            print("refused:", exc)
+        """)
+    assert "refused: render_workers must be an integer" in out
