@@ -48,6 +48,32 @@ def test_inference_model_matches_transformers_and_peft(trained):
                                atol=1e-6)
 
 
+def test_concatenated_layers_match_training_and_store_no_mix(tmp_path):
+    """pool_mode="concat": the head reads the pooled layers side by side; the NumPy model reads them the same way."""
+    from avatar.emotion.model import EmotionModel, EmotionModelConfig, EmotionRegressor
+    from avatar.errors import ModelError
+
+    torch.manual_seed(2)
+    model = EmotionModel(EmotionModelConfig(lora_r=4, lora_alpha=8, pool_layers=3, pool_mode="concat", max_length=64))
+    assert model.head[1].in_features == 3 * model.encoder.config.hidden_size
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.05)
+        # The third layer's block of the head's input weights: zeroing it must change the output.
+        before = model.eval().predict_ratings(TEXTS)
+    assert "mix.weight" not in model.trainable_state()
+    model.save_pretrained(tmp_path / "concat")
+    fast = EmotionRegressor.from_pretrained(tmp_path / "concat")
+    np.testing.assert_allclose(fast.predict_ratings(TEXTS), before, atol=1e-5)
+    with torch.no_grad():
+        h = model.encoder.config.hidden_size
+        model.head[1].weight[:, 2 * h:] = 0.0
+    assert np.abs(model.predict_ratings(TEXTS) - before).max() > 1e-4
+    with pytest.raises(ModelError):
+        EmotionModel(EmotionModelConfig(pool_layers=2, pool_mode="sum"))
+
+
 def test_full_finetune_layers_load_as_training_reloads_them(tmp_path):
     """finetune="full" stores the transformer layers in float16; both models read them back the same way."""
     from avatar.emotion.model import EmotionModel, EmotionModelConfig, EmotionRegressor

@@ -15,8 +15,13 @@ def model_card(cfg: EmotionModelConfig) -> str:
         for h in cfg.metrics.get("history", [])
     )
     t = cfg.training
-    mix = (f" The head reads a learned mix (ELMo-style softmax weights) of the mean-pooled last {cfg.pool_layers}"
-           " layers, not only the top one." if cfg.pool_layers > 1 else "")
+    if cfg.pool_layers > 1 and cfg.pool_mode == "concat":
+        mix = f" The head reads the mean-pooled last {cfg.pool_layers} layers side by side, not only the top one."
+    elif cfg.pool_layers > 1:
+        mix = (f" The head reads a learned mix (ELMo-style softmax weights) of the mean-pooled last {cfg.pool_layers}"
+               " layers, not only the top one.")
+    else:
+        mix = ""
     if cfg.finetune == "lora":
         what = f"A LoRA adapter (rank {cfg.lora_r}) on the all-MiniLM-L6-v2 sentence encoder plus a two-layer regression head."
         stored = ("Only the adapter and the head are stored (`model.safetensors`); the encoder comes from the\n"

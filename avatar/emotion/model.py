@@ -74,7 +74,13 @@ class EmotionModel(nn.Module):
         self.encoder = encoder
         hidden = self.encoder.config.hidden_size
         self.layer_mix = nn.Parameter(torch.zeros(max(1, config.pool_layers)))
-        self.head = nn.Sequential(nn.Dropout(0.1), nn.Linear(hidden, config.head_hidden), nn.GELU(),
+        if config.pool_mode not in ("mix", "concat"):
+            raise ModelError(f"unknown pool_mode {config.pool_mode!r} (mix or concat)")
+        self.concat = config.pool_mode == "concat" and config.pool_layers > 1
+        self.pooled_size = hidden * (config.pool_layers if self.concat else 1)
+        if self.concat:
+            self.layer_mix.requires_grad_(False)  # unused: the head reads every layer
+        self.head = nn.Sequential(nn.Dropout(0.1), nn.Linear(self.pooled_size, config.head_hidden), nn.GELU(),
                                   nn.Linear(config.head_hidden, 3))
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **_: torch.Tensor) -> torch.Tensor:
@@ -89,6 +95,8 @@ class EmotionModel(nn.Module):
         m = attention_mask.unsqueeze(-1).to(layers[0].dtype)
         denom = m.sum(1).clamp(min=1.0)
         pooled = torch.stack([(h * m).sum(1) / denom for h in layers], dim=0)  # [k, B, H]
+        if self.concat:
+            return torch.cat(list(pooled), dim=-1)
         w = torch.softmax(self.layer_mix, dim=0)
         return (w[:, None, None] * pooled).sum(0)
 
@@ -128,7 +136,7 @@ class EmotionModel(nn.Module):
         else:
             state = {f"enc.{k}": v.half() for k, v in self.encoder.state_dict().items() if k.startswith("encoder.")}
         state.update({f"head.{k}": v.float() for k, v in self.head.state_dict().items()})
-        if self.config.pool_layers > 1:
+        if self.config.pool_layers > 1 and not self.concat:
             state["mix.weight"] = self.layer_mix.float()
         return {k: v.detach().contiguous() for k, v in state.items()}
 
@@ -152,7 +160,7 @@ class EmotionModel(nn.Module):
             if res.unexpected_keys or any(k.startswith("encoder.") for k in res.missing_keys):
                 raise ModelError(f"{source}: encoder weights do not fit the encoder")
         self.head.load_state_dict(head)
-        if self.config.pool_layers > 1:
+        if self.config.pool_layers > 1 and not self.concat:
             if "mix.weight" not in state or state["mix.weight"].shape != self.layer_mix.shape:
                 raise ModelError(f"{source} lacks the layer-mix weights its config asks for")
             self.layer_mix.data.copy_(state["mix.weight"])

@@ -57,6 +57,9 @@ class EmotionModelConfig:
     # Mean-pool the last `pool_layers` encoder layers and mix them with learned softmax weights (ELMo's
     # scalar mix): lower layers keep lexical cues (negation, intensifiers) that the top layer smooths over.
     pool_layers: int = 1
+    # How the pooled layers reach the head: "mix" (the softmax mix above, [B, H]) or "concat" (all of them side by
+    # side, [B, pool_layers * H]: the head then weighs each layer per feature, not one weight per layer).
+    pool_mode: str = "mix"
     max_length: int = 96
     # Targets are EmoBank ratings (1..5); the head predicts z-scores: rating = mean + std * z.
     target_mean: list[float] = field(default_factory=lambda: [3.0, 3.0, 3.0])
@@ -117,12 +120,16 @@ class EmotionRegressor:
         self.encoder = encoder
         self.tokenizer = tokenizer
         k = max(1, config.pool_layers)
-        mix = np.zeros(k) if layer_mix is None else np.asarray(layer_mix, dtype=np.float64)
+        if config.pool_mode not in ("mix", "concat"):
+            raise ModelError(f"unknown pool_mode {config.pool_mode!r} (mix or concat)")
+        self._concat = config.pool_mode == "concat" and k > 1
+        mix = np.zeros(k) if layer_mix is None or self._concat else np.asarray(layer_mix, dtype=np.float64)
         if mix.shape != (k,):
             raise ModelError(f"the layer mix has shape {mix.shape}, its config asks for ({k},)")
         w = np.exp(mix - mix.max())
         self._mix = (w / w.sum()).astype(np.float32)  # softmax once: the mix is fixed at inference
-        self._w1, self._b1, self._w2, self._b2 = _check_head(head, encoder.hidden_size, config.head_hidden)
+        width = encoder.hidden_size * (k if self._concat else 1)
+        self._w1, self._b1, self._w2, self._b2 = _check_head(head, width, config.head_hidden)
 
     @classmethod
     def from_pretrained(cls, folder: str | os.PathLike[str]) -> "EmotionRegressor":
@@ -147,7 +154,7 @@ class EmotionRegressor:
         if not head:
             raise ModelError(f"{source} holds no regression head")
         mix = None
-        if config.pool_layers > 1:
+        if config.pool_layers > 1 and config.pool_mode != "concat":
             if "mix.weight" not in state or state["mix.weight"].shape != (config.pool_layers,):
                 raise ModelError(f"{source} lacks the layer-mix weights its config asks for")
             mix = state["mix.weight"]
@@ -174,9 +181,11 @@ class EmotionRegressor:
         return self._head(self._pooled(states[-len(self._mix):], attention_mask))
 
     def _pooled(self, layers: list[np.ndarray], attention_mask: np.ndarray) -> np.ndarray:
-        """The sentence vector [B, H]: each layer mean-pooled over the real tokens, softmax-mixed."""
+        """The sentence vector [B, H] (or [B, k H] concatenated): each layer mean-pooled over the real tokens."""
         m = np.asarray(attention_mask, dtype=np.float32)
         denom = np.maximum(m.sum(axis=1, keepdims=True), 1.0)
+        if self._concat:
+            return np.concatenate([np.einsum("bt,bth->bh", m, h) / denom for h in layers], axis=1)
         pooled = np.zeros((m.shape[0], layers[0].shape[-1]), dtype=np.float32)
         for w, h in zip(self._mix, layers):
             pooled += w * (np.einsum("bt,bth->bh", m, h) / denom)

@@ -102,7 +102,7 @@ def train(args: argparse.Namespace) -> dict:
     q01, q99 = np.percentile(tr_y, 1, axis=0), np.percentile(tr_y, 99, axis=0)
     scale = np.maximum(np.abs(q01 - 3.0), np.abs(q99 - 3.0)) / 0.9
     cfg = EmotionModelConfig(finetune=args.finetune, lora_r=args.rank, lora_alpha=2 * args.rank, pool_layers=args.pool_layers,
-                             target_mean=mean.tolist(),
+                             pool_mode=args.pool_mode, target_mean=mean.tolist(),
                              target_std=std.tolist(), calib_scale=scale.round(4).tolist())
     model = EmotionModel(cfg)
     if cfg.finetune == "full":  # the transformer layers learn; the (large) embedding table stays as shipped
@@ -139,7 +139,7 @@ def train(args: argparse.Namespace) -> dict:
             feat_teacher = torch.tensor((f - f.mean(0)) / (f.std(0) + 1e-6))
             # Feature distillation: a linear map from our sentence vector must predict the teacher's features, so
             # the encoder learns to carry what the larger model reads (the map is dropped after training).
-            proj = torch.nn.Linear(model.encoder.config.hidden_size, feat_teacher.shape[1])
+            proj = torch.nn.Linear(model.pooled_size, feat_teacher.shape[1])
 
     enc_params = [p for p in model.encoder.parameters() if p.requires_grad]
     opt = torch.optim.AdamW([
@@ -205,7 +205,7 @@ def train(args: argparse.Namespace) -> dict:
                     "teacher": str(args.teacher) if args.teacher else None, "teacher_weight": args.teacher_weight,
                     "embed_weight": args.embed_weight, "extra": str(args.extra) if args.extra else None,
                     "extra_size": len(tr_x) - n_gold,
-                    "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "finetune": args.finetune, "rank": args.rank, "pool_layers": args.pool_layers,
+                    "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "finetune": args.finetune, "rank": args.rank, "pool_layers": args.pool_layers, "pool_mode": args.pool_mode,
                     "corr_weight": args.corr_weight, "dim_weights": [round(float(x), 4) for x in args.dim_weights], "ema": args.ema, "train_size": n_gold, "dev_size": len(dv_x),
                     "seconds": round(time.time() - t0, 1), "torch": torch.__version__}
     model.config = cfg
@@ -231,6 +231,8 @@ def main(argv: list[str] | None = None) -> None:
                    help="train a LoRA adapter, or the transformer layers themselves (embeddings frozen)")
     p.add_argument("--rank", type=int, default=16)
     p.add_argument("--pool-layers", type=int, default=1, help="mix the mean-pools of the last N layers")
+    p.add_argument("--pool-mode", choices=["mix", "concat"], default="mix",
+                   help="softmax-mix the pooled layers, or concatenate them for the head")
     p.add_argument("--corr-weight", type=float, default=0.5)
     p.add_argument("--dim-weights", type=dim_weights, default=dim_weights("1,1,1"),
                    help="loss weights of valence, arousal, dominance (e.g. 2,1,0.5: valence is hardest to read)")
