@@ -294,10 +294,16 @@ def say(text: str, out: str | os.PathLike[str], *, keep: str | os.PathLike[str] 
         if fraction == 0.0:
             last[:] = [now, stage]
             if stage == "speech" and workers > 1 and not pool:
+                from avatar.errors import AvatarError
                 from avatar.render.pool import RenderPool
 
-                pool.append(RenderPool(av, width=int(width), height=int(height), framing=framing,
-                                       antialias=antialias, workers=workers))
+                try:
+                    pool.append(RenderPool(av, width=int(width), height=int(height), framing=framing,
+                                           antialias=antialias, workers=workers))
+                except AvatarError as exc:
+                    if render_workers is not None:  # asked for explicitly: say why it cannot be done
+                        raise
+                    log.warning("rendering in this process: %s", exc)  # e.g. a thread started meanwhile
         elif fraction >= 1.0 and last[1] == stage:
             timings[stage] = timings.get(stage, 0.0) + now - last[0]
         _tick(progress, stage, fraction)

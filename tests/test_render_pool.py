@@ -130,3 +130,25 @@ def test_say_renders_with_workers_like_without(tmp_path: Path) -> None:
             print("refused:", exc)
         """)
     assert "refused: render_workers must be an integer" in out
+
+
+def test_say_falls_back_to_one_process_when_the_workers_cannot_start(tmp_path: Path, monkeypatch, caplog) -> None:
+    """Default workers that fail to start (e.g. a thread appeared) leave the video to this process; an explicit
+    request for workers that cannot start is an error."""
+    import logging
+
+    import avatar.render.pool as pool_mod
+    from avatar.errors import AvatarError
+    from avatar.pipeline import say
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AvatarError("forked render workers need Linux, a single Python thread and no GL context yet")
+
+    monkeypatch.setattr(pool_mod, "default_workers", lambda: 2)
+    monkeypatch.setattr(pool_mod.RenderPool, "__init__", refuse)
+    with caplog.at_level(logging.WARNING, logger="avatar.pipeline"):
+        result = say("Hi.", tmp_path / "a.mp4", width=64, height=64)
+    assert result.video.is_file() and "rendering in this process" in caplog.text
+    with pytest.raises(AvatarError, match="single Python thread"):
+        say("Hi.", tmp_path / "b.mp4", width=64, height=64, render_workers=2)
+    assert not (tmp_path / "b.mp4").exists()
