@@ -284,8 +284,7 @@ def say(text: str, out: str | os.PathLike[str], *, keep: str | os.PathLike[str] 
     out = check_video_settings(out, width, height, framing, antialias)  # before any work, so a typo costs nothing
     av = resolve_avatar(avatar)  # a broken avatar file fails before the slow part too
     workers = _render_workers(render_workers) if pool is None else 1
-    given = pool
-    pool: list = [given] if given is not None else []  # the RenderPool, once started
+    pools: list = [pool] if pool is not None else []  # the RenderPool: given, or once started
     timings: dict[str, float] = {}
     last = [time.perf_counter(), None]
 
@@ -293,13 +292,13 @@ def say(text: str, out: str | os.PathLike[str], *, keep: str | os.PathLike[str] 
         now = time.perf_counter()
         if fraction == 0.0:
             last[:] = [now, stage]
-            if stage == "speech" and workers > 1 and not pool:
+            if stage == "speech" and workers > 1 and not pools:
                 from avatar.errors import AvatarError
                 from avatar.render.pool import RenderPool
 
                 try:
-                    pool.append(RenderPool(av, width=int(width), height=int(height), framing=framing,
-                                           antialias=antialias, workers=workers))
+                    pools.append(RenderPool(av, width=int(width), height=int(height), framing=framing,
+                                            antialias=antialias, workers=workers))
                 except AvatarError as exc:
                     if render_workers is not None:  # asked for explicitly: say why it cannot be done
                         raise
@@ -313,10 +312,10 @@ def say(text: str, out: str | os.PathLike[str], *, keep: str | os.PathLike[str] 
         perf = perform(text, vad=vad, voice=voice, seed=seed, progress=timed)
         video = render_video(perf, out, avatar=av, width=width, height=height, framing=framing, subtitles=subtitles,
                              vad_indicator=vad_indicator, antialias=antialias, progress=timed,
-                             pool=pool[0] if pool else None)
+                             pool=pools[0] if pools else None)
     finally:
-        for p in pool:
-            if p is not given:
+        for p in pools:
+            if p is not pool:  # a pool the caller gave stays open: it is theirs to close
                 p.close()
     files: dict[str, Path] = {}
     if keep is not None:
