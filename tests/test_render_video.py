@@ -62,6 +62,16 @@ def test_failure_mid_write_leaves_no_file(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+def test_one_encoder_thread_gives_the_same_frames(tmp_path: Path) -> None:
+    from avatar.render.video import write_mp4
+
+    n = 12  # x264 is deterministic for a given thread count; the decoded frames agree to within its rounding
+    one = _decode(write_mp4(tmp_path / "one.mp4", _frames(n), n, _tone(0.4, 22050), 22050, encoder_threads=1))
+    auto = _decode(write_mp4(tmp_path / "auto.mp4", _frames(n), n, _tone(0.4, 22050), 22050))
+    assert len(one) == len(auto) == n
+    assert max(np.abs(a.astype(int) - b.astype(int)).mean() for a, b in zip(one, auto)) < 1.0
+
+
 def test_short_frame_source_is_held_and_odd_sizes_are_padded(tmp_path: Path) -> None:
     from avatar.render.video import probe_mp4, write_mp4
 
@@ -84,6 +94,8 @@ def test_bad_arguments_are_input_errors(tmp_path: Path) -> None:
         dict(subtitles=[(1.0, 0.5, "backwards")]),
         dict(frames=iter([np.zeros((8, 8), np.uint8)])),
         dict(frames=iter([])),
+        dict(encoder_threads=-1),
+        dict(encoder_threads=True),
     ]
     for bad in cases:
         args = dict(out=tmp_path / "a.mp4", frames=_frames(9), n_frames=9, audio=audio, sample_rate=22050)

@@ -86,12 +86,19 @@ def _even(frame: np.ndarray) -> np.ndarray:
 
 def write_mp4(out: str | os.PathLike[str], frames: Iterable[np.ndarray], n_frames: int, audio: np.ndarray,
               sample_rate: int, fps: float = 30.0, subtitles: list[Subtitle] | None = None,
-              vad: np.ndarray | None = None, progress: Callable[[float], None] | None = None) -> Path:
-    """Encode n_frames RGB frames (uint8 [H, W, 3]) and mono float audio into an MP4, atomically."""
+              vad: np.ndarray | None = None, progress: Callable[[float], None] | None = None,
+              encoder_threads: int = 0) -> Path:
+    """Encode n_frames RGB frames (uint8 [H, W, 3]) and mono float audio into an MP4, atomically.
+
+    encoder_threads: x264's threads (0: its default, about 1.5 per core). Pass 1 when other processes keep
+    the cores busy (forked render workers): one thread costs 20 % less CPU a frame (4.8 against 6.2 ms at
+    512x512 on the 2-core machine), and the frames arrive no faster than one thread encodes them."""
     import av
 
     path = Path(out)
     audio, vad_rows = _check_args(path, n_frames, audio, sample_rate, fps, subtitles, vad)
+    if isinstance(encoder_threads, bool) or not isinstance(encoder_threads, int) or not 0 <= encoder_threads <= 64:
+        raise InputError(f"encoder_threads must be an integer in [0, 64], got {encoder_threads!r}")
     if sample_rate not in AAC_RATES:
         from avatar.audio import resample
 
@@ -107,7 +114,8 @@ def write_mp4(out: str | os.PathLike[str], frames: Iterable[np.ndarray], n_frame
     try:
         with atomic_path(path) as tmp:
             with av.open(str(tmp), mode="w", format="mp4", options={"movflags": "+faststart"}) as box:
-                _encode(box, it, n_frames, audio, sample_rate, rate, subtitles or [], vad_rows, progress, bar)
+                _encode(box, it, n_frames, audio, sample_rate, rate, subtitles or [], vad_rows, progress, bar,
+                        {**X264_OPTIONS, "threads": str(encoder_threads)})
     finally:
         if bar is not None:
             bar.close()
@@ -119,7 +127,7 @@ def write_mp4(out: str | os.PathLike[str], frames: Iterable[np.ndarray], n_frame
 
 def _encode(box, it, n_frames: int, audio: np.ndarray, sr: int, rate: Fraction,  # noqa: ANN001, PLR0913
             subtitles: list[Subtitle], vad: np.ndarray | None, progress: Callable[[float], None] | None,
-            bar) -> None:  # noqa: ANN001
+            bar, x264: dict[str, str]) -> None:  # noqa: ANN001
     import av
 
     vs = None
@@ -145,7 +153,7 @@ def _encode(box, it, n_frames: int, audio: np.ndarray, sr: int, rate: Fraction, 
         last = frame
         if vs is None:
             h, w = _even(frame).shape[:2]
-            vs = box.add_stream("libx264", rate=rate, options=dict(X264_OPTIONS))
+            vs = box.add_stream("libx264", rate=rate, options=x264)
             vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
             vs.time_base = 1 / rate
             size = (h, w)
