@@ -12,10 +12,13 @@ import dataclasses
 import json
 import os
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from avatar.errors import ModelError
 from avatar.io import atomic_path, atomic_write_text
+
+if TYPE_CHECKING:
+    import numpy as np
 
 C = TypeVar("C")
 M = TypeVar("M", bound="PretrainedMixin")
@@ -61,6 +64,61 @@ def load_folder(folder: str | os.PathLike[str], config_class: type[C], what: str
     except Exception as exc:
         raise ModelError(f"cannot read {what} model in {folder}: {exc}") from exc
     return config, state
+
+
+#: safetensors dtype names -> little-endian NumPy dtypes (bfloat16 has none in NumPy: refused).
+_ST_DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "I64": "<i8", "I32": "<i4", "I16": "<i2", "I8": "i1",
+              "U8": "u1", "BOOL": "?"}
+_ST_MAX_HEADER = 100 * 2**20
+
+
+def map_safetensors(path: str | os.PathLike[str]) -> dict[str, "np.ndarray"]:
+    """A .safetensors file's tensors as read-only NumPy views of the memory-mapped file (nothing is copied).
+
+    Why not `safetensors.numpy.load_file`: it copies every tensor, 0.08 s for the 90 MB MiniLM encoder, about a
+    quarter of the emotion stage of `avatar say`, while inference reads its largest tensor (the word embeddings)
+    only a few rows at a time. The format is a little-endian u64 header length, a JSON header, then raw bytes;
+    every entry is checked (dtype, shape, offsets within the file) before a view is made. ModelError if not valid.
+    """
+    import json as _json
+    import mmap
+
+    import numpy as np
+
+    p = Path(path)
+    try:
+        with open(p, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size < 8:
+                raise ModelError(f"{p.name} is not a safetensors file (too short)")
+            buf = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    except OSError as exc:
+        raise ModelError(f"cannot read {p}: {exc}") from exc
+    n = int.from_bytes(buf[:8], "little")
+    if n > min(_ST_MAX_HEADER, size - 8):
+        raise ModelError(f"{p.name} is not a safetensors file (header of {n} bytes)")
+    try:
+        header = _json.loads(bytes(buf[8:8 + n]))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ModelError(f"{p.name} has an unreadable safetensors header: {exc}") from None
+    if not isinstance(header, dict):
+        raise ModelError(f"{p.name} has a safetensors header that is not an object")
+    out: dict[str, np.ndarray] = {}
+    start = 8 + n
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        try:
+            dtype = np.dtype(_ST_DTYPES[entry["dtype"]])
+            shape = tuple(int(d) for d in entry["shape"])
+            lo, hi = (int(x) for x in entry["data_offsets"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelError(f"{p.name}: tensor {name!r} has a bad header entry ({exc!r})") from None
+        count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+        if min(shape, default=0) < 0 or not 0 <= lo <= hi <= size - start or hi - lo != count * dtype.itemsize:
+            raise ModelError(f"{p.name}: tensor {name!r} does not fit the file (shape {shape}, bytes {lo}-{hi})")
+        out[name] = np.frombuffer(buf, dtype=dtype, count=count, offset=start + lo).reshape(shape)
+    return out
 
 
 class PretrainedMixin:

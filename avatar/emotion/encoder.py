@@ -36,6 +36,35 @@ def _layer_norm_(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float)
     return x
 
 
+def merged_lora(weights: dict[str, np.ndarray], lora: dict[str, np.ndarray], scale: float) -> dict[str, np.ndarray]:
+    """`weights` with scale * B @ A added to each weight a LoRA adapter (peft's state-dict names) adapts.
+
+    Returns a new dict; the adapted weights are new arrays and the given ones are left as they were."""
+    prefix = "base_model.model."
+    pairs: dict[str, dict[str, np.ndarray]] = {}
+    for key, value in lora.items():
+        for part in ("lora_A", "lora_B"):
+            tag = f".{part}.weight"
+            if key.startswith(prefix) and key.endswith(tag):
+                pairs.setdefault(key[len(prefix):-len(tag)], {})[part] = value
+    if not pairs:
+        raise ModelError("the adapter holds no LoRA weights")
+    deltas = {}
+    for name, ab in pairs.items():  # check every pair before changing any weight
+        w = weights.get(f"{name}.weight")
+        if w is None or set(ab) != {"lora_A", "lora_B"}:
+            raise ModelError(f"adapter weights do not fit the encoder: {name}")
+        a, b = np.asarray(ab["lora_A"], dtype=np.float32), np.asarray(ab["lora_B"], dtype=np.float32)
+        if a.ndim != 2 or b.ndim != 2 or b.shape[1] != a.shape[0] or (b.shape[0], a.shape[1]) != w.shape:
+            raise ModelError(f"adapter weights do not fit the encoder: {name} {tuple(b.shape)} @ {tuple(a.shape)}")
+        deltas[f"{name}.weight"] = (b * np.float32(scale)) @ a  # scaling B: r x fewer multiplies than scaling BA
+    out = dict(weights)
+    for key, delta in deltas.items():
+        delta += weights[key]  # into the fresh product, not into `weights` (read-only when memory-mapped)
+        out[key] = delta
+    return out
+
+
 class _Layer(NamedTuple):
     """One transformer layer's weights laid out for `x @ w` (inputs on the left, [in, out] matrices)."""
 
@@ -84,41 +113,27 @@ class BertEncoder:
         self._layers = self._fuse()
 
     @classmethod
-    def from_folder(cls, folder: Path) -> "BertEncoder":
-        """The encoder in `folder` (config.json + model.safetensors), weights read with safetensors.numpy."""
-        from safetensors.numpy import load_file
+    def from_folder(cls, folder: Path, lora: dict[str, np.ndarray] | None = None,
+                    lora_scale: float = 1.0) -> "BertEncoder":
+        """The encoder in `folder` (config.json + model.safetensors, memory-mapped), with a LoRA adapter merged."""
+        from avatar.pretrained import map_safetensors
 
         try:
             config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-            weights = load_file(str(folder / "model.safetensors"))
         except (OSError, ValueError) as exc:
             raise ModelError(f"cannot read the encoder in {folder}: {exc}") from exc
+        try:
+            weights = map_safetensors(folder / "model.safetensors")
+        except ModelError as exc:
+            raise ModelError(f"cannot read the encoder in {folder}: {exc}") from None
+        if lora is not None:  # merged before the layers are laid out, which then happens once
+            weights = merged_lora(weights, lora, lora_scale)
         return cls(config, weights, where=str(folder))
 
     # ---- changing the weights ------------------------------------------------------------------------
     def merge_lora(self, lora: dict[str, np.ndarray], scale: float) -> None:
         """Add scale * B @ A to each adapted weight (peft's state-dict names), so inference costs no adapter."""
-        prefix = "base_model.model."
-        pairs: dict[str, dict[str, np.ndarray]] = {}
-        for key, value in lora.items():
-            for part in ("lora_A", "lora_B"):
-                tag = f".{part}.weight"
-                if key.startswith(prefix) and key.endswith(tag):
-                    pairs.setdefault(key[len(prefix):-len(tag)], {})[part] = value
-        if not pairs:
-            raise ModelError("the adapter holds no LoRA weights")
-        deltas = {}
-        for name, ab in pairs.items():  # check every pair before changing any weight
-            w = self.weights.get(f"{name}.weight")
-            if w is None or set(ab) != {"lora_A", "lora_B"}:
-                raise ModelError(f"adapter weights do not fit the encoder: {name}")
-            a, b = np.asarray(ab["lora_A"], dtype=np.float32), np.asarray(ab["lora_B"], dtype=np.float32)
-            if a.ndim != 2 or b.ndim != 2 or b.shape[1] != a.shape[0] or (b.shape[0], a.shape[1]) != w.shape:
-                raise ModelError(f"adapter weights do not fit the encoder: {name} {tuple(b.shape)} @ {tuple(a.shape)}")
-            deltas[f"{name}.weight"] = b @ a
-        for key, delta in deltas.items():
-            delta *= np.float32(scale)
-            self.weights[key] = self.weights[key] + delta  # a new array: the caller's tensors stay as they were
+        self.weights = merged_lora(self.weights, lora, scale)
         self._layers = self._fuse()
 
     def load_layers(self, layers: dict[str, np.ndarray]) -> None:

@@ -137,13 +137,13 @@ class EmotionRegressor:
         config, state = load_folder(folder, EmotionModelConfig, "emotion", framework="np")
         source = str(Path(folder) / "model.safetensors")
         src = encoder_dir()
-        encoder = BertEncoder.from_folder(src)
         if config.finetune == "lora":
             lora = {k[5:]: v for k, v in state.items() if k.startswith("lora.")}
             if not lora:
                 raise ModelError(f"{source} holds no adapter weights")
-            encoder.merge_lora(lora, scale=config.lora_alpha / config.lora_r)
+            encoder = BertEncoder.from_folder(src, lora=lora, lora_scale=config.lora_alpha / config.lora_r)
         elif config.finetune == "full":
+            encoder = BertEncoder.from_folder(src)
             try:
                 encoder.load_layers({k[4:]: v for k, v in state.items() if k.startswith("enc.")})
             except ModelError as exc:
