@@ -232,7 +232,8 @@ def render_video(perf: Performance, out: str | os.PathLike[str], *, avatar: obje
     _tick(progress, "render", 0.0)
     path = write_mp4(out, frames, n, perf.speech.audio, perf.speech.sample_rate, fps=VIDEO_FPS,
                      subtitles=_subtitles(perf) if subtitles else None, vad=vad_rows,
-                     progress=lambda f: _tick(progress, "render", min(f, 0.999)))
+                     progress=lambda f: _tick(progress, "render", min(f, 0.999)),
+                     encoder_threads=1 if pool is not None else 0)
     _tick(progress, "render", 1.0)
     return path
 
@@ -307,12 +308,18 @@ def say(text: str, out: str | os.PathLike[str], *, keep: str | os.PathLike[str] 
             timings[stage] = timings.get(stage, 0.0) + now - last[0]
         _tick(progress, stage, fraction)
 
+    # With render workers on the other cores, NumPy's BLAS stays on one thread here. A second OpenBLAS thread
+    # spins after each of the emotion model's small products, on the core a worker is setting up or rendering on:
+    # for the bench line it cost 0.55-0.9 s of CPU and 0.2 s of wall time (five alternating runs each).
+    from avatar.npnn import blas_limit
+
     try:
         log.debug("say: starting the stages")
-        perf = perform(text, vad=vad, voice=voice, seed=seed, progress=timed)
-        video = render_video(perf, out, avatar=av, width=width, height=height, framing=framing, subtitles=subtitles,
-                             vad_indicator=vad_indicator, antialias=antialias, progress=timed,
-                             pool=pools[0] if pools else None)
+        with blas_limit(1 if pools or workers > 1 else None):
+            perf = perform(text, vad=vad, voice=voice, seed=seed, progress=timed)
+            video = render_video(perf, out, avatar=av, width=width, height=height, framing=framing,
+                                 subtitles=subtitles, vad_indicator=vad_indicator, antialias=antialias,
+                                 progress=timed, pool=pools[0] if pools else None)
     finally:
         for p in pools:
             if p is not pool:  # a pool the caller gave stays open: it is theirs to close

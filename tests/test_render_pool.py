@@ -111,7 +111,14 @@ def test_pool_reports_worker_errors_and_stops_early() -> None:
 def test_say_renders_with_workers_like_without(tmp_path: Path) -> None:
     out = _run(f"""
         import av as pyav
+        import avatar.pipeline as pipeline
+        from avatar.npnn import blas_threads
         from avatar.pipeline import say
+
+        seen = []  # BLAS threads while the stages run: one beside render workers, as set up otherwise
+        perform = pipeline.perform
+        pipeline.perform = lambda *a, **k: (seen.append(blas_threads()), perform(*a, **k))[1]
+        before = blas_threads()
 
         def decoded(path):
             with pyav.open(path) as box:
@@ -124,6 +131,7 @@ def test_say_renders_with_workers_like_without(tmp_path: Path) -> None:
         diff = max(np.abs(x.astype(int) - y.astype(int)).max() for x, y in zip(fa, fb))
         print("max diff", diff)
         assert diff <= 2, diff
+        assert seen == [1, before] and blas_threads() == before, (seen, before)
         try:
             say("Hello.", {str(tmp_path / "c.mp4")!r}, render_workers=0)
         except InputError as exc:
