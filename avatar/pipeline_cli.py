@@ -110,24 +110,30 @@ class _Progress:
     """A rich progress bar on stderr, one task per pipeline stage (quiet when stderr is not a terminal)."""
 
     def __init__(self) -> None:
+        self._bar = None
+        self._tasks: dict[str, int] = {}
+        if not sys.stderr.isatty():  # nothing to show: rich is not even imported (0.05 s of a new process)
+            return
         from rich.console import Console
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
         self._bar = Progress(TextColumn("{task.description:>8}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-                             TimeElapsedColumn(), console=Console(stderr=True), transient=False,
-                             disable=not sys.stderr.isatty(), auto_refresh=False)
+                             TimeElapsedColumn(), console=Console(stderr=True), transient=False, auto_refresh=False)
         # No auto-refresh thread: `say` forks its render workers only from a single-threaded process
         # (avatar.render.pool.fork_available), and every stage reports often enough to redraw the bar.
-        self._tasks: dict[str, int] = {}
 
     def __enter__(self) -> "_Progress":
-        self._bar.__enter__()
+        if self._bar is not None:
+            self._bar.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._bar.__exit__(*exc)
+        if self._bar is not None:
+            self._bar.__exit__(*exc)
 
     def __call__(self, stage: str, fraction: float) -> None:
+        if self._bar is None:
+            return
         if stage not in self._tasks:
             self._tasks[stage] = self._bar.add_task(stage, total=1.0)
         self._bar.update(self._tasks[stage], completed=min(max(fraction, 0.0), 1.0), refresh=True)

@@ -2,6 +2,7 @@
 
 import json
 import subprocess
+import sys
 
 import pytest
 
@@ -60,3 +61,27 @@ def test_emotion_oversized_file_is_refused_before_reading(avatar_bin, tmp_path):
         fh.truncate(MAX_INPUT_BYTES + 1)
     res = run(avatar_bin, "emotion", "--input", str(f))
     assert res.returncode == 2 and "larger than" in res.stderr
+
+
+def test_say_progress_draws_on_a_terminal_only(monkeypatch) -> None:
+    import io
+
+    from avatar.pipeline_cli import _Progress
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    with _Progress() as quiet:
+        quiet("speech", 0.5)
+        quiet("speech", 1.0)
+    assert quiet._bar is None and sys.stderr.getvalue() == ""
+    term = Tty()
+    monkeypatch.setattr(sys, "stderr", term)
+    with _Progress() as bar:
+        bar("speech", 0.0)
+        bar("speech", 1.0)
+        bar("render", 0.25)
+    out = term.getvalue()
+    assert "speech" in out and "100%" in out and "render" in out and "25%" in out
