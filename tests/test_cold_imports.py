@@ -56,3 +56,16 @@ quat_apply(q, np.ones(3))
 vertex_normals(np.random.default_rng(1).normal(size=(10, 3)), np.array([[0, 1, 2], [2, 3, 4]]))
 """
     _run("import sys\n" + code + _CHECK.format(heavy=("scipy", "pkg_resources")))
+
+
+def test_emoji_table_is_loaded_only_for_text_outside_ascii() -> None:
+    # Importing `emoji` parses its whole table (0.07 s of each new process); plain ASCII cannot hold an emoji.
+    code = """
+import sys
+from avatar.emotion.regressor import prepare_text
+assert prepare_text("I am  so happy :) ") == "I am so happy :)"
+assert "emoji" not in sys.modules
+assert prepare_text("I am so happy \\U0001F600") == "I am so happy grinning face"
+assert "emoji" in sys.modules
+"""
+    _run(code)

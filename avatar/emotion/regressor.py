@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-import emoji
 import numpy as np
 
 from avatar.emotion.encoder import BertEncoder, WordPieceTokenizer
@@ -88,7 +87,9 @@ def soft_saturate(u: np.ndarray, knee: float = SATURATION_KNEE) -> np.ndarray:
 
 def prepare_text(text: str) -> str:
     """Model input: emoji spelled out as words (the encoder's vocabulary has none), spaces tidied."""
-    if not text.isascii():  # no emoji in plain ASCII: skip the (comparatively slow) emoji scan
+    if not text.isascii():  # plain ASCII has no emoji: skip the scan
+        import emoji  # imported here, not at the top: importing it parses its whole emoji table (0.07 s)
+
         text = emoji.demojize(text, delimiters=(" ", " ")).replace("_", " ")
     return " ".join(text.split())
 
