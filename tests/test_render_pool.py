@@ -160,3 +160,11 @@ def test_say_falls_back_to_one_process_when_the_workers_cannot_start(tmp_path: P
     with pytest.raises(AvatarError, match="single Python thread"):
         say("Hi.", tmp_path / "b.mp4", width=64, height=64, render_workers=2)
     assert not (tmp_path / "b.mp4").exists()
+
+
+def test_ring_depth_follows_frame_size() -> None:
+    from avatar.render.pool import MAX_SLOTS, MIN_SLOTS, RING_BYTES, ring_slots
+
+    assert ring_slots(512, 512, 2) == MAX_SLOTS  # the default video: a deep ring, so no worker waits on a slot
+    assert ring_slots(1080, 1080, 2) == RING_BYTES // (1080 * 1080 * 3 * 2) == 7
+    assert ring_slots(2160, 2160, 4) == MIN_SLOTS  # never shallower than three, whatever the size
