@@ -1,11 +1,11 @@
 """Rotation conversions (quaternion x,y,z,w <-> matrix <-> 6-D <-> Euler), slerp, quaternion product.
 
 Everything is vectorised over leading axes ([..., 4] quaternions, [..., 3, 3] matrices, [..., 6] 6-D).
-Euler conversions are delegated to scipy.spatial.transform.Rotation (imported when first needed). The product,
-rotating vectors and quaternion <-> matrix are written out in numpy as scipy's Rotation computes them (inputs
-normalised, Markley's method from matrices, non-orthogonal matrices orthogonalised by SVD first):
-they are on the path of every render, and importing scipy.spatial costs about 0.4-0.8 s of a new process;
-tests/test_scipy_equivalents.py compares them with Rotation on random inputs. The 6-D form (Zhou et al. 2019,
+The product, rotating vectors, quaternion <-> matrix and the Euler conversions are written out in numpy to give
+what scipy's Rotation gives (inputs normalised, Markley's method from matrices, non-orthogonal matrices
+orthogonalised by SVD first, Euler angles in scipy's ranges and gimbal-lock convention): they are on the path of
+every render and of `avatar say --keep`'s BVH, and importing scipy.spatial costs about 0.4-0.8 s of a new
+process; tests/test_scipy_equivalents.py compares them with Rotation on random inputs. The 6-D form (Zhou et al. 2019,
 "On the Continuity of Rotation Representations in Neural Networks") and pairwise slerp are written here
 because scipy has neither (its Slerp interpolates one key sequence, not arrays of pairs).
 """
@@ -26,13 +26,6 @@ def _flat(a: np.ndarray, k: int) -> tuple[np.ndarray, tuple[int, ...]]:
     if a.shape[-1] != k:
         raise ValueError(f"expected a trailing axis of {k}, got shape {a.shape}")
     return a.reshape(-1, k), a.shape[:-1]
-
-
-def _rotation():  # noqa: ANN202
-    # imported here: scipy.spatial.transform costs ~0.4-0.8 s of cold start, and only the Euler conversions need it
-    from scipy.spatial.transform import Rotation
-
-    return Rotation
 
 
 def _unit(f: np.ndarray) -> np.ndarray:
@@ -179,16 +172,38 @@ def _check_order(order: str) -> str:
 
 
 def quat_to_euler(q: np.ndarray, order: str = "ZXY", degrees: bool = True) -> np.ndarray:
-    """Intrinsic Euler angles [..., 3] in the given axis order (R = R_a0 R_a1 R_a2, as BVH channels read)."""
+    """Intrinsic Euler angles [..., 3] in the given axis order (R = R_a0 R_a1 R_a2, as BVH channels read).
+
+    Ranges as scipy's `Rotation.as_euler` (first and last in (-180, 180], middle in [-90, 90]); at gimbal lock
+    (middle angle +-90) the last angle is 0 and the first carries the turn, as scipy does. Written out here
+    because importing scipy.spatial costs 0.4-0.8 s of a new process (`avatar say --keep` writes a BVH);
+    tests/test_scipy_equivalents.py compares both."""
     order = _check_order(order)
     f, shape = _flat(q, 4)
     if f.shape[0] == 0:
         return np.zeros((*shape, 3))
-    import warnings
-
-    with warnings.catch_warnings():  # gimbal lock is reported by scipy as a warning; the angles are still valid
-        warnings.simplefilter("ignore", UserWarning)
-        return _rotation().from_quat(f).as_euler(order, degrees=degrees).reshape(*shape, 3)
+    m = _matrices(_unit(f))
+    i, j, k = ("XYZ".index(a) for a in order)
+    e = 1.0 if (j - i) % 3 == 1 else -1.0  # +1 for the cyclic orders (XYZ, YZX, ZXY)
+    # R = R_i(a) R_j(b) R_k(c): R[i, k] = e sin b; R[j, k], R[k, k] carry a, R[i, j], R[i, i] carry c (times cos b).
+    cb = np.hypot(m[:, j, k], m[:, k, k])
+    b = np.arctan2(e * m[:, i, k], cb)
+    a = np.arctan2(-e * m[:, j, k], m[:, k, k])
+    c = np.arctan2(-e * m[:, i, j], m[:, i, i])
+    lock = cb < 1e-7
+    if np.any(lock):  # a and c turn about the same axis: c = 0, and a from R R_j(b)^T = R_i(a)
+        ml, bl = m[lock], b[lock]
+        rj = np.zeros((len(bl), 3, 3))
+        j1, j2 = (j + 1) % 3, (j + 2) % 3
+        rj[:, j, j] = 1.0
+        rj[:, j1, j1] = rj[:, j2, j2] = np.cos(bl)
+        rj[:, j2, j1], rj[:, j1, j2] = np.sin(bl), -np.sin(bl)
+        ri = ml @ rj.transpose(0, 2, 1)
+        i1, i2 = (i + 1) % 3, (i + 2) % 3
+        a[lock] = np.arctan2(ri[:, i2, i1], ri[:, i1, i1])
+        c[lock] = 0.0
+    out = np.stack([a, b, c], axis=-1)
+    return (np.rad2deg(out) if degrees else out).reshape(*shape, 3)
 
 
 def euler_to_quat(angles: np.ndarray, order: str = "ZXY", degrees: bool = True) -> np.ndarray:
@@ -197,7 +212,13 @@ def euler_to_quat(angles: np.ndarray, order: str = "ZXY", degrees: bool = True) 
     f, shape = _flat(angles, 3)
     if f.shape[0] == 0:
         return np.zeros((*shape, 4))
-    return _rotation().from_euler(order, f, degrees=degrees).as_quat().reshape(*shape, 4)
+    half = (np.deg2rad(f) if degrees else f) / 2
+    q = None
+    for n, axis in enumerate(order):  # R_a0 R_a1 R_a2: the later turns are applied first
+        qa = np.zeros((len(f), 4))
+        qa[:, "XYZ".index(axis)], qa[:, 3] = np.sin(half[:, n]), np.cos(half[:, n])
+        q = qa if q is None else quat_mul(q, qa)
+    return q.reshape(*shape, 4)
 
 
 def quat_from_axis_angle(axis: np.ndarray, angle: np.ndarray, degrees: bool = True) -> np.ndarray:

@@ -37,6 +37,30 @@ def test_quaternion_functions_match_scipy_rotation() -> None:
         rot.quat_to_matrix(np.zeros(4))
 
 
+@pytest.mark.parametrize("order", ["XYZ", "XZY", "YXZ", "YZX", "ZXY", "ZYX"])
+def test_euler_conversions_match_scipy(order: str) -> None:
+    import warnings
+
+    from scipy.spatial.transform import Rotation
+
+    rng = np.random.default_rng(4)
+    q = rng.normal(size=(500, 4))
+    ours = rot.quat_to_euler(q, order)
+    assert np.allclose(ours, Rotation.from_quat(q).as_euler(order, degrees=True), atol=1e-7)
+    ang = rng.uniform(-180, 180, size=(500, 3)) * np.array([1.0, 0.5, 1.0])
+    assert np.allclose(_canonical(rot.euler_to_quat(ang, order)),
+                       _canonical(Rotation.from_euler(order, ang, degrees=True).as_quat()), atol=1e-12)
+    # Gimbal lock (middle angle +-90): the same angles as scipy (last one 0), and they give the rotation back.
+    lock = np.column_stack([rng.uniform(-170, 170, 20), np.repeat([90.0, -90.0], 10), rng.uniform(-170, 170, 20)])
+    ql = Rotation.from_euler(order, lock, degrees=True).as_quat()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # scipy warns of the gimbal lock
+        theirs = Rotation.from_quat(ql).as_euler(order, degrees=True)
+    ours = rot.quat_to_euler(ql, order)
+    assert np.allclose(ours, theirs, atol=1e-6) and np.allclose(ours[:, 2], 0.0)
+    assert np.allclose(_canonical(rot.euler_to_quat(ours, order)), _canonical(ql), atol=1e-9)
+
+
 @pytest.mark.parametrize("noise", [0.0, 1e-13, 1e-6, 1e-2, 0.3])
 def test_matrix_to_quat_matches_scipy(noise: float) -> None:
     from scipy.spatial.transform import Rotation
