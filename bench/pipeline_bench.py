@@ -8,7 +8,8 @@ Prints, for the same line:
   mode (fxaa default, msaa, none), frames rendered by two forked worker processes (the default on Linux);
 - the same command with `--render-workers 1` (one renderer in the process, as before the workers), measured in
   the same run, alternating with the default, and the ratio;
-- the per-stage seconds the command reports;
+- the per-stage seconds the command reports, and the CPU seconds of the process and its render workers
+  (steadier than wall time on a shared machine: other tenants slow a run down more than they add CPU to it);
 - the same job in a warm process (models already loaded, as the Gradio app, batch workers and the live streamer
   run it), which is the pipeline's own speed without Python, torch and transformers start-up;
 - the baseline in the same run: the bare `avatar tts` process on the same line (start-up + emotion + speech only),
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -33,13 +35,19 @@ AVATAR = ROOT / ".venv" / "bin" / "avatar"
 TEXT = "Well, I did not expect to see you here today, but I am really glad that you came."
 
 
-def _run(args: list[str]) -> tuple[float, str]:
-    t0 = time.perf_counter()
+def _cpu() -> float:
+    """CPU seconds of the finished child processes so far (the avatar process and its render workers)."""
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def _run(args: list[str]) -> tuple[float, str, float]:
+    t0, c0 = time.perf_counter(), _cpu()
     r = subprocess.run([str(AVATAR), *args], capture_output=True, text=True)
     dt = time.perf_counter() - t0
     if r.returncode != 0:
         sys.exit(f"avatar {' '.join(args)} failed: {r.stderr.strip()[-500:]}")
-    return dt, r.stdout
+    return dt, r.stdout, _cpu() - c0
 
 
 def main() -> None:
@@ -64,17 +72,17 @@ def main() -> None:
         runs: dict[str, list] = {k: [] for k in cases}
         for _ in range(args.runs):  # alternate the cases: load from others on a shared machine falls on all alike
             for name, opts in cases.items():
-                dt, stdout = _run(["say", args.text, "-o", str(out), "--size", str(args.size), *opts])
-                runs[name].append((dt, json.loads(stdout.strip().splitlines()[-1])))
+                dt, stdout, cpu = _run(["say", args.text, "-o", str(out), "--size", str(args.size), *opts])
+                runs[name].append((dt, json.loads(stdout.strip().splitlines()[-1]), cpu))
         results = {k: sorted(v, key=lambda r: r[0])[len(v) // 2] for k, v in runs.items()}
         info = probe_mp4(out)
     dur = results["fxaa"][1]["duration"]
     print(f"speech length {dur:.2f} s; {args.size}x{args.size} portrait; median of {args.runs} runs")
     print(f"  baseline `avatar tts` process: {base:.2f} s (RTF {base / dur:.2f})")
-    for name, (dt, rec) in results.items():
+    for name, (dt, rec, cpu) in results.items():
         stages = ", ".join(f"{k} {v:.2f}" for k, v in rec["timings"].items())
         print(f"  `avatar say` {name:22s}: {dt:.2f} s, real-time factor {dt / dur:.2f} "
-              f"({dt / base:.1f}x the tts process); stages (s): {stages}")
+              f"({dt / base:.1f}x the tts process); CPU {cpu:.2f} core-s; stages (s): {stages}")
     one = results["fxaa, 1 render process"][0]
     print(f"  two render workers against one renderer in the process (fxaa): {one / results['fxaa'][0]:.2f}x faster")
     from avatar.pipeline import say
