@@ -80,7 +80,6 @@ def map_safetensors(path: str | os.PathLike[str]) -> dict[str, "np.ndarray"]:
     only a few rows at a time. The format is a little-endian u64 header length, a JSON header, then raw bytes;
     every entry is checked (dtype, shape, offsets within the file) before a view is made. ModelError if not valid.
     """
-    import json as _json
     import mmap
 
     import numpy as np
@@ -98,7 +97,7 @@ def map_safetensors(path: str | os.PathLike[str]) -> dict[str, "np.ndarray"]:
     if n > min(_ST_MAX_HEADER, size - 8):
         raise ModelError(f"{p.name} is not a safetensors file (header of {n} bytes)")
     try:
-        header = _json.loads(bytes(buf[8:8 + n]))
+        header = json.loads(bytes(buf[8:8 + n]))
     except (UnicodeDecodeError, ValueError) as exc:
         raise ModelError(f"{p.name} has an unreadable safetensors header: {exc}") from None
     if not isinstance(header, dict):
