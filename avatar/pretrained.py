@@ -90,7 +90,11 @@ def map_safetensors(path: str | os.PathLike[str]) -> dict[str, "np.ndarray"]:
             size = os.fstat(f.fileno()).st_size
             if size < 8:
                 raise ModelError(f"{p.name} is not a safetensors file (too short)")
-            buf = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+            try:
+                buf: mmap.mmap | bytes = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+            except (OSError, ValueError):  # a file system that cannot map files: read it (views stay read-only)
+                buf = f.read()
+                size = len(buf)
     except OSError as exc:
         raise ModelError(f"cannot read {p}: {exc}") from exc
     n = int.from_bytes(buf[:8], "little")

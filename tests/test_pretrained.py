@@ -33,6 +33,22 @@ def test_map_matches_safetensors_and_is_read_only(tmp_path):
         ours["w"][0, 0] = 1.0
 
 
+def test_map_reads_the_file_where_it_cannot_be_mapped(tmp_path, monkeypatch):
+    import mmap
+
+    path = tmp_path / "m.safetensors"
+    save_file(_tensors(), str(path))
+
+    def refuse(*args, **kwargs):
+        raise OSError("mmap not supported here")
+
+    monkeypatch.setattr(mmap, "mmap", refuse)
+    ours, theirs = map_safetensors(path), load_file(str(path))
+    for k, v in theirs.items():
+        np.testing.assert_array_equal(ours[k], v)
+    assert not ours["w"].flags.writeable
+
+
 def _raw(tmp_path, header: object, data: bytes = b"", size: int | None = None):
     h = json.dumps(header).encode()
     path = tmp_path / "bad.safetensors"
