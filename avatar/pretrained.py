@@ -73,7 +73,8 @@ _ST_MAX_HEADER = 100 * 2**20
 
 
 def map_safetensors(path: str | os.PathLike[str]) -> dict[str, "np.ndarray"]:
-    """A .safetensors file's tensors as read-only NumPy views of the memory-mapped file (nothing is copied).
+    """A .safetensors file's tensors as read-only NumPy views of the memory-mapped file (nothing is copied;
+    where the file system cannot map files, of the file read once).
 
     Why not `safetensors.numpy.load_file`: it copies every tensor, 0.08 s for the 90 MB MiniLM encoder, about a
     quarter of the emotion stage of `avatar say`, while inference reads its largest tensor (the word embeddings)
