@@ -192,13 +192,8 @@ def quat_to_euler(q: np.ndarray, order: str = "ZXY", degrees: bool = True) -> np
     c = np.arctan2(-e * m[:, i, j], m[:, i, i])
     lock = cb < 1e-7
     if np.any(lock):  # a and c turn about the same axis: c = 0, and a from R R_j(b)^T = R_i(a)
-        ml, bl = m[lock], b[lock]
-        rj = np.zeros((len(bl), 3, 3))
-        j1, j2 = (j + 1) % 3, (j + 2) % 3
-        rj[:, j, j] = 1.0
-        rj[:, j1, j1] = rj[:, j2, j2] = np.cos(bl)
-        rj[:, j2, j1], rj[:, j1, j2] = np.sin(bl), -np.sin(bl)
-        ri = ml @ rj.transpose(0, 2, 1)
+        rj = _matrices(quat_from_axis_angle(np.eye(3)[j], b[lock], degrees=False))
+        ri = m[lock] @ rj.transpose(0, 2, 1)
         i1, i2 = (i + 1) % 3, (i + 2) % 3
         a[lock] = np.arctan2(ri[:, i2, i1], ri[:, i1, i1])
         c[lock] = 0.0
@@ -212,13 +207,9 @@ def euler_to_quat(angles: np.ndarray, order: str = "ZXY", degrees: bool = True) 
     f, shape = _flat(angles, 3)
     if f.shape[0] == 0:
         return np.zeros((*shape, 4))
-    half = (np.deg2rad(f) if degrees else f) / 2
-    q = None
-    for n, axis in enumerate(order):  # R_a0 R_a1 R_a2: the later turns are applied first
-        qa = np.zeros((len(f), 4))
-        qa[:, "XYZ".index(axis)], qa[:, 3] = np.sin(half[:, n]), np.cos(half[:, n])
-        q = qa if q is None else quat_mul(q, qa)
-    return q.reshape(*shape, 4)
+    turns = [quat_from_axis_angle(np.eye(3)["XYZ".index(axis)], f[:, n], degrees=degrees)
+             for n, axis in enumerate(order)]
+    return quat_mul(turns[0], quat_mul(turns[1], turns[2])).reshape(*shape, 4)  # R_a0 R_a1 R_a2
 
 
 def quat_from_axis_angle(axis: np.ndarray, angle: np.ndarray, degrees: bool = True) -> np.ndarray:
