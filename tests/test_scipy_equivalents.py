@@ -61,6 +61,18 @@ def test_euler_conversions_match_scipy(order: str) -> None:
     assert np.allclose(_canonical(rot.euler_to_quat(ours, order)), _canonical(ql), atol=1e-9)
 
 
+def test_euler_conversions_refuse_bad_input() -> None:
+    with pytest.raises(ValueError, match="zero norm"):
+        rot.quat_to_euler(np.zeros(4), "ZXY")  # as scipy's Rotation.from_quat refuses it
+    for order in ("ZXX", "ZX", "ABC"):
+        with pytest.raises(ValueError, match="permutation of XYZ"):
+            rot.quat_to_euler(np.array([0.0, 0.0, 0.0, 1.0]), order)
+        with pytest.raises(ValueError, match="permutation of XYZ"):
+            rot.euler_to_quat(np.zeros(3), order)
+    with pytest.raises(ValueError, match="trailing axis"):
+        rot.euler_to_quat(np.zeros(4), "ZXY")
+
+
 @pytest.mark.parametrize("noise", [0.0, 1e-13, 1e-6, 1e-2, 0.3])
 def test_matrix_to_quat_matches_scipy(noise: float) -> None:
     from scipy.spatial.transform import Rotation
