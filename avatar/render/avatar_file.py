@@ -126,7 +126,8 @@ def arkit_name(name: str) -> str | None:
     return _ARKIT_KEYS.get(key)
 
 
-def _check_file(path: Path) -> None:
+def check_avatar_file(path: Path) -> None:
+    """Refuse (InputError) what cannot be an avatar file: missing, too large, not .glb/.gltf/.vrm, bad glTF header."""
     if not path.is_file():
         raise InputError(f"avatar file not found: {path}")
     size = path.stat().st_size
@@ -154,7 +155,7 @@ def _read(path: Path):  # noqa: ANN202 - pygltflib.GLTF2
 
     from avatar.render.gltf_json import load_glb, load_gltf  # pygltflib's loaders with a fast JSON decoder
 
-    _check_file(path)
+    check_avatar_file(path)
     try:
         if path.suffix.lower() == ".gltf":
             json.loads(path.read_text(encoding="utf-8"))  # a clear error for non-JSON before pygltflib's

@@ -33,7 +33,7 @@ from avatar.errors import AvatarError, InputError
 from avatar.npnn import blas_limit
 from avatar.types import BodyMotion, FaceMotion
 
-from .avatar_file import Avatar, load_avatar
+from .avatar_file import Avatar, check_avatar_file, load_avatar
 from .mesh import MeshData, Primitive, incidence_matrix, normalize, read_meshes, vertex_normals
 from .pose import Body, Rig, arkit_row, build_rig, node_matrices
 
@@ -327,6 +327,12 @@ def _subtree(avatar: Avatar, node: int) -> set[int]:
 
 def _rest_points(meshes: MeshData, rig: Rig) -> tuple[np.ndarray, np.ndarray]:
     """Rest-pose world positions of every vertex and the node that moves it most (for framing)."""
+    pts, owner = _rest_points_each(meshes, rig)
+    return np.concatenate(pts), np.concatenate(owner)
+
+
+def _rest_points_each(meshes: MeshData, rig: Rig) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """_rest_points per primitive: one [N, 3] array of positions and one [N] array of owner nodes each."""
     pts, owner = [], []
     for p in meshes.primitives:
         if p.skin is not None:
@@ -341,7 +347,20 @@ def _rest_points(meshes: MeshData, rig: Rig) -> tuple[np.ndarray, np.ndarray]:
             m = rig.rest_world[p.node]
             pts.append(p.positions @ m[:3, :3].T + m[:3, 3])
             owner.append(np.full(len(p.positions), p.node))
-    return np.concatenate(pts), np.concatenate(owner)
+    return pts, owner
+
+
+def draw_order(meshes: MeshData, rig: Rig, eye: tuple[float, float, float]) -> list[int]:
+    """Primitive indices nearest first (by the rest-pose vertex nearest the camera), morphing meshes ahead.
+
+    Why: llvmpipe tests depth before shading, so what is drawn first hides the fragments behind it from the
+    shader. Drawn in file order, the default avatar's portrait shaded 1.39 fragments per covered pixel (the
+    eyeballs behind the lids, the neck behind the head); face first, 1.24. The morphing meshes (the face) go
+    first since they hold what is nearest the camera in both framings and enclose the eyes and mouth."""
+    pts, _ = _rest_points_each(meshes, rig)
+    e = np.asarray(eye, dtype=np.float64)
+    near = [float(np.linalg.norm(q - e, axis=1).min()) if len(q) else np.inf for q in pts]
+    return sorted(range(len(pts)), key=lambda i: (meshes.primitives[i].target_pos is None, near[i]))
 
 
 def _light_dirs(minus_z: bool) -> dict[str, np.ndarray]:
@@ -361,6 +380,18 @@ def default_avatar_path() -> Path:
     from .make_default import DEFAULT_PATH
 
     return DEFAULT_PATH
+
+
+def avatar_source(avatar: Avatar | str | os.PathLike[str] | None) -> Avatar | Path:
+    """An Avatar as is, else the path of the avatar's file after the checks that need no parsing (it exists, its
+    size, suffix and glTF header): for forked render workers, which then read the file themselves."""
+    if isinstance(avatar, Avatar):
+        return avatar
+    path = default_avatar_path() if avatar is None else Path(avatar)
+    if avatar is None and not path.is_file():
+        raise AvatarError(f"the default avatar is missing: run python -m avatar.render.make_default --out {path}")
+    check_avatar_file(path)
+    return path
 
 
 def resolve_avatar(avatar: Avatar | str | os.PathLike[str] | None) -> Avatar:
@@ -477,7 +508,8 @@ class Renderer:
                 t.filter = (moderngl.LINEAR_MIPMAP_LINEAR, moderngl.LINEAR)
                 self._images.append(t)
             self._dummy_tex = ctx.texture((1, 1), 4, dtype="f4")
-            self._draws = [self._upload(p) for p in self.meshes.primitives]
+            prims = self.meshes.primitives
+            self._draws = [self._upload(prims[i]) for i in draw_order(self.meshes, self.rig, self.camera.eye)]
 
     def _upload(self, p: Primitive) -> dict:
         ctx = self._ctx
@@ -686,7 +718,7 @@ class Renderer:
                 continue
             interior = p.target_pos is not None and not mat.double_sided
             prog["u_interior"].value = interior
-            if mat.double_sided or interior:
+            if mat.double_sided:
                 ctx.disable(moderngl.CULL_FACE)
             else:
                 ctx.enable(moderngl.CULL_FACE)
@@ -709,6 +741,13 @@ class Renderer:
             if d["mask"]:  # the cutoff exists only in the variant that discards
                 prog["u_cutoff"].value = float(mat.alpha_cutoff)
             d["vao"].render(moderngl.TRIANGLES)
+            if interior:
+                # The inside of the head (seen through the mouth and lids) is its back faces, drawn after its
+                # front faces so that the depth test rejects the hidden ones before they are shaded (one pass
+                # with culling off shaded those behind the face too: 1.24 -> 1.21 fragments a pixel).
+                ctx.cull_face = "front"
+                d["vao"].render(moderngl.TRIANGLES)
+                ctx.cull_face = "back"
 
     def close(self) -> None:
         """Release the GL context and everything on it."""
