@@ -221,7 +221,7 @@ def render_video(perf: Performance, out: str | os.PathLike[str], *, avatar: obje
     from avatar.render.video import write_mp4
 
     out = check_video_settings(out, width, height, framing, antialias)
-    av = resolve_avatar(avatar)
+    av = resolve_avatar(avatar) if pool is None else avatar  # the pool's workers hold the avatar
     n = int(round(perf.duration * VIDEO_FPS))
     if n < 1:
         raise InputError("the speech is too short to make a video")
@@ -283,7 +283,9 @@ def say(text: str, out: str | os.PathLike[str], *, keep: str | os.PathLike[str] 
     model load uses both cores). Or pass a ready `pool` (avatar.render.pool.RenderPool for this avatar and
     settings; the caller closes it): the CLI starts one before its slow imports, on the core they leave idle."""
     out = check_video_settings(out, width, height, framing, antialias)  # before any work, so a typo costs nothing
-    av = resolve_avatar(avatar)  # a broken avatar file fails before the slow part too
+    # A broken avatar file fails before the slow part too: read here, or, with a pool, by its workers (the pool has
+    # checked the file's header; `timed` below raises what the workers found at the next stage).
+    av = resolve_avatar(avatar) if pool is None else avatar
     workers = _render_workers(render_workers) if pool is None else 1
     pools: list = [pool] if pool is not None else []  # the RenderPool: given, or once started
     timings: dict[str, float] = {}
@@ -292,6 +294,8 @@ def say(text: str, out: str | os.PathLike[str], *, keep: str | os.PathLike[str] 
     def timed(stage: str, fraction: float) -> None:
         now = time.perf_counter()
         if fraction == 0.0:
+            if pools:
+                pools[0].check()  # a worker that could not read the avatar stops the job now, not after the motion
             last[:] = [now, stage]
             if stage == "speech" and workers > 1 and not pools:
                 from avatar.errors import AvatarError

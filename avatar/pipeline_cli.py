@@ -89,7 +89,8 @@ def _start_render_pool(avatar: Optional[Path], size: int, framing: str, antialia
         return None
     from avatar.pipeline import check_video_settings
 
-    # Bad settings or a broken avatar fail here, with the message `say` would give.
+    # Bad settings fail here, with the message `say` would give, and so does an avatar file that is missing or
+    # not glTF; one that is broken deeper fails when the workers read it, at the start of the next stage.
     check_video_settings(Path("out.mp4"), size, size, framing, antialias)
     return RenderPool(avatar, width=size, height=size, framing=framing, antialias=antialias, workers=workers)
 

@@ -171,8 +171,14 @@ def test_cli_say_bad_input_exits_2_with_a_message(tmp_path, args):
     assert not (tmp_path / "x.mp4").exists()
 
 
-def test_cli_say_broken_avatar_file(tmp_path):
-    (tmp_path / "broken.glb").write_bytes(b"glTF\x02\x00\x00\x00garbage")
+@pytest.mark.parametrize("content", [
+    b"glTF\x02\x00\x00\x00garbage",  # a bad header: refused before anything else starts
+    # A sound header over a JSON chunk that is not JSON: found by whoever parses it (with render workers, they do).
+    b"glTF\x02\x00\x00\x00\x1c\x00\x00\x00\x08\x00\x00\x00JSONnot json",
+])
+def test_cli_say_broken_avatar_file(tmp_path, content):
+    (tmp_path / "broken.glb").write_bytes(content)
     r = _run("say", "Hi.", "-o", "x.mp4", "--avatar", "broken.glb", cwd=tmp_path)
-    assert r.returncode == 2 and "broken.glb" in r.stderr
+    assert r.returncode == 2 and "broken.glb" in r.stderr, r.stderr
+    assert r.stderr.strip().startswith("error:") and "Traceback" not in r.stderr
     assert not (tmp_path / "x.mp4").exists()

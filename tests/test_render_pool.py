@@ -168,3 +168,54 @@ def test_ring_depth_follows_frame_size() -> None:
     assert ring_slots(512, 512, 2) == MAX_SLOTS  # the default video: a deep ring, so no worker waits on a slot
     assert ring_slots(1080, 1080, 2) == RING_BYTES // (1080 * 1080 * 3 * 2) == 7
     assert ring_slots(2160, 2160, 4) == MIN_SLOTS  # never shallower than three, whatever the size
+
+
+def _broken_glb(path: Path) -> Path:
+    """A .glb whose 12-byte header is sound and whose JSON chunk is not JSON: only a full read finds it broken."""
+    chunk = b"not json"
+    body = len(chunk).to_bytes(4, "little") + b"JSON" + chunk
+    path.write_bytes(b"glTF" + (2).to_bytes(4, "little") + (12 + len(body)).to_bytes(4, "little") + body)
+    return path
+
+
+def test_pool_given_a_path_reads_the_avatar_in_its_workers(tmp_path: Path) -> None:
+    """A path (or None) is read by each worker, not by the caller: the frames are those of a pool handed the
+    Avatar, and a file broken past its header is reported by check() and frames() with the loader's message."""
+    broken = _broken_glb(tmp_path / "broken.glb")
+    code = textwrap.dedent(f"""
+        import sys, time
+        import numpy as np
+        from avatar.errors import InputError
+        from avatar.render.pool import RenderPool
+        from avatar.types import FACE_CHANNELS
+
+        rows = np.zeros((4, len(FACE_CHANNELS)))
+        rows[:, 17] = np.linspace(0, 1, 4)  # jawOpen
+        with RenderPool(None, width=64, height=64, antialias="none", workers=2) as pool:
+            assert "pygltflib" not in sys.modules, "the caller parsed the avatar"
+            by_path = list(pool.frames(rows, (), None, 4))
+        from avatar.render.renderer import resolve_avatar
+        with RenderPool(resolve_avatar(None), width=64, height=64, antialias="none", workers=2) as pool:
+            by_avatar = list(pool.frames(rows, (), None, 4))
+        assert all(np.array_equal(a, b) for a, b in zip(by_path, by_avatar))
+        assert not np.array_equal(by_path[0], by_path[-1]), "the jaw moved"
+
+        pool = RenderPool({str(broken)!r}, width=64, height=64, antialias="none", workers=2)
+        deadline = time.monotonic() + 60
+        try:
+            while time.monotonic() < deadline:
+                pool.check()
+                time.sleep(0.05)
+            print("check: no error")
+        except InputError as exc:
+            print("check:", exc)
+        try:
+            list(pool.frames(rows, (), None, 4))
+        except InputError as exc:
+            print("frames:", exc)
+        pool.close()
+        """)
+    res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "check: broken.glb is not a readable glTF 2.0 file" in res.stdout, res.stdout
+    assert "frames:" in res.stdout and "broken.glb" in res.stdout.split("frames:")[1]
