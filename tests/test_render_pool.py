@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="forked render workers are Linux-only")
 
 _SETUP = """
+import os
 import numpy as np
 from avatar.errors import AvatarError, InputError
 from avatar.render.pool import RenderPool, fork_available
@@ -26,6 +27,17 @@ from avatar.types import FACE_CHANNELS, ARKIT_BLENDSHAPES, BodyMotion, FaceMotio
 
 av = resolve_avatar(None)
 n = 7
+
+
+def gone(pids):  # every worker process has ended and been reaped (no zombie left either)
+    assert len(pids) == 2 and all(pids), pids
+    for pid in pids:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            continue
+        return False
+    return True
 rng = np.random.default_rng(0)
 frames = np.zeros((n, len(FACE_CHANNELS)), np.float32)
 frames[:, :52] = rng.uniform(0, 0.6, (n, 52))
@@ -55,8 +67,9 @@ def test_pool_frames_match_one_renderer() -> None:
                                      antialias="fxaa", pool=pool))
             again = list(render_frames(av, face, body, fps=30.0, width=96, height=80, framing="portrait",
                                        antialias="fxaa", pool=pool))  # a pool serves video after video
-            procs = list(pool._procs)
-        assert not any(p.is_alive() for p in procs), "close() leaves no worker behind"
+            procs, pids = list(pool._procs), list(pool.pids)
+        assert not any(p.is_alive() for p in procs) and gone(pids), "close() leaves no worker behind"
+        assert os.getpid() not in pids and len(set(pids)) == 2
         # After the fork this process may open its own context: the reference, one renderer in-process.
         ref = list(render_frames(av, face, body, fps=30.0, width=96, height=80, framing="portrait", antialias="fxaa"))
         assert len(got) == len(ref) == n
@@ -88,9 +101,9 @@ def test_pool_reports_worker_errors_and_stops_early() -> None:
         pool = RenderPool(av, width=64, height=64, framing="portrait", antialias="none", workers=2)
         it = render_frames(av, face, body, fps=30.0, width=64, height=64, antialias="none", pool=pool)
         first = next(it)
-        procs = list(pool._procs)
+        procs, pids = list(pool._procs), list(pool.pids)
         it.close()  # the consumer stops after one frame: the workers must not be left waiting on a slot
-        assert not any(p.is_alive() for p in procs)
+        assert not any(p.is_alive() for p in procs) and gone(pids)
         pool.close()
         pool.close()  # idempotent
         try:
@@ -219,3 +232,36 @@ def test_pool_given_a_path_reads_the_avatar_in_its_workers(tmp_path: Path) -> No
     assert res.returncode == 0, res.stderr[-3000:]
     assert "check: broken.glb is not a readable glTF 2.0 file" in res.stdout, res.stdout
     assert "frames:" in res.stdout and "broken.glb" in res.stdout.split("frames:")[1]
+
+
+def test_workers_end_when_the_caller_dies_without_closing() -> None:
+    """A caller killed mid-way (no close(), no atexit) leaves no render worker running."""
+    import os
+    import time
+
+    res = subprocess.run([sys.executable, "-c", textwrap.dedent("""
+        import os
+        from avatar.render.pool import RenderPool
+        pool = RenderPool(None, width=64, height=64, antialias="none", workers=2)
+        pool.check()
+        while not all(pool._ready):
+            pool.check()
+        print(*pool.pids, flush=True)
+        os._exit(0)
+        """)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    pids = [int(p) for p in res.stdout.split()]
+    assert len(pids) == 2
+
+    def running(pid: int) -> bool:
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                return fh.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has ended
+        except FileNotFoundError:
+            return False
+
+    deadline = time.monotonic() + 10
+    while any(running(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(running(p) for p in pids), [p for p in pids if running(p)]
+    assert os.getpid() not in pids

@@ -8,9 +8,11 @@ Why processes: on a CPU, Mesa's llvmpipe does the vertex work and every draw cal
 moderngl holds the GIL through them, so a second renderer in a thread runs no faster (measured). Two processes,
 each on one llvmpipe thread, keep both cores of a small machine busy, with the encoder in the parent; see
 bench/pipeline_bench.py. Worker k renders frames k, k + W, k + 2W, ... into its own ring of shared-memory slots;
-the parent hands them out in order. Workers are forked, so they start in milliseconds with the avatar already
-read; `fork_available()` says when that is safe (Linux, the calling thread is the only Python thread, and this
-process has not opened a GL context, which a forked child could not share).
+the parent hands them out in order. The caller forks one process, worker 0, which reads and lays out the avatar
+(or inherits an Avatar) and then forks the other workers, so that this is done once, off the caller's critical
+path; each worker then opens its own GL context. Worker 0 reaps the others, and every worker ends with the process
+that forked it (PR_SET_PDEATHSIG). `fork_available()` says when forking is safe (Linux, the calling thread is the
+only Python thread, and this process has not opened a GL context, which a forked child could not share).
 """
 
 from __future__ import annotations
@@ -68,27 +70,93 @@ def fork_available() -> bool:
             and threading.active_count() == 1 and not gl_context_opened())
 
 
-def _worker(k: int, conn, free, shm: mmap.mmap, shape: tuple[int, ...], workers: int,  # noqa: ANN001
-            avatar: Any, options: dict, nice: int) -> None:
-    """A worker process: open a renderer, then render the frames of each job handed to it."""
+def _die_with(parent: int) -> None:
+    """End this process when `parent` (the process that forked it) ends: Linux's PR_SET_PDEATHSIG."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # no prctl: the slot and pipe checks below still stop us
+        pass
+    if os.getppid() != parent:  # it ended before the request took effect
+        os._exit(0)
+
+
+def _workers(conns: list, frees: list, shm: mmap.mmap, shape: tuple[int, ...], avatar: Any,  # noqa: PLR0913
+             options: dict, nice: int, parent: int) -> None:
+    """Worker 0: read and lay out the avatar once, fork the other workers from here, then serve as worker 0.
+
+    Why one fork from the caller and the rest from here: reading the avatar and laying it out (meshes, rig,
+    framing, normal deltas) is about 0.3 s of CPU, done once instead of once per worker, on the core the caller
+    leaves idle; each worker then only opens its GL context. Worker 0 reaps the others."""
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it stops the workers
     os.environ["LP_NUM_THREADS"] = "1"  # one llvmpipe thread per worker: the workers are the parallelism
     if nice:
         os.nice(nice)  # the parent's stages (speech, motion, encoding) come first; workers take the spare core
+    _die_with(parent)
+    t0 = time.perf_counter()
     from .renderer import Renderer
 
-    slots = np.frombuffer(shm, dtype=np.uint8).reshape(shape)[k]
-    parent = os.getppid()
-    t0 = time.perf_counter()
     try:
-        renderer = Renderer(avatar, **options)  # an Avatar (inherited), or a path this worker reads itself
+        renderer = Renderer(avatar, **options, gl=False)  # an Avatar (inherited), or a path read here
+    except Exception as exc:  # noqa: BLE001 - reported to the parent, which raises it
+        for conn in conns:
+            conn.send(("failed", (type(exc).__name__, str(exc))))
+        return
+    me, children = os.getpid(), []
+    for k in range(1, len(conns)):
+        pid = os.fork()
+        if pid == 0:  # worker k: only its own pipe stays open, so that its exit closes that pipe for the parent
+            try:
+                for j, conn in enumerate(conns):
+                    if j != k:
+                        conn.close()
+                _die_with(me)
+                _serve(k, conns[k], frees[k], shm, shape, renderer, t0, me)
+            finally:
+                os._exit(0)  # never return into worker 0's frames (multiprocessing's exit code is not ours)
+        children.append(pid)
+        conns[k].close()
+
+    def stop(signum: int, frame: object) -> None:  # terminate(): the workers forked here go too, reaped
+        for pid in children:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        _reap(children)
+        os._exit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        _serve(0, conns[0], frees[0], shm, shape, renderer, t0, parent)
+    finally:
+        _reap(children)  # a normal stop: each got None from the parent and ends by itself
+
+
+def _reap(pids: list[int]) -> None:
+    for pid in pids:
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass
+
+
+def _serve(k: int, conn, free, shm: mmap.mmap, shape: tuple[int, ...], renderer: Any,  # noqa: ANN001
+           t0: float, parent: int) -> None:
+    """A worker: open the renderer's GL context, then render frames k, k + W, ... of each job handed to it."""
+    workers = shape[0]
+    slots = np.frombuffer(shm, dtype=np.uint8).reshape(shape)[k]
+    try:
+        renderer.open()
         renderer.render(None, None)  # compile the shader variants now, while the parent is busy elsewhere
     except Exception as exc:  # noqa: BLE001 - reported to the parent, which raises it
         conn.send(("failed", (type(exc).__name__, str(exc))))
         return
-    conn.send(("ready", time.perf_counter() - t0))
+    conn.send(("ready", (time.perf_counter() - t0, os.getpid())))
     try:
         while True:
             job = conn.recv()
@@ -146,35 +214,39 @@ class RenderPool:
         self._view = np.frombuffer(self._shm, dtype=np.uint8).reshape(self._shape)
         ctx = mp.get_context("fork")
         options = dict(width=self.width, height=self.height, framing=framing, samples=samples, antialias=antialias)
-        # A path is not read here: importing the glTF reader and parsing the default avatar took 0.13-0.15 s of
-        # `avatar say`'s critical path, while the workers set up on the idle core anyway (six alternating runs of
-        # the bench line: 3.06 against 3.29 s on average).
+        # A path is not read here but in worker 0, before it forks the others: importing the glTF reader and
+        # parsing the default avatar took 0.13-0.15 s of `avatar say`'s critical path.
         av = avatar_source(avatar)
         self._conns, self._free, self._procs = [], [], []
+        self.pids: list[int | None] = [None] * workers  # each worker's process id, once it is ready
         self._ready = [False] * workers
         self._busy = False
+        children = []
         try:
-            for k in range(workers):
+            for _ in range(workers):
                 parent, child = ctx.Pipe()
-                free = ctx.Semaphore(self._slots)
-                p = ctx.Process(target=_worker, name=f"avatar-render-{k}", daemon=True,
-                                args=(k, child, free, self._shm, self._shape, workers, av, options, int(nice)))
-                p.start()
-                child.close()
                 self._conns.append(parent)
-                self._free.append(free)
-                self._procs.append(p)
-            log.debug("forked %d render workers", workers)
+                children.append(child)
+                self._free.append(ctx.Semaphore(self._slots))
+            # One process forked from here (worker 0); it forks the others once it has laid out the avatar.
+            p = ctx.Process(target=_workers, name="avatar-render", daemon=True,
+                            args=(children, self._free, self._shm, self._shape, av, options, int(nice), os.getpid()))
+            p.start()
+            self._procs.append(p)
+            log.debug("forked the first of %d render workers", workers)
         except BaseException:
             self._stop(force=True)
             raise
+        finally:
+            for child in children:  # the workers' ends live in the workers only: a worker's exit ends its pipe
+                child.close()
 
     def _recv(self, k: int) -> tuple[str, Any]:
         """The next message from worker k; AvatarError when it died or reported an error."""
-        conn, proc = self._conns[k], self._procs[k]
+        conn, proc = self._conns[k], self._procs[0]  # the others end with worker 0, and end their pipes
         while not conn.poll(_POLL):
             if not proc.is_alive():
-                raise AvatarError(f"render worker {k} exited (code {proc.exitcode}) without finishing")
+                raise AvatarError(f"render worker 0 exited (code {proc.exitcode}) without finishing")
         try:
             kind, value = conn.recv()
         except EOFError:
@@ -196,10 +268,13 @@ class RenderPool:
         if self._failure is not None:
             raise type(self._failure)(str(self._failure))
         for k, conn in enumerate(self._conns):
-            if not self._ready[k] and (conn.poll(0) or not self._procs[k].is_alive()):
-                _, setup = self._recv(k)
-                self._ready[k] = True
-                log.debug("render worker %d set up in %.2f s", k, setup)
+            if not self._ready[k] and (conn.poll(0) or not self._procs[0].is_alive()):
+                self._set_ready(k, self._recv(k)[1])
+
+    def _set_ready(self, k: int, value: tuple[float, int]) -> None:
+        setup, self.pids[k] = value
+        self._ready[k] = True
+        log.debug("render worker %d set up in %.2f s", k, setup)
 
     def frames(self, face_rows: np.ndarray | None, joints: tuple[str, ...],
                pose: tuple[np.ndarray, np.ndarray] | None, n: int) -> Iterator[np.ndarray]:
@@ -215,9 +290,7 @@ class RenderPool:
             t0 = time.perf_counter()
             for k in range(self.workers):
                 if not self._ready[k]:
-                    _, setup = self._recv(k)  # "ready", or what stopped its renderer
-                    self._ready[k] = True
-                    log.debug("render worker %d set up in %.2f s", k, setup)
+                    self._set_ready(k, self._recv(k)[1])  # "ready", or what stopped its renderer
             log.debug("waited %.2f s for the render workers to be ready", time.perf_counter() - t0)
             for conn in self._conns:
                 conn.send((face_rows, tuple(joints), rot, root, int(n)))

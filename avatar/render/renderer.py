@@ -424,7 +424,9 @@ class Renderer:
     blas_threads: int | None = 1
 
     def __init__(self, avatar: Avatar | str | os.PathLike[str] | None = None, width: int = 512, height: int = 512,
-                 framing: str = "portrait", samples: int = 4, antialias: str = "msaa") -> None:
+                 framing: str = "portrait", samples: int = 4, antialias: str = "msaa", *, gl: bool = True) -> None:
+        """Lay out the avatar for drawing and open a headless GL context (EGL); gl=False leaves the context for
+        open(), so that a process can lay out once and fork renderers that each open their own."""
         for name, v in (("width", width), ("height", height)):
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 16 <= v <= MAX_SIZE:
                 raise InputError(f"{name} must be an integer in [16, {MAX_SIZE}], got {v!r}")
@@ -444,10 +446,19 @@ class Renderer:
         self._nrm_delta = {id(p): _normal_deltas(p) for p in self.meshes.primitives
                            if p.target_pos is not None and p.target_nrm is None}
         self._morph_matrix = self._linear_morphs()
+        self._order = draw_order(self.meshes, self.rig, self.camera.eye)
         self.timings: dict[str, float] = {"pose": 0.0, "morph": 0.0, "draw": 0.0, "read": 0.0}
+        self._samples_asked = samples
         self._ctx = None
+        if gl:
+            self.open()
+
+    def open(self) -> None:
+        """Open the GL context and upload the avatar (done by the constructor unless gl=False; once)."""
+        if self._ctx is not None:
+            return
         try:
-            self._init_gl(samples)
+            self._init_gl(self._samples_asked)
         except Exception:
             self.close()
             raise
@@ -508,8 +519,7 @@ class Renderer:
                 t.filter = (moderngl.LINEAR_MIPMAP_LINEAR, moderngl.LINEAR)
                 self._images.append(t)
             self._dummy_tex = ctx.texture((1, 1), 4, dtype="f4")
-            prims = self.meshes.primitives
-            self._draws = [self._upload(prims[i]) for i in draw_order(self.meshes, self.rig, self.camera.eye)]
+            self._draws = [self._upload(self.meshes.primitives[i]) for i in self._order]
 
     def _upload(self, p: Primitive) -> dict:
         ctx = self._ctx
@@ -622,7 +632,7 @@ class Renderer:
 
     def _render(self, face_row: np.ndarray | None, body: Body | None) -> np.ndarray:
         if self._ctx is None:
-            raise AvatarError("the renderer is closed")
+            raise AvatarError("the renderer is closed (or was made with gl=False and not opened)")
         import moderngl
 
         if face_row is not None:
