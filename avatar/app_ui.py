@@ -58,6 +58,7 @@ class AppConfig:
     max_queue: int = 16
     max_upload_mb: int = 50
     keep_runs_s: float = 3600.0  # run folders older than this are removed on the next request
+    render_workers: int | None = None  # None: spawned render workers, one per core (2-4), kept warm; 1: none
 
     @property
     def cache_dir(self) -> Path:
@@ -238,6 +239,54 @@ class AvatarApp:
         self.config.cache_dir.mkdir(parents=True, exist_ok=True)
         self._avatars: OrderedDict[tuple[str, int, float], Any] = OrderedDict()
         self._lock = threading.Lock()
+        self._pool: Any = None  # avatar.render.pool.RenderPool for the last avatar used, kept between requests
+        self._pool_key: tuple | None = None
+        self._pool_lock = threading.Lock()  # held while a video renders in the pool
+
+    def render_pool(self, avatar: Any = None) -> Any:
+        """Lock and return the warm render pool for this avatar (started on first use), or None: workers off or
+        not possible here, or the pool busy with another video. The caller renders, then calls release_pool().
+
+        Why spawned workers: the server's threads rule out forking, and one renderer in this process rendered
+        the bench line in 2.8-3.0 s against 1.8-2.1 s for two workers (bench/pipeline_bench.py)."""
+        from avatar.render.pool import RenderPool, spawn_available, worker_count
+
+        workers = self.config.render_workers or worker_count()
+        if workers < 2 or not spawn_available() or not self._pool_lock.acquire(blocking=False):
+            return None
+        key = (str(avatar.path) if avatar is not None else None, self.config.width, self.config.height,
+               self.config.framing)
+        try:
+            if self._pool is None or self._pool_key != key:
+                self.close_pool(locked=True)
+                self._pool = RenderPool(avatar, width=self.config.width, height=self.config.height,
+                                        framing=self.config.framing, workers=workers, start="spawn")
+                self._pool_key = key
+            self._pool.check()
+            return self._pool
+        except AvatarError as exc:
+            log.warning("rendering in this process: the render workers cannot start (%s)", exc)
+            self.close_pool(locked=True)
+            self._pool_lock.release()
+            return None
+
+    def release_pool(self, failed: bool = False) -> None:
+        """Unlock the pool after a video; `failed` stops it (the next video starts a new one)."""
+        if failed:
+            self.close_pool(locked=True)
+        self._pool_lock.release()
+
+    def close_pool(self, locked: bool = False) -> None:
+        """Stop the render workers (the app's shutdown; or a new avatar, with the lock held: locked=True)."""
+        if not locked:
+            self._pool_lock.acquire()
+        try:
+            if self._pool is not None:
+                self._pool.close()
+            self._pool, self._pool_key = None, None
+        finally:
+            if not locked:
+                self._pool_lock.release()
 
     # -- handlers -------------------------------------------------------------------------------------
 
@@ -297,7 +346,7 @@ class AvatarApp:
             progress: Any = None) -> tuple[str, dict]:
         """Text to the rendered MP4 (returned) plus what the page shows next (audio, files, readout)."""
         from avatar.app_dialogue import perform_plan
-        from avatar.pipeline import export_animation, render_video
+        from avatar.pipeline import export_animation
 
         progress = progress if progress is not None else (lambda *a, **k: None)
         t0 = time.perf_counter()
@@ -322,8 +371,7 @@ class AvatarApp:
             t_perf = time.perf_counter()
             perf = perform_plan(plan, voice=voice_name, seed=seed_i, progress=perf_progress)
             t_render = time.perf_counter()
-            video = render_video(perf, run / "avatar.mp4", avatar=av, width=self.config.width,
-                                 height=self.config.height, framing=self.config.framing, progress=render_progress)
+            video = self._render(perf, run / "avatar.mp4", av, render_progress)
             t_export = time.perf_counter()
             progress(0.93, desc="writing the animation data")
             files = export_animation(perf, run / "animation", avatar=av)
@@ -335,6 +383,31 @@ class AvatarApp:
         state = {"audio": str(files["speech"]), "files": [str(zipped), *(str(p) for p in files.values())],
                  "readout": readout_html(plan), "duration": perf.duration, "timings": timings}
         return str(video), state
+
+    def _render(self, perf: Any, out: Path, av: Any, progress: Any) -> Path:
+        """The video: in the warm render pool when it is free, else (or when its workers fail) in this process."""
+        from avatar.pipeline import render_video
+
+        size = dict(width=self.config.width, height=self.config.height, framing=self.config.framing)
+        pool = self.render_pool(av)
+        if pool is not None:
+            failed = True  # any error stops this pool: the next video starts a new one
+            try:
+                video = render_video(perf, out, avatar=av, progress=progress, pool=pool, **size)
+                failed = False
+                return video
+            except InputError:
+                raise
+            except AvatarError as exc:  # a worker died or could not start: this video is made here instead
+                log.warning("render workers failed (%s): rendering in this process", exc)
+            finally:
+                self.release_pool(failed=failed)
+        return render_video(perf, out, avatar=av, progress=progress, **size)
+
+    def start_pool(self) -> None:
+        """Start the render workers for the default avatar now (launch does, after the models load)."""
+        if self.render_pool(None) is not None:
+            self.release_pool()
 
     @staticmethod
     def details(state: dict | None) -> tuple[Any, Any, str, str]:
@@ -467,9 +540,17 @@ def launch(config: AppConfig | None = None, *, host: str = "127.0.0.1", port: in
                 footer_links=["api"], prevent_thread_lock=True, quiet=not block, theme=theme(),
                 css=READOUT_CSS + _LAYOUT_CSS)
     # Only now: model loading competes for the CPU with the server's own start-up check of its URL.
-    threading.Thread(target=warm_up, name="avatar-app-warm-up", daemon=True).start()
+    def warm() -> None:
+        warm_up()
+        app.start_pool()
+
+    threading.Thread(target=warm, name="avatar-app-warm-up", daemon=True).start()
+    demo.avatar_app = app  # for whoever stops the server: app.close_pool() ends the render workers
     if block:
-        demo.block_thread()
+        try:
+            demo.block_thread()
+        finally:
+            app.close_pool()
     return demo
 
 

@@ -39,6 +39,7 @@ def server(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
         yield demo.local_url, root
     finally:
         demo.close()
+        demo.avatar_app.close_pool()
 
 
 def _check_mp4(path: Path) -> float:

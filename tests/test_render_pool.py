@@ -265,3 +265,55 @@ def test_workers_end_when_the_caller_dies_without_closing() -> None:
         time.sleep(0.05)
     assert not any(running(p) for p in pids), [p for p in pids if running(p)]
     assert os.getpid() not in pids
+
+
+def test_spawned_pool_renders_from_a_process_with_threads() -> None:
+    """start="spawn" works where forking is refused (another thread runs, as in the app's server), gives the
+    frames of a forked pool, and leaves no worker behind."""
+    code = textwrap.dedent("""
+        import os, threading, time
+        import numpy as np
+        from avatar.errors import AvatarError
+        from avatar.render.pool import RenderPool, fork_available
+        from avatar.render.renderer import Renderer, resolve_avatar
+        from avatar.types import FACE_CHANNELS
+
+        def main():
+            rows = np.zeros((5, len(FACE_CHANNELS)))
+            rows[:, 17] = np.linspace(0, 1, 5)  # jawOpen
+            stop = threading.Event()
+            t = threading.Thread(target=stop.wait, daemon=True)
+            t.start()
+            assert not fork_available()
+            try:
+                RenderPool(None, width=64, height=64, workers=2)
+            except AvatarError as exc:
+                print("fork refused:", exc)
+            av = resolve_avatar(None)  # an Avatar: the spawned worker reads its file again
+            with RenderPool(av, width=64, height=64, antialias="none", workers=2, start="spawn") as pool:
+                got = list(pool.frames(rows, (), None, 5))
+                again = list(pool.frames(rows, (), None, 5))
+                pids = list(pool.pids)
+            stop.set()
+            with Renderer(av, 64, 64, antialias="none") as r:
+                ref = [r.render(x) for x in rows]
+            assert all(np.array_equal(a, b) for a, b in zip(got, again))
+            print("max diff", max(np.abs(a.astype(int) - b.astype(int)).max() for a, b in zip(got, ref)))
+            alive = []
+            for pid in pids:
+                try:
+                    os.kill(pid, 0)
+                    alive.append(pid)
+                except ProcessLookupError:
+                    pass
+            print("alive", alive, "pids", len(set(pids)))
+
+        if __name__ == "__main__":  # spawn imports the main module again: Python's rule for spawned processes
+            main()
+        """)
+    res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "fork refused:" in res.stdout
+    diff = int(res.stdout.split("max diff ")[1].split()[0])
+    assert diff <= 1, res.stdout
+    assert "alive [] pids 2" in res.stdout, res.stdout

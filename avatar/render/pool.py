@@ -24,6 +24,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -48,8 +49,11 @@ def default_workers() -> int:
     """Render processes to use here: one per usable core from 2 to 4 where forking is safe, else 1 (in-process).
 
     Past four the parent's encoder (x264, about 7 ms a 512x512 frame) is the bottleneck."""
-    if not fork_available():
-        return 1
+    return worker_count() if fork_available() else 1
+
+
+def worker_count() -> int:
+    """One render process per usable core, from 2 to 4 (whether or not they can be forked here)."""
     try:
         cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
@@ -70,8 +74,50 @@ def fork_available() -> bool:
             and threading.active_count() == 1 and not gl_context_opened())
 
 
+def spawn_available() -> bool:
+    """Whether spawned render workers can run here: a POSIX system with two cores or more (worker 0 forks the rest
+    from its own fresh, single-threaded process, so the caller may have threads or a GL context)."""
+    return hasattr(os, "fork") and (os.cpu_count() or 1) >= 2
+
+
+def _shared_frames(size: int) -> tuple[int, mmap.mmap]:
+    """A file descriptor of `size` bytes of shared memory and this process's mapping of it (memfd on Linux, an
+    unlinked temporary file elsewhere): a forked child inherits the descriptor, a spawned one is handed it."""
+    if hasattr(os, "memfd_create"):
+        fd = os.memfd_create("avatar-render-frames")
+    else:
+        import tempfile
+
+        with tempfile.TemporaryFile() as fh:
+            fd = os.dup(fh.fileno())
+    try:
+        os.ftruncate(fd, size)
+        return fd, mmap.mmap(fd, size)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+class _Fd:
+    """A file descriptor passed to a worker: as is when forked; duplicated into it when spawned, the way
+    multiprocessing passes its pipes (reduction.DupFd)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def __reduce__(self) -> tuple:
+        from multiprocessing.reduction import DupFd
+
+        return _rebuild_fd, (DupFd(self.fd),)
+
+
+def _rebuild_fd(dup: Any) -> _Fd:
+    return _Fd(dup.detach())
+
+
 def _die_with(parent: int) -> None:
-    """End this process when `parent` (the process that forked it) ends: Linux's PR_SET_PDEATHSIG."""
+    """End this process when the thread that started it ends (Linux's PR_SET_PDEATHSIG): only for a process
+    started by its parent's main thread, whose end is the parent's."""
     import ctypes
     import signal
 
@@ -83,8 +129,8 @@ def _die_with(parent: int) -> None:
         os._exit(0)
 
 
-def _workers(conns: list, frees: list, shm: mmap.mmap, shape: tuple[int, ...], avatar: Any,  # noqa: PLR0913
-             options: dict, nice: int, parent: int) -> None:
+def _workers(conns: list, frees: list, frames_fd: _Fd, shape: tuple[int, ...], avatar: Any,  # noqa: PLR0913
+             options: dict, nice: int, parent: int, by_main_thread: bool) -> None:
     """Worker 0: read and lay out the avatar once, fork the other workers from here, then serve as worker 0.
 
     Why one fork from the caller and the rest from here: reading the avatar and laying it out (meshes, rig,
@@ -96,8 +142,11 @@ def _workers(conns: list, frees: list, shm: mmap.mmap, shape: tuple[int, ...], a
     os.environ["LP_NUM_THREADS"] = "1"  # one llvmpipe thread per worker: the workers are the parallelism
     if nice:
         os.nice(nice)  # the parent's stages (speech, motion, encoding) come first; workers take the spare core
-    _die_with(parent)
+    if by_main_thread:  # else the pipes alone tell: a spawned worker holds none of the parent's ends
+        _die_with(parent)
     t0 = time.perf_counter()
+    shm = mmap.mmap(frames_fd.fd, int(np.prod(shape)))
+    os.close(frames_fd.fd)  # the mapping keeps the memory; the workers forked below inherit the mapping
     from .renderer import Renderer
 
     try:
@@ -190,12 +239,16 @@ class RenderPool:
 
     def __init__(self, avatar: Any, *, width: int = 512, height: int = 512, framing: str = "portrait",
                  antialias: str = "fxaa", samples: int = 4, workers: int = 2, slots: int | None = None,
-                 nice: int = NICE) -> None:
-        """Fork `workers` processes that open their renderers at once.
+                 nice: int = NICE, start: str = "fork") -> None:
+        """Start `workers` processes that open their renderers at once.
 
-        avatar: an Avatar (the workers inherit it), or a .glb/.gltf/.vrm path or None (the default avatar): then
-        only the file's header is checked here and each worker reads the file itself, on the cores this process
-        leaves idle; `check()` or `frames()` raises what a worker found wrong with it (InputError)."""
+        avatar: an Avatar, or a .glb/.gltf/.vrm path or None (the default avatar): then only the file's header is
+        checked here and worker 0 reads the file, on a core this process leaves idle; `check()` or `frames()`
+        raises what it found wrong with it (InputError).
+        start: "fork" (worker 0 is forked from here: in milliseconds, but only from a single-threaded process
+        with no GL context, `fork_available()`) or "spawn" (worker 0 is a fresh Python process, about a second
+        to start, for a process with threads such as the app's server; an Avatar is then read again from its
+        file there)."""
         import multiprocessing as mp
 
         from .renderer import ANTIALIAS, FRAMINGS, avatar_source
@@ -204,19 +257,25 @@ class RenderPool:
             raise InputError(f"workers must be an integer in [1, 16], got {workers!r}")
         if framing not in FRAMINGS or antialias not in ANTIALIAS:
             raise InputError(f"framing must be one of {FRAMINGS} and antialias one of {ANTIALIAS}")
-        if not fork_available():
+        if start not in ("fork", "spawn"):
+            raise InputError(f"start must be 'fork' or 'spawn', got {start!r}")
+        if start == "fork" and not fork_available():
             raise AvatarError("forked render workers need Linux, a single Python thread and no GL context yet")
+        if start == "spawn" and not spawn_available():
+            raise AvatarError("spawned render workers need a POSIX system (fork) with two cores or more")
         self.width, self.height, self.workers = int(width), int(height), workers
         self.framing, self.antialias = framing, antialias
         self._slots = max(1, int(slots)) if slots is not None else ring_slots(self.width, self.height, workers)
         self._shape = (workers, self._slots, self.height, self.width, 3)
-        self._shm = mmap.mmap(-1, int(np.prod(self._shape)))  # anonymous and shared: the children see it
-        self._view = np.frombuffer(self._shm, dtype=np.uint8).reshape(self._shape)
-        ctx = mp.get_context("fork")
+        ctx = mp.get_context(start)
         options = dict(width=self.width, height=self.height, framing=framing, samples=samples, antialias=antialias)
         # A path is not read here but in worker 0, before it forks the others: importing the glTF reader and
         # parsing the default avatar took 0.13-0.15 s of `avatar say`'s critical path.
         av = avatar_source(avatar)
+        if start == "spawn" and not isinstance(av, Path):
+            av = avatar_source(av.path)  # a fresh process is handed the file, not the parsed Avatar
+        fd, self._shm = _shared_frames(int(np.prod(self._shape)))
+        self._view = np.frombuffer(self._shm, dtype=np.uint8).reshape(self._shape)
         self._conns, self._free, self._procs = [], [], []
         self.pids: list[int | None] = [None] * workers  # each worker's process id, once it is ready
         self._ready = [False] * workers
@@ -230,14 +289,16 @@ class RenderPool:
                 self._free.append(ctx.Semaphore(self._slots))
             # One process forked from here (worker 0); it forks the others once it has laid out the avatar.
             p = ctx.Process(target=_workers, name="avatar-render", daemon=True,
-                            args=(children, self._free, self._shm, self._shape, av, options, int(nice), os.getpid()))
+                            args=(children, self._free, _Fd(fd), self._shape, av, options, int(nice), os.getpid(),
+                                  threading.current_thread() is threading.main_thread()))
             p.start()
             self._procs.append(p)
-            log.debug("forked the first of %d render workers", workers)
+            log.debug("started the first of %d render workers (%s)", workers, start)
         except BaseException:
             self._stop(force=True)
             raise
         finally:
+            os.close(fd)  # worker 0 has its own now (inherited or passed); the mapping here keeps the memory
             for child in children:  # the workers' ends live in the workers only: a worker's exit ends its pipe
                 child.close()
 
@@ -286,14 +347,18 @@ class RenderPool:
         rot, root = pose if pose is not None else (None, None)
         self.check()  # a worker that failed to set up: its error, not "worker exited"
         self._busy = True
+        handed = 0
         try:
             t0 = time.perf_counter()
             for k in range(self.workers):
                 if not self._ready[k]:
                     self._set_ready(k, self._recv(k)[1])  # "ready", or what stopped its renderer
             log.debug("waited %.2f s for the render workers to be ready", time.perf_counter() - t0)
-            for conn in self._conns:
-                conn.send((face_rows, tuple(joints), rot, root, int(n)))
+            for k, conn in enumerate(self._conns):
+                try:
+                    conn.send((face_rows, tuple(joints), rot, root, int(n)))
+                except OSError:  # its end is closed: the worker died since the last video
+                    raise AvatarError(f"render worker {k} is gone") from None
             for i in range(n):
                 k = i % self.workers
                 kind, j = self._recv(k)
@@ -301,9 +366,14 @@ class RenderPool:
                     raise AvatarError(f"render worker {k} sent {kind} {j} where frame {i} was due")
                 img = self._view[k, (i // self.workers) % self._slots].copy()
                 self._free[k].release()
+                handed = i + 1
                 yield img
+        except GeneratorExit:  # the consumer closed us: after the last frame that is the normal end
+            if handed < n:
+                self._stop(force=True)  # a worker may be mid-job, blocked on a slot: stop them all
+            raise
         except BaseException:
-            self._stop(force=True)  # a worker may be mid-job, blocked on a slot: stop them all
+            self._stop(force=True)
             raise
         finally:
             self._busy = False
