@@ -396,9 +396,9 @@ class AvatarApp:
                 video = render_video(perf, out, avatar=av, progress=progress, pool=pool, **size)
                 failed = False
                 return video
-            except InputError:
-                raise
-            except AvatarError as exc:  # a worker died or could not start: this video is made here instead
+            except AvatarError as exc:  # a worker died or could not start: this video is made here instead.
+                # InputError too: the workers read the avatar's file again, which may be gone by now (an old
+                # upload) while the Avatar loaded here still renders; real bad input fails again below.
                 log.warning("render workers failed (%s): rendering in this process", exc)
             finally:
                 self.release_pool(failed=failed)

@@ -384,7 +384,7 @@ def default_avatar_path() -> Path:
 
 def avatar_source(avatar: Avatar | str | os.PathLike[str] | None) -> Avatar | Path:
     """An Avatar as is, else the path of the avatar's file after the checks that need no parsing (it exists, its
-    size, suffix and glTF header): for forked render workers, which then read the file themselves."""
+    size, suffix and glTF header): for a render pool, whose first worker then reads the file."""
     if isinstance(avatar, Avatar):
         return avatar
     path = default_avatar_path() if avatar is None else Path(avatar)
