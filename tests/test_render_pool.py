@@ -317,3 +317,11 @@ def test_spawned_pool_renders_from_a_process_with_threads() -> None:
     diff = int(res.stdout.split("max diff ")[1].split()[0])
     assert diff <= 1, res.stdout
     assert "alive [] pids 2" in res.stdout, res.stdout
+
+
+def test_pool_refuses_an_unknown_start_method() -> None:
+    from avatar.errors import InputError
+    from avatar.render.pool import RenderPool
+
+    with pytest.raises(InputError, match="start must be 'fork' or 'spawn'"):
+        RenderPool(None, width=64, height=64, start="thread")
