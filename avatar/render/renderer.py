@@ -273,11 +273,13 @@ class Camera:
         return proj @ view
 
 
-def frame_camera(avatar: Avatar, meshes: MeshData, rig: Rig, framing: str, aspect: float) -> Camera:
-    """A three-quarter head-and-shoulders ("portrait") or full-body ("full") camera fitted to the avatar."""
+def frame_camera(avatar: Avatar, meshes: MeshData, rig: Rig, framing: str, aspect: float, *,
+                 rest: tuple[list[np.ndarray], list[np.ndarray]] | None = None) -> Camera:
+    """A three-quarter head-and-shoulders ("portrait") or full-body ("full") camera fitted to the avatar
+    (`rest`: _rest_points_each(meshes, rig), when the caller has it already)."""
     if framing not in FRAMINGS:
         raise InputError(f"framing must be one of {', '.join(FRAMINGS)}, got {framing!r}")
-    pts, owner = _rest_points(meshes, rig)
+    pts, owner = _rest_points(meshes, rig, rest)
     lo, hi = pts.min(axis=0), pts.max(axis=0)
     height = float(hi[1] - lo[1]) or 1.0
     head_node = avatar.bones.get("head")
@@ -309,9 +311,9 @@ def frame_camera(avatar: Avatar, meshes: MeshData, rig: Rig, framing: str, aspec
                   far=dist * 4 + height * 2)
 
 
-def _floor(meshes: MeshData, rig: Rig) -> tuple[float, float]:
+def _floor(meshes: MeshData, rig: Rig, rest: tuple[list[np.ndarray], list[np.ndarray]] | None = None) -> tuple[float, float]:
     """(floor height, contact-shadow radius): the lowest rest-pose vertex, a fifth of the avatar's height."""
-    pts, _ = _rest_points(meshes, rig)
+    pts, _ = _rest_points(meshes, rig, rest)
     height = float(np.ptp(pts[:, 1])) or 1.0
     return float(pts[:, 1].min()), 0.2 * height
 
@@ -325,9 +327,9 @@ def _subtree(avatar: Avatar, node: int) -> set[int]:
     return out
 
 
-def _rest_points(meshes: MeshData, rig: Rig) -> tuple[np.ndarray, np.ndarray]:
+def _rest_points(meshes: MeshData, rig: Rig, rest: tuple[list[np.ndarray], list[np.ndarray]] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Rest-pose world positions of every vertex and the node that moves it most (for framing)."""
-    pts, owner = _rest_points_each(meshes, rig)
+    pts, owner = rest if rest is not None else _rest_points_each(meshes, rig)
     return np.concatenate(pts), np.concatenate(owner)
 
 
@@ -350,14 +352,15 @@ def _rest_points_each(meshes: MeshData, rig: Rig) -> tuple[list[np.ndarray], lis
     return pts, owner
 
 
-def draw_order(meshes: MeshData, rig: Rig, eye: tuple[float, float, float]) -> list[int]:
+def draw_order(meshes: MeshData, rig: Rig, eye: tuple[float, float, float], *,
+               rest: tuple[list[np.ndarray], list[np.ndarray]] | None = None) -> list[int]:
     """Primitive indices nearest first (by the rest-pose vertex nearest the camera), morphing meshes ahead.
 
     Why: llvmpipe tests depth before shading, so what is drawn first hides the fragments behind it from the
     shader. Drawn in file order, the default avatar's portrait shaded 1.39 fragments per covered pixel (the
     eyeballs behind the lids, the neck behind the head); face first, 1.24. The morphing meshes (the face) go
     first since they hold what is nearest the camera in both framings and enclose the eyes and mouth."""
-    pts, _ = _rest_points_each(meshes, rig)
+    pts, _ = rest if rest is not None else _rest_points_each(meshes, rig)
     e = np.asarray(eye, dtype=np.float64)
     near = [float(np.linalg.norm(q - e, axis=1).min()) if len(q) else np.inf for q in pts]
     return sorted(range(len(pts)), key=lambda i: (meshes.primitives[i].target_pos is None, near[i]))
@@ -439,14 +442,15 @@ class Renderer:
         self.width, self.height, self.framing = int(width), int(height), framing
         self.meshes = read_meshes(self.avatar)
         self.rig = build_rig(self.avatar)
-        self.camera = frame_camera(self.avatar, self.meshes, self.rig, framing, self.width / self.height)
-        self._floor = _floor(self.meshes, self.rig)
+        rest = _rest_points_each(self.meshes, self.rig)  # skinned once, for the framing, floor and draw order
+        self.camera = frame_camera(self.avatar, self.meshes, self.rig, framing, self.width / self.height, rest=rest)
+        self._floor = _floor(self.meshes, self.rig, rest)
         self._warned: set[str] = set()
         self._weights: dict[int, np.ndarray] = {}  # id(primitive) -> morph weights last uploaded
         self._nrm_delta = {id(p): _normal_deltas(p) for p in self.meshes.primitives
                            if p.target_pos is not None and p.target_nrm is None}
         self._morph_matrix = self._linear_morphs()
-        self._order = draw_order(self.meshes, self.rig, self.camera.eye)
+        self._order = draw_order(self.meshes, self.rig, self.camera.eye, rest=rest)
         self.timings: dict[str, float] = {"pose": 0.0, "morph": 0.0, "draw": 0.0, "read": 0.0}
         self._samples_asked = samples
         self._ctx = None
