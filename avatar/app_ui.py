@@ -247,8 +247,8 @@ class AvatarApp:
         """Lock and return the warm render pool for this avatar (started on first use), or None: workers off or
         not possible here, or the pool busy with another video. The caller renders, then calls release_pool().
 
-        Why spawned workers: the server's threads rule out forking, and one renderer in this process rendered
-        the bench line in 2.8-3.0 s against 1.8-2.1 s for two workers (bench/pipeline_bench.py)."""
+        Why spawned workers: the server's threads rule out forking, and in a warm process the bench line took
+        2.61 s with one renderer in the process against 1.87 s with a warm pool of two (bench/pipeline_bench.py)."""
         from avatar.render.pool import RenderPool, spawn_available, worker_count
 
         workers = self.config.render_workers or worker_count()

@@ -10,8 +10,9 @@ Prints, for the same line:
   the same run, alternating with the default, and the ratio;
 - the per-stage seconds the command reports, and the CPU seconds of the process and its render workers
   (steadier than wall time on a shared machine: other tenants slow a run down more than they add CPU to it);
-- the same job in a warm process (models already loaded, as the Gradio app, batch workers and the live streamer
-  run it), which is the pipeline's own speed without Python, torch and transformers start-up;
+- the same job in a warm process (models already loaded), rendering in that process (as batch workers and the
+  live streamer do) and in a warm pool of spawned render workers (as the Gradio app does), alternating: the
+  pipeline's own speed without Python start-up and model loading;
 - the baseline in the same run: the bare `avatar tts` process on the same line (start-up + emotion + speech only),
   so the ratio says what face, body and video add;
 - the MP4's stream facts (codecs, fps, A/V length difference).
@@ -91,22 +92,40 @@ def main() -> None:
     one = results["fxaa, 1 render process"][0]
     print(f"  two render workers against one renderer in the process (fxaa): {one / results['fxaa'][0]:.2f}x faster")
     from avatar.pipeline import say
+    from avatar.render.pool import RenderPool, spawn_available, worker_count
 
     with tempfile.TemporaryDirectory() as tmp:
-        # The app, batch workers and the live streamer render in their own process (render_workers=1).
+        # A warm process renders in its own process (render_workers=1: batch workers and the live streamer), or,
+        # as the Gradio app does, in a warm pool of spawned workers started with the app (this process has a GL
+        # context by then, so forking is out). The two alternate, so load from others falls on both alike.
         say(args.text, Path(tmp) / "warm.mp4", width=args.size, height=args.size, render_workers=1)  # load models
+        workers = worker_count() if spawn_available() else 1
         for aa in ("fxaa", "msaa"):
-            warm = []
-            for _ in range(args.runs):
-                t0 = time.perf_counter()
-                r = say(args.text, Path(tmp) / "warm.mp4", width=args.size, height=args.size, antialias=aa,
-                        render_workers=1)
-                warm.append((time.perf_counter() - t0, r.timings))
-            warm.sort(key=lambda x: x[0])
-            dt, stages = warm[len(warm) // 2]
-            print(f"  in a warm process (models loaded, as the app, batch and live use it) --antialias {aa}: "
-                  f"{dt:.2f} s, real-time factor {dt / dur:.2f}; stages (s): "
-                  + ", ".join(f"{k} {v:.2f}" for k, v in stages.items()))
+            warm: dict[str, list] = {"in this process": [], f"in a warm pool of {workers} workers": []}
+            pool = RenderPool(None, width=args.size, height=args.size, antialias=aa, workers=workers,
+                              start="spawn") if workers > 1 else None
+            try:
+                if pool is not None:  # the app starts its pool at launch: its start-up is not a request's
+                    say(args.text, Path(tmp) / "warm.mp4", width=args.size, height=args.size, antialias=aa,
+                        pool=pool)
+                for _ in range(args.runs):
+                    for name in warm:
+                        if pool is None and name != "in this process":
+                            continue
+                        t0 = time.perf_counter()
+                        r = say(args.text, Path(tmp) / "warm.mp4", width=args.size, height=args.size,
+                                antialias=aa, render_workers=1, pool=pool if name != "in this process" else None)
+                        warm[name].append((time.perf_counter() - t0, r.timings))
+            finally:
+                if pool is not None:
+                    pool.close()
+            for name, rows in warm.items():
+                if not rows:
+                    continue
+                dt, stages = sorted(rows, key=lambda x: x[0])[len(rows) // 2]
+                print(f"  warm process (models loaded), rendering {name}, --antialias {aa}: "
+                      f"{dt:.2f} s, real-time factor {dt / dur:.2f}; stages (s): "
+                      + ", ".join(f"{k} {v:.2f}" for k, v in stages.items()))
     v, a = info["video"], info["audio"]
     print(f"  MP4: {v['codec']} {v['pix_fmt']} {v['fps']:g} fps + {a['codec']}; video {v['duration']:.3f} s, "
           f"audio {a['duration']:.3f} s (difference {abs(v['duration'] - a['duration']) * 1000:.0f} ms)")
