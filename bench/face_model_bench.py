@@ -16,8 +16,8 @@ teacher:
   same audio (must rise);
 - real-time factor of generation (features + sampling + lip refinement) per clip, and of the whole `avatar face`
   process on one clip and on eight clips joined (start-up and model loading included; goal <= 0.3);
-- "full" is the default path (diffusion, then lip refinement: the viseme network of face/lipsync.py read softly
-  through the coarticulation model); "diffusion only" is the denoiser's own mouth (lips=False); "argmax
+- "full" is the default path (diffusion, then lip refinement: the viseme network of face/lipsync.py, run by
+  face/viseme_net.py, read softly through the coarticulation model); "diffusion only" is the denoiser's own mouth (lips=False); "argmax
   decoding" is the network's per-frame argmax runs used as a timeline, the previous default.
 """
 
@@ -66,17 +66,17 @@ def main() -> None:
     args = ap.parse_args()
     print("rerun: .venv/bin/python bench/face_model_bench.py " + " ".join(sys.argv[1:]))
 
-    import torch
+    from threadpoolctl import threadpool_limits
 
     from avatar.audio import load_audio
     from avatar.face.expression import vad_frames
     from avatar.face.features import compute_features
     from avatar.face.generate import _lip_model, generate_face, load_face_model, refine_lips
-    from avatar.face.lipsync import estimate_timeline
+    from avatar.face.viseme_net import estimate_timeline
     from avatar.face.visemes import IDX
     from avatar.types import VAD, Timeline
 
-    torch.set_num_threads(args.threads)
+    threadpool_limits(limits=args.threads, user_api="blas")  # for the rest of the run: inference is NumPy, no torch
     wavs = sorted(p for p in args.data.glob("*.wav") if p.with_suffix(".json").is_file())[args.start:args.start + args.clips]
     if not wavs:
         sys.exit(f"no <id>.wav + <id>.json clips in {args.data}: make them with the corpus command above")

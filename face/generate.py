@@ -5,7 +5,8 @@ is known (our own TTS) the lips are then refined from it, as in DREAM-Talk's lip
 al. 2023): the mouth channels are rebuilt from the coarticulated viseme curves (face.visemes) with the
 model's expression laid over them (face.expression.combine) and the lips sealed on every p/b/m, so the
 mouth follows the timeline exactly while the rest of the face stays the model's. From audio alone, the
-viseme network of `face/lipsync.py` (weights/lipsync), DREAM-Talk's audio-conditioned lip refinement, reads
+viseme network of `face/lipsync.py` (weights/lipsync, run without torch by `face/viseme_net.py`), DREAM-Talk's
+audio-conditioned lip refinement, reads
 viseme probabilities per frame: the mouth is their soft coarticulated mix (`visemes.posterior_mouth_curves`)
 and the lips seal on the p/b/m of the timeline estimated from them.
 """
@@ -25,6 +26,7 @@ from avatar.types import ARKIT_BLENDSHAPES, VAD, EmotionTrack, FaceMotion, Timel
 if TYPE_CHECKING:
     from avatar.face.lipsync import VisemeNet
     from avatar.face.model import FaceDenoiser
+    from avatar.face.viseme_net import VisemeNetNP
     from avatar.face.sampling import FaceDenoiserNP
 
 log = logging.getLogger(__name__)
@@ -90,12 +92,14 @@ def refine_lips(face: FaceMotion, timeline: Timeline, vad_rows: np.ndarray | Non
 def generate_face(audio: np.ndarray, sample_rate: int, vad: VAD | EmotionTrack | np.ndarray | None = None,
                   timeline: Timeline | None = None, seed: int = 0,
                   model: "FaceDenoiserNP | FaceDenoiser | str | os.PathLike[str] | None" = None, guidance: float = 2.0,
-                  steps: int = 10, lips: "VisemeNet | str | os.PathLike[str] | bool | None" = None) -> FaceMotion:
+                  steps: int = 10,
+                  lips: "VisemeNetNP | VisemeNet | str | os.PathLike[str] | bool | None" = None) -> FaceMotion:
     """Face motion for speech audio: the diffusion model, then lip refinement from the timeline, or from the
     audio when there is none.
 
     vad None means neutral; model is a loaded denoiser (NumPy or torch) or a model folder (default weights/face); lips is
-    the viseme network for audio-only lip refinement (a VisemeNet or folder; None: weights/lipsync when present;
+    the viseme network for audio-only lip refinement (a VisemeNetNP, its torch VisemeNet, or a folder; None:
+    weights/lipsync when present;
     False: none, the diffusion model's own mouth). The result has round(duration * fps) frames; the same inputs
     and seed give the same output.
     """
@@ -127,7 +131,7 @@ def generate_face(audio: np.ndarray, sample_rate: int, vad: VAD | EmotionTrack |
     lip_net = _lip_model(lips)
     if lip_net is None:
         return face
-    from avatar.face.lipsync import estimate_timeline, viseme_posteriors
+    from avatar.face.viseme_net import estimate_timeline, viseme_posteriors
     from avatar.face.visemes import posterior_mouth_curves
 
     probs = viseme_posteriors(lip_net, feats.by_frame())
@@ -135,30 +139,30 @@ def generate_face(audio: np.ndarray, sample_rate: int, vad: VAD | EmotionTrack |
     return refine_lips(face, estimate, rows, mouth=posterior_mouth_curves(probs, fps, n))
 
 
-def _lip_model(lips: "VisemeNet | str | os.PathLike[str] | bool | None") -> "VisemeNet | None":
-    if lips is False:  # before the import: the viseme network is a torch model
+def _lip_model(lips: "VisemeNetNP | VisemeNet | str | os.PathLike[str] | bool | None") -> "VisemeNetNP | None":
+    if lips is False:
         return None
-    from avatar.face.lipsync import DEFAULT_MODEL_DIR as LIPS_DIR
-    from avatar.face.lipsync import VisemeNet, load_lipsync
+    from avatar.face.viseme_net import DEFAULT_MODEL_DIR as LIPS_DIR
+    from avatar.face.viseme_net import VisemeNetNP, as_numpy_net, load_viseme_net
 
-    if isinstance(lips, VisemeNet):
-        return lips
+    if isinstance(lips, VisemeNetNP) or hasattr(lips, "state_dict"):
+        return as_numpy_net(lips)
     if lips is None or lips is True:
         if not (LIPS_DIR / "model.safetensors").is_file():
             if lips is True:
-                return load_lipsync(LIPS_DIR)  # raises, naming the training command
+                return load_viseme_net(LIPS_DIR)  # raises, naming the training command
             log.warning("no lip sync model in %s: the mouth is the diffusion model's own", LIPS_DIR)
             return None
         return _cached_lips(str(LIPS_DIR))
     return _cached_lips(str(Path(lips).resolve()))
 
 
-_LIPS: dict[str, "VisemeNet"] = {}
+_LIPS: dict[str, "VisemeNetNP"] = {}
 
 
-def _cached_lips(folder: str) -> "VisemeNet":
-    from avatar.face.lipsync import load_lipsync
+def _cached_lips(folder: str) -> "VisemeNetNP":
+    from avatar.face.viseme_net import load_viseme_net
 
     if folder not in _LIPS:
-        _LIPS[folder] = load_lipsync(folder)
+        _LIPS[folder] = load_viseme_net(folder)
     return _LIPS[folder]

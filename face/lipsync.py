@@ -14,7 +14,8 @@ bilabial closures are short and the denoiser is trained for the whole face.
 
 Training pairs: corpus clips (`avatar.tts.corpus`), features of the augmented audio (`train.augment_audio`),
 labels the viseme of the phoneme at each frame's centre (silence between phonemes), class-balanced cross
-entropy (square-root inverse frequency).
+entropy (square-root inverse frequency). Inference runs the saved weights without torch
+(`face.viseme_net`: `VisemeNetNP`, `viseme_posteriors`, `estimate_timeline`, re-exported here).
 """
 
 from __future__ import annotations
@@ -26,32 +27,20 @@ import os
 import shlex
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from avatar.errors import InputError, ModelError
+from avatar.errors import InputError
 from avatar.pretrained import PretrainedMixin
-from avatar.types import VISEMES, Phoneme, Timeline
+from avatar.types import VISEMES, Timeline
+
+from .viseme_net import (DEFAULT_MODEL_DIR, LipSyncConfig, VisemeNetNP, check_config, check_model_dir,  # noqa: F401
+                         estimate_timeline, layer_dilation, load_viseme_net, viseme_posteriors)
 
 log = logging.getLogger(__name__)
-
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "weights" / "lipsync"
-
-
-@dataclass
-class LipSyncConfig:
-    """What `from_pretrained` needs to rebuild the viseme network."""
-
-    audio_dim: int = 2 * 83
-    hidden: int = 128
-    layers: int = 6
-    kernel: int = 5
-    fps: float = 30.0
-    classes: tuple[str, ...] = VISEMES
 
 
 class VisemeNet(PretrainedMixin, nn.Module):
@@ -64,11 +53,11 @@ class VisemeNet(PretrainedMixin, nn.Module):
         super().__init__()
         self.config = config or LipSyncConfig()
         c = self.config
-        if tuple(c.classes) != VISEMES:
-            raise ModelError("this lip sync model's viseme classes differ from avatar.types.VISEMES")
+        check_config(c)
         self.inp = nn.Sequential(nn.LayerNorm(c.audio_dim), nn.Linear(c.audio_dim, c.hidden))
         self.convs = nn.ModuleList(
-            nn.Conv1d(c.hidden, c.hidden, c.kernel, padding=(c.kernel // 2) * 2 ** (i % 4), dilation=2 ** (i % 4))
+            nn.Conv1d(c.hidden, c.hidden, c.kernel, padding=(c.kernel // 2) * layer_dilation(i),
+                      dilation=layer_dilation(i))
             for i in range(c.layers))
         self.norms = nn.ModuleList(nn.GroupNorm(8, c.hidden) for _ in range(c.layers))
         self.out = nn.Linear(c.hidden, len(VISEMES))
@@ -86,12 +75,8 @@ class VisemeNet(PretrainedMixin, nn.Module):
 
 
 def load_lipsync(folder: str | os.PathLike[str] = DEFAULT_MODEL_DIR) -> VisemeNet:
-    """Load the viseme network (ModelError naming the training command when missing)."""
-    p = Path(folder)
-    if not (p / "model.safetensors").is_file():
-        raise ModelError(f"no lip sync model in {p}: train it with `python -m avatar.face.lipsync --data data/corpus "
-                         f"--out {p}`")
-    return VisemeNet.from_pretrained(p).eval()
+    """Load the torch viseme network, to train on or compare with (inference: viseme_net.load_viseme_net)."""
+    return VisemeNet.from_pretrained(check_model_dir(folder)).eval()
 
 
 def frame_labels(timeline: Timeline, n: int, fps: float) -> np.ndarray:
@@ -101,43 +86,6 @@ def frame_labels(timeline: Timeline, n: int, fps: float) -> np.ndarray:
     for p in timeline.phonemes:
         out[(t >= p.start) & (t < p.end)] = VISEMES.index(p.viseme)
     return out
-
-
-@torch.no_grad()
-def viseme_posteriors(net: VisemeNet, features: np.ndarray) -> np.ndarray:
-    """Per-frame viseme probabilities [T, 15] (float32) from audio features [T, F]."""
-    c = net.config
-    feats = np.asarray(features, dtype=np.float32)
-    if feats.ndim != 2 or feats.shape[1] != c.audio_dim:
-        raise InputError(f"audio features must be [T, {c.audio_dim}], got shape {feats.shape}")
-    return torch.softmax(net(torch.from_numpy(feats)[None])[0], dim=-1).numpy()
-
-
-def estimate_timeline(net: VisemeNet, features: np.ndarray, duration: float, sample_rate: int = 16000,
-                      min_frames: int = 1, probs: np.ndarray | None = None) -> Timeline:
-    """An estimated phoneme timeline (one 'phoneme' per run of frames of one viseme) from audio features [T, F].
-
-    probs: the posteriors when the caller already has them (viseme_posteriors), to skip the network.
-    """
-    c = net.config
-    if probs is None:
-        probs = viseme_posteriors(net, features)
-    # Plain per-frame argmax: a 3-frame moving average of the posteriors removed flickers but also most one- and
-    # two-frame bilabial closures (a one-off probe on held-out clips 60-99, not kept in bench/: p/b/m sealed
-    # 58 % smoothed vs 69 % not, openness r 0.521 vs 0.518), and the coarticulation model smooths the mouth anyway.
-    label = probs.argmax(axis=1)
-    n = len(label)
-    phonemes: list[Phoneme] = []
-    start = 0
-    for i in range(1, n + 1):
-        if i == n or label[i] != label[start]:
-            v = VISEMES[int(label[start])]
-            if v != "sil" and i - start >= min_frames:
-                a, b = start / c.fps, min(duration, i / c.fps)
-                if b > a:
-                    phonemes.append(Phoneme(start=a, end=b, phoneme=v, viseme=v))
-            start = i
-    return Timeline(sample_rate=int(sample_rate), duration=float(duration), phonemes=phonemes)
 
 
 def _examples(data: Path, copies: int, seed: int, fps: float) -> tuple[np.ndarray, np.ndarray, dict]:

@@ -69,3 +69,20 @@ assert prepare_text("I am so happy \\U0001F600") == "I am so happy grinning face
 assert "emoji" in sys.modules
 """
     _run(code)
+
+
+def test_audio_only_lip_sync_runs_without_torch() -> None:
+    # `avatar face --audio x.wav` with no timeline reads the visemes with weights/lipsync: a NumPy forward pass.
+    code = """
+import sys
+import numpy as np
+from avatar.face.generate import _lip_model
+from avatar.face.viseme_net import estimate_timeline
+net = _lip_model(None)
+assert net is not None, "weights/lipsync is missing"
+feats = np.random.default_rng(0).normal(size=(60, net.config.audio_dim)).astype(np.float32)
+tl = estimate_timeline(net, feats, duration=2.0)
+assert tl.duration == 2.0
+assert "torch" not in sys.modules, "imported torch"
+"""
+    _run(code)

@@ -24,17 +24,16 @@ def test_frame_labels_take_the_phoneme_at_each_frame_centre():
     assert names[12:] == ["sil"] * 3
 
 
-class _Fixed(torch.nn.Module):
+class _Fixed:
     """Stands in for a trained net: returns the logits it was given (to test the decoding alone)."""
 
     def __init__(self, logits: np.ndarray) -> None:
-        super().__init__()
-        from avatar.face.lipsync import LipSyncConfig
+        from avatar.face.viseme_net import LipSyncConfig
 
         self.config = LipSyncConfig()
-        self.logits = torch.from_numpy(logits)
+        self.logits = logits
 
-    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+    def __call__(self, audio: np.ndarray) -> np.ndarray:
         return self.logits[None]
 
 
@@ -65,6 +64,33 @@ def test_network_shapes_save_and_load(tmp_path):
     torch.testing.assert_close(again(x), net.eval()(x))
     with pytest.raises(ModelError, match="avatar.face.lipsync"):
         load_lipsync(tmp_path / "missing")
+
+
+def test_numpy_twin_matches_the_torch_network(tmp_path):
+    """Inference runs the saved weights in NumPy (no torch); the logits and posteriors are torch's."""
+    from avatar.face.lipsync import LipSyncConfig, VisemeNet
+    from avatar.face.viseme_net import VisemeNetNP, load_viseme_net, viseme_posteriors
+
+    torch.manual_seed(0)
+    net = VisemeNet(LipSyncConfig(hidden=32, layers=6)).eval()
+    with torch.no_grad():  # non-trivial norms, so that a wrong affine or eps would show
+        for p in net.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    x = np.random.default_rng(1).normal(size=(2, 70, net.config.audio_dim)).astype(np.float32)
+    want = net(torch.from_numpy(x)).detach().numpy()
+    net.save_pretrained(tmp_path / "lips")
+    twin = load_viseme_net(tmp_path / "lips")
+    assert isinstance(twin, VisemeNetNP) and twin.num_parameters() == sum(p.numel() for p in net.parameters())
+    np.testing.assert_allclose(twin(x), want, atol=1e-4, rtol=1e-4)
+    probs = viseme_posteriors(twin, x[0])
+    np.testing.assert_allclose(probs, torch.softmax(torch.from_numpy(want[0]), -1).numpy(), atol=1e-5)
+    np.testing.assert_allclose(viseme_posteriors(net, x[0]), probs, atol=1e-6)  # a torch net is converted
+    with pytest.raises(ModelError, match="avatar.face.lipsync"):
+        load_viseme_net(tmp_path / "missing")
+    with pytest.raises(ModelError, match="does not fit"):
+        VisemeNetNP(LipSyncConfig(hidden=32, layers=5), net.state_dict())
+    with pytest.raises(ModelError, match="viseme classes"):
+        VisemeNetNP(LipSyncConfig(hidden=32, classes=("sil", "PP")), net.state_dict())
 
 
 def test_training_learns_the_frame_labels():

@@ -1,0 +1,136 @@
+"""Reading visemes from audio without torch: the viseme network's config, its NumPy twin and the decoding.
+
+`face.lipsync.VisemeNet` (torch) is what training builds and saves; inference (`generate_face` from audio
+alone, `avatar face --audio` without a timeline) loads the same folder into `VisemeNetNP`, as the face and
+gesture denoisers are loaded (avatar.npnn explains why: importing torch costs a new process 2-3 s).
+tests/test_face_lipsync.py holds the twin to the torch module.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from avatar import npnn
+from avatar.errors import InputError, ModelError
+from avatar.types import VISEMES, Phoneme, Timeline
+
+#: Where `generate_face` looks for the trained viseme network.
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "weights" / "lipsync"
+
+
+@dataclass
+class LipSyncConfig:
+    """What `from_pretrained` needs to rebuild the viseme network."""
+
+    audio_dim: int = 2 * 83
+    hidden: int = 128
+    layers: int = 6
+    kernel: int = 5
+    fps: float = 30.0
+    classes: tuple[str, ...] = VISEMES
+
+
+def check_config(config: LipSyncConfig) -> None:
+    """ModelError unless the model's classes are ours (avatar.types.VISEMES, in that order)."""
+    if tuple(config.classes) != VISEMES:
+        raise ModelError("this lip sync model's viseme classes differ from avatar.types.VISEMES")
+
+
+def layer_dilation(layer: int) -> int:
+    """Dilation of conv layer `layer`: 1, 2, 4, 8, then again (about 2 s of context with six layers)."""
+    return 2 ** (layer % 4)
+
+
+def check_model_dir(folder: str | os.PathLike[str]) -> Path:
+    """The folder if it holds model.safetensors, else ModelError naming the training command."""
+    p = Path(folder)
+    if not (p / "model.safetensors").is_file():
+        raise ModelError(f"no lip sync model in {p}: train it with `python -m avatar.face.lipsync --data data/corpus "
+                         f"--out {p}`")
+    return p
+
+
+class VisemeNetNP(npnn.NumpyTwin):
+    """NumPy twin of `face.lipsync.VisemeNet`: per-frame viseme logits from audio features, the same numbers."""
+
+    config_class = LipSyncConfig
+    model_name = "lip sync"
+
+    def __init__(self, config: LipSyncConfig, params: Any, source: str = "the weights") -> None:
+        check_config(config)
+        super().__init__(config, params, source)
+
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        """Every weight's name and shape for this config (the torch module's state-dict names)."""
+        c = self.config
+        h = c.hidden
+        s: dict[str, tuple[int, ...]] = {"inp.0.weight": (c.audio_dim,), "inp.0.bias": (c.audio_dim,),
+                                         "inp.1.weight": (h, c.audio_dim), "inp.1.bias": (h,),
+                                         "out.weight": (len(VISEMES), h), "out.bias": (len(VISEMES),)}
+        for i in range(c.layers):
+            s.update({f"convs.{i}.weight": (h, h, c.kernel), f"convs.{i}.bias": (h,),
+                      f"norms.{i}.weight": (h,), f"norms.{i}.bias": (h,)})
+        return s
+
+    def __call__(self, audio: np.ndarray) -> np.ndarray:
+        """audio [B, T, audio_dim] -> logits [B, T, 15]."""
+        p = self.params
+        x = npnn.layer_norm(np.asarray(audio, np.float32), p, "inp.0")
+        h = npnn.linear(x, p, "inp.1").transpose(0, 2, 1)  # [B, H, T]
+        for i in range(self.config.layers):
+            y = npnn.silu(npnn.group_norm(h, p, f"norms.{i}", 8))
+            h = h + npnn.conv1d(y, p, f"convs.{i}", layer_dilation(i))
+        return npnn.linear(h.transpose(0, 2, 1), p, "out")
+
+
+def load_viseme_net(folder: str | os.PathLike[str] = DEFAULT_MODEL_DIR) -> VisemeNetNP:
+    """Load the viseme network for inference (NumPy, no torch); ModelError naming the training command if missing."""
+    return VisemeNetNP.from_pretrained(check_model_dir(folder))
+
+
+def as_numpy_net(net: Any) -> Any:
+    """The network to run: a torch `VisemeNet` becomes its NumPy twin; anything else (a twin) is used as it is."""
+    return VisemeNetNP.of(net) if hasattr(net, "state_dict") else net
+
+
+def viseme_posteriors(net: Any, features: np.ndarray) -> np.ndarray:
+    """Per-frame viseme probabilities [T, 15] (float32) from audio features [T, F]; net: a VisemeNetNP (or the
+    torch VisemeNet)."""
+    c = net.config
+    feats = np.asarray(features, dtype=np.float32)
+    if feats.ndim != 2 or feats.shape[1] != c.audio_dim:
+        raise InputError(f"audio features must be [T, {c.audio_dim}], got shape {feats.shape}")
+    logits = np.asarray(as_numpy_net(net)(feats[None])[0], dtype=np.float32)
+    return npnn.softmax(logits, axis=-1).astype(np.float32)
+
+
+def estimate_timeline(net: Any, features: np.ndarray, duration: float, sample_rate: int = 16000,
+                      min_frames: int = 1, probs: np.ndarray | None = None) -> Timeline:
+    """An estimated phoneme timeline (one 'phoneme' per run of frames of one viseme) from audio features [T, F].
+
+    probs: the posteriors when the caller already has them (viseme_posteriors), to skip the network.
+    """
+    c = net.config
+    if probs is None:
+        probs = viseme_posteriors(net, features)
+    # Plain per-frame argmax: a 3-frame moving average of the posteriors removed flickers but also most one- and
+    # two-frame bilabial closures (a one-off probe on held-out clips 60-99, not kept in bench/: p/b/m sealed
+    # 58 % smoothed vs 69 % not, openness r 0.521 vs 0.518), and the coarticulation model smooths the mouth anyway.
+    label = probs.argmax(axis=1)
+    n = len(label)
+    phonemes: list[Phoneme] = []
+    start = 0
+    for i in range(1, n + 1):
+        if i == n or label[i] != label[start]:
+            v = VISEMES[int(label[start])]
+            if v != "sil" and i - start >= min_frames:
+                a, b = start / c.fps, min(duration, i / c.fps)
+                if b > a:
+                    phonemes.append(Phoneme(start=a, end=b, phoneme=v, viseme=v))
+            start = i
+    return Timeline(sample_rate=int(sample_rate), duration=float(duration), phonemes=phonemes)
