@@ -20,6 +20,7 @@ pygltflib = pytest.importorskip("pygltflib")
 
 from avatar.render import gltf_json  # noqa: E402 - after the importorskip
 from avatar.render.gltf_json import gltf_from_json, load_glb, load_gltf  # noqa: E402
+from gltf_builders import textured_card  # noqa: E402 - tests/gltf_builders.py
 
 
 def _slow(text: str):  # noqa: ANN202 - pygltflib's own decoder, as its loaders call it
@@ -103,29 +104,17 @@ def _vrm0(doc: dict) -> None:
 
 
 def _textured_sparse(path: Path) -> Path:
-    """As tests/test_render_renderer.py's textured quad: textures, samplers, images (bufferView, data: URI and
-    file), a sparse morph target; plus cameras, a matrix node and every material texture slot."""
-    pos = np.array([[-0.5, 0, 0], [0.5, 0, 0], [0.5, 1, 0], [-0.5, 1, 0]], np.float32)
-    parts = [pos.tobytes(), np.zeros((4, 2), np.float32).tobytes(), np.array([0, 1, 2, 0, 2, 3], np.uint16).tobytes(),
-             np.array([2, 3], np.uint16).tobytes(), np.zeros((2, 3), np.float32).tobytes(), b"\x89PNG fake"]
-    blob, views = b"", []
-    for p in parts:
-        blob += b"\0" * (-len(blob) % 4)
-        views.append(pygltflib.BufferView(buffer=0, byteOffset=len(blob), byteLength=len(p)))
-        blob += p
-    sparse = pygltflib.Sparse(count=2, indices=pygltflib.AccessorSparseIndices(bufferView=3, componentType=5123),
-                              values=pygltflib.AccessorSparseValues(bufferView=4, byteOffset=0))
+    """The renderer tests' textured card (textures, samplers, images from a bufferView, a data: URI and a file, a
+    sparse morph target) plus cameras, a matrix node and every material texture slot."""
     tex = pygltflib.TextureInfo(index=0, texCoord=0)
-    g = pygltflib.GLTF2(
-        scene=0, scenes=[pygltflib.Scene(nodes=[0, 1])],
+    return textured_card(
+        path, png=b"\x89PNG fake", uv=np.zeros((4, 2), np.float32), top_drop=0.5, mesh_weights=[0],
+        scenes=[pygltflib.Scene(nodes=[0, 1])],
         nodes=[pygltflib.Node(name="card", mesh=0, rotation=[0, 0, 0, 1], scale=[1, 2, 1]),
                pygltflib.Node(name="cam", camera=0, matrix=[1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 3, 1])],
         cameras=[pygltflib.Camera(type="perspective", perspective=pygltflib.Perspective(yfov=0.8, znear=0.1)),
                  pygltflib.Camera(type="orthographic", orthographic=pygltflib.Orthographic(
                      xmag=1, ymag=1, zfar=10, znear=0.1))],
-        meshes=[pygltflib.Mesh(extras={"targetNames": ["JawOpen"]}, weights=[0], primitives=[pygltflib.Primitive(
-            attributes=pygltflib.Attributes(POSITION=0, TEXCOORD_0=1), indices=2, material=0,
-            targets=[{"POSITION": 3}])])],
         materials=[pygltflib.Material(
             doubleSided=True, alphaMode="MASK", alphaCutoff=0.5, emissiveFactor=[1, 0, 0], emissiveTexture=tex,
             normalTexture=pygltflib.NormalMaterialTexture(index=0, scale=2),
@@ -136,17 +125,7 @@ def _textured_sparse(path: Path) -> Path:
         samplers=[pygltflib.Sampler(magFilter=9729, minFilter=9987, wrapS=33071)],
         images=[pygltflib.Image(bufferView=5, mimeType="image/png"),
                 pygltflib.Image(uri="data:image/png;base64,iVBORw0KGgo=", name="inline"),
-                pygltflib.Image(uri="skin%20tex.png")],
-        accessors=[pygltflib.Accessor(bufferView=0, componentType=5126, count=4, type="VEC3",
-                                      min=pos.min(0).tolist(), max=pos.max(0).tolist()),
-                   pygltflib.Accessor(bufferView=1, componentType=5126, count=4, type="VEC2", normalized=False),
-                   pygltflib.Accessor(bufferView=2, componentType=5123, count=6, type="SCALAR"),
-                   pygltflib.Accessor(componentType=5126, count=4, type="VEC3", sparse=sparse,
-                                      min=[0, -0.5, 0], max=[0, 0, 0])],
-        bufferViews=views, buffers=[pygltflib.Buffer(byteLength=len(blob))])
-    g.set_binary_blob(blob)
-    path.write_bytes(b"".join(g.save_to_bytes()))
-    return path
+                pygltflib.Image(uri="skin%20tex.png")])
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,8 @@ from avatar.types import ARKIT_BLENDSHAPES, FACE_CHANNELS, BodyMotion, FaceMotio
 pytest.importorskip("moderngl")
 pygltflib = pytest.importorskip("pygltflib")
 
+from gltf_builders import textured_card  # noqa: E402 - tests/gltf_builders.py
+
 W, H = 192, 160
 
 
@@ -311,39 +313,13 @@ def _textured_quad(path: Path) -> Path:
 
     png = io.BytesIO()
     Image.fromarray(np.array([[[255, 0, 0, 255]] * 2, [[0, 0, 255, 255]] * 2], np.uint8)).save(png, "PNG")
-    png = png.getvalue()
-    pos = np.array([[-0.5, 0, 0], [0.5, 0, 0], [0.5, 1, 0], [-0.5, 1, 0]], np.float32)
     uv = np.array([[0, 1], [1, 1], [1, 0], [0, 0]], np.float32)  # glTF: v = 0 is the image's top row
-    idx = np.array([0, 1, 2, 0, 2, 3], np.uint16)
-    sp_idx = np.array([2, 3], np.uint16)
-    sp_val = np.array([[0, -0.5, 0], [0, -0.5, 0]], np.float32)
-    parts, views = [pos.tobytes(), uv.tobytes(), idx.tobytes(), sp_idx.tobytes(), sp_val.tobytes(), png], []
-    blob = b""
-    for p in parts:
-        blob += b"\0" * (-len(blob) % 4)
-        views.append(pygltflib.BufferView(buffer=0, byteOffset=len(blob), byteLength=len(p)))
-        blob += p
-    sparse = pygltflib.Sparse(count=2, indices=pygltflib.AccessorSparseIndices(bufferView=3, componentType=5123),
-                              values=pygltflib.AccessorSparseValues(bufferView=4))
-    g = pygltflib.GLTF2(
-        scene=0, scenes=[pygltflib.Scene(nodes=[0])], nodes=[pygltflib.Node(name="card", mesh=0)],
-        meshes=[pygltflib.Mesh(extras={"targetNames": ["JawOpen"]}, primitives=[pygltflib.Primitive(
-            attributes=pygltflib.Attributes(POSITION=0, TEXCOORD_0=1), indices=2, material=0,
-            targets=[{"POSITION": 3}])])],
+    return textured_card(
+        path, png=png.getvalue(), uv=uv, top_drop=0.5,
         materials=[pygltflib.Material(doubleSided=True, pbrMetallicRoughness=pygltflib.PbrMetallicRoughness(
             baseColorTexture=pygltflib.TextureInfo(index=0)))],
         textures=[pygltflib.Texture(source=0, sampler=0)], samplers=[pygltflib.Sampler()],
-        images=[pygltflib.Image(bufferView=5, mimeType="image/png")],
-        accessors=[pygltflib.Accessor(bufferView=0, componentType=5126, count=4, type="VEC3",
-                                      min=pos.min(0).tolist(), max=pos.max(0).tolist()),
-                   pygltflib.Accessor(bufferView=1, componentType=5126, count=4, type="VEC2"),
-                   pygltflib.Accessor(bufferView=2, componentType=5123, count=6, type="SCALAR"),
-                   pygltflib.Accessor(componentType=5126, count=4, type="VEC3", sparse=sparse,
-                                      min=[0, -0.5, 0], max=[0, 0, 0])],
-        bufferViews=views, buffers=[pygltflib.Buffer(byteLength=len(blob))])
-    g.set_binary_blob(blob)
-    path.write_bytes(b"".join(g.save_to_bytes()))
-    return path
+        images=[pygltflib.Image(bufferView=5, mimeType="image/png")])
 
 
 def test_textures_and_sparse_morph_targets_of_a_user_avatar(tmp_path: Path) -> None:
