@@ -3,8 +3,9 @@
     OMP_NUM_THREADS=1 .venv/bin/python bench/live_bench.py [--fps 60] [--idle 3] [--motion auto] [--fixed-vad]
 
 A python-osc ThreadingOSCUDPServer on 127.0.0.1 receives the VMC stream (one bundle per frame). The stream
-idles for --idle seconds, then says each line of LINES in turn (each after the previous one is finished).
-Printed:
+idles for --idle seconds, then says each line of LINES in turn (each after the previous one is finished), and
+then one line of recorded speech (`say_audio`: LINES[1] as our own TTS spoke it, made before the stream starts,
+standing in for a user's recording; its mouth comes from the viseme network). Printed:
 - per line: seconds from say() to the first received bundle of the line (stream time >= the start of its
   first chunk) and to the first with the mouth moving (a VRM vowel A/I/U/E/O 0.1 away from its level before
   the line), and the first-frame latency as a ratio of the first chunk's audio duration (the baseline:
@@ -143,15 +144,20 @@ def main(argv: list[str] | None = None) -> int:
     t = time.perf_counter()
     stream.load()
     load_s = time.perf_counter() - t
+    recorded = stream.backend.synthesize(LINES[1], VAD(0.5, 0.3, 0.0))  # the recording of the audio line
     stream.start()
     time.sleep(0.5)  # the receiver's first packets start its threads
     idle0 = time.monotonic()
     time.sleep(args.idle)
     idle1 = time.monotonic()
     marks = []
-    for text in LINES:
+    for text in (*LINES, None):
         said = time.monotonic()
-        line = stream.say(text)
+        if text is None:
+            line = stream.say_audio(recorded.audio, recorded.sample_rate, label="recording")
+            text = f"(audio) {LINES[1]}"
+        else:
+            line = stream.say(text)
         stream.wait_drained(120)
         marks.append((line, text, said, time.monotonic()))
         print(f"line {line} said at stream {stream.now() - (time.monotonic() - said):.2f} s", file=sys.stderr)
@@ -200,7 +206,8 @@ def main(argv: list[str] | None = None) -> int:
     if s.emotion_seconds:
         print(f"\nper sentence: text emotion {1e3 * np.median(s.emotion_seconds):.0f} ms (median)")
     print(f"per chunk: TTS {1e3 * np.median(s.tts_seconds):.0f} ms, procedural motion "
-          f"{1e3 * np.median(s.procedural_seconds):.0f} ms (medians)")
+          f"{1e3 * np.median(s.procedural_seconds):.0f} ms (medians; for the audio line the procedural motion "
+          "includes reading its visemes)")
     if s.model_seconds:
         print(f"  model motion {1e3 * np.median(s.model_seconds):.0f} ms median, {1e3 * max(s.model_seconds):.0f} ms "
               f"max; arrived after its sentence started: {s.model_late} of {len(s.model_seconds)}")

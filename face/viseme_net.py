@@ -134,3 +134,27 @@ def estimate_timeline(net: Any, features: np.ndarray, duration: float, sample_ra
                     phonemes.append(Phoneme(start=a, end=b, phoneme=v, viseme=v))
             start = i
     return Timeline(sample_rate=int(sample_rate), duration=float(duration), phonemes=phonemes)
+
+
+#: Phonemes closer than this (s) belong to one stretch of speech in `timeline_from_audio`'s words.
+SPEECH_GAP = 0.25
+
+
+def timeline_from_audio(net: Any, audio: np.ndarray, sample_rate: int) -> Timeline:
+    """An estimated Timeline of speech audio alone: the viseme network's runs as phonemes, and each stretch of
+    speech (phonemes less than SPEECH_GAP apart) as one "word" labelled '…', for whatever asks when someone speaks."""
+    from avatar.face.features import compute_features, frames_for
+    from avatar.types import Word
+
+    a = np.asarray(audio, dtype=np.float32)
+    duration = a.size / float(sample_rate)
+    feats = compute_features(a, int(sample_rate), fps=net.config.fps,
+                             num_frames=frames_for(duration, net.config.fps)).by_frame()
+    tl = estimate_timeline(net, feats, duration, int(sample_rate))
+    words: list[Word] = []
+    for p in tl.phonemes:
+        if words and p.start - words[-1].end < SPEECH_GAP:
+            words[-1] = Word(start=words[-1].start, end=p.end, word="…")
+        else:
+            words.append(Word(start=p.start, end=p.end, word="…"))
+    return Timeline(sample_rate=tl.sample_rate, duration=tl.duration, phonemes=tl.phonemes, words=words)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 import subprocess
 import sys
@@ -28,6 +30,9 @@ REPO = Path(__file__).resolve().parents[1]
     ('{"type": "say", "text": "hi", "rm": "-rf"}', "unexpected"),
     ('{"type": "emotion"}', "at least one"), ('{"type": "emotion", "valence": 0.5, "transition": -1}', "transition"),
     (b"\x00\x01", "binary"), ('{"type": "say", "text": "' + "a" * 70000 + '"}', "larger"),
+    ('{"type": "audio"}', "path"), ('{"type": "audio", "path": ""}', "path"), ('{"type": "audio", "path": 3}', "path"),
+    ('{"type": "audio", "path": "a.wav", "text": "hi"}', "unexpected"),
+    ('{"type": "audio", "path": "a.wav", "valence": 1.5}', "valence"),
 ])
 def test_malformed_control_messages_are_refused_clearly(msg, needle: str) -> None:
     with pytest.raises(InputError, match=needle):
@@ -40,6 +45,8 @@ def test_valid_control_messages() -> None:
     assert parse_control({"type": "say", "text": "Hi"})["vad"] is None
     assert parse_control({"type": "emotion", "arousal": -0.3, "transition": 2})["transition"] == 2
     assert parse_control({"type": "stop"}) == {"type": "stop"}
+    assert parse_control({"type": "audio", "path": "take 1.wav", "arousal": 0.5}) == {
+        "type": "audio", "path": "take 1.wav", "vad": VAD(0.0, 0.5, 0.0)}
 
 
 def test_mood_eases_instead_of_jumping() -> None:
@@ -190,18 +197,25 @@ def test_cli_stream_reads_stdin_prints_ready_and_writes_audio(tmp_path: Path) ->
     env = dict(os.environ, OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "avatar.cli", "stream", "--vmc", f"127.0.0.1:{srv.server_address[1]}", "--fps", "30",
            "--no-play", "--audio-out", str(wav), "--motion", "procedural", "--valence", "0.4"]
-    proc = subprocess.run(cmd, input="Hello there.\n\n{\"type\": \"bogus\"}\n", capture_output=True, text=True,
+    from avatar.audio import save_wav
+
+    clip = tmp_path / "take 1.wav"  # recorded speech, said as a line (an 'audio' control line)
+    save_wav(clip, _speech().audio, _speech().sample_rate)
+    lines = ["Hello there.", "", '{"type": "bogus"}', json.dumps({"type": "audio", "path": str(clip)}),
+             json.dumps({"type": "audio", "path": str(tmp_path / "missing.wav")})]
+    proc = subprocess.run(cmd, input="\n".join(lines) + "\n", capture_output=True, text=True,
                           timeout=60, cwd=REPO, env=env)
     srv.shutdown()
     srv.server_close()
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[0] == "ready"
     assert "error: unknown control type 'bogus'" in proc.stderr
+    assert "error: audio file not found" in proc.stderr and "missing.wav" in proc.stderr
     assert "/VMC/Ext/Blend/Apply" in addrs and "/VMC/Ext/Bone/Pos" in addrs
     import soundfile as sf
 
     audio, sr = sf.read(wav)
-    assert audio.size > 0.5 * sr and np.abs(audio).max() > 0.05
+    assert audio.size > 0.5 * sr + _speech().duration * sr and np.abs(audio).max() > 0.05
 
 
 def test_cli_stream_refuses_a_bad_target() -> None:
@@ -279,3 +293,102 @@ def test_sentences_of_a_line_hand_over_without_dipping_into_the_idle() -> None:
     vals = [compose(i, t, idle, sched, mood)[0].face[jaw] for i, t in enumerate(np.arange(1.9, 2.4, 1 / 60))]
     assert not b.followed and min(vals) < 0.1
     idle.close()
+
+
+@functools.lru_cache(maxsize=1)
+def _speech():  # noqa: ANN202 - an avatar.types.Speech
+    """A recorded line stands in for a user's recording: our own speech, 4 s, with pauses between words."""
+    from avatar.tts import get_backend
+
+    return get_backend("espeak").synthesize(
+        "Well, I did not expect to see you here today, but I am really glad that you came.", VAD(0.3, 0.3, 0.0))
+
+
+def test_audio_chunks_cut_long_speech_at_its_pauses() -> None:
+    from avatar.live.stream import audio_chunks
+
+    sr = 1000
+    assert audio_chunks(1500, sr) == [(0, 1500)]  # shorter than the first chunk: one piece
+    cuts = audio_chunks(20_000, sr)
+    assert cuts[0] == (0, 2000) and all(b - a <= 6000 for a, b in cuts[1:])
+    assert [a for a, _ in cuts[1:]] == [b for _, b in cuts[:-1]] and cuts[-1][1] == 20_000  # gapless, complete
+    loud = np.random.default_rng(0).uniform(-0.5, 0.5, 20_000).astype(np.float32)
+    loud[1600:1650] = 0.0  # a pause in the last third of the first window
+    loud[6100:6200] = 0.0  # and in the second's
+    cuts = audio_chunks(loud.size, sr, audio=loud)
+    assert 1600 <= cuts[0][1] <= 1650 and 6100 <= cuts[1][1] <= 6200
+
+
+def test_say_audio_refuses_bad_audio() -> None:
+    from avatar.live.stream import MAX_AUDIO_SECONDS
+
+    stream = LiveStream(StreamConfig(fps=30, motion="procedural"))
+    for audio, sr, needle in [(np.zeros(0, np.float32), 16000, "empty"), (np.ones(100, np.int16), 16000, "float"),
+                              (np.full(100, np.nan, np.float32), 16000, "NaN"), (np.zeros(100, np.float32), 0, "rate"),
+                              (np.zeros(100, np.float32), True, "rate"),
+                              (np.zeros(int(MAX_AUDIO_SECONDS * 8000) + 1, np.float32), 8000, "at most")]:
+        with pytest.raises(InputError, match=needle):
+            stream.say_audio(audio, sr)
+    assert stream._requests.empty()  # nothing was queued
+
+
+def test_timeline_from_audio_marks_when_someone_speaks() -> None:
+    from avatar.face.viseme_net import load_viseme_net, timeline_from_audio
+
+    net = load_viseme_net()
+    sp = _speech()
+    tl = timeline_from_audio(net, sp.audio, sp.sample_rate)
+    assert tl.duration == pytest.approx(sp.duration) and len(tl.phonemes) > 10
+    assert 1 <= len(tl.words) < len(tl.phonemes)
+    truth = [(w.start, w.end) for w in sp.timeline.words]
+    said = sum(w.end - w.start for w in tl.words)
+    assert said > 0.6 * sum(b - a for a, b in truth)  # the stretches of speech cover most of the words
+    silent = timeline_from_audio(net, np.zeros(sp.sample_rate, np.float32), sp.sample_rate)
+    assert not silent.words
+
+
+def test_audio_lines_are_said_with_a_moving_mouth(tmp_path: Path) -> None:
+    """Recorded speech goes out as it came in (the stream's audio), chunked, with the mouth reading it; an
+    'audio' control message reads files only where files=True (stdin), not from the WebSocket."""
+    from avatar.audio import save_wav
+    from avatar.face.rig import VRM_EXPRESSIONS
+
+    sp = _speech()
+    stream = LiveStream(StreamConfig(fps=30, motion="procedural", vad=VAD(0.0, 0.2, 0.0)))
+    got, pcm = [], {}
+
+    class Keep:
+        def frame(self, f) -> None:  # noqa: ANN001
+            got.append((f.time, f.vrm.copy()))
+
+        def audio(self, first: int, samples: np.ndarray) -> None:
+            pcm[first] = samples.copy()
+
+    stream.sinks.append(Keep())
+    stream.start()
+    path = tmp_path / "line.wav"
+    save_wav(path, sp.audio, sp.sample_rate)
+    with pytest.raises(InputError, match="WebSocket"):
+        stream.handle_control({"type": "audio", "path": str(path)})
+    with pytest.raises(InputError, match="not found"):
+        stream.handle_control({"type": "audio", "path": str(tmp_path / "nope.wav")}, files=True)
+    (tmp_path / "broken.wav").write_bytes(b"RIFF\x00\x00not a wave")
+    with pytest.raises(InputError):
+        stream.handle_control({"type": "audio", "path": str(tmp_path / "broken.wav")}, files=True)
+    reply = stream.handle_control({"type": "audio", "path": str(path)}, files=True)
+    assert reply == {"type": "ok", "request": "audio", "line": 0}
+    assert stream.wait_drained(20.0)
+    stream.close()
+    assert not stream.stats.errors
+    start = stream.stats.first_start[0]
+    assert stream.stats.first_audio_duration[0] <= 2.0 + 1e-6  # the first chunk is short, so it starts soon
+    out = np.concatenate([pcm[k] for k in sorted(pcm)])
+    i0 = int(round(start * stream.sample_rate))
+    saved = np.clip(sp.audio, -1, 1)
+    if sp.sample_rate != stream.sample_rate:  # the stream's rate is its TTS voice's: the same here
+        pytest.skip("the stream runs at another rate than the recording")
+    np.testing.assert_allclose(out[i0:i0 + saved.size], saved, atol=1e-4)  # gapless across the chunks
+    aa = VRM_EXPRESSIONS.index("aa")
+    during = np.array([v[aa] for t, v in got if start + 0.3 < t < start + sp.duration - 0.3])
+    before = np.array([v[aa] for t, v in got if t < start])
+    assert during.max() > 0.3 and (during > 0.05).mean() > 0.3 and (before.size == 0 or before.max() < 0.05)

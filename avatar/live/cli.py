@@ -46,7 +46,8 @@ def register(app: typer.Typer) -> None:
         arkit_case: str = typer.Option("apple", "--arkit-case", help="apple (eyeBlinkLeft) or upper (EyeBlinkLeft)."),
         seed: int = typer.Option(0, "--seed", min=0, help="Seed of the idle and the motion."),
     ) -> None:
-        """Drive an avatar live: one line of text per stdin line; prints `ready` once frames are going out."""
+        """Drive an avatar live: one line of text per stdin line, or a JSON control line (say, audio FILE, emotion,
+        stop); prints `ready` once frames are going out."""
         from avatar.cli import guarded, vad_options
 
         def run() -> None:
@@ -132,7 +133,7 @@ def _read_stdin(stream) -> None:  # noqa: ANN001 - a LiveStream
                 continue
             try:
                 if line.startswith("{"):
-                    stream.handle_control(line)
+                    stream.handle_control(line, files=True)  # the local user may name sound files
                 else:
                     stream.say(line)
             except InputError as exc:

@@ -1,9 +1,11 @@
-"""The live engine: lines of text in; frames (VMC, WebSocket) and audio out on one drift-free clock.
+"""The live engine: lines of text (or recorded speech) in; frames (VMC, WebSocket) and audio out on one clock.
 
 Threads (none of them waits on a receiver):
 - producer: per line, emotion per sentence (avatar.emotion, unless the line gives its VAD), then per
   sentence: speech (avatar.tts), procedural face + body (the teachers, a few ms), placed on the schedule at
   once, so the first frame of a line goes out as soon as its first sentence is spoken by the TTS;
+  A line of audio (`say_audio`, a recording or another TTS) is cut into chunks at quiet moments instead,
+  each read by the viseme network (avatar.face.viseme_net) for an estimated timeline the teachers follow;
 - upgrader: the diffusion models (generate_face with the timeline, generate_gesture) for each placed
   sentence; their motion replaces the procedural one, crossfaded if the sentence already started;
 - frame loop: FrameClock at `fps`; composes idle + clips (avatar.live.motion), hands the frame and the
@@ -34,6 +36,10 @@ from avatar.types import VAD, EmotionSegment, EmotionTrack
 log = logging.getLogger(__name__)
 
 MAX_PENDING_LINES = 64
+#: Longest audio line we accept (seconds): a minute of speech is a long line; ten is a mistake.
+MAX_AUDIO_SECONDS = 600.0
+#: Audio lines are said in chunks of at most this many seconds (the first shorter, so it starts sooner).
+AUDIO_FIRST_CHUNK, AUDIO_CHUNK = 2.0, 6.0
 #: Size of a control message (WebSocket or stdin JSON) we accept.
 MAX_CONTROL_BYTES = 64 * 1024
 
@@ -82,6 +88,8 @@ class LineRequest:
     vad: VAD | None
     epoch: int
     wall: float  # monotonic time it was asked for
+    audio: np.ndarray | None = None  # an audio line: float32 mono samples at `audio_rate` (text is a label)
+    audio_rate: int = 0
 
 
 @dataclass
@@ -127,8 +135,34 @@ def first_clause_split(sentence: str, min_words: int = 3) -> list[str]:
     return [sentence]
 
 
+def audio_chunks(n: int, sample_rate: int, first: float = AUDIO_FIRST_CHUNK, rest: float = AUDIO_CHUNK,
+                 audio: np.ndarray | None = None) -> list[tuple[int, int]]:
+    """Sample ranges [a, b) that cut n samples of speech into chunks of at most `first` s, then `rest` s.
+
+    The analogue of first_clause_split for audio: a short first chunk starts sooner. Each cut falls on the
+    quietest 20 ms of the last third of its window (a pause between words), when `audio` is given.
+    """
+    hop = max(1, int(sample_rate * 0.02))
+    out, a = [], 0
+    while a < n:
+        limit = int((first if not out else rest) * sample_rate)
+        if n - a <= limit:
+            out.append((a, n))
+            break
+        lo = a + limit * 2 // 3
+        b = a + limit
+        if audio is not None and b - lo >= hop:
+            seg = np.asarray(audio[lo:b], dtype=np.float32)
+            m = (b - lo) // hop
+            energy = (seg[:m * hop].reshape(m, hop) ** 2).sum(axis=1)
+            b = lo + int(np.argmin(energy)) * hop + hop // 2
+        out.append((a, b))
+        a = b
+    return out
+
+
 def parse_control(msg: object) -> dict:
-    """Validate a control message (docs/live.md): say / emotion / stop. InputError with a clear reason."""
+    """Validate a control message (docs/live.md): say / audio / emotion / stop. InputError with a clear reason."""
     if isinstance(msg, (bytes, bytearray)):
         raise InputError("control messages are JSON text, not binary")
     if isinstance(msg, str):
@@ -144,9 +178,10 @@ def parse_control(msg: object) -> dict:
         raise InputError("a control message must be a JSON object with a \"type\"")
     kind = msg.get("type")
     allowed = {"say": {"type", "text", "valence", "arousal", "dominance"},
+               "audio": {"type", "path", "valence", "arousal", "dominance"},
                "emotion": {"type", "valence", "arousal", "dominance", "transition"}, "stop": {"type"}}
     if kind not in allowed:
-        raise InputError(f"unknown control type {kind!r}; use one of: say, emotion, stop")
+        raise InputError(f"unknown control type {kind!r}; use one of: say, audio, emotion, stop")
     extra = sorted(set(msg) - allowed[kind])
     if extra:
         raise InputError(f"unexpected field(s) in {kind!r}: {', '.join(extra)}")
@@ -159,7 +194,12 @@ def parse_control(msg: object) -> dict:
 
         check_tts_text(text)  # length and sayability checks before it is queued
         out["text"] = text
-    if kind in ("say", "emotion"):
+    if kind == "audio":
+        path = msg.get("path")
+        if not isinstance(path, str) or not path.strip() or "\x00" in path:
+            raise InputError("'audio' needs a \"path\" string naming a sound file")
+        out["path"] = path
+    if kind in ("say", "audio", "emotion"):
         given = {k: msg[k] for k in ("valence", "arousal", "dominance") if k in msg}
         for k, v in given.items():
             if isinstance(v, bool) or not isinstance(v, (int, float)):
@@ -201,6 +241,7 @@ class LiveStream:
         self.sample_rate = 0
         self.face_net = None
         self.gesture_net = None
+        self.lip_net = None  # the viseme network: estimated timelines for audio lines (None: weights missing)
         self.analyzer = None
 
     # ---------------------------------------------------------------- setup
@@ -221,6 +262,13 @@ class LiveStream:
             self.analyzer = default_analyzer()
             self.analyzer.analyze("Hello.")
         self._load_models()
+        from avatar.face.viseme_net import DEFAULT_MODEL_DIR as LIPS_DIR
+        from avatar.face.viseme_net import load_viseme_net
+
+        try:  # a few ms: loaded up front so that the first audio line is not slower than the others
+            self.lip_net = load_viseme_net(LIPS_DIR)
+        except ModelError as exc:
+            log.warning("live: %s; audio lines will move the mouth only with the motion models", exc)
         from avatar.face.teacher import teacher_motion as face_teacher
         from avatar.gesture.teacher import teacher_motion as body_teacher
 
@@ -284,10 +332,13 @@ class LiveStream:
         if not isinstance(text, str) or not text.strip():
             raise InputError("nothing to say: the line is empty")
         check_tts_text(text)
+        return self._queue(text=text, vad=vad)
+
+    def _queue(self, **fields: object) -> int:
         with self._lock:
             line = self._next_line
             self._next_line += 1
-            req = LineRequest(line=line, text=text, vad=vad, epoch=self._epoch, wall=time.monotonic())
+            req = LineRequest(line=line, epoch=self._epoch, wall=time.monotonic(), **fields)  # type: ignore[arg-type]
             self._pending += 1
         try:
             self._requests.put_nowait(req)
@@ -296,6 +347,28 @@ class LiveStream:
                 self._pending -= 1
             raise InputError(f"too many lines waiting ({MAX_PENDING_LINES}); wait or send a stop") from None
         return line
+
+    def say_audio(self, audio: np.ndarray, sample_rate: int, vad: VAD | None = None, label: str = "audio") -> int:
+        """Queue recorded speech as a line (float mono samples; InputError when empty, broken, over
+        MAX_AUDIO_SECONDS or the queue is full); its VAD is `vad`, else config.vad, else the current mood."""
+        from avatar.audio import to_mono
+
+        a = np.asarray(audio)
+        if a.dtype.kind != "f":
+            raise InputError(f"audio must be float samples in [-1, 1], got dtype {a.dtype}")
+        if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) \
+                or not 8000 <= int(sample_rate) <= 192000:
+            raise InputError(f"sample rate must be an integer in [8000, 192000], got {sample_rate!r}")
+        a = np.ascontiguousarray(to_mono(a), dtype=np.float32)
+        if a.size == 0:
+            raise InputError("nothing to say: the audio is empty")
+        if not np.isfinite(a).all():
+            raise InputError("the audio has NaN or infinite samples")
+        if a.size > MAX_AUDIO_SECONDS * int(sample_rate):
+            raise InputError(f"the audio lasts {a.size / int(sample_rate):.0f} s; a line takes at most "
+                             f"{MAX_AUDIO_SECONDS:.0f} s")
+        return self._queue(text=f"<{label}, {a.size / int(sample_rate):.1f} s>", vad=vad,
+                           audio=np.clip(a, -1.0, 1.0), audio_rate=int(sample_rate))
 
     def set_emotion(self, vad: VAD, transition: float | None = None) -> None:
         """Ease the mood (idle expression and posture, and lines without their own VAD) towards `vad` now."""
@@ -318,12 +391,24 @@ class LiveStream:
             self._pending -= dropped
         return self.schedule.cut(self.now() + 1.0 / self.config.fps) + dropped
 
-    def handle_control(self, msg: object) -> dict:
-        """Apply a control message (str JSON or dict); returns the acknowledgement; InputError when malformed."""
+    def handle_control(self, msg: object, files: bool = False) -> dict:
+        """Apply a control message (str JSON or dict); returns the acknowledgement; InputError when malformed.
+
+        files: whether an 'audio' message may read a file on this machine (stdin: yes; the WebSocket, which
+        others may reach, no)."""
         c = parse_control(msg)
         if c["type"] == "say":
             line = self.say(c["text"], c["vad"])
             return {"type": "ok", "request": "say", "line": line}
+        if c["type"] == "audio":
+            if not files:
+                raise InputError("'audio' reads a file on this machine: it is accepted on stdin, not over the "
+                                 "WebSocket")
+            from avatar.audio import load_audio
+
+            samples, sr = load_audio(c["path"])  # InputError for a missing or broken file
+            line = self.say_audio(samples, sr, c["vad"], label=Path(c["path"]).name)
+            return {"type": "ok", "request": "audio", "line": line}
         if c["type"] == "emotion":
             base = self.mood.target()
             vad = c["vad"]
@@ -395,11 +480,9 @@ class LiveStream:
                 with self._lock:
                     self._pending -= 1
 
-    def _produce_line(self, req: LineRequest) -> None:
-        from avatar.face.teacher import teacher_motion as face_teacher
-        from avatar.gesture.teacher import teacher_motion as body_teacher
-
-        for k, (text, vad) in enumerate(self._line_chunks(req)):
+    def _speech_chunks(self, req: LineRequest):  # noqa: ANN202 - a generator, see _produce_line
+        """A text line's chunks, each synthesised just before it is placed."""
+        for text, vad in self._line_chunks(req):
             if req.epoch != self._epoch or self._closing.is_set():
                 return  # stopped while waiting
             t0 = time.perf_counter()
@@ -409,38 +492,85 @@ class LiveStream:
                 from avatar.audio import resample
 
                 audio = resample(audio, speech.sample_rate, self.sample_rate)
-            t1 = time.perf_counter()
-            dur = audio.size / self.sample_rate
-            # The emotion eases from the mood the previous line left to this sentence's over `transition` s.
-            prev = self.mood.target()
-            half = min(self.config.transition / 2, dur / 2)
-            track = EmotionTrack(segments=[EmotionSegment(start=0.0, end=half, vad=prev),
-                                           EmotionSegment(start=half, end=max(dur, half), vad=vad)],
-                                 transition=self.config.transition)
-            seed = (self.config.seed + 7919 * req.line + 104729 * k) % (2**31)
-            face = face_teacher(speech.timeline, track, duration=dur, fps=MOTION_FPS, seed=seed)
-            clip = Clip(line=req.line, sentence=k, text=text, start=0.0, audio=audio, sample_rate=self.sample_rate,
-                        vad=vad, timeline=speech.timeline, face=face, epoch=req.epoch, say_wall=req.wall)
-            t2 = time.perf_counter()
-            if req.epoch != self._epoch:
+            yield text, vad, audio, speech.timeline, True, time.perf_counter() - t0
+
+    def _audio_chunks(self, req: LineRequest):  # noqa: ANN202 - a generator, see _produce_line
+        """An audio line's chunks, cut at pauses, each with the timeline the viseme network reads from it."""
+        from avatar.types import Timeline
+
+        sr = self.sample_rate
+        audio = req.audio
+        if req.audio_rate != sr:
+            from avatar.audio import resample
+
+            audio = resample(audio, req.audio_rate, sr)
+        vad = req.vad if req.vad is not None else (self.config.vad if self.config.vad is not None
+                                                    else self.mood.target())
+        for a, b in audio_chunks(audio.size, sr, audio=audio):
+            if req.epoch != self._epoch or self._closing.is_set():
                 return
-            # Placed before its body is made: the clip starts one body-teacher run sooner, and the body fades
-            # in from the idle (the sentence's first ~0.1 s is the voice's own onset silence anyway).
-            # At least one frame ahead: the current frame's audio chunk already reaches one frame past now.
-            start = self.schedule.place(clip, self.now() + max(self.config.lead, 1.0 / self.config.fps + 0.005))
-            self.mood.set(vad, start + half, self.config.transition)
-            body = body_teacher(audio, track, sr=self.sample_rate, fps=MOTION_FPS, seed=seed, timeline=speech.timeline)
-            clip.set_body(body, self.now() + 1.0 / self.config.fps)
-            t3 = time.perf_counter()
-            self.stats.tts_seconds.append(t1 - t0)
+            t0 = time.perf_counter()
+            seg = audio[a:b]
+            if self.lip_net is not None:
+                from avatar.face.viseme_net import timeline_from_audio
+
+                timeline = timeline_from_audio(self.lip_net, seg, sr)
+            else:  # no viseme network: the procedural mouth stays closed (the motion models still move it)
+                timeline = Timeline(sample_rate=sr, duration=seg.size / sr)
+            yield req.text, vad, seg, timeline, False, time.perf_counter() - t0
+
+    def _produce_line(self, req: LineRequest) -> None:
+        # Each chunk: (text, VAD, audio at the stream rate, timeline, whether the timeline is the speech's own
+        # (our TTS) or estimated from the audio, seconds it took to make).
+        chunks = self._audio_chunks(req) if req.audio is not None else self._speech_chunks(req)
+        for k, chunk in enumerate(chunks):
+            if req.epoch != self._epoch or self._closing.is_set():
+                return
+            self._place_chunk(req, k, *chunk)
+
+    def _place_chunk(self, req: LineRequest, k: int, text: str, vad: VAD, audio: np.ndarray, timeline,  # noqa: ANN001
+                     spoken: bool, made_s: float) -> None:
+        from avatar.face.teacher import teacher_motion as face_teacher
+        from avatar.gesture.teacher import teacher_motion as body_teacher
+
+        t1 = time.perf_counter()
+        dur = audio.size / self.sample_rate
+        # The emotion eases from the mood the previous line left to this chunk's over `transition` s.
+        prev = self.mood.target()
+        half = min(self.config.transition / 2, dur / 2)
+        track = EmotionTrack(segments=[EmotionSegment(start=0.0, end=half, vad=prev),
+                                       EmotionSegment(start=half, end=max(dur, half), vad=vad)],
+                             transition=self.config.transition)
+        seed = (self.config.seed + 7919 * req.line + 104729 * k) % (2**31)
+        face = face_teacher(timeline, track, duration=dur, fps=MOTION_FPS, seed=seed)
+        clip = Clip(line=req.line, sentence=k, text=text, start=0.0, audio=audio, sample_rate=self.sample_rate,
+                    vad=vad, timeline=timeline, face=face, epoch=req.epoch, say_wall=req.wall)
+        t2 = time.perf_counter()
+        if req.epoch != self._epoch:
+            return
+        # Placed before its body is made: the clip starts one body-teacher run sooner, and the body fades
+        # in from the idle (the sentence's first ~0.1 s is the voice's own onset silence anyway).
+        # At least one frame ahead: the current frame's audio chunk already reaches one frame past now.
+        start = self.schedule.place(clip, self.now() + max(self.config.lead, 1.0 / self.config.fps + 0.005))
+        self.mood.set(vad, start + half, self.config.transition)
+        # An estimated timeline has no stresses or word boundaries: the body finds its beats in the audio.
+        known = timeline if spoken else None
+        body = body_teacher(audio, track, sr=self.sample_rate, fps=MOTION_FPS, seed=seed, timeline=known)
+        clip.set_body(body, self.now() + 1.0 / self.config.fps)
+        t3 = time.perf_counter()
+        if spoken:
+            self.stats.tts_seconds.append(made_s)
             self.stats.procedural_seconds.append(t3 - t1)
-            if k == 0:
-                self.stats.first_audio_duration[req.line] = dur
-                self.stats.first_start[req.line] = start
-            log.info("live: line %d sentence %d placed at %.2f s (%.2f s of speech; tts %.0f ms, face %.0f ms, "
-                     "body %.0f ms)", req.line, k, start, dur, 1e3 * (t1 - t0), 1e3 * (t2 - t1), 1e3 * (t3 - t2))
-            if self.models:
-                self._upgrades.put((clip, track, speech.timeline, seed))
+        else:  # reading the visemes is part of making the procedural motion here
+            self.stats.procedural_seconds.append(made_s + t3 - t1)
+        if k == 0:
+            self.stats.first_audio_duration[req.line] = dur
+            self.stats.first_start[req.line] = start
+        log.info("live: line %d chunk %d placed at %.2f s (%.2f s of speech; %s %.0f ms, face %.0f ms, "
+                 "body %.0f ms)", req.line, k, start, dur, "tts" if spoken else "visemes", 1e3 * made_s,
+                 1e3 * (t2 - t1), 1e3 * (t3 - t2))
+        if self.models:
+            self._upgrades.put((clip, track, known, seed))
 
     def _upgrade(self) -> None:
         from avatar.face.generate import generate_face
