@@ -79,6 +79,20 @@ def test_voices_listed_and_selectable(tts):
     assert tts.synthesize("Hi.", voice="English (America)").audio.size > 0  # display names work too
 
 
+def test_language_codes_select_the_voice_that_speaks_them(tts):
+    """'en-gb' (the README's example, en-gb+f3) is a language of the voice file gmw/en, not a file of its own:
+    eSpeak NG's SetVoiceByName refuses it, so it is resolved through the voice list."""
+    assert tts.engine.voice_for_language("en-gb") == "gmw/en"
+    assert tts.engine.voice_for_language("EN-GB") == "gmw/en"
+    assert tts.engine.voice_for_language("zh") == "sit/cmn"
+    assert tts.engine.voice_for_language("xx-nosuch") is None
+    gb = tts.synthesize("Hello, how are you?", voice="en-gb+f3")
+    us = tts.synthesize("Hello, how are you?", voice="en-us+f3")
+    assert gb.audio.size > 0 and measure(gb.audio, gb.sample_rate).f0_median > 150  # the variant applies
+    assert gb.audio.size != us.audio.size or not np.array_equal(gb.audio, us.audio)  # another accent
+    assert tts.synthesize("Hello.", voice="en-gb").audio.size > 0
+
+
 def test_arousal_contrast_is_measurable(tts):
     hi = tts.synthesize(SENTENCE, VAD(0, 0.8, 0))
     lo = tts.synthesize(SENTENCE, VAD(0, -0.8, 0))

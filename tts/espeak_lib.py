@@ -262,9 +262,30 @@ class _Engine:
                 return
             rc = self.lib.espeak_SetVoiceByName(name.encode("utf-8"))
             if rc != EE_OK:
+                # eSpeak NG matches names and voice files only: 'en-gb' is a language of the voice file 'gmw/en'
+                # (and 'zh' of 'sit/cmn'), so a language code with no file of its name is resolved here.
+                base, plus, variant = name.partition("+")
+                ident = self.voice_for_language(base)
+                if ident is not None:
+                    rc = self.lib.espeak_SetVoiceByName((ident + plus + variant).encode("utf-8"))
+            if rc != EE_OK:
                 self._current_voice = None
                 raise InputError(f"unknown espeak voice {name!r}; `avatar tts --list-voices` lists them")
             self._current_voice = name
+
+    def voice_for_language(self, language: str) -> str | None:
+        """The voice file that speaks `language` (a code such as 'en-gb'), preferring voices that list it first."""
+        lang = language.strip().lower()
+        best: tuple[int, int] | None = None
+        ident = None
+        for order, v in enumerate(self.voices()):
+            langs = [x.lower() for x in v.languages]
+            if v.variant or lang not in langs:
+                continue
+            key = (langs.index(lang), order)
+            if best is None or key < best:
+                best, ident = key, v.identifier
+        return ident
 
     # -- synthesis ---------------------------------------------------------------------------------------
 
