@@ -3,7 +3,8 @@
     >>> from avatar.pipeline import say
     >>> result = say("Hello there! I'm so glad you came.", "hello.mp4", keep="hello_files")
 
-`perform` does the work that needs no avatar (emotion, speech, face, body) and returns a `Performance`;
+`perform` does the work that needs no avatar (emotion, speech, face, body) and returns a `Performance`; given a
+recording (`speech=recording(path)`) instead of our TTS, the avatar lip-syncs and gestures to it;
 `render_video` turns a performance into an MP4 with an avatar; `export_animation` writes the animation data
 (speech.wav, timeline.json, face.json/.csv, body.bvh, an animated .glb). `say` is the three in a row.
 Models load once per process (`models()`), so a batch or a server pays for loading only once.
@@ -142,12 +143,41 @@ def emotion_track(sentences: list[SentenceEmotion], speech: Speech) -> EmotionTr
     return EmotionTrack(segments=segs)
 
 
-def perform(text: str, *, vad: VAD | None = None, voice: str | None = None, seed: int = 0,
-            face_model: str | os.PathLike[str] | None = None, gesture_model: str | os.PathLike[str] | None = None,
-            face_guidance: float | None = None, body_guidance: float | None = None,
-            progress: Progress | None = None) -> Performance:
+def recording(path: str | os.PathLike[str]) -> Speech:
+    """A recorded line (WAV, FLAC, OGG or anything FFmpeg reads) as Speech with no timeline, for `perform`/`say`."""
+    from avatar.audio import load_audio
+
+    audio, sr = load_audio(path)  # InputError for a missing, empty, broken or over-long file
+    return Speech(audio=audio, sample_rate=sr)
+
+
+def _recorded_sentences(text: str | None, vad: VAD | None, speech: Speech) -> tuple[list[SentenceEmotion], Speech]:
+    """The emotion of a recording: its text's sentences (read, or `vad`), spread over the audio by their length
+    in characters; with no text one span, `vad` or neutral."""
+    from avatar.emotion import label_for
+
+    if text is None or not text.strip():
+        v = vad if vad is not None else VAD.neutral()
+        label, conf = label_for(v)
+        sentences = [SentenceEmotion(text="", vad=v, label=label, confidence=conf)]
+        log.info("emotion: %s (a recording without its text%s)", label, "" if vad is not None else ": neutral")
+    else:
+        sentences = read_emotion(text, vad)
+    weights = np.array([max(1, len(s.text)) for s in sentences], dtype=np.float64)
+    edges = np.concatenate([[0.0], np.cumsum(weights) / weights.sum()]) * speech.duration
+    spans = tuple((float(a), float(b)) for a, b in zip(edges[:-1], edges[1:]))
+    return sentences, Speech(audio=speech.audio, sample_rate=speech.sample_rate, timeline=speech.timeline,
+                             sentence_spans=spans)
+
+
+def perform(text: str | None, *, speech: Speech | None = None, vad: VAD | None = None, voice: str | None = None,
+            seed: int = 0, face_model: str | os.PathLike[str] | None = None,
+            gesture_model: str | os.PathLike[str] | None = None, face_guidance: float | None = None,
+            body_guidance: float | None = None, progress: Progress | None = None) -> Performance:
     """Text to a performance: per-sentence emotion, emotional speech with its timeline, face and body motion.
 
+    speech: a recording to perform instead of synthesising `text` (see `recording`); `text`, optional then, is
+    what it says (emotion per sentence, subtitles), and the lips and beats are read from the audio alone.
     face_guidance / body_guidance set each diffusion model's classifier-free guidance on VAD (None: the
     model's default; more exaggerates the emotion). They are separate because the two models are."""
     from avatar.face.generate import generate_face
@@ -157,13 +187,23 @@ def perform(text: str, *, vad: VAD | None = None, voice: str | None = None, seed
     seed = _check_seed(seed)
     if vad is not None and not isinstance(vad, VAD):
         raise InputError(f"vad must be a VAD or None, got {type(vad).__name__}")
+    if speech is not None and not isinstance(speech, Speech):
+        raise InputError(f"speech must be a Speech (avatar.pipeline.recording) or None, got {type(speech).__name__}")
+    if speech is not None and voice is not None:
+        raise InputError("a voice applies to our speech synthesis, not to a recording")
+    if speech is None and text is None:
+        raise InputError("nothing to say: give the text, or a recording")
     _tick(progress, "emotion", 0.0)
-    sentences = read_emotion(text, vad)
+    if speech is not None:
+        sentences, speech = _recorded_sentences(text, vad, speech)
+    else:
+        sentences = read_emotion(text, vad)
     _tick(progress, "emotion", 1.0)
     log.info("emotion: %s", "; ".join(f"{s.label} {s.vad.valence:+.2f}/{s.vad.arousal:+.2f}/{s.vad.dominance:+.2f}"
                                       for s in sentences))
     _tick(progress, "speech", 0.0)
-    speech = get_backend("espeak").synthesize(text, [s.vad for s in sentences], voice, seed=seed)
+    if speech is None:
+        speech = get_backend("espeak").synthesize(text, [s.vad for s in sentences], voice, seed=seed)
     _tick(progress, "speech", 1.0)
     track = emotion_track(sentences, speech)
     face_net = models().face(face_model)
@@ -176,7 +216,7 @@ def perform(text: str, *, vad: VAD | None = None, voice: str | None = None, seed
     body = generate_gesture(speech.audio, speech.sample_rate, track, seed=seed, model=body_net,
                             timeline=speech.timeline, **({} if body_guidance is None else {"guidance": body_guidance}))
     _tick(progress, "body", 1.0)
-    return Performance(text=text, sentences=sentences, emotion=track, speech=speech, face=face, body=body,
+    return Performance(text=text or "", sentences=sentences, emotion=track, speech=speech, face=face, body=body,
                        seed=seed, voice=voice)
 
 
@@ -270,12 +310,14 @@ def export_animation(perf: Performance, folder: str | os.PathLike[str], *, avata
     return files
 
 
-def say(text: str, out: str | os.PathLike[str], *, keep: str | os.PathLike[str] | None = None, avatar: object = None,
-        vad: VAD | None = None, voice: str | None = None, seed: int = 0, width: int = 512, height: int = 512,
-        framing: str = "portrait", subtitles: bool = False, vad_indicator: bool = False,
+def say(text: str | None, out: str | os.PathLike[str], *, keep: str | os.PathLike[str] | None = None,
+        avatar: object = None, vad: VAD | None = None, voice: str | None = None, seed: int = 0, width: int = 512,
+        height: int = 512, framing: str = "portrait", subtitles: bool = False, vad_indicator: bool = False,
         antialias: str = DEFAULT_ANTIALIAS, progress: Progress | None = None,
-        render_workers: int | None = None, pool: "RenderPool | None" = None) -> SayResult:
+        render_workers: int | None = None, pool: "RenderPool | None" = None, speech: Speech | None = None) -> SayResult:
     """Text to an MP4 of the avatar saying it (and, with `keep`, the animation data beside it).
+
+    speech: a recording (`recording(path)`) the avatar performs instead of our synthesis of `text` (see perform).
 
     render_workers: processes that render the frames (None: avatar.render.pool.default_workers(), 2-4 where
     forking is safe, else 1 = in this process). The workers start when the speech stage
@@ -283,6 +325,8 @@ def say(text: str, out: str | os.PathLike[str], *, keep: str | os.PathLike[str] 
     model load uses both cores). Or pass a ready `pool` (avatar.render.pool.RenderPool for this avatar and
     settings; the caller closes it): the CLI starts one before its slow imports, on the core they leave idle."""
     out = check_video_settings(out, width, height, framing, antialias)  # before any work, so a typo costs nothing
+    if subtitles and (text is None or not text.strip()):
+        raise InputError("subtitles need the text: give the words of the recording too")
     # A broken avatar file fails before the slow part too: read here, or, with a pool, by its workers (the pool has
     # checked the file's header; `timed` below raises what the workers found at the next stage).
     av = resolve_avatar(avatar) if pool is None else avatar
@@ -320,7 +364,7 @@ def say(text: str, out: str | os.PathLike[str], *, keep: str | os.PathLike[str] 
     try:
         log.debug("say: starting the stages")
         with blas_limit(1 if pools or workers > 1 else None):
-            perf = perform(text, vad=vad, voice=voice, seed=seed, progress=timed)
+            perf = perform(text, speech=speech, vad=vad, voice=voice, seed=seed, progress=timed)
             video = render_video(perf, out, avatar=av, width=width, height=height, framing=framing,
                                  subtitles=subtitles, vad_indicator=vad_indicator, antialias=antialias,
                                  progress=timed, pool=pools[0] if pools else None)

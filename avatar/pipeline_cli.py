@@ -1,4 +1,4 @@
-"""`avatar say`: text in, an MP4 of the avatar saying it out (and, with --keep, the animation data)."""
+"""`avatar say`: text (or a recording) in, an MP4 of the avatar saying it out (and, with --keep, the animation data)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,9 @@ def register(app: typer.Typer) -> None:
         text: Optional[List[str]] = typer.Argument(None, help="What to say (several words are joined)."),
         output: Path = typer.Option(..., "--output", "-o", help="Output video (.mp4, H.264 + AAC, 30 fps)."),
         input: Optional[Path] = typer.Option(None, "--input", "-i", help="Read the text from a file ('-': stdin)."),
+        audio: Optional[Path] = typer.Option(None, "--audio", help="Perform this recording (WAV, FLAC, OGG, MP3, ...) "
+                                             "instead of synthesising speech; TEXT, optional then, is its words "
+                                             "(emotion per sentence, subtitles)."),
         avatar: Optional[Path] = typer.Option(None, "--avatar", help="A .glb/.vrm/.gltf avatar (default: ours)."),
         valence: Optional[float] = typer.Option(None, "--valence", help="Valence in [-1, 1] (default: read from the text)."),
         arousal: Optional[float] = typer.Option(None, "--arousal", help="Arousal in [-1, 1] (default: read from the text)."),
@@ -37,24 +40,34 @@ def register(app: typer.Typer) -> None:
                                                      help="Processes that render the frames (default: one per core, "
                                                      "2-4, on Linux; 1 renders in this process)."),
     ) -> None:
-        """Make a video of the avatar saying TEXT: emotion, speech, face, body, render, MP4."""
+        """Make a video of the avatar saying TEXT (or performing a recording): emotion, speech, face, body, render, MP4."""
         from avatar.cli import MAX_INPUT_BYTES, guarded, vad_options
 
         def run() -> None:
             from avatar.errors import InputError
 
-            if (text and input) or (not text and input is None):
-                raise InputError("give the text as arguments or with --input, not both and not neither")
+            if text and input:
+                raise InputError("give the text as arguments or with --input, not both")
+            if not text and input is None and audio is None:
+                raise InputError("give the text as arguments or with --input (or a recording with --audio)")
+            line: str | None = None
             if input is not None:
                 raw = sys.stdin.buffer.read(MAX_INPUT_BYTES + 1) if str(input) == "-" else _read(input, MAX_INPUT_BYTES)
                 if len(raw) > MAX_INPUT_BYTES:
                     raise InputError(f"the input is over {MAX_INPUT_BYTES // 2**20} MiB")
                 line = raw.decode("utf-8", errors="replace")
-            else:
-                line = " ".join(text or [])
+            elif text:
+                line = " ".join(text)
             if output.is_dir():
                 raise InputError(f"-o {str(output)!r} is a folder")
+            if audio is not None and voice is not None:
+                raise InputError("--voice chooses our synthetic voice; it does not apply to --audio")
             vad = vad_options(valence, arousal, dominance)
+            speech = None
+            if audio is not None:
+                from avatar.pipeline import recording
+
+                speech = recording(audio)  # a missing or broken file fails before the render workers start
             pool = _start_render_pool(avatar, size, framing, antialias, render_workers)
             try:
                 from avatar.pipeline import say
@@ -63,7 +76,7 @@ def register(app: typer.Typer) -> None:
                     result = say(line, output, keep=keep, avatar=avatar, vad=vad, voice=voice, seed=seed,
                                  width=size, height=size, framing=framing, subtitles=subtitles,
                                  vad_indicator=vad_indicator, antialias=antialias, progress=progress,
-                                 render_workers=render_workers, pool=pool)
+                                 render_workers=render_workers, pool=pool, speech=speech)
             finally:
                 if pool is not None:
                     pool.close()

@@ -182,3 +182,63 @@ def test_cli_say_broken_avatar_file(tmp_path, content):
     assert r.returncode == 2 and "broken.glb" in r.stderr, r.stderr
     assert r.stderr.strip().startswith("error:") and "Traceback" not in r.stderr
     assert not (tmp_path / "x.mp4").exists()
+
+
+@pytest.fixture(scope="module")
+def recorded(perf, tmp_path_factory):
+    """A recording stands in for a user's voice line: the module's own speech, saved as WAV (no timeline)."""
+    from avatar.audio import save_wav
+
+    path = tmp_path_factory.mktemp("rec") / "line 1.wav"
+    save_wav(path, perf.speech.audio, perf.speech.sample_rate)
+    return path
+
+
+def test_a_recording_is_performed_from_its_audio(perf, recorded):
+    """No TTS: the motion is read from the audio alone (lips from the viseme network), the emotion from its
+    text when given (spread over the audio by sentence length), else from `vad`, else neutral."""
+    from avatar.face.visemes import IDX
+    from avatar.pipeline import perform, recording
+
+    rec = recording(recorded)
+    assert rec.timeline is None and rec.duration == pytest.approx(perf.duration, abs=1e-3)
+    p = perform(TEXT, speech=rec, seed=3)
+    assert p.speech.timeline is None and p.duration == pytest.approx(perf.duration, abs=1e-3)
+    assert p.face.num_frames == perf.face.num_frames and abs(p.body.duration - p.duration) <= 0.1
+    assert [s.text for s in p.sentences] == [s.text for s in perf.sentences]
+    segs = p.emotion.segments
+    assert segs[0].start == 0.0 and segs[-1].end == pytest.approx(p.duration)
+    share = (segs[0].end - segs[0].start) / p.duration  # "Hello there." is a third of the text's characters
+    assert share == pytest.approx(len(perf.sentences[0].text) / sum(len(s.text) for s in perf.sentences))
+    jaw = p.face.frames[:, IDX["jawOpen"]]
+    assert jaw.max() > 0.2 and np.corrcoef(jaw, perf.face.frames[:, IDX["jawOpen"]])[0, 1] > 0.5
+    plain = perform(None, speech=rec, vad=VAD(-0.6, 0.4, 0.0), seed=3)
+    assert len(plain.sentences) == 1 and plain.sentences[0].text == "" and plain.text == ""
+    assert plain.sentences[0].vad == VAD(-0.6, 0.4, 0.0) and plain.sentences[0].label != "neutral"
+    assert perform(None, speech=rec, seed=3).sentences[0].label == "neutral"
+    with pytest.raises(InputError, match="voice"):
+        perform(TEXT, speech=rec, voice="en-us")
+    with pytest.raises(InputError, match="Speech"):
+        perform(TEXT, speech=str(recorded))
+    with pytest.raises(InputError, match="nothing to say"):
+        perform(None)
+
+
+def test_cli_say_performs_a_recording(tmp_path, recorded):
+    import shutil
+
+    shutil.copy(recorded, tmp_path / "take.wav")
+    r = _run("say", "--audio", "take.wav", "-o", "rec.mp4", "--size", "128", "--valence", "0.5", "--keep", "k",
+             cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out["sentences"][0]["label"] == "happy" and "timeline" not in out["files"]  # no timeline to keep
+    from avatar.render.video import probe_mp4
+
+    info = probe_mp4(tmp_path / "rec.mp4")
+    assert abs(info["audio"]["duration"] - out["duration"]) <= 1 / 30 + 0.05
+    for args, needle in ((["--audio", "take.wav", "--voice", "en-us"], "voice"),
+                         (["--audio", "missing.wav"], "not found"), (["--audio", "take.wav", "--subtitles"], "text")):
+        bad = _run("say", *args, "-o", "x.mp4", cwd=tmp_path)
+        assert bad.returncode == 2 and needle in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
+    assert not (tmp_path / "x.mp4").exists()
