@@ -1,6 +1,7 @@
 """`avatar batch` end to end through the real pipeline and the shipped weights (short lines, 256x256).
 
-One module-scoped run of the CLI (one worker, --scene) renders a five-line script with one bad line; the tests
+One module-scoped run of the CLI (one worker, --scene) renders a six-line script with one bad line and one
+recorded line (a voice actor's WAV instead of the TTS); the tests
 then check its outputs and a --resume that must change nothing. Every line gives its emotion, so the driver
 does not load the text-emotion model (the analyzer path is covered with a fake in test_batch_script.py).
 Worker processes, Ray and determinism across worker counts are covered with the fast fake render step in
@@ -29,6 +30,7 @@ lines:
   - {id: x1, character: stranger, text: "Who are you?"}
   - {id: g2, character: guest, text: "Oh no.", emotion: sad}
   - {id: k2, character: keeper, text: "Fine, one.", emotion: [0.2, -0.2, 0.0]}
+  - {id: k3, character: keeper, text: "Welcome, traveller.", audio: vo/k3.wav, emotion: relaxed}
 """
 SIZE = 256
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,6 +52,7 @@ def batch(tmp_path_factory, avatar_bin):
     root = tmp_path_factory.mktemp("batch_e2e")
     script = root / "script.yaml"
     script.write_text(SCRIPT, encoding="utf-8")
+    _record(root / "vo" / "k3.wav", "Welcome, traveller.")  # a voice actor's line, relative to the script
     # A snapshot of the shipped weights: retraining them in place while this runs must not look like a change.
     models = []
     for name in ("face", "gesture"):
@@ -59,6 +62,16 @@ def batch(tmp_path_factory, avatar_bin):
     out = root / "out"
     res = _run_cli(avatar_bin, script, out, *models)
     return {"root": root, "script": script, "out": out, "res": res, "models": models}
+
+
+def _record(path: Path, text: str, voice: str = "en-us+f3") -> None:
+    """A recorded line stands in for a voice actor's: our own speech in another voice, as a WAV file."""
+    from avatar.audio import save_wav
+    from avatar.tts import get_backend
+
+    sp = get_backend("espeak").synthesize(text, None, voice)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_wav(path, sp.audio, sp.sample_rate)
 
 
 def _frames(path: Path) -> tuple[int, int, int, float]:
@@ -71,14 +84,14 @@ def _frames(path: Path) -> tuple[int, int, int, float]:
         return n, v.width, v.height, float(a.duration * a.time_base)
 
 
-def test_four_good_lines_render_and_the_bad_one_is_recorded(batch):
+def test_five_good_lines_render_and_the_bad_one_is_recorded(batch):
     res, out = batch["res"], batch["out"]
     assert res.returncode == 1, res.stderr
     summary = json.loads(res.stdout.strip().splitlines()[-1])
-    assert summary["ok"] == 4 and summary["failed"] == 1 and summary["rendered"] == 4
-    assert "1 of 5 line(s) failed" in res.stderr
+    assert summary["ok"] == 5 and summary["failed"] == 1 and summary["rendered"] == 5
+    assert "1 of 6 line(s) failed" in res.stderr
     recs = [json.loads(ln) for ln in (out / "manifest.jsonl").read_text().splitlines()]
-    assert [r["id"] for r in recs] == ["g1", "k1", "x1", "g2", "k2"]
+    assert [r["id"] for r in recs] == ["g1", "k1", "x1", "g2", "k2", "k3"]
     bad = recs[2]
     assert bad["status"] == "failed" and "unknown character 'stranger'" in bad["error"]
     from avatar.audio import load_audio
@@ -87,11 +100,15 @@ def test_four_good_lines_render_and_the_bad_one_is_recorded(batch):
     total_frames = 0
     for r in (x for x in recs if x["status"] == "ok"):
         folder = out / r["id"]
-        names = {"speech.wav", "timeline.json", "face.json", "face.csv", "body.bvh", "clip.mp4", "done.json"}
+        names = {"speech.wav", "face.json", "face.csv", "body.bvh", "clip.mp4", "done.json"}
         assert names <= {p.name for p in folder.iterdir()}
         audio, sr = load_audio(folder / "speech.wav")
         assert abs(len(audio) / sr - r["duration"]) < 0.01
-        Timeline.from_json(folder / "timeline.json")
+        if r["id"] == "k3":  # the recording is what is said: no synthesis, so no timeline
+            rec, rec_sr = load_audio(batch["root"] / "vo" / "k3.wav")
+            assert abs(len(rec) / rec_sr - r["duration"]) < 0.01 and not (folder / "timeline.json").exists()
+        else:
+            Timeline.from_json(folder / "timeline.json")
         face = json.loads((folder / "face.json").read_text())
         assert face["fps"] == 30 and "jawOpen" in face["names"] and np.isfinite(np.array(face["frames"])).all()
         assert "JawOpen" in (folder / "face.csv").read_text().splitlines()[0]  # Live Link spelling
@@ -112,5 +129,17 @@ def test_resume_touches_nothing(batch, avatar_bin):
     res = _run_cli(avatar_bin, batch["script"], batch["out"], "--resume", *batch["models"])
     assert res.returncode == 1, res.stderr  # the bad line is still bad
     summary = json.loads(res.stdout.strip().splitlines()[-1])
-    assert summary["rendered"] == 0 and summary["skipped"] == 4
+    assert summary["rendered"] == 0 and summary["skipped"] == 5
     assert _mtimes(batch["out"]) == before
+
+
+def test_resume_renders_a_line_again_when_its_recording_changes(batch, avatar_bin):
+    _record(batch["root"] / "vo" / "k3.wav", "Welcome, weary traveller.")  # the actor recorded it again
+    before = _mtimes(batch["out"])
+    res = _run_cli(avatar_bin, batch["script"], batch["out"], "--resume", *batch["models"])
+    assert res.returncode == 1, res.stderr
+    summary = json.loads(res.stdout.strip().splitlines()[-1])
+    assert summary["rendered"] == 1 and summary["skipped"] == 4
+    after = _mtimes(batch["out"])
+    changed = {k.split("/")[0] for k in after if after[k] != before.get(k)}
+    assert "k3" in changed and not changed & {"g1", "k1", "g2", "k2"}

@@ -173,3 +173,31 @@ def test_render_settings_are_checked():
         RenderSettings(width=255)
     with pytest.raises(InputError):
         RenderSettings(framing="wide")
+
+
+def test_recorded_lines_name_their_audio_relative_to_the_script(tmp_path):
+    """`audio:` (YAML/JSONL, or a CSV column) performs a recording: a missing file fails that line only, and the
+    recording's bytes are part of the line's input hash (so a new take renders again on --resume)."""
+    (tmp_path / "vo").mkdir()
+    (tmp_path / "vo" / "a1.wav").write_bytes(b"take one")
+    (tmp_path / "s.yaml").write_text("""
+lines:
+  - {id: a1, character: ann, text: "Hello there!", audio: vo/a1.wav}
+  - {id: a2, character: ann, text: "Hello there!", audio: vo/missing.wav}
+  - {id: a3, character: ann, text: "Hello there!", audio: ""}
+  - {id: a4, character: ann, text: "Hello there!"}
+""", encoding="utf-8")
+    script = load_script(tmp_path / "s.yaml")
+    good, bad = check_lines(script)
+    assert [line.id for _, line in good] == ["a1", "a4"]
+    assert "audio file not found" in bad[0].error and "missing.wav" in bad[0].error
+    assert bad[1].id == "a3" and "audio" in bad[1].error
+    args = {"seed": 0, "settings": RenderSettings(), "models": {"m": 1}, "analyze": fake_analyze}
+    jobs = {j.id: j for j in plan_jobs(script, good, **args)[0]}
+    assert jobs["a1"].audio == str((tmp_path / "vo" / "a1.wav").resolve()) and jobs["a4"].audio is None
+    (tmp_path / "vo" / "a1.wav").write_bytes(b"take two")
+    again = {j.id: j for j in plan_jobs(script, good, **args)[0]}
+    assert again["a1"].input_hash != jobs["a1"].input_hash and again["a4"].input_hash == jobs["a4"].input_hash
+    (tmp_path / "s.csv").write_text("id,character,text,audio\nc1,ann,Hi.,vo/a1.wav\nc2,ann,Hi.,\n", encoding="utf-8")
+    good, bad = check_lines(load_script(tmp_path / "s.csv"))
+    assert not bad and [line.audio for _, line in good] == ["vo/a1.wav", None]

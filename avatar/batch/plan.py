@@ -66,6 +66,7 @@ class LineJob:
     seed: int
     settings: RenderSettings
     input_hash: str
+    audio: str | None = None  # absolute path of the line's recording, performed instead of the TTS
 
     def vad_record(self) -> dict[str, float]:
         """The performed VAD as a JSON mapping."""
@@ -119,6 +120,7 @@ def plan_jobs(script: Script, lines: list[tuple[int, Line]], *, seed: int, setti
         avatar = script.avatar_path(ch) if ch is not None else None
         if avatar is not None and avatar not in avatar_hashes:
             avatar_hashes[avatar] = file_sha256(avatar)
+        audio = script.audio_path(line)
         per_line_seed = line_seed(seed, line.id)
         character = {
             "name": line.character,
@@ -133,11 +135,13 @@ def plan_jobs(script: Script, lines: list[tuple[int, Line]], *, seed: int, setti
             "vad": list(_rounded(vad)), "stimulus": list(_rounded(stimulus)), "seed": per_line_seed,
             "settings": settings.model_dump(mode="json"), "models": models,
         }
+        if audio is not None:  # only then: lines without a recording keep the hashes of earlier batches
+            payload["audio_sha256"] = file_sha256(audio)  # the recording's content, as for the avatar
         jobs.append(LineJob(
             index=index, id=line.id, character=line.character, text=line.text, vad=_rounded(vad),
             stimulus=_rounded(stimulus), voice=ch.voice if ch else None,
             avatar=str(avatar) if avatar is not None else None, seed=per_line_seed, settings=settings,
-            input_hash=input_hash(payload),
+            input_hash=input_hash(payload), audio=str(audio) if audio is not None else None,
         ))
     return jobs, failures
 

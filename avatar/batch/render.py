@@ -147,17 +147,19 @@ class PipelineRenderer:
 
     def __call__(self, job: LineJob, workdir: Path) -> Rendered:
         """Perform the line with its resolved VAD, voice and seed; write the animation files and the clip."""
-        from avatar.pipeline import export_animation, perform, render_video
+        from avatar.pipeline import export_animation, perform, recording, render_video
         from avatar.types import VAD
 
         s = job.settings
         face, gesture = self._model_dirs()
         t0 = time.perf_counter()
         avatar = self._avatar(job.avatar)
-        _prime_speech(job.voice)
+        speech = recording(job.audio) if job.audio else None  # a recorded line: no TTS, so no voice either
+        if speech is None:
+            _prime_speech(job.voice)
         t1 = time.perf_counter()
-        perf = perform(job.text, vad=VAD(*job.vad), voice=job.voice, seed=job.seed, face_model=face,
-                       gesture_model=gesture)
+        perf = perform(job.text, speech=speech, vad=VAD(*job.vad), voice=None if speech else job.voice,
+                       seed=job.seed, face_model=face, gesture_model=gesture)
         t2 = time.perf_counter()
         files = export_animation(perf, workdir, avatar=avatar)
         t3 = time.perf_counter()

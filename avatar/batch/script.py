@@ -81,6 +81,7 @@ class Line(Strict):
     character: str = Field(min_length=1, max_length=200)
     text: str
     emotion: VAD | None = None
+    audio: str | None = Field(default=None, min_length=1, max_length=4096)  # a recording to perform, not our TTS
 
     @field_validator("id", mode="before")
     @classmethod
@@ -115,9 +116,19 @@ class Script:
 
     def avatar_path(self, character: Character) -> Path | None:
         """The character's avatar file, relative paths taken from the script's folder."""
-        if character.avatar is None:
+        return self.path(character.avatar)
+
+    def audio_path(self, line: Line) -> Path | None:
+        """The line's recording, relative paths taken from the script's folder."""
+        return self.path(line.audio)
+
+    def path(self, name: str | None) -> Path | None:
+        """A file the script names (None stays None): `~` expanded, relative to the script's folder."""
+        if name is None:
             return None
-        p = Path(os.path.expanduser(character.avatar))
+        if "\x00" in name:
+            raise InputError("a file name in the script holds a NUL character")
+        p = Path(os.path.expanduser(name))
         if not p.is_absolute() and self.source is not None:
             p = self.source.parent / p
         return p.resolve()
@@ -170,6 +181,14 @@ def check_lines(script: Script) -> tuple[list[tuple[int, Line]], list[LineFailur
         if script.characters is not None and line.character not in script.characters:
             known = ", ".join(sorted(script.characters)) or "none"
             fail(f"line {i + 1}: unknown character {line.character!r} (known: {known})")
+            continue
+        try:
+            audio = script.audio_path(line)
+        except InputError as exc:
+            fail(f"line {i + 1}: {exc}")
+            continue
+        if audio is not None and not audio.is_file():
+            fail(f"line {i + 1}: audio file not found: {audio}")
             continue
         seen[line.id.lower()] = i
         good.append((i, line))
@@ -274,7 +293,7 @@ def _parse_csv(text: str, where: str, source: Path | None) -> Script:
     missing = {"id", "character", "text"} - set(header)
     if missing:
         raise InputError(f"{where}: the CSV header needs columns id, character, text (missing: {sorted(missing)})")
-    known = {"id", "character", "text", "emotion", *_CSV_EMOTION}
+    known = {"id", "character", "text", "emotion", "audio", *_CSV_EMOTION}
     extra = set(header) - known
     if extra:
         raise InputError(f"{where}: unknown CSV columns {sorted(extra)}; known: {sorted(known)}")
