@@ -36,7 +36,7 @@ class LineEmotion:
     vad: VAD
     label: str
     confidence: float
-    source: str  # "text", "dialogue" or "override"
+    source: str  # "text", "dialogue", "override", or "neutral" (a recording with no words and no override)
     sentences: tuple[SentenceEmotion, ...] = field(default=())
 
 
@@ -139,7 +139,7 @@ def readout_html(plan: list[LineEmotion]) -> str:
         return '<div class="emo-readout emo-empty">Type a line and press Perform to see its emotion.</div>'
     head = plan[-1] if len(plan) > 1 else plan[0]
     how = {"text": "read from the text", "dialogue": "mood carried over across the dialogue",
-           "override": "set by you"}[head.source]
+           "override": "set by you", "neutral": "neutral: a recording without its words"}[head.source]
     # rows of the table: the sentences of one line, the lines of a dialogue, or none for a one-sentence line
     rows: list[tuple[str, str, float, VAD]] = []
     title = ""

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from avatar.app_readout import READOUT_CSS, plan_emotions, readout_html
+from avatar.app_readout import READOUT_CSS, LineEmotion, plan_emotions, readout_html
 from avatar.errors import AvatarError, InputError
 from avatar.types import VAD
 
@@ -59,6 +59,7 @@ class AppConfig:
     max_upload_mb: int = 50
     keep_runs_s: float = 3600.0  # run folders older than this are removed on the next request
     render_workers: int | None = None  # None: spawned render workers, one per core (2-4), kept warm; 1: none
+    max_recording_s: float = 120.0  # longest uploaded recording performed (the video takes about as long to make)
 
     @property
     def cache_dir(self) -> Path:
@@ -127,6 +128,39 @@ def compose_voice(voice: str | None, variant: str | None) -> str | None:
     if v is None or not var or var == VARIANT_NONE:
         return v
     return f"{v}+{var}"
+
+
+def check_recording_upload(path: str | os.PathLike[str] | None, max_mb: int, max_s: float):  # noqa: ANN201
+    """Load an uploaded (or microphone) recording as avatar.types.Speech, None when there is none: size, format
+    and length checked."""
+    from avatar.pipeline import recording
+
+    if path is None or str(path) == "":
+        return None
+    p = Path(path)
+    if not p.is_file():
+        raise InputError("the uploaded recording is missing; upload it again")
+    size = p.stat().st_size
+    if size > max_mb * 1024 * 1024:
+        raise InputError(f"{p.name} is {size / 2**20:.1f} MB; recordings are limited to {max_mb} MB")
+    speech = recording(p)  # InputError for what is not readable audio
+    if speech.duration > max_s:
+        raise InputError(f"the recording lasts {speech.duration:.0f} s; the demo performs at most {max_s:.0f} s")
+    if speech.duration < 0.2:
+        raise InputError("the recording is too short to perform (under 0.2 s)")
+    return speech
+
+
+def recording_plan(lines: list[str], override: VAD | None) -> list:
+    """The readout's plan for a recording: its words' emotion when typed (one line), else the override or neutral."""
+    from avatar.emotion import label_for
+
+    if lines:
+        return plan_emotions([" ".join(lines)], override)
+    vad = override if override is not None else VAD.neutral()
+    label, conf = label_for(vad)
+    return [LineEmotion(text="(the recording)", vad=vad, label=label, confidence=conf,
+                        source="override" if override is not None else "neutral")]
 
 
 def check_avatar_upload(path: str | os.PathLike[str] | None, max_mb: int):  # noqa: ANN201 - Avatar | None
@@ -333,31 +367,37 @@ class AvatarApp:
             return gr.update(value=v.valence), gr.update(value=v.arousal), gr.update(value=v.dominance)
         return gr.update(), gr.update(), gr.update()
 
-    def preview(self, text: str, emotion: str, valence: float, arousal: float, dominance: float) -> str:
+    def preview(self, text: str, emotion: str, valence: float, arousal: float, dominance: float,
+                recorded: str | None = None) -> str:
         """The emotion readout for the input, shown before the (slower) render starts."""
         with user_errors():
-            lines = parse_lines(text)
             override = resolve_emotion(emotion, valence, arousal, dominance)
-            return readout_html(plan_emotions(lines, override))
+            if recorded:  # the text is optional with a recording: it is the recording's words
+                return readout_html(recording_plan(parse_lines(text) if text and text.strip() else [], override))
+            return readout_html(plan_emotions(parse_lines(text), override))
 
     def say(self, text: str, voice: str | None = VOICE_DEFAULT, variant: str | None = VARIANT_NONE,
             avatar: str | None = None, emotion: str | None = EMOTION_AUTO, valence: float = 0.0,
             arousal: float = 0.0, dominance: float = 0.0, seed: float = 0,
-            progress: Any = None) -> tuple[str, dict]:
-        """Text to the rendered MP4 (returned) plus what the page shows next (audio, files, readout)."""
+            progress: Any = None, recorded: str | None = None) -> tuple[str, dict]:
+        """Text to the rendered MP4 (returned) plus what the page shows next (audio, files, readout).
+
+        recorded: a recording (file path) to perform instead of speaking the text; the text is then optional
+        (the recording's words: its emotion and sentences) and the voice is not used."""
         from avatar.app_dialogue import perform_plan
-        from avatar.pipeline import export_animation
+        from avatar.pipeline import export_animation, perform
 
         progress = progress if progress is not None else (lambda *a, **k: None)
         t0 = time.perf_counter()
         with user_errors():
-            lines = parse_lines(text)
+            speech = check_recording_upload(recorded, self.config.max_upload_mb, self.config.max_recording_s)
+            lines = parse_lines(text) if speech is None or (text and text.strip()) else []
             override = resolve_emotion(emotion, valence, arousal, dominance)
             seed_i = check_seed(seed)
             voice_name = compose_voice(voice, variant)
             av = self._avatar(avatar)
             progress(0.0, desc="reading the emotion")
-            plan = plan_emotions(lines, override)
+            plan = plan_emotions(lines, override) if speech is None else recording_plan(lines, override)
             prune_runs(self.config.runs_dir, self.config.keep_runs_s)
             run = self.config.runs_dir / uuid.uuid4().hex
             run.mkdir(parents=True)
@@ -369,7 +409,11 @@ class AvatarApp:
                 progress(0.55 + 0.37 * min(1.0, fraction), desc="rendering the video")
 
             t_perf = time.perf_counter()
-            perf = perform_plan(plan, voice=voice_name, seed=seed_i, progress=perf_progress)
+            if speech is None:
+                perf = perform_plan(plan, voice=voice_name, seed=seed_i, progress=perf_progress)
+            else:
+                perf = perform(" ".join(lines) or None, speech=speech, vad=override, seed=seed_i,
+                               progress=perf_progress)
             t_render = time.perf_counter()
             video = self._render(perf, run / "avatar.mp4", av, render_progress)
             t_export = time.perf_counter()
@@ -451,6 +495,10 @@ class AvatarApp:
                                          "empty = default)", file_types=[".glb", ".vrm"], type="filepath",
                                          elem_id="avatar-upload")
                         avatar_info = gr.Markdown(describe_avatar(None), elem_id="avatar-info")
+                        recorded = gr.Audio(label="Or perform a recording instead of the voice (the text is then "
+                                            f"optional: its words; up to {self.config.max_recording_s:.0f} s)",
+                                            sources=["upload", "microphone"], type="filepath",
+                                            elem_id="recording")
                     with gr.Accordion("Emotion and seed", open=True):
                         # custom values allowed so API callers may also pass aliases ("joy", "calm");
                         # resolve_emotion refuses unknown names with the list of known ones
@@ -482,18 +530,19 @@ class AvatarApp:
                 s.release(lambda: EMOTION_CUSTOM, outputs=[emotion], api_visibility="private",
                           show_progress="hidden")
 
-            say_inputs = [text, voice, variant, avatar, emotion, valence, arousal, dominance, seed]
+            say_inputs = [text, voice, variant, avatar, emotion, valence, arousal, dominance, seed, recorded]
 
             # Defaults make every input but the text optional for API callers (a None default is how Gradio
             # marks the avatar file optional).
             def say(text: str, voice: str = VOICE_DEFAULT, variant: str = VARIANT_NONE, avatar: str | None = None,
                     emotion: str = EMOTION_AUTO, valence: float = 0.0, arousal: float = 0.0, dominance: float = 0.0,
-                    seed: float = 0, progress: gr.Progress = gr.Progress()) -> tuple[str, dict]:  # noqa: B008
-                """Render TEXT as a video of the avatar saying it; returns the MP4."""
+                    seed: float = 0, recorded: str | None = None,
+                    progress: gr.Progress = gr.Progress()) -> tuple[str, dict]:  # noqa: B008
+                """Render TEXT (or perform a recording) as a video of the avatar saying it; returns the MP4."""
                 return self.say(text, voice, variant, avatar, emotion, valence, arousal, dominance, seed,
-                                progress=progress)
+                                progress=progress, recorded=recorded)
 
-            (go.click(self.preview, inputs=[text, emotion, valence, arousal, dominance], outputs=[readout],
+            (go.click(self.preview, inputs=[text, emotion, valence, arousal, dominance, recorded], outputs=[readout],
                       api_visibility="private", show_progress="minimal", concurrency_limit=4)
                .success(say, inputs=say_inputs, outputs=[video, state], api_name="say",
                         concurrency_limit=self.config.concurrency, concurrency_id="render")

@@ -88,6 +88,20 @@ def test_say_endpoint_through_gradio_client(server: tuple[str, Path], tmp_path: 
     assert video.suffix == ".mp4" and _check_mp4(video) < 5
     assert any(root.glob("runs/*/animation/animation.glb"))  # outputs stay under the app's own folder
 
+    # A recording instead of the voice: the text may be empty then; the video lasts as long as the recording.
+    from avatar.audio import save_wav
+    from avatar.tts import get_backend
+    from avatar.types import VAD
+
+    take = get_backend("espeak").synthesize("Hello there, traveller.", VAD(0.3, 0.2, 0.0), "en-us+f3")
+    wav = tmp_path / "take.wav"
+    save_wav(wav, take.audio, take.sample_rate)
+    video = Path(client.predict("", emotion="happy", recorded=handle_file(wav), api_name="/say"))
+    assert abs(_check_mp4(video) - take.duration) <= 1 / 30 + 0.05
+    (tmp_path / "noise.wav").write_bytes(b"RIFF not really a wave file" * 10)
+    with pytest.raises(AppError, match="not readable audio"):
+        client.predict("Hello.", recorded=handle_file(tmp_path / "noise.wav"), api_name="/say")
+
     with pytest.raises(AppError, match="type a line"):
         client.predict("   ", api_name="/say")
     with pytest.raises(AppError, match="unknown emotion label"):

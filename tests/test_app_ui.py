@@ -159,3 +159,37 @@ def test_errors_become_messages_not_tracebacks() -> None:
         raise ZeroDivisionError("secret internals")
     assert "secret" not in info.value.message and "server log" in info.value.message
     assert info.value.__cause__ is None and info.value.__suppress_context__
+
+
+def test_recording_upload_checks_and_readout(tmp_path: Path) -> None:
+    """An uploaded recording: missing, oversized, unreadable, too long or too short are refused clearly; the
+    readout shows its words' emotion, the override, or neutral."""
+    from avatar.app_ui import check_recording_upload, recording_plan
+    from avatar.audio import save_wav
+
+    assert check_recording_upload(None, 50, 120) is None and check_recording_upload("", 50, 120) is None
+    with pytest.raises(InputError, match="missing"):
+        check_recording_upload(tmp_path / "gone.wav", 50, 120)
+    save_wav(tmp_path / "ok.wav", np.zeros(16000, np.float32), 16000)
+    speech = check_recording_upload(tmp_path / "ok.wav", 50, 120)
+    assert speech.duration == pytest.approx(1.0) and speech.timeline is None
+    with pytest.raises(InputError, match="at most 0 s"):
+        check_recording_upload(tmp_path / "ok.wav", 50, 0.5)
+    save_wav(tmp_path / "blip.wav", np.zeros(800, np.float32), 16000)
+    with pytest.raises(InputError, match="too short"):
+        check_recording_upload(tmp_path / "blip.wav", 50, 120)
+    (tmp_path / "big.wav").write_bytes(b"\0" * (2 * 2**20))
+    with pytest.raises(InputError, match="limited to 1 MB"):
+        check_recording_upload(tmp_path / "big.wav", 1, 120)
+    (tmp_path / "bad.wav").write_bytes(b"RIFF nope" * 10)
+    with pytest.raises(InputError, match="not readable audio"):
+        check_recording_upload(tmp_path / "bad.wav", 50, 120)
+    (plain,) = recording_plan([], None)
+    assert plain.label == "neutral" and plain.source == "neutral"
+    (set_,) = recording_plan([], VAD(-0.6, -0.3, -0.3))
+    assert set_.source == "override" and set_.label == "sad"
+    (read,) = recording_plan(["Hello there.", "I am so happy to see you!"], VAD(0.7, 0.5, 0.3))
+    assert read.text == "Hello there. I am so happy to see you!" and read.label == "happy"
+    from avatar.app_readout import readout_html
+
+    assert "a recording without its words" in readout_html([plain])
