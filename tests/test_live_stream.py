@@ -320,13 +320,13 @@ def test_audio_chunks_cut_long_speech_at_its_pauses() -> None:
 
 
 def test_say_audio_refuses_bad_audio() -> None:
-    from avatar.live.stream import MAX_AUDIO_SECONDS
+    from avatar.live.stream import MAX_AUDIO_LINE_SECONDS
 
     stream = LiveStream(StreamConfig(fps=30, motion="procedural"))
     for audio, sr, needle in [(np.zeros(0, np.float32), 16000, "empty"), (np.ones(100, np.int16), 16000, "float"),
                               (np.full(100, np.nan, np.float32), 16000, "NaN"), (np.zeros(100, np.float32), 0, "rate"),
                               (np.zeros(100, np.float32), True, "rate"),
-                              (np.zeros(int(MAX_AUDIO_SECONDS * 8000) + 1, np.float32), 8000, "at most")]:
+                              (np.zeros(int(MAX_AUDIO_LINE_SECONDS * 8000) + 1, np.float32), 8000, "at most")]:
         with pytest.raises(InputError, match=needle):
             stream.say_audio(audio, sr)
     assert stream._requests.empty()  # nothing was queued

@@ -4,7 +4,7 @@ Threads (none of them waits on a receiver):
 - producer: per line, emotion per sentence (avatar.emotion, unless the line gives its VAD), then per
   sentence: speech (avatar.tts), procedural face + body (the teachers, a few ms), placed on the schedule at
   once, so the first frame of a line goes out as soon as its first sentence is spoken by the TTS;
-  A line of audio (`say_audio`, a recording or another TTS) is cut into chunks at quiet moments instead,
+  a line of audio (`say_audio`, a recording or another TTS) is cut into chunks at quiet moments instead,
   each read by the viseme network (avatar.face.viseme_net) for an estimated timeline the teachers follow;
 - upgrader: the diffusion models (generate_face with the timeline, generate_gesture) for each placed
   sentence; their motion replaces the procedural one, crossfaded if the sentence already started;
@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 MAX_PENDING_LINES = 64
 #: Longest audio line we accept (seconds): a minute of speech is a long line; ten is a mistake.
-MAX_AUDIO_SECONDS = 600.0
+MAX_AUDIO_LINE_SECONDS = 600.0
 #: Audio lines are said in chunks of at most this many seconds (the first shorter, so it starts sooner).
 AUDIO_FIRST_CHUNK, AUDIO_CHUNK = 2.0, 6.0
 #: Size of a control message (WebSocket or stdin JSON) we accept.
@@ -350,7 +350,7 @@ class LiveStream:
 
     def say_audio(self, audio: np.ndarray, sample_rate: int, vad: VAD | None = None, label: str = "audio") -> int:
         """Queue recorded speech as a line (float mono samples; InputError when empty, broken, over
-        MAX_AUDIO_SECONDS or the queue is full); its VAD is `vad`, else config.vad, else the current mood."""
+        MAX_AUDIO_LINE_SECONDS or the queue is full); its VAD is `vad`, else config.vad, else the current mood."""
         from avatar.audio import to_mono
 
         a = np.asarray(audio)
@@ -364,9 +364,9 @@ class LiveStream:
             raise InputError("nothing to say: the audio is empty")
         if not np.isfinite(a).all():
             raise InputError("the audio has NaN or infinite samples")
-        if a.size > MAX_AUDIO_SECONDS * int(sample_rate):
+        if a.size > MAX_AUDIO_LINE_SECONDS * int(sample_rate):
             raise InputError(f"the audio lasts {a.size / int(sample_rate):.0f} s; a line takes at most "
-                             f"{MAX_AUDIO_SECONDS:.0f} s")
+                             f"{MAX_AUDIO_LINE_SECONDS:.0f} s")
         return self._queue(text=f"<{label}, {a.size / int(sample_rate):.1f} s>", vad=vad,
                            audio=np.clip(a, -1.0, 1.0), audio_rate=int(sample_rate))
 
