@@ -280,7 +280,8 @@ def render_video(perf: Performance, out: str | os.PathLike[str], *, avatar: obje
 
 def export_animation(perf: Performance, folder: str | os.PathLike[str], *, avatar: object = None) -> dict[str, Path]:
     """Write the animation data into `folder`: speech.wav, timeline.json, emotion.json, face.json, face.csv,
-    body.bvh and animation.glb (the avatar with its face and body animation); every file atomic."""
+    body.bvh and animation.glb (the avatar with its face and body animation); every file atomic. For a recording
+    the timeline is the one the viseme network estimates from the audio."""
     import json
 
     from avatar.audio import save_wav
@@ -295,8 +296,9 @@ def export_animation(perf: Performance, folder: str | os.PathLike[str], *, avata
         ("speech", "speech.wav"), ("timeline", "timeline.json"), ("emotion", "emotion.json"),
         ("face", "face.json"), ("face_csv", "face.csv"), ("body", "body.bvh"), ("glb", "animation.glb"))}
     save_wav(files["speech"], perf.speech.audio, perf.speech.sample_rate)
-    if perf.speech.timeline is not None:
-        atomic_write_text(files["timeline"], perf.speech.timeline.to_json())
+    timeline = perf.speech.timeline if perf.speech.timeline is not None else _estimated_timeline(perf.speech)
+    if timeline is not None:
+        atomic_write_text(files["timeline"], timeline.to_json())
     else:
         files.pop("timeline")
     emotion = {"text": perf.text, "seed": perf.seed, "voice": perf.voice,
@@ -308,6 +310,20 @@ def export_animation(perf: Performance, folder: str | os.PathLike[str], *, avata
     write_bvh(files["body"], perf.body)
     write_animated_avatar(resolve_avatar(avatar), perf.face, perf.body, files["glb"])
     return files
+
+
+def _estimated_timeline(speech: Speech):  # noqa: ANN202 - a Timeline or None
+    """For a recording: the timeline the viseme network reads from the audio (viseme runs as phonemes, stretches of
+    speech as words), what a game engine's viseme lip sync takes; None without weights/lipsync."""
+    from avatar.errors import ModelError
+    from avatar.face.viseme_net import load_viseme_net, timeline_from_audio
+
+    try:
+        net = load_viseme_net()
+    except ModelError as exc:
+        log.warning("no timeline.json for this recording: %s", exc)
+        return None
+    return timeline_from_audio(net, speech.audio, speech.sample_rate)
 
 
 def say(text: str | None, out: str | os.PathLike[str], *, keep: str | os.PathLike[str] | None = None,

@@ -232,7 +232,11 @@ def test_cli_say_performs_a_recording(tmp_path, recorded):
              cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout.strip().splitlines()[-1])
-    assert out["sentences"][0]["label"] == "happy" and "timeline" not in out["files"]  # no timeline to keep
+    assert out["sentences"][0]["label"] == "happy"
+    from avatar.types import Timeline
+
+    tl = Timeline.from_json(tmp_path / "k" / "timeline.json")  # estimated from the audio by the viseme network
+    assert tl.duration == pytest.approx(out["duration"], abs=1e-3) and tl.phonemes and tl.words
     from avatar.render.video import probe_mp4
 
     info = probe_mp4(tmp_path / "rec.mp4")
