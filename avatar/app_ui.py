@@ -130,19 +130,27 @@ def compose_voice(voice: str | None, variant: str | None) -> str | None:
     return f"{v}+{var}"
 
 
+def _uploaded(path: str | os.PathLike[str] | None, what: str, max_mb: int) -> Path | None:
+    """An uploaded file's path (None when nothing was uploaded), after checking it is there and not too big."""
+    if path is None or str(path) == "":
+        return None
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"the uploaded {what} file is missing; upload it again")
+    size = p.stat().st_size
+    if size > max_mb * 1024 * 1024:
+        raise InputError(f"{p.name} is {size / 2**20:.1f} MB; uploaded {what} files are limited to {max_mb} MB")
+    return p
+
+
 def check_recording_upload(path: str | os.PathLike[str] | None, max_mb: int, max_s: float):  # noqa: ANN201
     """Load an uploaded (or microphone) recording as avatar.types.Speech, None when there is none: size, format
     and length checked."""
     from avatar.pipeline import recording
 
-    if path is None or str(path) == "":
+    p = _uploaded(path, "recording", max_mb)
+    if p is None:
         return None
-    p = Path(path)
-    if not p.is_file():
-        raise InputError("the uploaded recording is missing; upload it again")
-    size = p.stat().st_size
-    if size > max_mb * 1024 * 1024:
-        raise InputError(f"{p.name} is {size / 2**20:.1f} MB; recordings are limited to {max_mb} MB")
     speech = recording(p)  # InputError for what is not readable audio
     if speech.duration > max_s:
         raise InputError(f"the recording lasts {speech.duration:.0f} s; the demo performs at most {max_s:.0f} s")
@@ -167,14 +175,9 @@ def check_avatar_upload(path: str | os.PathLike[str] | None, max_mb: int):  # no
     """Load an uploaded avatar (None for the default): size and type checked, and a .vrm must be a VRM."""
     from avatar.render.avatar_file import load_avatar
 
-    if path is None or str(path) == "":
+    p = _uploaded(path, "avatar", max_mb)
+    if p is None:
         return None
-    p = Path(path)
-    if not p.is_file():
-        raise InputError("the uploaded avatar file is missing; upload it again")
-    size = p.stat().st_size
-    if size > max_mb * 1024 * 1024:
-        raise InputError(f"{p.name} is {size / 2**20:.1f} MB; uploaded avatars are limited to {max_mb} MB")
     if p.suffix.lower() not in (".glb", ".vrm"):
         raise InputError(f"upload a .glb or .vrm avatar, not {p.name!r}")
     avatar = load_avatar(p)
