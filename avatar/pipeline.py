@@ -315,13 +315,12 @@ def export_animation(perf: Performance, folder: str | os.PathLike[str], *, avata
 def _estimated_timeline(speech: Speech):  # noqa: ANN202 - a Timeline or None
     """For a recording: the timeline the viseme network reads from the audio (viseme runs as phonemes, stretches of
     speech as words), what a game engine's viseme lip sync takes; None without weights/lipsync."""
-    from avatar.errors import ModelError
-    from avatar.face.viseme_net import load_viseme_net, timeline_from_audio
+    from avatar.face.generate import lip_model
+    from avatar.face.viseme_net import timeline_from_audio
 
-    try:
-        net = load_viseme_net()
-    except ModelError as exc:
-        log.warning("no timeline.json for this recording: %s", exc)
+    net = lip_model()  # the network generate_face loaded for this recording's lips (cached), or None with a warning
+    if net is None:
+        log.warning("no timeline.json for this recording: the viseme network (weights/lipsync) is missing")
         return None
     return timeline_from_audio(net, speech.audio, speech.sample_rate)
 

@@ -71,7 +71,7 @@ def main() -> None:
     from avatar.audio import load_audio
     from avatar.face.expression import vad_frames
     from avatar.face.features import compute_features
-    from avatar.face.generate import _lip_model, generate_face, load_face_model, refine_lips
+    from avatar.face.generate import lip_model, generate_face, load_face_model, refine_lips
     from avatar.face.viseme_net import estimate_timeline
     from avatar.face.visemes import IDX
     from avatar.types import VAD, Timeline
@@ -97,7 +97,7 @@ def main() -> None:
         diff_only.append(lip_sync(tl, raw.frames[:, :52], fps))
         # The decoding used before: the argmax runs of the viseme network as a timeline, mouth from that timeline.
         feats = compute_features(audio, sr, fps=fps, num_frames=raw.num_frames).by_frame()
-        argmax = refine_lips(raw, estimate_timeline(_lip_model(None), feats, audio.size / sr, sr),
+        argmax = refine_lips(raw, estimate_timeline(lip_model(None), feats, audio.size / sr, sr),
                              vad_frames(vad, raw.num_frames, fps))
         hard.append(lip_sync(tl, argmax.frames[:, :52], fps))
         base.append(lip_sync(tl, energy_baseline(audio, sr, face.num_frames, fps), fps))

@@ -128,7 +128,7 @@ def generate_face(audio: np.ndarray, sample_rate: int, vad: VAD | EmotionTrack |
     face = sample_motion(net, feats.by_frame(), rows, steps=steps, guidance=guidance, seed=seed)
     if timeline is not None:
         return refine_lips(face, timeline, rows)
-    lip_net = _lip_model(lips)
+    lip_net = lip_model(lips)
     if lip_net is None:
         return face
     from avatar.face.viseme_net import estimate_timeline, viseme_posteriors
@@ -139,7 +139,9 @@ def generate_face(audio: np.ndarray, sample_rate: int, vad: VAD | EmotionTrack |
     return refine_lips(face, estimate, rows, mouth=posterior_mouth_curves(probs, fps, n))
 
 
-def _lip_model(lips: "VisemeNetNP | VisemeNet | str | os.PathLike[str] | bool | None") -> "VisemeNetNP | None":
+def lip_model(lips: "VisemeNetNP | VisemeNet | str | os.PathLike[str] | bool | None" = None) -> "VisemeNetNP | None":
+    """The viseme network to read lips from audio with (loaded once per folder): None/True weights/lipsync (None:
+    a warning and None when it is missing; True: ModelError), a folder, a network as it is, False none."""
     if lips is False:
         return None
     from avatar.face.viseme_net import DEFAULT_MODEL_DIR as LIPS_DIR

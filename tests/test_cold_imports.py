@@ -76,9 +76,9 @@ def test_audio_only_lip_sync_runs_without_torch() -> None:
     code = """
 import sys
 import numpy as np
-from avatar.face.generate import _lip_model
+from avatar.face.generate import lip_model
 from avatar.face.viseme_net import estimate_timeline
-net = _lip_model(None)
+net = lip_model(None)
 assert net is not None, "weights/lipsync is missing"
 feats = np.random.default_rng(0).normal(size=(60, net.config.audio_dim)).astype(np.float32)
 tl = estimate_timeline(net, feats, duration=2.0)
