@@ -69,6 +69,27 @@ def vad_options(valence: Optional[float], arousal: Optional[float], dominance: O
     return VAD(valence or 0.0, arousal or 0.0, dominance or 0.0)
 
 
+def read_text_input(path: Path, limit: int = MAX_INPUT_BYTES) -> str:
+    """The text of a file, or of stdin for '-': at most `limit` bytes, strict UTF-8 (avatar.text), else InputError."""
+    from avatar.text import decode_utf8
+
+    if str(path) == "-":
+        stream = getattr(sys.stdin, "buffer", None)
+        raw = stream.read(limit + 1) if stream is not None else b""
+        name = "stdin"
+    else:
+        if path.is_dir():
+            raise InputError(f"{path} is a folder, not a text file")
+        if not path.is_file():
+            raise InputError(f"input file not found: {path}")
+        with open(path, "rb") as f:
+            raw = f.read(limit + 1)  # read no more than the limit, whatever the file's size
+        name = str(path)
+    if len(raw) > limit:
+        raise InputError(f"{name} is larger than {limit // 2**20} MiB; split it first")
+    return decode_utf8(raw, name)
+
+
 @app.command("emotion")
 def emotion_cmd(
     texts: Optional[List[str]] = typer.Argument(None, help="Lines of text (each is one input line)."),
@@ -81,23 +102,12 @@ def emotion_cmd(
     def run() -> None:
         lines: list[str] = list(texts or [])
         if input is not None:
-            if str(input) == "-":
-                lines += sys.stdin.read().splitlines()
-            else:
-                if input.is_file() and input.stat().st_size > MAX_INPUT_BYTES:
-                    raise InputError(f"{input} is larger than {MAX_INPUT_BYTES // 2**20} MiB; split it first")
-                try:
-                    raw = input.read_text(encoding="utf-8")
-                except UnicodeDecodeError:
-                    raise InputError(f"{input} is not UTF-8 text") from None
-                except IsADirectoryError:
-                    raise InputError(f"{input} is a folder, not a text file") from None
-                lines += raw.splitlines()
+            lines += read_text_input(input).splitlines()
             lines = [ln for ln in lines if ln.strip()]  # blank lines in a file are layout, not input
         elif not lines:
             if sys.stdin is None or sys.stdin.isatty():
                 raise InputError("give TEXT arguments, --input FILE, or pipe text on stdin")
-            lines = [ln for ln in sys.stdin.read().splitlines() if ln.strip()]
+            lines = [ln for ln in read_text_input(Path("-")).splitlines() if ln.strip()]
         if not lines:
             raise InputError("no text to analyse")
         from avatar.emotion import default_analyzer

@@ -41,7 +41,7 @@ def register(app: typer.Typer) -> None:
                                                      "2-4, on Linux; 1 renders in this process)."),
     ) -> None:
         """Make a video of the avatar saying TEXT (or performing a recording): emotion, speech, face, body, render, MP4."""
-        from avatar.cli import MAX_INPUT_BYTES, guarded, vad_options
+        from avatar.cli import guarded, read_text_input, vad_options
 
         def run() -> None:
             from avatar.errors import InputError
@@ -52,12 +52,13 @@ def register(app: typer.Typer) -> None:
                 raise InputError("give the text as arguments or with --input (or a recording with --audio)")
             line: str | None = None
             if input is not None:
-                raw = sys.stdin.buffer.read(MAX_INPUT_BYTES + 1) if str(input) == "-" else _read(input, MAX_INPUT_BYTES)
-                if len(raw) > MAX_INPUT_BYTES:
-                    raise InputError(f"the input is over {MAX_INPUT_BYTES // 2**20} MiB")
-                line = raw.decode("utf-8", errors="replace")
+                line = read_text_input(input)
             elif text:
                 line = " ".join(text)
+            if line is not None and (audio is None or line.strip()):  # a recording's words may be left blank
+                from avatar.tts.base import check_tts_text
+
+                check_tts_text(line)  # bad text (invalid UTF-8, empty, too long) fails before any slow work
             if output.is_dir():
                 raise InputError(f"-o {str(output)!r} is a folder")
             if audio is not None and voice is not None:
@@ -106,18 +107,6 @@ def _start_render_pool(avatar: Optional[Path], size: int, framing: str, antialia
     # not glTF; one that is broken deeper fails when the workers read it, at the start of the next stage.
     check_video_settings(Path("out.mp4"), size, size, framing, antialias)
     return RenderPool(avatar, width=size, height=size, framing=framing, antialias=antialias, workers=workers)
-
-
-def _read(path: Path, limit: int) -> bytes:
-    from avatar.errors import InputError
-
-    if not path.is_file():
-        raise InputError(f"input file not found: {path}")
-    with open(path, "rb") as f:
-        data = f.read(limit + 1)
-    if len(data) > limit:
-        raise InputError(f"{path.name} is over {limit // 2**20} MiB")
-    return data
 
 
 class _Progress:

@@ -12,6 +12,7 @@ import unicodedata
 from dataclasses import dataclass
 
 from avatar.errors import InputError
+from avatar.text import check_unicode
 
 #: Input larger than this is refused (about 200 pages); callers should split such input themselves.
 MAX_TEXT_CHARS = 1_000_000
@@ -25,7 +26,10 @@ _ABBREVIATIONS = {
 # Sentence ends: Latin . ! ? and ellipsis, CJK and other full stops, followed by closing quotes/brackets.
 _END = re.compile(r"([.!?\u2026\u3002\uff01\uff1f\u061f\u0964\u0965]+)([\"'\u201d\u2019\u00bb)\]]*)(\s*)")
 _CJK_END = re.compile(r"[\u3002\uff01\uff1f]")
-_CONTROL = re.compile(r"[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f\u200b-\u200f\u2028\u2029\ufeff]")
+# Control characters, zero-width space, bidi marks, line/paragraph separators and BOM become spaces. The
+# zero-width non-joiner and joiner (U+200C, U+200D) stay: they are part of Persian and Indic spelling and of
+# emoji sequences (a family, a profession, a flag).
+_CONTROL = re.compile(r"[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f\u200b\u200e\u200f\u2028\u2029\ufeff]")
 
 
 @dataclass(frozen=True)
@@ -38,10 +42,9 @@ class Sentence:
 
 
 def normalize(text: str) -> str:
-    """NFC-normalise, drop control and zero-width characters, keep the text otherwise as written."""
-    if not isinstance(text, str):
-        raise InputError(f"text must be a string, got {type(text).__name__}")
-    text = unicodedata.normalize("NFC", text)
+    """NFC-normalise, turn control characters into spaces, keep the text otherwise as written; InputError when
+    the text is not valid Unicode (avatar.text.check_unicode: the rule every front end shares)."""
+    text = unicodedata.normalize("NFC", check_unicode(text))
     return _CONTROL.sub(" ", text)
 
 

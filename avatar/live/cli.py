@@ -7,7 +7,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Optional
+from typing import BinaryIO, Optional, TextIO
 
 import typer
 
@@ -120,25 +120,45 @@ def hello_message(stream) -> dict:  # noqa: ANN001 - a LiveStream
             "motion": "model" if stream.models else "procedural"}
 
 
+#: A stdin line longer than this (bytes) is refused: a line of text is at most 20,000 characters.
+MAX_STDIN_LINE = 128 * 1024
+
+
+def feed_lines(stream, source: BinaryIO, err: TextIO) -> None:  # noqa: ANN001 - a LiveStream
+    """Say (or apply, for JSON control lines) each line of the byte stream `source` until EOF; a bad line (not
+    UTF-8, not valid Unicode, malformed, too long) prints one `error:` line to `err` and the next is read."""
+    from avatar.errors import InputError
+    from avatar.text import decode_utf8
+
+    n = 0
+    while True:
+        raw = source.readline(MAX_STDIN_LINE + 1)
+        if not raw:
+            return
+        n += 1
+        try:
+            if len(raw) > MAX_STDIN_LINE and not raw.endswith(b"\n"):
+                while raw and not raw.endswith(b"\n"):  # skip the rest of the line without holding it
+                    raw = source.readline(MAX_STDIN_LINE)
+                raise InputError(f"stdin line {n} is over {MAX_STDIN_LINE // 1024} KiB")
+            line = decode_utf8(raw, f"stdin line {n}").strip()
+            if not line:
+                continue
+            if line.startswith("{"):
+                stream.handle_control(line, files=True)  # the local user may name sound files
+            else:
+                stream.say(line)
+        except InputError as exc:
+            err.write(f"error: {exc}\n")
+            err.flush()
+
+
 def _read_stdin(stream) -> None:  # noqa: ANN001 - a LiveStream
     """Lines from stdin until EOF (then wait for the queue to drain) or Ctrl-C; JSON lines are control messages."""
-    from avatar.errors import InputError
-
     eof = threading.Event()
 
     def reader() -> None:
-        for raw in sys.stdin:
-            line = raw.strip()
-            if not line:
-                continue
-            try:
-                if line.startswith("{"):
-                    stream.handle_control(line, files=True)  # the local user may name sound files
-                else:
-                    stream.say(line)
-            except InputError as exc:
-                sys.stderr.write(f"error: {exc}\n")
-                sys.stderr.flush()
+        feed_lines(stream, sys.stdin.buffer, sys.stderr)  # bytes: each line is decoded (and refused) on its own
         eof.set()
 
     threading.Thread(target=reader, name="live-stdin", daemon=True).start()
