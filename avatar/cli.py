@@ -69,10 +69,12 @@ def vad_options(valence: Optional[float], arousal: Optional[float], dominance: O
     return VAD(valence or 0.0, arousal or 0.0, dominance or 0.0)
 
 
-def read_text_input(path: Path, limit: int = MAX_INPUT_BYTES) -> str:
-    """The text of a file, or of stdin for '-': at most `limit` bytes, strict UTF-8 (avatar.text), else InputError."""
+def read_text_input(path: Path, limit: int | None = None) -> str:
+    """The text of a file, or of stdin for '-': at most `limit` bytes (MAX_INPUT_BYTES; an endless pipe is refused
+    once past it, never read whole), strict UTF-8 (avatar.text), else InputError."""
     from avatar.text import decode_utf8
 
+    limit = MAX_INPUT_BYTES if limit is None else limit
     if str(path) == "-":
         stream = getattr(sys.stdin, "buffer", None)
         raw = stream.read(limit + 1) if stream is not None else b""

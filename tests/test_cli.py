@@ -85,3 +85,38 @@ def test_say_progress_draws_on_a_terminal_only(monkeypatch) -> None:
         bar("render", 0.25)
     out = term.getvalue()
     assert "speech" in out and "100%" in out and "render" in out and "25%" in out
+
+
+def test_emotion_stdin_is_capped_while_reading(monkeypatch, capsys) -> None:
+    """`emotion -i -` reads at most the input limit (and a byte) from an endless pipe, then refuses with exit 2."""
+    import io
+    from pathlib import Path
+
+    import typer
+
+    import avatar.cli as cli
+
+    limit = 1 << 16
+    monkeypatch.setattr(cli, "MAX_INPUT_BYTES", limit)
+
+    class Endless(io.RawIOBase):
+        """A pipe that never ends; reading far past the limit fails the test instead of filling memory."""
+
+        served = 0
+
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, b) -> int:  # noqa: ANN001
+            if self.served > 8 * limit:
+                raise AssertionError("stdin was read far past the input limit")
+            b[:] = b"la " * (len(b) // 3) + b"\n" * (len(b) % 3)
+            self.served += len(b)
+            return len(b)
+
+    pipe = Endless()
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BufferedReader(pipe), encoding="utf-8"))
+    with pytest.raises(typer.Exit) as exit_:
+        cli.emotion_cmd(texts=None, input=Path("-"), sentences=False, batch_size=64)
+    assert exit_.value.exit_code == 2 and "larger than" in capsys.readouterr().err
+    assert pipe.served <= 2 * limit
