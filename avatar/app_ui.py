@@ -109,16 +109,17 @@ def resolve_emotion(preset: str | None, valence: float | None, arousal: float | 
 
 
 def check_seed(seed: float | int | None) -> int:
-    """The seed as an int in [0, 2**31); InputError otherwise."""
+    """The seed as an int in [0, 2**31) (avatar.types.check_seed; None is 0); InputError otherwise."""
+    from avatar.types import check_seed as check
+
     if seed is None:
         return 0
-    try:
-        s = float(seed)
-    except (TypeError, ValueError):
-        raise InputError(f"seed must be a whole number, got {seed!r}") from None
-    if not s.is_integer() or not 0 <= s < 2**31:
-        raise InputError(f"seed must be a whole number in [0, 2147483647], got {seed!r}")
-    return int(s)
+    if isinstance(seed, str):
+        try:
+            seed = float(seed)
+        except ValueError:
+            raise InputError(f"seed must be a whole number, got {seed!r}") from None
+    return check(seed)
 
 
 def compose_voice(voice: str | None, variant: str | None) -> str | None:

@@ -111,9 +111,9 @@ def _tick(progress: Progress | None, stage: str, fraction: float) -> None:
 
 
 def _check_seed(seed: int) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= int(seed) < 2**31:
-        raise InputError(f"seed must be an integer in [0, 2**31), got {seed!r}")
-    return int(seed)
+    from avatar.types import check_seed
+
+    return check_seed(seed)
 
 
 def read_emotion(text: str, vad: VAD | None = None) -> list[SentenceEmotion]:

@@ -27,7 +27,7 @@ def register(app: typer.Typer) -> None:
         dominance: Optional[float] = typer.Option(None, "--dominance", help="Dominance in [-1, 1]."),
         voice: Optional[str] = typer.Option(None, "--voice", help="eSpeak NG voice, e.g. en-us or en-gb+f3 "
                                             "(avatar tts --list-voices)."),
-        seed: int = typer.Option(0, "--seed", help="Same text, settings and seed give the same video."),
+        seed: int = typer.Option(0, "--seed", help="Seed, 0-2147483647: same text, settings and seed give the same video."),
         keep: Optional[Path] = typer.Option(None, "--keep", help="Also write speech.wav, timeline.json, face.json, "
                                             "face.csv, body.bvh and animation.glb into this folder."),
         size: int = typer.Option(512, "--size", help="Video height and width in pixels (even, 64-2160)."),
@@ -45,7 +45,9 @@ def register(app: typer.Typer) -> None:
 
         def run() -> None:
             from avatar.errors import InputError
+            from avatar.types import check_seed
 
+            check_seed(seed)
             if text and input:
                 raise InputError("give the text as arguments or with --input, not both")
             if not text and input is None and audio is None:

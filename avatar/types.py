@@ -19,6 +19,20 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from avatar.errors import InputError
 from avatar.io import atomic_write_text
 
+#: Seeds are whole numbers in [0, SEED_MAX] everywhere (CLI, batch, stream, app, Python API): 31 bits, what every
+#: generator we seed (NumPy, torch, the per-line seeds of a batch) takes, and what a JSON client can send exactly.
+SEED_MAX = 2**31 - 1
+
+
+def check_seed(seed: object) -> int:
+    """The seed as an int in [0, SEED_MAX]; InputError otherwise (the one seed rule of every front end)."""
+    if isinstance(seed, (float, np.floating)) and math.isfinite(seed) and float(seed).is_integer():
+        seed = int(seed)  # 3.0 from a JSON number or a UI field is the seed 3
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= int(seed) <= SEED_MAX:
+        raise InputError(f"seed must be a whole number in [0, {SEED_MAX}], got {seed!r}")
+    return int(seed)
+
+
 def _clear(exc: ValidationError, model: str) -> InputError:
     parts = []
     for err in exc.errors():

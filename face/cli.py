@@ -26,7 +26,7 @@ def register(app: typer.Typer) -> None:
         valence: Optional[float] = typer.Option(None, "--valence", help="Valence in [-1, 1] (default 0)."),
         arousal: Optional[float] = typer.Option(None, "--arousal", help="Arousal in [-1, 1] (default 0)."),
         dominance: Optional[float] = typer.Option(None, "--dominance", help="Dominance in [-1, 1] (default 0)."),
-        seed: int = typer.Option(0, "--seed", help="Same audio, emotion and seed give the same motion."),
+        seed: int = typer.Option(0, "--seed", help="Seed, 0-2147483647: the same audio, emotion and seed give the same motion."),
         guidance: float = typer.Option(2.0, "--guidance", help="Emotion strength (classifier-free guidance, 0-20)."),
         steps: int = typer.Option(10, "--steps", help="Diffusion sampling steps."),
         model: Optional[Path] = typer.Option(None, "--model", help="Trained face model folder (default: the repo's "
@@ -38,7 +38,9 @@ def register(app: typer.Typer) -> None:
 
         def run() -> None:
             from avatar.errors import InputError
+            from avatar.types import check_seed
 
+            check_seed(seed)
             kind = fmt.lower() if fmt else _FORMATS.get(output.suffix.lower())
             if kind not in ("json", "csv"):
                 raise InputError(f"cannot tell the output format of {str(output)!r}: use a .json or .csv name or "

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from avatar.errors import InputError, ModelError
-from avatar.types import ARKIT_BLENDSHAPES, VAD, EmotionTrack, FaceMotion, Timeline
+from avatar.types import ARKIT_BLENDSHAPES, VAD, EmotionTrack, FaceMotion, Timeline, check_seed
 
 if TYPE_CHECKING:
     from avatar.face.lipsync import VisemeNet
@@ -108,6 +108,7 @@ def generate_face(audio: np.ndarray, sample_rate: int, vad: VAD | EmotionTrack |
     from avatar.face.features import compute_features, frames_for
     from avatar.face.sampling import as_numpy_model, sample_motion
 
+    seed = check_seed(seed)
     a = np.asarray(audio)
     if a.dtype.kind != "f":
         raise InputError(f"audio must be float samples in [-1, 1], got dtype {a.dtype}")

@@ -27,7 +27,7 @@ def register(app: typer.Typer) -> None:
         valence: Optional[float] = typer.Option(None, "--valence", help="Valence in [-1, 1] (default 0)."),
         arousal: Optional[float] = typer.Option(None, "--arousal", help="Arousal in [-1, 1] (default 0)."),
         dominance: Optional[float] = typer.Option(None, "--dominance", help="Dominance in [-1, 1] (default 0)."),
-        seed: int = typer.Option(0, "--seed", min=0, help="Sampling seed: the same inputs and seed give the same motion."),
+        seed: int = typer.Option(0, "--seed", help="Seed, 0-2147483647: the same inputs and seed give the same motion."),
         guidance: float = typer.Option(
             1.5, "--guidance", help="Emotion strength (classifier-free guidance on VAD, 0..10; 1 = plain model)."),
         steps: int = typer.Option(10, "--steps", min=1, max=200, help="Diffusion sampling steps."),
@@ -42,7 +42,9 @@ def register(app: typer.Typer) -> None:
 
         def run() -> None:
             from avatar.errors import InputError
+            from avatar.types import check_seed
 
+            check_seed(seed)
             if audio is None:
                 raise InputError("give the speech audio with --audio IN.wav")
             if output is None:

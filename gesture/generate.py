@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from avatar.errors import InputError, ModelError
-from avatar.types import BodyMotion, Timeline
+from avatar.types import BodyMotion, Timeline, check_seed
 
 from .prosody import FEATURE_NAMES, prosody_features
 from .teacher import VadLike, vad_per_frame
@@ -69,8 +69,7 @@ def generate_gesture(
     scheduler: str = "ddim",
 ) -> BodyMotion:
     """Body motion for mono speech `audio` at `sr` Hz: VAD (VAD, EmotionTrack, [T, 3] or None), seed, model."""
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= int(seed) < 2**63:
-        raise InputError(f"seed must be a non-negative integer, got {seed!r}")
+    seed = check_seed(seed)
     if isinstance(sr, bool) or not isinstance(sr, (int, np.integer)) or sr <= 0:
         raise InputError(f"sample rate must be a positive integer, got {sr!r}")
     if timeline is not None and not isinstance(timeline, Timeline):

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from avatar.errors import InputError
-from avatar.types import VAD, BodyMotion, EmotionTrack, Timeline
+from avatar.types import VAD, BodyMotion, EmotionTrack, Timeline, check_seed
 
 from .kinematics import leg_ik
 from .prosody import ProsodyFeatures, prosody_features, stress_events
@@ -311,8 +311,7 @@ def teacher_motion(
         raise InputError(f"prosody features are at {feat.fps} fps, asked for {fps}")
     if not np.isfinite(duration) or duration <= 0:
         raise InputError(f"duration must be positive, got {duration}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise InputError(f"seed must be a non-negative integer, got {seed!r}")
+    seed = check_seed(seed)
     n = max(1, int(round(duration * fps)))
     t = np.arange(n) / fps
     rng = np.random.default_rng(int(seed))

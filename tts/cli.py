@@ -28,7 +28,7 @@ def register(app: typer.Typer) -> None:
             help="espeak: a voice or language, optionally with a variant (en-us, de, fr+f3); coqui: a model folder."),
         timeline: Optional[Path] = typer.Option(None, "--timeline", help="Also write the timeline JSON here."),
         list_voices: bool = typer.Option(False, "--list-voices", help="List the backend's voices and exit."),
-        seed: int = typer.Option(0, "--seed", help="Seed for backends that sample (coqui); espeak is deterministic."),
+        seed: int = typer.Option(0, "--seed", help="Seed, 0-2147483647, for backends that sample (coqui); espeak is deterministic."),
     ) -> None:
         """Speak TEXT with emotion into a WAV file (and a timeline JSON).
 
@@ -39,7 +39,9 @@ def register(app: typer.Typer) -> None:
         def run() -> None:
             from avatar.errors import InputError
             from avatar.tts.base import get_backend
+            from avatar.types import check_seed
 
+            check_seed(seed)
             if list_voices:
                 _print_voices(get_backend(backend))
                 return

@@ -26,7 +26,7 @@ def register(app: typer.Typer) -> None:
         ray_address: Optional[str] = typer.Option(
             None, "--ray-address", help="Ray cluster to join (e.g. auto, or ray://HEAD:10001); default: a local Ray."),
         resume: bool = typer.Option(False, "--resume", help="Skip lines whose outputs are complete for the same input."),
-        seed: int = typer.Option(0, "--seed", min=0, max=2**31 - 1, help="Global seed (each line derives its own)."),
+        seed: int = typer.Option(0, "--seed", help="Global seed, 0-2147483647 (each line derives its own)."),
         scene: bool = typer.Option(False, "--scene", help="Also write OUTDIR/scene.mp4: the clips in script order."),
         characters: Optional[Path] = typer.Option(
             None, "--characters", help="YAML/JSON file with `characters:` (for JSONL and CSV scripts)."),
@@ -52,12 +52,14 @@ def register(app: typer.Typer) -> None:
         def run() -> None:
             nonlocal code
             from avatar.errors import InputError
+            from avatar.types import check_seed
 
             from .plan import RenderSettings
             from .render import PipelineRenderer
             from .runner import run_batch
             from .script import load_script
 
+            check_seed(seed)
             if output is None:
                 raise InputError("give the output folder with -o OUTDIR")
             if executor not in ("local", "ray"):

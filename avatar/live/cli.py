@@ -44,7 +44,7 @@ def register(app: typer.Typer) -> None:
                                         help="VMC expression names: vrm0 (A, Joy) or vrm1 (aa, happy)."),
         no_arkit: bool = typer.Option(False, "--no-arkit", help="Do not send the 52 ARKit shapes over VMC."),
         arkit_case: str = typer.Option("apple", "--arkit-case", help="apple (eyeBlinkLeft) or upper (EyeBlinkLeft)."),
-        seed: int = typer.Option(0, "--seed", min=0, help="Seed of the idle and the motion."),
+        seed: int = typer.Option(0, "--seed", help="Seed of the idle and the motion, 0-2147483647."),
     ) -> None:
         """Drive an avatar live: one line of text per stdin line, or a JSON control line (say, audio FILE, emotion,
         stop); prints `ready` once frames are going out."""

@@ -71,6 +71,9 @@ class StreamConfig:
     lead: float = 0.02  # seconds between a clip being ready and its start (at least one frame + 5 ms)
 
     def __post_init__(self) -> None:
+        from avatar.types import check_seed
+
+        self.seed = check_seed(self.seed)
         if self.model_steps is not None and not 1 <= int(self.model_steps) <= 100:
             raise InputError(f"model steps must be in 1..100, got {self.model_steps!r}")
         if self.motion not in ("auto", "model", "procedural"):
