@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +33,14 @@ log = logging.getLogger(__name__)
 Progress = Callable[[str, float], None]
 STAGES = ("emotion", "speech", "face", "body", "render")
 VIDEO_FPS = 30.0
-DEFAULT_AVATAR = Path(__file__).resolve().parents[1] / "weights" / "avatars" / "default.glb"
+
+
+def __getattr__(name: str) -> Path:
+    if name == "DEFAULT_AVATAR":  # the registry's default avatar, read when asked ($AVATAR_MODEL_AVATARS)
+        from avatar.weights import default_avatar
+
+        return default_avatar()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 FRAMINGS = ("portrait", "full")
 ANTIALIAS = ("msaa", "fxaa", "none")
 DEFAULT_ANTIALIAS = "fxaa"  # 4x MSAA costs ~1.5x the render time (bench/pipeline_bench.py)
@@ -73,28 +79,19 @@ class SayResult:
 class _Models:
     """The face and gesture models, loaded on first use and shared by every call in this process."""
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._loaded: dict[tuple[str, str], object] = {}
-
-    def _get(self, kind: str, folder: str | os.PathLike[str] | None, default: Path, load: Callable) -> object:
-        key = (kind, str(Path(folder or default).resolve()))
-        with self._lock:
-            if key not in self._loaded:
-                self._loaded[key] = load(key[1])
-            return self._loaded[key]
-
     def face(self, folder: str | os.PathLike[str] | None = None):  # noqa: ANN201 - a FaceDenoiser
-        """The face model from `folder` (default weights/face)."""
-        from avatar.face.generate import DEFAULT_MODEL_DIR, load_face_model
+        """The face model from `folder` (default: the registry's model_dir("face"))."""
+        from avatar.face.generate import load_face_model
+        from avatar.weights import cached, resolve
 
-        return self._get("face", folder, DEFAULT_MODEL_DIR, load_face_model)
+        return cached("face", resolve("face", folder), load_face_model)
 
     def gesture(self, folder: str | os.PathLike[str] | None = None):  # noqa: ANN201 - a GestureDenoiser
-        """The gesture model from `folder` (default weights/gesture)."""
-        from avatar.gesture.generate import DEFAULT_MODEL_DIR, load_gesture_model
+        """The gesture model from `folder` (default: the registry's model_dir("gesture"))."""
+        from avatar.gesture.generate import load_gesture_model
+        from avatar.weights import cached, resolve
 
-        return self._get("gesture", folder, DEFAULT_MODEL_DIR, load_gesture_model)
+        return cached("gesture", resolve("gesture", folder), load_gesture_model)
 
 
 _MODELS = _Models()

@@ -58,9 +58,9 @@ def register(app: typer.Typer) -> None:
                 if not timeline.is_file():
                     raise InputError(f"timeline file not found: {timeline}")
                 tl = Timeline.from_json(timeline)
-            from avatar.face.generate import DEFAULT_MODEL_DIR, generate_face, load_face_model
+            from avatar.face.generate import generate_face, load_face_model
 
-            net = load_face_model(DEFAULT_MODEL_DIR if model is None else model)
+            net = load_face_model(model)
             face = generate_face(samples, sr, vad=vad, timeline=tl, seed=seed, model=net,
                                  guidance=guidance, steps=steps)
             if kind == "json":

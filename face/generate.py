@@ -31,8 +31,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Where `avatar face` and the pipeline look for the trained face model (the repo's weights/, as avatar.emotion).
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "weights" / "face"
 #: How to make it (shown when it is missing).
 TRAIN_COMMAND = (".venv/bin/python -m avatar.tts.corpus --out data/corpus --clips 2000 && "
                  ".venv/bin/python -m avatar.face.train --data data/corpus --out weights/face")
@@ -47,10 +45,20 @@ def check_model_dir(folder: str | os.PathLike[str]) -> Path:
     return p
 
 
-def load_face_model(folder: str | os.PathLike[str] = DEFAULT_MODEL_DIR) -> "FaceDenoiserNP":
-    """Load the face denoiser for inference (NumPy, no torch) from a model folder (ModelError naming the
-    training command when missing)."""
-    folder = check_model_dir(folder)
+def __getattr__(name: str) -> Path:
+    if name == "DEFAULT_MODEL_DIR":  # older callers: the registry's folder, read when asked ($AVATAR_MODEL_FACE)
+        from avatar.weights import model_dir
+
+        return model_dir("face")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def load_face_model(folder: str | os.PathLike[str] | None = None) -> "FaceDenoiserNP":
+    """Load the face denoiser for inference (NumPy, no torch) from a model folder (default: the registry's
+    `model_dir("face")`; ModelError naming the training command when missing)."""
+    from avatar.weights import resolve
+
+    folder = check_model_dir(resolve("face", folder))
     from avatar.face.sampling import FaceDenoiserNP
 
     return FaceDenoiserNP.from_pretrained(folder)
@@ -116,7 +124,7 @@ def generate_face(audio: np.ndarray, sample_rate: int, vad: VAD | EmotionTrack |
     if a.size == 0:
         raise InputError("the audio is empty")
     if model is None or isinstance(model, (str, os.PathLike)):
-        net = load_face_model(DEFAULT_MODEL_DIR if model is None else model)
+        net = load_face_model(model)
     else:
         net = as_numpy_model(model)
     fps = net.config.fps
@@ -145,27 +153,17 @@ def lip_model(lips: "VisemeNetNP | VisemeNet | str | os.PathLike[str] | bool | N
     a warning and None when it is missing; True: ModelError), a folder, a network as it is, False none."""
     if lips is False:
         return None
-    from avatar.face.viseme_net import DEFAULT_MODEL_DIR as LIPS_DIR
     from avatar.face.viseme_net import VisemeNetNP, as_numpy_net, load_viseme_net
+    from avatar.weights import cached, model_dir
 
     if isinstance(lips, VisemeNetNP) or hasattr(lips, "state_dict"):
         return as_numpy_net(lips)
     if lips is None or lips is True:
+        LIPS_DIR = model_dir("lipsync")  # noqa: N806 - read per call: $AVATAR_MODEL_LIPSYNC may change
         if not (LIPS_DIR / "model.safetensors").is_file():
             if lips is True:
                 return load_viseme_net(LIPS_DIR)  # raises, naming the training command
             log.warning("no lip sync model in %s: the mouth is the diffusion model's own", LIPS_DIR)
             return None
-        return _cached_lips(str(LIPS_DIR))
-    return _cached_lips(str(Path(lips).resolve()))
-
-
-_LIPS: dict[str, "VisemeNetNP"] = {}
-
-
-def _cached_lips(folder: str) -> "VisemeNetNP":
-    from avatar.face.viseme_net import load_viseme_net
-
-    if folder not in _LIPS:
-        _LIPS[folder] = load_viseme_net(folder)
-    return _LIPS[folder]
+        return cached("lipsync", LIPS_DIR, load_viseme_net)
+    return cached("lipsync", Path(lips), load_viseme_net)

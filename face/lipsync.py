@@ -37,7 +37,7 @@ from avatar.errors import InputError
 from avatar.pretrained import PretrainedMixin
 from avatar.types import VISEMES, Timeline
 
-from .viseme_net import (DEFAULT_MODEL_DIR, LipSyncConfig, VisemeNetNP, check_config, check_model_dir,  # noqa: F401
+from .viseme_net import (LipSyncConfig, VisemeNetNP, check_config, check_model_dir,  # noqa: F401
                          estimate_timeline, layer_dilation, load_viseme_net, viseme_posteriors)
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,7 @@ class VisemeNet(PretrainedMixin, nn.Module):
         return "# Viseme network (avatar.face.lipsync)\n\nUntrained weights: train with `python -m avatar.face.lipsync`.\n"
 
 
-def load_lipsync(folder: str | os.PathLike[str] = DEFAULT_MODEL_DIR) -> VisemeNet:
+def load_lipsync(folder: str | os.PathLike[str] | None = None) -> VisemeNet:
     """Load the torch viseme network, to train on or compare with (inference: viseme_net.load_viseme_net)."""
     return VisemeNet.from_pretrained(check_model_dir(folder)).eval()
 

@@ -19,8 +19,14 @@ from avatar import npnn
 from avatar.errors import InputError, ModelError
 from avatar.types import VISEMES, Phoneme, Timeline
 
-#: Where `generate_face` looks for the trained viseme network.
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "weights" / "lipsync"
+
+
+def __getattr__(name: str) -> Path:
+    if name == "DEFAULT_MODEL_DIR":  # older callers: the registry's folder, read when asked ($AVATAR_MODEL_LIPSYNC)
+        from avatar.weights import model_dir
+
+        return model_dir("lipsync")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass
@@ -88,9 +94,12 @@ class VisemeNetNP(npnn.NumpyTwin):
         return npnn.linear(h.transpose(0, 2, 1), p, "out")
 
 
-def load_viseme_net(folder: str | os.PathLike[str] = DEFAULT_MODEL_DIR) -> VisemeNetNP:
-    """Load the viseme network for inference (NumPy, no torch); ModelError naming the training command if missing."""
-    return VisemeNetNP.from_pretrained(check_model_dir(folder))
+def load_viseme_net(folder: str | os.PathLike[str] | None = None) -> VisemeNetNP:
+    """Load the viseme network for inference (NumPy, no torch) from `folder` (default: the registry's
+    `model_dir("lipsync")`); ModelError naming the training command if missing."""
+    from avatar.weights import resolve
+
+    return VisemeNetNP.from_pretrained(check_model_dir(resolve("lipsync", folder)))
 
 
 def as_numpy_net(net: Any) -> Any:

@@ -32,7 +32,7 @@ def register(app: typer.Typer) -> None:
             1.5, "--guidance", help="Emotion strength (classifier-free guidance on VAD, 0..10; 1 = plain model)."),
         steps: int = typer.Option(10, "--steps", min=1, max=200, help="Diffusion sampling steps."),
         model: Optional[Path] = typer.Option(
-            None, "--model", help="Model folder (default weights/gesture, or $AVATAR_GESTURE_MODEL)."),
+            None, "--model", help="Model folder (default $AVATAR_MODEL_GESTURE, else the shipped weights/gesture)."),
     ) -> None:
         """Generate body motion for speech audio and write it as BVH (.bvh) or binary glTF (.glb).
 

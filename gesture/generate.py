@@ -29,8 +29,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Where the trained weights live in a checkout; AVATAR_GESTURE_MODEL overrides.
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "weights" / "gesture"
 #: How to make the weights, quoted in the error when they are missing.
 TRAIN_COMMAND = (".venv/bin/python -m avatar.tts.corpus --out data/corpus && "
                  ".venv/bin/python -m avatar.gesture.train --wav-dir data/corpus --out weights/gesture")
@@ -40,9 +38,17 @@ DEFAULT_STEPS = 10
 
 
 def default_model_dir() -> Path:
-    """The gesture model folder: $AVATAR_GESTURE_MODEL, else weights/gesture in the checkout."""
-    env = os.environ.get("AVATAR_GESTURE_MODEL")
-    return Path(env) if env else DEFAULT_MODEL_DIR
+    """The gesture model folder: the registry's `model_dir("gesture")` ($AVATAR_MODEL_GESTURE, else the
+    shipped weights)."""
+    from avatar.weights import model_dir
+
+    return model_dir("gesture")
+
+
+def __getattr__(name: str) -> Path:
+    if name == "DEFAULT_MODEL_DIR":  # older callers: the registry's folder, read when asked
+        return default_model_dir()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def load_gesture_model(folder: str | os.PathLike[str] | None = None) -> GestureDenoiserNP:

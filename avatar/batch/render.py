@@ -93,10 +93,9 @@ class PipelineRenderer:
         return state
 
     def _model_dirs(self) -> tuple[Path, Path]:
-        from avatar.face.generate import DEFAULT_MODEL_DIR as FACE
-        from avatar.gesture.generate import DEFAULT_MODEL_DIR as GESTURE
+        from avatar.weights import resolve
 
-        return Path(self.face_model or FACE), Path(self.gesture_model or GESTURE)
+        return resolve("face", self.face_model), resolve("gesture", self.gesture_model)
 
     def fingerprint(self) -> dict[str, Any]:
         """Versions of everything that shapes a clip besides the line itself (part of each input hash).
@@ -104,7 +103,7 @@ class PipelineRenderer:
         Raises ModelError (with the training command) when a model is missing, before any work starts.
         """
         from avatar.face.generate import check_model_dir
-        from avatar.pipeline import DEFAULT_AVATAR
+        from avatar.weights import default_avatar
 
         face, gesture = self._model_dirs()
         check_model_dir(face)
@@ -119,7 +118,7 @@ class PipelineRenderer:
             "espeakng-loader": _dist_version("espeakng-loader"),  # the speech synthesiser and its voices
             "face": _folder_version(face),
             "gesture": _folder_version(gesture),
-            "default_avatar": file_sha256(DEFAULT_AVATAR),
+            "default_avatar": file_sha256(default_avatar()),
         }
 
     def setup(self) -> None:

@@ -28,8 +28,14 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Where the trained weights live in a checkout; AVATAR_EMOTION_MODEL overrides.
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[2] / "weights" / "emotion"
+
+
+def __getattr__(name: str) -> Path:
+    if name == "DEFAULT_MODEL_DIR":  # older callers: the registry's folder, read when asked ($AVATAR_MODEL_EMOTION)
+        from avatar.weights import model_dir
+
+        return model_dir("emotion")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class EmotionAnalyzer:
@@ -42,7 +48,9 @@ class EmotionAnalyzer:
         from avatar.emotion.regressor import EmotionRegressor
         from avatar.npnn import blas_threads
 
-        folder = Path(model_dir or os.environ.get("AVATAR_EMOTION_MODEL") or DEFAULT_MODEL_DIR)
+        from avatar.weights import resolve
+
+        folder = resolve("emotion", model_dir)
         if not (folder / "model.safetensors").exists():
             raise ModelError(
                 f"no emotion model at {folder}; train one with `python -m avatar.emotion.train` (see docs/emotion.md)"

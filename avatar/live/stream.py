@@ -265,11 +265,10 @@ class LiveStream:
             self.analyzer = default_analyzer()
             self.analyzer.analyze("Hello.")
         self._load_models()
-        from avatar.face.viseme_net import DEFAULT_MODEL_DIR as LIPS_DIR
         from avatar.face.viseme_net import load_viseme_net
 
         try:  # a few ms: loaded up front so that the first audio line is not slower than the others
-            self.lip_net = load_viseme_net(LIPS_DIR)
+            self.lip_net = load_viseme_net()
         except ModelError as exc:
             log.warning("live: %s; audio lines will move the mouth only with the motion models", exc)
         from avatar.face.teacher import teacher_motion as face_teacher
@@ -289,15 +288,15 @@ class LiveStream:
         self.idle.block(0)
 
     def _load_models(self) -> None:
-        from avatar.face.generate import DEFAULT_MODEL_DIR as FACE_DIR
         from avatar.face.generate import load_face_model
-        from avatar.gesture.generate import default_model_dir, load_gesture_model
+        from avatar.gesture.generate import load_gesture_model
+        from avatar.weights import resolve
 
         cfg = self.config
         if cfg.motion == "procedural":
             return
-        face_dir = Path(cfg.face_model) if cfg.face_model else FACE_DIR
-        gest_dir = Path(cfg.gesture_model) if cfg.gesture_model else default_model_dir()
+        face_dir = resolve("face", cfg.face_model)
+        gest_dir = resolve("gesture", cfg.gesture_model)
         try:
             self.face_net = load_face_model(face_dir)
             self.gesture_net = load_gesture_model(gest_dir)

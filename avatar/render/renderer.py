@@ -379,10 +379,10 @@ def gl_context_opened() -> bool:
 
 
 def default_avatar_path() -> Path:
-    """The shipped default avatar (weights/avatars/default.glb)."""
-    from .make_default import DEFAULT_PATH
+    """The shipped default avatar (the registry's `default_avatar()`: weights/avatars/default.glb)."""
+    from avatar.weights import default_avatar
 
-    return DEFAULT_PATH
+    return default_avatar()
 
 
 def avatar_source(avatar: Avatar | str | os.PathLike[str] | None) -> Avatar | Path:

@@ -1,0 +1,151 @@
+"""The one model runtime: every trained network runs its `model.onnx` in onnxruntime through `OnnxModel`.
+
+Sessions are set up for an engine that shares its cores with render workers, batch workers and other
+processes: one intra-op thread by default ($AVATAR_ONNX_THREADS or `threads=` to change it), thread-pool
+spinning off (`session.intra_op.allow_spinning=0`; a spinning pool made small forward passes many times slower
+whenever the other core was busy), sequential execution, CPU provider only. Only `.onnx` files are loaded
+(nothing is unpickled). `import onnxruntime` costs a new process about 0.1-0.4 s against torch's 2-3 s, and the
+same graphs run in game engines (Unity Sentis, Unreal NNE).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from avatar.errors import InputError, ModelError
+
+log = logging.getLogger(__name__)
+
+#: Environment variable for the intra-op thread count of every session (default 1).
+THREADS_ENV = "AVATAR_ONNX_THREADS"
+#: The file name of a model folder's inference graph.
+ONNX_FILE = "model.onnx"
+#: Largest graph we load (every shipped model is under 50 MB): bounds memory before anything is parsed.
+MAX_BYTES = 512 * 2**20
+
+#: ONNX element types -> NumPy dtypes, for the inputs we feed.
+_DTYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(float16)": np.float16,
+           "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(bool)": np.bool_,
+           "tensor(uint8)": np.uint8, "tensor(int8)": np.int8}
+
+
+def default_threads() -> int:
+    """Intra-op threads per session: $AVATAR_ONNX_THREADS (a positive integer), else 1."""
+    raw = os.environ.get(THREADS_ENV, "").strip()
+    if not raw:
+        return 1
+    try:
+        n = int(raw)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise InputError(f"{THREADS_ENV} must be a positive integer, got {raw!r}")
+    return n
+
+
+def session_options(threads: int | None = None) -> Any:
+    """onnxruntime SessionOptions for our sessions: `threads` intra-op threads (default `default_threads()`),
+    one inter-op thread, spinning off, sequential execution, all graph optimisations."""
+    import onnxruntime as ort
+
+    n = default_threads() if threads is None else int(threads)
+    if n < 1:
+        raise InputError(f"threads must be a positive integer, got {threads!r}")
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = n
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    so.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    so.log_severity_level = 3  # errors only: ORT's warnings go to stderr, outside logging
+    return so
+
+
+def onnx_path(path: str | os.PathLike[str]) -> Path:
+    """The graph file for `path`: a model folder's model.onnx, or an .onnx file itself (ModelError otherwise)."""
+    p = Path(path)
+    if p.is_dir() or not p.suffix:  # a model folder (or a missing one): its model.onnx
+        p = p / ONNX_FILE
+    if p.suffix.lower() != ".onnx":
+        raise ModelError(f"only ONNX graphs (.onnx) are loaded, got {p.name!r}")
+    if not p.is_file():
+        raise ModelError(f"no ONNX graph at {p} (export it with the model's training command, see its README.md)")
+    size = p.stat().st_size
+    if size > MAX_BYTES:
+        raise ModelError(f"{p} is {size / 2**20:.0f} MB, over the {MAX_BYTES // 2**20} MB limit for a model graph")
+    return p
+
+
+class OnnxModel:
+    """An ONNX graph in an onnxruntime session: `model(x=..., t=...)` gives the first output, `run` all of them.
+
+    Inputs are checked by name and cast to the graph's declared element type; sessions are safe to call from
+    several threads at once (onnxruntime's `run` is).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        self.path = onnx_path(path)
+        self.threads = default_threads() if threads is None else int(threads)
+        try:
+            self.session = ort.InferenceSession(str(self.path), sess_options=session_options(self.threads),
+                                                providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
+            raise ModelError(f"cannot load {self.path}: {str(exc).splitlines()[0] if str(exc) else exc!r}") from None
+        self.inputs = {i.name: _DTYPES.get(i.type, np.float32) for i in self.session.get_inputs()}
+        self.input_shapes = {i.name: tuple(i.shape) for i in self.session.get_inputs()}
+        self.outputs = [o.name for o in self.session.get_outputs()]
+        meta = self.session.get_modelmeta()
+        #: The graph's metadata_props (export writes the model's class name and format version there).
+        self.metadata: dict[str, str] = dict(meta.custom_metadata_map or {})
+
+    def feed(self, inputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """`inputs` as the session takes them: every declared input present, no others, each in its dtype."""
+        missing = [k for k in self.inputs if k not in inputs]
+        extra = [k for k in inputs if k not in self.inputs]
+        if missing or extra:
+            raise InputError(f"{self.path.parent.name}/{self.path.name} takes inputs {list(self.inputs)}; "
+                             f"missing {missing}, unknown {extra}")
+        return {k: np.ascontiguousarray(inputs[k], dtype=dt) for k, dt in self.inputs.items()}
+
+    def run(self, inputs: Mapping[str, Any], outputs: list[str] | None = None) -> dict[str, np.ndarray]:
+        """Every output (or the named ones) by name."""
+        names = outputs or self.outputs
+        try:
+            values = self.session.run(names, self.feed(inputs))
+        except InputError:
+            raise
+        except Exception as exc:  # shape mismatches surface as onnxruntime errors
+            raise InputError(f"{self.path.name}: {str(exc).splitlines()[0]}") from None
+        return dict(zip(names, values))
+
+    def __call__(self, **inputs: Any) -> np.ndarray:
+        """The first output for keyword inputs."""
+        return self.run(inputs, self.outputs[:1])[self.outputs[0]]
+
+    def __repr__(self) -> str:
+        return f"OnnxModel({str(self.path)!r}, threads={self.threads})"
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A session does not pickle; a worker process that receives the model opens the graph again.
+        return {"path": str(self.path), "threads": self.threads}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["path"], state["threads"])  # type: ignore[misc]
+
+
+def load_onnx(path: str | os.PathLike[str], threads: int | None = None) -> OnnxModel:
+    """The session for a model folder or .onnx file, opened once per (file, threads) in this process (the
+    registry's one cache, avatar.weights.cached)."""
+    from avatar.weights import cached
+
+    p = onnx_path(path)
+    n = default_threads() if threads is None else int(threads)
+    return cached(f"onnx/{n}", p, lambda resolved: OnnxModel(resolved, n))
