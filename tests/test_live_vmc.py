@@ -214,3 +214,38 @@ def test_missing_receiver_never_blocks() -> None:
     # Each send is a non-blocking sendto: about a millisecond, never a wait for the (absent) receiver (the
     # median, as a starved machine may preempt the thread inside a few of them).
     assert np.median(durations) < 0.02 and elapsed < 30
+
+
+def test_vmc_targets_are_numeric_or_localhost_unless_resolving_is_asked_for(monkeypatch) -> None:
+    import socket
+
+    asked: list[str] = []
+    real = socket.getaddrinfo
+
+    def spy(host, *a, **kw):  # noqa: ANN001, ANN002, ANN003, ANN202
+        if not kw.get("flags", 0) & socket.AI_NUMERICHOST:
+            asked.append(host)  # a lookup that may go to DNS
+        return real(host, *a, **kw)
+
+    monkeypatch.setattr(socket, "getaddrinfo", spy)
+    for bad in ("foo", "foo:39539", "my-pc.local:1234"):
+        with pytest.raises(InputError, match="--vmc-resolve"):
+            parse_hostport(bad)
+    assert parse_hostport("[::1]:39540") == ("::1", 39540)
+    assert parse_hostport("foo:39539", names=True) == ("foo", 39539)
+    for host in ("127.0.0.1", "localhost", "::1"):
+        VMCSender(host, 39539).close()
+    with pytest.raises(InputError, match="cannot resolve"):
+        VMCSender("foo", 39539)  # not numeric: refused without a lookup
+    assert asked == []
+
+
+def test_cli_stream_refuses_a_host_name_without_looking_it_up() -> None:
+    import os
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "avatar.cli", "stream", "--vmc", "foo", "--no-play"], input="",
+                          capture_output=True, text=True, timeout=60, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert proc.returncode == 2 and proc.stderr.startswith("error: --vmc 'foo': 'foo' is not a numeric address")
+    assert len(proc.stderr.strip().splitlines()) == 1

@@ -22,6 +22,9 @@ def register(app: typer.Typer) -> None:
         vmc: Optional[str] = typer.Option(None, "--vmc", metavar="HOST:PORT",
                                           help="Send VMC protocol (OSC/UDP) to this receiver "
                                                "(default 127.0.0.1:39539 when --ws is not given)."),
+        vmc_resolve: bool = typer.Option(False, "--vmc-resolve",
+                                         help="Let --vmc name a host to look up (DNS); else only a numeric "
+                                              "address or localhost."),
         ws: Optional[int] = typer.Option(None, "--ws", min=0, max=65535, metavar="PORT",
                                          help="Serve the WebSocket stream on this port (0: any free port)."),
         ws_host: str = typer.Option("127.0.0.1", "--ws-host", help="Interface the WebSocket server binds."),
@@ -66,8 +69,8 @@ def register(app: typer.Typer) -> None:
             closers = []
             try:
                 if target is not None:
-                    host, port = parse_hostport(target)
-                    sender = VMCSender(host, port, opts)
+                    host, port = parse_hostport(target, names=vmc_resolve)
+                    sender = VMCSender(host, port, opts, resolve=vmc_resolve)
                     stream.sinks.append(sender)
                     closers.append(sender.close)
                 stream.load()

@@ -53,8 +53,9 @@ EYE_OFFSETS: dict[str, tuple[float, float, float]] = {"leftEye": (0.032, 0.06, 0
                                                        "rightEye": (-0.032, 0.06, 0.075)}
 
 
-def parse_hostport(text: str, default_port: int = DEFAULT_PORT) -> tuple[str, int]:
-    """'HOST:PORT', 'HOST' or ':PORT' -> (host, port); InputError when malformed."""
+def parse_hostport(text: str, default_port: int = DEFAULT_PORT, names: bool = False) -> tuple[str, int]:
+    """'HOST:PORT', 'HOST' or ':PORT' -> (host, port); InputError when malformed. HOST is a numeric address or
+    `localhost` unless `names` (`--vmc-resolve`): a typo must not become a DNS query for a name on the network."""
     s = str(text).strip()
     if not s:
         raise InputError("empty --vmc target; use HOST:PORT, e.g. 127.0.0.1:39539")
@@ -69,6 +70,14 @@ def parse_hostport(text: str, default_port: int = DEFAULT_PORT) -> tuple[str, in
     host = host.strip("[]") or "127.0.0.1"
     if not 1 <= port <= 65535:
         raise InputError(f"port must be in 1..65535, got {port}")
+    if not names and host.lower() != "localhost":
+        import ipaddress
+
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            raise InputError(f"--vmc {text!r}: {host!r} is not a numeric address (e.g. 127.0.0.1, ::1) or "
+                             "localhost; add --vmc-resolve to look a host name up") from None
     return host, port
 
 
@@ -172,10 +181,13 @@ class VMCSender:
     options: VMCOptions = field(default_factory=VMCOptions)
     sent: int = 0
     errors: int = 0
+    resolve: bool = False  # look host names up (DNS); else only numeric addresses and localhost
 
     def __post_init__(self) -> None:
+        host = "127.0.0.1" if self.host.lower() == "localhost" else self.host
+        flags = 0 if self.resolve else socket.AI_NUMERICHOST  # never a DNS query unless asked for
         try:
-            infos = socket.getaddrinfo(self.host, self.port, type=socket.SOCK_DGRAM)
+            infos = socket.getaddrinfo(host, self.port, type=socket.SOCK_DGRAM, flags=flags)
         except socket.gaierror as exc:
             raise InputError(f"cannot resolve VMC host {self.host!r}: {exc}") from None
         family, _, _, _, addr = infos[0]

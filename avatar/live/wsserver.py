@@ -2,9 +2,11 @@
 
 Runs an asyncio loop (websockets' asyncio server) in its own thread. The frame loop hands each frame and
 audio chunk over with `call_soon_threadsafe`, never waiting. Every client has a bounded queue: when it is
-full the oldest message is dropped, and a client whose queue stays full for `slow_after` seconds is
-disconnected (close code 1013, "try again later"), so one slow browser never holds back the others or the
-engine. Wire format: docs/live.md.
+full the oldest message is dropped, and a client whose queue stays full, or whose send has not completed, for
+`slow_after` seconds is disconnected (close code 1013, "try again later"), so one slow browser never holds back
+the others or the engine. The socket's send buffer is kept small (SEND_BUFFER): with the kernel's default
+autotuning (up to 4 MB) a client that stopped reading went on "accepting" 30-45 s of frames before it was noticed.
+Wire format: docs/live.md.
 """
 
 from __future__ import annotations
@@ -27,6 +29,12 @@ log = logging.getLogger(__name__)
 #: Binary audio message: magic, first sample index (uint64, little-endian), then int16 little-endian samples.
 AUDIO_MAGIC = b"PCM1"
 AUDIO_HEADER = struct.Struct("<4sQ")
+#: Largest message the server reads. A control message over avatar.live.stream.MAX_CONTROL_BYTES (64 KiB) gets an
+#: error reply and the connection stays open; one over this is not read at all: the connection closes with 1009.
+MAX_MESSAGE_BYTES = 1024 * 1024
+#: Kernel send buffer and websockets' write buffer per client (bytes): about 0.2-0.5 s of the stream, so that a
+#: client that stops reading shows as a send that does not complete, within `slow_after` seconds.
+SEND_BUFFER = 64 * 1024
 
 
 def audio_message(first_sample: int, samples: np.ndarray) -> bytes:
@@ -52,6 +60,7 @@ class ClientQueue:
         self.maxsize = int(maxsize)
         self.dropped = 0
         self.full_since: float | None = None
+        self.sending_since: float | None = None  # when the send in progress began (None: none in progress)
         self._now = now
         self.event = asyncio.Event()
 
@@ -68,8 +77,30 @@ class ClientQueue:
         self.event.set()
 
     def too_slow(self, limit: float) -> bool:
-        """True when the queue has stayed full for more than `limit` seconds."""
-        return self.full_since is not None and self._now() - self.full_since > limit
+        """True when the queue has stayed full, or one send has waited on the client, for more than `limit` s."""
+        now = self._now()
+        return any(since is not None and now - since > limit for since in (self.full_since, self.sending_since))
+
+    async def send(self, ws) -> None:  # noqa: ANN001 - a websockets connection
+        """Send the oldest queued message to `ws`, timing the send (too_slow watches it)."""
+        msg = self.items.popleft()
+        self.sending_since = self._now()
+        try:
+            await ws.send(msg)
+        finally:
+            self.sending_since = None
+
+
+def _small_send_buffer(ws) -> None:  # noqa: ANN001 - a websockets connection
+    """Cap the kernel's send buffer for this client (see SEND_BUFFER); a transport without a socket is left alone."""
+    import socket
+
+    sock = ws.transport.get_extra_info("socket") if getattr(ws, "transport", None) is not None else None
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
+        except OSError as exc:  # not fatal: the client is still dropped, only later
+            log.debug("live: cannot set SO_SNDBUF: %s", exc)
 
 
 class WebSocketHub:
@@ -134,10 +165,11 @@ class WebSocketHub:
                 q.event.clear()
                 await q.event.wait()
                 continue
-            await ws.send(q.items.popleft())
+            await q.send(ws)
 
     async def _handler(self, ws) -> None:  # noqa: ANN001
         q = ClientQueue(self.queue_size)
+        _small_send_buffer(ws)
         q.offer(json.dumps({"type": "hello", **self.hello}))
         self.clients[ws] = q
         writer = asyncio.ensure_future(self._writer(ws, q))
@@ -167,7 +199,8 @@ class WebSocketHub:
         from websockets.asyncio.server import serve
 
         self._stop = asyncio.get_running_loop().create_future()
-        async with serve(self._handler, self.host, self.port, max_size=64 * 1024, max_queue=16) as server:
+        async with serve(self._handler, self.host, self.port, max_size=MAX_MESSAGE_BYTES, max_queue=8,
+                         write_limit=SEND_BUFFER) as server:
             self.port = server.sockets[0].getsockname()[1] if server.sockets else self.port
             self._ready.set()
             await self._stop
