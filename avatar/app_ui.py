@@ -152,9 +152,9 @@ def check_recording_upload(path: str | os.PathLike[str] | None, max_mb: int, max
     p = _uploaded(path, "recording", max_mb)
     if p is None:
         return None
-    speech = recording(p)  # InputError for what is not readable audio
-    if speech.duration > max_s:
-        raise InputError(f"the recording lasts {speech.duration:.0f} s; the demo performs at most {max_s:.0f} s")
+    # InputError for what is not readable audio or longer than max_s, which is checked from the file's header (and
+    # while decoding where it does not say) before the audio fills memory.
+    speech = recording(p, max_seconds=max_s)
     if speech.duration < 0.2:
         raise InputError("the recording is too short to perform (under 0.2 s)")
     return speech

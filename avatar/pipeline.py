@@ -140,11 +140,12 @@ def emotion_track(sentences: list[SentenceEmotion], speech: Speech) -> EmotionTr
     return EmotionTrack(segments=segs)
 
 
-def recording(path: str | os.PathLike[str]) -> Speech:
-    """A recorded line (WAV, FLAC, OGG or anything FFmpeg reads) as Speech with no timeline, for `perform`/`say`."""
+def recording(path: str | os.PathLike[str], max_seconds: float | None = None) -> Speech:
+    """A recorded line (WAV, FLAC, OGG or anything FFmpeg reads) as Speech with no timeline, for `perform`/`say`;
+    longer than `max_seconds` (default and at most avatar.audio.MAX_AUDIO_SECONDS) is refused before decoding."""
     from avatar.audio import load_audio
 
-    audio, sr = load_audio(path)  # InputError for a missing, empty, broken or over-long file
+    audio, sr = load_audio(path, max_seconds=max_seconds)  # InputError for a missing, empty, broken or over-long file
     return Speech(audio=audio, sample_rate=sr)
 
 

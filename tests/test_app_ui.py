@@ -173,7 +173,7 @@ def test_recording_upload_checks_and_readout(tmp_path: Path) -> None:
     save_wav(tmp_path / "ok.wav", np.zeros(16000, np.float32), 16000)
     speech = check_recording_upload(tmp_path / "ok.wav", 50, 120)
     assert speech.duration == pytest.approx(1.0) and speech.timeline is None
-    with pytest.raises(InputError, match="at most 0 s"):
+    with pytest.raises(InputError, match="1.0 s is longer than the 0.5 s limit"):
         check_recording_upload(tmp_path / "ok.wav", 50, 0.5)
     save_wav(tmp_path / "blip.wav", np.zeros(800, np.float32), 16000)
     with pytest.raises(InputError, match="too short"):
@@ -193,3 +193,24 @@ def test_recording_upload_checks_and_readout(tmp_path: Path) -> None:
     from avatar.app_readout import readout_html
 
     assert "a recording without its words" in readout_html([plain])
+
+
+def test_recording_upload_over_the_demo_limit_is_refused_from_its_header(tmp_path: Path) -> None:
+    """A 1 MB FLAC of two hours of silence is refused before it is decoded (was: 3.1 GB in the app; issue 20)."""
+    import tracemalloc
+
+    import soundfile as sf
+
+    from avatar.app_ui import check_recording_upload
+
+    with sf.SoundFile(tmp_path / "long.flac", "w", 8000, 1, subtype="PCM_16", format="FLAC") as f:
+        for _ in range(120):
+            f.write(np.zeros(8000 * 60, np.int16))
+    tracemalloc.start()
+    try:
+        with pytest.raises(InputError, match="longer than the 2-minute limit"):
+            check_recording_upload(tmp_path / "long.flac", 50, 120)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * 2**20  # imports aside, nothing is held (decoded, it was 230 MB)
