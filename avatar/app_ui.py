@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import logging
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -57,6 +58,7 @@ class AppConfig:
     concurrency: int = 1  # renders at the same time; the rest wait in Gradio's queue
     max_queue: int = 16
     max_upload_mb: int = 50
+    max_cache_mb: int = 1024  # uploads are refused while Gradio's cache (uploads and served outputs) holds more
     keep_runs_s: float = 3600.0  # run folders older than this are removed on the next request
     render_workers: int | None = None  # None: spawned render workers, one per core (2-4), kept warm; 1: none
     max_recording_s: float = 120.0  # longest uploaded recording performed (the video takes about as long to make)
@@ -247,9 +249,20 @@ def zip_files(files: dict[str, Path], out: Path) -> Path:
 # The app: handlers and layout
 # ---------------------------------------------------------------------------------------------------
 
+def public_message(text: str, hide: tuple[Path, ...] = ()) -> str:
+    """An error message as API clients and the page may read it: plain text (no HTML entities: gradio_client
+    shows them as is, and the page sanitises what it renders), with `<` and `>` as ‹ › so that no text reads as
+    markup, and no server paths: a file under one of `hide` (the app's folder) shows as its name, one in the
+    checkout as its path there."""
+    for root in hide:
+        text = re.sub(re.escape(str(root)) + r"/(?:[^\s'\"]*/)?", "", text)
+    text = text.replace(str(REPO_ROOT) + os.sep, "")
+    return text.replace("<", "\u2039").replace(">", "\u203a")
+
+
 @contextmanager
-def user_errors() -> Iterator[None]:
-    """Show refused input and engine errors as messages (gr.Error), never as tracebacks."""
+def user_errors(hide: tuple[Path, ...] = ()) -> Iterator[None]:
+    """Show refused input and engine errors as messages (gr.Error, see public_message), never as tracebacks."""
     import gradio as gr
 
     try:
@@ -257,10 +270,11 @@ def user_errors() -> Iterator[None]:
     except gr.Error:
         raise
     except InputError as exc:
-        raise gr.Error(html.escape(str(exc)), title="Input refused", print_exception=False) from None
+        raise gr.Error(public_message(str(exc), hide), title="Input refused", print_exception=False) from None
     except AvatarError as exc:  # missing model, failed stage: the user cannot fix it, but should read why
         log.error("engine error: %s", exc)
-        raise gr.Error(html.escape(str(exc)), title="The engine could not do this", print_exception=False) from None
+        raise gr.Error(public_message(str(exc), hide), title="The engine could not do this",
+                       print_exception=False) from None
     except Exception:  # a bug: log the traceback for the operator, show a short message to the user
         log.exception("request failed")
         raise gr.Error("Something went wrong while rendering; the server log has the details.",
@@ -346,6 +360,11 @@ class AvatarApp:
                 self._avatars.popitem(last=False)
         return avatar
 
+    def _hidden(self) -> tuple[Path, ...]:
+        """Folders whose paths error messages must not show (the app's own: uploads, cache, runs)."""
+        root = self.config.root
+        return (root.resolve(), root) if root.resolve() != root else (root,)
+
     def on_upload(self, path: str | None) -> tuple[Any, str]:
         """Check an avatar as soon as it is uploaded: keep it and describe it, or drop it with a warning."""
         import gradio as gr
@@ -353,8 +372,9 @@ class AvatarApp:
         try:
             return gr.update(), describe_avatar(self._avatar(path))
         except InputError as exc:
-            gr.Warning(html.escape(str(exc)), title="Avatar refused")
-            return gr.update(value=None), describe_avatar(None) + " The upload was refused: " + html.escape(str(exc))
+            msg = public_message(str(exc), self._hidden())
+            gr.Warning(msg, title="Avatar refused")
+            return gr.update(value=None), describe_avatar(None) + " The upload was refused: " + html.escape(msg)
         except Exception:  # noqa: BLE001 - a loader bug must not leave the UI in a broken state
             log.exception("avatar check failed")
             gr.Warning("This avatar could not be read.", title="Avatar refused")
@@ -374,7 +394,7 @@ class AvatarApp:
     def preview(self, text: str, emotion: str, valence: float, arousal: float, dominance: float,
                 recorded: str | None = None) -> str:
         """The emotion readout for the input, shown before the (slower) render starts."""
-        with user_errors():
+        with user_errors(self._hidden()):
             override = resolve_emotion(emotion, valence, arousal, dominance)
             if recorded:  # the text is optional with a recording: it is the recording's words
                 return readout_html(recording_plan(parse_lines(text) if text and text.strip() else [], override))
@@ -393,7 +413,7 @@ class AvatarApp:
 
         progress = progress if progress is not None else (lambda *a, **k: None)
         t0 = time.perf_counter()
-        with user_errors():
+        with user_errors(self._hidden()):
             speech = check_recording_upload(recorded, self.config.max_upload_mb, self.config.max_recording_s)
             lines = parse_lines(text) if speech is None or (text and text.strip()) else []
             override = resolve_emotion(emotion, valence, arousal, dominance)
@@ -588,8 +608,14 @@ def launch(config: AppConfig | None = None, *, host: str = "127.0.0.1", port: in
     # Gradio serves only its upload/cache folder (our outputs are copied there); also refuse the checkout and
     # the home folder outright, unless the app's own folder sits inside one of them.
     blocked = [str(p) for p in (REPO_ROOT, Path.home()) if not root.is_relative_to(p.resolve())]
+    from starlette.middleware import Middleware
+
+    from avatar.app_uploads import UploadGuard
+
+    guard = Middleware(UploadGuard, folder=app.config.cache_dir, max_bytes=app.config.max_cache_mb * 2**20,
+                       max_age_s=app.config.keep_runs_s)  # only avatar and recording types, a bounded cache
     demo.launch(server_name=host, server_port=port, allowed_paths=[], blocked_paths=blocked,
-                max_file_size=f"{app.config.max_upload_mb}mb", show_error=False, ssr_mode=False, mcp_server=False,
+                app_kwargs={"middleware": [guard]}, max_file_size=f"{app.config.max_upload_mb}mb", show_error=False, ssr_mode=False, mcp_server=False,
                 footer_links=["api"], prevent_thread_lock=True, quiet=not block, theme=theme(),
                 css=READOUT_CSS + _LAYOUT_CSS)
     # Only now: model loading competes for the CPU with the server's own start-up check of its URL.

@@ -175,3 +175,13 @@ def test_page_renders_a_playable_video_in_a_browser(server: tuple[str, Path], tm
             page.screenshot(path=str(shot), full_page=True)
         finally:
             ctx.close()
+
+
+def test_the_upload_endpoint_keeps_only_avatars_and_recordings(server: tuple[str, Path]) -> None:
+    import httpx
+
+    url, root = server
+    before = sorted(p for p in (root / "cache").rglob("*") if p.is_file())
+    r = httpx.post(f"{url}gradio_api/upload", files={"files": ("tool.exe", b"MZ" + b"\0" * 4096)}, timeout=60)
+    assert r.status_code == 415 and ".vrm" in r.text
+    assert sorted(p for p in (root / "cache").rglob("*") if p.is_file()) == before

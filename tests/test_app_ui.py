@@ -151,7 +151,7 @@ def test_errors_become_messages_not_tracebacks() -> None:
 
     with pytest.raises(gr.Error) as info, user_errors():
         raise InputError("bad <file>.vrm")
-    assert info.value.title == "Input refused" and info.value.message == "bad &lt;file&gt;.vrm"
+    assert info.value.title == "Input refused" and info.value.message == "bad \u2039file\u203a.vrm"
     with pytest.raises(gr.Error) as info, user_errors():
         raise ModelError("no trained face model in weights/face")
     assert "no trained face model" in info.value.message
@@ -214,3 +214,19 @@ def test_recording_upload_over_the_demo_limit_is_refused_from_its_header(tmp_pat
     finally:
         tracemalloc.stop()
     assert peak < 16 * 2**20  # imports aside, nothing is held (decoded, it was 230 MB)
+
+
+def test_error_messages_are_plain_text_without_server_paths(tmp_path: Path) -> None:
+    """API clients read the message as written (no `&#x27;` entities) and never the server's folders."""
+    gr = pytest.importorskip("gradio")
+    from avatar.app_ui import REPO_ROOT, AppConfig, AvatarApp, public_message, user_errors
+
+    app = AvatarApp(AppConfig(root=tmp_path / "app"))
+    upload = app.config.cache_dir / "3f2a9c" / "my avatar.vrm"
+    with pytest.raises(gr.Error) as info, user_errors(app._hidden()):
+        raise InputError(f"unknown emotion label 'elated' & more; {upload} is not binary glTF")
+    assert info.value.message == "unknown emotion label 'elated' & more; my avatar.vrm is not binary glTF"
+    assert public_message(f"no model in {REPO_ROOT / 'weights' / 'face'}") == "no model in weights/face"
+    with pytest.raises(gr.Error) as info:
+        app.say("Hello.", emotion="elated")
+    assert "'elated'" in info.value.message and "&#x27;" not in info.value.message
