@@ -330,15 +330,66 @@ class Timeline(Strict):
         return text
 
     @classmethod
-    def from_json(cls, source: str | os.PathLike[str]) -> "Timeline":
-        """Load from a JSON string or a file path, with a clear error on malformed input."""
+    def from_json(cls, source: str | os.PathLike[str], audio_duration: float | None = None) -> "Timeline":
+        """Load from a JSON string or a file path, with a clear error on malformed input.
+
+        Memory is bounded before anything is built (a parsed event costs about 100 times its JSON): a file over
+        `timeline_byte_limit(audio_duration)` is refused unread, and parsing stops at
+        `timeline_event_limit(audio_duration)` objects. With `audio_duration` (seconds of the audio the
+        timeline belongs to) both limits scale with the audio; without it, with an hour.
+        """
+        from avatar.audio import MAX_AUDIO_SECONDS
+
+        seconds = MAX_AUDIO_SECONDS if audio_duration is None else max(0.0, float(audio_duration))
+        of_audio = "" if audio_duration is None else f" for {seconds:.1f} s of audio"
+        hint = "" if audio_duration is None else "; is it this audio's timeline?"
         try:
-            text = Path(source).read_text(encoding="utf-8") if _looks_like_path(source) else str(source)
-            return cls.model_validate(json.loads(text))
+            if _looks_like_path(source):
+                p = Path(source)
+                size, limit = p.stat().st_size, timeline_byte_limit(seconds)
+                if size > limit:
+                    raise InputError(f"{p.name} is {size / 2**20:.1f} MiB; a timeline{of_audio} is at most "
+                                     f"{limit / 2**20:.1f} MiB{hint}")
+                with open(p, "rb") as fh:
+                    text = fh.read(limit + 1).decode("utf-8")  # bounded even if the file grew since
+            else:
+                text = str(source)
+                if len(text) > timeline_byte_limit(seconds):
+                    raise InputError(f"the timeline JSON is over {timeline_byte_limit(seconds) / 2**20:.1f} MiB"
+                                     f"{of_audio}")
+            most, count = timeline_event_limit(seconds), 0
+
+            def counted(pairs: list) -> dict:
+                nonlocal count
+                count += 1
+                if count > most:
+                    raise InputError(f"the timeline has more than {most} events{of_audio} (speech has 10-20 "
+                                     f"a second){hint}")
+                return dict(pairs)
+
+            return cls.model_validate(json.loads(text, object_pairs_hook=counted))
         except InputError:
             raise
         except Exception as exc:  # pydantic and json errors become one clear message
             raise InputError(f"not a valid timeline JSON: {exc}") from exc
+
+
+#: Phonemes and words a second of audio may carry in a timeline read from a file: speech has 10-15 phonemes
+#: and 2-4 words a second (our voice: 13 and 3), so 40 leaves room for fast speech and fine-grained aligners.
+TIMELINE_EVENTS_PER_SECOND = 40
+#: Bytes a second of audio may take in a timeline file (ours: 1.7 kB, pretty-printed), and at most.
+TIMELINE_BYTES_PER_SECOND = 16 * 1024
+MAX_TIMELINE_BYTES = 64 * 2**20
+
+
+def timeline_event_limit(audio_seconds: float) -> int:
+    """The most JSON objects (phonemes, words and the timeline itself) read for `audio_seconds` of audio."""
+    return 100 + int(TIMELINE_EVENTS_PER_SECOND * audio_seconds)
+
+
+def timeline_byte_limit(audio_seconds: float) -> int:
+    """The largest timeline file read for `audio_seconds` of audio."""
+    return min(MAX_TIMELINE_BYTES, 64 * 1024 + int(TIMELINE_BYTES_PER_SECOND * audio_seconds))
 
 
 def _looks_like_path(source: str | os.PathLike[str]) -> bool:

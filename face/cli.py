@@ -57,7 +57,7 @@ def register(app: typer.Typer) -> None:
 
                 if not timeline.is_file():
                     raise InputError(f"timeline file not found: {timeline}")
-                tl = Timeline.from_json(timeline)
+                tl = Timeline.from_json(timeline, audio_duration=samples.size / sr)  # bounded by the audio's length
             from avatar.face.generate import generate_face, load_face_model
 
             net = load_face_model(model)

@@ -55,19 +55,18 @@ def register(app: typer.Typer) -> None:
             if output.is_dir():
                 raise InputError(f"-o {str(output)!r} is a folder")
             vad = vad_options(valence, arousal, dominance)
+            from avatar.audio import load_audio
             from avatar.types import Timeline
 
+            if timeline is not None and not timeline.is_file():
+                raise InputError(f"timeline file not found: {timeline}")
+            samples, sr = load_audio(audio)  # bad audio fails before the model loads
             tl = None
             if timeline is not None:
-                if not timeline.is_file():
-                    raise InputError(f"timeline file not found: {timeline}")
                 try:
-                    tl = Timeline.from_json(timeline)
+                    tl = Timeline.from_json(timeline, audio_duration=samples.size / sr)  # bounded by the audio
                 except InputError as exc:
                     raise InputError(f"--timeline {timeline.name}: {exc}") from None
-            from avatar.audio import load_audio
-
-            samples, sr = load_audio(audio)  # bad audio fails before the model loads
             from avatar.gesture.generate import generate_gesture, load_gesture_model
 
             net = load_gesture_model(model)

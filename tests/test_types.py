@@ -101,3 +101,69 @@ def test_body_motion_normalises_quaternions():
         BodyMotion(fps=30, joints=("hips",), rotations=np.zeros((4, 1, 4)), root_position=np.zeros((4, 3)))
     with pytest.raises(InputError):
         BodyMotion(fps=30, joints=("hips",), rotations=rot[:, :1], root_position=np.zeros((3, 3)))
+
+
+def _peak(fn):
+    """Peak traced allocation while fn runs, and the exception it raised."""
+    import tracemalloc
+
+    tracemalloc.start()
+    err = None
+    try:
+        fn()
+    except Exception as exc:  # noqa: BLE001 - returned to the test
+        err = exc
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return peak, err
+
+
+def test_timeline_files_are_bounded_by_the_audio_before_parsing(tmp_path):
+    """A timeline file's size and event count are checked against its audio's length before anything is built
+    (issue 20 item 2: a 10 MB timeline cost 1 GB and a 323 MB one was killed at 23 GB)."""
+    from avatar.types import MAX_TIMELINE_BYTES, timeline_byte_limit, timeline_event_limit
+
+    huge = tmp_path / "huge.json"
+    with open(huge, "wb") as fh:  # sparse: over the absolute limit, refused unread
+        fh.truncate(MAX_TIMELINE_BYTES + 1)
+    peak, err = _peak(lambda: Timeline.from_json(huge))
+    assert isinstance(err, InputError) and "a timeline is at most" in str(err) and peak < 2**20
+    # Many small events in a file the audio's byte limit allows: parsing stops at the event limit.
+    n = timeline_event_limit(3.0) + 1
+    events = ",".join('{"start":0,"end":0.1,"phoneme":"a"}' for _ in range(n))
+    crowded = tmp_path / "crowded.json"
+    crowded.write_text('{"sample_rate":22050,"duration":3,"phonemes":[' + events + '],"words":[]}')
+    assert crowded.stat().st_size < timeline_byte_limit(3.0)
+    with pytest.raises(InputError, match=f"more than {n - 1} events for 3.0 s of audio"):
+        Timeline.from_json(crowded, audio_duration=3.0)
+    assert Timeline.from_json(crowded, audio_duration=60.0).phonemes[0].phoneme == "a"  # fine for a minute
+    big = tmp_path / "big.json"
+    big.write_text(" " * timeline_byte_limit(3.0) + "{}")
+    peak, err = _peak(lambda: Timeline.from_json(big, audio_duration=3.0))
+    assert isinstance(err, InputError) and "a timeline for 3.0 s of audio is at most" in str(err)
+    assert peak < 2**20
+    # A real timeline of our voice is far inside both limits: 13 phonemes and 1.7 kB a second.
+    tl = Timeline(sample_rate=22050, duration=3.0, phonemes=[
+        Phoneme(start=i * 0.075, end=(i + 1) * 0.075, phoneme="a", viseme="aa") for i in range(40)])
+    tl.to_json(tmp_path / "ours.json")
+    assert Timeline.from_json(tmp_path / "ours.json", audio_duration=3.0) == tl
+
+
+def test_cli_timeline_bomb_is_one_error_line(avatar_bin, tmp_path):
+    """`avatar face|gesture --timeline` with a timeline far too large for the audio: exit 2, one `error:` line,
+    before any model loads, no output."""
+    import subprocess
+
+    from avatar.audio import save_wav
+
+    save_wav(tmp_path / "a.wav", np.zeros(16000, np.float32), 16000)
+    events = ",".join('{"start":0,"end":0.1,"phoneme":"a"}' for _ in range(20000))
+    (tmp_path / "t.json").write_text('{"sample_rate":16000,"duration":1,"phonemes":[' + events + ']}')
+    for cmd, out in (("face", "o.json"), ("gesture", "o.bvh")):
+        r = subprocess.run([avatar_bin, cmd, "--audio", str(tmp_path / "a.wav"), "--timeline",
+                            str(tmp_path / "t.json"), "-o", str(tmp_path / out)], capture_output=True, text=True,
+                           timeout=120)
+        assert r.returncode == 2, (cmd, r.stderr)
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error:") and "for 1.0 s of audio" in lines[0], r.stderr
+        assert not (tmp_path / out).exists()
