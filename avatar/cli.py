@@ -16,7 +16,7 @@ from typing import Callable, List, Optional
 
 import typer
 
-from avatar.errors import AvatarError, InputError
+from avatar.errors import AvatarError, InputError, Terminated
 
 app = typer.Typer(
     name="avatar",
@@ -29,6 +29,7 @@ app = typer.Typer(
 log = logging.getLogger("avatar")
 
 EXIT_OK, EXIT_FAILED, EXIT_INPUT = 0, 1, 2
+EXIT_TERMINATED = 128 + 15  # SIGTERM, as a shell reports a process it ended
 #: Text files larger than this are refused before reading (the analyzer works in memory).
 MAX_INPUT_BYTES = 64 * 2**20
 
@@ -56,8 +57,15 @@ def guarded(fn: Callable[[], None]) -> None:
         raise fail(str(exc), EXIT_FAILED) from None
     except FileNotFoundError as exc:
         raise fail(f"file not found: {exc.filename or exc}", EXIT_INPUT) from None
+    except OSError as exc:  # one that no stage turned into an AvatarError: still one line, not a traceback
+        from avatar.io import describe_os_error
+
+        where = f"{exc.filename}: " if exc.filename else ""
+        raise fail(f"{where}{describe_os_error(exc)}", EXIT_FAILED) from None
     except KeyboardInterrupt:
         raise fail("interrupted", 130) from None
+    except Terminated:
+        raise fail("terminated", EXIT_TERMINATED) from None
 
 
 def vad_options(valence: Optional[float], arousal: Optional[float], dominance: Optional[float]):
@@ -145,8 +153,30 @@ def _register_stages() -> None:
 _register_stages()
 
 
+def _on_sigterm(signum: int, frame: object) -> None:
+    """SIGTERM in the CLI's process: raise Terminated, so that `finally` blocks remove temp files and stop workers;
+    in a forked child (a render worker) the default action, so that the child ends as it did before."""
+    import os
+    import signal
+
+    if os.getpid() != _MAIN_PID:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+        return
+    raise Terminated()
+
+
+_MAIN_PID = -1
+
+
 def main() -> None:
     """Console-script entry point."""
+    import os
+    import signal
+
+    global _MAIN_PID
+    _MAIN_PID = os.getpid()
+    signal.signal(signal.SIGTERM, _on_sigterm)
     app()
 
 

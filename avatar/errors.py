@@ -13,3 +13,11 @@ class InputError(AvatarError, ValueError):
 
 class ModelError(AvatarError, RuntimeError):
     """A model folder is missing, incomplete or not loadable."""
+
+
+class OutputError(AvatarError, OSError):
+    """Writing a finished output failed (disk full, folder removed meanwhile): the work was done, not saved."""
+
+
+class Terminated(BaseException):
+    """The process got SIGTERM: raised in the main thread so that `finally` blocks clean up (temp files, workers)."""

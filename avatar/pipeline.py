@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from avatar.errors import InputError
+from avatar.errors import InputError, OutputError
 from avatar.types import VAD, BodyMotion, EmotionSegment, EmotionTrack, FaceMotion, SentenceEmotion, Speech
 
 if TYPE_CHECKING:
@@ -276,6 +276,24 @@ def render_video(perf: Performance, out: str | os.PathLike[str], *, avatar: obje
     return path
 
 
+#: What `export_animation` (say --keep) writes, by key.
+KEEP_FILES = {"speech": "speech.wav", "timeline": "timeline.json", "emotion": "emotion.json", "face": "face.json",
+              "face_csv": "face.csv", "body": "body.bvh", "glb": "animation.glb"}
+
+
+def check_outputs(out: str | os.PathLike[str], keep: str | os.PathLike[str] | None = None, *, force: bool = False,
+                  out_flag: str = "the video", keep_flag: str = "the keep folder") -> None:
+    """Check before any work that `say` can write the video and (with `keep`) every animation file: the folders are
+    writable, nothing there is a folder, device or FIFO, nothing is read-only unless `force` (avatar.io)."""
+    from avatar.io import check_output_dir, check_output_path
+
+    check_output_path(out, out_flag, force=force)
+    if keep is not None:
+        root = check_output_dir(keep, keep_flag)
+        for name in KEEP_FILES.values():
+            check_output_path(root / name, f"{keep_flag} file", force=force)
+
+
 def export_animation(perf: Performance, folder: str | os.PathLike[str], *, avatar: object = None) -> dict[str, Path]:
     """Write the animation data into `folder`: speech.wav, timeline.json, emotion.json, face.json, face.csv,
     body.bvh and animation.glb (the avatar with its face and body animation); every file atomic. For a recording
@@ -289,10 +307,16 @@ def export_animation(perf: Performance, folder: str | os.PathLike[str], *, avata
     from avatar.render.animation import write_animated_avatar
 
     root = Path(folder)
-    root.mkdir(parents=True, exist_ok=True)
-    files = {k: safe_join(root, name) for k, name in (
-        ("speech", "speech.wav"), ("timeline", "timeline.json"), ("emotion", "emotion.json"),
-        ("face", "face.json"), ("face_csv", "face.csv"), ("body", "body.bvh"), ("glb", "animation.glb"))}
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise InputError(f"{str(root)!r} is a file, not a folder") from None
+    except OSError as exc:
+        from avatar.errors import OutputError
+        from avatar.io import describe_os_error
+
+        raise OutputError(f"cannot create the folder {root}: {describe_os_error(exc)}") from exc
+    files = {k: safe_join(root, name) for k, name in KEEP_FILES.items()}
     save_wav(files["speech"], perf.speech.audio, perf.speech.sample_rate)
     timeline = perf.speech.timeline if perf.speech.timeline is not None else _estimated_timeline(perf.speech)
     if timeline is not None:
@@ -327,7 +351,8 @@ def say(text: str | None, out: str | os.PathLike[str], *, keep: str | os.PathLik
         avatar: object = None, vad: VAD | None = None, voice: str | None = None, seed: int = 0, width: int = 512,
         height: int = 512, framing: str = "portrait", subtitles: bool = False, vad_indicator: bool = False,
         antialias: str = DEFAULT_ANTIALIAS, progress: Progress | None = None,
-        render_workers: int | None = None, pool: "RenderPool | None" = None, speech: Speech | None = None) -> SayResult:
+        render_workers: int | None = None, pool: "RenderPool | None" = None, speech: Speech | None = None,
+        force: bool = False) -> SayResult:
     """Text to an MP4 of the avatar saying it (and, with `keep`, the animation data beside it).
 
     speech: a recording (`recording(path)`) the avatar performs instead of our synthesis of `text` (see perform).
@@ -336,8 +361,13 @@ def say(text: str | None, out: str | os.PathLike[str], *, keep: str | os.PathLik
     forking is safe, else 1 = in this process). The workers start when the speech stage
     does and set up their renderers while the speech and motion are made (not during the emotion stage, whose
     model load uses both cores). Or pass a ready `pool` (avatar.render.pool.RenderPool for this avatar and
-    settings; the caller closes it): the CLI starts one before its slow imports, on the core they leave idle."""
+    settings; the caller closes it): the CLI starts one before its slow imports, on the core they leave idle.
+
+    force: replace a read-only video or kept file (avatar.io.check_output_path); a folder, device or FIFO is never
+    replaced. When writing fails (OutputError: a full disk), what was finished is kept: a failed video still gets
+    the animation data into `keep`, a failed `keep` leaves the written video; the error says which."""
     out = check_video_settings(out, width, height, framing, antialias)  # before any work, so a typo costs nothing
+    check_outputs(out, keep, force=force)  # an unwritable folder or a file that must not be replaced: before too
     if subtitles and (text is None or not text.strip()):
         raise InputError("subtitles need the text: give the words of the recording too")
     # A broken avatar file fails before the slow part too: read here, or, with a pool, by its workers (the pool has
@@ -378,9 +408,12 @@ def say(text: str | None, out: str | os.PathLike[str], *, keep: str | os.PathLik
         log.debug("say: starting the stages")
         with blas_limit(1 if pools or workers > 1 else None):
             perf = perform(text, speech=speech, vad=vad, voice=voice, seed=seed, progress=timed)
-            video = render_video(perf, out, avatar=av, width=width, height=height, framing=framing,
-                                 subtitles=subtitles, vad_indicator=vad_indicator, antialias=antialias,
-                                 progress=timed, pool=pools[0] if pools else None)
+            try:
+                video = render_video(perf, out, avatar=av, width=width, height=height, framing=framing,
+                                     subtitles=subtitles, vad_indicator=vad_indicator, antialias=antialias,
+                                     progress=timed, pool=pools[0] if pools else None)
+            except OutputError as exc:
+                raise OutputError(f"{exc}; {_keep_after_failed_video(perf, keep, av)}") from exc
     finally:
         for p in pools:
             if p is not pool:  # a pool the caller gave stays open: it is theirs to close
@@ -388,9 +421,24 @@ def say(text: str | None, out: str | os.PathLike[str], *, keep: str | os.PathLik
     files: dict[str, Path] = {}
     if keep is not None:
         t0 = time.perf_counter()
-        files = export_animation(perf, keep, avatar=av)
+        try:
+            files = export_animation(perf, keep, avatar=av)
+        except OutputError as exc:
+            raise OutputError(f"{exc}; the video was written: {video}") from exc
         timings["export"] = time.perf_counter() - t0
     return SayResult(video=video, performance=perf, files=files, timings=timings)
+
+
+def _keep_after_failed_video(perf: Performance, keep: str | os.PathLike[str] | None, avatar: object) -> str:
+    """After the video could not be written: save the animation data into `keep` (when asked for) so the emotion,
+    speech and motion work is not lost; returns what happened, for the error message."""
+    if keep is None:
+        return "nothing was written"
+    try:
+        export_animation(perf, keep, avatar=avatar)
+    except (OutputError, InputError) as exc:
+        return f"the animation data could not be kept either ({exc})"
+    return f"the animation data was written to {keep}"
 
 
 def _render_workers(workers: int | None) -> int:

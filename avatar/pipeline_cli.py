@@ -39,6 +39,8 @@ def register(app: typer.Typer) -> None:
         render_workers: Optional[int] = typer.Option(None, "--render-workers", min=1, max=16,
                                                      help="Processes that render the frames (default: one per core, "
                                                      "2-4, on Linux; 1 renders in this process)."),
+        force: bool = typer.Option(False, "--force", help="Replace read-only output files (a folder, device or "
+                                   "FIFO is never replaced)."),
     ) -> None:
         """Make a video of the avatar saying TEXT (or performing a recording): emotion, speech, face, body, render, MP4."""
         from avatar.cli import guarded, read_text_input, vad_options
@@ -61,8 +63,10 @@ def register(app: typer.Typer) -> None:
                 from avatar.tts.base import check_tts_text
 
                 check_tts_text(line)  # bad text (invalid UTF-8, empty, too long) fails before any slow work
-            if output.is_dir():
-                raise InputError(f"-o {str(output)!r} is a folder")
+            from avatar.pipeline import check_outputs
+
+            # Every output before any work: a typo'd folder or a file we must not replace costs nothing.
+            check_outputs(output, keep, force=force, out_flag="-o", keep_flag="--keep")
             if audio is not None and voice is not None:
                 raise InputError("--voice chooses our synthetic voice; it does not apply to --audio")
             vad = vad_options(valence, arousal, dominance)
@@ -79,7 +83,7 @@ def register(app: typer.Typer) -> None:
                     result = say(line, output, keep=keep, avatar=avatar, vad=vad, voice=voice, seed=seed,
                                  width=size, height=size, framing=framing, subtitles=subtitles,
                                  vad_indicator=vad_indicator, antialias=antialias, progress=progress,
-                                 render_workers=render_workers, pool=pool, speech=speech)
+                                 render_workers=render_workers, pool=pool, speech=speech, force=force)
             finally:
                 if pool is not None:
                     pool.close()

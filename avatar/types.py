@@ -36,7 +36,8 @@ def check_seed(seed: object) -> int:
 def _clear(exc: ValidationError, model: str) -> InputError:
     parts = []
     for err in exc.errors():
-        msg = str(err.get("msg", "")).removeprefix("Value error, ")
+        # A model's own __init__ runs inside pydantic's validation and has already said "invalid <model>: ".
+        msg = str(err.get("msg", "")).removeprefix("Value error, ").removeprefix(f"invalid {model}: ")
         loc = ".".join(str(x) for x in err.get("loc", ()))
         parts.append(msg if not loc or loc in msg else f"{loc}: {msg}")
     return InputError(f"invalid {model}: " + "; ".join(parts))

@@ -32,6 +32,7 @@ def register(app: typer.Typer) -> None:
         model: Optional[Path] = typer.Option(None, "--model", help="Trained face model folder (default: the repo's "
                                              "weights/face)."),
         fmt: Optional[str] = typer.Option(None, "--format", help="json or csv (default: from the -o suffix)."),
+        force: bool = typer.Option(False, "--force", help="Replace a read-only output file."),
     ) -> None:
         """Animate a face from speech: ARKit-52 blendshapes, head pose and gaze per frame (30 fps)."""
         from avatar.cli import guarded, vad_options
@@ -45,8 +46,9 @@ def register(app: typer.Typer) -> None:
             if kind not in ("json", "csv"):
                 raise InputError(f"cannot tell the output format of {str(output)!r}: use a .json or .csv name or "
                                  "--format json|csv")
-            if output.is_dir():
-                raise InputError(f"-o {str(output)!r} is a folder")
+            from avatar.io import check_output_path
+
+            check_output_path(output, "-o", force=force)
             vad = vad_options(valence, arousal, dominance)  # None: neutral (there is no text to read it from)
             from avatar.audio import load_audio
 

@@ -33,6 +33,7 @@ def register(app: typer.Typer) -> None:
         steps: int = typer.Option(10, "--steps", min=1, max=200, help="Diffusion sampling steps."),
         model: Optional[Path] = typer.Option(
             None, "--model", help="Model folder (default $AVATAR_MODEL_GESTURE, else the shipped weights/gesture)."),
+        force: bool = typer.Option(False, "--force", help="Replace a read-only output file."),
     ) -> None:
         """Generate body motion for speech audio and write it as BVH (.bvh) or binary glTF (.glb).
 
@@ -52,8 +53,9 @@ def register(app: typer.Typer) -> None:
             fmt = FORMATS.get(output.suffix.lower())
             if fmt is None:
                 raise InputError(f"-o must name a .bvh or .glb file, got {str(output)!r}")
-            if output.is_dir():
-                raise InputError(f"-o {str(output)!r} is a folder")
+            from avatar.io import check_output_path
+
+            check_output_path(output, "-o", force=force)
             vad = vad_options(valence, arousal, dominance)
             from avatar.audio import load_audio
             from avatar.types import Timeline

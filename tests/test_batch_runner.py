@@ -315,3 +315,39 @@ def test_workers_exit_when_the_driver_is_killed(tmp_path):
         time.sleep(0.2)
         alive = [p for p in pids if Path(f"/proc/{p}").exists() and "Z" not in Path(f"/proc/{p}/stat").read_text().split()[2]]
     assert not alive, f"workers {alive} outlived the killed batch process"
+
+
+def test_a_line_folder_linking_out_of_outdir_fails_that_line_only(tmp_path):
+    """Issue 20 item 13: it aborted the whole batch (exit 2); with --resume too."""
+    out = tmp_path / "out"
+    out.mkdir()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (out / "l2").symlink_to(elsewhere, target_is_directory=True)
+    text = FIVE.replace("character: carl", "character: bob")
+    for resume in (False, True):
+        res = _run(text, out, resume=resume)
+        recs = {r["id"]: r for r in res.records}
+        assert res.exit_code == 1 and res.failed == 1, recs["l2"]
+        assert recs["l2"]["status"] == "failed" and recs["l2"]["stage"] == "write"
+        assert "would escape the output folder" in recs["l2"]["error"]
+        assert all(recs[i]["status"] == "ok" for i in ("l1", "l3", "l4", "l5"))
+        assert list(elsewhere.iterdir()) == []  # nothing written through the link
+
+
+def test_an_unwritable_outdir_is_refused_before_any_work(tmp_path, monkeypatch):
+    render = FakeRender(log_dir=tmp_path / "log")
+    (tmp_path / "log").mkdir()
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: False if Path(p) == tmp_path else real(p, mode))
+    with pytest.raises(InputError, match="cannot write there.*permission denied"):
+        _run(FIVE, tmp_path / "out", render=render)
+    assert not (tmp_path / "out").exists() and list((tmp_path / "log").iterdir()) == []
+
+
+def test_no_progress_bar_when_stderr_is_not_a_terminal(tmp_path, capsys):
+    """A log file or a pipe gets no tqdm redraws (issue 20 item 19); a terminal still does."""
+    text = FIVE.replace("character: carl", "character: bob")
+    _run(text, tmp_path / "out", progress=True)
+    err = capsys.readouterr().err
+    assert "batch:" not in err and "line/s" not in err, err

@@ -201,3 +201,67 @@ lines:
     (tmp_path / "s.csv").write_text("id,character,text,audio\nc1,ann,Hi.,vo/a1.wav\nc2,ann,Hi.,\n", encoding="utf-8")
     good, bad = check_lines(load_script(tmp_path / "s.csv"))
     assert not bad and [line.audio for _, line in good] == ["vo/a1.wav", None]
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Issue 20: paths confined to the script's folder (item 5), broken CSV quoting (6), one prefix per message (19)
+# ------------------------------------------------------------------------------------------------------------
+
+
+def test_script_files_must_lie_in_the_scripts_folder_unless_trusted(tmp_path):
+    """An untrusted script cannot pull other files (a recording, an avatar) into OUTDIR, and the error is worded
+    the same whether the outside file exists or not."""
+    (tmp_path / "secret.wav").write_bytes(b"someone's recording")
+    (tmp_path / "secret.glb").write_bytes(b"glTF")
+    work = tmp_path / "work"
+    (work / "vo").mkdir(parents=True)
+    (work / "vo" / "ok.wav").write_bytes(b"take")
+    (work / "vo" / "link.wav").symlink_to(tmp_path / "secret.wav")  # a link out counts as outside
+    (work / "s.yaml").write_text(f"""
+lines:
+  - {{id: a1, character: ann, text: "Hi.", audio: vo/ok.wav}}
+  - {{id: a2, character: ann, text: "Hi.", audio: ../secret.wav}}
+  - {{id: a3, character: ann, text: "Hi.", audio: ../nothing-here.wav}}
+  - {{id: a4, character: ann, text: "Hi.", audio: {tmp_path / 'secret.wav'}}}
+  - {{id: a5, character: ann, text: "Hi.", audio: vo/link.wav}}
+""", encoding="utf-8")
+    good, bad = check_lines(load_script(work / "s.yaml"))
+    assert [line.id for _, line in good] == ["a1"]
+    assert [f.id for f in bad] == ["a2", "a3", "a4", "a5"]
+    for f in bad:
+        assert "is outside the script's folder; pass --trust-script" in f.error and "not found" not in f.error
+    assert bad[0].error.replace("line 2", "").replace("secret", "X") == \
+        bad[1].error.replace("line 3", "").replace("nothing-here", "X")
+    good, bad = check_lines(load_script(work / "s.yaml", trusted=True))
+    assert [line.id for _, line in good] == ["a1", "a2", "a4", "a5"] and "not found" in bad[0].error
+
+    (work / "c.yaml").write_text("characters: {ann: {avatar: ../secret.glb}}\n"
+                                 "lines: [{id: a, character: ann, text: hi}]\n")
+    with pytest.raises(InputError, match="character 'ann': avatar '../secret.glb' is outside the script's folder"):
+        load_script(work / "c.yaml")
+    assert load_script(work / "c.yaml", trusted=True).characters["ann"].avatar == "../secret.glb"
+
+
+@pytest.mark.parametrize("body, where", [
+    ('a1,ann,"Hello there\na2,ann,Fine.\na3,ann,Also fine.\n', "file line 2"),  # never closed: to the end
+    ('a1,ann,"Hello there\na2,ann,"Fine."\na3,ann,Also fine.\n', "file line 2"),  # closed by the next quote
+    ('a1,ann,"Hello,\nthere",happy\na2,ann,Fine.,\n', "file line 2"),  # a line break in a quoted cell
+])
+def test_an_unclosed_csv_quote_fails_the_script(tmp_path, body, where):
+    """An unclosed quote used to swallow every later row into one line's text, and the batch said all ok."""
+    s = tmp_path / "s.csv"
+    s.write_text("id,character,text,emotion\n" + body, encoding="utf-8")
+    with pytest.raises(InputError) as err:
+        load_script(s)
+    assert where in str(err.value) and "quote" in str(err.value), str(err.value)
+
+
+def test_line_and_file_line_are_named_apart_and_prefixes_are_not_doubled(tmp_path):
+    s = tmp_path / "s.csv"
+    s.write_text("id,character,text,emotion\n\nc1,ann,Hi.,smug\nc2,ann,Too,many,cells\n", encoding="utf-8")
+    _, bad = check_lines(load_script(s))
+    # 'line N' counts lines of dialogue (the manifest's index + 1), 'file line N' lines of the file.
+    assert bad[0].error.startswith("line 1: invalid Line: unknown emotion label 'smug'"), bad[0].error
+    assert bad[1].error.startswith("file line 4 has 1 more cell(s)"), bad[1].error
+    for f in bad:
+        assert f.error.count("invalid Line") <= 1 and "row" not in f.error

@@ -29,6 +29,7 @@ def register(app: typer.Typer) -> None:
         timeline: Optional[Path] = typer.Option(None, "--timeline", help="Also write the timeline JSON here."),
         list_voices: bool = typer.Option(False, "--list-voices", help="List the backend's voices and exit."),
         seed: int = typer.Option(0, "--seed", help="Seed, 0-2147483647, for backends that sample (coqui); espeak is deterministic."),
+        force: bool = typer.Option(False, "--force", help="Replace read-only output files."),
     ) -> None:
         """Speak TEXT with emotion into a WAV file (and a timeline JSON).
 
@@ -49,9 +50,9 @@ def register(app: typer.Typer) -> None:
                 raise InputError("give the TEXT to speak (or --list-voices)")
             if output is None:
                 raise InputError("give the output WAV file with -o OUT.wav")
-            _check_output(output, ".wav", "-o")
+            _check_output(output, ".wav", "-o", force)
             if timeline is not None:
-                _check_output(timeline, ".json", "--timeline")
+                _check_output(timeline, ".json", "--timeline", force)
             vad = vad_options(valence, arousal, dominance)
             from avatar.tts.base import check_tts_text
 
@@ -77,13 +78,13 @@ def register(app: typer.Typer) -> None:
         guarded(run)
 
 
-def _check_output(path: Path, suffix: str, flag: str) -> None:
+def _check_output(path: Path, suffix: str, flag: str, force: bool) -> None:
     from avatar.errors import InputError
+    from avatar.io import check_output_path
 
     if path.suffix.lower() != suffix:
         raise InputError(f"{flag} must name a {suffix} file, got {str(path)!r}")
-    if path.is_dir():
-        raise InputError(f"{flag} {str(path)!r} is a folder")
+    check_output_path(path, flag, force=force)
 
 
 def _text_vads(text: str):

@@ -39,6 +39,9 @@ def register(app: typer.Typer) -> None:
         face_model: Optional[Path] = typer.Option(None, "--face-model", help="Face model folder (default weights/face)."),
         gesture_model: Optional[Path] = typer.Option(
             None, "--gesture-model", help="Gesture model folder (default weights/gesture)."),
+        trust_script: bool = typer.Option(
+            False, "--trust-script", help="Let the script name avatar and audio files outside its own folder "
+            "(refused by default, so an untrusted script cannot copy other files into OUTDIR)."),
     ) -> None:
         """Render every line of a dialogue SCRIPT into OUTDIR/<id>/ (speech, face, body, clip) + manifest.jsonl.
 
@@ -66,7 +69,10 @@ def register(app: typer.Typer) -> None:
                 raise InputError(f"--executor must be local or ray, got {executor!r}")
             settings = RenderSettings(width=width, height=height, framing=framing, subtitles=subtitles,
                                       vad_indicator=vad_indicator)
-            parsed = load_script(script, characters=characters)  # a malformed script stops here (exit 2)
+            from avatar.io import check_output_dir
+
+            check_output_dir(output, "-o")  # an unwritable OUTDIR: before the script and the models are read
+            parsed = load_script(script, characters=characters, trusted=trust_script)  # malformed: stops here
             result = run_batch(parsed, output, render=PipelineRenderer(
                                    face_model=str(face_model.resolve()) if face_model else None,
                                    gesture_model=str(gesture_model.resolve()) if gesture_model else None),

@@ -9,16 +9,19 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from avatar.errors import InputError
+from avatar.errors import InputError, OutputError
+from avatar.io import check_output_dir, describe_os_error
 from avatar.types import VAD
 
 from .executors import EXECUTORS, execute
-from .manifest import FAILED, OK, commit_line, completed_record, failure_record, pending_record, write_manifest
+from .manifest import (FAILED, OK, commit_line, completed_record, failure_record, line_dir, pending_record,
+                       write_manifest)
 from .plan import RenderSettings, plan_jobs
 from .script import Script, check_lines, load_script
 
@@ -98,10 +101,11 @@ def run_batch(script: Script | str | os.PathLike[str], outdir: str | os.PathLike
     if ray_address and executor != "ray":
         raise InputError("--ray-address needs --executor ray")
     settings = settings or RenderSettings()
-    out = Path(outdir)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"output folder {out} exists and is not a folder")
-    out.mkdir(parents=True, exist_ok=True)
+    out = check_output_dir(outdir, "-o")  # a file there, a folder we cannot write into: refused before any work
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create the output folder {out}: {describe_os_error(exc)}") from exc
     with _outdir_lock(out):
         good, failures = check_lines(script)
         fingerprint = getattr(render, "fingerprint", None)
@@ -111,13 +115,19 @@ def run_batch(script: Script | str | os.PathLike[str], outdir: str | os.PathLike
         records: dict[int, dict[str, Any]] = {f.index: failure_record(f) for f in [*failures, *late]}
         todo = []
         for job in jobs:
+            try:
+                line_dir(out, job.id)  # a symlink out of OUTDIR where the line's folder should be fails that line
+            except InputError as exc:
+                records[job.index] = {**pending_record(job), "status": FAILED, "stage": "write",
+                                      "error": f"cannot write the outputs: {exc}"}
+                continue
             done = completed_record(out, job) if resume else None
             if done is not None:
                 records[job.index] = done
             else:
                 records[job.index] = pending_record(job)
                 todo.append(job)
-        skipped = len(jobs) - len(todo)
+        skipped = sum(1 for job in jobs if records[job.index]["status"] == OK)
         for rec in records.values():
             if rec["status"] == FAILED:
                 log.warning("line %s: %s", rec.get("id") or f"#{rec['index'] + 1}", rec["error"])
@@ -128,13 +138,14 @@ def run_batch(script: Script | str | os.PathLike[str], outdir: str | os.PathLike
         try:
             from tqdm import tqdm
 
-            with tqdm(total=len(todo), unit="line", desc="batch", disable=not progress or not todo,
-                      dynamic_ncols=True) as bar:
+            # A bar only on a terminal: in a log file or a pipe its redraws are noise.
+            with tqdm(total=len(todo), unit="line", desc="batch", dynamic_ncols=True,
+                      disable=not progress or not todo or not sys.stderr.isatty()) as bar:
                 for result in execute(render, todo, executor=executor, workers=workers, ray_address=ray_address):
                     job = by_index[result.index]
                     try:
                         rec = commit_line(out, job, result)
-                    except OSError as exc:  # e.g. disk full, or a file where the line's folder should be
+                    except (OSError, InputError) as exc:  # disk full, a file or an outside link as the folder
                         rec = {**pending_record(job), "status": FAILED, "stage": "write",
                                "error": f"cannot write the outputs: {exc}"}
                     records[result.index] = rec

@@ -108,22 +108,28 @@ class Line(Strict):
 
 @dataclass(frozen=True)
 class Script:
-    """A parsed script: characters (None when the file gave none: any name is then allowed) and raw lines."""
+    """A parsed script: characters (None when the file gave none: any name is then allowed) and raw lines.
+
+    `trusted`: the files it names (avatars, recordings) may lie outside its folder; otherwise they must resolve
+    inside it (symbolic links followed), as a glTF's buffers and images must, so that an untrusted script cannot
+    copy other files into OUTDIR."""
 
     characters: dict[str, Character] | None
     lines: list[Any]  # raw records; check_lines validates each one on its own
     source: Path | None = None
+    trusted: bool = False
 
     def avatar_path(self, character: Character) -> Path | None:
         """The character's avatar file, relative paths taken from the script's folder."""
-        return self.path(character.avatar)
+        return self.path(character.avatar, "avatar")
 
     def audio_path(self, line: Line) -> Path | None:
         """The line's recording, relative paths taken from the script's folder."""
-        return self.path(line.audio)
+        return self.path(line.audio, "audio")
 
-    def path(self, name: str | None) -> Path | None:
-        """A file the script names (None stays None): `~` expanded, relative to the script's folder."""
+    def path(self, name: str | None, what: str = "file") -> Path | None:
+        """A file the script names (None stays None): `~` expanded, relative to the script's folder, and inside
+        that folder unless the script is trusted (InputError, worded the same whether or not the file exists)."""
         if name is None:
             return None
         if "\x00" in name:
@@ -131,7 +137,13 @@ class Script:
         p = Path(os.path.expanduser(name))
         if not p.is_absolute() and self.source is not None:
             p = self.source.parent / p
-        return p.resolve()
+        p = p.resolve()
+        if not self.trusted and self.source is not None:
+            base = self.source.parent.resolve()
+            if base not in p.parents:
+                raise InputError(f"{what} {name!r} is outside the script's folder; pass --trust-script to allow "
+                                 "files elsewhere")
+        return p
 
 
 @dataclass(frozen=True)
@@ -288,7 +300,30 @@ _CSV_EMOTION = ("valence", "arousal", "dominance")
 
 
 def _parse_csv(text: str, where: str, source: Path | None) -> Script:
-    reader = csv.DictReader(io.StringIO(text))
+    # strict: a stray quote is an error, not text. A cell that holds a line break is refused as well: it is
+    # almost always an unclosed quote that swallowed the rows after it (the summary would say all ok).
+    reader = csv.DictReader(io.StringIO(text), strict=True)
+    start = [1]  # the file line the record being read starts on
+    try:
+        return _read_csv_rows(reader, where, source, start)
+    except csv.Error as exc:
+        raise InputError(f"{where}: file line {_first_filled(text, start[0])}: {exc}; is a quote left open?") from None
+    except _CellWithBreak as exc:
+        raise InputError(f"{where}: file line {_first_filled(text, start[0])}: a cell runs on to file line "
+                         f"{exc.args[0]}; is a quote left open? (a CSV cell may not hold a line break)") from None
+
+
+class _CellWithBreak(Exception):
+    """A CSV record whose cell holds a line break (args: the file line it ends on)."""
+
+
+def _first_filled(text: str, line: int) -> int:
+    """The first file line from `line` on that is not blank (the csv reader skips blank lines between records)."""
+    lines = text.splitlines()
+    return next((n for n in range(line, len(lines) + 1) if lines[n - 1].strip()), line)
+
+
+def _read_csv_rows(reader: csv.DictReader, where: str, source: Path | None, start: list[int]) -> Script:
     header = [h.strip() for h in (reader.fieldnames or [])]
     missing = {"id", "character", "text"} - set(header)
     if missing:
@@ -299,16 +334,21 @@ def _parse_csv(text: str, where: str, source: Path | None) -> Script:
         raise InputError(f"{where}: unknown CSV columns {sorted(extra)}; known: {sorted(known)}")
     reader.fieldnames = header
     rows: list[Any] = []
+    start[0] = reader.line_num + 1
     for row in reader:
+        if any("\n" in v or "\r" in v for v in row.values() if isinstance(v, str)):
+            raise _CellWithBreak(reader.line_num)
         extra = row.pop(None, None)  # cells beyond the header's columns
         rec: dict[str, Any] = {k: v for k, v in row.items()
                                if v is not None and (k == "text" or v.strip() != "")}
         nums = {k: rec.pop(k) for k in _CSV_EMOTION if k in rec}
         problem = None
         if extra:
-            problem = f"row {reader.line_num} has {len(extra)} more cell(s) than the header (quote text with commas)"
+            problem = (f"file line {reader.line_num} has {len(extra)} more cell(s) than the header "
+                       "(quote text with commas)")
         elif nums and "emotion" in rec:
-            problem = f"row {reader.line_num}: give either an emotion label or valence/arousal/dominance, not both"
+            problem = (f"file line {reader.line_num}: give either an emotion label or valence/arousal/dominance, "
+                       "not both")
         elif nums:
             rec["emotion"] = nums  # VAD parses the numbers; a non-number fails that line only
         if problem:
@@ -316,6 +356,7 @@ def _parse_csv(text: str, where: str, source: Path | None) -> Script:
                                     text=rec.get("text")))
         else:
             rows.append(rec)
+        start[0] = reader.line_num + 1
     if not rows:
         raise InputError(f"{where}: the script has no lines")
     return Script(characters=None, lines=rows, source=source)
@@ -338,16 +379,24 @@ def script_format(path: Path) -> str:
     return {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}.get(suffix, "yaml")
 
 
-def load_script(path: str | os.PathLike[str], characters: str | os.PathLike[str] | None = None) -> Script:
-    """Read a script file; `characters` (a YAML/JSON file) gives the characters of a JSONL or CSV script."""
+def load_script(path: str | os.PathLike[str], characters: str | os.PathLike[str] | None = None, *,
+                trusted: bool = False) -> Script:
+    """Read a script file; `characters` (a YAML/JSON file) gives the characters of a JSONL or CSV script.
+
+    trusted: let the script (and `characters`) name avatar and audio files outside the script's folder."""
     p = Path(path)
     script = parse_script(_read_text(p), script_format(p), str(p), source=p.resolve())
+    chars = script.characters
     if characters is not None:
         if script.characters:
             raise InputError(f"{p} defines its own characters; --characters is for JSONL and CSV scripts")
-        script = Script(characters=load_characters(characters), lines=script.lines, source=script.source)
+        chars = load_characters(characters)
+    script = Script(characters=chars, lines=script.lines, source=script.source, trusted=trusted)
     for name, ch in (script.characters or {}).items():
-        ap = script.avatar_path(ch)
+        try:
+            ap = script.avatar_path(ch)
+        except InputError as exc:
+            raise InputError(f"character {name!r}: {exc}") from None
         if ap is not None and not ap.is_file():
             raise InputError(f"character {name!r}: avatar file not found: {ap}")
     return script

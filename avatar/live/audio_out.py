@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from avatar.errors import InputError
+from avatar.errors import InputError, OutputError
 
 log = logging.getLogger(__name__)
 
@@ -25,24 +25,26 @@ log = logging.getLogger(__name__)
 class WavWriter:
     """Sink that appends the stream's audio to a 16-bit WAV, renamed into place on close()."""
 
-    def __init__(self, path: str | Path, sample_rate: int) -> None:
-        """Open a temporary file beside `path`."""
+    def __init__(self, path: str | Path, sample_rate: int, force: bool = False) -> None:
+        """Open a temporary file beside `path` (checked as avatar.io.check_output_path does; `force`: replace a
+        read-only file)."""
         import soundfile as sf
 
-        from avatar.io import atomic_path
+        from avatar.io import atomic_path, check_output_path
 
         target = Path(path)
         if target.suffix.lower() != ".wav":
             raise InputError(f"--audio-out must name a .wav file, got {target.name!r}")
-        if target.is_dir():
-            raise InputError(f"--audio-out {target} is a folder")
+        check_output_path(target, "--audio-out", force=force)
         self.path = target
         self._stack = contextlib.ExitStack()
         tmp = self._stack.enter_context(atomic_path(target))
         self._file = self._stack.enter_context(sf.SoundFile(tmp, "w", samplerate=int(sample_rate), channels=1,
                                                             subtype="PCM_16", format="WAV"))
+        self._tmp = tmp
         self._lock = threading.Lock()
         self.samples = 0
+        self.error: OutputError | None = None  # set when a write failed (a full disk): the file is then dropped
 
     def frame(self, frame) -> None:  # noqa: ANN001
         """Frames are not written."""
@@ -50,15 +52,31 @@ class WavWriter:
     def audio(self, first_sample: int, samples: np.ndarray) -> None:
         """Append the samples (the frame loop hands them over in order, without gaps)."""
         with self._lock:
-            if self._file.closed:
+            if self._file.closed or self.error is not None:
                 return
-            self._file.write(np.clip(samples, -1.0, 1.0))
+            try:
+                self._file.write(np.clip(samples, -1.0, 1.0))
+            except Exception as exc:  # said once, here; the stream goes on and close() reports it
+                from avatar.io import write_error
+
+                self.error = write_error(self.path, exc, self._tmp) or OutputError(
+                    f"cannot write {self.path}: {exc}")
+                log.error("live: --audio-out stopped: %s", self.error)
+                return
             self.samples += samples.size
 
     def close(self) -> Path:
-        """Finish the file and move it into place."""
+        """Finish the file and move it into place; raises OutputError (and keeps no partial file) if writing
+        failed."""
         with self._lock:
-            self._stack.close()
+            if self.error is None:
+                self._stack.close()
+            else:
+                with contextlib.suppress(Exception):
+                    self._file.close()
+                # The atomic write sees the failure: it removes the temporary file and leaves the target alone.
+                if not self._stack.__exit__(OutputError, self.error, None):
+                    raise self.error
         return self.path
 
 

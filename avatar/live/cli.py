@@ -48,6 +48,7 @@ def register(app: typer.Typer) -> None:
         no_arkit: bool = typer.Option(False, "--no-arkit", help="Do not send the 52 ARKit shapes over VMC."),
         arkit_case: str = typer.Option("apple", "--arkit-case", help="apple (eyeBlinkLeft) or upper (EyeBlinkLeft)."),
         seed: int = typer.Option(0, "--seed", help="Seed of the idle and the motion, 0-2147483647."),
+        force: bool = typer.Option(False, "--force", help="Let --audio-out replace a read-only file."),
     ) -> None:
         """Drive an avatar live: one line of text per stdin line, or a JSON control line (say, audio FILE, emotion,
         stop); prints `ready` once frames are going out."""
@@ -60,6 +61,13 @@ def register(app: typer.Typer) -> None:
             # The frame loop shares the GIL with generation; a 1 ms switch interval (default 5 ms) lets it in
             # sooner when a producer thread runs Python code. This process does nothing else, so it is safe.
             sys.setswitchinterval(0.001)
+            if audio_out is not None:  # before the models load: a typo'd or unwritable path costs nothing
+                from avatar.errors import InputError
+                from avatar.io import check_output_path
+
+                if audio_out.suffix.lower() != ".wav":
+                    raise InputError(f"--audio-out must name a .wav file, got {audio_out.name!r}")
+                check_output_path(audio_out, "--audio-out", force=force)
             cfg = StreamConfig(fps=fps, seed=seed, voice=voice, motion=motion, face_model=face_model,
                                gesture_model=gesture_model, model_steps=model_steps,
                                vad=vad_options(valence, arousal, dominance))
@@ -77,7 +85,7 @@ def register(app: typer.Typer) -> None:
                 if audio_out is not None:
                     from avatar.live.audio_out import WavWriter
 
-                    writer = WavWriter(audio_out, stream.sample_rate)
+                    writer = WavWriter(audio_out, stream.sample_rate, force=force)
                     stream.sinks.append(writer)
                     closers.append(writer.close)
                 if not no_play:
@@ -102,10 +110,16 @@ def register(app: typer.Typer) -> None:
                 _read_stdin(stream)
             finally:
                 stream.close()
-                for close in reversed(closers):
-                    close()
+                failed: BaseException | None = None
+                for close in reversed(closers):  # every sink closes, even when one fails (a full disk)
+                    try:
+                        close()
+                    except Exception as exc:
+                        failed = failed or exc
                 s = stream.stats
                 log.info("live: %d frames, %d skipped, max lateness %.1f ms", s.frames, s.skipped, 1e3 * s.late_max)
+                if failed is not None:
+                    raise failed
 
         guarded(run)
 
@@ -157,7 +171,10 @@ def feed_lines(stream, source: BinaryIO, err: TextIO) -> None:  # noqa: ANN001 -
 
 
 def _read_stdin(stream) -> None:  # noqa: ANN001 - a LiveStream
-    """Lines from stdin until EOF (then wait for the queue to drain) or Ctrl-C; JSON lines are control messages."""
+    """Lines from stdin until EOF (then wait for the queue to drain), Ctrl-C or SIGTERM; JSON lines are control
+    messages."""
+    from avatar.errors import Terminated
+
     eof = threading.Event()
 
     def reader() -> None:
@@ -171,5 +188,5 @@ def _read_stdin(stream) -> None:  # noqa: ANN001 - a LiveStream
         while not stream.wait_drained(0.1):
             pass
         time.sleep(0.3)  # let the last fade-out frames go out
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Terminated):  # Ctrl-C or SIGTERM: end the session cleanly (the WAV is kept)
         log.warning("live: interrupted")
