@@ -133,13 +133,15 @@ def _refuse_special(target: Path, what: str) -> None:
                          "refusing to replace it")
 
 
-def check_output_dir(folder: str | os.PathLike[str], what: str = "the output folder") -> Path:
+def check_output_dir(folder: str | os.PathLike[str], what: str = "the output folder", *,
+                     file: Path | None = None) -> Path:
     """Check that `folder` is, or can be created as, a folder this process can write into; returns it.
 
     Nothing is created. Raises InputError naming `what` (e.g. '--keep') when the folder or a parent is a file,
     a name is too long, or the folder (or the nearest existing parent) is not writable (permissions, a
-    read-only file system)."""
+    read-only file system). `file`: the file to be written there, named in the message instead of the folder."""
     folder = Path(folder) if str(folder) else Path(".")
+    named = str(file) if file is not None else str(folder)
     for part in folder.parts:
         if len(part.encode("utf-8", "surrogateescape")) > NAME_MAX:
             raise InputError(f"{what}: the name {part[:40]!r}... is longer than {NAME_MAX} bytes")
@@ -163,8 +165,8 @@ def check_output_dir(folder: str | os.PathLike[str], what: str = "the output fol
     # access(2) checks permissions, ACLs and read-only file systems (EROFS, also for root) without writing.
     if not os.access(existing, os.W_OK | os.X_OK):
         reason = "the file system is read-only" if _read_only_fs(existing) else "permission denied"
-        where = "" if existing == folder else f" (creating it in {str(existing)!r})"
-        raise InputError(f"{what} {str(folder)!r}: cannot write there{where}: {reason}")
+        where = "there" if existing == folder and file is None else f"into {str(existing)!r}"
+        raise InputError(f"{what} {named!r}: cannot write {where}: {reason}")
     return folder
 
 
@@ -199,7 +201,7 @@ def check_output_path(path: str | os.PathLike[str], what: str = "-o", *, force: 
     _refuse_special(path, what)
     if path.exists() and not force and (not os.access(path, os.W_OK) or not os.stat(path).st_mode & 0o222):
         raise InputError(f"{what} {str(path)!r} is read-only; pass --force to replace it")
-    check_output_dir(path.parent, what)
+    check_output_dir(path.parent, what, file=path)
     return path
 
 

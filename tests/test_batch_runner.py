@@ -340,7 +340,7 @@ def test_an_unwritable_outdir_is_refused_before_any_work(tmp_path, monkeypatch):
     (tmp_path / "log").mkdir()
     real = os.access
     monkeypatch.setattr(os, "access", lambda p, mode: False if Path(p) == tmp_path else real(p, mode))
-    with pytest.raises(InputError, match="cannot write there.*permission denied"):
+    with pytest.raises(InputError, match="cannot write into .*permission denied"):
         _run(FIVE, tmp_path / "out", render=render)
     assert not (tmp_path / "out").exists() and list((tmp_path / "log").iterdir()) == []
 

@@ -107,10 +107,12 @@ def test_output_folder_checks(tmp_path, monkeypatch):
     # permission case is real only for other users: see the next test).
     real_access = os.access
     monkeypatch.setattr(os, "access", lambda p, mode: False if Path(p) == tmp_path else real_access(p, mode))
-    with pytest.raises(InputError, match="cannot write there.*permission denied"):
+    with pytest.raises(InputError, match=r"-o '.*x.mp4': cannot write into '.*': permission denied"):
         check_output_path(tmp_path / "x.mp4", "-o")
-    with pytest.raises(InputError, match=r"cannot write there \(creating it in"):
+    with pytest.raises(InputError, match=r"--keep '.*new': cannot write into '.*': permission denied"):
         check_output_dir(tmp_path / "new", "--keep")
+    with pytest.raises(InputError, match=r"-o '.*': cannot write there: permission denied"):
+        check_output_dir(tmp_path, "-o")
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into a 0555 folder")
