@@ -1,6 +1,7 @@
 """The `avatar` command line (typer). Each stage adds its own commands from `<stage>/cli.py`.
 
-Exit codes: 0 success, 1 the work failed (a stage error, some batch lines failed), 2 bad input or usage.
+Exit codes: 0 success, 1 the work failed (a stage error, some batch lines failed, an output that could not be
+written), 2 bad input or usage (outputs included: checked before the work), 130 Ctrl-C, 143 SIGTERM.
 Heavy libraries (torch, the models) load inside the commands, so `--help` stays fast.
 """
 
