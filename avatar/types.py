@@ -115,7 +115,10 @@ class VAD(Strict):
     @classmethod
     def from_array(cls, a: Sequence[float] | np.ndarray) -> "VAD":
         """Build from a length-3 array (valence, arousal, dominance)."""
-        arr = np.asarray(a, dtype=np.float64).reshape(-1)
+        try:
+            arr = np.asarray(a, dtype=np.float64).reshape(-1)
+        except (TypeError, ValueError, OverflowError):
+            raise InputError(f"a VAD array needs 3 numbers, got {a!r}"[:200]) from None
         if arr.shape != (3,):
             raise InputError(f"a VAD array needs 3 values, got shape {arr.shape}")
         return cls(*arr.tolist())

@@ -369,7 +369,10 @@ def parse_script(text: str, fmt: str, where: str = "script", source: Path | None
     if fmt == "jsonl":
         return _parse_jsonl(text, where, source)
     if fmt == "csv":
-        return _parse_csv(text, where, source)
+        try:
+            return _parse_csv(text, where, source)
+        except csv.Error as exc:  # the csv module's own complaints (a stray carriage return, a NUL) are bad input
+            raise InputError(f"{where}: not valid CSV: {exc}") from None
     raise InputError(f"unknown script format {fmt!r}; use yaml, jsonl or csv")
 
 
