@@ -351,3 +351,12 @@ def test_no_progress_bar_when_stderr_is_not_a_terminal(tmp_path, capsys):
     _run(text, tmp_path / "out", progress=True)
     err = capsys.readouterr().err
     assert "batch:" not in err and "line/s" not in err, err
+
+
+def test_a_scene_path_that_cannot_be_written_is_refused_before_rendering(tmp_path):
+    out = tmp_path / "out"
+    (out / "scene.mp4").mkdir(parents=True)
+    (tmp_path / "log").mkdir()
+    with pytest.raises(InputError, match="--scene .*scene.mp4' is a folder"):
+        _run(FIVE, out, render=FakeRender(log_dir=tmp_path / "log"), scene=True)
+    assert list((tmp_path / "log").iterdir()) == []  # nothing rendered

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from avatar.errors import InputError, OutputError
-from avatar.io import check_output_dir, describe_os_error
+from avatar.io import check_output_dir, check_output_path, describe_os_error
 from avatar.types import VAD
 
 from .executors import EXECUTORS, execute
@@ -106,6 +106,11 @@ def run_batch(script: Script | str | os.PathLike[str], outdir: str | os.PathLike
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"cannot create the output folder {out}: {describe_os_error(exc)}") from exc
+    if scene:  # a folder or FIFO where the scene goes fails now, not after every line has rendered
+        from .scene import SCENE, SCENE_MARKER
+
+        for name in (SCENE, SCENE_MARKER):
+            check_output_path(out / name, "--scene", force=True)  # the batch's own files: replaced as needed
     with _outdir_lock(out):
         good, failures = check_lines(script)
         fingerprint = getattr(render, "fingerprint", None)
