@@ -167,3 +167,14 @@ def test_cli_timeline_bomb_is_one_error_line(avatar_bin, tmp_path):
         lines = r.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error:") and "for 1.0 s of audio" in lines[0], r.stderr
         assert not (tmp_path / out).exists()
+
+
+def test_validation_errors_name_the_model_once():
+    """Issue 20 item 19: pydantic runs a Strict model's own __init__ inside model_validate, which said
+    'invalid RenderSettings: invalid RenderSettings: ...'."""
+    from avatar.batch.plan import RenderSettings
+
+    for call in (lambda: RenderSettings.model_validate({"width": 65}), lambda: RenderSettings(width=65)):
+        with pytest.raises(InputError) as err:
+            call()
+        assert str(err.value).count("invalid RenderSettings") == 1 and "even" in str(err.value), str(err.value)

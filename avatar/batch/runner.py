@@ -135,7 +135,8 @@ def run_batch(script: Script | str | os.PathLike[str], outdir: str | os.PathLike
         skipped = sum(1 for job in jobs if records[job.index]["status"] == OK)
         for rec in records.values():
             if rec["status"] == FAILED:
-                log.warning("line %s: %s", rec.get("id") or f"#{rec['index'] + 1}", rec["error"])
+                # The message names the line by number ('line 3: ...' or 'file line 4 ...'); the log adds its id.
+                log.warning("id %s: %s", rec["id"] if rec.get("id") is not None else "?", rec["error"])
         manifest = write_manifest(out, list(records.values()))
         rendered = 0
         by_index = {job.index: job for job in todo}
@@ -156,7 +157,7 @@ def run_batch(script: Script | str | os.PathLike[str], outdir: str | os.PathLike
                     records[result.index] = rec
                     rendered += rec["status"] == OK
                     if rec["status"] == FAILED:
-                        log.warning("line %s failed: %s", rec["id"], rec["error"])
+                        log.warning("id %s failed: %s", rec["id"], rec["error"])
                         bar.set_postfix_str(f"failed: {rec['id']}")
                     bar.update(1)
                     if time.monotonic() - last_write >= MANIFEST_EVERY_S:

@@ -180,8 +180,8 @@ def check_lines(script: Script) -> tuple[list[tuple[int, Line]], list[LineFailur
             continue
         try:
             line = Line.model_validate(raw)
-        except InputError as exc:
-            fail(f"line {i + 1}: {exc}")
+        except InputError as exc:  # 'line N:' says what it is; pydantic's 'invalid Line:' would say it again
+            fail(f"line {i + 1}: {str(exc).removeprefix('invalid Line: ')}")
             continue
         if line.id.lower() in RESERVED_IDS:
             fail(f"line {i + 1}: id {line.id!r} is reserved for the batch's own files")
