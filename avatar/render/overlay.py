@@ -40,30 +40,39 @@ def _blend(frame: np.ndarray, patch: np.ndarray, x: int, y: int) -> None:
     frame[y0:y1, x0:x1] = (region * (1 - a) + p[..., :3] * a + 0.5).astype(np.uint8)
 
 
+#: Format characters kept in subtitles: joiners (emoji sequences, Persian and Indic spelling) and emoji tags.
+_KEEP_FORMAT = frozenset({"\u200c", "\u200d"} | {chr(c) for c in range(0xE0020, 0xE0080)})
+
+
+def _drawable(text: str) -> str:
+    """Control and format characters (NUL, escapes, bidi overrides) as spaces, except _KEEP_FORMAT."""
+    return "".join(" " if unicodedata.category(ch)[0] == "C" and ch not in _KEEP_FORMAT else ch for ch in text)
+
+
 @functools.lru_cache(maxsize=64)
 def subtitle_patch(text: str, width: int, height: int) -> np.ndarray:
-    """The subtitle box for `text` as RGBA uint8, sized for a width x height frame (wrapped, at most 3 lines)."""
+    """The subtitle box for `text` as RGBA uint8, sized for a width x height frame (wrapped, at most 3 lines);
+    each character is drawn in the first installed font that has it (avatar.render.fonts)."""
     from PIL import Image, ImageDraw
 
-    # Control and format characters (NUL, escapes, bidi overrides) are dropped: they draw as boxes or reorder.
-    text = "".join(ch if unicodedata.category(ch)[0] != "C" else " " for ch in text)
+    from avatar.render.fonts import draw_line, line_width
+
+    text = _drawable(text)
     size = max(12, round(min(width, height) * 0.045))
-    font = _font(size)
     chars = max(12, int(width * 0.86 / (size * 0.55)))
-    lines = textwrap.wrap(" ".join(text.split()), chars)[:3] or [""]
-    if len(textwrap.wrap(" ".join(text.split()), chars)) > 3:
+    wrapped = textwrap.wrap(" ".join(text.split()), chars)
+    lines = wrapped[:3] or [""]
+    if len(wrapped) > 3:
         lines[-1] = lines[-1][: max(chars - 1, 1)].rstrip() + "…"
-    probe = ImageDraw.Draw(Image.new("RGBA", (1, 1)))
-    boxes = [probe.textbbox((0, 0), ln, font=font) for ln in lines]
+    widths = [line_width(ln, size) for ln in lines]
     line_h = int(size * 1.3)
     pad = max(4, size // 3)
-    w = min(width, max(b[2] - b[0] for b in boxes) + 2 * pad)
+    w = min(width, max(widths) + 2 * pad)
     h = line_h * len(lines) + 2 * pad
     img = Image.new("RGBA", (w, h), (0, 0, 0, 0))
-    draw = ImageDraw.Draw(img)
-    draw.rounded_rectangle((0, 0, w - 1, h - 1), radius=pad, fill=(10, 12, 16, 165))
-    for i, (ln, b) in enumerate(zip(lines, boxes)):
-        draw.text(((w - (b[2] - b[0])) // 2 - b[0], pad + i * line_h), ln, font=font, fill=(255, 255, 255, 255))
+    ImageDraw.Draw(img).rounded_rectangle((0, 0, w - 1, h - 1), radius=pad, fill=(10, 12, 16, 165))
+    for i, (ln, lw) in enumerate(zip(lines, widths)):
+        draw_line(img, ((w - lw) // 2, pad + i * line_h), ln, size, (255, 255, 255, 255))
     return np.asarray(img, dtype=np.uint8)
 
 
