@@ -19,7 +19,7 @@ from typing import Any, ClassVar, Mapping, TypeVar
 
 import numpy as np
 
-from avatar.errors import InputError, ModelError
+from avatar.errors import InputError
 
 Params = Mapping[str, np.ndarray]
 T = TypeVar("T", bound="NumpyTwin")
@@ -204,14 +204,11 @@ class NumpyTwin:
     model_name: ClassVar[str] = "model"
 
     def __init__(self, config: Any, params: Mapping[str, object], source: str = "the weights") -> None:
+        from avatar.pretrained import check_shapes
+
         self.config = config
         self.params = to_numpy_state(params)
-        want = self.shapes()
-        got = {k: tuple(v.shape) for k, v in self.params.items()}
-        if got != want:
-            wrong = sorted(k for k in set(want) | set(got) if want.get(k) != got.get(k))
-            raise ModelError(f"{source} does not fit its config.json: {', '.join(wrong[:4])}"
-                             f"{' ...' if len(wrong) > 4 else ''}")
+        check_shapes(self.shapes(), {k: tuple(v.shape) for k, v in self.params.items()}, source)
 
     def shapes(self) -> dict[str, tuple[int, ...]]:
         """Every weight's name and shape for this config (torch's state-dict names)."""
@@ -226,8 +223,15 @@ class NumpyTwin:
         """Load a model folder (config.json + model.safetensors) without torch."""
         from avatar.pretrained import load_folder
 
-        config, state = load_folder(folder, cls.config_class, cls.model_name, framework="np")
+        config, state = load_folder(folder, cls.config_class, cls.model_name, framework="np", expect=cls.shapes_for)
         return cls(config, state, source=str(Path(folder) / "model.safetensors"))
+
+    @classmethod
+    def shapes_for(cls, config: Any) -> dict[str, tuple[int, ...]]:
+        """`shapes()` for a config alone (checked against a file's header before its weights are read)."""
+        probe = cls.__new__(cls)
+        probe.config = config
+        return probe.shapes()
 
     @classmethod
     def from_module(cls: type[T], module: Any) -> T:

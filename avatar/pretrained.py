@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar
 
 from avatar.errors import ModelError
 from avatar.io import atomic_path, atomic_write_text
@@ -39,11 +40,118 @@ def save_folder(folder: str | os.PathLike[str], state: dict[str, Any], config: A
     return folder
 
 
+#: A model's config.json over this size is refused unread (ours are 2-6 kB).
+MAX_CONFIG_BYTES = 1 << 20
+#: Every number in a config.json must be finite and at most this in size: no width, count, window or step
+#: count of ours comes near it (hidden 128-384, 1000 diffusion steps), and a hostile one (hidden=1e9,
+#: blocks=1e9) is refused before it sizes a loop or an array (at the bound, the shape check takes about a second).
+MAX_CONFIG_NUMBER = 16384
+#: A model's frame rate (`fps`) bounds the frames it makes for a second of audio.
+MAX_MODEL_FPS = 240.0
+
+
+def read_config(path: str | os.PathLike[str], what: str = "model") -> dict[str, Any]:
+    """A model's config.json as a dict, refused (ModelError) when over MAX_CONFIG_BYTES, not a JSON object, or
+    holding a number that is not finite or beyond MAX_CONFIG_NUMBER (or an `fps` outside (0, MAX_MODEL_FPS])."""
+    p = Path(path)
+    size = p.stat().st_size
+    if size > MAX_CONFIG_BYTES:
+        raise ModelError(f"{p} is {size / 2**20:.1f} MiB; a {what} model's config.json is at most "
+                         f"{MAX_CONFIG_BYTES // 2**20} MiB")
+    try:
+        raw = json.loads(p.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ModelError(f"{p} is not valid JSON: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ModelError(f"{p} is not a JSON object")
+
+    def check(value: Any, key: str) -> None:
+        if isinstance(value, bool) or value is None or isinstance(value, str):
+            return
+        if isinstance(value, (int, float)):
+            if not math.isfinite(value) or abs(value) > MAX_CONFIG_NUMBER:
+                raise ModelError(f"{p}: {key} = {value!r} is out of range (finite, at most {MAX_CONFIG_NUMBER})")
+        elif isinstance(value, list):
+            for i, v in enumerate(value):
+                check(v, f"{key}[{i}]")
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                check(v, f"{key}.{k}")
+
+    for key, value in raw.items():
+        check(value, key)
+    fps = raw.get("fps")
+    if fps is not None and not (isinstance(fps, (int, float)) and 0 < fps <= MAX_MODEL_FPS):
+        raise ModelError(f"{p}: fps = {fps!r} is out of range (0, {MAX_MODEL_FPS:g}]")
+    return raw
+
+
+#: Bytes per element of each safetensors dtype (the format's own names).
+_ST_ITEMSIZE = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "F8_E4M3": 1, "F8_E5M2": 1, "I64": 8, "I32": 4, "I16": 2,
+                "I8": 1, "U64": 8, "U32": 4, "U16": 2, "U8": 1, "BOOL": 1}
+
+
+def safetensors_header(path: str | os.PathLike[str]) -> dict[str, tuple[str, tuple[int, ...]]]:
+    """A .safetensors file's tensors as {name: (dtype, shape)}, from its header alone (nothing else is read);
+    every entry is checked against the file's size. ModelError if the file is not valid safetensors."""
+    p = Path(path)
+    try:
+        with open(p, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            n = int.from_bytes(f.read(8), "little") if size >= 8 else -1
+            if not 0 < n <= min(_ST_MAX_HEADER, size - 8):
+                raise ModelError(f"{p.name} is not a safetensors file (header of {n} bytes in {size})")
+            text = f.read(n)
+    except OSError as exc:
+        raise ModelError(f"cannot read {p}: {exc}") from exc
+    entries = _header_entries(text, size - 8 - n, p.name)
+    return {name: (e[0], e[1]) for name, e in entries.items()}
+
+
+def _header_entries(text: bytes, data_size: int, name: str) -> dict[str, tuple[str, tuple[int, ...], int, int]]:
+    """Parse and check a safetensors JSON header: {tensor: (dtype, shape, start, end)} within data_size bytes."""
+    try:
+        header = json.loads(text)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ModelError(f"{name} has an unreadable safetensors header: {exc}") from None
+    if not isinstance(header, dict):
+        raise ModelError(f"{name} has a safetensors header that is not an object")
+    out = {}
+    for tensor, entry in header.items():
+        if tensor == "__metadata__":
+            continue
+        try:
+            dtype = str(entry["dtype"])
+            itemsize = _ST_ITEMSIZE[dtype]
+            shape = tuple(int(d) for d in entry["shape"])
+            lo, hi = (int(x) for x in entry["data_offsets"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelError(f"{name}: tensor {tensor!r} has a bad header entry ({exc!r})") from None
+        count = math.prod(shape)
+        if min(shape, default=0) < 0 or not 0 <= lo <= hi <= data_size or hi - lo != count * itemsize:
+            raise ModelError(f"{name}: tensor {tensor!r} does not fit the file (shape {shape}, bytes {lo}-{hi})")
+        out[tensor] = (dtype, shape, lo, hi)
+    return out
+
+
+def check_shapes(want: dict[str, tuple[int, ...]], got: dict[str, tuple[int, ...]], source: str) -> None:
+    """ModelError naming the first tensors whose shapes differ between what a config asks for and a file holds."""
+    if got != want:
+        import heapq
+
+        wrong = heapq.nsmallest(5, (k for k in {**want, **got} if want.get(k) != got.get(k)))  # no full sort
+        raise ModelError(f"{source} does not fit its config.json: {', '.join(wrong[:4])}"
+                         f"{' ...' if len(wrong) > 4 else ''}")
+
+
 def load_folder(folder: str | os.PathLike[str], config_class: type[C], what: str,
-                framework: str = "pt") -> tuple[C, dict[str, Any]]:
+                framework: str = "pt",
+                expect: Callable[[C], dict[str, tuple[int, ...]]] | None = None) -> tuple[C, dict[str, Any]]:
     """Read a model folder's config (unknown keys ignored) and tensors; ModelError names `what` on failure.
 
-    framework "pt" gives torch tensors, "np" NumPy arrays (what the torch-free inference paths load).
+    framework "pt" gives torch tensors, "np" NumPy arrays (what the torch-free inference paths load). Before
+    anything is built or read past the headers, the config's numbers are bounded (read_config) and, with
+    `expect` (the config -> every tensor's shape), the shapes are checked against the safetensors header.
     """
     if framework == "np":
         from safetensors.numpy import load_file
@@ -56,10 +164,16 @@ def load_folder(folder: str | os.PathLike[str], config_class: type[C], what: str
     cfg_path, w_path = folder / "config.json", folder / "model.safetensors"
     if not cfg_path.is_file() or not w_path.is_file():
         raise ModelError(f"{what} model folder {folder} needs config.json and model.safetensors")
+    raw = read_config(cfg_path, what)
+    header = safetensors_header(w_path)
     try:
-        raw = json.loads(cfg_path.read_text(encoding="utf-8"))
         known = {f.name for f in dataclasses.fields(config_class)}  # type: ignore[arg-type]
         config = config_class(**{k: v for k, v in raw.items() if k in known})
+    except Exception as exc:
+        raise ModelError(f"cannot read {what} model in {folder}: {exc}") from exc
+    if expect is not None:
+        check_shapes(expect(config), {k: v[1] for k, v in header.items()}, str(w_path))
+    try:
         state = load_file(str(w_path))
     except Exception as exc:
         raise ModelError(f"cannot read {what} model in {folder}: {exc}") from exc
@@ -101,27 +215,13 @@ def map_safetensors(path: str | os.PathLike[str]) -> dict[str, "np.ndarray"]:
     n = int.from_bytes(buf[:8], "little")
     if n > min(_ST_MAX_HEADER, size - 8):
         raise ModelError(f"{p.name} is not a safetensors file (header of {n} bytes)")
-    try:
-        header = json.loads(bytes(buf[8:8 + n]))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise ModelError(f"{p.name} has an unreadable safetensors header: {exc}") from None
-    if not isinstance(header, dict):
-        raise ModelError(f"{p.name} has a safetensors header that is not an object")
     out: dict[str, np.ndarray] = {}
     start = 8 + n
-    for name, entry in header.items():
-        if name == "__metadata__":
-            continue
-        try:
-            dtype = np.dtype(_ST_DTYPES[entry["dtype"]])
-            shape = tuple(int(d) for d in entry["shape"])
-            lo, hi = (int(x) for x in entry["data_offsets"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ModelError(f"{p.name}: tensor {name!r} has a bad header entry ({exc!r})") from None
-        count = int(np.prod(shape, dtype=np.int64)) if shape else 1
-        if min(shape, default=0) < 0 or not 0 <= lo <= hi <= size - start or hi - lo != count * dtype.itemsize:
-            raise ModelError(f"{p.name}: tensor {name!r} does not fit the file (shape {shape}, bytes {lo}-{hi})")
-        out[name] = np.frombuffer(buf, dtype=dtype, count=count, offset=start + lo).reshape(shape)
+    for name, (dtype_name, shape, lo, hi) in _header_entries(bytes(buf[8:8 + n]), size - start, p.name).items():
+        if dtype_name not in _ST_DTYPES:
+            raise ModelError(f"{p.name}: tensor {name!r} has dtype {dtype_name}, which NumPy cannot map")
+        dtype = np.dtype(_ST_DTYPES[dtype_name])
+        out[name] = np.frombuffer(buf, dtype=dtype, count=math.prod(shape), offset=start + lo).reshape(shape)
     return out
 
 
@@ -148,8 +248,11 @@ class PretrainedMixin:
 
     @classmethod
     def from_pretrained(cls: type[M], folder: str | os.PathLike[str]) -> M:
-        """Load a saved model in eval mode (ModelError when files are missing or do not fit the config)."""
-        config, state = load_folder(folder, cls.config_class, cls.model_name)
+        """Load a saved model in eval mode (ModelError when files are missing or do not fit the config).
+
+        The module is first laid out on torch's meta device (no memory) and its shapes checked against the
+        safetensors header, so a config that does not fit its weights is refused before anything is built."""
+        config, state = load_folder(folder, cls.config_class, cls.model_name, expect=cls._meta_shapes)
         model = cls(config)  # type: ignore[call-arg]
         try:
             model.load_state_dict(state, strict=True)  # type: ignore[attr-defined]
@@ -158,3 +261,12 @@ class PretrainedMixin:
                              f"{str(exc).splitlines()[0]}") from exc
         model.eval()  # type: ignore[attr-defined]
         return model
+
+    @classmethod
+    def _meta_shapes(cls, config: Any) -> dict[str, tuple[int, ...]]:
+        """Every state-dict entry's shape for `config`, from a module laid out on the meta device."""
+        import torch
+
+        with torch.device("meta"):
+            probe = cls(config)  # type: ignore[call-arg]
+        return {k: tuple(v.shape) for k, v in probe.state_dict().items()}  # type: ignore[attr-defined]
