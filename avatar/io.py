@@ -73,6 +73,11 @@ def _tmp_suffix(target: Path, suffix: str | None) -> str:
     return target.suffix + ".part" if len(target.suffix) <= 16 else ".part"
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists on this machine (in this pid namespace)."""
+    return _pid_alive(pid)
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

@@ -301,7 +301,9 @@ def test_workers_exit_when_the_driver_is_killed(tmp_path):
     code = tmp_path / "drive.py"
     code.write_text(POOL_SCRIPT.format(tests=str(Path(__file__).parent), script=str(tmp_path / "s.yaml"),
                                        out=str(tmp_path / "out"), log=str(log)))
-    proc = subprocess.Popen([sys.executable, str(code)])
+    tmp = tmp_path / "tmp"  # the workers' TMPDIR: their line folders go here
+    tmp.mkdir()
+    proc = subprocess.Popen([sys.executable, str(code)], env={**os.environ, "TMPDIR": str(tmp)})
     deadline = time.monotonic() + 60
     while len(list(log.iterdir())) < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -315,6 +317,28 @@ def test_workers_exit_when_the_driver_is_killed(tmp_path):
         time.sleep(0.2)
         alive = [p for p in pids if Path(f"/proc/{p}").exists() and "Z" not in Path(f"/proc/{p}/stat").read_text().split()[2]]
     assert not alive, f"workers {alive} outlived the killed batch process"
+    assert list(tmp.iterdir()) == []  # and took the line folders they were rendering in with them
+
+
+def test_line_folders_of_killed_workers_are_removed_by_the_next_batch(tmp_path, monkeypatch):
+    from avatar.batch.worker import remove_stale_workdirs
+
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    dead = tmp_path / f"avatar-batch-{p.pid}-l1-abcd1234"
+    alive = tmp_path / f"avatar-batch-{os.getpid()}-l2-abcd1234"
+    other = tmp_path / "someone-elses"
+    for d in (dead, alive, other):
+        (d / "sub").mkdir(parents=True)
+        (d / "sub" / "clip.mp4").write_bytes(b"partial")
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", None)  # re-read TMPDIR
+    text = FIVE.replace("character: carl", "character: bob")
+    assert _run(text, tmp_path / "out").exit_code == 0  # a batch's workers clean up when they start
+    assert sorted(q.name for q in tmp_path.iterdir()) == sorted([alive.name, other.name, "out"])
+    assert remove_stale_workdirs(str(tmp_path)) == 0
 
 
 def test_a_line_folder_linking_out_of_outdir_fails_that_line_only(tmp_path):

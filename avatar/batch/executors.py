@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterator
 from avatar.errors import InputError
 
 from .plan import LineJob
-from .worker import LineResult, render_line, setup_worker
+from .worker import LineResult, exit_now, render_line, setup_worker
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ def _exit_with_parent(parent: int) -> None:
     """Exit this worker when the batch process is gone (a SIGKILLed driver would leave workers idling)."""
     while os.getppid() == parent:
         time.sleep(1.0)
-    os._exit(1)
+    exit_now(1)
 
 
 def _pool_init(render: Callable[..., Any]) -> None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+import shutil
 import socket
 import sys
 import tempfile
@@ -28,6 +30,42 @@ log = logging.getLogger(__name__)
 
 #: Largest total output of one line that a worker sends back (a clip of a few minutes at 1080p fits).
 MAX_LINE_BYTES = 1024 * 2**20
+#: A line renders in TMPDIR/avatar-batch-<pid>-<id>-<random>/; the pid lets a later worker remove what a killed
+#: one left there.
+WORKDIR_PREFIX = "avatar-batch-"
+_WORKDIR = re.compile(re.escape(WORKDIR_PREFIX) + r"(\d+)-")
+_current_workdir: str | None = None  # the folder this process is rendering in (removed by exit_now)
+
+
+def remove_stale_workdirs(root: str | None = None) -> int:
+    """Remove line folders that killed workers left in the temp folder (their process is gone); returns how many."""
+    from avatar.io import pid_alive
+
+    root = root or tempfile.gettempdir()
+    removed = 0
+    try:
+        entries = list(os.scandir(root))
+    except OSError:
+        return 0
+    for entry in entries:
+        m = _WORKDIR.match(entry.name)
+        try:
+            if m is None or not entry.is_dir(follow_symlinks=False) or pid_alive(int(m.group(1))):
+                continue
+        except OSError:
+            continue
+        shutil.rmtree(entry.path, ignore_errors=True)
+        removed += 1
+    if removed:
+        log.info("removed %d line folder(s) that killed batch workers left in %s", removed, root)
+    return removed
+
+
+def exit_now(code: int = 1) -> None:
+    """End this worker at once (the batch process is gone), removing the line folder it was rendering in."""
+    if _current_workdir is not None:
+        shutil.rmtree(_current_workdir, ignore_errors=True)
+    os._exit(code)
 
 
 @dataclass
@@ -70,6 +108,7 @@ def setup_worker(render: Callable[..., Any]) -> None:
     torch = sys.modules.get("torch")  # already loaded (e.g. by a user's code): set it directly
     if torch is not None:
         torch.set_num_threads(1)
+    remove_stale_workdirs()  # on each machine that renders: what workers killed earlier left behind
     setup = getattr(render, "setup", None)
     if callable(setup):
         setup()
@@ -77,10 +116,12 @@ def setup_worker(render: Callable[..., Any]) -> None:
 
 def render_line(render: Callable[..., Any], job: LineJob) -> LineResult:
     """Render one job; never raises for a failed line (the error is in the result)."""
+    global _current_workdir
     who = f"{socket.gethostname()}:{os.getpid()}"
     t0 = time.perf_counter()
     try:
-        with tempfile.TemporaryDirectory(prefix=f"avatar-batch-{job.id}-") as tmp:
+        with tempfile.TemporaryDirectory(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-{job.id}-") as tmp:
+            _current_workdir = tmp
             out = render(job, Path(tmp))
             rendered = out if isinstance(out, Rendered) else Rendered(files=dict(out))
             files: dict[str, bytes] = {}
@@ -101,5 +142,7 @@ def render_line(render: Callable[..., Any], job: LineJob) -> LineResult:
     except Exception as exc:  # a bug in a stage fails this line only; the log keeps the traceback
         log.error("line %s failed:\n%s", job.id, traceback.format_exc())
         msg = f"{type(exc).__name__}: {exc}"
+    finally:
+        _current_workdir = None
     return LineResult(index=job.index, id=job.id, ok=False, error=msg,
                       timings={"total": round(time.perf_counter() - t0, 4)}, worker=who)
