@@ -178,7 +178,35 @@ def main() -> None:
     global _MAIN_PID
     _MAIN_PID = os.getpid()
     signal.signal(signal.SIGTERM, _on_sigterm)
+    check_arguments(sys.argv[1:])
     app()
+
+
+def check_arguments(args: List[str]) -> None:
+    """Refuse the command line before any work when an argument (text, a file name, a voice) is not valid UTF-8:
+    Python hands such bytes over as lone surrogates, which would fail later, in the middle of the work."""
+    from avatar.text import check_unicode
+
+    for i, arg in enumerate(args, 1):
+        bad = next((k for k, ch in enumerate(arg) if 0xD800 <= ord(ch) <= 0xDFFF), None)
+        if bad is None:
+            continue
+        start = max(0, bad - 30)  # the argument around its first bad byte, undecodable bytes as \xNN
+        piece = arg[start:bad + 30]
+        try:
+            shown = piece.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        except UnicodeEncodeError:
+            shown = piece.encode("utf-8", "backslashreplace").decode("ascii")
+        shown = ("…" if start else "") + shown + ("…" if bad + 30 < len(arg) else "")
+        try:
+            check_unicode(arg, f'argument {i} "{shown}"')
+        except InputError as exc:
+            raise SystemExit(_one_line(str(exc))) from None
+
+
+def _one_line(message: str) -> int:
+    typer.echo(f"error: {message}", err=True)
+    return EXIT_INPUT
 
 
 if __name__ == "__main__":

@@ -67,6 +67,11 @@ def test_cli_refuses_invalid_utf8_arguments_with_one_error_line(tmp_path: Path) 
     _one_error(_cli("emotion", BAD), "not valid UTF-8", "byte 0xe9")
     _one_error(_cli("tts", BAD, "-o", str(tmp_path / "x.wav")), "not valid UTF-8")
     _one_error(_cli("say", BAD, "-o", str(tmp_path / "x.mp4"), "--render-workers", "1"), "not valid UTF-8")
+    # Every argument, not only text: a file name or a voice that is not UTF-8 is refused before any work (an
+    # output name used to fail with a traceback after the audio was made, when the summary was printed).
+    line = _one_error(_cli("tts", "Hi.", "-o", str(tmp_path).encode() + b"/x\xff.wav"), "argument 4", "byte 0xff")
+    assert '\\xff.wav"' in line
+    _one_error(_cli("tts", "Hi.", "-o", str(tmp_path / "x.wav"), "--voice", b"en\xff"), "argument 6")
     assert not list(tmp_path.iterdir())
 
 
