@@ -44,3 +44,71 @@ def textured_card(path: Path, *, png: bytes, uv: np.ndarray, top_drop: float, me
     g.set_binary_blob(blob)
     path.write_bytes(b"".join(g.save_to_bytes()))
     return path
+
+
+def flat_png(width: int, height: int, rgb: tuple[int, int, int] = (200, 150, 120)) -> bytes:
+    """A valid RGB PNG of one colour: a 12000 x 12000 image (432 MB decoded) is about 450 kB and takes a second to
+    make (for texture-bomb tests). Rows after the first use PNG's Up filter (all zeros); a stretch of such rows
+    is deflated once, flushed to a byte boundary with the window reset, and the same bytes repeated."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    first = b"\0" + bytes(rgb) * width  # filter 0 (None): the pixels
+    same = b"\2" + bytes(3 * width)  # filter 2 (Up): the row above again
+    k = max(1, min(height - 1, (4 << 20) // len(same)))  # rows per repeated stretch
+    z = zlib.compressobj(9, zlib.DEFLATED, -15)  # raw deflate: the zlib header and checksum are added below
+    parts = [z.compress(first) + z.flush(zlib.Z_FULL_FLUSH)]
+    adler = zlib.adler32(first)
+    rest = height - 1
+    if rest:
+        stretch = z.compress(same * k) + z.flush(zlib.Z_FULL_FLUSH)  # no back-references across the flush
+        for _ in range(rest // k):
+            parts.append(stretch)
+            adler = zlib.adler32(same * k, adler)
+        tail = same * (rest % k)
+        parts.append(z.compress(tail))
+        adler = zlib.adler32(tail, adler)
+    parts.append(z.flush())
+    idat = b"\x78\xda" + b"".join(parts) + struct.pack(">I", adler & 0xFFFFFFFF)
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+def textured_avatar(path: Path, image: bytes) -> Path:
+    """The shipped default avatar with `image` as the base-colour texture of its first material (a UV set is
+    added to every primitive that lacks one), written as .glb."""
+    import copy
+
+    src = Path(__file__).resolve().parents[1] / "weights" / "avatars" / "default.glb"
+    g = pygltflib.GLTF2().load(str(src))
+    blob = bytearray(g.binary_blob())
+    blob += b"\0" * (-len(blob) % 4)
+    g.bufferViews.append(pygltflib.BufferView(buffer=0, byteOffset=len(blob), byteLength=len(image)))
+    blob += image
+    img_view = len(g.bufferViews) - 1
+    for mesh in g.meshes:
+        for prim in mesh.primitives:
+            if prim.attributes.TEXCOORD_0 is None:
+                n = g.accessors[prim.attributes.POSITION].count
+                blob += b"\0" * (-len(blob) % 4)
+                uv = np.full((n, 2), 0.5, np.float32).tobytes()
+                g.bufferViews.append(pygltflib.BufferView(buffer=0, byteOffset=len(blob), byteLength=len(uv)))
+                blob += uv
+                g.accessors.append(pygltflib.Accessor(bufferView=len(g.bufferViews) - 1, componentType=5126,
+                                                      count=n, type="VEC2"))
+                prim.attributes.TEXCOORD_0 = len(g.accessors) - 1
+    g.images = [pygltflib.Image(bufferView=img_view, mimeType="image/png")]
+    g.textures = [pygltflib.Texture(source=0)]
+    mats = g.materials or [pygltflib.Material()]
+    for m in mats:
+        m.pbrMetallicRoughness = copy.deepcopy(m.pbrMetallicRoughness) or pygltflib.PbrMetallicRoughness()
+        m.pbrMetallicRoughness.baseColorTexture = pygltflib.TextureInfo(index=0)
+    g.materials = mats
+    blob += b"\0" * (-len(blob) % 4)
+    g.buffers = [pygltflib.Buffer(byteLength=len(blob))]
+    g.set_binary_blob(bytes(blob))
+    path.write_bytes(b"".join(g.save_to_bytes()))
+    return path

@@ -343,6 +343,9 @@ def load_avatar(path: str | os.PathLike[str]) -> Avatar:
     """Read a .glb/.gltf/.vrm avatar and map its morph targets and bones onto FaceMotion and BodyMotion."""
     p = Path(path)
     gltf = _read(p)
+    from .texture import check_textures
+
+    check_textures(gltf, p.name, p.parent)  # image headers only: a texture too large to decode is refused here
     try:
         return _map(p, gltf)
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:

@@ -7,8 +7,6 @@ per-frame work is a small dense product over the active morph targets plus the G
 
 from __future__ import annotations
 
-import base64
-import io
 import logging
 from dataclasses import dataclass, field
 
@@ -171,28 +169,21 @@ def _material(gltf, index: int | None) -> Material:  # noqa: ANN001
 
 
 def _image(avatar: Avatar, index: int) -> np.ndarray | None:
-    """Decode image `index` (embedded bufferView, data: URI or a file beside the avatar) to RGBA uint8."""
-    gltf = avatar.gltf
+    """Decode image `index` (embedded bufferView, data: URI or a file beside the avatar) to RGBA uint8, scaled to
+    at most avatar.render.texture.RENDER_TEXTURE_SIDE a side."""
     try:
-        from PIL import Image
+        import PIL  # noqa: F401
     except ImportError:  # Pillow is optional here: without it textured avatars show their base colours
         return None
-    img = gltf.images[index]
-    try:
-        if img.bufferView is not None:
-            view = gltf.bufferViews[img.bufferView]
-            start = view.byteOffset or 0
-            data = bytes(gltf.binary_blob()[start:start + view.byteLength])
-        elif img.uri and img.uri.startswith("data:"):
-            data = base64.b64decode(img.uri.split(",", 1)[1])
-        elif img.uri:
-            from avatar.io import safe_join
+    from .texture import decode_texture, image_bytes
 
-            data = safe_join(avatar.path.parent, img.uri).read_bytes()
-        else:
+    try:
+        data = image_bytes(avatar.gltf, index, avatar.path.parent)
+        if data is None:
             return None
-        with Image.open(io.BytesIO(data)) as im:
-            return np.asarray(im.convert("RGBA"), dtype=np.uint8)
+        return decode_texture(data, f"avatar {avatar.path.name}: texture image {index}")
+    except InputError:
+        raise  # over the pixel limit (load_avatar refuses it first; this guards an Avatar built otherwise)
     except Exception as exc:  # noqa: BLE001 - a broken texture degrades to the base colour, it does not fail
         log.warning("avatar %s: texture %d cannot be decoded (%s); using its base colour", avatar.path.name,
                     index, exc)

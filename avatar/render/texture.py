@@ -1,0 +1,122 @@
+"""An avatar's textures: their bytes, a size check from the image header alone, and decoding for the renderer.
+
+Decoding is where a small file turns big: a 450 kB PNG of 12000 x 12000 pixels is 576 MB as RGBA. So the header
+(PNG IHDR, JPEG SOF: Pillow's `Image.open` reads nothing more) is checked when the avatar loads
+(`check_textures`, InputError naming the image), and decoding (`decode_texture`) never makes more than
+MAX_TEXTURE_PIXELS; textures over RENDER_TEXTURE_SIDE are scaled down for the renderer (JPEG already while it
+decodes, with Pillow's draft mode), since a 512 px video never shows more detail than that.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import logging
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from avatar.errors import InputError
+
+log = logging.getLogger(__name__)
+
+#: The most pixels a texture may decode to (4096 x 4096; RGBA 64 MiB). A JPEG up to 8 times larger on each side
+#: is accepted, as it is decoded straight to an eighth of its size (Pillow's draft mode).
+MAX_TEXTURE_PIXELS = 4096 * 4096
+#: Textures are scaled down to at most this many pixels a side for the renderer (the avatar covers at most the
+#: frame: at 512-1080 px a larger texture adds no detail, only memory and mipmap time).
+RENDER_TEXTURE_SIDE = 2048
+_JPEG_DRAFT = 8  # the largest reduction JPEG's draft mode decodes at
+
+
+def image_bytes(gltf, index: int, folder: Path) -> bytes | None:  # noqa: ANN001 - pygltflib.GLTF2
+    """The encoded bytes of glTF image `index` (a buffer view, a data: URI or a file beside the avatar), or None
+    when it has none."""
+    img = gltf.images[index]
+    if img.bufferView is not None:
+        view = gltf.bufferViews[img.bufferView]
+        start = view.byteOffset or 0
+        return bytes(gltf.binary_blob()[start:start + view.byteLength])
+    if img.uri and img.uri.startswith("data:"):
+        return base64.b64decode(img.uri.split(",", 1)[1])
+    if img.uri:
+        from avatar.io import safe_join
+
+        try:
+            path = safe_join(folder, img.uri)  # refuses "../" escapes
+        except InputError:
+            raise InputError(f"image {index}: uri {img.uri!r} points outside the avatar's folder") from None
+        return path.read_bytes() if path.is_file() else None
+    return None
+
+
+def _open(data: bytes):  # noqa: ANN202 - a lazily decoded PIL.Image
+    from PIL import Image
+
+    with warnings.catch_warnings():  # Pillow's own bomb warning: our limit is lower and is checked next
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        return Image.open(io.BytesIO(data))
+
+
+def _decoded_pixels(im) -> int:  # noqa: ANN001 - PIL.Image
+    """Pixels `im` decodes to here: a JPEG's at its smallest draft scale when that is what decoding will use."""
+    w, h = im.size
+    if im.format == "JPEG" and w * h > MAX_TEXTURE_PIXELS:
+        return -(-w // _JPEG_DRAFT) * -(-h // _JPEG_DRAFT)
+    return w * h
+
+
+def check_textures(gltf, name: str, folder: Path) -> None:  # noqa: ANN001 - pygltflib.GLTF2
+    """Refuse (InputError) an avatar whose material textures would decode to more than MAX_TEXTURE_PIXELS,
+    from the image headers alone. An image Pillow cannot read is left to the renderer, which draws that
+    material in its base colour with a warning."""
+    try:
+        import PIL  # noqa: F401
+    except ImportError:  # Pillow is optional: without it nothing is decoded
+        return
+    for index in _material_images(gltf):
+        try:
+            data = image_bytes(gltf, index, folder)
+            if data is None:
+                continue
+            im = _open(data)
+        except InputError:
+            raise
+        except Exception:  # noqa: BLE001 - a broken image: the renderer warns and uses the base colour
+            continue
+        w, h = im.size
+        if _decoded_pixels(im) > MAX_TEXTURE_PIXELS:
+            side = int(MAX_TEXTURE_PIXELS ** 0.5)
+            raise InputError(f"{name}: texture image {index} is {w} x {h} pixels ({w * h / 1e6:.0f} Mpx); textures "
+                             f"are limited to {MAX_TEXTURE_PIXELS / 1e6:.1f} Mpx ({side} x {side}; a JPEG to "
+                             f"{_JPEG_DRAFT} times that a side): scale it down and export again")
+
+
+def _material_images(gltf) -> list[int]:  # noqa: ANN001
+    """The images the renderer decodes: every material's base-colour texture source."""
+    out = []
+    for m in gltf.materials or []:
+        pbr = m.pbrMetallicRoughness
+        t = pbr.baseColorTexture.index if pbr is not None and pbr.baseColorTexture is not None else None
+        if t is not None and 0 <= t < len(gltf.textures or []):
+            src = gltf.textures[t].source
+            if src is not None and 0 <= src < len(gltf.images or []) and src not in out:
+                out.append(src)
+    return out
+
+
+def decode_texture(data: bytes, label: str = "texture") -> np.ndarray:
+    """Decode image bytes to RGBA uint8 [H, W, 4], at most RENDER_TEXTURE_SIDE a side; InputError over
+    MAX_TEXTURE_PIXELS (checked from the header, before decoding)."""
+    im = _open(data)
+    if _decoded_pixels(im) > MAX_TEXTURE_PIXELS:
+        w, h = im.size
+        raise InputError(f"{label} is {w} x {h} pixels; textures are limited to {MAX_TEXTURE_PIXELS / 1e6:.1f} Mpx")
+    with im:
+        if im.format == "JPEG":  # decode straight at a reduced scale: draft picks 1/2, 1/4 or 1/8
+            im.draft("RGB", (RENDER_TEXTURE_SIDE, RENDER_TEXTURE_SIDE))
+        if max(im.size) > RENDER_TEXTURE_SIDE:
+            log.info("%s: %d x %d scaled to at most %d a side for rendering", label, *im.size, RENDER_TEXTURE_SIDE)
+            im.thumbnail((RENDER_TEXTURE_SIDE, RENDER_TEXTURE_SIDE))  # in place, keeps the aspect ratio
+        return np.asarray(im.convert("RGBA"), dtype=np.uint8)
