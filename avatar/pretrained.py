@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar
 
 from avatar.errors import ModelError
 from avatar.io import atomic_path, atomic_write_text
+from avatar.weights import ModelConfig
 
 if TYPE_CHECKING:
     import numpy as np
@@ -34,7 +35,10 @@ def save_folder(folder: str | os.PathLike[str], state: dict[str, Any], config: A
     tensors = {k: v.detach().contiguous().cpu() for k, v in state.items()}  # dtype as the caller chose
     with atomic_path(folder / "model.safetensors") as tmp:
         save_file(tensors, str(tmp), metadata={"format": "pt"})
-    atomic_write_text(folder / "config.json", json.dumps(dataclasses.asdict(config), indent=2))
+    if isinstance(config, ModelConfig):
+        config.save(folder)
+    else:  # a dataclass config (the emotion model's)
+        atomic_write_text(folder / "config.json", json.dumps(dataclasses.asdict(config), indent=2))
     if card is not None:
         atomic_write_text(folder / "README.md", card)
     return folder
@@ -147,7 +151,8 @@ def check_shapes(want: dict[str, tuple[int, ...]], got: dict[str, tuple[int, ...
 def load_folder(folder: str | os.PathLike[str], config_class: type[C], what: str,
                 framework: str = "pt",
                 expect: Callable[[C], dict[str, tuple[int, ...]]] | None = None) -> tuple[C, dict[str, Any]]:
-    """Read a model folder's config (unknown keys ignored) and tensors; ModelError names `what` on failure.
+    """Read a model folder's config and tensors; ModelError names `what` on failure. A `ModelConfig` refuses
+    unknown keys; a dataclass config (the emotion model's) ignores them.
 
     framework "pt" gives torch tensors, "np" NumPy arrays (what the torch-free inference paths load). Before
     anything is built or read past the headers, the config's numbers are bounded (read_config) and, with
@@ -166,11 +171,14 @@ def load_folder(folder: str | os.PathLike[str], config_class: type[C], what: str
         raise ModelError(f"{what} model folder {folder} needs config.json and model.safetensors")
     raw = read_config(cfg_path, what)
     header = safetensors_header(w_path)
-    try:
-        known = {f.name for f in dataclasses.fields(config_class)}  # type: ignore[arg-type]
-        config = config_class(**{k: v for k, v in raw.items() if k in known})
-    except Exception as exc:
-        raise ModelError(f"cannot read {what} model in {folder}: {exc}") from exc
+    if isinstance(config_class, type) and issubclass(config_class, ModelConfig):
+        config = config_class.from_dict(raw, source=str(cfg_path))  # refuses unknown keys and other classes
+    else:
+        try:
+            known = {f.name for f in dataclasses.fields(config_class)}  # type: ignore[arg-type]
+            config = config_class(**{k: v for k, v in raw.items() if k in known})
+        except Exception as exc:
+            raise ModelError(f"cannot read {what} model in {folder}: {exc}") from exc
     if expect is not None:
         check_shapes(expect(config), {k: v[1] for k, v in header.items()}, str(w_path))
     try:
@@ -241,10 +249,30 @@ class PretrainedMixin:
         """The model card written when `save_pretrained` is given none."""
         return f"# {type(self).__name__}\n\nNo card was written for these weights.\n"
 
-    def save_pretrained(self, folder: str | os.PathLike[str], card: str | None = None) -> Path:
-        """Write config.json, model.safetensors and the model card README.md (a default card if none given)."""
-        return save_folder(folder, self.state_dict(), self.config,  # type: ignore[attr-defined]
-                           card if card is not None else self.default_card())
+    def save_pretrained(self, folder: str | os.PathLike[str], card: str | None = None,
+                        onnx: bool | None = None) -> Path:
+        """Write config.json, model.safetensors and the model card README.md (a default card if none given),
+        then model.onnx for inference (`onnx`: default whenever the class declares its graph; False skips the
+        export, which takes torch's exporter 10-60 s)."""
+        folder = save_folder(folder, self.state_dict(), self.config,  # type: ignore[attr-defined]
+                             card if card is not None else self.default_card())
+        if onnx is None:
+            onnx = hasattr(self, "onnx_inputs")
+        if onnx:
+            self.export_onnx(folder)
+        else:  # never leave a graph that is not this checkpoint's (a training checkpoint over a finished model)
+            (folder / "model.onnx").unlink(missing_ok=True)
+        return folder
+
+    def onnx_metadata(self) -> dict[str, str]:
+        """Strings stored in the exported graph's metadata besides the class name and format version."""
+        return {}
+
+    def export_onnx(self, folder: str | os.PathLike[str]) -> Path:
+        """Write `folder`/model.onnx from this module (avatar.export; checked against torch first)."""
+        from avatar.export import export_onnx
+
+        return export_onnx(self, folder, self.onnx_metadata())
 
     @classmethod
     def from_pretrained(cls: type[M], folder: str | os.PathLike[str]) -> M:

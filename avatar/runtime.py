@@ -13,20 +13,21 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, ClassVar, Mapping, TypeVar
 
 import numpy as np
 
 from avatar.errors import InputError, ModelError
 
 log = logging.getLogger(__name__)
+N = TypeVar("N", bound="OnnxNet")
 
 #: Environment variable for the intra-op thread count of every session (default 1).
 THREADS_ENV = "AVATAR_ONNX_THREADS"
 #: The file name of a model folder's inference graph.
 ONNX_FILE = "model.onnx"
 #: Largest graph we load (every shipped model is under 50 MB): bounds memory before anything is parsed.
-MAX_BYTES = 512 * 2**20
+MAX_BYTES = 256 * 2**20
 
 #: ONNX element types -> NumPy dtypes, for the inputs we feed.
 _DTYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(float16)": np.float16,
@@ -149,3 +150,101 @@ def load_onnx(path: str | os.PathLike[str], threads: int | None = None) -> OnnxM
     p = onnx_path(path)
     n = default_threads() if threads is None else int(threads)
     return cached(f"onnx/{n}", p, lambda resolved: OnnxModel(resolved, n))
+
+
+class OnnxNet:
+    """Base of a trained network's inference wrapper: its config plus a forward pass on NumPy arrays.
+
+    `from_pretrained(folder)` runs the folder's model.onnx in onnxruntime (nothing else is read but
+    config.json); `from_module(module)` runs a torch module (training, evaluation and parity tests hand one in;
+    torch is imported only then). Both are called the same way: `net(*arrays)` in `onnx_inputs` order.
+    """
+
+    #: The pydantic config class (an avatar.weights.ModelConfig).
+    config_class: ClassVar[type]
+    #: What the model is called in error messages ("face", "gesture").
+    model_name: ClassVar[str] = "model"
+    #: The graph's input names, in call order.
+    onnx_inputs: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, config: Any, forward: Callable[..., np.ndarray], metadata: Mapping[str, str],
+                 source: str) -> None:
+        self.config = config
+        self._forward = forward
+        self.metadata = dict(metadata)
+        self.source = source
+        self.check()
+
+    def check(self) -> None:
+        """ModelError when the config does not fit this code (subclasses add their checks)."""
+
+    def feature_dims(self) -> dict[str, int]:
+        """Each input's last (feature) axis as the config sizes it; checked against the graph when loaded."""
+        return {}
+
+    def __call__(self, *arrays: Any) -> np.ndarray:
+        """The first output for inputs in `onnx_inputs` order."""
+        if len(arrays) != len(self.onnx_inputs):
+            raise InputError(f"the {self.model_name} network takes {len(self.onnx_inputs)} inputs "
+                             f"({', '.join(self.onnx_inputs)}), got {len(arrays)}")
+        return self._forward(*arrays)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.source!r})"
+
+    @classmethod
+    def from_pretrained(cls: type[N], folder: str | os.PathLike[str], threads: int | None = None) -> N:
+        """The folder's config.json and model.onnx (ModelError when missing, for another class, or not ours)."""
+        folder = Path(folder)
+        config = cls.config_class.load(folder)
+        model = load_onnx(folder, threads)
+        meta = model.metadata
+        name = meta.get("_class_name")
+        if name is not None and name != cls.config_class.class_name:
+            raise ModelError(f"{model.path} holds a {name}, not a {cls.config_class.class_name}")
+        if list(model.inputs) != list(cls.onnx_inputs):
+            raise ModelError(f"{model.path} takes inputs {list(model.inputs)}, this code feeds "
+                             f"{list(cls.onnx_inputs)}: export it again (python -m avatar.export {folder})")
+        names = cls.onnx_inputs
+
+        def forward(*arrays: Any) -> np.ndarray:
+            return model(**dict(zip(names, arrays)))
+
+        net = cls(config, forward, meta, str(model.path))
+        for name, dim in net.feature_dims().items():
+            got = model.input_shapes[name][-1]
+            if got != dim:  # a config edited or mixed with another model's graph
+                raise ModelError(f"{model.path} does not fit its config.json: input {name!r} has {got} features, "
+                                 f"the config says {dim}")
+        return net
+
+    @classmethod
+    def module_metadata(cls, module: Any) -> dict[str, str]:
+        """What the exported graph's metadata would hold for a torch module (its `onnx_metadata()`)."""
+        return dict(module.onnx_metadata()) if hasattr(module, "onnx_metadata") else {}
+
+    @classmethod
+    def from_module(cls: type[N], module: Any) -> N:
+        """Run a torch module (eval mode, no gradients) on NumPy inputs: float arrays as float32."""
+        import torch
+
+        module.eval()
+
+        def forward(*arrays: Any) -> np.ndarray:
+            ts = []
+            for a in arrays:
+                a = np.asarray(a)
+                ts.append(torch.from_numpy(np.ascontiguousarray(a, np.float32 if a.dtype.kind == "f" else None)))
+            with torch.no_grad():
+                return module(*ts).numpy()
+
+        return cls(module.config, forward, cls.module_metadata(module), type(module).__name__)
+
+    @classmethod
+    def of(cls: type[N], model: Any) -> N:
+        """`model` as it is when it is one of these, a torch module with this config wrapped, else InputError."""
+        if isinstance(model, cls):
+            return model
+        if hasattr(model, "state_dict") and isinstance(getattr(model, "config", None), cls.config_class):
+            return cls.from_module(model)
+        raise InputError(f"not a {cls.model_name} network: {type(model).__name__}")

@@ -89,7 +89,7 @@ class ModelConfig(BaseModel):
     """Base of every model config: unknown keys are refused; `class_name` and `format_version` are saved as
     `_class_name` / `_format_version` so a folder says what it holds and which layout it was written in."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
 
     #: The model class this config builds (written as `_class_name`).
     class_name: ClassVar[str] = ""
@@ -126,16 +126,15 @@ class ModelConfig(BaseModel):
 
     @classmethod
     def load(cls: type[C], folder: str | os.PathLike[str]) -> C:
-        """Read `folder`/config.json (ModelError when missing or not valid)."""
+        """Read `folder`/config.json (ModelError when missing or not valid; its size and numbers are bounded
+        before anything is built: avatar.pretrained.read_config)."""
+        from avatar.pretrained import read_config
+
         path = Path(folder) / "config.json"
         try:
-            text = path.read_text(encoding="utf-8")
+            raw = read_config(path, cls.class_name or "model")
         except OSError as exc:
             raise ModelError(f"cannot read {path}: {exc.strerror or exc}") from None
-        try:
-            raw = json.loads(text)
-        except ValueError as exc:
-            raise ModelError(f"{path} is not valid JSON: {exc}") from None
         return cls.from_dict(raw, source=str(path))
 
     def save(self, folder: str | os.PathLike[str]) -> Path:

@@ -16,6 +16,10 @@ Prints, for the same line:
 - the baseline in the same run: the bare `avatar tts` process on the same line (start-up + emotion + speech only),
   so the ratio says what face, body and video add;
 - the MP4's stream facts (codecs, fps, A/V length difference).
+
+`--baseline DIR` (another checkout with its own `.venv`, e.g. a `git worktree add --detach` of an older commit)
+measures instead only the cold `avatar say` process of both builds on the line, alternating run by run, and
+compares their outputs (`--keep`: face.json channels, body.bvh numbers): the before/after figures of a change.
 """
 
 from __future__ import annotations
@@ -52,15 +56,70 @@ def _run(args: list[str]) -> tuple[float, str, float]:
     return dt, r.stdout, _cpu() - c0
 
 
+def _numbers(path: Path) -> "list[float]":
+    """Every number of a kept face.json's frames or a body.bvh's motion block."""
+    if path.suffix == ".json":
+        return [x for row in json.loads(path.read_text())["frames"] for x in row]
+    text = path.read_text().split("Frame Time:", 1)[1].split("\n", 1)[1]
+    return [float(x) for x in text.split()]
+
+
+def _ab(args: argparse.Namespace) -> None:
+    """Cold `avatar say` of the baseline build and this one, alternating; then their outputs compared."""
+    import statistics
+
+    import numpy as np
+
+    bins = {"baseline": args.baseline.resolve() / ".venv" / "bin" / "avatar", "current": AVATAR}
+    times: dict[str, list[float]] = {b: [] for b in bins}
+    cpus: dict[str, list[float]] = {b: [] for b in bins}
+    stages: dict[str, list[dict]] = {b: [] for b in bins}
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(args.runs + 1):  # the first round only warms the file cache
+            for b, exe in bins.items():
+                keep = Path(tmp) / b
+                t0, c0 = time.perf_counter(), _cpu()
+                r = subprocess.run([str(exe), "say", args.text, "-o", str(Path(tmp) / f"{b}.mp4"), "--size",
+                                    str(args.size), "--keep", str(keep)], capture_output=True, text=True, cwd=tmp)
+                dt, cpu = time.perf_counter() - t0, _cpu() - c0
+                if r.returncode != 0:
+                    sys.exit(f"{exe} say failed: {r.stderr.strip()[-800:]}")
+                if i:
+                    times[b].append(dt)
+                    cpus[b].append(cpu)
+                    stages[b].append(json.loads(r.stdout.strip().splitlines()[-1])["timings"])
+        print(f"cold `avatar say` whole process, {args.size}x{args.size}, median of {args.runs} alternating runs:")
+        for b in bins:
+            st = {k: statistics.median(s[k] for s in stages[b]) for k in stages[b][0]}
+            print(f"  {b:9s} {statistics.median(times[b]):.2f} s (runs {', '.join(f'{t:.2f}' for t in times[b])}); "
+                  f"CPU {statistics.median(cpus[b]):.2f} core-s; stages (s): "
+                  + ", ".join(f"{k} {v:.2f}" for k, v in st.items()))
+        print(f"  baseline / current: {statistics.median(times['baseline']) / statistics.median(times['current']):.2f}x"
+              f" wall, {statistics.median(cpus['baseline']) / statistics.median(cpus['current']):.2f}x CPU")
+        for name in ("face.json", "body.bvh"):
+            a = np.array(_numbers(Path(tmp) / "baseline" / name))
+            c = np.array(_numbers(Path(tmp) / "current" / name))
+            if a.shape != c.shape:
+                print(f"  {name}: shapes differ ({a.shape} vs {c.shape})")
+                continue
+            print(f"  {name}: max |baseline - current| {np.abs(a - c).max():.2e} over {a.size} numbers "
+                  f"(max |value| {np.abs(a).max():.2f})")
+
+
 def main() -> None:
     """Run the benchmark and print its figures."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--text", default=TEXT)
+    ap.add_argument("--baseline", type=Path, default=None,
+                    help="another checkout with its own .venv: compare cold `avatar say` runs of both builds")
     args = ap.parse_args()
     print("rerun: .venv/bin/python bench/pipeline_bench.py " + " ".join(sys.argv[1:]))
     print(f"machine: {os.cpu_count()} CPUs; line: {args.text!r}")
+    if args.baseline is not None:
+        _ab(args)
+        return
     from avatar.render.video import probe_mp4
 
     # Bytecode for our modules, as ./dev writes it before every command: where PYTHONDONTWRITEBYTECODE is set, a

@@ -5,7 +5,7 @@ is known (our own TTS) the lips are then refined from it, as in DREAM-Talk's lip
 al. 2023): the mouth channels are rebuilt from the coarticulated viseme curves (face.visemes) with the
 model's expression laid over them (face.expression.combine) and the lips sealed on every p/b/m, so the
 mouth follows the timeline exactly while the rest of the face stays the model's. From audio alone, the
-viseme network of `face/lipsync.py` (weights/lipsync, run without torch by `face/viseme_net.py`), DREAM-Talk's
+viseme network of `face/lipsync.py` (weights/lipsync, run in onnxruntime by `face/viseme_net.py`), DREAM-Talk's
 audio-conditioned lip refinement, reads
 viseme probabilities per frame: the mouth is their soft coarticulated mix (`visemes.posterior_mouth_curves`)
 and the lips seal on the p/b/m of the timeline estimated from them.
@@ -26,8 +26,8 @@ from avatar.types import ARKIT_BLENDSHAPES, VAD, EmotionTrack, FaceMotion, Timel
 if TYPE_CHECKING:
     from avatar.face.lipsync import VisemeNet
     from avatar.face.model import FaceDenoiser
-    from avatar.face.viseme_net import VisemeNetNP
-    from avatar.face.sampling import FaceDenoiserNP
+    from avatar.face.sampling import FaceDenoiserNet
+    from avatar.face.viseme_net import VisemeNetOnnx
 
 log = logging.getLogger(__name__)
 
@@ -37,10 +37,10 @@ TRAIN_COMMAND = (".venv/bin/python -m avatar.tts.corpus --out data/corpus --clip
 
 
 def check_model_dir(folder: str | os.PathLike[str]) -> Path:
-    """The model folder if it holds config.json and model.safetensors, else ModelError with the training command."""
+    """The model folder if it holds config.json and model.onnx, else ModelError with the training command."""
     p = Path(folder)
-    if not (p / "config.json").is_file() or not (p / "model.safetensors").is_file():
-        raise ModelError(f"no trained face model in {p} (needs config.json and model.safetensors); train one with: "
+    if not (p / "config.json").is_file() or not (p / "model.onnx").is_file():
+        raise ModelError(f"no trained face model in {p} (needs config.json and model.onnx); train one with: "
                          f"{TRAIN_COMMAND}")
     return p
 
@@ -53,15 +53,15 @@ def __getattr__(name: str) -> Path:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def load_face_model(folder: str | os.PathLike[str] | None = None) -> "FaceDenoiserNP":
-    """Load the face denoiser for inference (NumPy, no torch) from a model folder (default: the registry's
-    `model_dir("face")`; ModelError naming the training command when missing)."""
+def load_face_model(folder: str | os.PathLike[str] | None = None) -> "FaceDenoiserNet":
+    """Load the face denoiser for inference (model.onnx in onnxruntime, no torch) from a model folder (default:
+    the registry's `model_dir("face")`; ModelError naming the training command when missing)."""
     from avatar.weights import resolve
 
     folder = check_model_dir(resolve("face", folder))
-    from avatar.face.sampling import FaceDenoiserNP
+    from avatar.face.sampling import FaceDenoiserNet
 
-    return FaceDenoiserNP.from_pretrained(folder)
+    return FaceDenoiserNet.from_pretrained(folder)
 
 
 def refine_lips(face: FaceMotion, timeline: Timeline, vad_rows: np.ndarray | None = None,
@@ -99,14 +99,14 @@ def refine_lips(face: FaceMotion, timeline: Timeline, vad_rows: np.ndarray | Non
 
 def generate_face(audio: np.ndarray, sample_rate: int, vad: VAD | EmotionTrack | np.ndarray | None = None,
                   timeline: Timeline | None = None, seed: int = 0,
-                  model: "FaceDenoiserNP | FaceDenoiser | str | os.PathLike[str] | None" = None, guidance: float = 2.0,
+                  model: "FaceDenoiserNet | FaceDenoiser | str | os.PathLike[str] | None" = None, guidance: float = 2.0,
                   steps: int = 10,
-                  lips: "VisemeNetNP | VisemeNet | str | os.PathLike[str] | bool | None" = None) -> FaceMotion:
+                  lips: "VisemeNetOnnx | VisemeNet | str | os.PathLike[str] | bool | None" = None) -> FaceMotion:
     """Face motion for speech audio: the diffusion model, then lip refinement from the timeline, or from the
     audio when there is none.
 
-    vad None means neutral; model is a loaded denoiser (NumPy or torch) or a model folder (default weights/face); lips is
-    the viseme network for audio-only lip refinement (a VisemeNetNP, its torch VisemeNet, or a folder; None:
+    vad None means neutral; model is a loaded denoiser (FaceDenoiserNet or torch) or a model folder (default weights/face); lips is
+    the viseme network for audio-only lip refinement (a VisemeNetOnnx, its torch VisemeNet, or a folder; None:
     weights/lipsync when present;
     False: none, the diffusion model's own mouth). The result has round(duration * fps) frames; the same inputs
     and seed give the same output.
@@ -114,7 +114,7 @@ def generate_face(audio: np.ndarray, sample_rate: int, vad: VAD | EmotionTrack |
     from avatar.audio import to_mono
     from avatar.face.expression import vad_frames
     from avatar.face.features import compute_features, frames_for
-    from avatar.face.sampling import as_numpy_model, sample_motion
+    from avatar.face.sampling import as_net, sample_motion
 
     seed = check_seed(seed)
     a = np.asarray(audio)
@@ -126,7 +126,7 @@ def generate_face(audio: np.ndarray, sample_rate: int, vad: VAD | EmotionTrack |
     if model is None or isinstance(model, (str, os.PathLike)):
         net = load_face_model(model)
     else:
-        net = as_numpy_model(model)
+        net = as_net(model)
     fps = net.config.fps
     duration = a.size / float(sample_rate)
     n = frames_for(duration, fps)
@@ -148,19 +148,19 @@ def generate_face(audio: np.ndarray, sample_rate: int, vad: VAD | EmotionTrack |
     return refine_lips(face, estimate, rows, mouth=posterior_mouth_curves(probs, fps, n))
 
 
-def lip_model(lips: "VisemeNetNP | VisemeNet | str | os.PathLike[str] | bool | None" = None) -> "VisemeNetNP | None":
+def lip_model(lips: "VisemeNetOnnx | VisemeNet | str | os.PathLike[str] | bool | None" = None) -> "VisemeNetOnnx | None":
     """The viseme network to read lips from audio with (loaded once per folder): None/True weights/lipsync (None:
     a warning and None when it is missing; True: ModelError), a folder, a network as it is, False none."""
     if lips is False:
         return None
-    from avatar.face.viseme_net import VisemeNetNP, as_numpy_net, load_viseme_net
+    from avatar.face.viseme_net import VisemeNetOnnx, as_net, load_viseme_net
     from avatar.weights import cached, model_dir
 
-    if isinstance(lips, VisemeNetNP) or hasattr(lips, "state_dict"):
-        return as_numpy_net(lips)
+    if isinstance(lips, VisemeNetOnnx) or hasattr(lips, "state_dict"):
+        return as_net(lips)
     if lips is None or lips is True:
         LIPS_DIR = model_dir("lipsync")  # noqa: N806 - read per call: $AVATAR_MODEL_LIPSYNC may change
-        if not (LIPS_DIR / "model.safetensors").is_file():
+        if not (LIPS_DIR / "model.onnx").is_file():
             if lips is True:
                 return load_viseme_net(LIPS_DIR)  # raises, naming the training command
             log.warning("no lip sync model in %s: the mouth is the diffusion model's own", LIPS_DIR)

@@ -15,7 +15,7 @@ bilabial closures are short and the denoiser is trained for the whole face.
 Training pairs: corpus clips (`avatar.tts.corpus`), features of the augmented audio (`train.augment_audio`),
 labels the viseme of the phoneme at each frame's centre (silence between phonemes), class-balanced cross
 entropy (square-root inverse frequency). Inference runs the saved weights without torch
-(`face.viseme_net`: `VisemeNetNP`, `viseme_posteriors`, `estimate_timeline`, re-exported here).
+(`face.viseme_net`: `VisemeNetOnnx`, `viseme_posteriors`, `estimate_timeline`, re-exported here).
 """
 
 from __future__ import annotations
@@ -33,11 +33,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from avatar.errors import InputError
+from avatar.errors import InputError, ModelError
 from avatar.pretrained import PretrainedMixin
 from avatar.types import VISEMES, Timeline
 
-from .viseme_net import (LipSyncConfig, VisemeNetNP, check_config, check_model_dir,  # noqa: F401
+from .viseme_net import (LipSyncConfig, VisemeNetOnnx, check_config, check_model_dir,  # noqa: F401 - re-exported
                          estimate_timeline, layer_dilation, load_viseme_net, viseme_posteriors)
 
 log = logging.getLogger(__name__)
@@ -69,6 +69,15 @@ class VisemeNet(PretrainedMixin, nn.Module):
             h = h + conv(torch.nn.functional.silu(norm(h)))
         return self.out(h.transpose(1, 2))
 
+    #: The exported graph's inputs (face.viseme_net.VisemeNetOnnx feeds them).
+    onnx_inputs = ("audio",)
+    onnx_outputs = ("logits",)
+    onnx_dynamic = {"audio": {0: "batch", 1: "frames"}}
+
+    def onnx_example(self, frames: int = 32) -> tuple[torch.Tensor, ...]:
+        """Example inputs for export: one clip of `frames` frames."""
+        return (torch.randn(1, frames, self.config.audio_dim, generator=torch.Generator().manual_seed(frames)),)
+
     def default_card(self) -> str:
         """The card for weights with no training record."""
         return "# Viseme network (avatar.face.lipsync)\n\nUntrained weights: train with `python -m avatar.face.lipsync`.\n"
@@ -76,7 +85,13 @@ class VisemeNet(PretrainedMixin, nn.Module):
 
 def load_lipsync(folder: str | os.PathLike[str] | None = None) -> VisemeNet:
     """Load the torch viseme network, to train on or compare with (inference: viseme_net.load_viseme_net)."""
-    return VisemeNet.from_pretrained(check_model_dir(folder)).eval()
+    from avatar.weights import resolve
+
+    p = resolve("lipsync", folder)
+    if not (p / "model.safetensors").is_file():
+        raise ModelError(f"no lip sync checkpoint in {p}: train it with `python -m avatar.face.lipsync --data "
+                         f"data/corpus --out {p}`")
+    return VisemeNet.from_pretrained(p).eval()
 
 
 def frame_labels(timeline: Timeline, n: int, fps: float) -> np.ndarray:

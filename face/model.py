@@ -7,8 +7,9 @@ window on VAD through FiLM, with the diffusion timestep. VAD is dropped during t
 `cfg_dropout` (a learned null embedding replaces it), so sampling can use classifier-free guidance on emotion
 (Ho & Salimans 2022): eps = eps_uncond + g * (eps_cond - eps_uncond), g > 1 strengthens the emotion.
 
-This module is the torch model that training builds; sampling (face.sampling) runs its NumPy twin with a
-DDIM matching diffusers' (few steps), windowed MultiDiffusion-style for long audio. Saved like a diffusers
+This module is the torch model that training builds and exports to model.onnx; sampling (face.sampling) runs
+that graph in onnxruntime with a DDIM matching diffusers' (few steps), windowed MultiDiffusion-style for long
+audio. Saved like a diffusers
 component: config.json, model.safetensors and the model card README.md in one folder (`save_pretrained` / `from_pretrained`).
 """
 
@@ -23,8 +24,8 @@ from torch import nn
 from avatar.errors import ModelError
 from avatar.pretrained import PretrainedMixin
 
-# Inference lives in face.sampling (NumPy, no torch); re-exported for training code and old imports.
-from .sampling import FaceDiffusionConfig, _window_starts, dilation, sample_motion  # noqa: F401
+# Inference lives in face.sampling (onnxruntime, no torch); re-exported for training code.
+from .sampling import FaceDiffusionConfig, _window_starts, dilation, sample_motion  # noqa: F401 - re-exported
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,20 @@ class FaceDenoiser(PretrainedMixin, nn.Module):
             h = blk(h, cond)
         h = torch.nn.functional.silu(self.out_norm(h)).transpose(1, 2)
         return self.out(h)
+
+    #: The exported graph's inputs (face.sampling.FaceDenoiserNet feeds them in this order).
+    onnx_inputs = ("x", "t", "audio", "vad", "keep_vad")
+    onnx_outputs = ("prediction",)
+    onnx_dynamic = {"x": {0: "batch", 1: "frames"}, "t": {0: "batch"}, "audio": {0: "batch", 1: "frames"},
+                    "vad": {0: "batch"}, "keep_vad": {0: "batch"}}
+
+    def onnx_example(self, frames: int = 32) -> tuple[torch.Tensor, ...]:
+        """Example inputs for export: a conditional and an unconditional row of `frames` frames."""
+        c = self.config
+        g = torch.Generator().manual_seed(frames)
+        return (torch.randn(2, frames, c.motion_dim, generator=g), torch.tensor([999, 3]),
+                torch.randn(2, frames, c.audio_dim, generator=g), torch.randn(2, 3, generator=g),
+                torch.tensor([True, False]))
 
     def default_card(self) -> str:
         """The card for weights with no training record (see `default_card`)."""

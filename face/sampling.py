@@ -1,7 +1,7 @@
-"""Sampling the face denoiser without torch: its config, its NumPy twin and the windowed, guided sampling loop.
+"""Sampling the face denoiser without torch: its config, its inference wrapper and the windowed, guided loop.
 
-`face.model.FaceDenoiser` (torch) is what training builds and saves; inference loads the same folder into
-`FaceDenoiserNP` (avatar.npnn explains why) and samples with our NumPy DDIM (avatar.diffusion). Long audio is
+`face.model.FaceDenoiser` (torch) is what training builds, saves and exports to model.onnx; inference runs that
+graph in onnxruntime (`FaceDenoiserNet`, avatar.runtime) and samples with our DDIM (avatar.diffusion). Long audio is
 denoised in overlapping windows fused at every step (MultiDiffusion, Bar-Tal et al. 2023): each window
 predicts its frames, the predictions are averaged with Hann weights and the scheduler steps the whole
 sequence at once, so there are no seams. Emotion uses classifier-free guidance (Ho & Salimans 2022).
@@ -10,20 +10,23 @@ sequence at once, so there are no seams. Emotion uses classifier-free guidance (
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
+from pydantic import Field
 
-from avatar import npnn
 from avatar.diffusion import make_sampler
 from avatar.errors import InputError, ModelError
+from avatar.runtime import OnnxNet
 from avatar.types import ARKIT_BLENDSHAPES, FACE_CHANNELS, VAD, EmotionTrack, FaceMotion
+from avatar.weights import ModelConfig
 
 
-@dataclass
-class FaceDiffusionConfig:
-    """What `from_pretrained` needs to rebuild the denoiser and sample from it."""
+class FaceDiffusionConfig(ModelConfig):
+    """What `from_pretrained` needs to rebuild the denoiser and sample from it (config.json)."""
+
+    class_name: ClassVar[str] = "FaceDenoiser"
+    format_version: ClassVar[int] = 1
 
     motion_dim: int = len(FACE_CHANNELS)
     audio_dim: int = 2 * 83          # face.features: per_frame * (n_mels + 3)
@@ -38,9 +41,9 @@ class FaceDiffusionConfig:
     prediction_type: str = "sample"  # x0: with "epsilon" the model ignored the audio (docs/face.md)
     cfg_dropout: float = 0.1
     # Motion normalisation (set from the training data): x_norm = (x - mean) / std.
-    motion_mean: list[float] = field(default_factory=lambda: [0.0] * len(FACE_CHANNELS))
-    motion_std: list[float] = field(default_factory=lambda: [1.0] * len(FACE_CHANNELS))
-    channels: list[str] = field(default_factory=lambda: list(FACE_CHANNELS))
+    motion_mean: list[float] = Field(default_factory=lambda: [0.0] * len(FACE_CHANNELS))
+    motion_std: list[float] = Field(default_factory=lambda: [1.0] * len(FACE_CHANNELS))
+    channels: list[str] = Field(default_factory=lambda: list(FACE_CHANNELS))
 
 
 def dilation(block: int) -> int:
@@ -48,55 +51,33 @@ def dilation(block: int) -> int:
     return 2 ** (block % 4)
 
 
-class FaceDenoiserNP(npnn.NumpyTwin):
-    """NumPy twin of `face.model.FaceDenoiser`: the same weights, the same numbers (tests check both)."""
+class FaceDenoiserNet(OnnxNet):
+    """The face denoiser at inference: `net(x, t, audio, vad, keep_vad)` -> the predicted window, run from
+    model.onnx (`from_pretrained`) or from the torch `face.model.FaceDenoiser` (`from_module`).
+
+    x [B, T, motion_dim] float32, t [B] int64, audio [B, T, audio_dim], vad [B, 3], keep_vad [B] bool
+    (False: the learned "no emotion" condition, for classifier-free guidance).
+    """
 
     config_class = FaceDiffusionConfig
     model_name = "face"
+    onnx_inputs = ("x", "t", "audio", "vad", "keep_vad")
 
-    def shapes(self) -> dict[str, tuple[int, ...]]:
-        """Every weight's name and shape for this config."""
+    def check(self) -> None:
+        """ModelError unless the model's channels are ours (avatar.types.FACE_CHANNELS)."""
         c = self.config
-        h, d, a, k = c.hidden, c.motion_dim, c.audio_dim, c.kernel
-        s: dict[str, tuple[int, ...]] = {"null_vad": (h,), "out.weight": (d, h), "out.bias": (d,),
-                                         "out_norm.weight": (h,), "out_norm.bias": (h,)}
-        for name, d_in in (("motion_in", d), ("audio_in.0", a), ("audio_in.2", h), ("time_mlp.0", h),
-                           ("time_mlp.2", h), ("vad_mlp.0", 3), ("vad_mlp.2", h)):
-            s.update({f"{name}.weight": (h, d_in), f"{name}.bias": (h,)})
-        for i in range(c.blocks):
-            b = f"blocks.{i}"
-            for norm in ("norm1", "norm2"):
-                s.update({f"{b}.{norm}.weight": (h,), f"{b}.{norm}.bias": (h,)})
-            for conv in ("conv1", "conv2"):
-                s.update({f"{b}.{conv}.weight": (h, h, k), f"{b}.{conv}.bias": (h,)})
-            s.update({f"{b}.film.weight": (2 * h, h), f"{b}.film.bias": (2 * h,)})
-        return s
+        if tuple(c.channels) != FACE_CHANNELS or c.motion_dim != len(FACE_CHANNELS):
+            raise ModelError("this model's channels differ from avatar.types.FACE_CHANNELS")
 
-    def __call__(self, x: np.ndarray, t: np.ndarray, audio: np.ndarray, vad: np.ndarray,
-                 keep_vad: np.ndarray | None = None) -> np.ndarray:
-        """x [B, T, motion_dim], t [B], audio [B, T, audio_dim], vad [B, 3], keep_vad [B] bool -> [B, T, motion_dim]."""
-        p, c = self.params, self.config
-        lin = npnn.linear
-        e_vad = lin(npnn.silu(lin(np.asarray(vad, np.float32), p, "vad_mlp.0")), p, "vad_mlp.2")
-        if keep_vad is not None:
-            e_vad = np.where(np.asarray(keep_vad, bool)[:, None], e_vad, p["null_vad"][None])
-        temb = npnn.sinusoid(np.asarray(t), c.hidden)
-        cond = lin(npnn.silu(lin(temb, p, "time_mlp.0")), p, "time_mlp.2") + e_vad
-        audio_h = lin(npnn.silu(lin(np.asarray(audio, np.float32), p, "audio_in.0")), p, "audio_in.2")
-        h = (lin(np.asarray(x, np.float32), p, "motion_in") + audio_h).transpose(0, 2, 1)  # [B, H, T]
-        for i in range(c.blocks):
-            b, dil = f"blocks.{i}", dilation(i)
-            scale, shift = np.split(lin(cond, p, f"{b}.film")[:, :, None], 2, axis=1)
-            y = npnn.conv1d(npnn.silu(npnn.group_norm(h, p, f"{b}.norm1", 8)), p, f"{b}.conv1", dil)
-            y = npnn.group_norm(y, p, f"{b}.norm2", 8) * (1 + scale) + shift
-            h = h + npnn.conv1d(npnn.silu(y), p, f"{b}.conv2", dil)
-        h = npnn.silu(npnn.group_norm(h, p, "out_norm", 8)).transpose(0, 2, 1)
-        return lin(h, p, "out")
+    def feature_dims(self) -> dict[str, int]:
+        """The feature axes the config sizes."""
+        c = self.config
+        return {"x": c.motion_dim, "audio": c.audio_dim, "vad": 3}
 
 
-def as_numpy_model(model: Any) -> FaceDenoiserNP:
-    """The NumPy denoiser for a FaceDenoiserNP or its torch module."""
-    return FaceDenoiserNP.of(model)
+def as_net(model: Any) -> FaceDenoiserNet:
+    """The denoiser to sample with: a FaceDenoiserNet as it is, a torch FaceDenoiser wrapped."""
+    return FaceDenoiserNet.of(model)
 
 
 def _window_starts(total: int, window: int, overlap: int) -> list[int]:
@@ -109,7 +90,7 @@ def _window_starts(total: int, window: int, overlap: int) -> list[int]:
     return starts
 
 
-def _denoise(net: FaceDenoiserNP, sched: Any, timesteps: Any, x: np.ndarray, audio: np.ndarray, starts: list[int],
+def _denoise(net: FaceDenoiserNet, sched: Any, timesteps: Any, x: np.ndarray, audio: np.ndarray, starts: list[int],
              vads: list[np.ndarray], w: np.ndarray, weight_sum: np.ndarray, win: int, conditional: bool,
              guidance: float) -> np.ndarray:
     """The sampling loop: every window's (guided) prediction, Hann-averaged, then one scheduler step."""
@@ -118,10 +99,10 @@ def _denoise(net: FaceDenoiserNP, sched: Any, timesteps: Any, x: np.ndarray, aud
         for s, v in zip(starts, vads):
             xs, a = x[:, s:s + win], audio[:, s:s + win]
             if not conditional:
-                pred = net(xs, np.array([t]), a, v[None], keep_vad=np.array([False]))
+                pred = net(xs, np.array([t]), a, v[None], np.array([False]))
             else:  # conditional and unconditional passes in one batch
                 both = net(np.repeat(xs, 2, axis=0), np.array([t, t]), np.repeat(a, 2, axis=0),
-                           np.repeat(v[None], 2, axis=0), keep_vad=np.array([True, False]))
+                           np.repeat(v[None], 2, axis=0), np.array([True, False]))
                 pred = both[1:] + np.float32(guidance) * (both[:1] - both[1:])
             pred_sum[:, s:s + win] += pred * w[None, :, None]
         x = sched.step(pred_sum / weight_sum[None, :, None], int(t), x)
@@ -133,17 +114,15 @@ def sample_motion(model: Any, audio_features: np.ndarray, vad: VAD | EmotionTrac
                   progress: bool = False) -> FaceMotion:
     """Generate a FaceMotion for per-frame audio features [T, audio_dim] (AudioFeatures.by_frame()).
 
-    model: a FaceDenoiserNP or a torch FaceDenoiser. vad: a VAD, an EmotionTrack or per-frame [T, 3] (each
+    model: a FaceDenoiserNet or a torch FaceDenoiser. vad: a VAD, an EmotionTrack or per-frame [T, 3] (each
     window is conditioned on its mean VAD); None is the unconditional face. guidance scales the emotion (1 =
     plain conditional, 0 = unconditional). scheduler: 'ddim' (NumPy) or 'dpm' (diffusers, imports torch).
     Same inputs and seed give the same output.
     """
     from avatar.face.expression import vad_frames
 
-    net = as_numpy_model(model)
+    net = as_net(model)
     c = net.config
-    if tuple(c.channels) != FACE_CHANNELS or c.motion_dim != len(FACE_CHANNELS):
-        raise ModelError("this model's channels differ from avatar.types.FACE_CHANNELS")
     feats = np.asarray(audio_features, dtype=np.float32)
     if feats.ndim != 2 or feats.shape[1] != c.audio_dim:
         raise InputError(f"audio features must be [T, {c.audio_dim}], got shape {feats.shape}")
@@ -174,8 +153,7 @@ def sample_motion(model: Any, audio_features: np.ndarray, vad: VAD | EmotionTrac
         from tqdm import tqdm
 
         timesteps = tqdm(timesteps, desc="face diffusion", unit="step")
-    with npnn.blas_limit(1):
-        x = _denoise(net, sched, timesteps, x, audio, starts, vads, w, weight_sum, win, rows is not None, guidance)
+    x = _denoise(net, sched, timesteps, x, audio, starts, vads, w, weight_sum, win, rows is not None, guidance)
     mean = np.asarray(c.motion_mean, dtype=np.float32)
     std = np.asarray(c.motion_std, dtype=np.float32)
     motion = x[0] * std + mean

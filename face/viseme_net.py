@@ -1,23 +1,22 @@
-"""Reading visemes from audio without torch: the viseme network's config, its NumPy twin and the decoding.
+"""Reading visemes from audio without torch: the viseme network's config, its inference wrapper and the decoding.
 
-`face.lipsync.VisemeNet` (torch) is what training builds and saves; inference (`generate_face` from audio
-alone, `avatar face --audio` without a timeline) loads the same folder into `VisemeNetNP`, as the face and
-gesture denoisers are loaded (avatar.npnn explains why: importing torch costs a new process 2-3 s).
-tests/test_face_lipsync.py holds the twin to the torch module.
+`face.lipsync.VisemeNet` (torch) is what training builds, saves and exports to model.onnx; inference
+(`generate_face` from audio alone, `avatar face --audio` without a timeline) runs that graph in onnxruntime
+(`VisemeNetOnnx`), as the face and gesture denoisers do. tests/test_face_lipsync.py checks it against torch.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
-from avatar import npnn
 from avatar.errors import InputError, ModelError
+from avatar.runtime import OnnxNet
 from avatar.types import VISEMES, Phoneme, Timeline
+from avatar.weights import ModelConfig
 
 
 
@@ -29,9 +28,11 @@ def __getattr__(name: str) -> Path:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-@dataclass
-class LipSyncConfig:
-    """What `from_pretrained` needs to rebuild the viseme network."""
+class LipSyncConfig(ModelConfig):
+    """What `from_pretrained` needs to rebuild the viseme network (config.json)."""
+
+    class_name: ClassVar[str] = "VisemeNet"
+    format_version: ClassVar[int] = 1
 
     audio_dim: int = 2 * 83
     hidden: int = 128
@@ -53,69 +54,54 @@ def layer_dilation(layer: int) -> int:
 
 
 def check_model_dir(folder: str | os.PathLike[str]) -> Path:
-    """The folder if it holds model.safetensors, else ModelError naming the training command."""
+    """The folder if it holds model.onnx, else ModelError naming the training command."""
     p = Path(folder)
-    if not (p / "model.safetensors").is_file():
+    if not (p / "model.onnx").is_file():
         raise ModelError(f"no lip sync model in {p}: train it with `python -m avatar.face.lipsync --data data/corpus "
                          f"--out {p}`")
     return p
 
 
-class VisemeNetNP(npnn.NumpyTwin):
-    """NumPy twin of `face.lipsync.VisemeNet`: per-frame viseme logits from audio features, the same numbers."""
+class VisemeNetOnnx(OnnxNet):
+    """The viseme network at inference: `net(audio [B, T, audio_dim])` -> logits [B, T, 15], run from model.onnx
+    (`from_pretrained`) or from the torch `face.lipsync.VisemeNet` (`from_module`)."""
 
     config_class = LipSyncConfig
     model_name = "lip sync"
+    onnx_inputs = ("audio",)
 
-    def __init__(self, config: LipSyncConfig, params: Any, source: str = "the weights") -> None:
-        check_config(config)
-        super().__init__(config, params, source)
+    def check(self) -> None:
+        """ModelError unless the classes are ours."""
+        check_config(self.config)
 
-    def shapes(self) -> dict[str, tuple[int, ...]]:
-        """Every weight's name and shape for this config (the torch module's state-dict names)."""
-        c = self.config
-        h = c.hidden
-        s: dict[str, tuple[int, ...]] = {"inp.0.weight": (c.audio_dim,), "inp.0.bias": (c.audio_dim,),
-                                         "inp.1.weight": (h, c.audio_dim), "inp.1.bias": (h,),
-                                         "out.weight": (len(VISEMES), h), "out.bias": (len(VISEMES),)}
-        for i in range(c.layers):
-            s.update({f"convs.{i}.weight": (h, h, c.kernel), f"convs.{i}.bias": (h,),
-                      f"norms.{i}.weight": (h,), f"norms.{i}.bias": (h,)})
-        return s
-
-    def __call__(self, audio: np.ndarray) -> np.ndarray:
-        """audio [B, T, audio_dim] -> logits [B, T, 15]."""
-        p = self.params
-        x = npnn.layer_norm(np.asarray(audio, np.float32), p, "inp.0")
-        h = npnn.linear(x, p, "inp.1").transpose(0, 2, 1)  # [B, H, T]
-        for i in range(self.config.layers):
-            y = npnn.silu(npnn.group_norm(h, p, f"norms.{i}", 8))
-            h = h + npnn.conv1d(y, p, f"convs.{i}", layer_dilation(i))
-        return npnn.linear(h.transpose(0, 2, 1), p, "out")
+    def feature_dims(self) -> dict[str, int]:
+        """The feature axis the config sizes."""
+        return {"audio": self.config.audio_dim}
 
 
-def load_viseme_net(folder: str | os.PathLike[str] | None = None) -> VisemeNetNP:
-    """Load the viseme network for inference (NumPy, no torch) from `folder` (default: the registry's
+def load_viseme_net(folder: str | os.PathLike[str] | None = None) -> VisemeNetOnnx:
+    """Load the viseme network for inference (model.onnx in onnxruntime) from `folder` (default: the registry's
     `model_dir("lipsync")`); ModelError naming the training command if missing."""
     from avatar.weights import resolve
 
-    return VisemeNetNP.from_pretrained(check_model_dir(resolve("lipsync", folder)))
+    return VisemeNetOnnx.from_pretrained(check_model_dir(resolve("lipsync", folder)))
 
 
-def as_numpy_net(net: Any) -> Any:
-    """The network to run: a torch `VisemeNet` becomes its NumPy twin; anything else (a twin) is used as it is."""
-    return VisemeNetNP.of(net) if hasattr(net, "state_dict") else net
+def as_net(net: Any) -> VisemeNetOnnx:
+    """The network to run: a VisemeNetOnnx as it is, a torch `VisemeNet` wrapped."""
+    return VisemeNetOnnx.of(net)
 
 
 def viseme_posteriors(net: Any, features: np.ndarray) -> np.ndarray:
-    """Per-frame viseme probabilities [T, 15] (float32) from audio features [T, F]; net: a VisemeNetNP (or the
+    """Per-frame viseme probabilities [T, 15] (float32) from audio features [T, F]; net: a VisemeNetOnnx (or the
     torch VisemeNet)."""
     c = net.config
     feats = np.asarray(features, dtype=np.float32)
     if feats.ndim != 2 or feats.shape[1] != c.audio_dim:
         raise InputError(f"audio features must be [T, {c.audio_dim}], got shape {feats.shape}")
-    logits = np.asarray(as_numpy_net(net)(feats[None])[0], dtype=np.float32)
-    return npnn.softmax(logits, axis=-1).astype(np.float32)
+    logits = np.asarray(as_net(net)(feats[None])[0], dtype=np.float64)
+    e = np.exp(logits - logits.max(axis=-1, keepdims=True))  # softmax (scipy's import costs `say` 0.45 s)
+    return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
 
 
 def estimate_timeline(net: Any, features: np.ndarray, duration: float, sample_rate: int = 16000,

@@ -25,7 +25,7 @@ from .teacher import VadLike, vad_per_frame
 
 if TYPE_CHECKING:
     from .model import GestureDenoiser
-    from .sampling import GestureDenoiserNP
+    from .sampling import GestureDenoiserNet
 
 log = logging.getLogger(__name__)
 
@@ -51,16 +51,16 @@ def __getattr__(name: str) -> Path:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def load_gesture_model(folder: str | os.PathLike[str] | None = None) -> GestureDenoiserNP:
-    """Load the trained denoiser for inference (NumPy, no torch; ModelError naming the training command when
-    the weights are missing)."""
+def load_gesture_model(folder: str | os.PathLike[str] | None = None) -> GestureDenoiserNet:
+    """Load the trained denoiser for inference (model.onnx in onnxruntime, no torch; ModelError naming the
+    training command when it is missing)."""
     path = Path(folder) if folder is not None else default_model_dir()
-    if not (path / "model.safetensors").is_file() or not (path / "config.json").is_file():
-        raise ModelError(f"no gesture model at {path} (needs config.json and model.safetensors); train one with "
+    if not (path / "model.onnx").is_file() or not (path / "config.json").is_file():
+        raise ModelError(f"no gesture model at {path} (needs config.json and model.onnx); train one with "
                          f"`{TRAIN_COMMAND}` (see docs/gesture.md), or pass --model DIR")
-    from .sampling import GestureDenoiserNP
+    from .sampling import GestureDenoiserNet
 
-    return GestureDenoiserNP.from_pretrained(path)
+    return GestureDenoiserNet.from_pretrained(path)
 
 
 def generate_gesture(
@@ -68,7 +68,7 @@ def generate_gesture(
     sr: int,
     vad: VadLike = None,
     seed: int = 0,
-    model: GestureDenoiserNP | GestureDenoiser | str | os.PathLike[str] | None = None,
+    model: GestureDenoiserNet | GestureDenoiser | str | os.PathLike[str] | None = None,
     timeline: Timeline | None = None,
     guidance: float = DEFAULT_GUIDANCE,
     steps: int = DEFAULT_STEPS,
@@ -80,9 +80,9 @@ def generate_gesture(
         raise InputError(f"sample rate must be a positive integer, got {sr!r}")
     if timeline is not None and not isinstance(timeline, Timeline):
         raise InputError(f"timeline must be a Timeline, got {type(timeline).__name__}")
-    from .sampling import as_numpy_model, generate
+    from .sampling import as_net, generate
 
-    net = load_gesture_model(model) if model is None or isinstance(model, (str, os.PathLike)) else as_numpy_model(model)
+    net = load_gesture_model(model) if model is None or isinstance(model, (str, os.PathLike)) else as_net(model)
     if list(net.config.audio_features) != list(FEATURE_NAMES):
         raise ModelError(f"the gesture model was trained on features {net.config.audio_features}, this code makes "
                          f"{list(FEATURE_NAMES)}; retrain it with `{TRAIN_COMMAND}`")

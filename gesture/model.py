@@ -6,9 +6,9 @@ and DiffuseStyleGesture do) from the noisy one, conditioned per frame on the pro
 (avatar.gesture.prosody.FEATURE_NAMES), on VAD (replaced by a learned null token with probability
 `cfg_dropout` in training, so classifier-free guidance can dial emotion strength at sampling), and on the
 first `overlap` frames of the previous window (an inpainting mask), which is what stitches windows without
-seams; the overlap is also cross-faded. This module is the torch model that training builds; sampling
-(gesture.sampling) runs its NumPy twin with a DDIM matching diffusers' (a few steps) from seeded noise, then
-re-solves the legs by IK so the feet stay planted.
+seams; the overlap is also cross-faded. This module is the torch model that training builds and exports to
+model.onnx; sampling (gesture.sampling) runs that graph in onnxruntime with a DDIM matching diffusers' (a few
+steps) from seeded noise, then re-solves the legs by IK so the feet stay planted.
 
 Saved like a diffusers component: save_pretrained(dir) writes config.json, model.safetensors and README.md
 (the model card); from_pretrained(dir) loads them (safetensors only, never pickle).
@@ -16,16 +16,18 @@ Saved like a diffusers component: save_pretrained(dir) writes config.json, model
 
 from __future__ import annotations
 
+import json
 import logging
 import math
+
 import torch
 from torch import nn
 
 from avatar.errors import InputError
 from avatar.pretrained import PretrainedMixin
 
-# Inference lives in gesture.sampling (NumPy, no torch); re-exported for training code and old imports.
-from .sampling import (  # noqa: F401
+# Inference lives in gesture.sampling (onnxruntime, no torch); re-exported for training code.
+from .sampling import (  # noqa: F401 - re-exported
     GestureModelConfig, array_to_motion, crossfade, generate, motion_to_array,
 )
 
@@ -80,6 +82,26 @@ class GestureDenoiser(PretrainedMixin, nn.Module):
         pos = _sinusoid(torch.arange(W, device=x_t.device), d)[None]
         h = h + v + pos + self.time(_sinusoid(t, d))[:, None, :]
         return self.out(self.encoder(h))
+
+    #: The exported graph's inputs (gesture.sampling.GestureDenoiserNet feeds them in this order).
+    onnx_inputs = ("x_t", "t", "audio", "vad", "known", "mask", "drop_vad")
+    onnx_outputs = ("x0",)
+    onnx_dynamic = {**{k: {0: "batch", 1: "frames"} for k in ("x_t", "audio", "vad", "known", "mask")},
+                    "t": {0: "batch"}, "drop_vad": {0: "batch"}}
+
+    def onnx_example(self, frames: int = 32) -> tuple[torch.Tensor, ...]:
+        """Example inputs for export: a conditional and a VAD-dropped row of `frames` frames, half known."""
+        c = self.config
+        g = torch.Generator().manual_seed(frames)
+        mask = torch.zeros(2, frames, 1)
+        mask[:, : frames // 2] = 1.0
+        return (torch.randn(2, frames, c.pose_dim, generator=g), torch.tensor([999, 3]),
+                torch.randn(2, frames, len(c.audio_features), generator=g), torch.randn(2, frames, 3, generator=g),
+                torch.randn(2, frames, c.pose_dim, generator=g), mask, torch.tensor([False, True]))
+
+    def onnx_metadata(self) -> dict[str, str]:
+        """The data normalisation (buffers, not graph inputs): sampling de-normalises with it."""
+        return {"pose_mean": json.dumps(self.pose_mean.tolist()), "pose_std": json.dumps(self.pose_std.tolist())}
 
     def default_card(self) -> str:
         """The card for weights with no training record (see `default_card`)."""

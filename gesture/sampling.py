@@ -1,7 +1,7 @@
-"""Sampling the gesture denoiser without torch: its config, motion arrays, its NumPy twin and the window loop.
+"""Sampling the gesture denoiser without torch: its config, motion arrays, its inference wrapper and the window loop.
 
-`gesture.model.GestureDenoiser` (torch) is what training builds and saves; inference loads the same folder
-into `GestureDenoiserNP` (avatar.npnn explains why) and samples with our NumPy DDIM (avatar.diffusion).
+`gesture.model.GestureDenoiser` (torch) is what training builds, saves and exports to model.onnx; inference runs
+that graph in onnxruntime (`GestureDenoiserNet`, avatar.runtime) and samples with our DDIM (avatar.diffusion).
 A clip is sampled window by window, each continuing the previous window's last `overlap` frames (given to
 the model as a known, masked prefix) and cross-faded over them; emotion uses classifier-free guidance. The
 initial noise comes from a seeded NumPy generator, so a seed gives the same motion. After sampling the legs
@@ -10,16 +10,18 @@ are re-solved by IK so the feet stay planted.
 
 from __future__ import annotations
 
+import json
 import math
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
+from pydantic import Field
 
-from avatar import npnn
 from avatar.diffusion import make_sampler
 from avatar.errors import InputError, ModelError
+from avatar.runtime import OnnxNet
 from avatar.types import BodyMotion
+from avatar.weights import ModelConfig
 
 from .kinematics import plant_feet, rotations_in_skeleton_order
 from .prosody import FEATURE_NAMES, ProsodyFeatures
@@ -53,12 +55,14 @@ def array_to_motion(x: np.ndarray, fps: float, skeleton: Skeleton = HUMANOID, ro
                       root_position=root.astype(np.float32))
 
 
-@dataclass
-class GestureModelConfig:
-    """Everything from_pretrained needs to rebuild the model."""
+class GestureModelConfig(ModelConfig):
+    """Everything from_pretrained needs to rebuild the model (config.json)."""
 
-    joints: list[str] = field(default_factory=lambda: list(VRM_BONES))
-    audio_features: list[str] = field(default_factory=lambda: list(FEATURE_NAMES))
+    class_name: ClassVar[str] = "GestureDenoiser"
+    format_version: ClassVar[int] = 1
+
+    joints: list[str] = Field(default_factory=lambda: list(VRM_BONES))
+    audio_features: list[str] = Field(default_factory=lambda: list(FEATURE_NAMES))
     fps: float = 30.0
     window: int = 60
     overlap: int = 10
@@ -78,54 +82,43 @@ class GestureModelConfig:
         return len(self.joints) * 6 + 3
 
 
-class GestureDenoiserNP(npnn.NumpyTwin):
-    """NumPy twin of `gesture.model.GestureDenoiser` (pre-norm transformer): the same weights and numbers."""
+class GestureDenoiserNet(OnnxNet):
+    """The gesture denoiser at inference: `net(x_t, t, audio, vad, known, mask, drop_vad)` -> the clean window,
+    run from model.onnx (`from_pretrained`) or from the torch `gesture.model.GestureDenoiser` (`from_module`).
+
+    x_t, known [B, W, D] float32; t [B] int64; audio [B, W, F]; vad [B, W, 3]; mask [B, W, 1]; drop_vad [B] bool.
+    `pose_mean` / `pose_std` [D] (the training data's normalisation) come from the graph's metadata.
+    """
 
     config_class = GestureModelConfig
     model_name = "gesture"
+    onnx_inputs = ("x_t", "t", "audio", "vad", "known", "mask", "drop_vad")
 
-    def shapes(self) -> dict[str, tuple[int, ...]]:
-        """Every weight's name and shape for this config."""
+    def check(self) -> None:
+        """ModelError unless the normalisation is there and fits the config."""
+        d = self.config.pose_dim
+        try:
+            self.pose_mean = np.asarray(json.loads(self.metadata["pose_mean"]), dtype=np.float32)
+            self.pose_std = np.asarray(json.loads(self.metadata["pose_std"]), dtype=np.float32)
+        except (KeyError, ValueError, TypeError) as exc:
+            raise ModelError(f"{self.source} lacks the pose normalisation ({exc!r}): export it again") from None
+        if self.pose_mean.shape != (d,) or self.pose_std.shape != (d,):
+            raise ModelError(f"{self.source}: pose normalisation is not [{d}] as its config.json says")
+
+    def feature_dims(self) -> dict[str, int]:
+        """The feature axes the config sizes."""
         c = self.config
-        D, F, d = c.pose_dim, len(c.audio_features), c.d_model
-        s: dict[str, tuple[int, ...]] = {"inp.weight": (d, 2 * D + 1 + F), "inp.bias": (d,), "null_vad": (d,),
-                                         "pose_mean": (D,), "pose_std": (D,), "out.0.weight": (d,),
-                                         "out.0.bias": (d,), "out.1.weight": (D, d), "out.1.bias": (D,)}
-        for name, d_in in (("vad.0", 3), ("vad.2", d), ("time.0", d), ("time.2", d)):
-            s.update({f"{name}.weight": (d, d_in), f"{name}.bias": (d,)})
-        for i in range(c.layers):
-            b = f"encoder.layers.{i}"
-            s.update({f"{b}.self_attn.in_proj_weight": (3 * d, d), f"{b}.self_attn.in_proj_bias": (3 * d,),
-                      f"{b}.self_attn.out_proj.weight": (d, d), f"{b}.self_attn.out_proj.bias": (d,),
-                      f"{b}.linear1.weight": (c.ff, d), f"{b}.linear1.bias": (c.ff,),
-                      f"{b}.linear2.weight": (d, c.ff), f"{b}.linear2.bias": (d,)})
-            for norm in ("norm1", "norm2"):
-                s.update({f"{b}.{norm}.weight": (d,), f"{b}.{norm}.bias": (d,)})
-        return s
+        return {"x_t": c.pose_dim, "known": c.pose_dim, "audio": len(c.audio_features), "vad": 3, "mask": 1}
 
-    def __call__(self, x_t: np.ndarray, t: np.ndarray, audio: np.ndarray, vad: np.ndarray, known: np.ndarray,
-                 mask: np.ndarray, drop_vad: np.ndarray | None = None) -> np.ndarray:
-        """x_t, known [B, W, D]; t [B]; audio [B, W, F]; vad [B, W, 3]; mask [B, W, 1]; drop_vad [B] bool."""
-        p, c = self.params, self.config
-        lin = npnn.linear
-        B, W, _ = x_t.shape
-        h = lin(np.concatenate([x_t, known * mask, mask, audio], axis=-1).astype(np.float32), p, "inp")
-        v = lin(npnn.silu(lin(np.asarray(vad, np.float32), p, "vad.0")), p, "vad.2")
-        if drop_vad is not None:
-            v = np.where(np.asarray(drop_vad, bool)[:, None, None], p["null_vad"][None, None], v)
-        temb = lin(npnn.silu(lin(npnn.sinusoid(np.asarray(t), c.d_model), p, "time.0")), p, "time.2")
-        h = h + v + npnn.sinusoid(np.arange(W), c.d_model)[None] + temb[:, None, :]
-        for i in range(c.layers):  # torch's TransformerEncoderLayer, norm_first=True, GELU, eval (no dropout)
-            b = f"encoder.layers.{i}"
-            h = h + npnn.self_attention(npnn.layer_norm(h, p, f"{b}.norm1"), p, f"{b}.self_attn", c.heads)
-            ff = npnn.gelu(lin(npnn.layer_norm(h, p, f"{b}.norm2"), p, f"{b}.linear1"))
-            h = h + lin(ff, p, f"{b}.linear2")
-        return lin(npnn.layer_norm(h, p, "out.0"), p, "out.1")
+    @classmethod
+    def module_metadata(cls, module: Any) -> dict[str, str]:
+        """The torch module's normalisation buffers, as export writes them."""
+        return dict(module.onnx_metadata())
 
 
-def as_numpy_model(model: Any) -> GestureDenoiserNP:
-    """The NumPy denoiser for a GestureDenoiserNP or its torch module."""
-    return GestureDenoiserNP.of(model)
+def as_net(model: Any) -> GestureDenoiserNet:
+    """The denoiser to sample with: a GestureDenoiserNet as it is, a torch GestureDenoiser wrapped."""
+    return GestureDenoiserNet.of(model)
 
 
 def crossfade(prev_tail: np.ndarray, new_head: np.ndarray) -> np.ndarray:
@@ -136,7 +129,7 @@ def crossfade(prev_tail: np.ndarray, new_head: np.ndarray) -> np.ndarray:
     return (1 - w) * prev_tail + w * new_head
 
 
-def _sample_window(net: GestureDenoiserNP, scheduler: Any, audio: np.ndarray, vad: np.ndarray, known: np.ndarray,
+def _sample_window(net: GestureDenoiserNet, scheduler: Any, audio: np.ndarray, vad: np.ndarray, known: np.ndarray,
                    mask: np.ndarray, guidance: float, rng: np.random.Generator) -> np.ndarray:
     W, D = audio.shape[1], net.config.pose_dim
     x = rng.standard_normal((1, W, D), dtype=np.float32)
@@ -149,7 +142,7 @@ def _sample_window(net: GestureDenoiserNP, scheduler: Any, audio: np.ndarray, va
             x0 = net(rep(x), np.array([t, t]), rep(audio), rep(vad), rep(known), rep(mask), np.array([False, True]))
             x0 = x0[1:] + np.float32(guidance) * (x0[:1] - x0[1:])
         else:
-            x0 = net(x, np.array([t]), audio, vad, known, mask)
+            x0 = net(x, np.array([t]), audio, vad, known, mask, np.array([False]))
         x = scheduler.step(x0, int(t), x)
     return x
 
@@ -157,9 +150,9 @@ def _sample_window(net: GestureDenoiserNP, scheduler: Any, audio: np.ndarray, va
 def generate(model: Any, features: ProsodyFeatures | np.ndarray, vad: VadLike = None, seed: int = 0,
              steps: int = 10, guidance_scale: float = 1.5, scheduler: str = "ddim", plant: bool = True,
              skeleton: Skeleton = HUMANOID) -> BodyMotion:
-    """Sample motion for a whole clip (model: NumPy or torch denoiser): windows in order, each continuing the
-    previous one's overlap. scheduler: 'ddim' (NumPy) or 'dpm' (diffusers, imports torch)."""
-    net = as_numpy_model(model)
+    """Sample motion for a whole clip (model: a GestureDenoiserNet or the torch denoiser): windows in order, each
+    continuing the previous one's overlap. scheduler: 'ddim' (ours, NumPy) or 'dpm' (diffusers, imports torch)."""
+    net = as_net(model)
     c = net.config
     if c.joints != list(skeleton.joints):
         raise ModelError("the model's joints do not match the skeleton")
@@ -187,7 +180,7 @@ def generate(model: Any, features: ProsodyFeatures | np.ndarray, vad: VadLike = 
     sched = make_sampler(scheduler, int(steps), c.num_train_timesteps, c.beta_schedule, "sample")
     rng = np.random.default_rng(int(seed))
     out = np.zeros((total, c.pose_dim), dtype=np.float32)
-    mean, std = net.params["pose_mean"], net.params["pose_std"]
+    mean, std = net.pose_mean, net.pose_std
     windows: Any = range(n_win)
     if n_win >= 30:  # progress only for long clips (about a minute and up); tqdm's import is not free
         from tqdm import tqdm
@@ -200,9 +193,8 @@ def generate(model: Any, features: ProsodyFeatures | np.ndarray, vad: VadLike = 
         if k > 0:
             known[0, :O] = (out[s0:s0 + O] - mean) / std
             mask[0, :O] = 1.0
-        with npnn.blas_limit(1):
-            x = _sample_window(net, sched, audio[None, s0:s0 + W], vad_f[None, s0:s0 + W], known, mask,
-                               guidance_scale, rng)
+        x = _sample_window(net, sched, audio[None, s0:s0 + W], vad_f[None, s0:s0 + W], known, mask,
+                           guidance_scale, rng)
         win = x[0] * std + mean
         if k > 0:
             win[:O] = crossfade(out[s0:s0 + O], win[:O])

@@ -254,7 +254,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def checkpoint(model: GestureDenoiser, step: int, so_far: list[float]) -> None:
         card = model_card(model, info, command, so_far, time.perf_counter() - t0)
-        model.save_pretrained(args.out, card=card + f"\n**Checkpoint at step {step} of {args.steps}.**\n")
+        model.save_pretrained(args.out, card=card + f"\n**Checkpoint at step {step} of {args.steps}.**\n",
+                              onnx=False)  # the final save exports model.onnx
         log.info("checkpoint: saved %s at step %d", args.out, step)
 
     model, losses = train(data, config, args.steps, args.batch, args.lr, args.seed, checkpoint=checkpoint,

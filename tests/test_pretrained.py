@@ -136,9 +136,12 @@ def test_hostile_config_is_refused_before_anything_is_built(tmp_path, model, cha
 
 def test_weights_are_checked_against_the_header_before_they_are_read(tmp_path):
     """A model.safetensors whose header does not fit the config is refused from the header: its 256 MB of data
-    (a sparse file here) are never read."""
-    from avatar.face.generate import load_face_model
+    (a sparse file here) are never read (the training side; inference reads model.onnx, checked below)."""
+    from avatar.face.model import FaceDenoiser
     from avatar.pretrained import safetensors_header
+
+    def load_face_model(folder):
+        return FaceDenoiser.from_pretrained(folder)
 
     folder = _hostile_folder(tmp_path, "face")
     header = json.dumps({"null_vad": {"dtype": "F32", "shape": [2**26], "data_offsets": [0, 2**28]}}).encode()
@@ -170,3 +173,14 @@ def test_torch_models_are_laid_out_on_the_meta_device_first(tmp_path):
     out = r.stdout.strip().splitlines()
     assert r.returncode == 0 and out[0].startswith("refused:") and "does not fit" in out[0], (r.stdout, r.stderr)
     assert int(out[-1]) < 1_000_000, f"{int(out[-1]) / 1e3:.0f} MB peak"  # kB; torch itself is ~300 MB
+
+
+def test_a_graph_that_does_not_fit_its_config_is_refused(tmp_path):
+    """Inference runs model.onnx: a config.json sized for another graph is refused when loaded, not when run."""
+    from avatar.face.generate import load_face_model
+    from avatar.face.viseme_net import load_viseme_net
+
+    with pytest.raises(ModelError, match="does not fit its config.json: input 'audio'"):
+        load_face_model(_hostile_folder(tmp_path, "face", audio_dim=80))
+    with pytest.raises(ModelError, match="does not fit its config.json"):
+        load_viseme_net(_hostile_folder(tmp_path, "lipsync", audio_dim=80))

@@ -23,10 +23,11 @@ CLIP = "clip.mp4"
 
 
 def _folder_version(folder: Path) -> str:
-    """SHA-256 over a model folder's config and weights (the model card is left out: editing it changes nothing)."""
+    """SHA-256 over a model folder's config, graph and weights (the model card is left out: editing it changes
+    nothing)."""
     h = hashlib.sha256()
     for p in sorted(folder.glob("*")):
-        if p.is_file() and p.suffix in (".json", ".safetensors"):
+        if p.is_file() and p.suffix in (".json", ".onnx", ".safetensors"):
             h.update(p.name.encode() + b"\0" + file_sha256(p).encode() + b"\0")
     return h.hexdigest()
 
@@ -107,7 +108,7 @@ class PipelineRenderer:
 
         face, gesture = self._model_dirs()
         check_model_dir(face)
-        if not (gesture / "model.safetensors").is_file() or not (gesture / "config.json").is_file():
+        if not (gesture / "model.onnx").is_file() or not (gesture / "config.json").is_file():
             from avatar.errors import ModelError
             from avatar.gesture.generate import TRAIN_COMMAND
 
