@@ -1,7 +1,8 @@
 """The `avatar` command line (typer). Each stage adds its own commands from `<stage>/cli.py`.
 
 Exit codes: 0 success, 1 the work failed (a stage error, some batch lines failed, an output that could not be
-written), 2 bad input or usage (outputs included: checked before the work), 130 Ctrl-C, 143 SIGTERM.
+written), 2 bad input or usage (outputs included: checked before the work), 130 Ctrl-C, 143 SIGTERM, 141 (quietly)
+when the reader of stdout went away (`| head`).
 Heavy libraries (torch, the models) load inside the commands, so `--help` stays fast.
 """
 
@@ -58,6 +59,12 @@ def guarded(fn: Callable[[], None]) -> None:
         raise fail(str(exc), EXIT_FAILED) from None
     except FileNotFoundError as exc:
         raise fail(f"file not found: {exc.filename or exc}", EXIT_INPUT) from None
+    except BrokenPipeError:  # `avatar emotion ... | head -1`: the reader has what it wanted; end as a C tool would
+        import os
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so that the exit's flush of stdout does not complain again
+        raise typer.Exit(128 + 13) from None
     except OSError as exc:  # one that no stage turned into an AvatarError: still one line, not a traceback
         from avatar.io import describe_os_error
 

@@ -146,3 +146,15 @@ def test_stream_audio_out_on_a_full_disk_fails_once_and_leaves_nothing(tmp_path:
     with pytest.raises(OutputError, match="s.wav: no space left on the device"):
         w.close()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_closed_stdout_ends_quietly(tmp_path: Path) -> None:
+    """`avatar emotion ... | head -1`: no traceback and no error line when the reader has gone away."""
+    r, w = os.pipe()
+    os.close(r)  # the reader is gone before the first write
+    try:
+        p = subprocess.run([AVATAR, "emotion", "Hello there."], cwd=tmp_path, stdout=w, stderr=subprocess.PIPE,
+                           env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=120)
+    finally:
+        os.close(w)
+    assert p.stderr.decode() == "" and p.returncode == 141, (p.returncode, p.stderr)
