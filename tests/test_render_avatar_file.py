@@ -199,3 +199,56 @@ def test_arkit_name_spellings(raw: str, want: str | None) -> None:
     from avatar.render.avatar_file import arkit_name
 
     assert arkit_name(raw) == want
+
+
+def _joint_indices_past_the_skin(g) -> None:  # noqa: ANN001
+    """Weight the first 10 vertices of the first skinned primitive to joint 250 (the skin has 22)."""
+    blob = bytearray(g.binary_blob())
+    prim = next(p for m in g.meshes for p in m.primitives if p.attributes.JOINTS_0 is not None)
+    acc = g.accessors[prim.attributes.JOINTS_0]
+    view = g.bufferViews[acc.bufferView]
+    dt = {5121: np.uint8, 5123: np.uint16}[acc.componentType]
+    off = (view.byteOffset or 0) + (acc.byteOffset or 0)
+    joints = np.frombuffer(blob, dt, count=acc.count * 4, offset=off).reshape(-1, 4).copy()
+    joints[:10, 0] = 250  # slot 0 carries weight in the default avatar
+    blob[off:off + joints.nbytes] = joints.tobytes()
+    g.set_binary_blob(bytes(blob))
+
+
+@pytest.mark.parametrize("edit,message", [
+    (lambda g: g.skins[0].joints.__setitem__(3, len(g.nodes) + 50), "skin 0 names joint node 76, but the file has 26"),
+    (lambda g: setattr(g.skins[0], "skeleton", 999), "skin 0 names skeleton node 999"),
+    (lambda g: setattr(next(n for n in g.nodes if n.skin is not None), "skin", 7), "uses skin 7, which is not"),
+    (_joint_indices_past_the_skin, "weights vertices to joint 250, but its skin 0 has 22 joints"),
+], ids=["joint-node", "skeleton", "node-skin", "vertex-joint"])
+def test_skins_out_of_range_are_refused_at_load(glb: Path, tmp_path: Path, edit, message: str) -> None:  # noqa: ANN001
+    """Issue 20 item 10: such an avatar loaded and failed at the first frame (a traceback with one render
+    worker, exit 1 with several, a generic error in the app); now load_avatar refuses it, naming what is wrong."""
+    from avatar.render.avatar_file import load_avatar
+
+    with pytest.raises(InputError, match=message):
+        load_avatar(_variant(glb, tmp_path / "bad.glb", edit))
+
+
+def test_unweighted_joint_slots_may_hold_any_index(glb: Path, tmp_path: Path) -> None:
+    """A joint index under a zero weight moves nothing: loaded, and zeroed for the renderer's joint texture."""
+    from avatar.render.avatar_file import load_avatar
+    from avatar.render.mesh import read_meshes
+
+    def edit(g) -> None:  # noqa: ANN001
+        blob = bytearray(g.binary_blob())
+        prim = next(p for m in g.meshes for p in m.primitives if p.attributes.JOINTS_0 is not None)
+        acc, wacc = g.accessors[prim.attributes.JOINTS_0], g.accessors[prim.attributes.WEIGHTS_0]
+        view, wview = g.bufferViews[acc.bufferView], g.bufferViews[wacc.bufferView]
+        dt = {5121: np.uint8, 5123: np.uint16}[acc.componentType]
+        off = (view.byteOffset or 0) + (acc.byteOffset or 0)
+        woff = (wview.byteOffset or 0) + (wacc.byteOffset or 0)
+        joints = np.frombuffer(blob, dt, count=acc.count * 4, offset=off).reshape(-1, 4).copy()
+        weights = np.frombuffer(blob, np.float32, count=wacc.count * 4, offset=woff).reshape(-1, 4)
+        assert wacc.componentType == 5126 and (weights[:, 3] == 0).any()
+        joints[weights[:, 3] == 0, 3] = 200
+        blob[off:off + joints.nbytes] = joints.tobytes()
+        g.set_binary_blob(bytes(blob))
+
+    meshes = read_meshes(load_avatar(_variant(glb, tmp_path / "loose.glb", edit)))
+    assert max(float(p.joints.max()) for p in meshes.primitives if p.joints is not None) < 22

@@ -272,6 +272,41 @@ def _skins(gltf) -> tuple[AvatarSkin, ...]:  # noqa: ANN001
     return tuple(out)
 
 
+def _check_skinning(gltf, nodes: tuple[AvatarNode, ...], skins: tuple[AvatarSkin, ...], name: str) -> None:  # noqa: ANN001
+    """Refuse (InputError) skins the renderer cannot pose: a joint or skeleton that is not a node, a node naming a
+    missing skin, or a vertex weighted to a joint index past its skin's joints (the Khronos validator's
+    ACCESSOR_JOINTS_INDEX_OOB). Checked here, when the avatar loads, not at the first frame."""
+    from .mesh import read_accessor
+
+    for s, (sk, raw) in enumerate(zip(skins, gltf.skins)):
+        bad = [j for j in sk.joints if not 0 <= j < len(nodes)]
+        if bad:
+            raise InputError(f"{name}: skin {s} names joint node {bad[0]}, but the file has {len(nodes)} nodes")
+        if raw.skeleton is not None and not 0 <= raw.skeleton < len(nodes):
+            raise InputError(f"{name}: skin {s} names skeleton node {raw.skeleton}, which is not in the file")
+    for i, node in enumerate(nodes):
+        if node.skin is None:
+            continue
+        if not 0 <= node.skin < len(skins):
+            raise InputError(f"{name}: node {i} ({node.name!r}) uses skin {node.skin}, which is not in the file")
+        if node.mesh is None:
+            continue
+        count = len(skins[node.skin].joints)
+        for k, prim in enumerate(gltf.meshes[node.mesh].primitives):
+            a = prim.attributes
+            if a.JOINTS_0 is None or a.WEIGHTS_0 is None:
+                continue
+            joints = read_accessor(gltf, a.JOINTS_0)[:, :4]
+            weights = read_accessor(gltf, a.WEIGHTS_0)[:, :4]
+            if joints.shape != weights.shape:
+                raise InputError(f"{name}: mesh {node.mesh} primitive {k} has {len(joints)} JOINTS_0 and "
+                                 f"{len(weights)} WEIGHTS_0 entries")
+            used = joints[weights > 0]  # a joint under a zero weight does not move the vertex (the renderer zeroes it)
+            if used.size and (used.min() < 0 or used.max() >= count):
+                raise InputError(f"{name}: mesh {node.mesh} primitive {k} weights vertices to joint "
+                                 f"{int(used.max())}, but its skin {node.skin} has {count} joints")
+
+
 def _target_names(mesh) -> list[str]:  # noqa: ANN001
     names = (mesh.extras or {}).get("targetNames") if isinstance(mesh.extras, dict) else None
     if not names:
@@ -357,6 +392,7 @@ def load_avatar(path: str | os.PathLike[str]) -> Avatar:
 def _map(p: Path, gltf) -> Avatar:  # noqa: ANN001
     nodes = _nodes(gltf)
     skins = _skins(gltf)
+    _check_skinning(gltf, nodes, skins, p.name)
     version, presets, arkit = _expressions(gltf)
     for m, mesh in enumerate(gltf.meshes):  # morph targets named as ARKit shapes
         for t, name in enumerate(_target_names(mesh)):

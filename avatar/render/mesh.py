@@ -278,6 +278,7 @@ def _primitive(gltf, p, mesh: int, node: int, skin: int | None) -> Primitive | N
         weights = read_accessor(gltf, a.WEIGHTS_0).astype(np.float32)[:, :4]
         s = weights.sum(axis=1, keepdims=True)
         weights = np.where(s > 1e-6, weights / np.maximum(s, 1e-6), 0.0).astype(np.float32)
+        joints = np.where(weights > 0, joints, 0.0).astype(np.float32)  # unused slots may hold any index
     tp = tn = None
     if p.targets:
         tp = np.zeros((len(p.targets), n * 3), dtype=np.float32)
