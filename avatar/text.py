@@ -35,3 +35,31 @@ def decode_utf8(raw: bytes, what: str = "the input") -> str:
         return bytes(raw).decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise InputError(f"{what} is not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start})") from None
+
+
+def escaped(text: str) -> str:
+    """`text` with anything that is not valid Unicode written as a \\uXXXX escape, safe to print or store."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8") if _SURROGATE.search(text) else text
+
+
+def find_invalid(obj: object, what: str = "text") -> str | None:
+    """The message for the first string in `obj` (nested dicts and lists, keys included) that is not valid
+    Unicode, or None: for parsed JSON/YAML, whose escapes ("\\ud800") can spell what UTF-8 cannot."""
+    if isinstance(obj, str):
+        try:
+            check_unicode(obj, what)
+        except InputError as exc:
+            return str(exc)
+        return None
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            found = find_invalid(k, f"the key {escaped(str(k))!r}") if isinstance(k, str) else None
+            found = found or find_invalid(v, escaped(str(k)))
+            if found:
+                return found
+    elif isinstance(obj, (list, tuple)):
+        for item in obj:
+            found = find_invalid(item, what)
+            if found:
+                return found
+    return None

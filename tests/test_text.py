@@ -101,3 +101,26 @@ def test_stream_stdin_refuses_each_bad_line_and_goes_on() -> None:
     assert "stdin line 4 is over" in errors[2]
     queued = [stream._requests.get_nowait().text for _ in range(stream._requests.qsize())]
     assert queued == ["Hello there.", "Still here, ça va."]
+
+
+def test_batch_lines_with_lone_surrogates_fail_alone_and_can_be_reported() -> None:
+    """JSON escapes can spell lone surrogates; such a line fails on its own (it crashed writing the manifest)."""
+    from dataclasses import asdict
+
+    from avatar.batch.script import check_lines, parse_script
+
+    rows = [{"id": "a1", "character": "Bob\ud800", "text": "Hi there."}, {"id": "a2\udcff", "character": "Ann",
+            "text": "Hello."}, {"id": "a3", "character": "Ann", "text": "Fine.", "emotion": {"joy\ud800": 1}},
+            {"id": "a4", "character": "Ann", "text": "Still fine."}]
+    script = parse_script("\n".join(json.dumps(r) for r in rows), "jsonl", "s.jsonl")
+    good, bad = check_lines(script)
+    assert [line.id for _, line in good] == ["a4"]
+    assert [f.error for f in bad] == [
+        "line 1: character is not valid UTF-8/Unicode (lone surrogate U+D800 at character 4)",
+        "line 2: id is not valid UTF-8/Unicode (byte 0xff at character 3)",
+        "line 3: the key 'joy\\\\ud800' is not valid UTF-8/Unicode (lone surrogate U+D800 at character 4)"]
+    for f in bad:
+        json.dumps(asdict(f), ensure_ascii=False).encode("utf-8")  # what the manifest writes: no surrogates left
+    with pytest.raises(InputError, match=r"s.yaml: voice is not valid UTF-8/Unicode"):
+        parse_script('characters:\n  Ann: {voice: "en\\ud800"}\nlines: [{id: a, character: Ann, text: Hi}]',
+                     "yaml", "s.yaml")

@@ -24,6 +24,7 @@ from pydantic import ConfigDict, Field, field_validator
 from avatar.emotion.dynamics import Personality
 from avatar.errors import InputError
 from avatar.io import safe_name
+from avatar.text import escaped, find_invalid
 from avatar.types import VAD, Strict
 
 #: Script files larger than this are refused before reading (a script is text; 64 MiB is ~1M lines).
@@ -171,12 +172,19 @@ def check_lines(script: Script) -> tuple[list[tuple[int, Line]], list[LineFailur
         rid = str(rid) if isinstance(rid, (str, int)) and not isinstance(rid, bool) else None
         who = raw.get("character") if isinstance(raw, dict) and isinstance(raw.get("character"), str) else None
         said = raw.get("text") if isinstance(raw, dict) and isinstance(raw.get("text"), str) else None
+        # JSON/YAML escapes can spell lone surrogates: refuse them (avatar.text) before they reach a message,
+        # a folder name or the manifest, and keep only escaped copies for the failure record.
+        invalid = find_invalid(raw, "text")
+        rid, who, said = (escaped(s) if isinstance(s, str) else s for s in (rid, who, said))
 
         def fail(msg: str) -> None:
             bad.append(LineFailure(index=i, id=rid, error=msg, character=who, text=said))
 
         if not isinstance(raw, dict):
             fail(f"line {i + 1} is a {type(raw).__name__}, not a mapping with id, character, text")
+            continue
+        if invalid:
+            fail(f"line {i + 1}: {invalid}")
             continue
         try:
             line = Line.model_validate(raw)
@@ -269,6 +277,9 @@ def _parse_mapping(data: Any, where: str, source: Path | None) -> Script:
     if extra:
         raise InputError(f"{where}: unknown top-level keys {sorted(map(str, extra))}; "
                          "expected characters, lines (and optional title)")
+    invalid = find_invalid({k: data[k] for k in ("characters", "title") if k in data})
+    if invalid:
+        raise InputError(f"{where}: {invalid}")
     lines = data.get("lines")
     if not isinstance(lines, list) or not lines:
         raise InputError(f"{where}: `lines:` must be a non-empty list of lines")
