@@ -58,6 +58,8 @@ def test_the_text_checks_refuse_invalid_unicode_and_keep_joiners() -> None:
                 check(bad)
     with pytest.raises(InputError, match="not valid UTF-8/Unicode"):
         parse_control('{"type": "say", "text": "hi \\ud83d"}')  # JSON's escape for a lone surrogate
+    with pytest.raises(InputError, match="the audio path is not valid UTF-8/Unicode"):
+        parse_control('{"type": "audio", "path": "take\\udcff.wav"}')
     # Zero-width joiners are spelling (Persian, Indic) and emoji sequences: they are kept.
     for text in ("👩\u200d🚀 launches.", "می\u200cخواهم.", "क्\u200dष."):
         assert split_sentences(text)[0].text == text

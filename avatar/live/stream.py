@@ -201,6 +201,9 @@ def parse_control(msg: object) -> dict:
         path = msg.get("path")
         if not isinstance(path, str) or not path.strip() or "\x00" in path:
             raise InputError("'audio' needs a \"path\" string naming a sound file")
+        from avatar.text import check_unicode
+
+        check_unicode(path, "the audio path")
         out["path"] = path
     if kind in ("say", "audio", "emotion"):
         given = {k: msg[k] for k in ("valence", "arousal", "dominance") if k in msg}
