@@ -158,3 +158,26 @@ def test_a_closed_stdout_ends_quietly(tmp_path: Path) -> None:
     finally:
         os.close(w)
     assert p.stderr.decode() == "" and p.returncode == 141, (p.returncode, p.stderr)
+
+
+def test_tts_says_the_audio_was_written_when_the_timeline_cannot_be(tmp_path: Path, monkeypatch) -> None:
+    import avatar.io as aio
+    from avatar.cli import app
+    from typer.testing import CliRunner
+
+    real = aio.atomic_write_text
+
+    def full(path, text):  # noqa: ANN001
+        if str(path).endswith(".json"):
+            raise OutputError(f"cannot write {path}: no space left on the device")
+        return real(path, text)
+
+    monkeypatch.setattr(aio, "atomic_write_text", full)
+    import avatar.types as types
+
+    monkeypatch.setattr(types, "atomic_write_text", full)
+    monkeypatch.chdir(tmp_path)
+    r = CliRunner().invoke(app, ["tts", "Hi.", "-o", "x.wav", "--timeline", "x.json", "--valence", "0"])
+    assert r.exit_code == 1 and r.stderr.strip() == (
+        "error: cannot write x.json: no space left on the device; the audio was written: x.wav"), r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.wav"]

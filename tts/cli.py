@@ -67,7 +67,12 @@ def register(app: typer.Typer) -> None:
 
             save_wav(output, speech.audio, speech.sample_rate)
             if timeline is not None and speech.timeline is not None:
-                speech.timeline.to_json(timeline)
+                from avatar.errors import OutputError
+
+                try:
+                    speech.timeline.to_json(timeline)
+                except OutputError as exc:  # say what was kept
+                    raise OutputError(f"{exc}; the audio was written: {output}") from exc
             summary = {"audio": str(output), "sample_rate": speech.sample_rate, "duration": round(speech.duration, 3),
                        "phonemes": len(speech.timeline.phonemes) if speech.timeline else 0,
                        "words": len(speech.timeline.words) if speech.timeline else 0}
