@@ -252,3 +252,96 @@ def test_unweighted_joint_slots_may_hold_any_index(glb: Path, tmp_path: Path) ->
 
     meshes = read_meshes(load_avatar(_variant(glb, tmp_path / "loose.glb", edit)))
     assert max(float(p.joints.max()) for p in meshes.primitives if p.joints is not None) < 22
+
+
+def _with_json(glb: Path, out: Path, edit, old: str, new: str) -> Path:  # noqa: ANN001
+    """Like _variant, then `old` -> `new` in the JSON chunk (for values JSON writers refuse: 1e999 reads as inf)."""
+    import struct
+
+    g = pygltflib.GLTF2().load_binary(str(glb))
+    edit(g)
+    js = g.gltf_to_json(separators=(",", ":"), indent=None).replace(old, new).encode()
+    js += b" " * (-len(js) % 4)
+    blob = g.binary_blob()
+    blob += b"\0" * (-len(blob) % 4)
+    body = struct.pack("<I", len(js)) + b"JSON" + js + struct.pack("<I", len(blob)) + b"BIN\0" + blob
+    out.write_bytes(b"glTF" + struct.pack("<II", 2, 12 + len(body)) + body)
+    return out
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("translation", [12345.5, 0.0, 0.0], "node 0 \\('hips'\\) has a translation that is not finite"),
+    ("scale", [1.0, 12345.5, 1.0], "has a scale that is not finite"),
+    ("rotation", [0.0, 0.0, 0.0, 0.0], "zero-length rotation quaternion"),
+    ("matrix", [1.0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 12345.5, 0, 0, 1], "has a matrix that is not finite"),
+], ids=["translation-inf", "scale-inf", "rotation-zero", "matrix-inf"])
+def test_non_finite_node_transforms_are_refused_at_load(glb: Path, tmp_path: Path, field: str, value: list,
+                                                        message: str) -> None:
+    """Issue 20 item 14: an avatar whose root is placed at infinity rendered an empty video with exit 0."""
+    from avatar.render.avatar_file import load_avatar
+
+    def edit(g) -> None:  # noqa: ANN001
+        if field == "matrix":
+            g.nodes[0].translation = g.nodes[0].rotation = g.nodes[0].scale = None
+        setattr(g.nodes[0], field, value)
+
+    with pytest.raises(InputError, match=message):
+        load_avatar(_with_json(glb, tmp_path / "bad.glb", edit, "12345.5", "1e999"))
+
+
+def test_an_avatar_scaled_to_nothing_is_refused_and_a_hidden_part_warned(glb: Path, tmp_path: Path,
+                                                                          caplog: pytest.LogCaptureFixture) -> None:
+    """A zero scale on the root shrinks every vertex to a point: refused before any frame (was: an empty video,
+    exit 0). A zero scale that hides one rigid part is glTF's way to hide it: a warning names the mesh."""
+    from avatar.render.renderer import Renderer
+
+    def zero_root(g) -> None:  # noqa: ANN001
+        g.nodes[0].scale = [0.0, 0.0, 0.0]
+
+    with pytest.raises(InputError, match="no size at rest: .* \\(zero scale on 'hips'\\)"):
+        Renderer(_variant(glb, tmp_path / "zero.glb", zero_root), gl=False)
+
+    def hide_an_eye(g) -> None:  # noqa: ANN001
+        eye = next(i for i, n in enumerate(g.nodes) if n.mesh is not None and n.skin is None)
+        g.nodes[eye].scale = [0.0, 0.0, 0.0]
+
+    with caplog.at_level(logging.WARNING, logger="avatar.render.renderer"):
+        Renderer(_variant(glb, tmp_path / "hidden.glb", hide_an_eye), gl=False)
+    assert any("shrunk to a point at rest" in r.getMessage() for r in caplog.records), caplog.text
+
+
+def test_a_mesh_without_a_skeleton_is_framed_whole(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A plain mesh (no humanoid bones) is framed whole in both framings, with a warning; the portrait used to aim
+    at the top sixth of it, filling the frame with one colour (issue 20 item 14)."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from gltf_builders import CARD, flat_png, textured_card
+
+    from avatar.render.renderer import Renderer
+
+    card = textured_card(tmp_path / "card.glb", png=flat_png(4, 4), uv=np.zeros((4, 2)), top_drop=0.1)
+    for framing in ("portrait", "full"):
+        with caplog.at_level(logging.WARNING, logger="avatar.render.renderer"):
+            r = Renderer(card, framing=framing, gl=False)
+        clip = r.camera.view_proj(r.width / r.height) @ np.c_[CARD, np.ones(4)].T
+        ndc = clip[:2] / clip[3]
+        assert np.abs(ndc).max() < 0.98, (framing, ndc)  # every corner inside the frame
+        assert np.ptp(ndc[1]) > 0.8  # and the card fills most of its height
+    assert "no head bone" in caplog.text
+
+
+def test_cli_say_with_an_avatar_scaled_to_nothing_is_one_error_line(glb: Path, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    def zero_root(g) -> None:  # noqa: ANN001
+        g.nodes[0].scale = [0.0, 0.0, 0.0]
+
+    bad = _variant(glb, tmp_path / "zero.glb", zero_root)
+    r = subprocess.run([sys.executable, "-m", "avatar.cli", "say", "Hi.", "--avatar", str(bad), "-o",
+                        str(tmp_path / "x.mp4")], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: avatar zero.glb has no size at rest"), r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["zero.glb"]

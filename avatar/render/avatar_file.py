@@ -268,8 +268,32 @@ def _skins(gltf) -> tuple[AvatarSkin, ...]:  # noqa: ANN001
             ibm = _accessor(gltf, sk.inverseBindMatrices).reshape(-1, 4, 4).transpose(0, 2, 1)
             if len(ibm) != J:
                 raise InputError("a skin's inverse bind matrices do not match its joints")
+            if not np.isfinite(ibm).all():
+                raise InputError("a skin's inverse bind matrices are not finite")
         out.append(AvatarSkin(joints=tuple(sk.joints), inverse_bind=ibm))
     return tuple(out)
+
+
+def _check_transforms(gltf, name: str) -> None:  # noqa: ANN001
+    """Refuse (InputError) node transforms that cannot place anything: a value that is not finite (inf or NaN: the
+    whole subtree vanishes from every frame) or a rotation quaternion of zero length. A zero scale is allowed (glTF
+    uses it to hide a part); the renderer refuses an avatar that it shrinks to nothing (renderer._check_visible)."""
+    for i, nd in enumerate(gltf.nodes):
+        label = f"node {i} ({nd.name!r})" if nd.name else f"node {i}"
+        fields = {"matrix": nd.matrix, "translation": nd.translation, "rotation": nd.rotation, "scale": nd.scale}
+        for key, value in fields.items():
+            if value is None:
+                continue
+            try:
+                arr = np.asarray(value, dtype=np.float64).reshape(-1)
+            except (TypeError, ValueError):
+                raise InputError(f"{name}: {label} has a {key} that is not numbers") from None
+            if arr.size != {"matrix": 16, "translation": 3, "rotation": 4, "scale": 3}[key]:
+                raise InputError(f"{name}: {label} has a {key} of {arr.size} numbers")
+            if not np.isfinite(arr).all():
+                raise InputError(f"{name}: {label} has a {key} that is not finite ({value}); it cannot be placed")
+            if key == "rotation" and np.linalg.norm(arr) < 1e-6:
+                raise InputError(f"{name}: {label} has a zero-length rotation quaternion")
 
 
 def _check_skinning(gltf, nodes: tuple[AvatarNode, ...], skins: tuple[AvatarSkin, ...], name: str) -> None:  # noqa: ANN001
@@ -390,6 +414,7 @@ def load_avatar(path: str | os.PathLike[str]) -> Avatar:
 
 
 def _map(p: Path, gltf) -> Avatar:  # noqa: ANN001
+    _check_transforms(gltf, p.name)
     nodes = _nodes(gltf)
     skins = _skins(gltf)
     _check_skinning(gltf, nodes, skins, p.name)

@@ -262,6 +262,8 @@ def _primitive(gltf, p, mesh: int, node: int, skin: int | None) -> Primitive | N
     n = len(pos)
     if n == 0:
         return None
+    if not np.isfinite(pos).all():
+        raise InputError(f"mesh {mesh}: vertex positions that are not finite (inf or NaN)")
     if p.indices is not None:
         idx = read_accessor(gltf, p.indices).reshape(-1).astype(np.uint32)
     else:

@@ -283,6 +283,8 @@ def frame_camera(avatar: Avatar, meshes: MeshData, rig: Rig, framing: str, aspec
     lo, hi = pts.min(axis=0), pts.max(axis=0)
     height = float(hi[1] - lo[1]) or 1.0
     head_node = avatar.bones.get("head")
+    if head_node is None:  # no skeleton to find a face in: both framings show the whole avatar
+        framing = "full"
     head_set = _subtree(avatar, head_node) if head_node is not None else set()
     in_head = np.isin(owner, list(head_set)) if head_set else np.zeros(len(pts), bool)
     head_top = float(pts[in_head, 1].max()) if in_head.any() else float(hi[1])
@@ -297,6 +299,8 @@ def frame_camera(avatar: Avatar, meshes: MeshData, rig: Rig, framing: str, aspec
     else:
         top, bottom = float(hi[1]) + 0.04 * height, float(lo[1]) - 0.07 * height  # room for the shadow
         half_w = 0.33 * height
+        if head_node is None:  # not a figure: fit its width too
+            half_w = max(half_w, 0.55 * float(max(hi[0] - lo[0], hi[2] - lo[2])))
         azimuth, elevation, fov = 14.0, 5.0, 26.0
     target = np.array([centre[0], (top + bottom) / 2, centre[2]])
     half_h = (top - bottom) / 2
@@ -309,6 +313,27 @@ def frame_camera(avatar: Avatar, meshes: MeshData, rig: Rig, framing: str, aspec
     eye = target + direction * dist
     return Camera(eye=tuple(eye), target=tuple(target), fov_y=fov, near=max(dist * 0.05, 1e-3),
                   far=dist * 4 + height * 2)
+
+
+def _check_visible(avatar: Avatar, meshes: MeshData, points: list[np.ndarray]) -> None:
+    """Refuse (InputError) an avatar whose rest pose has no finite position or no size: every frame would show only
+    the background. Warn when some meshes are shrunk to a point (a zero scale hides them; glTF allows it)."""
+    name = avatar.path.name
+    pts = np.concatenate(points)
+    finite = np.isfinite(pts).all(axis=1)
+    if not finite.all():
+        raise InputError(f"avatar {name}: {int((~finite).sum())} of {len(pts)} vertices have no finite rest "
+                         "position (check its node transforms and inverse bind matrices)")
+    flat = [float(np.ptp(p, axis=0).max()) < 1e-6 if len(p) > 1 else False for p in points]
+    zero = [n.name for n in avatar.nodes if min(abs(v) for v in n.scale) == 0.0]
+    why = f" (zero scale on {', '.join(repr(z) for z in zero[:3])}{' ...' if len(zero) > 3 else ''})" if zero else ""
+    if float(np.ptp(pts, axis=0).max()) < 1e-6:
+        raise InputError(f"avatar {name} has no size at rest: its transforms shrink all of it to a point{why}; "
+                         "nothing would be drawn")
+    if any(flat):
+        hidden = sorted({meshes.primitives[i].mesh for i, f in enumerate(flat) if f})
+        log.warning("avatar %s: mesh %s shrunk to a point at rest%s, not drawn", name,
+                    ", ".join(str(m) for m in hidden), why)
 
 
 def _floor(meshes: MeshData, rig: Rig, rest: tuple[list[np.ndarray], list[np.ndarray]] | None = None) -> tuple[float, float]:
@@ -443,6 +468,17 @@ class Renderer:
         self.meshes = read_meshes(self.avatar)
         self.rig = build_rig(self.avatar)
         rest = _rest_points_each(self.meshes, self.rig)  # skinned once, for the framing, floor and draw order
+        _check_visible(self.avatar, self.meshes, rest[0])
+        if framing == "portrait" and "head" not in self.avatar.bones:
+            log.warning("avatar %s has no head bone (no humanoid skeleton): the portrait frames the whole avatar",
+                        self.avatar.path.name)
+        moved = set().union(*(_subtree(self.avatar, b) for b in self.avatar.bones.values())) if self.avatar.bones \
+            else set()
+        loose = sum(len(p.positions) for p in self.meshes.primitives if p.skin is None and p.node not in moved)
+        total = sum(len(p.positions) for p in self.meshes.primitives)
+        if moved and loose > total // 2:
+            log.warning("avatar %s has humanoid bones, but %d of its %d vertices are neither skinned nor parented to "
+                        "them: those stay at rest", self.avatar.path.name, loose, total)
         self.camera = frame_camera(self.avatar, self.meshes, self.rig, framing, self.width / self.height, rest=rest)
         self._floor = _floor(self.meshes, self.rig, rest)
         self._warned: set[str] = set()
