@@ -121,8 +121,8 @@ def join_performances(perfs: list, gap: float = GAP_S):  # noqa: ANN201 - avatar
                        voice=perfs[0].voice)
 
 
-def perform_plan(plan: list[LineEmotion], *, voice: str | None = None, seed: int = 0,
-                 progress: Callable[[str, float], None] | None = None):  # noqa: ANN201 - Performance
+def perform_plan(plan: list[LineEmotion], *, voice: str | None = None, seed: int = 0,  # noqa: ANN201
+                 progress: Callable[[str, float], None] | None = None):
     """Perform every planned line (line i with seed + i) and join them; progress(stage, fraction) overall."""
     from avatar.pipeline import perform
 

@@ -375,7 +375,7 @@ class AvatarApp:
             msg = public_message(str(exc), self._hidden())
             gr.Warning(msg, title="Avatar refused")
             return gr.update(value=None), describe_avatar(None) + " The upload was refused: " + html.escape(msg)
-        except Exception:  # noqa: BLE001 - a loader bug must not leave the UI in a broken state
+        except Exception:
             log.exception("avatar check failed")
             gr.Warning("This avatar could not be read.", title="Avatar refused")
             return gr.update(value=None), describe_avatar(None)
@@ -598,8 +598,8 @@ def theme():  # noqa: ANN201 - gr.themes.Base
                              font_mono=["ui-monospace", "monospace"])
 
 
-def launch(config: AppConfig | None = None, *, host: str = "127.0.0.1", port: int | None = None,
-           block: bool = True):  # noqa: ANN201 - gr.Blocks
+def launch(config: AppConfig | None = None, *, host: str = "127.0.0.1", port: int | None = None,  # noqa: ANN201
+           block: bool = True):
     """Serve the demo on host:port (localhost by default); with block=False return the running Blocks."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     app = AvatarApp(config)

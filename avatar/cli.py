@@ -76,7 +76,7 @@ def guarded(fn: Callable[[], None]) -> None:
         raise fail("terminated", EXIT_TERMINATED) from None
 
 
-def vad_options(valence: Optional[float], arousal: Optional[float], dominance: Optional[float]):
+def vad_options(valence: Optional[float], arousal: Optional[float], dominance: Optional[float]):  # noqa: ANN201
     """A VAD from --valence/--arousal/--dominance, or None when none was given (then the text decides)."""
     from avatar.types import VAD
 

@@ -103,7 +103,11 @@ def make_sampler(kind: str, steps: int, num_train_timesteps: int, beta_schedule:
     if kind == "dpm":
         if not 1 <= int(steps) <= num_train_timesteps:
             raise InputError(f"steps must be in [1, {num_train_timesteps}], got {steps}")
-        from diffusers import DPMSolverMultistepScheduler
+        try:
+            from diffusers import DPMSolverMultistepScheduler
+        except ImportError:
+            raise InputError("the 'dpm' scheduler needs diffusers and torch: pip install 'avatar-engine[train]' "
+                             "(or use 'ddim')") from None
 
         return DiffusersScheduler(DPMSolverMultistepScheduler(
             num_train_timesteps=num_train_timesteps, beta_schedule=beta_schedule, prediction_type=prediction_type,

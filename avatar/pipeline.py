@@ -79,14 +79,14 @@ class SayResult:
 class _Models:
     """The face and gesture models, loaded on first use and shared by every call in this process."""
 
-    def face(self, folder: str | os.PathLike[str] | None = None):  # noqa: ANN201 - a FaceDenoiser
+    def face(self, folder: str | os.PathLike[str] | None = None):  # noqa: ANN202
         """The face model from `folder` (default: the registry's model_dir("face"))."""
         from avatar.face.generate import load_face_model
         from avatar.weights import cached, resolve
 
         return cached("face", resolve("face", folder), load_face_model)
 
-    def gesture(self, folder: str | os.PathLike[str] | None = None):  # noqa: ANN201 - a GestureDenoiser
+    def gesture(self, folder: str | os.PathLike[str] | None = None):  # noqa: ANN202
         """The gesture model from `folder` (default: the registry's model_dir("gesture"))."""
         from avatar.gesture.generate import load_gesture_model
         from avatar.weights import cached, resolve

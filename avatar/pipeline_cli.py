@@ -98,8 +98,8 @@ def register(app: typer.Typer) -> None:
         guarded(run)
 
 
-def _start_render_pool(avatar: Optional[Path], size: int, framing: str, antialias: str,
-                       workers: Optional[int]):  # noqa: ANN202 - a RenderPool or None
+def _start_render_pool(avatar: Optional[Path], size: int, framing: str, antialias: str,  # noqa: ANN202
+                       workers: Optional[int]):
     """Fork the render workers before the slow imports (speech, emotion), so that they set up their renderers on
     the core those imports leave idle; None when they would not be used (1 worker, or forking is not safe)."""
     from avatar.render.pool import RenderPool, default_workers

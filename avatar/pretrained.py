@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar
 
 from avatar.errors import ModelError
 from avatar.io import atomic_path, atomic_write_text
-from avatar.weights import ModelConfig
+# read_config and its bounds live with the registry (avatar.weights); re-exported for callers of this module.
+from avatar.weights import MAX_CONFIG_BYTES, MAX_CONFIG_NUMBER, MAX_MODEL_FPS, ModelConfig, read_config  # noqa: F401
 
 if TYPE_CHECKING:
     import numpy as np
@@ -42,52 +43,6 @@ def save_folder(folder: str | os.PathLike[str], state: dict[str, Any], config: A
     if card is not None:
         atomic_write_text(folder / "README.md", card)
     return folder
-
-
-#: A model's config.json over this size is refused unread (ours are 2-6 kB).
-MAX_CONFIG_BYTES = 1 << 20
-#: Every number in a config.json must be finite and at most this in size: no width, count, window or step
-#: count of ours comes near it (hidden 128-384, 1000 diffusion steps), and a hostile one (hidden=1e9,
-#: blocks=1e9) is refused before it sizes a loop or an array (at the bound, the shape check takes about a second).
-MAX_CONFIG_NUMBER = 16384
-#: A model's frame rate (`fps`) bounds the frames it makes for a second of audio.
-MAX_MODEL_FPS = 240.0
-
-
-def read_config(path: str | os.PathLike[str], what: str = "model") -> dict[str, Any]:
-    """A model's config.json as a dict, refused (ModelError) when over MAX_CONFIG_BYTES, not a JSON object, or
-    holding a number that is not finite or beyond MAX_CONFIG_NUMBER (or an `fps` outside (0, MAX_MODEL_FPS])."""
-    p = Path(path)
-    size = p.stat().st_size
-    if size > MAX_CONFIG_BYTES:
-        raise ModelError(f"{p} is {size / 2**20:.1f} MiB; a {what} model's config.json is at most "
-                         f"{MAX_CONFIG_BYTES // 2**20} MiB")
-    try:
-        raw = json.loads(p.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise ModelError(f"{p} is not valid JSON: {exc}") from None
-    if not isinstance(raw, dict):
-        raise ModelError(f"{p} is not a JSON object")
-
-    def check(value: Any, key: str) -> None:
-        if isinstance(value, bool) or value is None or isinstance(value, str):
-            return
-        if isinstance(value, (int, float)):
-            if not math.isfinite(value) or abs(value) > MAX_CONFIG_NUMBER:
-                raise ModelError(f"{p}: {key} = {value!r} is out of range (finite, at most {MAX_CONFIG_NUMBER})")
-        elif isinstance(value, list):
-            for i, v in enumerate(value):
-                check(v, f"{key}[{i}]")
-        elif isinstance(value, dict):
-            for k, v in value.items():
-                check(v, f"{key}.{k}")
-
-    for key, value in raw.items():
-        check(value, key)
-    fps = raw.get("fps")
-    if fps is not None and not (isinstance(fps, (int, float)) and 0 < fps <= MAX_MODEL_FPS):
-        raise ModelError(f"{p}: fps = {fps!r} is out of range (0, {MAX_MODEL_FPS:g}]")
-    return raw
 
 
 #: Bytes per element of each safetensors dtype (the format's own names).
@@ -225,7 +180,7 @@ def map_safetensors(path: str | os.PathLike[str]) -> dict[str, "np.ndarray"]:
         raise ModelError(f"{p.name} is not a safetensors file (header of {n} bytes)")
     out: dict[str, np.ndarray] = {}
     start = 8 + n
-    for name, (dtype_name, shape, lo, hi) in _header_entries(bytes(buf[8:8 + n]), size - start, p.name).items():
+    for name, (dtype_name, shape, lo, hi) in _header_entries(bytes(buf[8:8 + n]), size - start, p.name).items():  # noqa: B007
         if dtype_name not in _ST_DTYPES:
             raise ModelError(f"{p.name}: tensor {name!r} has dtype {dtype_name}, which NumPy cannot map")
         dtype = np.dtype(_ST_DTYPES[dtype_name])
@@ -269,8 +224,8 @@ class PretrainedMixin:
         return {}
 
     def export_onnx(self, folder: str | os.PathLike[str]) -> Path:
-        """Write `folder`/model.onnx from this module (avatar.export; checked against torch first)."""
-        from avatar.export import export_onnx
+        """Write `folder`/model.onnx from this module (avatar.onnx_export; checked against torch first)."""
+        from avatar.onnx_export import export_onnx
 
         return export_onnx(self, folder, self.onnx_metadata())
 

@@ -53,7 +53,7 @@ class Strict(BaseModel):
             raise _clear(exc, type(self).__name__) from None
 
     @classmethod
-    def model_validate(cls, obj: object, *args: object, **kw: object):  # type: ignore[override]
+    def model_validate(cls, obj: object, *args: object, **kw: object):  # type: ignore[override]  # noqa: ANN206
         """Validate a dict (e.g. parsed JSON), raising InputError on failure."""
         try:
             return super().model_validate(obj, *args, **kw)
@@ -92,7 +92,7 @@ class VAD(Strict):
     def _in_range(cls, v: object, info) -> float:  # noqa: ANN001 - pydantic's ValidationInfo
         return _check_unit(info.field_name, v)  # type: ignore[arg-type]
 
-    def __init__(self, valence: float = 0.0, arousal: float = 0.0, dominance: float = 0.0, **kw: float):
+    def __init__(self, valence: float = 0.0, arousal: float = 0.0, dominance: float = 0.0, **kw: float):  # noqa: ANN204
         """Build from three numbers (positional or keyword)."""
         super().__init__(valence=valence, arousal=arousal, dominance=dominance, **kw)
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib.resources
 import json
 import logging
+import math
 import os
 import re
 import threading
@@ -127,9 +128,7 @@ class ModelConfig(BaseModel):
     @classmethod
     def load(cls: type[C], folder: str | os.PathLike[str]) -> C:
         """Read `folder`/config.json (ModelError when missing or not valid; its size and numbers are bounded
-        before anything is built: avatar.pretrained.read_config)."""
-        from avatar.pretrained import read_config
-
+        before anything is built: read_config)."""
         path = Path(folder) / "config.json"
         try:
             raw = read_config(path, cls.class_name or "model")
@@ -145,6 +144,52 @@ class ModelConfig(BaseModel):
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(path, self.to_json())
         return path
+
+
+#: A model's config.json over this size is refused unread (ours are 2-6 kB).
+MAX_CONFIG_BYTES = 1 << 20
+#: Every number in a config.json must be finite and at most this in size: no width, count, window or step
+#: count of ours comes near it (hidden 128-384, 1000 diffusion steps), and a hostile one (hidden=1e9,
+#: blocks=1e9) is refused before it sizes a loop or an array (at the bound, the shape check takes about a second).
+MAX_CONFIG_NUMBER = 16384
+#: A model's frame rate (`fps`) bounds the frames it makes for a second of audio.
+MAX_MODEL_FPS = 240.0
+
+
+def read_config(path: str | os.PathLike[str], what: str = "model") -> dict[str, Any]:
+    """A model's config.json as a dict, refused (ModelError) when over MAX_CONFIG_BYTES, not a JSON object, or
+    holding a number that is not finite or beyond MAX_CONFIG_NUMBER (or an `fps` outside (0, MAX_MODEL_FPS])."""
+    p = Path(path)
+    size = p.stat().st_size
+    if size > MAX_CONFIG_BYTES:
+        raise ModelError(f"{p} is {size / 2**20:.1f} MiB; a {what} model's config.json is at most "
+                         f"{MAX_CONFIG_BYTES // 2**20} MiB")
+    try:
+        raw = json.loads(p.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ModelError(f"{p} is not valid JSON: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ModelError(f"{p} is not a JSON object")
+
+    def check(value: Any, key: str) -> None:
+        if isinstance(value, bool) or value is None or isinstance(value, str):
+            return
+        if isinstance(value, (int, float)):
+            if not math.isfinite(value) or abs(value) > MAX_CONFIG_NUMBER:
+                raise ModelError(f"{p}: {key} = {value!r} is out of range (finite, at most {MAX_CONFIG_NUMBER})")
+        elif isinstance(value, list):
+            for i, v in enumerate(value):
+                check(v, f"{key}[{i}]")
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                check(v, f"{key}.{k}")
+
+    for key, value in raw.items():
+        check(value, key)
+    fps = raw.get("fps")
+    if fps is not None and not (isinstance(fps, (int, float)) and 0 < fps <= MAX_MODEL_FPS):
+        raise ModelError(f"{p}: fps = {fps!r} is out of range (0, {MAX_MODEL_FPS:g}]")
+    return raw
 
 
 def require_files(folder: str | os.PathLike[str], files: tuple[str, ...], what: str, how: str) -> Path:

@@ -55,7 +55,7 @@ def _timelines(args: argparse.Namespace, n: int) -> list:
     return [Timeline.from_json(p) if p.is_file() else None for p in paths]
 
 
-def _apd(motions: list) -> float:  # noqa: ANN001
+def _apd(motions: list) -> float:
     from avatar.gesture.kinematics import forward_kinematics
 
     pos = [forward_kinematics(m) for m in motions]
@@ -64,7 +64,7 @@ def _apd(motions: list) -> float:  # noqa: ANN001
     return float(np.mean(d))
 
 
-def evaluate(name: str, make, clips: list, feats: list) -> None:  # noqa: ANN001
+def evaluate(name: str, make, clips: list, feats: list) -> None:
     """Print every figure for one motion generator make(features, vad, seed) -> BodyMotion."""
     from avatar.gesture import checks
     from avatar.types import VAD
@@ -74,7 +74,7 @@ def evaluate(name: str, make, clips: list, feats: list) -> None:  # noqa: ANN001
     worst = {"nan": 0, "limit_deg": 0.0, "slide_cm_s": 0.0, "jerk_p95": 0.0, "hand_in_torso": 0.0}
     t_gen, audio_s = 0.0, 0.0
     apd = []
-    for i, ((cname, audio, sr), feat) in enumerate(zip(clips, feats)):
+    for i, ((cname, audio, sr), feat) in enumerate(zip(clips, feats)):  # noqa: B007
         other = feats[(i + 1) % len(feats)]
         for a in (-0.8, 0.0, 0.8):
             t0 = time.perf_counter()

@@ -39,7 +39,7 @@ LINES = (
 VOWELS = ("A", "I", "U", "E", "O")
 
 
-def _serve(port_out, rows_out, stop) -> None:  # noqa: ANN001 - runs in the receiver process
+def _serve(port_out, rows_out, stop) -> None:
     from pythonosc.dispatcher import Dispatcher
     from pythonosc.osc_packet import OscPacket
     from pythonosc.osc_server import ThreadingOSCUDPServer
@@ -48,7 +48,7 @@ def _serve(port_out, rows_out, stop) -> None:  # noqa: ANN001 - runs in the rece
     lock = threading.Lock()
 
     class PacketDispatcher(Dispatcher):
-        def call_handlers_for_packet(self, data, client_address):  # noqa: ANN001, ANN201
+        def call_handlers_for_packet(self, data, client_address):
             t = time.monotonic()
             with lock:  # parsed after the run: parsing ~100 messages per packet live would load the CPU
                 packets.append((t, bytes(data)))

@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 TEXT = "Hello there! It is really lovely to see you again, and I have some wonderful news to share."
 
 
-def performance(seconds_max: float):  # noqa: ANN201
+def performance(seconds_max: float):
     """(speech, FaceMotion, BodyMotion, VAD) for TEXT spoken happy, trimmed to seconds_max."""
     from avatar.emotion.labels import LABEL_VAD
     from avatar.face.teacher import teacher_motion as face_teacher
@@ -54,7 +54,7 @@ def performance(seconds_max: float):  # noqa: ANN201
     return speech, face, body, vad
 
 
-def measure(renderers: dict, face, body, n: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:  # noqa: ANN001
+def measure(renderers: dict, face, body, n: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Per-frame wall and CPU seconds [n] for each renderer (CPU: this process's threads, llvmpipe's
     included), interleaved frame by frame so that load from other processes on a shared machine falls on
     every case alike. "rest" renders the rest pose with no morph targets; the others the motion's frames."""
@@ -80,7 +80,7 @@ def measure(renderers: dict, face, body, n: int) -> tuple[dict[str, np.ndarray],
     return out, cpu
 
 
-def blas_ab(face, body, n: int, dense: bool = False, blocks: int = 6,  # noqa: ANN001
+def blas_ab(face, body, n: int, dense: bool = False, blocks: int = 6,
             block: int = 15) -> dict[str, float]:
     """Median ms per portrait FXAA frame with the renderer's BLAS limit (1 thread) and without it (None),
     alternating blocks of `block` frames; the first 3 frames of each block are dropped (threads settle).

@@ -20,12 +20,12 @@ import os
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
+import argparse
+import json
+import sys
+import time
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 SENTENCE = "The quick brown fox jumps over the lazy dog, and then it runs away into the forest."
 PARAGRAPH = ("I can't believe we finally won the championship! Everyone was screaming and hugging. "

@@ -64,7 +64,7 @@ def resample_motion(face: FaceMotion, fps: float, num_frames: int | None = None)
 
 
 def teacher_example(speech: Speech, vad: VAD | EmotionTrack | np.ndarray | Sequence[float] | None = None,
-                    fps: float = 30.0, seed: int = 0, config: FeatureConfig = FeatureConfig()) -> Example:
+                    fps: float = 30.0, seed: int = 0, config: FeatureConfig = FeatureConfig()) -> Example:  # noqa: B008
     """A training pair from synthesized speech with its timeline: audio features -> teacher motion."""
     if speech.timeline is None:
         raise InputError("teacher_example needs speech with a phoneme timeline")
@@ -77,7 +77,7 @@ def teacher_example(speech: Speech, vad: VAD | EmotionTrack | np.ndarray | Seque
 
 def livelink_example(csv_path: str | os.PathLike[str], audio_path: str | os.PathLike[str],
                      vad: VAD | EmotionTrack | np.ndarray | Sequence[float] | None = None, fps: float = 30.0,
-                     take_fps: float | None = None, config: FeatureConfig = FeatureConfig()) -> Example:
+                     take_fps: float | None = None, config: FeatureConfig = FeatureConfig()) -> Example:  # noqa: B008
     """A training pair from capture: a Live Link Face CSV and the take's audio, aligned at their starts."""
     take = read_livelink_csv(csv_path, fps=take_fps)
     audio, sr = load_audio(audio_path)

@@ -159,7 +159,7 @@ def lip_model(lips: "VisemeNetOnnx | VisemeNet | str | os.PathLike[str] | bool |
     if isinstance(lips, VisemeNetOnnx) or hasattr(lips, "state_dict"):
         return as_net(lips)
     if lips is None or lips is True:
-        LIPS_DIR = model_dir("lipsync")  # noqa: N806 - read per call: $AVATAR_MODEL_LIPSYNC may change
+        LIPS_DIR = model_dir("lipsync")
         if not (LIPS_DIR / "model.onnx").is_file():
             if lips is True:
                 return load_viseme_net(LIPS_DIR)  # raises, naming the training command

@@ -144,14 +144,14 @@ def _segments(timeline: Timeline, cfg: Coarticulation) -> tuple[np.ndarray, np.n
     cursor = 0.0
     for p in sorted(timeline.phonemes, key=lambda p: (p.start, p.end)):
         if p.start - cursor >= cfg.min_pause:
-            starts.append(cursor); ends.append(p.start); vis.append(sil)
+            starts.append(cursor); ends.append(p.start); vis.append(sil)  # noqa: E702
         if p.viseme == "sil" and p.end - p.start < cfg.min_pause:
             cursor = max(cursor, p.end)
             continue
-        starts.append(p.start); ends.append(max(p.end, p.start + 1e-3)); vis.append(VISEMES.index(p.viseme))
+        starts.append(p.start); ends.append(max(p.end, p.start + 1e-3)); vis.append(VISEMES.index(p.viseme))  # noqa: E702
         cursor = max(cursor, p.end)
     end_time = max(timeline.duration, cursor)
-    starts.append(cursor); ends.append(end_time + 10.0); vis.append(sil)  # rest after the last phoneme
+    starts.append(cursor); ends.append(end_time + 10.0); vis.append(sil)  # rest after the last phoneme  # noqa: E702
     return np.asarray(starts), np.asarray(ends), np.asarray(vis, dtype=np.int64)
 
 

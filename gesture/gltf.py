@@ -326,6 +326,6 @@ def write_animation_into(avatar: str | os.PathLike[str], motion: BodyMotion, out
         raise InputError(f"avatar file not found: {p}")
     try:
         gltf = load_glb(p)
-    except Exception as exc:  # pygltflib raises assorted errors on broken files
+    except Exception as exc:  # pygltflib raises assorted errors on broken files  # noqa: BLE001
         raise InputError(f"{p.name} is not a readable binary glTF: {exc}") from None
     return _save(add_animation_to_avatar(gltf, motion, skeleton), out)

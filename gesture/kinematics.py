@@ -79,7 +79,7 @@ def _rotation_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def leg_ik(
     hip_pos: np.ndarray, hip_glob_parent: np.ndarray, ankle_target: np.ndarray, upper: np.ndarray, lower: np.ndarray,
-    pole: np.ndarray = np.array([0.0, 0.0, 1.0]),
+    pole: np.ndarray = np.array([0.0, 0.0, 1.0]),  # noqa: B008
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Analytic two-bone IK: local rotations (upper leg, lower leg, foot) [T, 4] putting the ankle on its target.
 

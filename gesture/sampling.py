@@ -168,7 +168,7 @@ def generate(model: Any, features: ProsodyFeatures | np.ndarray, vad: VadLike = 
     if not math.isfinite(guidance_scale) or not 0.0 <= guidance_scale <= 10.0:
         raise InputError(f"guidance scale must be in [0, 10], got {guidance_scale}")
     T = len(feats)
-    W, O = c.window, c.overlap
+    W, O = c.window, c.overlap  # noqa: E741
     stride = W - O
     n_win = max(1, math.ceil((T - O) / stride)) if T > W else 1
     total = O + n_win * stride if T > W else W

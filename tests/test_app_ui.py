@@ -88,7 +88,7 @@ def test_avatar_upload_checks(root: Path, tmp_path: Path) -> None:
             check_avatar_upload(tmp_path / name, 1 if name == "big.glb" else 50)
 
 
-def _perf(text: str, seconds: float, level: float, seed: int = 0):  # noqa: ANN202 - a Performance
+def _perf(text: str, seconds: float, level: float, seed: int = 0):
     from avatar.pipeline import Performance
 
     sr, fps = 16000, 30.0

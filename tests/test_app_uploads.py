@@ -12,7 +12,7 @@ pytest.importorskip("gradio")
 
 
 @pytest.fixture()
-def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
+def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """A small Gradio app (the app's upload route and components) behind the guard: (url, cache folder)."""
     import gradio as gr
     from starlette.middleware import Middleware
@@ -37,7 +37,7 @@ def _files(folder: Path) -> list[Path]:
     return [p for p in folder.rglob("*") if p.is_file()]
 
 
-def _upload(url: str, name: str, size: int):  # noqa: ANN202 - an httpx.Response
+def _upload(url: str, name: str, size: int):
     import httpx
 
     return httpx.post(f"{url}gradio_api/upload", files={"files": (name, b"\0" * size)}, timeout=60)

@@ -107,7 +107,7 @@ def test_emotion_stdin_is_capped_while_reading(monkeypatch, capsys) -> None:
         def readable(self) -> bool:
             return True
 
-        def readinto(self, b) -> int:  # noqa: ANN001
+        def readinto(self, b) -> int:
             if self.served > 8 * limit:
                 raise AssertionError("stdin was read far past the input limit")
             b[:] = b"la " * (len(b) // 3) + b"\n" * (len(b) % 3)

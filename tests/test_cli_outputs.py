@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import errno
-import json
 import os
 import subprocess
 import sys
@@ -71,7 +70,7 @@ def test_force_replaces_a_read_only_output(spot: Path) -> None:
     assert (spot / "ro.wav").read_bytes()[:4] == b"RIFF"
 
 
-def _enospc_write_mp4(path, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+def _enospc_write_mp4(path, *args, **kwargs):
     """write_mp4 on a full disk: some bytes reach the temp file, then the OS says no."""
     from avatar.io import atomic_path
 
@@ -104,7 +103,7 @@ def test_a_full_disk_while_keeping_says_the_video_was_written(tmp_path: Path, mo
     import avatar.gesture.bvh as bvh
     from avatar.pipeline import say
 
-    def full(path, *a, **k):  # noqa: ANN001, ANN002, ANN003
+    def full(path, *a, **k):
         raise OutputError(f"cannot write {path}: no space left on the device")
 
     monkeypatch.setattr(bvh, "write_bvh", full)
@@ -133,7 +132,7 @@ def test_stream_audio_out_on_a_full_disk_fails_once_and_leaves_nothing(tmp_path:
     class Full:
         closed = False
 
-        def write(self, data):  # noqa: ANN001
+        def write(self, data):
             raise OSError(errno.ENOSPC, "No space left on device")
 
         def close(self) -> None:

@@ -24,7 +24,7 @@ def test_frame_labels_take_the_phoneme_at_each_frame_centre():
     assert names[12:] == ["sil"] * 3
 
 
-def _Fixed(logits: np.ndarray):  # noqa: N802 - stands in for a class
+def _Fixed(logits: np.ndarray):
     """Stands in for a trained net: returns the logits it was given (to test the decoding alone)."""
     from avatar.face.viseme_net import LipSyncConfig, VisemeNetOnnx
 

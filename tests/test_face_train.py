@@ -188,7 +188,7 @@ def test_checkpoints_during_training():
     data = Windows(rng.normal(size=(6, 16, cfg.motion_dim)).astype(np.float32),
                    rng.normal(size=(6, 16, cfg.audio_dim)).astype(np.float32), np.zeros((6, 3), np.float32))
     seen = []
-    train(data, model, steps=7, batch=2, progress=False, checkpoint=lambda s, l: seen.append((s, len(l), model.training)),
+    train(data, model, steps=7, batch=2, progress=False, checkpoint=lambda s, l: seen.append((s, len(l), model.training)),  # noqa: E741
           save_every=3)
     assert seen == [(3, 3, False), (6, 6, False)]  # saved in eval mode, then training went on
     assert not model.training

@@ -16,10 +16,10 @@ from typing import Any, Callable
 import pytest
 
 pytest.importorskip("hypothesis")
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from avatar.errors import InputError  # noqa: E402
+from avatar.errors import InputError
 
 #: Examples per test; AVATAR_FUZZ_EXAMPLES=5000 AVATAR_FUZZ_SEED=random for a longer hunt by hand.
 FUZZ_EXAMPLES = int(os.environ.get("AVATAR_FUZZ_EXAMPLES", "150"))

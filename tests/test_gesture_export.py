@@ -145,7 +145,7 @@ def test_bvh_missing_file_and_unknown_rig(tmp_path: Path) -> None:
         load_bvh(tmp_path / "odd.bvh")
 
 
-def _anim_rotations(g, anim: int = 0) -> dict[int, np.ndarray]:  # noqa: ANN001
+def _anim_rotations(g, anim: int = 0) -> dict[int, np.ndarray]:
     out = {}
     blob = g.binary_blob()
     a = g.animations[anim]
@@ -208,7 +208,7 @@ def test_animation_written_into_an_avatar_by_bone_name(tmp_path: Path) -> None:
     assert not (tmp_path / "o.glb").exists()
 
 
-def _gltf_world_positions(g, anim: int, frame: int) -> np.ndarray:  # noqa: ANN001
+def _gltf_world_positions(g, anim: int, frame: int) -> np.ndarray:
     """World positions of all nodes at one frame of an animation (TRS composition, the glTF rule)."""
     from avatar.gesture.rotations import quat_to_matrix
 

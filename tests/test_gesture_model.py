@@ -98,7 +98,7 @@ def test_loss_trains_one_step(tiny: GestureDenoiser, feats: np.ndarray) -> None:
     opt.step()
 
 
-def _prosody():  # noqa: ANN202
+def _prosody():
     from avatar.gesture.prosody import prosody_features
     from avatar.gesture.signals import syllable_audio, syllable_times
 

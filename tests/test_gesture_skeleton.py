@@ -98,7 +98,7 @@ def test_fk_chain_and_bad_input() -> None:
     pos, _ = fk(rot, np.array([[0.0, 0.95, 0.0]]))
     sh, hand = pos[0, HUMANOID.index("leftUpperArm")], pos[0, HUMANOID.index("leftHand")]
     assert np.allclose(hand - sh, [0.0, -0.53, 0.0], atol=1e-9)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError):  # noqa: PT011
         fk(identity_quat(1, J - 1), np.zeros((1, 3)))
     # Joints missing from a motion stay at rest; unknown ones are ignored.
     m = BodyMotion(30, ("hips", "tail"), identity_quat(2, 2), np.tile([0.0, 0.95, 0.0], (2, 1)))

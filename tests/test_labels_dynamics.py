@@ -31,7 +31,7 @@ def test_label_lookup():
 
 
 def test_personality_validates_and_gives_mehrabian_temperament():
-    with pytest.raises(Exception):
+    with pytest.raises(Exception):  # noqa: B017, PT011
         Personality(extraversion=1.5)
     sunny = Personality(extraversion=0.9, agreeableness=0.9, neuroticism=0.1).temperament()
     gloomy = Personality(extraversion=0.1, agreeableness=0.2, neuroticism=0.9).temperament()

@@ -97,7 +97,7 @@ def test_emotion_message_changes_the_idle_face() -> None:
     got = []
 
     class Keep:
-        def frame(self, f) -> None:  # noqa: ANN001
+        def frame(self, f) -> None:
             got.append((f.time, f.vrm.copy(), f.vad.copy()))
 
         def audio(self, first: int, samples: np.ndarray) -> None:
@@ -295,7 +295,7 @@ def test_sentences_of_a_line_hand_over_without_dipping_into_the_idle() -> None:
 
 
 @functools.lru_cache(maxsize=1)
-def _speech():  # noqa: ANN202 - an avatar.types.Speech
+def _speech():
     """A recorded line stands in for a user's recording: our own speech, 4 s, with pauses between words."""
     from avatar.tts import get_backend
 
@@ -357,7 +357,7 @@ def test_audio_lines_are_said_with_a_moving_mouth(tmp_path: Path) -> None:
     got, pcm = [], {}
 
     class Keep:
-        def frame(self, f) -> None:  # noqa: ANN001
+        def frame(self, f) -> None:
             got.append((f.time, f.vrm.copy()))
 
         def audio(self, first: int, samples: np.ndarray) -> None:

@@ -40,7 +40,7 @@ class Receiver:
         self.lock = threading.Lock()
 
         class PacketDispatcher(Dispatcher):
-            def call_handlers_for_packet(self, data, client_address):  # noqa: ANN001, ANN201
+            def call_handlers_for_packet(self, data, client_address):
                 t = time.monotonic()
                 with rx.lock:
                     rx.packets.append((t, bytes(data)))
@@ -194,7 +194,7 @@ def test_missing_receiver_never_blocks() -> None:
     durations = []
     send = sender.send
 
-    def timed(frame) -> bool:  # noqa: ANN001
+    def timed(frame) -> bool:
         t = time.perf_counter()
         ok = send(frame)
         durations.append(time.perf_counter() - t)
@@ -222,7 +222,7 @@ def test_vmc_targets_are_numeric_or_localhost_unless_resolving_is_asked_for(monk
     asked: list[str] = []
     real = socket.getaddrinfo
 
-    def spy(host, *a, **kw):  # noqa: ANN001, ANN002, ANN003, ANN202
+    def spy(host, *a, **kw):
         if not kw.get("flags", 0) & socket.AI_NUMERICHOST:
             asked.append(host)  # a lookup that may go to DNS
         return real(host, *a, **kw)

@@ -160,7 +160,7 @@ def test_hub_disconnects_a_client_whose_queue_stays_full() -> None:
     assert ok.closed_with is None and ok in hub.clients and hub.disconnected_slow == 1
 
 
-def _bare_hub(**kw):  # noqa: ANN202 - a started WebSocketHub whose control handler only parses
+def _bare_hub(**kw):
     from avatar.live.stream import parse_control
     from avatar.live.wsserver import WebSocketHub
 

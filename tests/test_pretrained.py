@@ -29,7 +29,7 @@ def test_map_matches_safetensors_and_is_read_only(tmp_path):
         assert ours[k].dtype == v.dtype and ours[k].shape == v.shape
         np.testing.assert_array_equal(ours[k], v)
     assert not ours["w"].flags.writeable  # a view of the file: writing into it must fail, not corrupt it
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError):  # noqa: PT011
         ours["w"][0, 0] = 1.0
 
 

@@ -29,7 +29,7 @@ def glb(root: Path) -> Path:
     return path
 
 
-def _variant(glb: Path, out: Path, edit) -> Path:  # noqa: ANN001
+def _variant(glb: Path, out: Path, edit) -> Path:
     g = pygltflib.GLTF2().load_binary(str(glb))
     edit(g)
     out.write_bytes(b"".join(g.save_to_bytes()))
@@ -77,7 +77,7 @@ def test_missing_shapes_and_bones_warn_but_load(glb: Path, tmp_path: Path,
                                                 caplog: pytest.LogCaptureFixture) -> None:
     from avatar.render.avatar_file import load_avatar
 
-    def edit(g) -> None:  # noqa: ANN001 - a Mixamo-named rig without VRM data, half the shapes, no right arm
+    def edit(g) -> None:
         g.extensions, g.extensionsUsed = {}, []
         for n in g.nodes:
             if n.name in MIXAMO:
@@ -108,7 +108,7 @@ def test_missing_shapes_and_bones_warn_but_load(glb: Path, tmp_path: Path,
 def test_vrm_expressions_only_avatar_is_driven_through_the_rig(glb: Path, tmp_path: Path) -> None:
     from avatar.render.avatar_file import load_avatar
 
-    def edit(g) -> None:  # noqa: ANN001 - targets with meaningless names: only the VRM presets say what they are
+    def edit(g) -> None:
         face = next(m for m in g.meshes if m.name == "face")
         face.extras = {"targetNames": [f"shape{k}" for k in range(52)]}
 
@@ -126,7 +126,7 @@ def test_vrm_expressions_only_avatar_is_driven_through_the_rig(glb: Path, tmp_pa
 def test_vrm0_humanoid_and_blendshape_groups(glb: Path, tmp_path: Path) -> None:
     from avatar.render.avatar_file import load_avatar
 
-    def edit(g) -> None:  # noqa: ANN001 - rewrite the VRM 1.0 data as VRM 0.x, with unrelated node names
+    def edit(g) -> None:
         v1 = g.extensions["VRMC_vrm"]
         face_node = next(i for i, n in enumerate(g.nodes) if n.name == "face")
         face_mesh = g.nodes[face_node].mesh
@@ -185,7 +185,7 @@ def test_refuses_truncated_missing_and_huge(glb: Path, tmp_path: Path, monkeypat
 def test_bad_vrm_bone_map_is_an_input_error(glb: Path, tmp_path: Path) -> None:
     from avatar.render.avatar_file import load_avatar
 
-    def edit(g) -> None:  # noqa: ANN001
+    def edit(g) -> None:
         g.extensions["VRMC_vrm"]["humanoid"]["humanBones"]["hips"] = {"nodeX": 0}
 
     with pytest.raises(InputError, match="malformed"):

@@ -23,7 +23,7 @@ from avatar.render.gltf_json import gltf_from_json, load_glb, load_gltf  # noqa:
 from gltf_builders import textured_card  # noqa: E402 - tests/gltf_builders.py
 
 
-def _slow(text: str):  # noqa: ANN202 - pygltflib's own decoder, as its loaders call it
+def _slow(text: str):
     return pygltflib.GLTF2.from_json(text, infer_missing=True)
 
 
@@ -36,7 +36,7 @@ def _json_text(path: Path) -> str:
     return data[20:20 + n].decode("utf-8")
 
 
-def _same(a, b, where: str = "gltf") -> None:  # noqa: ANN001
+def _same(a, b, where: str = "gltf") -> None:
     """a and b are the same tree: classes, fields, instance attributes, values and value types."""
     assert type(a) is type(b), f"{where}: {type(a).__name__} != {type(b).__name__}"
     if dataclasses.is_dataclass(a) or isinstance(a, pygltflib.Attributes):

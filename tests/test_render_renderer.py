@@ -55,7 +55,7 @@ def _row(**channels: float) -> np.ndarray:
     return row
 
 
-def _project(r, p: np.ndarray) -> tuple[float, float]:  # noqa: ANN001
+def _project(r, p: np.ndarray) -> tuple[float, float]:
     """Pixel (x, y from the top) of a world point."""
     clip = r.camera.view_proj(r.width / r.height) @ np.append(p, 1.0)
     ndc = clip[:3] / clip[3]
@@ -66,7 +66,7 @@ def _changed(a: np.ndarray, b: np.ndarray, level: int = 12) -> np.ndarray:
     return np.abs(a.astype(int) - b.astype(int)).max(axis=2) > level
 
 
-def test_frame_has_the_size_is_not_blank_and_is_deterministic(portrait) -> None:  # noqa: ANN001
+def test_frame_has_the_size_is_not_blank_and_is_deterministic(portrait) -> None:
     from avatar.render.renderer import Renderer
 
     a = portrait.render()
@@ -77,7 +77,7 @@ def test_frame_has_the_size_is_not_blank_and_is_deterministic(portrait) -> None:
         assert np.array_equal(a, again.render())
 
 
-def test_jaw_open_changes_the_mouth_only(portrait) -> None:  # noqa: ANN001
+def test_jaw_open_changes_the_mouth_only(portrait) -> None:
     from avatar.render.character import HEAD_CENTRE, MOUTH_Y
 
     rest = portrait.render(_row())
@@ -91,7 +91,7 @@ def test_jaw_open_changes_the_mouth_only(portrait) -> None:  # noqa: ANN001
     assert not diff[: int(eye_y)].any()  # nothing above the eyes moved
 
 
-def test_gaze_turns_the_eyes(portrait) -> None:  # noqa: ANN001
+def test_gaze_turns_the_eyes(portrait) -> None:
     from avatar.render.character import eye_positions
 
     rest = portrait.render(_row())
@@ -104,13 +104,13 @@ def test_gaze_turns_the_eyes(portrait) -> None:  # noqa: ANN001
     assert (near < 0.06 * W).all()  # only pixels around the two eyes changed
 
 
-def test_head_pose_and_blink_change_the_face(portrait) -> None:  # noqa: ANN001
+def test_head_pose_and_blink_change_the_face(portrait) -> None:
     rest = portrait.render(_row())
     assert _changed(rest, portrait.render(_row(headYaw=0.3))).sum() > 200
     assert _changed(rest, portrait.render(_row(eyeBlinkLeft=1.0, eyeBlinkRight=1.0))).sum() > 10
 
 
-def test_body_pose_moves_the_arm(full) -> None:  # noqa: ANN001
+def test_body_pose_moves_the_arm(full) -> None:
     from avatar.gesture.kinematics import fk
     from avatar.gesture.rotations import quat_from_axis_angle
     from avatar.gesture.skeleton import HUMANOID
@@ -196,7 +196,7 @@ def test_avatar_missing_some_bones_and_shapes_still_poses(tmp_path: Path, root: 
         assert _changed(rest, r.render(_row(), body)).sum() > 20  # the upper arm still moves the whole arm
 
 
-def test_bad_inputs_are_refused(portrait) -> None:  # noqa: ANN001
+def test_bad_inputs_are_refused(portrait) -> None:
     from avatar.render.renderer import Renderer
 
     with pytest.raises(InputError):
@@ -252,7 +252,7 @@ def test_render_ahead_gives_the_same_frames_and_stops_cleanly() -> None:
     it.close()  # the consumer leaves early (an encoder error, say)
     assert threading.active_count() == before
 
-    def broken():  # noqa: ANN202
+    def broken():
         yield np.zeros((2, 2, 3), np.uint8)
         raise InputError("frame 2 is bad")
 
@@ -288,7 +288,7 @@ def test_avatar_facing_minus_z_renders_like_ours(tmp_path: Path, root: Path) -> 
     assert _changed(a, b, level=24).mean() < 0.002  # the same picture up to rounding on a few edge pixels
 
 
-def test_antialiasing_modes_smooth_the_edges(portrait) -> None:  # noqa: ANN001
+def test_antialiasing_modes_smooth_the_edges(portrait) -> None:
     from avatar.render.renderer import Renderer
 
     def roughness(img: np.ndarray) -> float:  # total variation: jagged edges add to it
@@ -341,7 +341,7 @@ def test_textures_and_sparse_morph_targets_of_a_user_avatar(tmp_path: Path) -> N
     assert shrunk.sum() < 0.7 * red.sum() and np.nonzero(shrunk)[0].min() > np.nonzero(red)[0].min() + 5
 
 
-def test_morph_matrix_matches_avatar_morph_weights(portrait) -> None:  # noqa: ANN001
+def test_morph_matrix_matches_avatar_morph_weights(portrait) -> None:
     keys, m = portrait._morph_matrix
     rng = np.random.default_rng(0)
     for _ in range(5):
@@ -352,7 +352,7 @@ def test_morph_matrix_matches_avatar_morph_weights(portrait) -> None:  # noqa: A
         assert all(abs(got[k] - want.get(k, 0.0)) < 1e-9 for k in got)
 
 
-def test_draw_order_puts_the_face_first_and_does_not_change_the_picture(portrait) -> None:  # noqa: ANN001
+def test_draw_order_puts_the_face_first_and_does_not_change_the_picture(portrait) -> None:
     """Nearest first (morphing meshes ahead) only saves shading: drawn in the reverse order the frame is the same
     but for a few pixels where two surfaces tie in depth (the head's inside is drawn after its outside)."""
     from avatar.render.renderer import _rest_points_each, draw_order

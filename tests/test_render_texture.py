@@ -8,13 +8,12 @@ import sys
 import tracemalloc
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from avatar.errors import InputError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gltf_builders import flat_png, textured_avatar  # noqa: E402
+from gltf_builders import flat_png, textured_avatar
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -15,7 +15,7 @@ pytest.importorskip("PIL")
 FPS = 30
 
 
-def _frames(n: int, w: int = 96, h: int = 64):  # noqa: ANN202
+def _frames(n: int, w: int = 96, h: int = 64):
     for i in range(n):
         f = np.zeros((h, w, 3), np.uint8)
         f[..., 0] = np.linspace(0, 255, w, dtype=np.uint8)[None]
@@ -53,7 +53,7 @@ def test_mp4_is_h264_aac_30fps_with_matching_durations(tmp_path: Path, seconds: 
 def test_failure_mid_write_leaves_no_file(tmp_path: Path) -> None:
     from avatar.render.video import write_mp4
 
-    def broken():  # noqa: ANN202
+    def broken():
         yield from _frames(5)
         raise RuntimeError("renderer crashed")
 
@@ -154,7 +154,7 @@ def test_rendered_performance_to_mp4(tmp_path: Path) -> None:
     try:
         out = write_mp4(tmp_path / "say.mp4", render_frames(None, face, None, width=64, height=64), n,
                         _tone(n / 30, 22050), 22050)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         if "EGL" in str(exc):
             pytest.skip(f"no headless OpenGL here: {exc}")
         raise

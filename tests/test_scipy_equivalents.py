@@ -33,7 +33,7 @@ def test_quaternion_functions_match_scipy_rotation() -> None:
     assert rot.quat_mul(a[:1], b.reshape(5, 100, 4)).shape == (5, 100, 4)
     assert np.allclose(rot.quat_apply(a[0], v), Rotation.from_quat(a[0]).apply(v), atol=1e-12)
     assert rot.quat_to_matrix(a.reshape(2, 250, 4)).shape == (2, 250, 3, 3)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError):  # noqa: PT011
         rot.quat_to_matrix(np.zeros(4))
 
 
@@ -124,7 +124,7 @@ def test_resample_matches_scipy_at_the_pipeline_rates() -> None:
 
 
 # ---------------------------------------------------------------------------------------- peaks and filters
-def _signals(rng: np.random.Generator, count: int):  # noqa: ANN202
+def _signals(rng: np.random.Generator, count: int):
     for i in range(count):
         n = int(rng.integers(0, 250))
         kind = i % 4

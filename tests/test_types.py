@@ -27,7 +27,7 @@ def test_vad_accepts_bounds_and_clips_on_request():
 
 def test_vad_is_frozen():
     v = VAD(0.1, 0.2, 0.3)
-    with pytest.raises(Exception):
+    with pytest.raises(Exception):  # noqa: B017, PT011
         v.valence = 0.5  # type: ignore[misc]
 
 

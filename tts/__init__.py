@@ -14,6 +14,6 @@ from avatar.tts.prosody import ProsodyParams, prosody_for
 __all__ = ["Backend", "get_backend", "backend_names", "MAX_TTS_CHARS", "ProsodyParams", "prosody_for", "synthesize"]
 
 
-def synthesize(text: str, vad=None, voice: str | None = None, backend: str = "espeak", seed: int = 0):  # noqa: ANN001
+def synthesize(text: str, vad=None, voice: str | None = None, backend: str = "espeak", seed: int = 0):  # noqa: ANN001, ANN201
     """Speak `text` with one backend (see Backend.synthesize); returns avatar.types.Speech."""
     return get_backend(backend).synthesize(text, vad, voice, seed=seed)

@@ -92,7 +92,7 @@ def _check_output(path: Path, suffix: str, flag: str, force: bool) -> None:
     check_output_path(path, flag, force=force)
 
 
-def _text_vads(text: str):
+def _text_vads(text: str):  # noqa: ANN202
     """Per-sentence VADs read from the text, or neutral (with a warning) when no emotion model is installed."""
     from avatar.errors import ModelError
 

@@ -38,11 +38,13 @@ from avatar.tts.prosody import prosody_for
 from avatar.tts.visemes import viseme_for
 from avatar.tts.world import WorldEdit, reshape
 from avatar.types import VAD, Phoneme, Speech, Timeline, Word
+from avatar.weights import weights_root
 
 log = logging.getLogger(__name__)
 
 SETUP_COMMAND = "tts/coqui_setup.sh"
-WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
+#: The shipped weights (the registry's root: the checkout's weights/ or an installed wheel's avatar/assets).
+WEIGHTS_DIR = weights_root()
 _PREFIX_MARKS = set("ˈˌ")
 _SUFFIX_MARKS = set("ːˑʰʲʷˠˤ˞\u0303\u0329")
 _PUNCT = set("!'(),-.:;?\"¡¿«»“”‘’…—–")
@@ -51,9 +53,9 @@ _PUNCT = set("!'(),-.:;?\"¡¿«»“”‘’…—–")
 def require_coqui() -> Any:
     """Import coqui-tts (the `TTS` package), or raise a ModelError naming the set-up command."""
     try:
-        import TTS  # noqa: F401 - the import is the check
+        import TTS
         from TTS.tts.models.vits import Vits  # noqa: F401
-    except Exception as exc:  # ImportError, or a torch/torchaudio mismatch raising at import time
+    except Exception as exc:  # ImportError, or a torch/torchaudio mismatch raising at import time  # noqa: BLE001
         raise ModelError(
             f"coqui backend needs the coqui venv: run {SETUP_COMMAND} (creates .venv-coqui), then use "
             f".venv-coqui/bin/avatar tts ... --backend coqui ({type(exc).__name__}: {exc})"
@@ -96,7 +98,7 @@ def checkpoint_to_safetensors(folder: Path) -> Path:
     log.warning("converting %s to model.safetensors (restricted unpickler, weights only)", src)
     try:
         state = torch.load(str(src), map_location="cpu", weights_only=True)
-    except Exception as exc:  # the restricted unpickler refused something: we do not go further
+    except Exception as exc:  # the restricted unpickler refused something: we do not go further  # noqa: BLE001
         raise ModelError(f"{src.name} holds more than plain tensors and will not be unpickled ({exc}); "
                          "convert it to model.safetensors where you trust it") from None
     if isinstance(state, dict) and isinstance(state.get("model"), dict):
@@ -168,7 +170,7 @@ class _Loaded:
 
 
 @contextlib.contextmanager
-def _embedded_espeak():
+def _embedded_espeak():  # noqa: ANN202
     """While loading a model, coqui's `espeak` phonemizer is ours: eSpeak NG from espeakng-loader via ctypes.
 
     coqui's own espeak phonemizer runs the `espeak-ng` executable, which we do not require; the IPA is the

@@ -178,7 +178,7 @@ def check_lines(script: Script) -> tuple[list[tuple[int, Line]], list[LineFailur
         rid, who, said = (escaped(s) if isinstance(s, str) else s for s in (rid, who, said))
 
         def fail(msg: str) -> None:
-            bad.append(LineFailure(index=i, id=rid, error=msg, character=who, text=said))
+            bad.append(LineFailure(index=i, id=rid, error=msg, character=who, text=said))  # noqa: B023
 
         if not isinstance(raw, dict):
             fail(f"line {i + 1} is a {type(raw).__name__}, not a mapping with id, character, text")
@@ -324,7 +324,7 @@ def _parse_csv(text: str, where: str, source: Path | None) -> Script:
                          f"{exc.args[0]}; is a quote left open? (a CSV cell may not hold a line break)") from None
 
 
-class _CellWithBreak(Exception):
+class _CellWithBreak(Exception):  # noqa: N818
     """A CSV record whose cell holds a line break (args: the file line it ends on)."""
 
 

@@ -21,11 +21,11 @@ from typing import Iterator
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
+import numpy as np
+import torch
+from torch import nn
 
-from avatar.emotion.regressor import (  # noqa: E402 - the inference names, re-exported from their old home
+from avatar.emotion.regressor import (
     LORA_TARGETS,
     SATURATION_KNEE,
     EmotionModelConfig,
@@ -37,8 +37,8 @@ from avatar.emotion.regressor import (  # noqa: E402 - the inference names, re-e
     soft_saturate,
     z_to_rating,
 )
-from avatar.errors import ModelError  # noqa: E402
-from avatar.pretrained import load_folder, save_folder  # noqa: E402
+from avatar.errors import ModelError
+from avatar.pretrained import load_folder, save_folder
 
 __all__ = [
     "EmotionModel", "EmotionModelConfig", "EmotionRegressor", "LORA_TARGETS", "SATURATION_KNEE", "encoder_dir",

@@ -114,7 +114,7 @@ def register(app: typer.Typer) -> None:
                 for close in reversed(closers):  # every sink closes, even when one fails (a full disk)
                     try:
                         close()
-                    except Exception as exc:
+                    except Exception as exc:  # noqa: BLE001
                         failed = failed or exc
                 s = stream.stats
                 log.info("live: %d frames, %d skipped, max lateness %.1f ms", s.frames, s.skipped, 1e3 * s.late_max)

@@ -177,7 +177,7 @@ class WebSocketHub:
             async for message in ws:
                 reply = self._control(message)
                 q.offer(json.dumps(reply))
-        except Exception as exc:  # connection closed or broken: just forget the client
+        except Exception as exc:  # connection closed or broken: just forget the client  # noqa: BLE001
             log.debug("live: WebSocket client gone: %s", exc)
         finally:
             self.clients.pop(ws, None)
@@ -191,7 +191,7 @@ class WebSocketHub:
             return self.on_control(message)
         except InputError as exc:
             return {"type": "error", "message": str(exc)}
-        except Exception as exc:  # never let a message kill the connection handler
+        except Exception as exc:  # never let a message kill the connection handler  # noqa: BLE001
             log.error("live: control message failed: %s", exc)
             return {"type": "error", "message": f"internal error: {exc}"}
 
@@ -210,7 +210,7 @@ class WebSocketHub:
         self._loop = loop
         try:
             loop.run_until_complete(self._serve())
-        except BaseException as exc:  # e.g. the port is taken: reported by start()
+        except BaseException as exc:  # e.g. the port is taken: reported by start()  # noqa: BLE001
             self._error = exc
             self._ready.set()
         finally:

@@ -164,7 +164,7 @@ def _read(path: Path):  # noqa: ANN202 - pygltflib.GLTF2
             gltf = load_glb(path)
     except InputError:
         raise
-    except Exception as exc:  # pygltflib and json raise assorted errors on broken files
+    except Exception as exc:  # pygltflib and json raise assorted errors on broken files  # noqa: BLE001
         raise InputError(f"{path.name} is not a readable glTF 2.0 file: {type(exc).__name__}: {exc}") from None
     if gltf is None or not str(getattr(gltf.asset, "version", "")).startswith("2"):
         raise InputError(f"{path.name} is not glTF 2.0 (asset.version missing or not 2.x)")

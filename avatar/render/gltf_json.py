@@ -42,7 +42,7 @@ _SPECIAL = (Collection, Enum, datetime, Decimal, UUID)
 Conv = Callable[[Any], Any]  # a converter; None in a plan means "the value as is"
 
 
-class _Unsupported(Exception):
+class _Unsupported(Exception):  # noqa: N818
     """A type or value the fast path does not reproduce exactly: decode with pygltflib instead."""
 
 

@@ -129,7 +129,7 @@ def _die_with(parent: int) -> None:
         os._exit(0)
 
 
-def _workers(conns: list, frees: list, frames_fd: _Fd, shape: tuple[int, ...], avatar: Any,  # noqa: PLR0913
+def _workers(conns: list, frees: list, frames_fd: _Fd, shape: tuple[int, ...], avatar: Any,
              options: dict, nice: int, parent: int, by_main_thread: bool) -> None:
     """Worker 0: read and lay out the avatar once, fork the other workers from here, then serve as worker 0.
 

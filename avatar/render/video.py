@@ -125,7 +125,7 @@ def write_mp4(out: str | os.PathLike[str], frames: Iterable[np.ndarray], n_frame
     return path
 
 
-def _encode(box, it, n_frames: int, audio: np.ndarray, sr: int, rate: Fraction,  # noqa: ANN001, PLR0913
+def _encode(box, it, n_frames: int, audio: np.ndarray, sr: int, rate: Fraction,  # noqa: ANN001
             subtitles: list[Subtitle], vad: np.ndarray | None, progress: Callable[[float], None] | None,
             bar, x264: dict[str, str]) -> None:  # noqa: ANN001
     import av
