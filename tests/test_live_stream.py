@@ -391,3 +391,27 @@ def test_audio_lines_are_said_with_a_moving_mouth(tmp_path: Path) -> None:
     during = np.array([v[aa] for t, v in got if start + 0.3 < t < start + sp.duration - 0.3])
     before = np.array([v[aa] for t, v in got if t < start])
     assert during.max() > 0.3 and (during > 0.05).mean() > 0.3 and (before.size == 0 or before.max() < 0.05)
+
+
+def test_an_audio_line_over_the_line_limit_is_refused_from_its_header(tmp_path: Path) -> None:
+    """A 20-minute FLAC (a few hundred kB) sent as an 'audio' line is refused from its header, before decoding:
+    it used to be decoded whole (an hour of it: gigabytes) and then refused (issue 20 item 1)."""
+    import tracemalloc
+
+    import soundfile as sf
+
+    from avatar.live.stream import MAX_AUDIO_LINE_SECONDS
+
+    with sf.SoundFile(tmp_path / "long.flac", "w", 8000, 1, subtype="PCM_16", format="FLAC") as f:
+        for _ in range(20):
+            f.write(np.zeros(8000 * 60, np.int16))
+    stream = LiveStream(StreamConfig(fps=30, motion="procedural"))
+    tracemalloc.start()
+    try:
+        with pytest.raises(InputError, match=f"longer than the {MAX_AUDIO_LINE_SECONDS / 60:.0f}-minute limit"):
+            stream.handle_control({"type": "audio", "path": str(tmp_path / "long.flac")}, files=True)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * 2**20, peak  # decoded it would be 38 MB
+    assert stream._requests.empty()

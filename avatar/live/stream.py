@@ -411,7 +411,8 @@ class LiveStream:
                                  "WebSocket")
             from avatar.audio import load_audio
 
-            samples, sr = load_audio(c["path"])  # InputError for a missing or broken file
+            # InputError for a missing or broken file, or one over a line's length (from its header, before decoding)
+            samples, sr = load_audio(c["path"], max_seconds=MAX_AUDIO_LINE_SECONDS)
             line = self.say_audio(samples, sr, c["vad"], label=Path(c["path"]).name)
             return {"type": "ok", "request": "audio", "line": line}
         if c["type"] == "emotion":
