@@ -319,7 +319,7 @@ def _unscaled(m: np.ndarray) -> np.ndarray:
 def write_animation_into(avatar: str | os.PathLike[str], motion: BodyMotion, out: str | os.PathLike[str],
                          skeleton: Skeleton = HUMANOID) -> Path:
     """Read an avatar .glb/.vrm, add the motion as an animation and write the result to `out` atomically."""
-    from avatar.render.gltf_json import load_glb  # pygltflib's own decoder takes 0.3 s for our avatar
+    from avatar.gltf.document import load_glb  # pygltflib's own decoder takes 0.3 s for our avatar
 
     p = Path(avatar)
     if not p.is_file():

@@ -153,7 +153,7 @@ def check_avatar_file(path: Path) -> None:
 def _read(path: Path):  # noqa: ANN202 - pygltflib.GLTF2
     import pygltflib as g
 
-    from avatar.render.gltf_json import load_glb, load_gltf  # pygltflib's loaders with a fast JSON decoder
+    from avatar.gltf.document import load_glb, load_gltf  # pygltflib's loaders with a fast JSON decoder
 
     check_avatar_file(path)
     try:

@@ -438,7 +438,7 @@ def resolve_avatar(avatar: Avatar | str | os.PathLike[str] | None) -> Avatar:
 
 @lru_cache(maxsize=4)
 def _load_cached(path: str, mtime_ns: int, size: int) -> Avatar:
-    """One parse per avatar file and version: reading the default .glb takes about 0.03 s (avatar.render.gltf_json;
+    """One parse per avatar file and version: reading the default .glb takes about 0.03 s (avatar.gltf.document;
     0.3-0.45 s with pygltflib's own decoder), and a large user avatar much more, paid by every video a warm process
     (the app, batch workers) makes otherwise. Nothing downstream changes an Avatar (the .glb
     export deep-copies its glTF)."""

@@ -9,7 +9,7 @@ constructors (~6 ms, plus ~4 ms to build the plans).
 
 The result is what `pygltflib.GLTF2.from_json(text, infer_missing=True)` returns: the same classes, values and
 value types (a JSON `0` in a float field becomes `0.0`, as dataclasses_json converts it). The tests
-(tests/test_render_gltf_json.py) check this object by object against pygltflib's decoder. Anything the plans do
+(tests/test_gltf_document.py) check this object by object against pygltflib's decoder. Anything the plans do
 not reproduce exactly (a type they do not know, a value of an unexpected shape, a dataclasses_json decoder or
 letter case configured) sends the whole document through pygltflib's own decoder instead.
 """

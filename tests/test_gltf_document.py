@@ -1,4 +1,4 @@
-"""The fast glTF JSON decoder (avatar.render.gltf_json) gives exactly what pygltflib's own decoder gives.
+"""The fast glTF JSON decoder (avatar.gltf.document) gives exactly what pygltflib's own decoder gives.
 
 Every document is decoded both ways and compared object by object: same classes, same fields, same values and
 same value types (pygltflib turns a JSON 0 in a float field into 0.0; `==` alone would not see a difference).
@@ -18,8 +18,8 @@ import pytest
 
 pygltflib = pytest.importorskip("pygltflib")
 
-from avatar.render import gltf_json  # noqa: E402 - after the importorskip
-from avatar.render.gltf_json import gltf_from_json, load_glb, load_gltf  # noqa: E402
+from avatar.gltf import document as gltf_json  # noqa: E402 - after the importorskip
+from avatar.gltf.document import gltf_from_json, load_glb, load_gltf  # noqa: E402
 from gltf_builders import textured_card  # noqa: E402 - tests/gltf_builders.py
 
 
