@@ -8,12 +8,13 @@ import sys
 import tracemalloc
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from avatar.errors import InputError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gltf_builders import flat_png, textured_avatar
+from gltf_builders import flat_png, textured_avatar, textured_card  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -80,3 +81,24 @@ def test_cli_say_with_a_texture_bomb_is_one_error_line(tmp_path):
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: bomb.glb: texture image 0 is 5000 x 5000"), r.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bomb.glb"]  # nothing written, nothing left behind
+
+
+def test_an_image_file_beside_the_avatar_is_checked_from_its_header(tmp_path):
+    """An image the avatar names by uri is opened lazily (header only) for the check, and decoded for the renderer;
+    one over the pixel limit is refused when the avatar loads."""
+    import pygltflib
+
+    from avatar.render.avatar_file import load_avatar
+    from avatar.render.mesh import read_meshes
+
+    doc = dict(materials=[pygltflib.Material(pbrMetallicRoughness=pygltflib.PbrMetallicRoughness(
+                   baseColorTexture=pygltflib.TextureInfo(index=0)))],
+               textures=[pygltflib.Texture(source=0)], images=[pygltflib.Image(uri="tex.png")])
+    uv = np.array([[0, 1], [1, 1], [1, 0], [0, 0]], np.float32)
+    card = textured_card(tmp_path / "card.glb", png=b"", uv=uv, top_drop=0.0, **doc)
+    (tmp_path / "tex.png").write_bytes(flat_png(8, 4, (10, 200, 30)))
+    (im,) = read_meshes(load_avatar(card)).images
+    assert im.shape == (4, 8, 4) and (im[0, 0] == [10, 200, 30, 255]).all()
+    (tmp_path / "tex.png").write_bytes(flat_png(5000, 5000))
+    with pytest.raises(InputError, match="texture image 0 is 5000 x 5000"):
+        load_avatar(card)

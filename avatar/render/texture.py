@@ -30,9 +30,9 @@ RENDER_TEXTURE_SIDE = 2048
 _JPEG_DRAFT = 8  # the largest reduction JPEG's draft mode decodes at
 
 
-def image_bytes(gltf, index: int, folder: Path) -> bytes | None:  # noqa: ANN001 - pygltflib.GLTF2
-    """The encoded bytes of glTF image `index` (a buffer view, a data: URI or a file beside the avatar), or None
-    when it has none."""
+def image_bytes(gltf, index: int, folder: Path) -> bytes | Path | None:  # noqa: ANN001 - pygltflib.GLTF2
+    """The encoded image `index` of a glTF: its bytes (a buffer view or a data: URI), the path of a file beside the
+    avatar (opened lazily: only its header is read to check it), or None when it has none."""
     img = gltf.images[index]
     if img.bufferView is not None:
         view = gltf.bufferViews[img.bufferView]
@@ -43,20 +43,26 @@ def image_bytes(gltf, index: int, folder: Path) -> bytes | None:  # noqa: ANN001
     if img.uri:
         from avatar.io import safe_join
 
+        from .avatar_file import MAX_BYTES
+
         try:
             path = safe_join(folder, img.uri)  # refuses "../" escapes
         except InputError:
             raise InputError(f"image {index}: uri {img.uri!r} points outside the avatar's folder") from None
-        return path.read_bytes() if path.is_file() else None
+        if not path.is_file():
+            return None
+        if path.stat().st_size > MAX_BYTES:
+            raise InputError(f"image {index} ({img.uri}) is over {MAX_BYTES // 2**20} MB")
+        return path
     return None
 
 
-def _open(data: bytes):  # noqa: ANN202 - a lazily decoded PIL.Image
+def _open(data: bytes | Path):  # noqa: ANN202 - a lazily decoded PIL.Image
     from PIL import Image
 
     with warnings.catch_warnings():  # Pillow's own bomb warning: our limit is lower and is checked next
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        return Image.open(io.BytesIO(data))
+        return Image.open(data if isinstance(data, Path) else io.BytesIO(data))
 
 
 def _decoded_pixels(im) -> int:  # noqa: ANN001 - PIL.Image
@@ -80,13 +86,14 @@ def check_textures(gltf, name: str, folder: Path) -> None:  # noqa: ANN001 - pyg
             data = image_bytes(gltf, index, folder)
             if data is None:
                 continue
-            im = _open(data)
+            with _open(data) as im:
+                w, h = im.size
+                pixels = _decoded_pixels(im)
         except InputError:
             raise
         except Exception:  # noqa: BLE001 - a broken image: the renderer warns and uses the base colour
             continue
-        w, h = im.size
-        if _decoded_pixels(im) > MAX_TEXTURE_PIXELS:
+        if pixels > MAX_TEXTURE_PIXELS:
             side = int(MAX_TEXTURE_PIXELS ** 0.5)
             raise InputError(f"{name}: texture image {index} is {w} x {h} pixels ({w * h / 1e6:.0f} Mpx); textures "
                              f"are limited to {MAX_TEXTURE_PIXELS / 1e6:.1f} Mpx ({side} x {side}; a JPEG to "
@@ -106,12 +113,13 @@ def _material_images(gltf) -> list[int]:  # noqa: ANN001
     return out
 
 
-def decode_texture(data: bytes, label: str = "texture") -> np.ndarray:
-    """Decode image bytes to RGBA uint8 [H, W, 4], at most RENDER_TEXTURE_SIDE a side; InputError over
-    MAX_TEXTURE_PIXELS (checked from the header, before decoding)."""
+def decode_texture(data: bytes | Path, label: str = "texture") -> np.ndarray:
+    """Decode an image (bytes or a file) to RGBA uint8 [H, W, 4], at most RENDER_TEXTURE_SIDE a side; InputError
+    over MAX_TEXTURE_PIXELS (checked from the header, before decoding)."""
     im = _open(data)
     if _decoded_pixels(im) > MAX_TEXTURE_PIXELS:
         w, h = im.size
+        im.close()
         raise InputError(f"{label} is {w} x {h} pixels; textures are limited to {MAX_TEXTURE_PIXELS / 1e6:.1f} Mpx")
     with im:
         if im.format == "JPEG":  # decode straight at a reduced scale: draft picks 1/2, 1/4 or 1/8
