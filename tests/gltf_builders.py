@@ -112,3 +112,111 @@ def textured_avatar(path: Path, image: bytes) -> Path:
     g.set_binary_blob(bytes(blob))
     path.write_bytes(b"".join(g.save_to_bytes()))
     return path
+
+
+# --------------------------------------------------------------------------------------------------
+# Third-party conventions (issue 25): the shipped default avatar rewritten as other tools write avatars.
+# --------------------------------------------------------------------------------------------------
+
+DEFAULT_GLB = Path(__file__).resolve().parents[1] / "weights" / "avatars" / "default.glb"
+
+#: Mixamo without its "mixamorig:" prefix (Ready Player Me, Avaturn, many VRoid conversions).
+MIXAMO_NAMES = {
+    "hips": "Hips", "spine": "Spine", "chest": "Spine1", "upperChest": "Spine2", "neck": "Neck", "head": "Head",
+    **{f"{s}{b}": f"{S}{m}" for s, S in (("left", "Left"), ("right", "Right")) for b, m in (
+        ("Shoulder", "Shoulder"), ("UpperArm", "Arm"), ("LowerArm", "ForeArm"), ("Hand", "Hand"),
+        ("UpperLeg", "UpLeg"), ("LowerLeg", "Leg"), ("Foot", "Foot"), ("Toes", "ToeBase"), ("Eye", "Eye"))},
+}
+#: Blender's names: ".L" on the left, "_R" on the right (both are common), spine as Unity names it.
+BLENDER_NAMES = {
+    "hips": "Hips", "spine": "Spine", "chest": "Chest", "upperChest": "UpperChest", "neck": "Neck", "head": "Head",
+    **{f"{s}{b}": f"{m}{suffix}" for s, suffix in (("left", ".L"), ("right", "_R")) for b, m in (
+        ("Shoulder", "shoulder"), ("UpperArm", "upper_arm"), ("LowerArm", "forearm"), ("Hand", "hand"),
+        ("UpperLeg", "thigh"), ("LowerLeg", "shin"), ("Foot", "foot"), ("Toes", "toe"), ("Eye", "eye"))},
+}
+
+
+def _load_default() -> tuple[pygltflib.GLTF2, dict[str, int], bytearray]:
+    """The default avatar as plain glTF (VRM extension removed): document, humanoid bone -> node, its blob."""
+    g = pygltflib.GLTF2().load(str(DEFAULT_GLB))
+    bones = {b: int(v["node"]) for b, v in g.extensions["VRMC_vrm"]["humanoid"]["humanBones"].items()}
+    g.extensions, g.extensionsUsed = {}, []
+    return g, bones, bytearray(g.binary_blob())
+
+
+def _add(g: pygltflib.GLTF2, blob: bytearray, arr: np.ndarray, comp: int, typ: str, minmax: bool = False) -> int:
+    """Append an array to the blob as a new bufferView + accessor; the accessor's index."""
+    blob += b"\0" * (-len(blob) % 4)
+    raw = np.ascontiguousarray(arr).tobytes()
+    g.bufferViews.append(pygltflib.BufferView(buffer=0, byteOffset=len(blob), byteLength=len(raw)))
+    blob += raw
+    acc = pygltflib.Accessor(bufferView=len(g.bufferViews) - 1, componentType=comp, count=len(arr), type=typ)
+    if minmax:
+        acc.min, acc.max = arr.min(0).tolist(), arr.max(0).tolist()
+    g.accessors.append(acc)
+    return len(g.accessors) - 1
+
+
+def _write(g: pygltflib.GLTF2, blob: bytearray, path: Path) -> Path:
+    blob += b"\0" * (-len(blob) % 4)
+    g.buffers = [pygltflib.Buffer(byteLength=len(blob))]
+    g.set_binary_blob(bytes(blob))
+    path.write_bytes(b"".join(g.save_to_bytes()))
+    return path
+
+
+def renamed_rig(path: Path, names: dict[str, str], prefix: str = "") -> Path:
+    """The default avatar as a plain glTF whose humanoid bones (and eye nodes) are named `prefix + names[bone]`."""
+    g, bones, blob = _load_default()
+    for bone, node in bones.items():
+        if bone in names:
+            g.nodes[node].name = prefix + names[bone]
+    return _write(g, blob, path)
+
+
+def multimesh_arkit_head(path: Path) -> Path:
+    """A Ready Player Me-like face: the default avatar (plain glTF, Mixamo bone names) whose head targets are named
+    "ARKit_<shape>", plus two eye meshes and a teeth mesh that come first in the file and carry all 52 ARKit
+    targets too (plain names): the eyes' targets are empty, the teeth's jawOpen lowers them 1 cm."""
+    from avatar.types import ARKIT_BLENDSHAPES
+
+    g, bones, blob = _load_default()
+    for bone, node in bones.items():
+        g.nodes[node].name = MIXAMO_NAMES[bone]
+    face = next(m for m in g.meshes if m.name == "face")
+    face.extras = {"targetNames": ["ARKit_" + n for n in face.extras["targetNames"]]}
+    quad = np.array([[-0.005, -0.005, 0], [0.005, -0.005, 0], [0.005, 0.005, 0], [-0.005, 0.005, 0]], np.float32)
+    zeros = _add(g, blob, np.zeros_like(quad), 5126, "VEC3", minmax=True)
+    drop = _add(g, blob, np.tile(np.float32([0, -0.01, 0]), (4, 1)), 5126, "VEC3", minmax=True)
+    idx = _add(g, blob, np.array([0, 1, 2, 0, 2, 3], np.uint16), 5123, "SCALAR")
+    new_meshes = []
+    for name, jaw in (("EyeLeft", zeros), ("EyeRight", zeros), ("Teeth", drop)):
+        pos = _add(g, blob, quad, 5126, "VEC3", minmax=True)
+        targets = [{"POSITION": jaw if n == "jawOpen" else zeros} for n in ARKIT_BLENDSHAPES]
+        new_meshes.append(pygltflib.Mesh(name=name, extras={"targetNames": list(ARKIT_BLENDSHAPES)},
+                                         primitives=[pygltflib.Primitive(attributes=pygltflib.Attributes(POSITION=pos),
+                                                                         indices=idx, targets=targets)]))
+    k = len(new_meshes)
+    for nd in g.nodes:  # the new meshes go first, as an eye does in a Ready Player Me file
+        if nd.mesh is not None:
+            nd.mesh += k
+    g.meshes = new_meshes + g.meshes
+    for m, parent in enumerate((bones["leftEye"], bones["rightEye"], bones["head"])):
+        g.nodes.append(pygltflib.Node(name=new_meshes[m].name, mesh=m))
+        g.nodes[parent].children = (g.nodes[parent].children or []) + [len(g.nodes) - 1]
+    return _write(g, blob, path)
+
+
+def few_shape_face(path: Path, shapes: dict[str, str]) -> Path:
+    """The default avatar (plain glTF) whose face keeps only the ARKit targets in `shapes`, renamed to its
+    values (e.g. {"jawOpen": "mouthOpen", "browDownLeft": "Angry"})."""
+    g, _, blob = _load_default()
+    face = next(m for m in g.meshes if m.name == "face")
+    names = face.extras["targetNames"]
+    keep = [names.index(k) for k in shapes]
+    for prim in face.primitives:
+        prim.targets = [prim.targets[i] for i in keep]
+    face.extras = {"targetNames": list(shapes.values())}
+    if face.weights:
+        face.weights = [face.weights[i] for i in keep]
+    return _write(g, blob, path)

@@ -29,15 +29,18 @@ import numpy as np
 
 from avatar.errors import InputError
 from avatar.gesture.gltf import _node_local, humanoid_nodes
-from avatar.gesture.skeleton import HUMANOID, VRM_REQUIRED
+from avatar.gesture.skeleton import HUMANOID
 from avatar.io import safe_join
 from avatar.types import ARKIT_BLENDSHAPES
+
+from .face_binding import arkit_name, fallback_channel, fallback_sources, fallback_weights
+
+__all__ = ["Avatar", "AvatarNode", "AvatarSkin", "arkit_name", "check_avatar_file", "load_avatar"]
 
 log = logging.getLogger(__name__)
 
 #: Largest avatar file we read.
 MAX_BYTES = 200 * 1024 * 1024
-_ARKIT_KEYS = {n.lower(): n for n in ARKIT_BLENDSHAPES}
 _EYES = ("leftEye", "rightEye")
 
 Bind = tuple[int, int, float]  # (mesh index, morph target index, weight in [0, 1])
@@ -81,13 +84,22 @@ class Avatar:
     faces_minus_z: bool  # VRM 0.x avatars face -Z; ours and VRM 1.0 face +Z
     missing_shapes: tuple[str, ...] = ()
     missing_bones: tuple[str, ...] = ()
+    #: Fallback channel (few-shape "mouthOpen", a VRM preset name, "viseme_aa", ...) -> the targets it drives,
+    #: for targets no ARKit shape or VRM expression drives (face_binding.py).
+    fallback: dict[str, list[Bind]] = field(default_factory=dict)
+    #: Every distinct morph target name of the file's meshes, and those nothing drives.
+    target_names: tuple[str, ...] = ()
+    undriven_targets: tuple[str, ...] = ()
 
     @property
     def face_mode(self) -> str:
-        """How FaceMotion drives the face: "arkit" (per shape), "vrm" (presets via face/rig.py) or "none"."""
+        """How FaceMotion drives the face: "arkit" (per shape), "vrm" (presets via face/rig.py), "fallback"
+        (only fallback channels: few-shape faces, visemes) or "none"."""
         if self.arkit:
             return "arkit"
-        return "vrm" if self.expressions else "none"
+        if self.expressions:
+            return "vrm"
+        return "fallback" if self.fallback else "none"
 
     def morph_weights(self, arkit: np.ndarray) -> dict[tuple[int, int], float]:
         """Morph target weights {(mesh, target): w} for one frame of the 52 ARKit weights."""
@@ -95,35 +107,21 @@ class Avatar:
         if a.shape != (len(ARKIT_BLENDSHAPES),) or not np.isfinite(a).all():
             raise InputError(f"need 52 finite ARKit weights, got shape {a.shape}")
         out: dict[tuple[int, int], float] = {}
+        tables: list[tuple[dict[str, list[Bind]], dict[str, float]]] = []
         if self.face_mode == "arkit":
-            drive = {n: float(a[i]) for i, n in enumerate(ARKIT_BLENDSHAPES)}
-            table = self.arkit
+            tables.append((self.arkit, {n: float(a[i]) for i, n in enumerate(ARKIT_BLENDSHAPES)}))
         elif self.face_mode == "vrm":
             from avatar.face.rig import VRM_EXPRESSIONS, to_vrm_array
 
             v = to_vrm_array(a[None])[0]
-            drive = {n: float(v[i]) for i, n in enumerate(VRM_EXPRESSIONS)}
-            table = self.expressions
-        else:
-            return out
-        for name, binds in table.items():
-            for mesh, target, w in binds:
-                out[(mesh, target)] = out.get((mesh, target), 0.0) + w * drive.get(name, 0.0)
+            tables.append((self.expressions, {n: float(v[i]) for i, n in enumerate(VRM_EXPRESSIONS)}))
+        if self.fallback:
+            tables.append((self.fallback, fallback_weights(a, frozenset(self.fallback))))
+        for table, drive in tables:
+            for name, binds in table.items():
+                for mesh, target, w in binds:
+                    out[(mesh, target)] = out.get((mesh, target), 0.0) + w * drive.get(name, 0.0)
         return {k: float(np.clip(v, 0.0, 1.0)) for k, v in out.items()}
-
-
-def arkit_name(name: str) -> str | None:
-    """The ARKit shape a morph target or expression name stands for, or None ("blendShape1.eyeBlink_L" ->
-    "eyeBlinkLeft", "JawOpen" -> "jawOpen")."""
-    s = name.strip()
-    m = re.search(r"[._\- ]([LR])$", s, re.I)  # a side suffix: "_L", ".R", " L"
-    if m:
-        s = s[: m.start()]
-    s = re.split(r"[.:|]", s)[-1]  # drop a prefix: "blendShape1.", "Face:"
-    if m:
-        s += "Left" if m.group(1).upper() == "L" else "Right"
-    key = re.sub(r"[^a-z0-9]", "", s.lower())
-    return _ARKIT_KEYS.get(key)
 
 
 def check_avatar_file(path: Path) -> None:
@@ -419,11 +417,7 @@ def _map(p: Path, gltf) -> Avatar:  # noqa: ANN001
     skins = _skins(gltf)
     _check_skinning(gltf, nodes, skins, p.name)
     version, presets, arkit = _expressions(gltf)
-    for m, mesh in enumerate(gltf.meshes):  # morph targets named as ARKit shapes
-        for t, name in enumerate(_target_names(mesh)):
-            key = arkit_name(name)
-            if key and key not in arkit:
-                arkit[key] = [(m, t, 1.0)]
+    fallback, names, undriven = _bind_targets(gltf, arkit, presets)
     bones = humanoid_nodes(gltf, HUMANOID)
     eyes = _eye_nodes(gltf, nodes)
     from avatar.gesture.gltf import avatar_faces_minus_z
@@ -435,18 +429,66 @@ def _map(p: Path, gltf) -> Avatar:  # noqa: ANN001
     minus_z = avatar_faces_minus_z(gltf, bones, world)
     if arkit:
         missing_shapes = tuple(n for n in ARKIT_BLENDSHAPES if n not in arkit)
-    else:
+    elif presets:
         from avatar.face.rig import VRM_EXPRESSIONS
 
-        missing_shapes = tuple(n for n in VRM_EXPRESSIONS if n not in presets) if presets else ARKIT_BLENDSHAPES
-    missing_bones = tuple(b for b in VRM_REQUIRED if b not in bones) + tuple(e for e in _EYES if e not in eyes)
-    if missing_shapes or missing_bones:
-        log.warning("avatar %s: %d face shapes missing (%s); %d bones missing (%s); those parts stay at rest",
-                    p.name, len(missing_shapes), ", ".join(missing_shapes) or "-", len(missing_bones),
-                    ", ".join(missing_bones) or "-")
+        missing_shapes = tuple(n for n in VRM_EXPRESSIONS if n not in presets)
+    else:
+        stand_in = {s for ch in fallback for s in fallback_sources(ch)}
+        missing_shapes = tuple(n for n in ARKIT_BLENDSHAPES if n not in stand_in)
+    missing_bones = tuple(b for b in HUMANOID.joints if b not in bones) + tuple(e for e in _EYES if e not in eyes)
+    _warn_missing(p.name, missing_shapes, fallback, undriven, missing_bones, len(HUMANOID.joints))
     return Avatar(path=p, gltf=gltf, nodes=nodes, skins=skins, bones=bones, eyes=eyes, arkit=arkit,
                   expressions=presets, vrm_version=version, faces_minus_z=minus_z,
-                  missing_shapes=missing_shapes, missing_bones=missing_bones)
+                  missing_shapes=missing_shapes, missing_bones=missing_bones, fallback=fallback,
+                  target_names=names, undriven_targets=undriven)
+
+
+def _bind_targets(gltf, arkit: dict[str, list[Bind]],  # noqa: ANN001
+                  presets: dict[str, list[Bind]]) -> tuple[dict[str, list[Bind]], tuple[str, ...], tuple[str, ...]]:
+    """Bind every mesh's morph targets by name (adds to `arkit` in place): ARKit names on every mesh that has them
+    (a head, its teeth and eyes all move), then fallback channels for targets no ARKit shape or VRM expression
+    drives. Returns (fallback channel -> binds, every target name, the names nothing drives)."""
+    from_vrm = set(arkit)  # VRM expressions named as ARKit shapes bind their own targets
+    by_name: list[tuple[int, int, str]] = []
+    for m, mesh in enumerate(gltf.meshes):
+        for t, name in enumerate(_target_names(mesh)):
+            by_name.append((m, t, name))
+            key = arkit_name(name)
+            if key and key not in from_vrm:
+                arkit.setdefault(key, []).append((m, t, 1.0))
+    bound = {(m, t) for binds in (*arkit.values(), *presets.values()) for m, t, _ in binds}
+    fallback: dict[str, list[Bind]] = {}
+    for m, t, name in by_name:
+        if (m, t) in bound:
+            continue
+        ch = fallback_channel(name)
+        if ch is None or any(s in arkit for s in fallback_sources(ch)):
+            continue
+        if not fallback_sources(ch) and (arkit or presets):  # emotion / vowel names: only without ARKit or VRM
+            continue
+        fallback.setdefault(ch, []).append((m, t, 1.0))
+    bound |= {(m, t) for binds in fallback.values() for m, t, _ in binds}
+    names = tuple(dict.fromkeys(name for _, _, name in by_name))
+    driven = {name for m, t, name in by_name if (m, t) in bound}
+    return fallback, names, tuple(n for n in names if n not in driven)
+
+
+def _warn_missing(name: str, shapes: tuple[str, ...], fallback: dict[str, list[Bind]], undriven: tuple[str, ...],
+                  bones: tuple[str, ...], n_bones: int) -> None:
+    """One warning listing everything the motion cannot drive on this avatar."""
+    parts = []
+    if shapes:
+        listed = "all" if len(shapes) == len(ARKIT_BLENDSHAPES) else ", ".join(shapes)
+        parts.append(f"{len(shapes)} face shapes missing ({listed})")
+    if fallback:
+        parts.append(f"face driven through stand-in shapes ({', '.join(sorted(fallback))})")
+    if undriven:
+        parts.append(f"{len(undriven)} morph targets nothing drives ({', '.join(undriven)})")
+    if bones:
+        parts.append(f"{len(bones)} of {n_bones + len(_EYES)} humanoid bones missing ({', '.join(bones)})")
+    if shapes or undriven or bones:
+        log.warning("avatar %s: %s; those parts stay at rest", name, "; ".join(parts))
 
 
 def _topological(nodes: tuple[AvatarNode, ...]) -> list[int]:

@@ -611,10 +611,10 @@ class Renderer:
 
     def _linear_morphs(self) -> tuple[list[tuple[int, int]], np.ndarray] | None:
         """For ARKit-driven avatars, Avatar.morph_weights as a matrix ([52, K] over the K bound targets, then
-        clipped): the same numbers without its per-frame Python loops. None for VRM-preset avatars."""
+        clipped): the same numbers without its per-frame Python loops. None for VRM-preset and fallback faces."""
         from avatar.types import ARKIT_BLENDSHAPES
 
-        if self.avatar.face_mode != "arkit":
+        if self.avatar.face_mode != "arkit" or self.avatar.fallback:  # fallback channels are not linear
             return None
         eye = np.eye(len(ARKIT_BLENDSHAPES))
         rows = [self.avatar.morph_weights(e) for e in eye]
