@@ -21,7 +21,9 @@ def register(app: typer.Typer) -> None:
         audio: Optional[Path] = typer.Option(None, "--audio", help="Perform this recording (WAV, FLAC, OGG, MP3, ...) "
                                              "instead of synthesising speech; TEXT, optional then, is its words "
                                              "(emotion per sentence, subtitles)."),
-        avatar: Optional[Path] = typer.Option(None, "--avatar", help="A .glb/.vrm/.gltf avatar (default: ours)."),
+        avatar: Optional[Path] = typer.Option(
+            None, "--avatar", help="A .glb/.vrm/.gltf avatar, or a shipped one: default-female (the default), "
+                                   "default-male, toon."),
         valence: Optional[float] = typer.Option(None, "--valence", help="Valence in [-1, 1] (default: read from the text)."),
         arousal: Optional[float] = typer.Option(None, "--arousal", help="Arousal in [-1, 1] (default: read from the text)."),
         dominance: Optional[float] = typer.Option(None, "--dominance", help="Dominance in [-1, 1]."),

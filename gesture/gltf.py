@@ -160,6 +160,9 @@ def _save(gltf, path: str | os.PathLike[str]) -> Path:  # noqa: ANN001
     p = Path(path)
     if p.suffix.lower() not in (".glb", ".vrm"):
         raise InputError(f"glTF output must end in .glb or .vrm (binary glTF), got {p.name!r}")
+    for acc in gltf.accessors:  # readers fill in byteOffset 0; glTF forbids it on accessors without a bufferView
+        if acc.bufferView is None:
+            acc.byteOffset = None
     with atomic_path(p) as tmp:
         tmp.write_bytes(b"".join(gltf.save_to_bytes()))
     return p

@@ -1,4 +1,4 @@
-"""The default avatar (.glb made by avatar.render.make_default): geometry, morph targets, skin, eyes, VRM."""
+"""The toon avatar (.glb made by avatar.render.make_default, `--avatar toon`): geometry, morph targets, skin, eyes, VRM."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def glb(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A freshly generated default avatar."""
     from avatar.render.make_default import make_default
 
-    return make_default(tmp_path_factory.mktemp("avatar") / "default.glb")
+    return make_default(tmp_path_factory.mktemp("avatar") / "toon.glb")
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +52,7 @@ def _delta(gltf, prim, name: str) -> np.ndarray:
 
 
 def test_committed_avatar_is_the_generated_one(glb: Path, root: Path) -> None:
-    committed = root / "weights" / "avatars" / "default.glb"
+    committed = root / "weights" / "avatars" / "toon.glb"
     assert committed.is_file(), "run: python -m avatar.render.make_default"
     if committed.read_bytes() == glb.read_bytes():
         return
@@ -73,7 +73,7 @@ def test_committed_avatar_is_the_generated_one(glb: Path, root: Path) -> None:
     a, b = pygltflib.GLTF2().load(str(committed)), pygltflib.GLTF2().load(str(glb))
     # The documents as JSON: pygltflib 1.16.5 made Attributes a plain class (no ==), which to_dict() keeps as is.
     assert rounded(json.loads(a.to_json())) == rounded(json.loads(b.to_json())), \
-        "weights/avatars/default.glb is stale: regenerate it"
+        "weights/avatars/toon.glb is stale: regenerate it"
     dtypes = {5120: np.int8, 5121: np.uint8, 5122: np.int16, 5123: np.uint16, 5125: np.uint32, 5126: np.float32}
     width = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4, "MAT4": 16}
     for acc in a.accessors:
@@ -83,9 +83,9 @@ def test_committed_avatar_is_the_generated_one(glb: Path, root: Path) -> None:
         da = np.frombuffer(a.binary_blob(), dtypes[acc.componentType], n, start)
         db = np.frombuffer(b.binary_blob(), dtypes[acc.componentType], n, start)
         if da.dtype.kind == "f":
-            assert np.allclose(da, db, atol=1e-5), "weights/avatars/default.glb is stale: regenerate it"
+            assert np.allclose(da, db, atol=1e-5), "weights/avatars/toon.glb is stale: regenerate it"
         else:
-            assert np.array_equal(da, db), "weights/avatars/default.glb is stale: regenerate it"
+            assert np.array_equal(da, db), "weights/avatars/toon.glb is stale: regenerate it"
 
 
 def test_loads_in_trimesh_small_enough(glb: Path, gltf) -> None:

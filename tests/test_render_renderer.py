@@ -62,6 +62,30 @@ def _project(r, p: np.ndarray) -> tuple[float, float]:
     return (ndc[0] + 1) / 2 * r.width, (1 - ndc[1]) / 2 * r.height
 
 
+def _node_world(r, node: int, body=None) -> np.ndarray:  # noqa: ANN001
+    """World position of an avatar node, at rest or under a body pose."""
+    from avatar.render.pose import node_matrices
+
+    return node_matrices(r.rig, body, None)[node][:3, 3]
+
+
+def _moved_points(r, shape: str, top: float = 0.05) -> np.ndarray:  # noqa: ANN001
+    """World rest positions of the vertices an ARKit shape moves most (its top fraction), from the avatar itself."""
+    from avatar.render.pose import node_matrices
+
+    k = ARKIT_BLENDSHAPES.index(shape)
+    pts, mags = [], []
+    world = node_matrices(r.rig, None, None)
+    for p in r.meshes.primitives:
+        if p.target_pos is None or k >= len(p.target_pos):
+            continue
+        d = np.linalg.norm(p.target_pos[k].reshape(-1, 3), axis=1)
+        pts.append(p.positions @ world[p.node][:3, :3].T + world[p.node][:3, 3] if p.skin is None else p.positions)
+        mags.append(d)
+    pts, mags = np.concatenate(pts), np.concatenate(mags)
+    return pts[mags >= np.quantile(mags, 1 - top)]
+
+
 def _changed(a: np.ndarray, b: np.ndarray, level: int = 12) -> np.ndarray:
     return np.abs(a.astype(int) - b.astype(int)).max(axis=2) > level
 
@@ -78,28 +102,27 @@ def test_frame_has_the_size_is_not_blank_and_is_deterministic(portrait) -> None:
 
 
 def test_jaw_open_changes_the_mouth_only(portrait) -> None:
-    from avatar.render.character import HEAD_CENTRE, MOUTH_Y
-
     rest = portrait.render(_row())
     opened = portrait.render(_row(jawOpen=1.0))
     diff = _changed(rest, opened)
     assert diff.sum() > 30
     ys, xs = np.nonzero(diff)
-    mx, my = _project(portrait, HEAD_CENTRE + np.array([0.0, MOUTH_Y - 0.01, 0.1]))
+    mx, my = _project(portrait, _moved_points(portrait, "jawOpen").mean(axis=0))  # the jaw, lips, teeth
     assert abs(xs.mean() - mx) < 0.06 * W and abs(ys.mean() - my) < 0.08 * H
-    eye_y = _project(portrait, HEAD_CENTRE + np.array([0.0, 0.02, 0.1]))[1]
-    assert not diff[: int(eye_y)].any()  # nothing above the eyes moved
+    av = portrait.avatar
+    # Nothing well above the eyes moved (the jaw muscle's sub-millimetre pull reaches the temples).
+    brow_y = min(_project(portrait, _node_world(portrait, av.eyes[e]) + [0.0, 0.03, 0.0])[1]
+                 for e in ("leftEye", "rightEye"))
+    assert not diff[: int(brow_y)].any()
 
 
 def test_gaze_turns_the_eyes(portrait) -> None:
-    from avatar.render.character import eye_positions
-
     rest = portrait.render(_row())
     look = portrait.render(_row(leftEyeYaw=0.45, rightEyeYaw=0.45))
     diff = _changed(rest, look)
     assert diff.sum() > 10
     ys, xs = np.nonzero(diff)
-    pts = [_project(portrait, p) for p in eye_positions().values()]
+    pts = [_project(portrait, _node_world(portrait, n)) for n in portrait.avatar.eyes.values()]
     near = np.min([np.hypot(xs - px, ys - py) for px, py in pts], axis=0)
     assert (near < 0.06 * W).all()  # only pixels around the two eyes changed
 
@@ -122,14 +145,17 @@ def test_body_pose_moves_the_arm(full) -> None:
     rot[HUMANOID.index("leftUpperArm")] = down
     body = (HUMANOID.joints, rot, HUMANOID.rest_positions[0])
     rest, posed = full.render(), full.render(None, body)
-    hand = HUMANOID.index("leftHand")
-    pos_rest, _ = fk(np.tile([0, 0, 0, 1.0], (1, J, 1)), HUMANOID.rest_positions[:1])
-    pos_posed, _ = fk(rot[None], HUMANOID.rest_positions[:1])
-    for p in (pos_rest[0, hand], pos_posed[0, hand]):
+    # The avatar's own wrist, a little along the hand (the wrist joint itself lies on the sleeve-less forearm).
+    hand, elbow = full.avatar.bones["leftHand"], full.avatar.bones["leftLowerArm"]
+    spots = []
+    for b in (None, body):
+        w, e = _node_world(full, hand, b), _node_world(full, elbow, b)
+        spots.append(w + 0.25 * (w - e))
+    for p in spots:
         x, y = (int(round(v)) for v in _project(full, p))
         assert np.abs(rest[y, x].astype(int) - posed[y, x].astype(int)).max() > 30  # arm left / arrived
     other = full.render(None, (("rightUpperArm",), down[None], HUMANOID.rest_positions[0]))
-    x, y = (int(round(v)) for v in _project(full, pos_rest[0, hand]))
+    x, y = (int(round(v)) for v in _project(full, spots[0]))
     assert np.array_equal(rest[y, x], other[y, x])  # the left arm stays where the motion does not move it
 
 

@@ -121,8 +121,14 @@ class Script:
     trusted: bool = False
 
     def avatar_path(self, character: Character) -> Path | None:
-        """The character's avatar file, relative paths taken from the script's folder."""
-        return self.path(character.avatar, "avatar")
+        """The character's avatar file, relative paths taken from the script's folder; a shipped avatar's name
+        (`default-male`, `toon`) stands for its file unless the script's folder holds a file of that name."""
+        from avatar.render.avatars import NAMED_AVATARS, avatar_dir
+
+        p = self.path(character.avatar, "avatar")
+        if character.avatar in NAMED_AVATARS and p is not None and not p.exists():
+            return avatar_dir() / NAMED_AVATARS[character.avatar]
+        return p
 
     def audio_path(self, line: Line) -> Path | None:
         """The line's recording, relative paths taken from the script's folder."""

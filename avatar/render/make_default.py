@@ -1,4 +1,7 @@
-"""Generate the default avatar (.glb): `python -m avatar.render.make_default [--out weights/avatars/default.glb]`.
+"""Generate the toon avatar (.glb): `python -m avatar.render.make_default [--out weights/avatars/toon.glb]`.
+
+The stylised capsule character that was the default before the MakeHuman-based one (avatar.render.make_human);
+it stays as `--avatar toon`.
 
 The file holds one node per VRM humanoid bone (avatar.gesture.skeleton.HUMANOID, identity rest rotations),
 leftEye / rightEye nodes under the head carrying the eyeball mesh, a skinned body mesh, a skinned face mesh
@@ -27,7 +30,7 @@ from .character import DOUBLE_SIDED, MATERIALS, Part, build_body, build_eyeball,
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PATH = Path(__file__).resolve().parents[2] / "weights" / "avatars" / "default.glb"
+DEFAULT_PATH = Path(__file__).resolve().parents[2] / "weights" / "avatars" / "toon.glb"
 _FLOAT, _USHORT, _UINT = 5126, 5123, 5125
 _ARRAY, _ELEMENTS = 34962, 34963
 #: VRM vowel preset -> our viseme class (as avatar.face.rig pairs them).
@@ -182,7 +185,7 @@ def glb_bytes() -> bytes:
 
 
 def make_default(out: str | os.PathLike[str] = DEFAULT_PATH) -> Path:
-    """Generate the default avatar and write it atomically to `out` (.glb or .vrm)."""
+    """Generate the toon avatar and write it atomically to `out` (.glb or .vrm)."""
     p = Path(out)
     if p.suffix.lower() not in (".glb", ".vrm"):
         raise InputError(f"the avatar must be written as .glb or .vrm, got {p.name!r}")

@@ -412,7 +412,11 @@ def default_avatar_path() -> Path:
 
 def avatar_source(avatar: Avatar | str | os.PathLike[str] | None) -> Avatar | Path:
     """An Avatar as is, else the path of the avatar's file after the checks that need no parsing (it exists, its
-    size, suffix and glTF header): for a render pool, whose first worker then reads the file."""
+    size, suffix and glTF header): for a render pool, whose first worker then reads the file. A shipped avatar's
+    name (`default-male`, `toon`; avatar.render.avatars) stands for its file."""
+    from .avatars import named_avatar
+
+    avatar = named_avatar(avatar)
     if isinstance(avatar, Avatar):
         return avatar
     path = default_avatar_path() if avatar is None else Path(avatar)
@@ -423,7 +427,10 @@ def avatar_source(avatar: Avatar | str | os.PathLike[str] | None) -> Avatar | Pa
 
 
 def resolve_avatar(avatar: Avatar | str | os.PathLike[str] | None) -> Avatar:
-    """An Avatar from an Avatar, a .glb/.gltf/.vrm path, or None (the default avatar)."""
+    """An Avatar from an Avatar, a .glb/.gltf/.vrm path, a shipped avatar's name, or None (the default avatar)."""
+    from .avatars import named_avatar
+
+    avatar = named_avatar(avatar)
     if isinstance(avatar, Avatar):
         return avatar
     path = default_avatar_path() if avatar is None else Path(avatar)

