@@ -217,10 +217,10 @@ def _joint_indices_past_the_skin(g) -> None:  # noqa: ANN001
 
 
 @pytest.mark.parametrize("edit,message", [
-    (lambda g: g.skins[0].joints.__setitem__(3, len(g.nodes) + 50), "skin 0 names joint node 76, but the file has 26"),
+    (lambda g: g.skins[0].joints.__setitem__(3, len(g.nodes) + 50), r"skin 0 names joint node \d+, but the file has \d+"),
     (lambda g: setattr(g.skins[0], "skeleton", 999), "skin 0 names skeleton node 999"),
     (lambda g: setattr(next(n for n in g.nodes if n.skin is not None), "skin", 7), "uses skin 7, which is not"),
-    (_joint_indices_past_the_skin, "weights vertices to joint 250, but its skin 0 has 22 joints"),
+    (_joint_indices_past_the_skin, r"weights vertices to joint 250, but its skin 0 has \d+ joints"),
 ], ids=["joint-node", "skeleton", "node-skin", "vertex-joint"])
 def test_skins_out_of_range_are_refused_at_load(glb: Path, tmp_path: Path, edit, message: str) -> None:  # noqa: ANN001
     """Issue 20 item 10: such an avatar loaded and failed at the first frame (a traceback with one render
@@ -251,8 +251,9 @@ def test_unweighted_joint_slots_may_hold_any_index(glb: Path, tmp_path: Path) ->
         blob[off:off + joints.nbytes] = joints.tobytes()
         g.set_binary_blob(bytes(blob))
 
-    meshes = read_meshes(load_avatar(_variant(glb, tmp_path / "loose.glb", edit)))
-    assert max(float(p.joints.max()) for p in meshes.primitives if p.joints is not None) < 22
+    av = load_avatar(_variant(glb, tmp_path / "loose.glb", edit))
+    meshes = read_meshes(av)
+    assert max(float(p.joints.max()) for p in meshes.primitives if p.joints is not None) < len(av.skins[0].joints)
 
 
 def _with_json(glb: Path, out: Path, edit, old: str, new: str) -> Path:  # noqa: ANN001
