@@ -134,7 +134,6 @@ def test_head_pose_and_blink_change_the_face(portrait) -> None:
 
 
 def test_body_pose_moves_the_arm(full) -> None:
-    from avatar.gesture.kinematics import fk
     from avatar.gesture.rotations import quat_from_axis_angle
     from avatar.gesture.skeleton import HUMANOID
 

@@ -189,7 +189,7 @@ def _tpose(v: np.ndarray, rest: np.ndarray, parents: list[int], names: list[str]
             r = _rotation_between(d, target) @ r
             rot[idx[a]] = r
         hand = idx[f"{side}Hand"]
-        for k, n in enumerate(names):  # fingers turn with the hand
+        for k in range(len(names)):  # fingers turn with the hand
             j = k
             while parents[j] >= 0 and j != hand:
                 j = parents[j]
