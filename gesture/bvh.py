@@ -322,7 +322,8 @@ def _fk_with_translations(rot: np.ndarray, trans: np.ndarray, parents: list[int]
 
 
 # Name normalisation: strip rig prefixes, then recognise side and body part.
-_PREFIX = re.compile(r"^(mixamorig\d*[:_]|bip0*1[ _]?|b_|j_bip_[clr]_|def[-_]|cc_base_|character\d*[:_])", re.I)
+_PREFIX = re.compile(r"^(mixamorig\d*[:_]|bip0*1[ _]?|b_|j_bip_(?:c_)?|def[-_]|cc_base_|character\d*[:_])", re.I)
+_NAMESPACE = re.compile(r"^.*[:|]")  # "Armature|", "Character1:", "rig:": anything up to the last ':' or '|'
 _PARTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Shoulder", ("shoulder", "clavicle", "collar")),
     ("UpperArm", ("upperarm", "uparm", "arm", "humerus")),
@@ -331,38 +332,50 @@ _PARTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("UpperLeg", ("upperleg", "upleg", "thigh", "femur")),
     ("LowerLeg", ("lowerleg", "leg", "shin", "calf", "knee")),
     ("Foot", ("foot", "ankle")),
-    ("Toes", ("toebase", "toes", "toe", "forefoot")),
+    ("Toes", ("toebase", "toes", "toe", "forefoot", "ball")),
 )
+_KNOWN_PARTS = frozenset(p for _, keys in _PARTS for p in keys)
 
 
 _CENTRE = {"hips": "hips", "hip": "hips", "pelvis": "hips", "root": "hips", "head": "head", "neck": "neck",
-           "neck0": "neck"}
+           "neck0": "neck", "neck01": "neck", "neck1": "neck", "necktwist01": "neck"}
+_CENTRE_RANK = {"root": 1}  # a "root" above the pelvis (Unreal, many exporters) loses to a hips/pelvis bone
+#: Rigify's deform spine (DEF-spine, DEF-spine.001 ... .006): hips, spine, chest, upper chest, neck, -, head.
+_RIGIFY_SPINE = {"spine": "hips", "spine001": "spine", "spine002": "chest", "spine003": "upperChest",
+                 "spine004": "neck", "spine006": "head"}
 
 
 def _canonical(name: str) -> tuple[str | None, str]:
-    """(side 'left'/'right'/None, part) of a source bone name, e.g. 'mixamorig:LeftForeArm' -> ('left', 'forearm')."""
-    s = _PREFIX.sub("", name.strip())
+    """(side 'left'/'right'/None, part) of a source bone name, e.g. 'mixamorig:LeftForeArm' -> ('left', 'forearm'),
+    'LowerArmL' -> ('left', 'lowerarm'), 'shin_R' -> ('right', 'shin'), 'CC_Base_L_Upperarm' -> ('left', 'upperarm')."""
+    s = _PREFIX.sub("", _NAMESPACE.sub("", _PREFIX.sub("", name.strip())))
     s = re.sub(r"[\s_.:\-]+", "", s.lower())
     if s in _CENTRE:
         return None, s
+    parses = []
     for pre, sd in (("left", "left"), ("right", "right"), ("l", "left"), ("r", "right")):
         if s.startswith(pre) and len(s) > len(pre):
-            return sd, s[len(pre):]
+            parses.append((sd, s[len(pre):]))
     for suf, sd in (("left", "left"), ("right", "right"), ("l", "left"), ("r", "right")):
         if s.endswith(suf) and len(s) > len(suf) + 2:
-            return sd, s[: -len(suf)]
-    return None, s
+            parses.append((sd, s[: -len(suf)]))
+    for sd, part in parses:  # the reading that names a known part: 'lowerarml' is lowerarm + L, not L + owerarml
+        if part in _KNOWN_PARTS:
+            return sd, part
+    return parses[0] if parses else (None, s)
 
 
 def map_bone_names(names: list[str], parents: list[int], skeleton: Skeleton = HUMANOID) -> dict[str, int]:
     """Map our joint names onto source joint indices by name (limbs, head, hips) and by chain (spine)."""
     found: dict[str, tuple[int, int]] = {}  # ours -> (priority, source index); 0 is the best match
-    for i, n in enumerate(names):
-        side, part = _canonical(n)
+    canon = [_canonical(n) for n in names]
+    rigify = {part for side, part in canon if side is None} >= {"spine", "spine004", "spine006"}
+    for i, (side, part) in enumerate(canon):
         if side is None:
-            key = _CENTRE.get(part)
-            if key and key not in found:
-                found[key] = (0, i)
+            key = _RIGIFY_SPINE.get(part) if rigify else _CENTRE.get(part)
+            rank = 0 if rigify else _CENTRE_RANK.get(part, 0)
+            if key and (key not in found or found[key][0] > rank):
+                found[key] = (rank, i)
             continue
         for ours, keys in _PARTS:
             if part in keys:
@@ -372,6 +385,8 @@ def map_bone_names(names: list[str], parents: list[int], skeleton: Skeleton = HU
                     found[name] = (prio, i)
                 break
     out = {k: v[1] for k, v in found.items() if k in skeleton.joints}
+    if rigify:
+        return out
     # The spine: the source links strictly between the hips and the neck (or the shoulders) on one chain,
     # spread over spine / chest / upperChest; extra links fold into their children.
     top = out.get("neck", out.get("leftShoulder"))

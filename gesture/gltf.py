@@ -210,13 +210,16 @@ def humanoid_nodes(gltf, skeleton: Skeleton = HUMANOID) -> dict[str, int]:  # no
             for c in n.children or []:
                 parents[c] = i
         lower = {nm.lower(): i for i, nm in enumerate(names)}
-        for bone in skeleton.joints:  # exact VRM or Unity names first, then the BVH name heuristics
+        for bone in skeleton.joints:  # exact VRM or Unity names first ...
             for cand in (bone, UNITY_BONES[bone]):
                 if cand.lower() in lower:
                     out[bone] = lower[cand.lower()]
                     break
-        if len(out) < 5:
-            out = {**map_bone_names(names, parents, skeleton), **out}
+        used = set(out.values())
+        for bone, node in map_bone_names(names, parents, skeleton).items():  # ... then the name heuristics
+            if bone not in out and node not in used:  # (Mixamo, Blender, CC, Rigify: docs/render.md)
+                out[bone] = node
+                used.add(node)
     return {k: v for k, v in out.items() if k in skeleton.joints and 0 <= v < len(gltf.nodes)}
 
 

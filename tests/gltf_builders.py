@@ -127,12 +127,19 @@ MIXAMO_NAMES = {
         ("Shoulder", "Shoulder"), ("UpperArm", "Arm"), ("LowerArm", "ForeArm"), ("Hand", "Hand"),
         ("UpperLeg", "UpLeg"), ("LowerLeg", "Leg"), ("Foot", "Foot"), ("Toes", "ToeBase"), ("Eye", "Eye"))},
 }
+_FINGERS = ("Thumb", "Index", "Middle", "Ring", "Little")
+_JOINTS = {"Thumb": ("Metacarpal", "Proximal", "Distal"), **{f: ("Proximal", "Intermediate", "Distal") for f in _FINGERS[1:]}}
+MIXAMO_NAMES.update({f"{s}{f}{j}": f"{S}Hand{'Pinky' if f == 'Little' else f}{k + 1}"
+                     for s, S in (("left", "Left"), ("right", "Right")) for f in _FINGERS
+                     for k, j in enumerate(_JOINTS[f])})
 #: Blender's names: ".L" on the left, "_R" on the right (both are common), spine as Unity names it.
 BLENDER_NAMES = {
     "hips": "Hips", "spine": "Spine", "chest": "Chest", "upperChest": "UpperChest", "neck": "Neck", "head": "Head",
     **{f"{s}{b}": f"{m}{suffix}" for s, suffix in (("left", ".L"), ("right", "_R")) for b, m in (
         ("Shoulder", "shoulder"), ("UpperArm", "upper_arm"), ("LowerArm", "forearm"), ("Hand", "hand"),
         ("UpperLeg", "thigh"), ("LowerLeg", "shin"), ("Foot", "foot"), ("Toes", "toe"), ("Eye", "eye"))},
+    **{f"{s}{f}{j}": f"{'thumb' if f == 'Thumb' else 'f_' + f.lower()}.0{k + 1}{suffix}"
+       for s, suffix in (("left", ".L"), ("right", "_R")) for f in _FINGERS for k, j in enumerate(_JOINTS[f])},
 }
 
 
@@ -182,7 +189,7 @@ def multimesh_arkit_head(path: Path) -> Path:
 
     g, bones, blob = _load_default()
     for bone, node in bones.items():
-        g.nodes[node].name = MIXAMO_NAMES[bone]
+        g.nodes[node].name = MIXAMO_NAMES.get(bone, g.nodes[node].name)
     face = next(m for m in g.meshes if m.name == "face")
     face.extras = {"targetNames": ["ARKit_" + n for n in face.extras["targetNames"]]}
     quad = np.array([[-0.005, -0.005, 0], [0.005, -0.005, 0], [0.005, 0.005, 0], [-0.005, 0.005, 0]], np.float32)

@@ -209,3 +209,145 @@ def test_a_face_with_arkit_shapes_keeps_its_visemes_at_rest(tmp_path: Path) -> N
 
     av = load_avatar(gb.few_shape_face(tmp_path / "both.glb", {"jawOpen": "jawOpen", "mouthClose": "viseme_aa"}))
     assert av.face_mode == "arkit" and not av.fallback and av.undriven_targets == ("viseme_aa",)
+
+
+# ------------------------------------------------------------------------------------------------- skeleton
+
+def _side_table(centre: tuple[str, ...], limb: tuple[str, ...], left: str, right: str) -> dict[str, str]:
+    """Bone names of one convention: centre bones (hips, spine, chest, upperChest, neck, head) and limb bones
+    (shoulder, upper arm, lower arm, hand, upper leg, lower leg, foot, toes) with `left` / `right` put in for '{}'."""
+    ours = ("Shoulder", "UpperArm", "LowerArm", "Hand", "UpperLeg", "LowerLeg", "Foot", "Toes")
+    out = dict(zip(("hips", "spine", "chest", "upperChest", "neck", "head"), centre))
+    for side, s in (("left", left), ("right", right)):
+        out.update({side + b: n.format(s) for b, n in zip(ours, limb)})
+    return out
+
+
+CONVENTIONS = {
+    "unity": _side_table(("Hips", "Spine", "Chest", "UpperChest", "Neck", "Head"),
+                         ("{}Shoulder", "{}UpperArm", "{}LowerArm", "{}Hand", "{}UpperLeg", "{}LowerLeg", "{}Foot",
+                          "{}Toes"), "Left", "Right"),
+    "mixamo": gb.MIXAMO_NAMES,
+    "mixamorig": {k: "mixamorig:" + v for k, v in gb.MIXAMO_NAMES.items()},
+    "suffix LR": _side_table(("Hips", "Spine", "Chest", "UpperChest", "Neck", "Head"),
+                             ("Shoulder{}", "UpperArm{}", "LowerArm{}", "Hand{}", "UpperLeg{}", "LowerLeg{}",
+                              "Foot{}", "Toes{}"), "L", "R"),
+    "blender": gb.BLENDER_NAMES,
+    "L_ prefix": _side_table(("Pelvis", "Spine", "Spine1", "Spine2", "Neck", "Head"),
+                             ("{}_Clavicle", "{}_UpperArm", "{}_Forearm", "{}_Hand", "{}_Thigh", "{}_Calf", "{}_Foot",
+                              "{}_Toe"), "L", "R"),
+    "unreal _l": _side_table(("pelvis", "spine_01", "spine_02", "spine_03", "neck_01", "head"),
+                             ("clavicle_{}", "upperarm_{}", "lowerarm_{}", "hand_{}", "thigh_{}", "calf_{}", "foot_{}",
+                              "ball_{}"), "l", "r"),
+    "cc/iclone": _side_table(("CC_Base_Hip", "CC_Base_Waist", "CC_Base_Spine01", "CC_Base_Spine02",
+                              "CC_Base_NeckTwist01", "CC_Base_Head"),
+                             ("CC_Base_{}_Clavicle", "CC_Base_{}_Upperarm", "CC_Base_{}_Forearm", "CC_Base_{}_Hand",
+                              "CC_Base_{}_Thigh", "CC_Base_{}_Calf", "CC_Base_{}_Foot", "CC_Base_{}_ToeBase"),
+                             "L", "R"),
+    "rigify": _side_table(("DEF-spine", "DEF-spine.001", "DEF-spine.002", "DEF-spine.003", "DEF-spine.004",
+                           "DEF-spine.006"),
+                          ("DEF-shoulder.{}", "DEF-upper_arm.{}", "DEF-forearm.{}", "DEF-hand.{}", "DEF-thigh.{}",
+                           "DEF-shin.{}", "DEF-foot.{}", "DEF-toe.{}"), "L", "R"),
+    "vroid": _side_table(("J_Bip_C_Hips", "J_Bip_C_Spine", "J_Bip_C_Chest", "J_Bip_C_UpperChest", "J_Bip_C_Neck",
+                          "J_Bip_C_Head"),
+                         ("J_Bip_{}_Shoulder", "J_Bip_{}_UpperArm", "J_Bip_{}_LowerArm", "J_Bip_{}_Hand",
+                          "J_Bip_{}_UpperLeg", "J_Bip_{}_LowerLeg", "J_Bip_{}_Foot", "J_Bip_{}_ToeBase"), "L", "R"),
+}
+
+
+def _named_skeleton(names: dict[str, str], extra_root: str | None = None,
+                    twigs: bool = True) -> pygltflib.GLTF2:
+    """Nodes only: our HUMANOID hierarchy under the given names (a 'root' above the hips if asked, and finger and
+    twist bones the way real rigs have them, which must not be mistaken for limbs)."""
+    from avatar.gesture.skeleton import HUMANOID
+
+    nodes = [pygltflib.Node(name=names[j], children=[]) for j in HUMANOID.joints]
+    for j, p in enumerate(HUMANOID.parents):
+        if p >= 0:
+            nodes[p].children.append(j)
+    if twigs:
+        for side in ("left", "right"):
+            hand = HUMANOID.index(side + "Hand")
+            for extra in ("Index1", "Thumb1"):
+                nodes.append(pygltflib.Node(name=names[side + "Hand"] + extra))
+                nodes[hand].children.append(len(nodes) - 1)
+    if extra_root:
+        nodes.append(pygltflib.Node(name=extra_root, children=[0]))
+    return pygltflib.GLTF2(nodes=nodes)
+
+
+@pytest.mark.parametrize("convention", sorted(CONVENTIONS))
+def test_every_humanoid_bone_is_mapped_by_name(convention: str) -> None:
+    from avatar.gesture.gltf import humanoid_nodes
+    from avatar.gesture.skeleton import HUMANOID
+
+    names = {k: v for k, v in CONVENTIONS[convention].items() if k in HUMANOID.joints}
+    g = _named_skeleton(names, extra_root="root" if convention == "unreal _l" else None)
+    got = humanoid_nodes(g)
+    want = {bone: HUMANOID.index(bone) for bone in HUMANOID.joints}
+    assert {b: g.nodes[n].name for b, n in got.items()} == {b: g.nodes[n].name for b, n in want.items()}
+
+
+@pytest.mark.parametrize("raw,want", [("LowerArmR", ("right", "lowerarm")), ("UpperLegL", ("left", "upperleg")),
+                                      ("forearm.L", ("left", "forearm")), ("shin_R", ("right", "shin")),
+                                      ("J_Bip_L_LowerArm", ("left", "lowerarm")), ("Armature|LeftArm", ("left", "arm"))])
+def test_bone_name_sides_and_parts(raw: str, want: tuple[str, str]) -> None:
+    from avatar.gesture.bvh import _canonical
+
+    assert _canonical(raw) == want
+
+
+def _raise_left_arm() -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
+    from avatar.gesture.rotations import quat_from_axis_angle
+    from avatar.gesture.skeleton import HUMANOID
+
+    rot = np.zeros((len(HUMANOID.joints), 4))
+    rot[:, 3] = 1
+    rot[HUMANOID.index("leftUpperArm")] = quat_from_axis_angle(np.array([0.0, 0.0, 1.0]), np.array(-70.0))
+    rot[HUMANOID.index("leftLowerArm")] = quat_from_axis_angle(np.array([0.0, 1.0, 0.0]), np.array(60.0))
+    return HUMANOID.joints, rot, HUMANOID.rest_positions[0]
+
+
+def arm_change(path: Path) -> int:
+    """Pixels that change when the left arm comes down (full framing)."""
+    from avatar.render.renderer import Renderer
+
+    with Renderer(path, W, H, framing="full") as r:
+        rest, posed = r.render(_row()), r.render(_row(), _raise_left_arm())
+    return int((np.abs(rest.astype(int) - posed.astype(int)).max(axis=2) > 12).sum())
+
+
+@pytest.mark.parametrize("names,prefix", [(gb.MIXAMO_NAMES, ""), (gb.BLENDER_NAMES, "")], ids=["mixamo", "blender"])
+def test_third_party_rig_maps_all_bones_without_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture,
+                                                        names: dict[str, str], prefix: str) -> None:
+    from avatar.gesture.skeleton import HUMANOID
+    from avatar.render.avatar_file import load_avatar
+
+    with caplog.at_level(logging.WARNING):
+        av = load_avatar(gb.renamed_rig(tmp_path / "rig.glb", names, prefix))
+    assert set(av.bones) == set(HUMANOID.joints) and set(av.eyes) == {"leftEye", "rightEye"}
+    assert {b: av.nodes[n].name for b, n in av.bones.items()} == {b: names[b] for b in HUMANOID.joints}
+    assert not av.missing_bones and not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+@needs_gl
+@pytest.mark.parametrize("names", [gb.MIXAMO_NAMES, gb.BLENDER_NAMES], ids=["mixamo", "blender"])
+def test_third_party_rig_moves_its_arm_in_the_video(tmp_path: Path, names: dict[str, str]) -> None:
+    assert arm_change(gb.renamed_rig(tmp_path / "rig.glb", names)) > 150
+
+
+@pytest.mark.parametrize("names", [gb.MIXAMO_NAMES, gb.BLENDER_NAMES], ids=["mixamo", "blender"])
+def test_third_party_rig_animation_glb_animates_its_arms(tmp_path: Path, names: dict[str, str]) -> None:
+    from avatar.gesture.skeleton import HUMANOID
+    from avatar.render.animation import write_animated_avatar
+    from avatar.render.avatar_file import load_avatar
+
+    av = load_avatar(gb.renamed_rig(tmp_path / "rig.glb", names))
+    joints, rot, root = _raise_left_arm()
+    n = 4
+    body = BodyMotion(fps=30.0, joints=joints, rotations=np.tile(rot, (n, 1, 1)).astype(np.float32),
+                      root_position=np.tile(root, (n, 1)).astype(np.float32))
+    face = FaceMotion(fps=30.0, frames=np.zeros((n, len(FACE_CHANNELS)), np.float32))
+    g = pygltflib.GLTF2().load_binary(str(write_animated_avatar(av, face, body, tmp_path / "anim.glb")))
+    rotated = {g.nodes[c.target.node].name for c in g.animations[-1].channels if c.target.path == "rotation"}
+    assert {names[b] for b in HUMANOID.joints} <= rotated
