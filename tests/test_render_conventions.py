@@ -351,3 +351,93 @@ def test_third_party_rig_animation_glb_animates_its_arms(tmp_path: Path, names: 
     g = pygltflib.GLTF2().load_binary(str(write_animated_avatar(av, face, body, tmp_path / "anim.glb")))
     rotated = {g.nodes[c.target.node].name for c in g.animations[-1].channels if c.target.path == "rotation"}
     assert {names[b] for b in HUMANOID.joints} <= rotated
+
+
+# ------------------------------------------------------------------------------------------------- extensions
+
+def _two_colour_card(path: Path, fmt: str, **doc) -> Path:  # noqa: ANN003
+    """The textured card with a red-over-blue image in `fmt` (PNG or WEBP, lossless)."""
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.array([[[255, 0, 0]] * 2, [[0, 0, 255]] * 2], np.uint8)).save(buf, fmt, lossless=True)
+    uv = np.array([[0, 1], [1, 1], [1, 0], [0, 0]], np.float32)
+    mime = "image/" + fmt.lower()
+    fields = dict(
+        materials=[pygltflib.Material(doubleSided=True, pbrMetallicRoughness=pygltflib.PbrMetallicRoughness(
+            baseColorTexture=pygltflib.TextureInfo(index=0)))],
+        textures=[pygltflib.Texture(source=0, sampler=0)], samplers=[pygltflib.Sampler()],
+        images=[pygltflib.Image(bufferView=5, mimeType=mime)])
+    fields.update(doc)
+    return gb.textured_card(path, png=buf.getvalue(), uv=uv, top_drop=0.5, **fields)
+
+
+@needs_gl
+def test_webp_texture_is_decoded(tmp_path: Path) -> None:
+    from avatar.render.renderer import Renderer
+
+    path = _two_colour_card(tmp_path / "webp.glb", "WEBP",
+                            textures=[pygltflib.Texture(sampler=0, extensions={"EXT_texture_webp": {"source": 0}})],
+                            extensionsUsed=["EXT_texture_webp"], extensionsRequired=["EXT_texture_webp"])
+    with Renderer(path, 64, 64, framing="full") as r:
+        img = r.render(_row()).astype(int)
+    red, blue = (img[..., 0] - img[..., 2]) > 80, (img[..., 2] - img[..., 0]) > 80
+    assert red.sum() > 50 and blue.sum() > 50 and np.nonzero(red)[0].mean() < np.nonzero(blue)[0].mean()
+
+
+@pytest.mark.parametrize("ext,message", [
+    ("EXT_meshopt_compression", "compressed with EXT_meshopt_compression"),
+    ("KHR_draco_mesh_compression", "compressed with KHR_draco_mesh_compression"),
+    ("EXT_made_up_extension", "does not support: EXT_made_up_extension"),
+])
+def test_unknown_required_extensions_are_refused_by_name(tmp_path: Path, ext: str, message: str) -> None:
+    from avatar.errors import InputError
+    from avatar.render.avatar_file import load_avatar
+
+    path = _two_colour_card(tmp_path / "x.glb", "PNG", extensionsUsed=[ext], extensionsRequired=[ext])
+    with pytest.raises(InputError, match=message):
+        load_avatar(path)
+
+
+def test_meshopt_fallback_buffer_is_refused_clearly(tmp_path: Path) -> None:
+    """gltfpack's layout: the compressed views point at a fallback buffer with no data ("buffer 1 holds 0 bytes")."""
+    from avatar.errors import InputError
+    from avatar.render.avatar_file import load_avatar
+
+    g = pygltflib.GLTF2().load_binary(str(_two_colour_card(tmp_path / "x.glb", "PNG")))
+    g.buffers.append(pygltflib.Buffer(byteLength=48, extensions={"EXT_meshopt_compression": {"fallback": True}}))
+    g.bufferViews[0].extensions = {"EXT_meshopt_compression": {"buffer": 0, "byteLength": 20, "byteStride": 12,
+                                                               "count": 4, "mode": "ATTRIBUTES"}}
+    g.bufferViews[0].buffer = 1
+    g.extensionsUsed = ["EXT_meshopt_compression"]
+    (tmp_path / "fb.glb").write_bytes(b"".join(g.save_to_bytes()))
+    with pytest.raises(InputError, match="EXT_meshopt_compression"):
+        load_avatar(tmp_path / "fb.glb")
+
+
+@needs_gl
+def test_quantized_positions_load_and_render(tmp_path: Path) -> None:
+    """KHR_mesh_quantization: int16 positions scaled by the node, as gltfpack writes them."""
+    from avatar.render.renderer import Renderer
+
+    g = pygltflib.GLTF2().load_binary(str(_two_colour_card(tmp_path / "f.glb", "PNG")))
+    blob = bytearray(g.binary_blob())
+    q = np.round(gb.CARD * 1000).astype(np.int16)
+    q = np.concatenate([q, np.zeros((4, 1), np.int16)], axis=1)  # int16 VEC3 padded to 4-byte rows
+    blob += b"\0" * (-len(blob) % 4)
+    g.bufferViews.append(pygltflib.BufferView(buffer=0, byteOffset=len(blob), byteLength=q.nbytes, byteStride=8))
+    blob += q.tobytes()
+    g.accessors[0] = pygltflib.Accessor(bufferView=len(g.bufferViews) - 1, componentType=5122, count=4,
+                                        type="VEC3", min=[-500, 0, 0], max=[500, 1000, 0])
+    g.nodes[0].scale = [0.001, 0.001, 0.001]
+    g.extensionsUsed = g.extensionsRequired = ["KHR_mesh_quantization"]
+    g.buffers[0].byteLength = len(blob)
+    g.set_binary_blob(bytes(blob))
+    (tmp_path / "q.glb").write_bytes(b"".join(g.save_to_bytes()))
+    with Renderer(tmp_path / "q.glb", 64, 64, framing="full") as r, \
+            Renderer(tmp_path / "f.glb", 64, 64, framing="full") as ref:
+        a, b = r.render(_row()).astype(int), ref.render(_row()).astype(int)
+    assert ((a[..., 0] - a[..., 2]) > 80).sum() > 50
+    assert np.abs(a - b).max() <= 8  # the same card as the float one

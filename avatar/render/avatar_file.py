@@ -166,6 +166,7 @@ def _read(path: Path):  # noqa: ANN202 - pygltflib.GLTF2
         raise InputError(f"{path.name} is not a readable glTF 2.0 file: {type(exc).__name__}: {exc}") from None
     if gltf is None or not str(getattr(gltf.asset, "version", "")).startswith("2"):
         raise InputError(f"{path.name} is not glTF 2.0 (asset.version missing or not 2.x)")
+    _check_extensions(gltf, path.name)
     _check_buffers(gltf, path)
     if path.suffix.lower() == ".gltf" and gltf.buffers:
         try:  # external .bin files and data: URIs -> one embedded blob, as in a .glb
@@ -175,6 +176,32 @@ def _read(path: Path):  # noqa: ANN202 - pygltflib.GLTF2
         except Exception as exc:  # noqa: BLE001 - pygltflib raises assorted errors on bad buffers
             raise InputError(f"{path.name}: its buffers cannot be read: {exc}") from None
     return gltf
+
+
+#: Extensions an avatar may require: what we read (quantized accessors of any component type, WebP images through
+#: Pillow) and what only changes shading we do not do (emissive strength, unlit).
+SUPPORTED_REQUIRED = frozenset({"KHR_mesh_quantization", "EXT_texture_webp", "KHR_materials_emissive_strength",
+                                "KHR_materials_unlit"})
+_COMPRESSION = {"EXT_meshopt_compression": "gltfpack -c / gltf-transform meshopt",
+                "KHR_meshopt_compression": "gltfpack / gltf-transform meshopt",
+                "KHR_draco_mesh_compression": "Draco"}
+
+
+def _check_extensions(gltf, name: str) -> None:  # noqa: ANN001
+    """Refuse (InputError, naming them) extensions the file requires that we cannot read, and compressed buffer
+    views even where the file offers an uncompressed fallback only as an empty buffer."""
+    required = [str(e) for e in gltf.extensionsRequired or []]
+    used = {str(e) for e in gltf.extensionsUsed or []}
+    compressed = [e for e in _COMPRESSION if e in required or (e in used and any(
+        isinstance(v.extensions, dict) and e in v.extensions for v in gltf.bufferViews or []))]
+    if compressed:
+        raise InputError(f"{name} is compressed with {', '.join(compressed)} ({_COMPRESSION[compressed[0]]}), "
+                         "which this reader does not decode: export it without mesh compression "
+                         "(e.g. gltfpack without -c, or gltf-transform without meshopt/draco)")
+    unknown = [e for e in required if e not in SUPPORTED_REQUIRED]
+    if unknown:
+        raise InputError(f"{name} requires glTF extensions this reader does not support: {', '.join(unknown)} "
+                         f"(supported: {', '.join(sorted(SUPPORTED_REQUIRED))})")
 
 
 def _check_buffers(gltf, path: Path) -> None:  # noqa: ANN001

@@ -161,7 +161,9 @@ def _material(gltf, index: int | None) -> Material:  # noqa: ANN001
     if pbr is not None and pbr.baseColorTexture is not None:
         t = pbr.baseColorTexture.index
         if t is not None and 0 <= t < len(gltf.textures):
-            tex = gltf.textures[t].source
+            from .texture import texture_source
+
+            tex = texture_source(gltf.textures[t])
     rough = float(pbr.roughnessFactor) if pbr is not None and pbr.roughnessFactor is not None else 1.0
     return Material(color=color, roughness=rough, texture=tex, double_sided=bool(m.doubleSided),
                     alpha_mode=str(m.alphaMode or "OPAQUE").upper(),

@@ -100,6 +100,14 @@ def check_textures(gltf, name: str, folder: Path) -> None:  # noqa: ANN001 - pyg
                              f"{_JPEG_DRAFT} times that a side): scale it down and export again")
 
 
+def texture_source(texture) -> int | None:  # noqa: ANN001 - pygltflib.Texture
+    """The image a glTF texture shows: its EXT_texture_webp source (Pillow decodes WebP), else its own source."""
+    ext = (texture.extensions or {}).get("EXT_texture_webp") if isinstance(texture.extensions, dict) else None
+    if isinstance(ext, dict) and isinstance(ext.get("source"), int):
+        return int(ext["source"])
+    return texture.source
+
+
 def _material_images(gltf) -> list[int]:  # noqa: ANN001
     """The images the renderer decodes: every material's base-colour texture source."""
     out = []
@@ -107,7 +115,7 @@ def _material_images(gltf) -> list[int]:  # noqa: ANN001
         pbr = m.pbrMetallicRoughness
         t = pbr.baseColorTexture.index if pbr is not None and pbr.baseColorTexture is not None else None
         if t is not None and 0 <= t < len(gltf.textures or []):
-            src = gltf.textures[t].source
+            src = texture_source(gltf.textures[t])
             if src is not None and 0 <= src < len(gltf.images or []) and src not in out:
                 out.append(src)
     return out
