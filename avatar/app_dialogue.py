@@ -44,7 +44,7 @@ def _pad_frames(a: np.ndarray, n: int) -> np.ndarray:
 
 def join_performances(perfs: list, gap: float = GAP_S):  # noqa: ANN201 - avatar.pipeline.Performance
     """Join performances end to end with `gap` seconds of eased, silent motion between them (pure)."""
-    from avatar.gesture.rotations import quat_slerp
+    from avatar.rig.rotations import quat_slerp
     from avatar.pipeline import Performance
 
     if not perfs:

@@ -56,7 +56,7 @@ def _timelines(args: argparse.Namespace, n: int) -> list:
 
 
 def _apd(motions: list) -> float:
-    from avatar.gesture.kinematics import forward_kinematics
+    from avatar.rig.kinematics import forward_kinematics
 
     pos = [forward_kinematics(m) for m in motions]
     n = min(len(p) for p in pos)

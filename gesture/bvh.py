@@ -32,12 +32,12 @@ from avatar.errors import InputError
 from avatar.io import atomic_write_text
 from avatar.types import BodyMotion
 
-from .kinematics import _rotation_between, rotations_in_skeleton_order
-from .rotations import (
+from avatar.rig.kinematics import _rotation_between, rotations_in_skeleton_order
+from avatar.rig.rotations import (
     euler_to_quat, identity_quat, quat_angle, quat_apply, quat_from_axis_angle, quat_inv, quat_mul, quat_normalize,
     quat_to_euler,
 )
-from .skeleton import HUMANOID, Skeleton
+from avatar.rig.skeleton import HUMANOID, Skeleton
 
 log = logging.getLogger(__name__)
 

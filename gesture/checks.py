@@ -19,9 +19,9 @@ import numpy as np
 
 from avatar.types import BodyMotion
 
-from .kinematics import fk, rotations_in_skeleton_order
-from .rotations import quat_apply, quat_to_euler
-from .skeleton import FOOT_JOINTS, HUMANOID, Skeleton
+from avatar.rig.kinematics import fk, rotations_in_skeleton_order
+from avatar.rig.rotations import quat_apply, quat_to_euler
+from avatar.rig.skeleton import FOOT_JOINTS, HUMANOID, Skeleton
 
 UPPER_BODY = ("spine", "chest", "upperChest", "neck", "head", "leftShoulder", "leftUpperArm", "leftLowerArm",
               "leftHand", "rightShoulder", "rightUpperArm", "rightLowerArm", "rightHand")

@@ -16,53 +16,17 @@ from pathlib import Path
 import numpy as np
 
 from avatar.errors import InputError
-from avatar.io import atomic_path
+from avatar.gltf.nodes import node_local
+from avatar.gltf.writer import BufferWriter, save_glb
+from avatar.rig.kinematics import fk, rotations_in_skeleton_order
+from avatar.rig.rotations import identity_quat, matrix_to_quat, quat_inv, quat_mul, quat_normalize
+from avatar.rig.skeleton import HUMANOID, UNITY_BONES, Skeleton
 from avatar.types import BodyMotion
-
-from .kinematics import fk, rotations_in_skeleton_order
-from .rotations import identity_quat, matrix_to_quat, quat_inv, quat_mul, quat_normalize
-from .skeleton import HUMANOID, UNITY_BONES, Skeleton
 
 log = logging.getLogger(__name__)
 
 _FLOAT, _USHORT = 5126, 5123
 _ARRAY, _ELEMENTS = 34962, 34963
-
-
-class _Blob:
-    """Accumulates binary data and the bufferViews/accessors that point into it."""
-
-    def __init__(self, gltf, start: bytes = b"") -> None:  # noqa: ANN001 - pygltflib.GLTF2
-        self.gltf = gltf
-        self.data = bytearray(start)
-
-    def add(self, arr: np.ndarray, comp: int, typ: str, target: int | None = None, minmax: bool = False) -> int:
-        import pygltflib as g
-
-        while len(self.data) % 4:
-            self.data.append(0)
-        raw = np.ascontiguousarray(arr).tobytes()
-        view = g.BufferView(buffer=0, byteOffset=len(self.data), byteLength=len(raw), target=target)
-        self.gltf.bufferViews.append(view)
-        self.data += raw
-        count = int(arr.shape[0])
-        acc = g.Accessor(bufferView=len(self.gltf.bufferViews) - 1, componentType=comp, count=count, type=typ)
-        if minmax:
-            flat = arr.reshape(count, -1)
-            acc.min = [float(v) for v in flat.min(axis=0)]
-            acc.max = [float(v) for v in flat.max(axis=0)]
-        self.gltf.accessors.append(acc)
-        return len(self.gltf.accessors) - 1
-
-    def finish(self) -> None:
-        import pygltflib as g
-
-        while len(self.data) % 4:
-            self.data.append(0)
-        if not self.gltf.buffers:
-            self.gltf.buffers.append(g.Buffer(byteLength=len(self.data)))
-        self.gltf.buffers[0].byteLength = len(self.data)
-        self.gltf.set_binary_blob(bytes(self.data))
 
 
 def _box(a: np.ndarray, b: np.ndarray, r: float) -> tuple[np.ndarray, np.ndarray]:
@@ -83,7 +47,7 @@ def _box(a: np.ndarray, b: np.ndarray, r: float) -> tuple[np.ndarray, np.ndarray
     return np.array(corners), np.array(tris)
 
 
-def _add_animation(gltf, blob: _Blob, fps: float, frames: int, node_rot: dict[int, np.ndarray],  # noqa: ANN001
+def _add_animation(gltf, blob: BufferWriter, fps: float, frames: int, node_rot: dict[int, np.ndarray],  # noqa: ANN001
                    node_trans: dict[int, np.ndarray], name: str) -> None:
     import pygltflib as g
 
@@ -110,7 +74,7 @@ def motion_to_gltf(motion: BodyMotion, skeleton: Skeleton = HUMANOID, name: str 
     if motion.num_frames < 1:
         raise InputError("cannot export an empty motion")
     gltf = g.GLTF2(asset=g.Asset(generator="avatar-engine gesture", version="2.0"))
-    blob = _Blob(gltf)
+    blob = BufferWriter(gltf)
     J = len(skeleton.joints)
     kids = {j: [k for k, p in enumerate(skeleton.parents) if p == j] for j in range(J)}
     for j, jn in enumerate(skeleton.joints):
@@ -156,39 +120,14 @@ def motion_to_gltf(motion: BodyMotion, skeleton: Skeleton = HUMANOID, name: str 
     return gltf
 
 
-def _save(gltf, path: str | os.PathLike[str]) -> Path:  # noqa: ANN001
-    p = Path(path)
-    if p.suffix.lower() not in (".glb", ".vrm"):
-        raise InputError(f"glTF output must end in .glb or .vrm (binary glTF), got {p.name!r}")
-    for acc in gltf.accessors:  # readers fill in byteOffset 0; glTF forbids it on accessors without a bufferView
-        if acc.bufferView is None:
-            acc.byteOffset = None
-    with atomic_path(p) as tmp:
-        tmp.write_bytes(b"".join(gltf.save_to_bytes()))
-    return p
-
-
 def write_gltf(path: str | os.PathLike[str], motion: BodyMotion, skeleton: Skeleton = HUMANOID) -> Path:
     """Write the mannequin and the motion as a binary glTF (.glb), atomically."""
-    return _save(motion_to_gltf(motion, skeleton), path)
+    return save_glb(motion_to_gltf(motion, skeleton), path)
 
 
 # --------------------------------------------------------------------------------------------------
 # Writing into a given avatar
 # --------------------------------------------------------------------------------------------------
-
-
-def _node_local(node) -> np.ndarray:  # noqa: ANN001
-    """The 4x4 local matrix of a glTF node (matrix, or T * R * S)."""
-    if node.matrix is not None and len(node.matrix) == 16:
-        return np.array(node.matrix, dtype=np.float64).reshape(4, 4).T
-    m = np.eye(4)
-    r = node.rotation or [0.0, 0.0, 0.0, 1.0]
-    from .rotations import quat_to_matrix
-
-    m[:3, :3] = quat_to_matrix(np.array(r, dtype=np.float64)) * np.array(node.scale or [1.0, 1.0, 1.0])[None]
-    m[:3, 3] = node.translation or [0.0, 0.0, 0.0]
-    return m
 
 
 def humanoid_nodes(gltf, skeleton: Skeleton = HUMANOID) -> dict[str, int]:  # noqa: ANN001
@@ -257,7 +196,7 @@ def add_animation_to_avatar(gltf, motion: BodyMotion, skeleton: Skeleton = HUMAN
     for i, nd in enumerate(gltf.nodes):
         for c in nd.children or []:
             parent[c] = i
-    local = [_node_local(nd) for nd in gltf.nodes]
+    local = [node_local(nd) for nd in gltf.nodes]
     world: list[np.ndarray | None] = [None] * n_nodes
 
     def world_of(i: int) -> np.ndarray:
@@ -306,7 +245,7 @@ def add_animation_to_avatar(gltf, motion: BodyMotion, skeleton: Skeleton = HUMAN
     pw = world[parent[hips]] if parent[hips] >= 0 else np.eye(4)
     inv = np.linalg.inv(pw)
     trans = (inv[:3, :3] @ new_world.T).T + inv[:3, 3]
-    blob = _Blob(gltf, gltf.binary_blob() or b"")
+    blob = BufferWriter(gltf, gltf.binary_blob() or b"")
     _add_animation(gltf, blob, motion.fps, T, node_rot, {hips: trans}, name)
     blob.finish()
     return gltf
@@ -334,4 +273,4 @@ def write_animation_into(avatar: str | os.PathLike[str], motion: BodyMotion, out
         gltf = load_glb(p)
     except Exception as exc:  # pygltflib raises assorted errors on broken files  # noqa: BLE001
         raise InputError(f"{p.name} is not a readable binary glTF: {exc}") from None
-    return _save(add_animation_to_avatar(gltf, motion, skeleton), out)
+    return save_glb(add_animation_to_avatar(gltf, motion, skeleton), out)

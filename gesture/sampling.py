@@ -23,10 +23,10 @@ from avatar.runtime import OnnxNet
 from avatar.types import BodyMotion
 from avatar.weights import ModelConfig
 
-from .kinematics import plant_feet, rotations_in_skeleton_order
+from avatar.rig.kinematics import plant_feet, rotations_in_skeleton_order
 from .prosody import FEATURE_NAMES, ProsodyFeatures
-from .rotations import quat_to_6d, sixd_to_quat
-from .skeleton import HUMANOID, VRM_BONES, Skeleton
+from avatar.rig.rotations import quat_to_6d, sixd_to_quat
+from avatar.rig.skeleton import HUMANOID, VRM_BONES, Skeleton
 from .teacher import VadLike, vad_per_frame
 
 

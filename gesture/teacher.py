@@ -30,10 +30,10 @@ import numpy as np
 from avatar.errors import InputError
 from avatar.types import VAD, BodyMotion, EmotionTrack, Timeline, check_seed
 
-from .kinematics import leg_ik
+from avatar.rig.kinematics import leg_ik
 from .prosody import ProsodyFeatures, prosody_features, stress_events
-from .rotations import euler_to_quat, identity_quat, quat_apply, quat_mirror_x, quat_mul
-from .skeleton import HUMANOID
+from avatar.rig.rotations import euler_to_quat, identity_quat, quat_apply, quat_mirror_x, quat_mul
+from avatar.rig.skeleton import HUMANOID
 
 log = logging.getLogger(__name__)
 

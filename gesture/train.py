@@ -40,7 +40,7 @@ from avatar.errors import InputError
 from avatar.types import VAD, Timeline
 
 from .bvh import load_bvh
-from .kinematics import resample_motion
+from avatar.rig.kinematics import resample_motion
 from .model import GestureDenoiser, GestureModelConfig, diffusion_loss, make_scheduler, motion_to_array
 from .prosody import prosody_features
 from .teacher import teacher_motion, vad_per_frame

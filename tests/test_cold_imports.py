@@ -12,8 +12,8 @@ import sys
 # Modules whose import is on the path of `avatar say`.
 SAY_MODULES = ("avatar.cli", "avatar.pipeline_cli", "avatar.audio", "avatar.tts", "avatar.tts.espeak",
                "avatar.tts.world", "avatar.render.renderer", "avatar.render.avatar_file", "avatar.render.mesh",
-               "avatar.render.video", "avatar.gesture.prosody", "avatar.gesture.gltf", "avatar.gesture.kinematics",
-               "avatar.gesture.rotations", "avatar.face.features")
+               "avatar.render.video", "avatar.gesture.prosody", "avatar.gesture.gltf", "avatar.rig.kinematics",
+               "avatar.rig.rotations", "avatar.face.features")
 HEAVY = ("scipy", "pyworld", "pkg_resources")
 
 _CHECK = """
@@ -40,7 +40,7 @@ import numpy as np
 from avatar.audio import resample
 from avatar.face.features import compute_features
 from avatar.gesture.prosody import prosody_features
-from avatar.gesture.rotations import matrix_to_quat, quat_apply, quat_mul, quat_to_matrix
+from avatar.rig.rotations import matrix_to_quat, quat_apply, quat_mul, quat_to_matrix
 from avatar.render.mesh import vertex_normals
 from avatar.tts import get_backend
 from avatar.types import VAD

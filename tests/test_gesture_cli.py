@@ -17,7 +17,7 @@ from avatar.errors import InputError, ModelError  # noqa: E402
 from avatar.gesture import checks  # noqa: E402
 from avatar.gesture.prosody import FEATURE_NAMES, prosody_features, stress_events  # noqa: E402
 from avatar.gesture.signals import syllable_audio, syllable_times  # noqa: E402
-from avatar.gesture.skeleton import HUMANOID  # noqa: E402
+from avatar.rig.skeleton import HUMANOID  # noqa: E402
 from avatar.types import VAD, EmotionSegment, EmotionTrack, Phoneme, Timeline, Word  # noqa: E402
 
 SR = 16000
@@ -146,7 +146,7 @@ def test_cli_bvh_and_glb(avatar_bin: str, data: dict, tmp_path: Path) -> None:
     import pygltflib
 
     from avatar.gesture.bvh import load_bvh
-    from avatar.gesture.rotations import quat_normalize
+    from avatar.rig.rotations import quat_normalize
 
     common = ["--audio", str(data["wav"]), "--model", str(data["model"]), "--steps", "2", "--seed", "7",
               "--valence", "0.6", "--arousal", "0.5", "--timeline", str(data["timeline"])]

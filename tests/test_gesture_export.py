@@ -10,9 +10,9 @@ import pytest
 from avatar.errors import InputError
 from avatar.gesture.bvh import bvh_text, load_bvh, map_bone_names, parse_bvh, read_bvh, write_bvh
 from avatar.gesture.gltf import humanoid_nodes, write_animation_into, write_gltf
-from avatar.gesture.kinematics import forward_kinematics
-from avatar.gesture.rotations import euler_to_quat, quat_angle, quat_canonical, quat_inv, quat_mul
-from avatar.gesture.skeleton import HUMANOID
+from avatar.rig.kinematics import forward_kinematics
+from avatar.rig.rotations import euler_to_quat, quat_angle, quat_canonical, quat_inv, quat_mul
+from avatar.rig.skeleton import HUMANOID
 from avatar.types import BodyMotion
 
 
@@ -210,7 +210,7 @@ def test_animation_written_into_an_avatar_by_bone_name(tmp_path: Path) -> None:
 
 def _gltf_world_positions(g, anim: int, frame: int) -> np.ndarray:
     """World positions of all nodes at one frame of an animation (TRS composition, the glTF rule)."""
-    from avatar.gesture.rotations import quat_to_matrix
+    from avatar.rig.rotations import quat_to_matrix
 
     blob = g.binary_blob()
     a = g.animations[anim]
@@ -269,7 +269,7 @@ def test_bvh_with_a_reference_root_above_the_hips() -> None:
 def test_bvh_rig_facing_minus_z_is_turned() -> None:
     # Our motion re-expressed on the same rig turned 180 degrees about Y: after import it must be our motion.
     from avatar.gesture.bvh import bvh_to_motion
-    from avatar.gesture.rotations import quat_from_axis_angle, quat_to_euler
+    from avatar.rig.rotations import quat_from_axis_angle, quat_to_euler
 
     m = _motion(6, seed=4)
     data = parse_bvh(bvh_text(m))

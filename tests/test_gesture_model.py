@@ -17,7 +17,7 @@ from avatar.gesture.model import (  # noqa: E402
     motion_to_array,
 )
 from avatar.gesture.prosody import FEATURE_NAMES  # noqa: E402
-from avatar.gesture.skeleton import HUMANOID  # noqa: E402
+from avatar.rig.skeleton import HUMANOID  # noqa: E402
 from avatar.gesture.teacher import teacher_motion  # noqa: E402
 from avatar.types import VAD  # noqa: E402
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from avatar.gesture.kinematics import fk, forward_kinematics, leg_ik
-from avatar.gesture.rotations import (
+from avatar.rig.kinematics import fk, forward_kinematics, leg_ik
+from avatar.rig.rotations import (
     euler_to_quat, identity_quat, matrix_to_6d, matrix_to_quat, quat_angle, quat_apply, quat_canonical,
     quat_from_axis_angle, quat_inv, quat_mirror_x, quat_mul, quat_slerp, quat_to_6d, quat_to_euler, quat_to_matrix,
     sixd_to_matrix, sixd_to_quat,
 )
-from avatar.gesture.skeleton import HUMANOID, UNITY_BONES, VRM_REQUIRED
+from avatar.rig.skeleton import HUMANOID, UNITY_BONES, VRM_REQUIRED
 from avatar.types import BodyMotion
 
 
@@ -27,7 +27,7 @@ def _same_rotation(a: np.ndarray, b: np.ndarray, tol: float = 1e-6) -> bool:
 def test_rest_pose_heights() -> None:
     m = BodyMotion(30, HUMANOID.joints, identity_quat(1, len(HUMANOID.joints)), [[0.0, 0.95, 0.0]])
     pos = forward_kinematics(m)[0]
-    from avatar.gesture.rotations import forward_kinematics as fk_reexported
+    from avatar.rig.rotations import forward_kinematics as fk_reexported
 
     assert np.array_equal(fk_reexported(m)[0], pos)
     at = {n: pos[HUMANOID.index(n)] for n in HUMANOID.joints}

@@ -8,9 +8,9 @@ import pytest
 from avatar.errors import InputError
 from avatar.gesture import checks
 from avatar.gesture.prosody import FEATURE_NAMES, prosody_features
-from avatar.gesture.rotations import euler_to_quat
+from avatar.rig.rotations import euler_to_quat
 from avatar.gesture.signals import syllable_audio, syllable_times
-from avatar.gesture.skeleton import HUMANOID
+from avatar.rig.skeleton import HUMANOID
 from avatar.gesture.teacher import beat_candidates, minjerk_curve, teacher_motion
 from avatar.types import VAD, BodyMotion, EmotionSegment, EmotionTrack, Phoneme, Timeline, Word
 
@@ -78,7 +78,7 @@ def test_checks_catch_bad_motion(motions: dict) -> None:
     m = motions[0.0][0]
     rng = np.random.default_rng(0)
     noisy_rot = euler_to_quat(rng.normal(0, 3, (m.num_frames, len(m.joints), 3)), "XYZ")
-    from avatar.gesture.rotations import quat_mul
+    from avatar.rig.rotations import quat_mul
 
     noisy = BodyMotion(m.fps, m.joints, quat_mul(m.rotations, noisy_rot), m.root_position)
     assert checks.jerk(noisy)[1] > 3 * checks.jerk(m)[1]

@@ -132,8 +132,8 @@ def _textured_sparse(path: Path) -> Path:
 def files(tmp_path_factory: pytest.TempPathFactory, default_glb: Path) -> dict[str, Path]:
     """The avatars to decode, made as the repo's builders and tests make them (edits at the JSON level: cheap)."""
     from avatar.gesture.gltf import write_gltf
-    from avatar.gesture.rotations import euler_to_quat
-    from avatar.gesture.skeleton import HUMANOID
+    from avatar.rig.rotations import euler_to_quat
+    from avatar.rig.skeleton import HUMANOID
     from avatar.types import BodyMotion
 
     d = tmp_path_factory.mktemp("gltf_json")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from avatar.errors import InputError
-from avatar.gesture.skeleton import HUMANOID
+from avatar.rig.skeleton import HUMANOID
 from avatar.live.frames import LiveFrame
 from avatar.live.vmc import BONE_NAMES, VMCOptions, VMCSender, bundle_for, parse_hostport, to_unity_rotation
 from avatar.types import FACE_CHANNELS, VAD

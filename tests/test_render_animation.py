@@ -21,7 +21,7 @@ def _face(n: int, **channels: float) -> FaceMotion:
 
 
 def _body(n: int) -> BodyMotion:
-    from avatar.gesture.skeleton import HUMANOID
+    from avatar.rig.skeleton import HUMANOID
 
     rot = np.zeros((n, len(HUMANOID.joints), 4), dtype=np.float32)
     rot[..., 3] = 1.0
@@ -29,7 +29,7 @@ def _body(n: int) -> BodyMotion:
 
 
 def test_ypr_signs_follow_the_face_convention():
-    from avatar.gesture.rotations import quat_apply
+    from avatar.rig.rotations import quat_apply
     from avatar.render.animation import ypr_quat
 
     fwd = np.array([0.0, 0.0, 1.0])

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from avatar.errors import InputError
-from avatar.gesture.skeleton import VRM_BONES
+from avatar.rig.skeleton import VRM_BONES
 from avatar.types import ARKIT_BLENDSHAPES
 
 pygltflib = pytest.importorskip("pygltflib")

@@ -74,7 +74,7 @@ def _mouth_box(r) -> tuple[slice, slice]:  # noqa: ANN001
 
 
 def _rest_world(av) -> list[np.ndarray]:  # noqa: ANN001
-    from avatar.gesture.gltf import _node_local
+    from avatar.gltf.nodes import node_local
 
     world: list[np.ndarray] = [np.eye(4)] * len(av.nodes)
     done: set[int] = set()
@@ -82,7 +82,7 @@ def _rest_world(av) -> list[np.ndarray]:  # noqa: ANN001
     def of(i: int) -> np.ndarray:
         if i not in done:
             p = av.nodes[i].parent
-            world[i] = _node_local(av.gltf.nodes[i]) if p < 0 else of(p) @ _node_local(av.gltf.nodes[i])
+            world[i] = node_local(av.gltf.nodes[i]) if p < 0 else of(p) @ node_local(av.gltf.nodes[i])
             done.add(i)
         return world[i]
 
@@ -132,7 +132,7 @@ def test_multimesh_arkit_head_opens_its_mouth_in_the_video(tmp_path: Path) -> No
 
 
 def test_multimesh_animation_glb_has_a_weights_channel_per_driven_mesh(tmp_path: Path) -> None:
-    from avatar.gesture.skeleton import HUMANOID
+    from avatar.rig.skeleton import HUMANOID
     from avatar.render.animation import write_animated_avatar
     from avatar.render.avatar_file import load_avatar
 

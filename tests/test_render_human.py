@@ -127,7 +127,7 @@ def test_blink_closes_one_lid_and_eyes_sit_in_the_head(look) -> None:
 
 
 def test_skeleton_is_vrm_humanoid_with_fingers_and_normalised_weights(look) -> None:
-    from avatar.gesture.skeleton import HUMANOID
+    from avatar.rig.skeleton import HUMANOID
 
     _, gltf = look
     joints = [gltf.nodes[j].name for j in gltf.skins[0].joints]

@@ -134,8 +134,8 @@ def test_head_pose_and_blink_change_the_face(portrait) -> None:
 
 
 def test_body_pose_moves_the_arm(full) -> None:
-    from avatar.gesture.rotations import quat_from_axis_angle
-    from avatar.gesture.skeleton import HUMANOID
+    from avatar.rig.rotations import quat_from_axis_angle
+    from avatar.rig.skeleton import HUMANOID
 
     J = len(HUMANOID.joints)
     rot = np.zeros((J, 4))
@@ -241,7 +241,7 @@ def test_bad_inputs_are_refused(portrait) -> None:
 
 
 def test_render_frames_resamples_to_the_video_rate() -> None:
-    from avatar.gesture.skeleton import HUMANOID
+    from avatar.rig.skeleton import HUMANOID
     from avatar.render.renderer import frame_count, render_frames, resample_body
 
     face = FaceMotion(fps=25.0, frames=np.zeros((10, len(FACE_CHANNELS)), np.float32))
@@ -292,7 +292,7 @@ def test_render_ahead_gives_the_same_frames_and_stops_cleanly() -> None:
 def test_avatar_facing_minus_z_renders_like_ours(tmp_path: Path, root: Path) -> None:
     """The default avatar turned 180 degrees (as VRM 0.x avatars face -Z), with non-identity rest rotations:
     the motion is conjugated and the camera turned with it, so the frame matches the original's."""
-    from avatar.gesture.skeleton import HUMANOID
+    from avatar.rig.skeleton import HUMANOID
     from avatar.render.renderer import Renderer
 
     g = pygltflib.GLTF2().load_binary(str(root / "weights" / "avatars" / "default.glb"))

@@ -127,7 +127,7 @@ def register(app: typer.Typer) -> None:
 def hello_message(stream) -> dict:  # noqa: ANN001 - a LiveStream
     """The WebSocket hello: rates, channel names and formats (docs/live.md)."""
     from avatar.face.rig import VRM_EXPRESSIONS
-    from avatar.gesture.skeleton import HUMANOID
+    from avatar.rig.skeleton import HUMANOID
     from avatar.types import ARKIT_BLENDSHAPES
 
     return {"fps": stream.config.fps, "arkit_names": list(ARKIT_BLENDSHAPES), "vrm_names": list(VRM_EXPRESSIONS),

@@ -1,6 +1,6 @@
 """One live frame (face channels + body pose at one stream time) and its wire forms (VMC values, JSON).
 
-A LiveFrame keeps our own conventions (glTF axes, VRM humanoid joint order of avatar.gesture.skeleton,
+A LiveFrame keeps our own conventions (glTF axes, VRM humanoid joint order of avatar.rig.skeleton,
 FaceMotion channels: 52 ARKit weights, head yaw/pitch/roll, eye gaze); the VMC sender converts to Unity's
 axes, the WebSocket JSON keeps glTF's (what three.js and Babylon.js use).
 """
@@ -13,7 +13,7 @@ from functools import cached_property
 import numpy as np
 
 from avatar.face.rig import VRM_EXPRESSIONS, to_vrm_array
-from avatar.gesture.skeleton import HUMANOID
+from avatar.rig.skeleton import HUMANOID
 from avatar.types import ARKIT_BLENDSHAPES, FACE_CHANNELS
 
 NB = len(ARKIT_BLENDSHAPES)

@@ -25,7 +25,7 @@ from functools import lru_cache
 import numpy as np
 
 from avatar.face.expression import expression_weights, head_bias
-from avatar.gesture.skeleton import HUMANOID
+from avatar.rig.skeleton import HUMANOID
 from avatar.live.clock import lower_thread_priority
 from avatar.live.frames import NB, LiveFrame, nlerp, sample_rotations, sample_track
 from avatar.types import VAD, BodyMotion, FaceMotion, Timeline

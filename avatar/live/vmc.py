@@ -11,7 +11,7 @@ Performer sends to a Marionette (default port 39539), per frame and in this orde
     /VMC/Ext/Blend/Apply                                         once, after the frame's values
 
 Bone names are Unity HumanBodyBones (Hips, Spine, Chest, UpperChest, Neck, Head, LeftShoulder, LeftUpperArm,
-..., LeftEye, RightEye), mapped from our VRM humanoid names by avatar.gesture.skeleton.UNITY_BONES.
+..., LeftEye, RightEye), mapped from our VRM humanoid names by avatar.rig.skeleton.UNITY_BONES.
 
 Coordinates: our motion is glTF/VRM 1.0 (right-handed, Y up, the avatar faces +Z, its left is +X); Unity is
 left-handed, Y up, and a VRM avatar there faces +Z too. UniVRM converts VRM 1.0 by mirroring X, so we do the
@@ -36,7 +36,7 @@ import numpy as np
 
 from avatar.errors import InputError
 from avatar.face.rig import VRM0_NAMES, VRM_EXPRESSIONS
-from avatar.gesture.skeleton import HUMANOID, UNITY_BONES
+from avatar.rig.skeleton import HUMANOID, UNITY_BONES
 from avatar.types import ARKIT_BLENDSHAPES
 
 log = logging.getLogger(__name__)

@@ -32,7 +32,7 @@ def _axis_quat(axis: int, angle: np.ndarray) -> np.ndarray:
 
 def ypr_quat(yaw: np.ndarray, pitch: np.ndarray, roll: np.ndarray | float = 0.0) -> np.ndarray:
     """Quaternions (x, y, z, w) for yaw about +Y, then pitch about +X, then roll about +Z (intrinsic)."""
-    from avatar.gesture.rotations import quat_mul
+    from avatar.rig.rotations import quat_mul
 
     yaw = np.asarray(yaw, dtype=np.float64)
     pitch = np.broadcast_to(np.asarray(pitch, dtype=np.float64), yaw.shape)
@@ -42,7 +42,7 @@ def ypr_quat(yaw: np.ndarray, pitch: np.ndarray, roll: np.ndarray | float = 0.0)
 
 def with_face_pose(body: BodyMotion, face: FaceMotion) -> BodyMotion:
     """The body with the face's head yaw/pitch/roll composed onto its neck and head (after the body's own)."""
-    from avatar.gesture.rotations import quat_mul, quat_normalize
+    from avatar.rig.rotations import quat_mul, quat_normalize
 
     from avatar.render.pose import NECK_SHARE
 
@@ -73,8 +73,9 @@ def animated_gltf(avatar, face: FaceMotion, body: BodyMotion, name: str = "perfo
     """A copy of the avatar's glTF (pygltflib.GLTF2) with one animation: body, head pose, gaze, morph weights."""
     import pygltflib as g
 
-    from avatar.gesture.gltf import _Blob, add_animation_to_avatar
-    from avatar.gesture.rotations import quat_mul, quat_normalize
+    from avatar.gesture.gltf import add_animation_to_avatar
+    from avatar.gltf.writer import BufferWriter
+    from avatar.rig.rotations import quat_mul, quat_normalize
 
     gltf = copy.deepcopy(avatar.gltf)
     if not gltf.buffers:
@@ -88,7 +89,7 @@ def animated_gltf(avatar, face: FaceMotion, body: BodyMotion, name: str = "perfo
         anim = g.Animation(name=name, samplers=[], channels=[])
         gltf.animations.append(anim)
     n, fps = body.num_frames, body.fps
-    blob = _Blob(gltf, gltf.binary_blob() or b"")
+    blob = BufferWriter(gltf, gltf.binary_blob() or b"")
     times = blob.add((np.arange(n) / fps).astype(np.float32), g.FLOAT, "SCALAR", minmax=True)
 
     def channel(node: int, path: str, values: np.ndarray, kind: str) -> None:
@@ -128,6 +129,6 @@ def animated_gltf(avatar, face: FaceMotion, body: BodyMotion, name: str = "perfo
 
 def write_animated_avatar(avatar, face: FaceMotion, body: BodyMotion, out: str | os.PathLike[str]) -> Path:  # noqa: ANN001
     """Write the avatar with the performance's animation to a .glb, atomically."""
-    from avatar.gesture.gltf import _save
+    from avatar.gltf.writer import save_glb
 
-    return _save(animated_gltf(avatar, face, body), out)
+    return save_glb(animated_gltf(avatar, face, body), out)

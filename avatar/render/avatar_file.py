@@ -28,8 +28,9 @@ from pathlib import Path
 import numpy as np
 
 from avatar.errors import InputError
-from avatar.gesture.gltf import _node_local, humanoid_nodes
-from avatar.gesture.skeleton import HUMANOID
+from avatar.gesture.gltf import humanoid_nodes
+from avatar.gltf.nodes import node_local
+from avatar.rig.skeleton import HUMANOID
 from avatar.io import safe_join
 from avatar.types import ARKIT_BLENDSHAPES
 
@@ -267,9 +268,9 @@ def _nodes(gltf) -> tuple[AvatarNode, ...]:  # noqa: ANN001
     out = []
     for i, nd in enumerate(gltf.nodes):
         if nd.matrix is not None and len(nd.matrix) == 16:  # decompose a matrix node into T, R, S
-            from avatar.gesture.rotations import matrix_to_quat
+            from avatar.rig.rotations import matrix_to_quat
 
-            m = _node_local(nd)
+            m = node_local(nd)
             s = np.linalg.norm(m[:3, :3], axis=0)
             t, r = tuple(m[:3, 3]), tuple(matrix_to_quat(m[:3, :3] / np.where(s > 0, s, 1.0)))
             sc = tuple(s)
@@ -451,7 +452,7 @@ def _map(p: Path, gltf) -> Avatar:  # noqa: ANN001
 
     world = [np.eye(4)] * len(nodes)
     for i in _topological(nodes):
-        local = _node_local(gltf.nodes[i])
+        local = node_local(gltf.nodes[i])
         world[i] = local if nodes[i].parent < 0 else world[nodes[i].parent] @ local
     minus_z = avatar_faces_minus_z(gltf, bones, world)
     if arkit:

@@ -4,7 +4,7 @@ Everything is built procedurally with numpy and trimesh primitives in world spac
 its left is +X) so the asset can be regenerated bit for bit by `python -m avatar.render.make_default`.
 
 - Body: tapered capsules and ellipsoids per bone (shirt, trousers, shoes, skin), skinned to the bones of
-  avatar.gesture.skeleton.HUMANOID with up to 4 inverse-distance weights among neighbouring bones, so
+  avatar.rig.skeleton.HUMANOID with up to 4 inverse-distance weights among neighbouring bones, so
   elbows, knees and the spine bend smoothly.
 - Head: a latitude/longitude grid (denser towards the face) shaped into a big, rounded head with a small
   nose, a mouth slit along one grid row (split vertices, so the lips meet at rest and part when the jaw
@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from avatar.gesture.skeleton import HUMANOID, Skeleton
+from avatar.rig.skeleton import HUMANOID, Skeleton
 from avatar.types import ARKIT_BLENDSHAPES
 
 #: Base colours (linear RGBA) of the materials, in the order primitives refer to them.

@@ -3,7 +3,7 @@
 The stylised capsule character that was the default before the MakeHuman-based one (avatar.render.make_human);
 it stays as `--avatar toon`.
 
-The file holds one node per VRM humanoid bone (avatar.gesture.skeleton.HUMANOID, identity rest rotations),
+The file holds one node per VRM humanoid bone (avatar.rig.skeleton.HUMANOID, identity rest rotations),
 leftEye / rightEye nodes under the head carrying the eyeball mesh, a skinned body mesh, a skinned face mesh
 with the 52 ARKit morph targets (names in mesh.extras.targetNames, as Blender and three.js read them), PBR
 materials, and the VRMC_vrm 1.0 extension (humanoid bone map, preset expressions bound to the ARKit targets
@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from avatar.errors import InputError
-from avatar.gesture.gltf import _Blob  # the shared accessor/bufferView writer
-from avatar.gesture.skeleton import HUMANOID
+from avatar.gltf.writer import BufferWriter  # the shared accessor/bufferView writer
+from avatar.rig.skeleton import HUMANOID
 from avatar.io import atomic_write_bytes
 from avatar.types import ARKIT_BLENDSHAPES, VISEMES
 
@@ -72,7 +72,7 @@ def _normals(v: np.ndarray, f: np.ndarray) -> np.ndarray:
     return np.round(n, 4).astype(np.float32)
 
 
-def _primitives(gltf, blob: _Blob, part: Part, mat_index: dict[str, int], skinned: bool,  # noqa: ANN001
+def _primitives(gltf, blob: BufferWriter, part: Part, mat_index: dict[str, int], skinned: bool,  # noqa: ANN001
                 target_names: list[str] | None) -> list:
     """One primitive per material (each with its own vertices), sharing the part's morph targets."""
     import pygltflib as g
@@ -111,7 +111,7 @@ def build_gltf():  # noqa: ANN201 - pygltflib.GLTF2
 
     gltf = g.GLTF2(asset=g.Asset(generator="avatar-engine make_default", version="2.0",
                                  copyright="Apache-2.0, avatar engine contributors"))
-    blob = _Blob(gltf)
+    blob = BufferWriter(gltf)
     sk = HUMANOID
     J = len(sk.joints)
     for j, name in enumerate(sk.joints):

@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from avatar.errors import InputError
-from avatar.gesture.gltf import _Blob
-from avatar.gesture.skeleton import HUMANOID
+from avatar.gltf.writer import BufferWriter
+from avatar.rig.skeleton import HUMANOID
 from avatar.io import atomic_write_bytes
 from avatar.types import ARKIT_BLENDSHAPES
 
@@ -210,7 +210,7 @@ def _tpose(v: np.ndarray, rest: np.ndarray, parents: list[int], names: list[str]
 
 def _skeleton(rig: dict[str, dict]) -> tuple[list[str], list[str], list[int]]:
     """(MPFB bone names, VRM names, parent index) in an order where parents come first: our 22 body bones in
-    avatar.gesture.skeleton order, then the fingers."""
+    avatar.rig.skeleton order, then the fingers."""
     missing = [b for b in VRM_OF if b not in rig]
     if missing:
         raise InputError(f"the game_engine rig lacks bones {missing}")
@@ -542,7 +542,7 @@ def _q(a: np.ndarray) -> np.ndarray:
     return np.round(np.asarray(a, dtype=np.float64), 5).astype(np.float32)
 
 
-def _view(blob: _Blob, arr: np.ndarray) -> int:
+def _view(blob: BufferWriter, arr: np.ndarray) -> int:
     """A bufferView (no accessor) for sparse indices / values."""
     import pygltflib as g
 
@@ -554,7 +554,7 @@ def _view(blob: _Blob, arr: np.ndarray) -> int:
     return len(blob.gltf.bufferViews) - 1
 
 
-def _sparse_target(blob: _Blob, delta: np.ndarray) -> int:
+def _sparse_target(blob: BufferWriter, delta: np.ndarray) -> int:
     """A POSITION morph target as a sparse accessor over zeros (no bufferView): only moved vertices are stored."""
     import pygltflib as g
 
@@ -572,7 +572,7 @@ def _sparse_target(blob: _Blob, delta: np.ndarray) -> int:
     return len(blob.gltf.accessors) - 1
 
 
-def _primitive(blob: _Blob, hum: Human, p: Piece, material: int, target_names: list[str] | None):  # noqa: ANN202
+def _primitive(blob: BufferWriter, hum: Human, p: Piece, material: int, target_names: list[str] | None):  # noqa: ANN202
     import pygltflib as g
 
     if p.tri_uvs is not None:  # split vertices where the uv seams are
@@ -597,7 +597,7 @@ def _primitive(blob: _Blob, hum: Human, p: Piece, material: int, target_names: l
     return prim
 
 
-def _image(gltf, blob: _Blob, data: bytes, mime: str) -> int:  # noqa: ANN001
+def _image(gltf, blob: BufferWriter, data: bytes, mime: str) -> int:  # noqa: ANN001
     import pygltflib as g
 
     gltf.images.append(g.Image(bufferView=_view(blob, np.frombuffer(data, np.uint8)), mimeType=mime))
@@ -618,7 +618,7 @@ def build_gltf(hum: Human):  # noqa: ANN201 - pygltflib.GLTF2
                                  copyright="CC0 1.0 MakeHuman base mesh, targets and rig (Data Collection AB, "
                                            "Joel Palmius, Jonas Hauquier); CC0 1.0 Face Units (Mika Suominen); "
                                            "assembled by the avatar engine contributors"))
-    blob = _Blob(gltf)
+    blob = BufferWriter(gltf)
     gltf.samplers.append(g.Sampler(magFilter=9729, minFilter=9987, wrapS=33071, wrapT=33071))
     skin_tex = _image(gltf, blob, hum.texture, "image/jpeg")
     eye_tex = _image(gltf, blob, hum.eye_texture, "image/png")

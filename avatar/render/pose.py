@@ -3,7 +3,7 @@
 Retargeting is the VRM "normalised bone" rule that avatar.gesture.gltf.add_animation_to_avatar uses for the
 exported animation, so the video and the .glb agree: our joint rotations are changes from a T-pose with
 world-aligned joint frames, so a humanoid node's animated world rotation is our joint's world rotation
-(forward kinematics over avatar.gesture.skeleton.HUMANOID) times the node's rest world rotation. Bones the
+(forward kinematics over avatar.rig.skeleton.HUMANOID) times the node's rest world rotation. Bones the
 avatar lacks pass their rotation on to their mapped descendants; bones the motion lacks stay at rest.
 
 The face's head pose (yaw > 0 to the avatar's left, pitch > 0 down, roll > 0 to its right shoulder, radians;
@@ -18,9 +18,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from avatar.gesture.gltf import _node_local
-from avatar.gesture.rotations import quat_to_matrix
-from avatar.gesture.skeleton import HUMANOID
+from avatar.gltf.nodes import node_local
+from avatar.rig.rotations import quat_to_matrix
+from avatar.rig.skeleton import HUMANOID
 from avatar.types import ARKIT_BLENDSHAPES, EYE_GAZE, FACE_CHANNELS, HEAD_POSE
 
 from .avatar_file import Avatar, AvatarSkin, _topological
@@ -56,7 +56,7 @@ def build_rig(avatar: Avatar) -> Rig:
     n = len(avatar.nodes)
     order = _topological(avatar.nodes)
     parent = np.array([nd.parent for nd in avatar.nodes], dtype=np.int64)
-    local = np.stack([_node_local(nd) for nd in gltf.nodes]) if n else np.zeros((0, 4, 4))
+    local = np.stack([node_local(nd) for nd in gltf.nodes]) if n else np.zeros((0, 4, 4))
     world = np.zeros_like(local)
     for i in order:
         world[i] = local[i] if parent[i] < 0 else world[parent[i]] @ local[i]
@@ -85,7 +85,7 @@ def _ypr(yaw: float, pitch: float, roll: float) -> np.ndarray:
 def skeleton_pose(body: Body | None, face_row: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Our skeleton's world rotation matrices [J, 3, 3], root position [3] and the two in-head gaze rotations
     [2, 3, 3], for one frame (forward kinematics written out with 3x3 matrices: per frame this is ~50x faster
-    than the batched quaternion FK of avatar.gesture.kinematics, whose per-call overhead dominates at T = 1)."""
+    than the batched quaternion FK of avatar.rig.kinematics, whose per-call overhead dominates at T = 1)."""
     J = len(HUMANOID.joints)
     local = np.tile(np.eye(3), (J, 1, 1))
     root = HUMANOID.rest_positions[0].copy()

@@ -859,7 +859,7 @@ def resample_face(face: FaceMotion, n: int, fps: float) -> np.ndarray:
 
 def resample_body(body: BodyMotion, n: int, fps: float) -> tuple[np.ndarray, np.ndarray]:
     """BodyMotion rotations [n, J, 4] (slerp) and root positions [n, 3] (linear) at `fps`."""
-    from avatar.gesture.rotations import quat_slerp
+    from avatar.rig.rotations import quat_slerp
 
     t = np.arange(n) / float(fps) * body.fps
     i0 = np.clip(np.floor(t).astype(np.int64), 0, body.num_frames - 1)

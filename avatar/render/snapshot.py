@@ -36,8 +36,8 @@ RELAXED_ARMS: dict[str, tuple[float, float, float]] = {  # joint -> (X, Y, Z) de
 
 def relaxed_body() -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
     """(joints, rotations [J, 4], root [3]) of a relaxed standing pose."""
-    from avatar.gesture.rotations import euler_to_quat
-    from avatar.gesture.skeleton import HUMANOID
+    from avatar.rig.rotations import euler_to_quat
+    from avatar.rig.skeleton import HUMANOID
 
     names = tuple(RELAXED_ARMS)
     xyz = np.array([RELAXED_ARMS[n] for n in names])

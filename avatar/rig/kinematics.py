@@ -8,8 +8,8 @@ import numpy as np
 
 from avatar.types import BodyMotion
 
-from .rotations import identity_quat, quat_apply, quat_from_axis_angle, quat_inv, quat_mul, quat_normalize
-from .skeleton import HUMANOID, Skeleton
+from avatar.rig.rotations import identity_quat, quat_apply, quat_from_axis_angle, quat_inv, quat_mul, quat_normalize
+from avatar.rig.skeleton import HUMANOID, Skeleton
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +155,7 @@ def plant_feet(motion: BodyMotion, skeleton: Skeleton = HUMANOID, max_shift: flo
 
 def resample_motion(motion: BodyMotion, fps: float) -> BodyMotion:
     """The motion at another frame rate: rotations by slerp, root by linear interpolation, same duration."""
-    from .rotations import quat_slerp
+    from avatar.rig.rotations import quat_slerp
 
     if abs(motion.fps - fps) < 1e-9 or motion.num_frames < 2:
         return motion

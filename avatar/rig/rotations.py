@@ -256,7 +256,7 @@ def quat_mirror_x(q: np.ndarray) -> np.ndarray:
 
 def forward_kinematics(motion, skeleton=None):  # noqa: ANN001, ANN201 - typed in kinematics.forward_kinematics
     """World joint positions [T, J, 3] of a BodyMotion (kinematics.forward_kinematics, re-exported here)."""
-    from .kinematics import forward_kinematics as _fk  # imported late: kinematics imports this module
-    from .skeleton import HUMANOID
+    from avatar.rig.kinematics import forward_kinematics as _fk  # imported late: kinematics imports this module
+    from avatar.rig.skeleton import HUMANOID
 
     return _fk(motion, skeleton or HUMANOID)
