@@ -259,7 +259,7 @@ def _named_skeleton(names: dict[str, str], extra_root: str | None = None,
                     twigs: bool = True) -> pygltflib.GLTF2:
     """Nodes only: our HUMANOID hierarchy under the given names (a 'root' above the hips if asked, and finger and
     twist bones the way real rigs have them, which must not be mistaken for limbs)."""
-    from avatar.gesture.skeleton import HUMANOID
+    from avatar.rig.skeleton import HUMANOID
 
     nodes = [pygltflib.Node(name=names[j], children=[]) for j in HUMANOID.joints]
     for j, p in enumerate(HUMANOID.parents):
@@ -279,7 +279,7 @@ def _named_skeleton(names: dict[str, str], extra_root: str | None = None,
 @pytest.mark.parametrize("convention", sorted(CONVENTIONS))
 def test_every_humanoid_bone_is_mapped_by_name(convention: str) -> None:
     from avatar.gesture.gltf import humanoid_nodes
-    from avatar.gesture.skeleton import HUMANOID
+    from avatar.rig.skeleton import HUMANOID
 
     names = {k: v for k, v in CONVENTIONS[convention].items() if k in HUMANOID.joints}
     g = _named_skeleton(names, extra_root="root" if convention == "unreal _l" else None)
@@ -298,8 +298,8 @@ def test_bone_name_sides_and_parts(raw: str, want: tuple[str, str]) -> None:
 
 
 def _raise_left_arm() -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
-    from avatar.gesture.rotations import quat_from_axis_angle
-    from avatar.gesture.skeleton import HUMANOID
+    from avatar.rig.rotations import quat_from_axis_angle
+    from avatar.rig.skeleton import HUMANOID
 
     rot = np.zeros((len(HUMANOID.joints), 4))
     rot[:, 3] = 1
@@ -320,7 +320,7 @@ def arm_change(path: Path) -> int:
 @pytest.mark.parametrize("names,prefix", [(gb.MIXAMO_NAMES, ""), (gb.BLENDER_NAMES, "")], ids=["mixamo", "blender"])
 def test_third_party_rig_maps_all_bones_without_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture,
                                                         names: dict[str, str], prefix: str) -> None:
-    from avatar.gesture.skeleton import HUMANOID
+    from avatar.rig.skeleton import HUMANOID
     from avatar.render.avatar_file import load_avatar
 
     with caplog.at_level(logging.WARNING):
@@ -338,7 +338,7 @@ def test_third_party_rig_moves_its_arm_in_the_video(tmp_path: Path, names: dict[
 
 @pytest.mark.parametrize("names", [gb.MIXAMO_NAMES, gb.BLENDER_NAMES], ids=["mixamo", "blender"])
 def test_third_party_rig_animation_glb_animates_its_arms(tmp_path: Path, names: dict[str, str]) -> None:
-    from avatar.gesture.skeleton import HUMANOID
+    from avatar.rig.skeleton import HUMANOID
     from avatar.render.animation import write_animated_avatar
     from avatar.render.avatar_file import load_avatar
 
