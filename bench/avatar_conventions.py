@@ -4,7 +4,7 @@
 
 Per avatar: face shapes driven / available (distinct morph target names that some FaceMotion channel drives),
 the meshes whose targets are driven,
-the stand-in channels in use, humanoid bones mapped / expected (the 22 of gesture.skeleton.HUMANOID + 2 eyes),
+the stand-in channels in use, humanoid bones mapped / expected (the 22 of avatar.rig.skeleton.HUMANOID + 2 eyes),
 pixels around the mouth that change between a closed and an open jaw (jawOpen 0.7, portrait), and pixels that
 change when the left arm comes down (full framing). The avatars are built by tests/gltf_builders.py from the
 shipped default avatar, as Ready Player Me, Mixamo, Blender and few-shape files name their parts.
@@ -49,7 +49,7 @@ def main() -> None:
     logging.basicConfig(level=logging.ERROR)
     import test_render_conventions as t
 
-    from avatar.gesture.skeleton import HUMANOID
+    from avatar.rig.skeleton import HUMANOID
     from avatar.render.avatar_file import load_avatar
 
     t.W = t.H = args.size
