@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 import os
 from pathlib import Path
@@ -22,6 +23,8 @@ from avatar.weights import MAX_CONFIG_BYTES, MAX_CONFIG_NUMBER, MAX_MODEL_FPS, M
 
 if TYPE_CHECKING:
     import numpy as np
+
+log = logging.getLogger(__name__)
 
 C = TypeVar("C")
 M = TypeVar("M", bound="PretrainedMixin")
@@ -214,7 +217,12 @@ class PretrainedMixin:
         if onnx is None:
             onnx = hasattr(self, "onnx_inputs")
         if onnx:
-            self.export_onnx(folder)
+            try:
+                self.export_onnx(folder)
+            except ImportError as exc:  # the checkpoint is saved; a long training run must not end in a traceback
+                (folder / "model.onnx").unlink(missing_ok=True)
+                log.error("model.onnx not written (%s): pip install 'avatar-engine[train]', then "
+                          "python -m avatar.export %s", exc, folder)
         else:  # never leave a graph that is not this checkpoint's (a training checkpoint over a finished model)
             (folder / "model.onnx").unlink(missing_ok=True)
         return folder

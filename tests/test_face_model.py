@@ -109,3 +109,18 @@ def test_bad_sampling_input() -> None:
         sample_motion(model, feats(10), guidance=float("nan"))
     with pytest.raises(InputError):
         sample_motion(model, feats(10), scheduler="euler")
+
+
+def test_save_without_the_exporter_keeps_the_checkpoint(tmp_path, monkeypatch, caplog) -> None:
+    """Without onnx/onnxscript the training command still ends with its checkpoint saved, and says what to run."""
+    import avatar.onnx_export as ox
+
+    def missing(*args, **kwargs):
+        raise ImportError("No module named 'onnxscript'")
+
+    monkeypatch.setattr(ox, "export_onnx", missing)
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "model.onnx").write_bytes(b"stale")
+    folder = tiny().save_pretrained(tmp_path / "m")
+    assert (folder / "model.safetensors").is_file() and not (folder / "model.onnx").exists()
+    assert "python -m avatar.export" in caplog.text
