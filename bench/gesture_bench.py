@@ -14,7 +14,12 @@ For the procedural teacher (and, with --model, a trained denoiser) it prints:
   the torso;
 - diversity: mean pairwise distance of joint positions (m) between 5 seeds (APD);
 - real-time factor of prosody + motion (goal <= 0.3), and of BVH / glTF export;
-- with --model, the whole `avatar gesture` process (start-up included) on one clip and on all clips joined.
+- with --model, the whole `avatar gesture` process (start-up included) on one clip and on all clips joined;
+- body language (issue 24), for the teacher and, with --model, the model as the pipeline runs it (the
+  body-language layer on top): per emotion (the 7 canonical VAD points of avatar.emotion.labels, same audio)
+  head pitch, chest flexion, shoulder height, trunk lean and elbow spread, with the documented directions
+  checked (PASS/FAIL); the hips' lateral travel over a 20 s line (goal >= 2 cm) with its foot sliding;
+- with --sheet PNG, a contact sheet of the 7 postures in full framing (the model's when --model is given).
 """
 
 from __future__ import annotations
@@ -105,6 +110,101 @@ def evaluate(name: str, make, clips: list, feats: list) -> None:
           f"{worst['jerk_p95']:.1f} m/s^3, hand-in-torso frames {worst['hand_in_torso']:.3f}")
     print(f"diversity across 5 seeds (APD): {np.mean(apd):.4f} m")
     print(f"real-time factor (prosody excluded): {t_gen / audio_s:.4f}")
+    body_language_figures(make, feats[0])
+
+
+EMOTIONS = ("neutral", "happy", "sad", "angry", "fearful", "surprised", "disgusted")
+
+
+def posture_measures(motion) -> dict[str, float]:  # noqa: ANN001
+    """Clip means of world posture measures: head pitch (deg, + down), chest flexion (deg, + forward),
+    shoulder height (cm, upper-arm joints above the neck base), trunk lean (cm, head ahead of the ankles) and
+    elbow spread (cm between the elbows)."""
+    from avatar.rig.kinematics import fk, rotations_in_skeleton_order
+    from avatar.rig.rotations import quat_apply
+    from avatar.rig.skeleton import HUMANOID as S
+
+    pos, glob = fk(rotations_in_skeleton_order(motion), motion.root_position)
+    fwd = quat_apply(glob[:, S.index("head")], np.array([0.0, 0.0, 1.0]))
+    up = quat_apply(glob[:, S.index("upperChest")], np.array([0.0, 1.0, 0.0]))
+    arms = pos[:, [S.index("leftUpperArm"), S.index("rightUpperArm")], 1].mean(axis=1)
+    ankles = pos[:, [S.index("leftFoot"), S.index("rightFoot")], 2].mean(axis=1)
+    elbows = pos[:, S.index("leftLowerArm")] - pos[:, S.index("rightLowerArm")]
+    return {
+        "head_pitch": float(np.degrees(np.arctan2(-fwd[:, 1], fwd[:, 2])).mean()),
+        "chest_flex": float(np.degrees(np.arctan2(up[:, 2], up[:, 1])).mean()),
+        "shoulder_cm": float(100 * (arms - pos[:, S.index("neck"), 1]).mean()),
+        "lean_cm": float(100 * (pos[:, S.index("head"), 2] - ankles).mean()),
+        "elbow_spread_cm": float(100 * np.linalg.norm(elbows, axis=-1).mean()),
+    }
+
+
+#: The documented directions (docs/gesture.md, "Body language"): (description, test on the measures).
+POSTURE_CHECKS = (
+    ("head pitch: sad at least 10 deg below happy", lambda m: m["sad"]["head_pitch"] - m["happy"]["head_pitch"] >= 10),
+    ("head pitch: sad > neutral > happy", lambda m: m["sad"]["head_pitch"] > m["neutral"]["head_pitch"]
+     > m["happy"]["head_pitch"]),
+    ("chest flexion: sad > neutral > happy", lambda m: m["sad"]["chest_flex"] > m["neutral"]["chest_flex"]
+     > m["happy"]["chest_flex"]),
+    ("shoulders: fearful > angry > neutral > sad", lambda m: m["fearful"]["shoulder_cm"] > m["angry"]["shoulder_cm"]
+     > m["neutral"]["shoulder_cm"] > m["sad"]["shoulder_cm"]),
+    ("lean: angry forward of neutral, fearful behind it", lambda m: m["angry"]["lean_cm"] > m["neutral"]["lean_cm"]
+     > m["fearful"]["lean_cm"]),
+    ("elbows: happy wider than sad and fearful", lambda m: m["happy"]["elbow_spread_cm"]
+     > max(m["sad"]["elbow_spread_cm"], m["fearful"]["elbow_spread_cm"])),
+)
+
+
+def body_language_figures(make, feat) -> None:  # noqa: ANN001
+    """Posture per emotion on one clip (directions checked) and the weight shift over a 20 s line."""
+    from avatar.emotion.labels import LABEL_VAD
+    from avatar.gesture import checks
+    from avatar.gesture.prosody import prosody_features
+    from avatar.gesture.signals import syllable_audio, syllable_times
+    from avatar.types import VAD
+
+    meas = {e: posture_measures(make(feat, LABEL_VAD[e], 0)) for e in EMOTIONS}
+    print(f"posture on one {feat.duration:.1f} s clip (clip means): head pitch deg (+ down), chest flexion deg "
+          "(+ forward), shoulders cm above the neck base, lean cm (head ahead of ankles), elbow spread cm")
+    for e in EMOTIONS:
+        m = meas[e]
+        print(f"  {e:10s} head {m['head_pitch']:+6.1f}  chest {m['chest_flex']:+6.1f}  shoulders "
+              f"{m['shoulder_cm']:+6.2f}  lean {m['lean_cm']:+6.2f}  elbows {m['elbow_spread_cm']:6.1f}")
+    for desc, ok in POSTURE_CHECKS:
+        print(f"  {'PASS' if ok(meas) else 'FAIL'}  {desc}")
+    times = syllable_times(2024, 20.0)
+    long = prosody_features(syllable_audio(times, 20.0, 16000, seed=7), 16000, 30.0)
+    m = make(long, VAD(0.0, 0.0, 0.0), 0)
+    x = m.root_position[:, 0]
+    print(f"weight shift over a {m.duration:.1f} s line (neutral): hips lateral travel {100 * np.ptp(x):.1f} cm "
+          f"(goal >= 2), path {100 * np.abs(np.diff(m.root_position, axis=0)).sum():.1f} cm; foot sliding "
+          f"{checks.foot_sliding(m):.4f} cm/s (goal: none)")
+
+
+def contact_sheet(path: str, make, feat, at: float = 1.0) -> None:  # noqa: ANN001
+    """Render the 7 postures (frame at `at` s, face from the label) side by side in full framing into `path`."""
+    from PIL import Image, ImageDraw
+
+    from avatar.emotion.labels import LABEL_VAD
+    from avatar.rig.kinematics import rotations_in_skeleton_order
+    from avatar.rig.skeleton import HUMANOID
+    from avatar.render.renderer import Renderer
+    from avatar.render.snapshot import expression_row
+
+    tiles = []
+    with Renderer(None, 320, 480, framing="full") as r:
+        for e in EMOTIONS:
+            m = make(feat, LABEL_VAD[e], 0)
+            k = min(m.num_frames - 1, int(at * m.fps))
+            rot = rotations_in_skeleton_order(m)[k]
+            img = Image.fromarray(r.render(expression_row(e), (HUMANOID.joints, rot, m.root_position[k])))
+            ImageDraw.Draw(img).text((8, 8), e, fill=(0, 0, 0))
+            tiles.append(img)
+    sheet = Image.new("RGB", (320 * len(tiles), 480), "white")
+    for i, tile in enumerate(tiles):
+        sheet.paste(tile, (320 * i, 0))
+    sheet.save(path)
+    print(f"contact sheet: {path} (frame at {at:.1f} s)")
 
 
 def main() -> None:
@@ -115,6 +215,7 @@ def main() -> None:
     p.add_argument("--wav", nargs="*", default=None, help="use these audio files instead of synthetic clips")
     p.add_argument("--model", default=None, help="a trained gesture model folder (weights/gesture)")
     p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--sheet", default=None, help="write a contact sheet of the 7 emotion postures to this PNG")
     args = p.parse_args()
     cmd = "    .venv/bin/python bench/gesture_bench.py " + " ".join(sys.argv[1:])
     print("rerun with:\n" + cmd)
@@ -138,7 +239,7 @@ def main() -> None:
     print(f"{len(clips)} clips ({n_tl} with a timeline), {total:.1f} s of audio; prosody real-time factor {rtf:.4f}")
     timeline_of = {id(f): tl for f, tl in zip(feats, timelines)}
 
-    evaluate("procedural teacher", lambda f, v, s: teacher_motion(f, v, seed=s, timeline=timeline_of[id(f)]),
+    evaluate("procedural teacher", lambda f, v, s: teacher_motion(f, v, seed=s, timeline=timeline_of.get(id(f))),
              clips, feats)
 
     m = teacher_motion(feats[0], VAD(0.3, 0.3, 0.0), seed=0)
@@ -150,16 +251,21 @@ def main() -> None:
         t2 = time.perf_counter()
     print(f"export of {m.duration:.1f} s: BVH {1000 * (t1 - t0):.1f} ms, glTF {1000 * (t2 - t1):.1f} ms")
 
+    make_teacher = lambda f, v, s: teacher_motion(f, v, seed=s, timeline=timeline_of.get(id(f)))  # noqa: E731
     if args.model:
-        import torch
+        from avatar.gesture.generate import load_gesture_model, motion_from_features
+        from avatar.gesture.teacher import vad_per_frame
 
-        from avatar.gesture.model import GestureDenoiser, generate
+        net = load_gesture_model(args.model)
 
-        torch.set_num_threads(max(1, torch.get_num_threads()))
-        model = GestureDenoiser.from_pretrained(args.model)
-        evaluate(f"diffusion model {args.model} ({args.steps} steps)",
-                 lambda f, v, s: generate(model, f, v, seed=s, steps=args.steps), clips, feats)
+        def make_model(f, v, s):  # noqa: ANN001, ANN202 - as the pipeline runs it (body-language layer included)
+            return motion_from_features(net, f, vad_per_frame(v, f.num_frames, f.fps), seed=s, steps=args.steps)
+
+        evaluate(f"diffusion model {args.model} ({args.steps} steps, as the pipeline runs it)", make_model, clips,
+                 feats)
         _whole_process(args.model, clips)
+    if args.sheet:
+        contact_sheet(args.sheet, make_model if args.model else make_teacher, feats[0])
 
 
 def _whole_process(model: str, clips: list) -> None:

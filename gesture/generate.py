@@ -4,8 +4,10 @@
     motion = generate_gesture(audio, sr, VAD(0.5, 0.6, 0.2), seed=3, model=load_gesture_model())
 
 Prosody features (with the timeline's stressed vowels when one is given) condition the diffusion denoiser,
-which samples the clip window by window (avatar.gesture.model.generate); the legs are then re-solved so the
-feet stay planted. The motion has the audio's length, rounded to frames.
+which samples the clip window by window (avatar.gesture.model.generate). Unless the model was trained on the
+body-language teacher (config `body_language`), emotional posture and idle life (avatar.gesture.body_language)
+are laid on the sampled motion; the legs are then re-solved so the feet stay planted. The motion has the
+audio's length, rounded to frames.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ import numpy as np
 from avatar.errors import InputError, ModelError
 from avatar.types import BodyMotion, Timeline, check_seed
 
-from .prosody import FEATURE_NAMES, prosody_features
+from .body_language import body_language
+from .prosody import FEATURE_NAMES, ProsodyFeatures, prosody_features
 from .teacher import VadLike, vad_per_frame
 
 if TYPE_CHECKING:
@@ -80,7 +83,7 @@ def generate_gesture(
         raise InputError(f"sample rate must be a positive integer, got {sr!r}")
     if timeline is not None and not isinstance(timeline, Timeline):
         raise InputError(f"timeline must be a Timeline, got {type(timeline).__name__}")
-    from .sampling import as_net, generate
+    from .sampling import as_net
 
     net = load_gesture_model(model) if model is None or isinstance(model, (str, os.PathLike)) else as_net(model)
     if list(net.config.audio_features) != list(FEATURE_NAMES):
@@ -91,4 +94,19 @@ def generate_gesture(
     vad_f = vad_per_frame(vad, feat.num_frames, fps)  # checks the VAD before any sampling
     log.info("gesture: %.2f s of audio, %d frames, timeline %s, guidance %.2f, seed %d", feat.duration,
              feat.num_frames, "yes" if timeline is not None else "no", guidance, seed)
-    return generate(net, feat, vad_f, seed=int(seed), steps=steps, guidance_scale=guidance, scheduler=scheduler)
+    return motion_from_features(net, feat, vad_f, seed=int(seed), guidance=guidance, steps=steps,
+                                scheduler=scheduler)
+
+
+def motion_from_features(net: GestureDenoiserNet, feat: ProsodyFeatures, vad_f: np.ndarray, seed: int = 0,
+                         guidance: float = DEFAULT_GUIDANCE, steps: int = DEFAULT_STEPS,
+                         scheduler: str = "ddim") -> BodyMotion:
+    """Sampled motion for prosody features and per-frame VAD [T, 3], with the body-language layer when the
+    model did not learn it (older weights), feet planted."""
+    from .sampling import generate
+
+    if net.config.body_language:  # the model learned posture and idle life from its teacher
+        return generate(net, feat, vad_f, seed=seed, steps=steps, guidance_scale=guidance, scheduler=scheduler)
+    motion = generate(net, feat, vad_f, seed=seed, steps=steps, guidance_scale=guidance, scheduler=scheduler,
+                      plant=False)
+    return body_language(motion, vad_f, seed=seed)  # plants the feet too

@@ -75,6 +75,9 @@ class GestureModelConfig(ModelConfig):
     beta_schedule: str = "squaredcos_cap_v2"
     cfg_dropout: float = 0.2
     root_scale: float = 10.0
+    #: Trained on a teacher that already carries the body-language layer (posture, breathing, weight shifts);
+    #: when False (older weights) generate_gesture lays it on the sampled motion.
+    body_language: bool = False
 
     @property
     def pose_dim(self) -> int:

@@ -12,11 +12,8 @@ sources). In short:
   depth; Space/Shape (expansive vs contained) from valence and dominance sets arm abduction and gesture
   height. Wallbott 1998 and Castillo & Neff 2019 report larger, faster, higher movement with arousal, an
   expanded upright chest with pride/dominance, and a collapsed, slow posture with sadness.
-- Posture: chest up and head raised with dominance and valence; spine, neck and shoulders slumped forward with
-  low valence and arousal.
-- Idle: breathing in the chest and shoulders (13-20 breaths/min, faster with arousal), a slow lateral weight
-  shift of the hips, small head drift. The feet never move: the legs are solved by analytic two-bone IK
-  onto fixed ankle targets, so the hips can sway while the soles stay planted.
+- Posture from VAD and idle life (breathing, weight shifts, sway) come from `body_language`, the layer the
+  pipeline also puts on the model's output; its last step solves the legs by two-bone IK onto planted ankles.
 Same inputs and seed give the same motion.
 """
 
@@ -28,12 +25,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from avatar.errors import InputError
+from avatar.rig.rotations import euler_to_quat, identity_quat, quat_mirror_x, quat_mul
+from avatar.rig.skeleton import HUMANOID
 from avatar.types import VAD, BodyMotion, EmotionTrack, Timeline, check_seed
 
-from avatar.rig.kinematics import leg_ik
+from .body_language import body_language
 from .prosody import ProsodyFeatures, prosody_features, stress_events
-from avatar.rig.rotations import euler_to_quat, identity_quat, quat_apply, quat_mirror_x, quat_mul
-from avatar.rig.skeleton import HUMANOID
 
 log = logging.getLogger(__name__)
 
@@ -89,10 +86,6 @@ class Effort:
     depth: np.ndarray  # stroke size (Weight effort)
     height: np.ndarray  # 0..1 gesture height
     width: np.ndarray  # extra arm abduction, degrees (Space / Shape)
-    slump: np.ndarray  # 0..1
-    upright: np.ndarray  # 0..1
-    breath_hz: np.ndarray
-    sway_m: np.ndarray
 
 
 def effort_from_vad(vad: np.ndarray) -> Effort:
@@ -107,10 +100,6 @@ def effort_from_vad(vad: np.ndarray) -> Effort:
         depth=np.clip(0.3 + 0.7 * e + 0.15 * d, 0.15, 1.2),
         height=np.clip(0.45 + 0.3 * a + 0.2 * v, 0.0, 1.0),
         width=np.clip(6.0 + 6.0 * (v + d) + 5.0 * a, 0.0, 22.0),
-        slump=np.clip(-(0.6 * v + 0.4 * a), 0.0, 1.0),
-        upright=np.clip(0.5 * (d + v), 0.0, 1.0),
-        breath_hz=0.22 + 0.11 * e,
-        sway_m=0.006 + 0.008 * e,
     )
 
 
@@ -333,28 +322,17 @@ def teacher_motion(
     both = [[Stroke(s.time, s.duration, s.depth, "LR") for s in ph] for ph in phrases]
     _, beat_any, _ = _arm_curves(both, "L", t, eff, fps)
 
-    # Breathing phase integrates the (possibly changing) breath rate.
-    phase = 2 * np.pi * np.cumsum(eff.breath_hz) / fps + rng.uniform(0, 2 * np.pi)
-    breath = 0.5 + 0.5 * np.sin(phase)
-    breath_deg = breath * (1.2 + 1.0 * eff.energy)
-
-    # Hips: lateral weight shift and small roll/yaw; lowered a little (soft knees) so leg IK never locks.
-    sway = eff.sway_m * slow[:, 0]
-    hips_pos = np.stack([sway, sk.offsets[0, 1] - 0.006 - 0.004 * eff.slump + 0.0015 * slow[:, 1],
-                         0.004 * slow[:, 2]], axis=1)
-    hips_roll = -sway / 0.02 * 1.2  # weight on the left leg tilts the pelvis down on the right
+    # Posture, breathing, weight shifts and sway come from the body-language layer applied at the end (the
+    # same layer the pipeline applies to a model trained before it existed); here only speech-driven motion.
+    hips_pos = np.broadcast_to(sk.offsets[0], (n, 3)).copy()
+    hips_pos[:, 1] -= 0.006  # soft knees, so leg IK never locks
     hips_yaw = 2.0 * slow[:, 3] * (0.5 + eff.energy)
-    rot[:, sk.index("hips")] = _xyz(0.5 * noise[:, 0], hips_yaw, hips_roll)
-
-    s_, u_ = eff.slump, eff.upright
-    rot[:, sk.index("spine")] = _xyz(6 * s_ - 3 * u_ + 0.8 * beat_any, -0.5 * hips_yaw,
-                                     -0.8 * hips_roll + 1.0 * noise[:, 1])
-    rot[:, sk.index("chest")] = _xyz(5 * s_ - 3 * u_ - 0.4 * breath_deg, 1.5 * noise[:, 2], -0.2 * hips_roll)
-    rot[:, sk.index("upperChest")] = _xyz(4 * s_ - 2 * u_ - 0.6 * breath_deg, 0.0 * t, 0.0 * t)
-    rot[:, sk.index("neck")] = _xyz(8 * s_ - 2 * u_ + 0.4 * breath_deg, 3 * noise[:, 3], 1.5 * noise[:, 4])
+    rot[:, sk.index("hips")] = _xyz(0.5 * noise[:, 0], hips_yaw, 0 * t)
+    rot[:, sk.index("spine")] = _xyz(0.8 * beat_any, -0.5 * hips_yaw, 1.0 * noise[:, 1])
+    rot[:, sk.index("chest")] = _xyz(0 * t, 1.5 * noise[:, 2], 0 * t)
+    rot[:, sk.index("neck")] = _xyz(0 * t, 3 * noise[:, 3], 1.5 * noise[:, 4])
     nod = (2.0 + 3.0 * eff.energy) * beat_any
-    rot[:, sk.index("head")] = _xyz(6 * s_ - 5 * u_ + nod + 2 * noise[:, 5], 4 * noise[:, 6] * (0.6 + eff.energy),
-                                    2 * noise[:, 7])
+    rot[:, sk.index("head")] = _xyz(nod + 2 * noise[:, 5], 4 * noise[:, 6] * (0.6 + eff.energy), 2 * noise[:, 7])
 
     # Arms: left computed in its own frame; the right arm is the mirror image with its own curves.
     for side, prefix in (("L", "left"), ("R", "right")):
@@ -365,23 +343,14 @@ def teacher_motion(
         elbow = 10 + raise_ * (45 + 30 * eff.height) - 28 * beat + 3 * noise[:, k + 2]
         twist = raise_ * (25 + 20 * vad_f[:, 0]) + 4 * noise[:, k + 3]
         wrist = -(4 + 6 * raise_ + 18 * beat)
-        clav_z = -4 * s_ + 2 * u_ + 0.4 * breath_deg + 2 * raise_ * eff.energy
-        clav_y = -8 * s_ + 5 * u_
-        q_sh = _xyz(0 * t, clav_y, clav_z)
+        q_sh = _xyz(0 * t, 0 * t, 2 * raise_ * eff.energy)
         q_up = quat_mul(_rx(-flex), _rz(-(90 - abd)))
         q_lo = quat_mul(_ry(-elbow), _rx(twist))
         q_ha = _xyz(0 * t, 0 * t, wrist)
         for name, q in (("Shoulder", q_sh), ("UpperArm", q_up), ("LowerArm", q_lo), ("Hand", q_ha)):
             rot[:, sk.index(prefix + name)] = q if side == "L" else quat_mirror_x(q)
 
-    # Legs: two-bone IK keeps each ankle on its rest position with the sole flat.
-    hips_q = rot[:, sk.index("hips")]
-    for prefix in ("left", "right"):
-        ju, jl, jf = (sk.index(prefix + p) for p in ("UpperLeg", "LowerLeg", "Foot"))
-        hip_world = hips_pos + quat_apply(hips_q, sk.offsets[ju])
-        target = np.broadcast_to(sk.rest_positions[jf], (n, 3))
-        qu, ql, qf = leg_ik(hip_world, hips_q, target, sk.offsets[jl], sk.offsets[jf])
-        rot[:, ju], rot[:, jl], rot[:, jf] = qu, ql, qf
-
-    return BodyMotion(fps=fps, joints=sk.joints, rotations=rot.astype(np.float32),
-                      root_position=hips_pos.astype(np.float32))
+    motion = BodyMotion(fps=fps, joints=sk.joints, rotations=rot.astype(np.float32),
+                        root_position=hips_pos.astype(np.float32))
+    # Posture from VAD and idle life; the legs are solved by IK onto planted ankles there.
+    return body_language(motion, vad_f, seed=int(seed))

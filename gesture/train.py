@@ -246,7 +246,9 @@ def main(argv: list[str] | None = None) -> int:
         if d is not None and not d.is_dir():
             p.error(f"not a folder: {d}")
     config = GestureModelConfig(window=args.window, overlap=args.overlap, d_model=args.d_model, layers=args.layers,
-                                heads=args.heads, ff=args.ff)
+                                heads=args.heads, ff=args.ff,
+                                # teacher clips carry the body-language layer; captured BVH clips do not
+                                body_language=args.bvh_dir is None)
     t0 = time.perf_counter()
     data, info = build_dataset(config, args.wav_dir, args.bvh_dir, args.variants, args.seed, args.timeline_dropout)
     log.info("%d windows (%s)", len(data), info)

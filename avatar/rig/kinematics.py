@@ -117,8 +117,10 @@ def leg_ik(
     return quat_normalize(q_upper_local), quat_normalize(q_knee), quat_normalize(q_foot_local)
 
 
-def plant_feet(motion: BodyMotion, skeleton: Skeleton = HUMANOID, max_shift: float = 0.08) -> BodyMotion:
-    """The same motion with the legs re-solved by IK so both ankles stay on their first-frame positions.
+def plant_feet(motion: BodyMotion, skeleton: Skeleton = HUMANOID, max_shift: float = 0.08,
+               foot_targets: dict[str, np.ndarray] | None = None) -> BodyMotion:
+    """The same motion with the legs re-solved by IK so both ankles stay on their first-frame positions
+    (or on `foot_targets`: world ankle positions by foot joint name, e.g. a wider stance).
 
     Used after a learned model, whose legs may drift: the upper body is kept, the soles stay flat, and the
     hips are kept within reach of the planted feet (horizontally within `max_shift` m of the first frame,
@@ -135,7 +137,10 @@ def plant_feet(motion: BodyMotion, skeleton: Skeleton = HUMANOID, max_shift: flo
             ju, jl, jf = (skeleton.index(prefix + p) for p in ("UpperLeg", "LowerLeg", "Foot"))
         except KeyError:
             continue
-        target = np.array([pos[0, jf, 0], skeleton.rest_positions[jf, 1], pos[0, jf, 2]])
+        if foot_targets is not None and prefix + "Foot" in foot_targets:
+            target = np.asarray(foot_targets[prefix + "Foot"], dtype=np.float64).reshape(3)
+        else:
+            target = np.array([pos[0, jf, 0], skeleton.rest_positions[jf, 1], pos[0, jf, 2]])
         legs.append((ju, jl, jf, target))
         reach = 0.995 * (np.linalg.norm(skeleton.offsets[jl]) + np.linalg.norm(skeleton.offsets[jf]))
         off = quat_apply(hips_q, skeleton.offsets[ju])
