@@ -83,7 +83,7 @@ def posture_angles(p: Posture) -> dict[str, np.ndarray]:
         "upperChest": np.stack([3.0 * c - 1.5 * u, z, z], -1),
         "neck": np.stack([5.0 * c - 1.5 * u + 3.0 * lean_back, z, z], -1),  # fear: chin tucked, withdrawn
         "head": np.stack([5.0 * c - 4.0 * u - 2.0 * ap, z, z], -1),  # leaning in keeps the gaze level
-        "leftShoulder": np.stack([z, 6.0 * op - 4.0 * c, 10.0 * te - 5.0 * c], -1),
+        "leftShoulder": np.stack([z, 6.0 * op - 4.0 * c, 16.0 * te - 5.0 * c], -1),
         "leftUpperArm": np.stack([z, z, 6.0 * op - 4.0 * te], -1),
     }
 
@@ -127,9 +127,42 @@ def _smooth_noise(rng: np.random.Generator, t: np.ndarray, n: int, f_lo: float, 
     return smooth_noise(rng, t, n, f_lo, f_hi)
 
 
+#: Joints whose movement `scale_by_arousal` enlarges or damps (the gesturing arms and the head's nods).
+GESTURE_JOINTS: tuple[str, ...] = tuple(f"{s}{b}" for s in ("left", "right")
+                                        for b in ("Shoulder", "UpperArm", "LowerArm", "Hand")) + ("head",)
+
+
+def _moving_average_quat(q: np.ndarray, frames: int) -> np.ndarray:
+    """Normalised moving average [T, 4] of a quaternion track over `frames` (signs aligned first)."""
+    q = q.copy()
+    q[np.sum(q * q[:1], axis=-1) < 0] *= -1
+    k = max(1, int(frames)) | 1
+    pad = np.pad(q, ((k // 2, k // 2), (0, 0)), mode="edge")
+    kernel = np.ones(k) / k
+    avg = np.stack([np.convolve(pad[:, c], kernel, mode="valid") for c in range(4)], -1)
+    return quat_normalize(avg)
+
+
+def scale_by_arousal(rot: np.ndarray, energy: np.ndarray, fps: float, skeleton: Skeleton = HUMANOID) -> np.ndarray:
+    """Local rotations [T, J, 4] with the gesture joints' movement around their 1.2 s moving average scaled by
+    0.6 + 0.8 * (arousal + 1) / 2 per frame: larger and faster with arousal, smaller and slower without it."""
+    from avatar.rig.rotations import quat_slerp
+
+    out = rot.copy()
+    gain = 0.6 + 0.8 * np.asarray(energy, dtype=np.float64)
+    for name in GESTURE_JOINTS:
+        k = skeleton.index(name)
+        ref = _moving_average_quat(rot[:, k], int(round(1.2 * fps)))
+        out[:, k] = quat_slerp(ref, rot[:, k], gain)
+    return out
+
+
 def body_language(motion: BodyMotion, vad: np.ndarray, seed: int = 0, skeleton: Skeleton = HUMANOID,
-                  posture: bool = True, idle: bool = True) -> BodyMotion:
-    """The motion with emotional posture (per-frame VAD [T, 3]) and idle life layered on, feet planted."""
+                  posture: bool = True, idle: bool = True, arousal_gain: bool = False) -> BodyMotion:
+    """The motion with emotional posture (per-frame VAD [T, 3]) and idle life layered on, feet planted.
+
+    `arousal_gain` also scales the gesture joints' movement by arousal (`scale_by_arousal`), for motion whose
+    source does not already do it (the teacher does; the current model only weakly)."""
     n = motion.num_frames
     vad = np.asarray(vad, dtype=np.float64).reshape(-1, 3)
     if len(vad) != n:
@@ -164,6 +197,8 @@ def body_language(motion: BodyMotion, vad: np.ndarray, seed: int = 0, skeleton: 
     if posture:
         root[:, 2] += 0.012 * p.approach  # weight forward when leaning in, back when withdrawing
     rot = rotations_in_skeleton_order(motion, skeleton).astype(np.float64)
+    if arousal_gain:
+        rot = scale_by_arousal(rot, p.energy, fps, skeleton)
     for name, ang in offsets.items():
         q = _xyz(ang)
         rot[:, skeleton.index(name)] = quat_mul(q, rot[:, skeleton.index(name)])

@@ -7,6 +7,8 @@
 - jerk: magnitude of the third derivative of joint positions (m/s^3), mean and 95th percentile.
 - hand_in_torso: fraction of frames where a hand (wrist or palm centre) lies inside the torso capsule
   (segment hips -> neck, radius 0.11 m; the torso is ~0.32 m wide and ~0.22 m deep).
+- posture_measures: clip means of head pitch, chest flexion, shoulder height, trunk lean and elbow spread
+  (the body-language figures of docs/gesture.md).
 - beat_alignment: the BEAT / DiffuseStyleGesture "beat alignment" score: for each audio beat (onset), how
   close the nearest motion beat is, exp(-d^2 / (2 sigma^2)), averaged; motion beats are local minima of the
   hands' speed (Liu et al. 2022, BEAT, after Li et al. 2021's music-dance beat alignment). sigma = 0.1 s.
@@ -147,6 +149,26 @@ def mean_joint_speed(motion: BodyMotion, skeleton: Skeleton = HUMANOID, joints: 
         return 0.0
     idx = [skeleton.index(j) for j in joints if j in skeleton.joints]
     return float((np.linalg.norm(np.diff(pos[:, idx], axis=0), axis=-1) * motion.fps).mean())
+
+
+def posture_measures(motion: BodyMotion, skeleton: Skeleton = HUMANOID) -> dict[str, float]:
+    """Clip means of world posture measures: head pitch (deg, + down), chest flexion (deg, upper chest tilted
+    forward), shoulder height (cm, upper-arm joints above the neck base), trunk lean (cm, head ahead of the
+    ankles) and elbow spread (cm between the elbows)."""
+    pos, glob = _positions(motion, skeleton)
+    s = skeleton.index
+    fwd = quat_apply(glob[:, s("head")], np.array([0.0, 0.0, 1.0]))
+    up = quat_apply(glob[:, s("upperChest")], np.array([0.0, 1.0, 0.0]))
+    arms = pos[:, [s("leftUpperArm"), s("rightUpperArm")], 1].mean(axis=1)
+    ankles = pos[:, [s("leftFoot"), s("rightFoot")], 2].mean(axis=1)
+    elbows = pos[:, s("leftLowerArm")] - pos[:, s("rightLowerArm")]
+    return {
+        "head_pitch": float(np.degrees(np.arctan2(-fwd[:, 1], fwd[:, 2])).mean()),
+        "chest_flex": float(np.degrees(np.arctan2(up[:, 2], up[:, 1])).mean()),
+        "shoulder_cm": float(100 * (arms - pos[:, s("neck"), 1]).mean()),
+        "lean_cm": float(100 * (pos[:, s("head"), 2] - ankles).mean()),
+        "elbow_spread_cm": float(100 * np.linalg.norm(elbows, axis=-1).mean()),
+    }
 
 
 def sanity_report(motion: BodyMotion, skeleton: Skeleton = HUMANOID, audio_beats: np.ndarray | None = None) -> dict:

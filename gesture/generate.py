@@ -109,4 +109,6 @@ def motion_from_features(net: GestureDenoiserNet, feat: ProsodyFeatures, vad_f: 
         return generate(net, feat, vad_f, seed=seed, steps=steps, guidance_scale=guidance, scheduler=scheduler)
     motion = generate(net, feat, vad_f, seed=seed, steps=steps, guidance_scale=guidance, scheduler=scheduler,
                       plant=False)
-    return body_language(motion, vad_f, seed=seed)  # plants the feet too
+    # Weights of this kind move only ~2x faster at high arousal than at low, the idle layer's own motion
+    # would dilute that, so their gestures are scaled by arousal as well.
+    return body_language(motion, vad_f, seed=seed, arousal_gain=True)  # plants the feet too
