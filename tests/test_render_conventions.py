@@ -441,3 +441,26 @@ def test_quantized_positions_load_and_render(tmp_path: Path) -> None:
         a, b = r.render(_row()).astype(int), ref.render(_row()).astype(int)
     assert ((a[..., 0] - a[..., 2]) > 80).sum() > 50
     assert np.abs(a - b).max() <= 8  # the same card as the float one
+
+
+@needs_gl
+@pytest.mark.parametrize("transform,top,bottom", [
+    ({"offset": [0, 0.5], "scale": [1, 0.5]}, "blue", "blue"),  # the image's lower half only
+    ({"offset": [1, 1], "rotation": np.pi}, "blue", "red"),  # turned half way: upside down
+    ({"offset": [0, 1], "rotation": np.pi / 2, "scale": [0.5, 0.5]}, "blue", "blue"),  # the spec's example
+])
+def test_texture_transform_is_applied(tmp_path: Path, transform: dict, top: str, bottom: str) -> None:
+    from avatar.render.renderer import Renderer
+
+    info = pygltflib.TextureInfo(index=0, extensions={"KHR_texture_transform": transform})
+    path = _two_colour_card(tmp_path / "tt.glb", "PNG", materials=[pygltflib.Material(
+        doubleSided=True, pbrMetallicRoughness=pygltflib.PbrMetallicRoughness(baseColorTexture=info))],
+        extensionsUsed=["KHR_texture_transform"], extensionsRequired=["KHR_texture_transform"])
+    with Renderer(path, 64, 64, framing="full") as r:
+        img = r.render(_row()).astype(int)
+    card = np.nonzero(np.abs(img[..., 0] - img[..., 2]) > 80)
+    rows = np.unique(card[0])
+    for y, want in ((rows[len(rows) // 5], top), (rows[-len(rows) // 5], bottom)):
+        px = img[y, card[1][card[0] == y]]
+        got = "red" if (px[:, 0] - px[:, 2]).mean() > 0 else "blue"
+        assert got == want, (transform, y, got)

@@ -180,9 +180,9 @@ def _read(path: Path):  # noqa: ANN202 - pygltflib.GLTF2
 
 
 #: Extensions an avatar may require: what we read (quantized accessors of any component type, WebP images through
-#: Pillow) and what only changes shading we do not do (emissive strength, unlit).
-SUPPORTED_REQUIRED = frozenset({"KHR_mesh_quantization", "EXT_texture_webp", "KHR_materials_emissive_strength",
-                                "KHR_materials_unlit"})
+#: Pillow, the base-colour texture's transform) and what only changes shading we do not do (emissive strength, unlit).
+SUPPORTED_REQUIRED = frozenset({"KHR_mesh_quantization", "EXT_texture_webp", "KHR_texture_transform",
+                                "KHR_materials_emissive_strength", "KHR_materials_unlit"})
 _COMPRESSION = {"EXT_meshopt_compression": "gltfpack -c / gltf-transform meshopt",
                 "KHR_meshopt_compression": "gltfpack / gltf-transform meshopt",
                 "KHR_draco_mesh_compression": "Draco"}

@@ -258,6 +258,31 @@ def read_meshes(avatar: Avatar) -> MeshData:
     return MeshData(primitives=prims, images=images, default_weights=defaults)
 
 
+def texture_transform(gltf, material: int | None, uv: np.ndarray) -> np.ndarray:  # noqa: ANN001
+    """UVs under the base-colour texture's KHR_texture_transform (offset + rotation * scale * uv), else unchanged.
+
+    The rotation turns the UVs counter-clockwise (the image clockwise): u' = cos u + sin v, v' = -sin u + cos v,
+    the form that makes the extension's own example (offset [0, 1], rotation pi/2, scale 0.5) show the image's
+    lower-left quadrant."""
+    if material is None or not 0 <= material < len(gltf.materials or []):
+        return uv
+    pbr = gltf.materials[material].pbrMetallicRoughness
+    info = pbr.baseColorTexture if pbr is not None else None
+    ext = info.extensions if info is not None and isinstance(info.extensions, dict) else {}
+    t = ext.get("KHR_texture_transform")
+    if not isinstance(t, dict):
+        return uv
+    off = np.asarray(t.get("offset", (0.0, 0.0)), dtype=np.float64)
+    scale = np.asarray(t.get("scale", (1.0, 1.0)), dtype=np.float64)
+    r = float(t.get("rotation", 0.0))
+    if off.shape != (2,) or scale.shape != (2,) or not (np.isfinite(off).all() and np.isfinite(scale).all()
+                                                           and np.isfinite(r)):
+        raise InputError(f"material {material}: KHR_texture_transform needs a finite offset[2], scale[2], rotation")
+    c, s = np.cos(r), np.sin(r)
+    m = np.array([[c, s], [-s, c]]) * scale[None, :]
+    return (uv.astype(np.float64) @ m.T + off).astype(np.float32)
+
+
 def _primitive(gltf, p, mesh: int, node: int, skin: int | None) -> Primitive | None:  # noqa: ANN001
     a = p.attributes
     pos = read_accessor(gltf, a.POSITION).astype(np.float32)[:, :3]
@@ -276,6 +301,8 @@ def _primitive(gltf, p, mesh: int, node: int, skin: int | None) -> Primitive | N
     nrm = (read_accessor(gltf, a.NORMAL).astype(np.float32)[:, :3] if a.NORMAL is not None
            else vertex_normals(pos, idx))
     uv = read_accessor(gltf, a.TEXCOORD_0).astype(np.float32)[:, :2] if a.TEXCOORD_0 is not None else None
+    if uv is not None:
+        uv = texture_transform(gltf, p.material, uv)
     joints = weights = None
     if skin is not None and a.JOINTS_0 is not None and a.WEIGHTS_0 is not None:
         joints = read_accessor(gltf, a.JOINTS_0).astype(np.float32)[:, :4]
