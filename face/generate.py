@@ -24,6 +24,7 @@ from avatar.errors import InputError, ModelError
 from avatar.types import ARKIT_BLENDSHAPES, VAD, EmotionTrack, FaceMotion, Timeline, check_seed
 
 if TYPE_CHECKING:
+    from avatar.face.features import AudioFeatures
     from avatar.face.lipsync import VisemeNet
     from avatar.face.model import FaceDenoiser
     from avatar.face.sampling import FaceDenoiserNet
@@ -136,7 +137,7 @@ def generate_face(audio: np.ndarray, sample_rate: int, vad: VAD | EmotionTrack |
     rows = vad_frames(VAD.neutral() if vad is None else vad, n, fps)
     face = sample_motion(net, feats.by_frame(), rows, steps=steps, guidance=guidance, seed=seed)
     if timeline is not None:
-        return refine_lips(face, timeline, rows)
+        return express(face, VAD.neutral() if vad is None else vad, seed, timeline=timeline, features=feats)
     lip_net = lip_model(lips)
     if lip_net is None:
         return face
@@ -145,7 +146,53 @@ def generate_face(audio: np.ndarray, sample_rate: int, vad: VAD | EmotionTrack |
 
     probs = viseme_posteriors(lip_net, feats.by_frame())
     estimate = estimate_timeline(lip_net, feats.by_frame(), duration, int(sample_rate), probs=probs)
-    return refine_lips(face, estimate, rows, mouth=posterior_mouth_curves(probs, fps, n))
+    return express(face, VAD.neutral() if vad is None else vad, seed, timeline=estimate, features=feats,
+                   mouth=posterior_mouth_curves(probs, fps, n), estimated=True)
+
+
+def express(face: FaceMotion, vad: VAD | EmotionTrack | np.ndarray, seed: int, timeline: Timeline,
+            features: "AudioFeatures | None" = None, mouth: np.ndarray | None = None,
+            estimated: bool = False) -> FaceMotion:
+    """The expression layer after sampling: the final face from the sampled head motion, the timeline's mouth
+    and the emotion.
+
+    The denoiser was trained on an earlier teacher and smooths sharp events away (blinks, saccades), so only
+    its head motion is kept; the blendshapes and gaze are composed as the teacher does (face.teacher.
+    compose_face): coarticulated visemes (or `mouth`, the viseme network's soft mouth) under the FACS
+    expression with onset, apex and decay per sentence, lips sealed on every p/b/m, blinks, saccades and
+    emotional gaze from the idle model, nods on stressed vowels (and energy peaks), and the emotion's posture
+    on top of the sampled head. `estimated`: the timeline was read from the audio (no stress marks; speech
+    activity from the audio features).
+    """
+    from avatar.face.teacher import compose_face, speech_activity, stress_emphasis, timeline_span
+    from avatar.face.visemes import closure_weights, mouth_curves
+
+    if not isinstance(timeline, Timeline):
+        raise InputError(f"express needs a Timeline, got {type(timeline).__name__}")
+    n, fps = face.num_frames, face.fps
+    nb = len(ARKIT_BLENDSHAPES)
+    if mouth is None:
+        mouth = mouth_curves(timeline, fps, n, closure=False)
+    mouth = np.asarray(mouth, dtype=np.float64)
+    if mouth.shape != (n, nb):
+        raise InputError(f"mouth shapes must be [{n}, {nb}], got {mouth.shape}")
+    closure = closure_weights(timeline, fps, n)
+    if estimated and features is not None:
+        activity = features.activity()
+        emphasis = features.emphasis()
+        span = None
+    else:
+        activity = speech_activity(timeline, fps, n)
+        emphasis = stress_emphasis(timeline, fps, n)
+        if features is not None:
+            emphasis = np.maximum(emphasis, features.emphasis())
+        span = timeline_span(timeline)
+    names = list(face.names)
+    head = np.stack([face.frames[:, names.index(c)] for c in ("headYaw", "headPitch", "headRoll")], axis=1)
+    head = head - head.mean(axis=0)  # its motion, not its posture: the posture is the emotion's (head_bias)
+    out = compose_face(mouth, closure, vad, fps, seed=seed, activity=activity, emphasis=emphasis,
+                       head=head.astype(np.float64), speech=span)
+    return FaceMotion(fps=fps, frames=out.frames, names=out.names)
 
 
 def lip_model(lips: "VisemeNetOnnx | VisemeNet | str | os.PathLike[str] | bool | None" = None) -> "VisemeNetOnnx | None":

@@ -35,9 +35,10 @@ from avatar.errors import InputError
 class IdleParams:
     """The statistics behind idle motion (defaults from the sources in the module docstring)."""
 
-    blink_rate_rest: float = 17.0        # blinks per minute, silent and calm
-    blink_rate_talking: float = 24.0     # blinks per minute while speaking
-    blink_arousal_gain: float = 0.4      # rate x (1 + gain * arousal)
+    blink_rate_rest: float = 14.0        # blinks per minute, silent and calm
+    blink_rate_talking: float = 17.0     # blinks per minute while speaking
+    blink_arousal_gain: float = 0.25     # rate x (1 + gain * arousal)
+    blink_max_gap: float = 4.8           # seconds: a longer blink-free stretch gets a blink (at its pause)
     blink_pause_gain: float = 3.0        # hazard x (1 + gain) in the first 0.4 s of a pause
     blink_refractory: float = 0.6        # seconds: no blink this soon after another
     blink_close: tuple[float, float] = (0.035, 0.055)  # down-phase duration range, s
@@ -67,6 +68,7 @@ class IdleMotion:
     gaze: np.ndarray
     head: np.ndarray
     blink_times: np.ndarray  # seconds: onset of each blink
+    nods: np.ndarray | None = None  # [T] head pitch of the nods alone (radians; included in head)
 
 
 def _per_frame(x: float | np.ndarray | None, n: int, name: str, default: float = 0.0) -> np.ndarray:
@@ -109,14 +111,33 @@ def blink_onsets(num_frames: int, fps: float, rng: np.random.Generator, arousal:
     u = rng.uniform(0.0, 1.0)  # random phase so clips do not all start with a blink at the same moment
     last = -np.inf
     while True:
-        u += rng.gamma(2.0, 0.5)  # mean 1 in operational time, coefficient of variation 0.71
+        u += rng.gamma(3.0, 1.0 / 3.0)  # mean 1 in operational time, coefficient of variation 0.58
         if u >= total:
             break
         t = float(np.interp(u, cum, np.arange(n + 1) / fps))
         if t - last >= p.blink_refractory:
             times.append(t)
             last = t
-    return np.asarray(times)
+    return _fill_gaps(np.asarray(times), n / fps, _pause_onsets(activity, fps), fps, p)
+
+
+def _fill_gaps(times: np.ndarray, duration: float, pause: np.ndarray, fps: float, p: IdleParams) -> np.ndarray:
+    """Add a blink to every blink-free stretch longer than blink_max_gap (the clip's edges count as a blink
+    1 s outside it), at the stretch's first pause if it has one, else in its middle: no clip over 3 s stares."""
+    out = sorted(float(t) for t in times if t < duration - 0.15)  # one cut off by the clip's end is no blink
+    while True:
+        edges = [-1.0, *out, duration + 1.0]
+        gaps = [(b - a, a, b) for a, b in zip(edges[:-1], edges[1:])]
+        size, a, b = max(gaps)
+        if size <= p.blink_max_gap:
+            return np.asarray(out)
+        lo, hi = max(a + p.blink_refractory, 0.1), min(b - p.blink_refractory, duration - 0.3)
+        if hi <= lo:
+            return np.asarray(out)
+        i0, i1 = int(math.ceil(lo * fps)), int(math.floor(hi * fps))
+        cand = np.nonzero(pause[i0:i1 + 1] > 0)[0]
+        t = (i0 + cand[0]) / fps + 0.1 if cand.size else (lo + hi) / 2
+        out = sorted([*out, float(min(t, hi))])
 
 
 def blink_curve(num_frames: int, fps: float, onsets: np.ndarray, rng: np.random.Generator,
@@ -152,8 +173,16 @@ def _min_jerk(s: np.ndarray) -> np.ndarray:
 
 
 def gaze_curves(num_frames: int, fps: float, rng: np.random.Generator, arousal: np.ndarray,
-                activity: np.ndarray, p: IdleParams = DEFAULT) -> np.ndarray:
-    """Eye gaze [T, 2] (yaw, pitch) radians: fixations on the partner or averted, joined by saccades."""
+                activity: np.ndarray, p: IdleParams = DEFAULT, fix: np.ndarray | None = None,
+                avert: np.ndarray | None = None, down_deg: np.ndarray | None = None) -> np.ndarray:
+    """Eye gaze [T, 2] (yaw, pitch) radians: fixations on the partner or averted, joined by saccades.
+
+    fix [T] in [0, 1]: a fixed stare (anger: on the partner more and longer); avert [T] in [0, 1]: more and
+    downward aversion (sadness, fear, shame; Argyle & Cook 1976); down_deg [T]: the eyes lowered by that much
+    (sadness looks down, Wallbott 1998).
+    """
+    fix = np.zeros(int(num_frames)) if fix is None else np.clip(fix, 0.0, 1.0)
+    avert = np.zeros(int(num_frames)) if avert is None else np.clip(avert, 0.0, 1.0)
     n = int(num_frames)
     out = np.zeros((n, 2))
     if n == 0:
@@ -166,20 +195,22 @@ def gaze_curves(num_frames: int, fps: float, rng: np.random.Generator, arousal: 
         i = min(n - 1, int(t * fps))
         speaking = activity[i] > 0.5
         on_partner = p.gaze_on_partner_speaking if speaking else p.gaze_on_partner_listening
+        on_partner = on_partner + 0.45 * fix[i] * (1 - on_partner) - 0.4 * avert[i] * on_partner
         if rng.uniform() < on_partner:
             target = rng.normal(0.0, p.microsaccade_deg * 2, size=2)  # on the partner's face
         else:
             amp = min(25.0, rng.exponential(p.gaze_aversion_mean_deg) + 2.0)
             # Aversions are mostly sideways and, while thinking/speaking, more often downwards.
             ang = rng.normal(0.0, 0.5) + (np.pi if rng.uniform() < 0.5 else 0.0)
-            target = np.array([amp * np.cos(ang), abs(amp * np.sin(ang)) * (1 if rng.uniform() < 0.7 else -1)])
+            down = 0.7 + 0.3 * avert[i]
+            target = np.array([amp * np.cos(ang), abs(amp * np.sin(ang)) * (1 if rng.uniform() < down else -1)])
         amp = float(np.hypot(*(target - pos)))
         sdur = (21.0 + 2.2 * amp) / 1000.0  # main sequence
         events.append((t, sdur, pos.copy(), target.copy()))
         pos = target
         # Fixation length: lognormal; arousal shortens it (more scanning).
-        fix = p.gaze_fixation_median * math.exp(rng.normal(0.0, 0.5)) / (1.0 + 0.4 * max(0.0, float(arousal[i])))
-        t += sdur + max(0.15, fix)
+        hold = p.gaze_fixation_median * math.exp(rng.normal(0.0, 0.5)) / (1.0 + 0.4 * max(0.0, float(arousal[i])))
+        t += sdur + max(0.15, hold * (1.0 + 1.5 * float(fix[i])))
     tf = np.arange(n) / fps
     cur = np.zeros((n, 2))
     bounds = np.searchsorted(tf, [e[0] for e in events] + [np.inf])
@@ -188,12 +219,14 @@ def gaze_curves(num_frames: int, fps: float, rng: np.random.Generator, arousal: 
         s = _min_jerk((tf[i0:i1] - start) / sdur)[:, None]
         cur[i0:i1] = a[None] * (1 - s) + b[None] * s
     # Fixational drift/tremor: small, slow noise so the eyes are never frozen.
-    cur += _pink(n, fps, rng, (0.1, 2.0))[:, None] * np.array([p.microsaccade_deg, p.microsaccade_deg * 0.7])
+    cur += pink_noise(n, fps, rng, (0.1, 2.0))[:, None] * np.array([p.microsaccade_deg, p.microsaccade_deg * 0.7])
+    if down_deg is not None:
+        cur[:, 1] += np.asarray(down_deg, dtype=np.float64)
     out[:] = np.deg2rad(cur)
     return out
 
 
-def _pink(n: int, fps: float, rng: np.random.Generator, band: tuple[float, float]) -> np.ndarray:
+def pink_noise(n: int, fps: float, rng: np.random.Generator, band: tuple[float, float]) -> np.ndarray:
     """Unit-variance noise with a 1/f power spectrum inside `band` (Hz), via FFT shaping."""
     if n < 2:
         return np.zeros(n)
@@ -211,6 +244,27 @@ def _pink(n: int, fps: float, rng: np.random.Generator, band: tuple[float, float
     return x / sd if sd > 0 else x
 
 
+def _nods(n: int, fps: float, rng: np.random.Generator, arousal: np.ndarray, emphasis: np.ndarray | None,
+          p: IdleParams) -> np.ndarray:
+    """Nod pitch in degrees [n]: pitch down and back on each emphasis peak, at least nod_min_gap apart."""
+    nods = np.zeros(n)
+    if emphasis is None or not np.any(emphasis > 0):
+        return nods
+    from scipy.signal import find_peaks
+
+    peaks, props = find_peaks(emphasis, height=0.3, distance=max(1, int(p.nod_min_gap * fps)))
+    half = p.nod_duration / 2
+    tf = np.arange(n) / fps
+    for i, h in zip(peaks, props["peak_heights"]):
+        amp = p.nod_deg * min(1.0, float(h)) * max(0.3, 1.0 + p.head_arousal_gain * float(arousal[i]))
+        amp *= rng.uniform(0.7, 1.3)
+        # The nod lands slightly before the peak (head leads the voice, Hadar et al. 1983).
+        c = i / fps - 0.05
+        x = np.clip((tf - (c - half)) / p.nod_duration, 0.0, 1.0)
+        nods += amp * np.sin(np.pi * x) ** 2
+    return nods
+
+
 def head_curves(num_frames: int, fps: float, rng: np.random.Generator, arousal: np.ndarray,
                 activity: np.ndarray, emphasis: np.ndarray | None, p: IdleParams = DEFAULT) -> np.ndarray:
     """Head rotation [T, 3] (yaw, pitch, roll) radians: 1/f drift plus nods on emphasis peaks."""
@@ -221,20 +275,8 @@ def head_curves(num_frames: int, fps: float, rng: np.random.Generator, arousal: 
     gain = (1.0 + p.head_speaking_gain * _smooth(np.clip(activity, 0, 1), fps, 0.5))
     gain = gain * np.clip(1.0 + p.head_arousal_gain * arousal, 0.3, None)
     for k, sd in enumerate(p.head_drift_deg):
-        out[:, k] = _pink(n, fps, rng, (0.05, 2.0)) * sd * gain
-    if emphasis is not None and np.any(emphasis > 0):
-        from scipy.signal import find_peaks
-
-        peaks, props = find_peaks(emphasis, height=0.3, distance=max(1, int(p.nod_min_gap * fps)))
-        half = p.nod_duration / 2
-        tf = np.arange(n) / fps
-        for i, h in zip(peaks, props["peak_heights"]):
-            amp = p.nod_deg * min(1.0, float(h)) * max(0.3, 1.0 + p.head_arousal_gain * float(arousal[i]))
-            amp *= rng.uniform(0.7, 1.3)
-            # The nod lands slightly before the peak (head leads the voice, Hadar et al. 1983).
-            c = i / fps - 0.05
-            x = np.clip((tf - (c - half)) / p.nod_duration, 0.0, 1.0)
-            out[:, 1] += amp * np.sin(np.pi * x) ** 2
+        out[:, k] = pink_noise(n, fps, rng, (0.05, 2.0)) * sd * gain
+    out[:, 1] += _nods(n, fps, rng, arousal, emphasis, p)
     return np.deg2rad(out)
 
 
@@ -246,11 +288,13 @@ def _smooth(x: np.ndarray, fps: float, seconds: float) -> np.ndarray:
 
 def idle_motion(num_frames: int, fps: float = 30.0, arousal: float | np.ndarray = 0.0,
                 activity: np.ndarray | None = None, emphasis: np.ndarray | None = None, seed: int = 0,
-                params: IdleParams = DEFAULT) -> IdleMotion:
+                params: IdleParams = DEFAULT, emotion: dict[str, np.ndarray] | None = None) -> IdleMotion:
     """Blinks, gaze and head motion for num_frames frames; same inputs and seed give the same output.
 
     arousal: a number or [T] in [-1, 1]; activity: [T] speaking (1) or silent (0), default silent;
-    emphasis: [T] in [0, 1] where nods should land (stressed syllables, energy peaks), optional.
+    emphasis: [T] in [0, 1] where nods should land (stressed syllables, energy peaks), optional;
+    emotion: per-frame category strengths (face.expression.category_strengths), optional: anger fixes the gaze,
+    sadness lowers it and, with fear and disgust, makes it avert more.
     """
     n = int(num_frames)
     if n < 0:
@@ -261,10 +305,20 @@ def idle_motion(num_frames: int, fps: float = 30.0, arousal: float | np.ndarray 
     ar = np.clip(_per_frame(arousal, n, "arousal"), -1.0, 1.0)
     act = _per_frame(activity, n, "activity")
     emph = None if emphasis is None else _per_frame(emphasis, n, "emphasis")
+    fix = avert = down = None
+    if emotion:
+        z = np.zeros(n)
+        sad, fear, dis = (_per_frame(emotion.get(k, z), n, k) for k in ("sad", "fearful", "disgusted"))
+        fix = _per_frame(emotion.get("angry", z), n, "angry")
+        avert = 0.7 * sad + 0.5 * fear + 0.4 * dis
+        down = 12.0 * np.clip(sad, 0.0, 1.0)
     # One child stream per component: changing how gaze is drawn does not move the blinks.
     s_blink, s_blink_shape, s_gaze, s_head = (np.random.default_rng(s) for s in np.random.SeedSequence(int(seed)).spawn(4))
     onsets = blink_onsets(n, fps, s_blink, ar, act, params)
     blink = blink_curve(n, fps, onsets, s_blink_shape, params)
-    gaze = gaze_curves(n, fps, s_gaze, ar, act, params)
+    gaze = gaze_curves(n, fps, s_gaze, ar, act, params, fix=fix, avert=avert, down_deg=down)
+    head_rng_state = s_head.bit_generator.state
     head = head_curves(n, fps, s_head, ar, act, emph, params)
-    return IdleMotion(blink=blink, gaze=gaze, head=head, blink_times=onsets)
+    s_head.bit_generator.state = head_rng_state
+    drift_only = head_curves(n, fps, s_head, ar, act, None, params)
+    return IdleMotion(blink=blink, gaze=gaze, head=head, blink_times=onsets, nods=head[:, 1] - drift_only[:, 1])

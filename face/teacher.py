@@ -13,7 +13,8 @@ import numpy as np
 
 from avatar.errors import InputError
 from avatar.types import ARKIT_BLENDSHAPES, FACE_CHANNELS, VAD, EmotionTrack, FaceMotion, Timeline
-from avatar.face.expression import combine, expression_curves, head_bias, vad_frames
+from avatar.face.expression import (category_strengths, combine, emotion_envelope, expression_curves, head_bias,
+                                    vad_frames)
 from avatar.face.features import AudioFeatures, frames_for
 from avatar.face.idle import IdleParams, idle_motion
 from avatar.face.visemes import closure_weights, enforce_closure, frame_times, mouth_curves
@@ -83,6 +84,83 @@ _LOOK = ("eyeLookDownLeft", "eyeLookInLeft", "eyeLookOutLeft", "eyeLookUpLeft",
          "eyeLookDownRight", "eyeLookInRight", "eyeLookOutRight", "eyeLookUpRight")
 
 
+def rest_at_edges(mouth: np.ndarray, fps: float, speech: tuple[float, float] | None) -> np.ndarray:
+    """The mouth eased to rest on the first and last frames: from rest at frame 0 to the first sound, and back
+    to rest after the last one, so a clip never starts or ends mid-phoneme (anticipatory coarticulation may
+    still open the lips just before the first sound)."""
+    n = mouth.shape[0]
+    if n == 0:
+        return mouth
+    t = frame_times(n, fps)
+    first, last = (0.0, n / fps) if speech is None else speech
+    end = (n - 1) / fps
+    w = np.clip(t / max(first, 1.0 / fps), 0.0, 1.0)
+    w = np.minimum(w, np.clip((end - t) / max(end - last, 1.0 / fps), 0.0, 1.0))
+    return mouth * w[:, None]
+
+
+def speech_span(activity: np.ndarray, fps: float) -> tuple[float, float] | None:
+    """(first, last) second with speech in a per-frame activity, or None when silent."""
+    on = np.flatnonzero(np.asarray(activity) > 0.5)
+    return None if on.size == 0 else (on[0] / fps, (on[-1] + 1) / fps)
+
+
+def compose_face(mouth: np.ndarray, closure: np.ndarray,
+                 vad: VAD | EmotionTrack | np.ndarray | Sequence[float] | None, fps: float, seed: int = 0,
+                 activity: np.ndarray | None = None, emphasis: np.ndarray | None = None,
+                 head: np.ndarray | None = None, idle: IdleParams | None = None,
+                 speech: tuple[float, float] | None = None) -> FaceMotion:
+    """One face from its parts: the speech mouth [T, 52] (unsealed) and where the lips seal [T], the emotion (its
+    FACS expression with onset/apex/decay per sentence), blinks, gaze and nods from the idle model, and the
+    emotion's posture. head [T, 3]: a head motion to use instead of the idle model's drift (the diffusion
+    model's); the nods on `emphasis` and the posture are added to it. speech: (first, last) second of sound
+    (default: from `activity`); the mouth is at rest outside it on the first and last frames.
+    """
+    n = int(mouth.shape[0])
+    vad = VAD.neutral() if vad is None else vad
+    vad_rows = vad_frames(vad, n, fps)
+    arousal = vad_rows[:, 1]
+    activity = np.zeros(n) if activity is None else np.asarray(activity, dtype=np.float64)
+    env = emotion_envelope(vad, n, fps)
+    # Aroused speech is hyperarticulated: bigger jaw and lip excursions (and calm speech smaller).
+    mouth = np.asarray(mouth, dtype=np.float64) * np.clip(1.0 + 0.2 * arousal, 0.7, 1.3)[:, None]
+    mouth = rest_at_edges(mouth, fps, speech if speech is not None else speech_span(activity, fps))
+    expr = expression_curves(vad_rows, envelope=env, seed=seed, fps=fps).astype(np.float64)
+    bs = combine(mouth, expr, closure)
+    bs = enforce_closure(bs, closure)  # after the expression, so it cannot reopen sealed lips
+
+    strengths = {k: v * env for k, v in category_strengths(vad_rows).items()}
+    life = idle_motion(n, fps, arousal=arousal, activity=activity, emphasis=emphasis, seed=seed,
+                       params=idle or IdleParams(), emotion=strengths)
+    if head is None:
+        head = life.head.copy()
+    else:
+        head = np.asarray(head, dtype=np.float64).copy()
+        head[:, 1] += life.nods
+    head = head + head_bias(vad_rows, env)
+    # Gaze targets are in the world (the partner); the eyes counter-rotate against the head to hold them
+    # (vestibulo-ocular reflex), so eye-in-head = gaze - head.
+    eyes = life.gaze - head[:, :2]
+    look = eye_look_shapes(eyes)
+    for k, name in enumerate(_LOOK):
+        bs[:, IDX[name]] = look[:, k]
+    down = look[:, 0]
+    for side in ("Left", "Right"):
+        lid = IDX[f"eyeBlink{side}"]
+        droop = np.clip(bs[:, lid] + 0.15 * down, 0.0, 1.0)  # the upper lid follows the eye down
+        bs[:, lid] = droop + (1.0 - droop) * life.blink
+        bs[:, IDX[f"eyeWide{side}"]] *= 1.0 - life.blink
+
+    frames = np.zeros((n, len(FACE_CHANNELS)), dtype=np.float64)
+    frames[:, :len(ARKIT_BLENDSHAPES)] = np.clip(bs, 0.0, 1.0)
+    frames[:, IDX["headYaw"]] = head[:, 0]
+    frames[:, IDX["headPitch"]] = head[:, 1]
+    frames[:, IDX["headRoll"]] = head[:, 2]
+    frames[:, IDX["leftEyeYaw"]] = frames[:, IDX["rightEyeYaw"]] = eyes[:, 0]
+    frames[:, IDX["leftEyePitch"]] = frames[:, IDX["rightEyePitch"]] = eyes[:, 1]
+    return FaceMotion(fps=fps, frames=frames.astype(np.float32))
+
+
 def teacher_motion(timeline: Timeline | None, vad: VAD | EmotionTrack | np.ndarray | Sequence[float] | None = None,
                    duration: float | None = None, fps: float = 30.0, seed: int = 0,
                    features: AudioFeatures | None = None, idle: IdleParams | None = None) -> FaceMotion:
@@ -108,14 +186,15 @@ def teacher_motion(timeline: Timeline | None, vad: VAD | EmotionTrack | np.ndarr
     if not math.isfinite(duration) or duration < 0 or duration > 3600:
         raise InputError(f"duration must be in [0, 3600] seconds, got {duration!r}")
     n = frames_for(duration, fps)
-    vad_rows = vad_frames(VAD.neutral() if vad is None else vad, n, fps)
-    arousal = vad_rows[:, 1]
+    vad_frames(VAD.neutral() if vad is None else vad, n, fps)  # validates the VAD before any work
 
+    speech = None
     if timeline is not None:
-        mouth = mouth_curves(timeline, fps, n, closure=False).astype(np.float64)  # sealed once, below
+        mouth = mouth_curves(timeline, fps, n, closure=False).astype(np.float64)  # sealed once, in compose_face
         closure = closure_weights(timeline, fps, n)
         activity = speech_activity(timeline, fps, n)
         emphasis = stress_emphasis(timeline, fps, n)
+        speech = timeline_span(timeline)
     else:
         mouth = np.zeros((n, len(ARKIT_BLENDSHAPES)))
         closure = np.zeros(n)
@@ -128,34 +207,11 @@ def teacher_motion(timeline: Timeline | None, vad: VAD | EmotionTrack | np.ndarr
         if timeline is None:
             activity = features.activity()
         emphasis = np.maximum(emphasis, features.emphasis())
+    return compose_face(mouth, closure, vad, fps, seed=seed, activity=activity, emphasis=emphasis, idle=idle,
+                        speech=speech)
 
-    # Aroused speech is hyperarticulated: bigger jaw and lip excursions (and calm speech smaller).
-    mouth *= np.clip(1.0 + 0.2 * arousal, 0.7, 1.3)[:, None]
-    expr = expression_curves(vad_rows).astype(np.float64)
-    bs = combine(mouth, expr, closure)
-    bs = enforce_closure(bs, closure)  # after the expression, so it cannot reopen sealed lips
 
-    life = idle_motion(n, fps, arousal=arousal, activity=activity, emphasis=emphasis, seed=seed,
-                       params=idle or IdleParams())
-    head = life.head + head_bias(vad_rows)
-    # Gaze targets are in the world (the partner); the eyes counter-rotate against the head to hold them
-    # (vestibulo-ocular reflex), so eye-in-head = gaze - head.
-    eyes = life.gaze - head[:, :2]
-    look = eye_look_shapes(eyes)
-    for k, name in enumerate(_LOOK):
-        bs[:, IDX[name]] = look[:, k]
-    down = look[:, 0]
-    for side in ("Left", "Right"):
-        lid = IDX[f"eyeBlink{side}"]
-        droop = np.clip(bs[:, lid] + 0.15 * down, 0.0, 1.0)  # the upper lid follows the eye down
-        bs[:, lid] = droop + (1.0 - droop) * life.blink
-        bs[:, IDX[f"eyeWide{side}"]] *= 1.0 - life.blink
-
-    frames = np.zeros((n, len(FACE_CHANNELS)), dtype=np.float64)
-    frames[:, :len(ARKIT_BLENDSHAPES)] = np.clip(bs, 0.0, 1.0)
-    frames[:, IDX["headYaw"]] = head[:, 0]
-    frames[:, IDX["headPitch"]] = head[:, 1]
-    frames[:, IDX["headRoll"]] = head[:, 2]
-    frames[:, IDX["leftEyeYaw"]] = frames[:, IDX["rightEyeYaw"]] = eyes[:, 0]
-    frames[:, IDX["leftEyePitch"]] = frames[:, IDX["rightEyePitch"]] = eyes[:, 1]
-    return FaceMotion(fps=fps, frames=frames.astype(np.float32))
+def timeline_span(timeline: Timeline) -> tuple[float, float] | None:
+    """(start of the first sound, end of the last) in a timeline, or None when it has none."""
+    spans = [(p.start, p.end) for p in timeline.phonemes if p.viseme != "sil"]
+    return None if not spans else (min(s for s, _ in spans), max(e for _, e in spans))
