@@ -14,8 +14,9 @@ As a command (prints one JSON line per input; PNG/JPEG frames or MP4 clips, whos
 
 The face is found as fer finds it (its Haar cascade, scale 1.1, 5 neighbours, 50 px minimum, square box widened
 by 10 px); when the cascade finds none (our stylised default avatar has no eyebrows or nose that it knows),
-a looser pass (3 neighbours) is tried, then a fixed crop of the engine's portrait framing (``--crop``), and
-``detected`` says which (``"haar"``, ``"haar-loose"`` or ``"fixed"``). Preprocessing is fer's: grayscale, 64 x 64,
+a looser pass (3 neighbours) is tried, then the largest skin-coloured blob of the upper frame (the head of a
+stylised avatar, cut where it narrows to the neck), then a fixed crop of the engine's portrait framing
+(``--crop``), and ``detected`` says which (``"haar"``, ``"haar-loose"``, ``"skin"`` or ``"fixed"``). Preprocessing is fer's: grayscale, 64 x 64,
 scaled to [-1, 1]. Classes are reported with the engine's category names (fer's "disgust" is "disgusted", and
 so on) in the model's order.
 """
@@ -76,7 +77,7 @@ class FerJudge:
         self._out = self.interpreter.get_output_details()[0]["index"]
         self.crop = crop
 
-    def find_face(self, gray: np.ndarray) -> tuple[tuple[int, int, int, int], str]:
+    def find_face(self, gray: np.ndarray, rgb: np.ndarray | None = None) -> tuple[tuple[int, int, int, int], str]:
         """The largest face box (x, y, w, h) in a grayscale frame and how it was found."""
         for neighbours, how in ((5, "haar"), (3, "haar-loose")):
             faces = self.cascade.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=neighbours,
@@ -85,8 +86,40 @@ class FerJudge:
                 x, y, w, h = max(faces, key=lambda f: f[2] * f[3])
                 return (int(x), int(y), int(w), int(h)), how
         hgt, wid = gray.shape
+        if rgb is not None:
+            box = self.skin_face(rgb)
+            if box is not None:
+                return box, "skin"
         fx, fy, fw, fh = self.crop
         return (int(fx * wid), int(fy * hgt), int(fw * wid), int(fh * hgt)), "fixed"
+
+    def skin_face(self, rgb: np.ndarray) -> tuple[int, int, int, int] | None:
+        """The face as the largest skin-coloured blob in the upper 70 % of the frame, cut below where it narrows
+        to the neck: for stylised avatars that the Haar cascade (trained on photographs) does not find."""
+        cv2 = self._cv2
+        hsv = cv2.cvtColor(np.ascontiguousarray(rgb[..., :3]), cv2.COLOR_RGB2HSV)
+        h, s, v = hsv[..., 0].astype(int), hsv[..., 1].astype(int), hsv[..., 2].astype(int)
+        mask = (((h <= 25) | (h >= 170)) & (s >= 40) & (s <= 180) & (v >= 90)).astype(np.uint8)
+        mask[int(0.7 * mask.shape[0]):] = 0
+        mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((5, 5), np.uint8))
+        count, labels, stats, _ = cv2.connectedComponentsWithStats(mask)
+        if count < 2:
+            return None
+        k = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+        if stats[k, cv2.CC_STAT_AREA] < 0.01 * mask.size:
+            return None
+        blob = labels == k
+        rows = np.flatnonzero(blob.any(axis=1))
+        widths = blob.sum(axis=1)
+        widest = int(np.argmax(widths))
+        narrow = np.flatnonzero(widths[widest:] < 0.45 * widths[widest])  # the chin gives way to the neck
+        y0 = int(rows[0])  # the top of the blob (forehead, or the hairline)
+        y1 = widest + int(narrow[0]) if narrow.size else int(rows[-1])
+        cols = np.flatnonzero(blob[y0:y1 + 1].any(axis=0))
+        x0, x1 = int(cols[0]), int(cols[-1])
+        side = max(x1 - x0, y1 - y0)
+        cx, cy = (x0 + x1) // 2, (y0 + y1) // 2
+        return cx - side // 2, cy - side // 2, side, side
 
     def face_input(self, rgb: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int], str]:
         """The model's [64, 64] input in [-1, 1] for an RGB frame, with the face box and how it was found."""
@@ -95,7 +128,7 @@ class FerJudge:
         if rgb.ndim != 3 or rgb.shape[2] < 3 or rgb.dtype != np.uint8:
             raise ValueError(f"expected an RGB uint8 frame [H, W, 3], got {rgb.shape} {rgb.dtype}")
         gray = cv2.cvtColor(np.ascontiguousarray(rgb[..., :3]), cv2.COLOR_RGB2GRAY)
-        (x, y, w, h), how = self.find_face(gray)
+        (x, y, w, h), how = self.find_face(gray, rgb)
         if h > w:  # fer.FER.tosquare
             x, w = x - (h - w) // 2, h
         elif w > h:

@@ -183,9 +183,7 @@ def express(face: FaceMotion, vad: VAD | EmotionTrack | np.ndarray, seed: int, t
         span = None
     else:
         activity = speech_activity(timeline, fps, n)
-        emphasis = stress_emphasis(timeline, fps, n)
-        if features is not None:
-            emphasis = np.maximum(emphasis, features.emphasis())
+        emphasis = stress_emphasis(timeline, fps, n)  # (not the audio's energy peaks: they need scipy)
         span = timeline_span(timeline)
     names = list(face.names)
     head = np.stack([face.frames[:, names.index(c)] for c in ("headYaw", "headPitch", "headRoll")], axis=1)

