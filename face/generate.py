@@ -1,14 +1,13 @@
 """Audio (+ optional timeline and VAD) -> FaceMotion with the trained denoiser: what `avatar face` and the pipeline call.
 
-The diffusion model gives expression, head pose, gaze and blinks from the audio. When the phoneme timeline
-is known (our own TTS) the lips are then refined from it, as in DREAM-Talk's lip refinement step (Zhang et
-al. 2023): the mouth channels are rebuilt from the coarticulated viseme curves (face.visemes) with the
-model's expression laid over them (face.expression.combine) and the lips sealed on every p/b/m, so the
-mouth follows the timeline exactly while the rest of the face stays the model's. From audio alone, the
-viseme network of `face/lipsync.py` (weights/lipsync, run in onnxruntime by `face/viseme_net.py`), DREAM-Talk's
-audio-conditioned lip refinement, reads
-viseme probabilities per frame: the mouth is their soft coarticulated mix (`visemes.posterior_mouth_curves`)
-and the lips seal on the p/b/m of the timeline estimated from them.
+The diffusion model samples the face from the audio and VAD; then the expression layer (`express`) composes the
+final face around its head motion, as the teacher composes its own (face.teacher.compose_face): the mouth from
+the phoneme timeline when it is known (our own TTS; DREAM-Talk's lip refinement step, Zhang et al. 2023) or,
+from audio alone, from the viseme network of `face/lipsync.py` (weights/lipsync, run in onnxruntime by
+`face/viseme_net.py`: the soft mix of each frame's likely visemes, lips sealed on the p/b/m of the timeline it
+estimates), under the FACS expression with its onset, apex and decay, with blinks, saccades, emotional gaze
+and nods from the idle model. The shipped denoiser was trained on an earlier teacher and smooths blinks away,
+so only its head motion is kept (docs/face.md, weights/face/README.md).
 """
 
 from __future__ import annotations

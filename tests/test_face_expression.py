@@ -109,3 +109,55 @@ def test_smile_yields_to_rounding_and_closure_but_lips_stay_sealed() -> None:
 def test_au_table_covers_the_prototypes() -> None:
     for au in ("AU1", "AU2", "AU4", "AU5", "AU6", "AU7", "AU9", "AU12", "AU15", "AU20", "AU23", "AU26"):
         assert au in AU_NAMES
+
+
+def test_inner_brows_rise_and_knit_in_sadness_and_fear() -> None:
+    """AU1+4: the raised inner brow is not cancelled by the brow lowerer (the oblique brow of grief and fear)."""
+    for label in ("sad", "fearful"):
+        x = expression_weights(LABEL_VAD[label])
+        assert x[IDX["browInnerUp"]] > 0.7, label
+        assert x[IDX["browInnerUp"]] > both(x, "browDown") + 0.3, label
+        assert both(x, "browDown") > 0.1, label  # still drawn together
+    angry = expression_weights(LABEL_VAD["angry"])
+    assert both(angry, "browDown") > 0.7 and angry[IDX["browInnerUp"]] < 0.1
+
+
+def test_categories_blend_continuously_and_never_mix_opposites() -> None:
+    from avatar.face.expression import CATEGORY_VAD, category_weights
+
+    names = ("happy", "relaxed", "sad", "angry", "fearful", "surprised", "disgusted")
+    for i, c in enumerate(names):
+        w = category_weights(CATEGORY_VAD[c].as_array()[None])[0]
+        assert int(np.argmax(w)) == i and w[i] > 0.55, (c, w)  # (anger and disgust lie close: 0.60 / 0.32)
+    sad_w = category_weights(CATEGORY_VAD["sad"].as_array()[None])[0]
+    assert sad_w[names.index("happy")] < 0.01 and sad_w[names.index("angry")] < 0.05
+    # A straight path from sad to happy changes the face by small steps (no switch by label).
+    path = np.linspace(LABEL_VAD["sad"].as_array(), LABEL_VAD["happy"].as_array(), 60)
+    faces = expression_curves(path)
+    assert np.abs(np.diff(faces, axis=0)).max() < 0.2
+
+
+def test_envelope_onset_apex_hold_and_decay() -> None:
+    from avatar.face.expression import emotion_envelope
+
+    track = EmotionTrack(segments=[EmotionSegment(start=0.0, end=3.0, vad=VAD(0.7, 0.4, 0.2)),
+                                   EmotionSegment(start=3.0, end=6.0, vad=VAD(-0.6, -0.3, -0.3))])
+    env = emotion_envelope(track, 180, 30.0)
+    assert 0.7 <= env[0] <= 0.8  # already in the emotion on the first frame
+    apex = int(np.argmax(env[:60] >= 0.999))
+    assert 0.3 <= apex / 30.0 <= 0.8
+    assert env[60:80].min() >= 0.999  # holds
+    assert env[89] < 0.8  # decays at the sentence's end
+    assert 0.3 <= (int(np.argmax(env[90:] >= 0.999)) + 1) / 30.0 <= 0.8  # the next sentence's onset
+    assert env[-1] < 0.75
+    assert np.array_equal(emotion_envelope(VAD(0.5, 0.5, 0.0), 90, 30.0)[:3], emotion_envelope(track, 180, 30.0)[:3])
+
+
+def test_seeded_variation_is_small_asymmetric_and_reproducible() -> None:
+    rows = np.repeat(LABEL_VAD["happy"].as_array()[None], 150, axis=0)
+    a = expression_curves(rows, seed=3)
+    assert np.array_equal(a, expression_curves(rows, seed=3))
+    plain = expression_curves(rows)
+    smile = a[:, IDX["mouthSmileLeft"]]
+    assert smile.std() > 0.005 and np.abs(smile - plain[:, IDX["mouthSmileLeft"]]).max() < 0.3
+    assert not np.allclose(a[:, IDX["mouthSmileLeft"]], a[:, IDX["mouthSmileRight"]])

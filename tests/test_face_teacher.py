@@ -140,3 +140,28 @@ def test_bad_input() -> None:
         teacher_motion(None, VAD(), duration=float("inf"))
     with pytest.raises(InputError):
         teacher_motion("not a timeline", VAD())  # type: ignore[arg-type]
+
+
+def test_mouth_at_rest_on_the_first_frame_and_in_the_emotion_already() -> None:
+    tl = Timeline(sample_rate=22050, duration=1.2, phonemes=[
+        {"phoneme": "a", "viseme": "aa", "start": 0.01, "end": 0.3},
+        {"phoneme": "m", "viseme": "PP", "start": 0.3, "end": 0.4},
+        {"phoneme": "a", "viseme": "aa", "start": 0.4, "end": 1.19}])
+    f = teacher_motion(tl, VAD(0.76, 0.48, 0.35), fps=FPS, seed=0)
+    # Speech starts 10 ms in, yet frame 0 has no speech shape (only joy's slight jaw drop, 0.03), nor the last.
+    for i in (0, -1):
+        assert ch(f, "jawOpen")[i] < 0.05 and ch(f, "mouthLowerDownLeft")[i] < 0.01, i
+    assert ch(f, "mouthSmileLeft")[0] > 0.4  # smiling from the first frame
+
+
+def test_sadness_looks_down_and_anger_holds_the_gaze() -> None:
+    tl = timeline(reps=4)
+    sad = teacher_motion(tl, VAD(-0.63, -0.27, -0.33), fps=FPS, seed=2)
+    calm = teacher_motion(tl, VAD(0.0, 0.0, 0.0), fps=FPS, seed=2)
+    # world gaze = eye-in-head + head; pitch > 0 is down
+    down = lambda f: float(np.mean(ch(f, "leftEyePitch") + ch(f, "headPitch")))  # noqa: E731
+    assert down(sad) > down(calm) + np.deg2rad(6)
+    angry = [teacher_motion(tl, VAD(-0.51, 0.59, 0.25), fps=FPS, seed=s) for s in range(4)]
+    calm = [teacher_motion(tl, VAD(0.0, 0.0, 0.0), fps=FPS, seed=s) for s in range(4)]
+    spread = lambda fs: float(np.mean([np.abs(ch(f, "leftEyeYaw") + ch(f, "headYaw")).mean() for f in fs]))  # noqa: E731
+    assert spread(angry) < spread(calm)
