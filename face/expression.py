@@ -60,7 +60,7 @@ CATEGORY_VAD: dict[str, VAD] = {c: LABEL_VAD[c] for c in (*CATEGORIES, "relaxed"
 
 #: EMFACS prototypes: AU intensities at apex (1 = the FACS "E", maximum). Sources in the module docstring.
 PROTOTYPES: dict[str, dict[str, float]] = {
-    "happy": {"AU6": 0.8, "AU12": 0.9},
+    "happy": {"AU6": 0.8, "AU12": 0.8},
     "relaxed": {"AU6": 0.3, "AU12": 0.55, "AU43": 0.25},
     "sad": {"AU1": 1.0, "AU4": 0.55, "AU15": 1.0, "AU17": 0.25, "AU43": 0.25},
     "angry": {"AU4": 1.0, "AU5": 0.35, "AU7": 0.6, "AU10": 0.2, "AU17": 0.2, "AU23": 0.5, "AU24": 0.35},
@@ -305,7 +305,7 @@ def emotion_envelope(vad: VAD | EmotionTrack | np.ndarray | Sequence[float], num
 def head_bias(vad_rows: np.ndarray, envelope: np.ndarray | None = None) -> np.ndarray:
     """Mean head posture from emotion, radians [T, 3] (yaw, pitch, roll; pitch > 0 is chin down).
 
-    Sadness drops the head (about 5 degrees at apex; the eyes look down further, face.idle) and submission lowers it, dominance and pride raise the
+    Sadness drops the head (about 3 degrees at apex, the body slumps too; the eyes look down further, face.idle) and submission lowers it, dominance and pride raise the
     chin (Wallbott 1998, "Bodily expression of emotion"; Tracy & Robins 2004); anger lowers the chin a little
     so the eyes glare from under the brows; surprise and fear pull the head back, disgust turns it aside and
     up (Wallbott 1998). The envelope (if given) scales it with the display.
@@ -313,7 +313,7 @@ def head_bias(vad_rows: np.ndarray, envelope: np.ndarray | None = None) -> np.nd
     x = _check_rows(vad_rows)
     d = x[:, 2]
     st = category_strengths(x)
-    pitch = (np.deg2rad(5.0) * st["sad"] + np.deg2rad(4.0) * st["angry"] - np.deg2rad(4.0) * st["surprised"]
+    pitch = (np.deg2rad(3.0) * st["sad"] + np.deg2rad(4.0) * st["angry"] - np.deg2rad(4.0) * st["surprised"]
              - np.deg2rad(2.0) * st["fearful"] - np.deg2rad(3.0) * st["disgusted"] - np.deg2rad(2.0) * st["happy"]
              + np.deg2rad(3.0) * _pos(-d) - np.deg2rad(3.0) * _pos(d))
     yaw = -np.deg2rad(5.0) * st["disgusted"]

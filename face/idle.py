@@ -35,10 +35,11 @@ from avatar.errors import InputError
 class IdleParams:
     """The statistics behind idle motion (defaults from the sources in the module docstring)."""
 
-    blink_rate_rest: float = 14.0        # blinks per minute, silent and calm
-    blink_rate_talking: float = 17.0     # blinks per minute while speaking
+    blink_rate_rest: float = 15.0        # blinks per minute, silent and calm
+    blink_rate_talking: float = 19.0     # blinks per minute while speaking
     blink_arousal_gain: float = 0.25     # rate x (1 + gain * arousal)
-    blink_max_gap: float = 4.8           # seconds: a longer blink-free stretch gets a blink (at its pause)
+    blink_max_gap: float = 8.0           # seconds: a longer blink-free stretch gets a blink (at its pause)
+    blink_min_clip: float = 2.5          # seconds: a longer clip without a blink gets one
     blink_pause_gain: float = 3.0        # hazard x (1 + gain) in the first 0.4 s of a pause
     blink_refractory: float = 0.6        # seconds: no blink this soon after another
     blink_close: tuple[float, float] = (0.035, 0.055)  # down-phase duration range, s
@@ -118,25 +119,30 @@ def blink_onsets(num_frames: int, fps: float, rng: np.random.Generator, arousal:
         if t - last >= p.blink_refractory:
             times.append(t)
             last = t
-    return _fill_gaps(np.asarray(times), n / fps, _pause_onsets(activity, fps), fps, p)
+    return _fill_gaps(np.asarray(times), n / fps, _pause_onsets(activity, fps), fps, p, rng)
 
 
-def _fill_gaps(times: np.ndarray, duration: float, pause: np.ndarray, fps: float, p: IdleParams) -> np.ndarray:
-    """Add a blink to every blink-free stretch longer than blink_max_gap (the clip's edges count as a blink
-    1 s outside it), at the stretch's first pause if it has one, else in its middle: no clip over 3 s stares."""
+def _fill_gaps(times: np.ndarray, duration: float, pause: np.ndarray, fps: float, p: IdleParams,
+               rng: np.random.Generator) -> np.ndarray:
+    """Add a blink to a clip longer than blink_min_clip that has none, and to every blink-free stretch longer
+    than blink_max_gap: at the stretch's first pause if it has one, else at a random moment in its middle half.
+    So no clip over 3 s stares, while the renewal process still sets the rate of longer ones."""
     out = sorted(float(t) for t in times if t < duration - 0.15)  # one cut off by the clip's end is no blink
     while True:
-        edges = [-1.0, *out, duration + 1.0]
-        gaps = [(b - a, a, b) for a, b in zip(edges[:-1], edges[1:])]
-        size, a, b = max(gaps)
-        if size <= p.blink_max_gap:
-            return np.asarray(out)
+        if not out and duration > p.blink_min_clip:
+            a, b = -p.blink_refractory, duration + p.blink_refractory
+        else:
+            edges = [-p.blink_refractory, *out, duration + p.blink_refractory]
+            size, a, b = max((y - x, x, y) for x, y in zip(edges[:-1], edges[1:]))
+            if size <= p.blink_max_gap:
+                return np.asarray(out)
         lo, hi = max(a + p.blink_refractory, 0.1), min(b - p.blink_refractory, duration - 0.3)
         if hi <= lo:
             return np.asarray(out)
         i0, i1 = int(math.ceil(lo * fps)), int(math.floor(hi * fps))
         cand = np.nonzero(pause[i0:i1 + 1] > 0)[0]
-        t = (i0 + cand[0]) / fps + 0.1 if cand.size else (lo + hi) / 2
+        mid, half = (lo + hi) / 2, (hi - lo) / 4
+        t = (i0 + cand[0]) / fps + 0.1 if cand.size else float(rng.uniform(mid - half, mid + half))
         out = sorted([*out, float(min(t, hi))])
 
 
