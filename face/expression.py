@@ -26,7 +26,7 @@ deliberate and spontaneous expressions are slightly asymmetric), so the face doe
 `combine(mouth, expression, closure)` lays the expression over the speech mouth so the two do not fight:
 visemes add to the emotional mouth (a smile or a frown stays while talking), the smile yields only partly to
 rounding and to bilabial closure, lip pressing yields to an open mouth, and the expression's jaw drop shows
-where speech leaves the jaw at rest. The upper face is the expression's alone.
+before and after the words (the jaw is speech's while a line is spoken). The upper face is the expression's alone.
 """
 
 from __future__ import annotations
@@ -324,8 +324,12 @@ def head_bias(vad_rows: np.ndarray, envelope: np.ndarray | None = None) -> np.nd
     return out
 
 
-def combine(mouth: np.ndarray, expression: np.ndarray, closure: np.ndarray | None = None) -> np.ndarray:
-    """Lay the expression over the speech mouth ([T, 52] each) without the two fighting: [T, 52] in [0, 1]."""
+def combine(mouth: np.ndarray, expression: np.ndarray, closure: np.ndarray | None = None,
+            speaking: np.ndarray | None = None) -> np.ndarray:
+    """Lay the expression over the speech mouth ([T, 52] each) without the two fighting: [T, 52] in [0, 1].
+
+    speaking [T] in [0, 1] (optional): where a line is being spoken the jaw is speech's alone, so the
+    expression's jaw drop shows before and after the words, not in the gaps between them."""
     m = np.asarray(mouth, dtype=np.float64)
     e = np.asarray(expression, dtype=np.float64)
     if m.shape != e.shape or m.ndim != 2 or m.shape[1] != len(ARKIT_BLENDSHAPES):
@@ -348,5 +352,6 @@ def combine(mouth: np.ndarray, expression: np.ndarray, closure: np.ndarray | Non
         out[:, IDX[n]] = np.maximum(m[:, IDX[n]], e[:, IDX[n]] * (1 - np.clip(openness / 0.3, 0, 1)))
     # The expression's jaw drop shows where speech leaves the jaw at rest (speech moves the jaw on its own).
     jaw = IDX["jawOpen"]
-    out[:, jaw] = m[:, jaw] + e[:, jaw] * (1 - np.clip(m[:, jaw] / 0.3, 0, 1)) * (1 - c)
+    talk = np.zeros(m.shape[0]) if speaking is None else np.clip(np.asarray(speaking, dtype=np.float64), 0, 1)
+    out[:, jaw] = m[:, jaw] + e[:, jaw] * (1 - np.clip(m[:, jaw] / 0.3, 0, 1)) * (1 - c) * (1 - talk)
     return np.clip(out, 0.0, 1.0)

@@ -89,10 +89,10 @@ def rest_at_edges(mouth: np.ndarray, fps: float, speech: tuple[float, float] | N
     to rest after the last one, so a clip never starts or ends mid-phoneme (anticipatory coarticulation may
     still open the lips just before the first sound)."""
     n = mouth.shape[0]
-    if n == 0:
+    if n == 0 or speech is None:  # (no timeline: where the sound starts is a guess, so the mouth is left as read)
         return mouth
     t = frame_times(n, fps)
-    first, last = (0.0, n / fps) if speech is None else speech
+    first, last = speech
     end = (n - 1) / fps
     w = np.clip(t / max(first, 1.0 / fps), 0.0, 1.0)
     w = np.minimum(w, np.clip((end - t) / max(end - last, 1.0 / fps), 0.0, 1.0))
@@ -124,9 +124,13 @@ def compose_face(mouth: np.ndarray, closure: np.ndarray,
     env = emotion_envelope(vad, n, fps)
     # Aroused speech is hyperarticulated: bigger jaw and lip excursions (and calm speech smaller).
     mouth = np.asarray(mouth, dtype=np.float64) * np.clip(1.0 + 0.2 * arousal, 0.7, 1.3)[:, None]
-    mouth = rest_at_edges(mouth, fps, speech if speech is not None else speech_span(activity, fps))
+    # With a known timeline the mouth is at rest on the first and last frames, eased to its first sound.
+    mouth = rest_at_edges(mouth, fps, speech)
     expr = expression_curves(vad_rows, envelope=env, seed=seed, fps=fps).astype(np.float64)
-    bs = combine(mouth, expr, closure)
+    from avatar.signal import gaussian_smooth
+
+    speaking = np.clip(gaussian_smooth(activity, 0.1 * fps) * 1.5, 0.0, 1.0) if activity.any() else None
+    bs = combine(mouth, expr, closure, speaking)
     bs = enforce_closure(bs, closure)  # after the expression, so it cannot reopen sealed lips
 
     strengths = {k: v * env for k, v in category_strengths(vad_rows).items()}
