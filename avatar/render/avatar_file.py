@@ -167,6 +167,7 @@ def _read(path: Path):  # noqa: ANN202 - pygltflib.GLTF2
         raise InputError(f"{path.name} is not a readable glTF 2.0 file: {type(exc).__name__}: {exc}") from None
     if gltf is None or not str(getattr(gltf.asset, "version", "")).startswith("2"):
         raise InputError(f"{path.name} is not glTF 2.0 (asset.version missing or not 2.x)")
+    _decode_meshopt(gltf, path)
     _check_extensions(gltf, path.name)
     _check_buffers(gltf, path)
     if path.suffix.lower() == ".gltf" and gltf.buffers:
@@ -182,15 +183,71 @@ def _read(path: Path):  # noqa: ANN202 - pygltflib.GLTF2
 #: Extensions an avatar may require: what we read (quantized accessors of any component type, WebP images through
 #: Pillow, the base-colour texture's transform) and what only changes shading we do not do (emissive strength, unlit).
 SUPPORTED_REQUIRED = frozenset({"KHR_mesh_quantization", "EXT_texture_webp", "KHR_texture_transform",
+                                "EXT_meshopt_compression", "KHR_meshopt_compression",
                                 "KHR_materials_emissive_strength", "KHR_materials_unlit"})
-_COMPRESSION = {"EXT_meshopt_compression": "gltfpack -c / gltf-transform meshopt",
-                "KHR_meshopt_compression": "gltfpack / gltf-transform meshopt",
-                "KHR_draco_mesh_compression": "Draco"}
+_COMPRESSION = {"KHR_draco_mesh_compression": "Draco"}  # meshopt is decoded (_decode_meshopt)
+
+
+_MESHOPT = ("EXT_meshopt_compression", "KHR_meshopt_compression")
+
+
+def _decode_meshopt(gltf, path: Path) -> None:  # noqa: ANN001
+    """Decode meshopt-compressed buffer views (gltfpack -c, gltf-transform meshopt) in place with meshoptimizer's
+    own decoder (PyPI `meshopt`): each view's data is appended to the binary blob uncompressed, the view points
+    there, and the empty fallback buffer is dropped. Only binary glTF (.glb/.vrm) is decoded."""
+    views = [(v, k) for v in gltf.bufferViews or [] for k in _MESHOPT
+             if isinstance(v.extensions, dict) and isinstance(v.extensions.get(k), dict)]
+    if not views:
+        return
+    if path.suffix.lower() == ".gltf":
+        raise InputError(f"{path.name}: meshopt-compressed .gltf files are not decoded; use the .glb")
+    try:
+        import meshopt
+    except ImportError:
+        raise InputError(f"{path.name} is meshopt-compressed and the decoder (pip install meshopt) is not "
+                         "installed") from None
+    blob = bytearray(gltf.binary_blob() or b"")
+    total = 0
+    for v, key in views:
+        ext = v.extensions[key]
+        try:
+            src_buf, count, stride = int(ext["buffer"]), int(ext["count"]), int(ext["byteStride"])
+            off, length = int(ext.get("byteOffset", 0)), int(ext["byteLength"])
+            mode, filt = str(ext.get("mode", "ATTRIBUTES")), str(ext.get("filter", "NONE"))
+        except (KeyError, TypeError, ValueError):
+            raise InputError(f"{path.name}: a malformed {key} bufferView") from None
+        total += count * stride
+        if src_buf != 0 or off < 0 or length < 0 or off + length > len(blob) or count < 0 or total > MAX_BYTES:
+            raise InputError(f"{path.name}: a {key} bufferView points outside the binary chunk or decodes past "
+                             f"{MAX_BYTES / 1e6:.0f} MB")
+        try:
+            raw = np.ascontiguousarray(meshopt.decode_gltf_buffer(bytes(blob[off:off + length]), count, stride,
+                                                                  mode, filt)).tobytes()
+        except Exception as exc:  # noqa: BLE001 - the decoder raises ValueError/RuntimeError on corrupt data
+            raise InputError(f"{path.name}: a {key} bufferView does not decode: {exc}") from None
+        if len(raw) != count * stride:
+            raise InputError(f"{path.name}: a {key} bufferView decoded to {len(raw)} bytes, not {count * stride}")
+        blob += b"\0" * (-len(blob) % 4)
+        v.buffer, v.byteOffset, v.byteLength = 0, len(blob), len(raw)
+        blob += raw
+        del v.extensions[key]
+    used = {v.buffer for v in gltf.bufferViews}
+    keep = [i for i, b in enumerate(gltf.buffers) if i in used or i == 0]
+    remap = {old: new for new, old in enumerate(keep)}
+    gltf.buffers = [gltf.buffers[i] for i in keep]
+    for v in gltf.bufferViews:
+        v.buffer = remap[v.buffer]
+    blob += b"\0" * (-len(blob) % 4)
+    gltf.buffers[0].byteLength = len(blob)
+    gltf.set_binary_blob(bytes(blob))
+    for key in _MESHOPT:
+        gltf.extensionsRequired = [e for e in gltf.extensionsRequired or [] if e != key] or None
+        gltf.extensionsUsed = [e for e in gltf.extensionsUsed or [] if e != key] or None
 
 
 def _check_extensions(gltf, name: str) -> None:  # noqa: ANN001
-    """Refuse (InputError, naming them) extensions the file requires that we cannot read, and compressed buffer
-    views even where the file offers an uncompressed fallback only as an empty buffer."""
+    """Refuse (InputError, naming them) extensions the file requires that we cannot read, and Draco-compressed
+    views even where the extension is only listed as used."""
     required = [str(e) for e in gltf.extensionsRequired or []]
     used = {str(e) for e in gltf.extensionsUsed or []}
     compressed = [e for e in _COMPRESSION if e in required or (e in used and any(
