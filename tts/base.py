@@ -18,7 +18,7 @@ import numpy as np
 
 from avatar.emotion.sentences import Sentence, split_sentences
 from avatar.errors import InputError
-from avatar.types import VAD, EmotionTrack, Speech, Timeline
+from avatar.types import VAD, EmotionTrack, Phoneme, Speech, Timeline
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,7 @@ class Backend(Protocol):
 
 
 _REGISTRY: dict[str, str] = {
+    "piper": "avatar.tts.piper:PiperBackend",
     "espeak": "avatar.tts.espeak:EspeakBackend",
     "coqui": "avatar.tts.coqui:CoquiBackend",
 }
@@ -59,8 +60,13 @@ def backend_names() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def get_backend(name: str = "espeak", **options: object) -> Backend:
-    """Instantiate a backend by name ('espeak' or 'coqui'); options go to its constructor."""
+#: The backend `avatar say`/`tts`, the app, batch and live use unless told otherwise: the neural English voice
+#: (Piper), which hands other voices, and everything when its voice package is missing, to eSpeak NG.
+DEFAULT_BACKEND = "piper"
+
+
+def get_backend(name: str = DEFAULT_BACKEND, **options: object) -> Backend:
+    """Instantiate a backend by name ('piper', 'espeak' or 'coqui'); options go to its constructor."""
     if name not in _REGISTRY:
         raise InputError(f"unknown tts backend {name!r}; choose from: {', '.join(backend_names())}")
     module, cls = _REGISTRY[name].split(":")
@@ -108,14 +114,28 @@ def _is_triplet(x: object) -> bool:
 
 
 def synthesize_sentences(text: str, vad: VADInput, sample_rate: int, synth: SentenceSynth,
-                         gap_seconds: float = 0.0) -> Speech:
-    """Split `text`, synthesise each sentence with its VAD, and join audio and timelines exactly."""
+                         gap_seconds: float | Callable[[Sentence, VAD], float] = 0.0, lead_in_seconds: float = 0.0,
+                         tail_seconds: float = 0.0, fade_out_seconds: float = 0.0) -> Speech:
+    """Split `text`, synthesise each sentence with its VAD, and join audio and timelines exactly.
+
+    gap_seconds: silence between sentences, fixed or per sentence (a function of the sentence before the gap
+    and its VAD); lead_in_seconds / tail_seconds: silence before the first and after the last sentence, and
+    fade_out_seconds: a half-cosine fade from that long before the last sentence's end. Every added silence is
+    a pause ('_', viseme sil) in the timeline, so the timeline covers the audio exactly."""
     sentences = check_tts_text(text)
     pick = vad_picker(vad, len(sentences))
     audios: list[np.ndarray] = []
     timelines: list[Timeline] = []
-    t = 0.0
-    gap = np.zeros(int(round(gap_seconds * sample_rate)), dtype=np.float32)
+
+    def silence(seconds: float) -> None:
+        n = int(round(seconds * sample_rate))
+        if n > 0:
+            audios.append(np.zeros(n, dtype=np.float32))
+            timelines.append(_pause_timeline(n, sample_rate))
+
+    silence(lead_in_seconds)
+    spans: list[tuple[float, float]] = []
+    t = lead_in_seconds
     items: Iterable[Sentence] = sentences
     if len(sentences) >= 8 and sys.stderr.isatty():
         # imported here: tqdm.auto (it imports asyncio) costs ~60 ms of cold start, and short texts show no bar
@@ -125,19 +145,38 @@ def synthesize_sentences(text: str, vad: VADInput, sample_rate: int, synth: Sent
     for i, s in enumerate(items):
         v = pick(i, t)
         audio, tl = synth(s.text, v)
-        if i < len(sentences) - 1 and gap.size:
-            audio = np.concatenate([audio, gap])
         audio = np.asarray(audio, dtype=np.float32)
+        if i == len(sentences) - 1 and fade_out_seconds > 0 and audio.size:
+            audio = fade_out(audio, min(audio.size, int(round(fade_out_seconds * sample_rate))))
         audios.append(audio)
         timelines.append(tl)
-        t += audio.size / sample_rate
+        if i < len(sentences) - 1:
+            silence(gap_seconds(s, v) if callable(gap_seconds) else gap_seconds)
+        else:
+            silence(tail_seconds)
+        # Spans tile the audio (each sentence owns the silence after it; the first also the lead-in).
+        end = sum(a.size for a in audios) / sample_rate
+        spans.append((spans[-1][1] if spans else 0.0, end))
+        t = end
     audio = np.concatenate(audios) if audios else np.zeros(0, dtype=np.float32)
     if audio.size == 0 or not np.any(audio):
         raise InputError("the text has nothing the voice can say (no letters or digits it can read)")
     durations = [a.size / sample_rate for a in audios]
     timeline = Timeline.concat(timelines, durations=durations)
-    ends = np.cumsum(durations)
-    spans = tuple((float(e - d), float(e)) for d, e in zip(durations, ends))
     if not math.isclose(timeline.duration, audio.size / sample_rate, abs_tol=1e-6):
         raise AssertionError("timeline and audio lengths disagree")  # Timeline.concat keeps them equal
-    return Speech(audio=audio, sample_rate=sample_rate, timeline=timeline, sentence_spans=spans)
+    return Speech(audio=audio, sample_rate=sample_rate, timeline=timeline, sentence_spans=tuple(spans))
+
+
+def _pause_timeline(n_samples: int, sample_rate: int) -> Timeline:
+    """A timeline of one pause ('_', sil) over `n_samples` of silence."""
+    d = n_samples / sample_rate
+    return Timeline(sample_rate=sample_rate, duration=d, phonemes=[Phoneme(phoneme="_", viseme="sil", start=0.0, end=d)])
+
+
+def fade_out(audio: np.ndarray, n: int) -> np.ndarray:
+    """`audio` with its last `n` samples faded to silence by a half cosine (so speech never stops on a click)."""
+    out = np.array(audio, dtype=np.float32)
+    if n > 0:
+        out[-n:] *= (0.5 + 0.5 * np.cos(np.linspace(0.0, np.pi, n))).astype(np.float32)
+    return out

