@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parents[1]
 EMOTION_AUTO = "from the text"
 EMOTION_CUSTOM = "custom (sliders)"
-VOICE_DEFAULT = "gmw/en-US"
+VOICE_DEFAULT = "joe"
 VARIANT_NONE = "none"
 #: The demo renders on the CPU: keep the input to a few short lines.
 MAX_CHARS = 600
@@ -125,11 +125,16 @@ def check_seed(seed: float | int | None) -> int:
 
 
 def compose_voice(voice: str | None, variant: str | None) -> str | None:
-    """eSpeak voice name with an optional '+variant' (the backend checks that both exist)."""
+    """Voice name with an optional eSpeak '+variant' (the backend checks that both exist; the neural voice takes
+    no variant, so one chosen with it speaks eSpeak NG's US English in that variant)."""
     v = (voice or "").strip() or None
     var = (variant or "").strip()
     if v is None or not var or var == VARIANT_NONE:
         return v
+    from avatar.tts.piper import VOICE_ALIASES
+
+    if v.lower() in VOICE_ALIASES:
+        v = "gmw/en-US"
     return f"{v}+{var}"
 
 
@@ -203,11 +208,11 @@ def describe_avatar(avatar) -> str:  # noqa: ANN001 - Avatar | None
 
 
 def voice_choices() -> list[tuple[str, str]]:
-    """(label, voice id) for every eSpeak NG voice, English (America) first."""
+    """(label, voice id): the neural voice first (when installed), then every eSpeak NG voice, US English first."""
     from avatar.tts import get_backend
 
-    infos = [v for v in get_backend("espeak").voices() if not v.variant]
-    infos.sort(key=lambda v: (v.identifier != VOICE_DEFAULT, v.name.lower()))
+    infos = [v for v in get_backend().voices() if not v.variant]
+    infos.sort(key=lambda v: (v.identifier != VOICE_DEFAULT, v.identifier != "gmw/en-US", v.name.lower()))
     return [(f"{v.name} ({v.identifier})", v.identifier) for v in infos]
 
 

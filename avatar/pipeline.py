@@ -201,7 +201,7 @@ def perform(text: str | None, *, speech: Speech | None = None, vad: VAD | None =
                                       for s in sentences))
     _tick(progress, "speech", 0.0)
     if speech is None:
-        speech = get_backend("espeak").synthesize(text, [s.vad for s in sentences], voice, seed=seed)
+        speech = get_backend().synthesize(text, [s.vad for s in sentences], voice, seed=seed)
     _tick(progress, "speech", 1.0)
     track = emotion_track(sentences, speech)
     face_net = models().face(face_model)

@@ -27,7 +27,7 @@ def register(app: typer.Typer) -> None:
         valence: Optional[float] = typer.Option(None, "--valence", help="Valence in [-1, 1] (default: read from the text)."),
         arousal: Optional[float] = typer.Option(None, "--arousal", help="Arousal in [-1, 1] (default: read from the text)."),
         dominance: Optional[float] = typer.Option(None, "--dominance", help="Dominance in [-1, 1]."),
-        voice: Optional[str] = typer.Option(None, "--voice", help="eSpeak NG voice, e.g. en-us or en-gb+f3 "
+        voice: Optional[str] = typer.Option(None, "--voice", help="joe (neural, default) or an eSpeak NG voice, e.g. en-us or en-gb+f3 "
                                             "(avatar tts --list-voices)."),
         seed: int = typer.Option(0, "--seed", help="Seed, 0-2147483647: same text, settings and seed give the same video."),
         keep: Optional[Path] = typer.Option(None, "--keep", help="Also write speech.wav, timeline.json, face.json, "

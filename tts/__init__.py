@@ -2,9 +2,10 @@
 
     >>> from avatar.tts import get_backend
     >>> from avatar.types import VAD
-    >>> speech = get_backend("espeak").synthesize("Hello there!", VAD(0.6, 0.5, 0.1), voice="en-us")
+    >>> speech = get_backend().synthesize("Hello there!", VAD(0.6, 0.5, 0.1))
 
-Backends: `espeak` (embedded eSpeak NG + WORLD, the default) and `coqui` (VITS / XTTS v2 models from a
+Backends: `piper` (the default: the neural English voice `joe`, eSpeak NG for every other voice),
+`espeak` (embedded eSpeak NG + WORLD) and `coqui` (VITS / XTTS v2 models from a
 folder, in the separate `.venv-coqui`; see docs/tts.md).
 """
 
@@ -14,6 +15,6 @@ from avatar.tts.prosody import ProsodyParams, prosody_for
 __all__ = ["Backend", "get_backend", "backend_names", "MAX_TTS_CHARS", "ProsodyParams", "prosody_for", "synthesize"]
 
 
-def synthesize(text: str, vad=None, voice: str | None = None, backend: str = "espeak", seed: int = 0):  # noqa: ANN001, ANN201
+def synthesize(text: str, vad=None, voice: str | None = None, backend: str = "piper", seed: int = 0):  # noqa: ANN001, ANN201
     """Speak `text` with one backend (see Backend.synthesize); returns avatar.types.Speech."""
     return get_backend(backend).synthesize(text, vad, voice, seed=seed)

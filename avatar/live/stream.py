@@ -61,7 +61,7 @@ class StreamConfig:
     fps: float = 60.0
     seed: int = 0
     voice: str | None = None
-    backend: str = "espeak"
+    backend: str = "piper"  # avatar.tts.base.DEFAULT_BACKEND: the neural voice, eSpeak NG for other voices
     motion: str = "auto"  # "model", "procedural", or "auto" (the models when their weights exist)
     face_model: Path | None = None
     gesture_model: Path | None = None
