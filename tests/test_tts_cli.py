@@ -69,13 +69,13 @@ def test_failed_synthesis_leaves_no_partial_file(tmp_path, monkeypatch):
 
     from avatar.cli import app
     from avatar.errors import ModelError
-    from avatar.tts.espeak import EspeakBackend
+    from avatar.tts.piper import PiperBackend
 
     out = tmp_path / "keep.wav"
     sf.write(str(out), np.zeros(100, np.float32), 22050)
     before = out.read_bytes()
     calls = {"n": 0}
-    real = EspeakBackend.synthesize_sentence
+    real = PiperBackend.synthesize_sentence  # the default backend
 
     def flaky(self, *a, **k):
         calls["n"] += 1
@@ -83,7 +83,7 @@ def test_failed_synthesis_leaves_no_partial_file(tmp_path, monkeypatch):
             raise ModelError("engine failed on sentence 3")
         return real(self, *a, **k)
 
-    monkeypatch.setattr(EspeakBackend, "synthesize_sentence", flaky)
+    monkeypatch.setattr(PiperBackend, "synthesize_sentence", flaky)
     res = CliRunner().invoke(app, ["tts", "One. Two. Three. Four.", "-o", str(out), "--arousal", "0.2"])
     assert res.exit_code == 1 and "sentence 3" in res.output
     assert out.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["keep.wav"]

@@ -46,6 +46,23 @@ _LATENT_NOISE_NODE = "/RandomNormalLike"
 _DP_NOISE_NODE = "/dp/RandomNormalLike"
 
 
+#: Environment variable for the voice's intra-op threads (default 2; see `tts_threads`).
+THREADS_ENV = "AVATAR_TTS_THREADS"
+
+
+def tts_threads() -> int:
+    """Intra-op threads of the voice's session: $AVATAR_TTS_THREADS, else 2 (half the wall time of one on two
+    cores; speech is synthesised before the face, body and render stages start, so it competes with none)."""
+    raw = os.environ.get(THREADS_ENV, "").strip()
+    try:
+        n = int(raw) if raw else 2
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise InputError(f"{THREADS_ENV} must be a positive integer, got {raw!r}")
+    return n
+
+
 @dataclass(frozen=True)
 class VoiceConfig:
     """What the .onnx.json says: sample rate, hop, default scales, the phoneme id map, the eSpeak voice."""
@@ -186,7 +203,7 @@ class Inference:
 
 
 class PiperVoice:
-    """A Piper voice's graph (edited, cached) in an onnxruntime session, with seeded noise."""
+    """A Piper voice's graph (edited, cached) in an onnxruntime session (avatar.runtime), with seeded noise."""
 
     def __init__(self, model: Path, config: Path | None = None, threads: int | None = None) -> None:
         """Open `model` (.onnx) with its `config` (default: model + '.json')."""
@@ -195,8 +212,10 @@ class PiperVoice:
             raise ModelError(f"no Piper voice graph (.onnx) at {model}")
         self.config = VoiceConfig.load(Path(config) if config else model.with_name(model.name + ".json"))
         self.model_path = model
-        self.threads = threads or int(os.environ.get("AVATAR_TTS_THREADS", "2"))
-        self.session = _open_session(patched_graph(model), self.threads)
+        self.threads = tts_threads() if threads is None else int(threads)
+        from avatar.runtime import load_onnx
+
+        self.model = load_onnx(patched_graph(model), self.threads)
         self._noise: dict[int, np.ndarray] = {}
         self._lock = threading.Lock()
 
@@ -230,25 +249,8 @@ class PiperVoice:
         noise_dp = rng.standard_normal((1, 2, n), dtype=np.float32)
         noise_z = self._latent_noise(seed)
         scales = np.array([noise_scale, length_scale, noise_w], dtype=np.float32)
-        audio, frames = self.session.run(["output", "durations"], {
-            "input": x, "input_lengths": np.array([n], np.int64), "scales": scales, "dur_scale": ds,
-            "dur_add": da, "noise_dp": noise_dp, "noise_z": noise_z})
-        return Inference(audio=np.asarray(audio, np.float32).reshape(-1),
-                         frames=np.asarray(frames).reshape(-1).astype(np.int64))
-
-
-def _open_session(path: Path, threads: int):  # noqa: ANN202 - onnxruntime InferenceSession
-    try:
-        import onnxruntime as ort
-    except ImportError as exc:
-        raise ModelError("the piper backend needs onnxruntime (pip install onnxruntime)") from exc
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    so.log_severity_level = 3
-    try:
-        return ort.InferenceSession(str(path), sess_options=so, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # onnxruntime's own error types
-        raise ModelError(f"cannot load the Piper voice graph {path}: {str(exc).splitlines()[0]}") from None
+        out = self.model.run({"input": x, "input_lengths": np.array([n], np.int64), "scales": scales,
+                              "dur_scale": ds, "dur_add": da, "noise_dp": noise_dp, "noise_z": noise_z},
+                             ["output", "durations"])
+        return Inference(audio=np.asarray(out["output"], np.float32).reshape(-1),
+                         frames=np.asarray(out["durations"]).reshape(-1).astype(np.int64))

