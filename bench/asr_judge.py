@@ -14,7 +14,7 @@ import sys
 import wave
 
 
-def transcribe(decoder, path: str) -> str:  # noqa: ANN001 - pocketsphinx.Decoder
+def transcribe(decoder, path: str) -> str:
     """The decoder's best hypothesis for one 16 kHz mono 16-bit WAV."""
     with wave.open(path, "rb") as w:
         if w.getframerate() != 16000 or w.getnchannels() != 1 or w.getsampwidth() != 2:

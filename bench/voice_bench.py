@@ -114,7 +114,7 @@ def transcribe(paths: list[Path]) -> dict[str, str]:
     return {r["path"]: r["text"] for r in map(json.loads, out.splitlines())}
 
 
-def boundary_silences(audio: np.ndarray, sr: int, spans) -> list[float]:  # noqa: ANN001
+def boundary_silences(audio: np.ndarray, sr: int, spans) -> list[float]:
     """Length (s) of the silent run that contains each sentence boundary (active frames as in the analysis)."""
     from avatar.tts.analysis import active_frames
 
@@ -131,7 +131,7 @@ def boundary_silences(audio: np.ndarray, sr: int, spans) -> list[float]:  # noqa
     return out
 
 
-def rate_of(sp, text: str) -> dict[str, float]:  # noqa: ANN001 - Speech
+def rate_of(sp, text: str) -> dict[str, float]:
     """Words per minute (first to last active frame) and phonemes per second of active speech."""
     from avatar.tts.analysis import measure
 

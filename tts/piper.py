@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from avatar.errors import InputError, ModelError
+from avatar.errors import ModelError
 from avatar.tts import timing
 from avatar.tts.base import VADInput, synthesize_sentences
 from avatar.tts.espeak import EspeakBackend, events_to_timeline, sanitize
