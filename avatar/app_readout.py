@@ -38,6 +38,19 @@ class LineEmotion:
     confidence: float
     source: str  # "text", "dialogue", "override", or "neutral" (a recording with no words and no override)
     sentences: tuple[SentenceEmotion, ...] = field(default=())
+    #: The model's category probabilities and intensity for the line's text (length-weighted over its sentences).
+    categories: dict[str, float] | None = None
+    intensity: float | None = None
+
+
+def _read_as(sentences: list[SentenceEmotion]) -> tuple[dict[str, float] | None, float | None]:
+    """Length-weighted category probabilities and intensity of a line's sentences (None when not model-read)."""
+    if not sentences or any(s.categories is None or s.intensity is None for s in sentences):
+        return None, None
+    w = np.array([max(1, len(s.text)) for s in sentences], dtype=np.float64)
+    w /= w.sum()
+    cats = {c: float(sum(wi * s.categories[c] for wi, s in zip(w, sentences))) for c in sentences[0].categories}
+    return cats, float(sum(wi * s.intensity for wi, s in zip(w, sentences)))
 
 
 def _weighted(sentences: list[SentenceEmotion]) -> VAD:
@@ -63,9 +76,20 @@ def plan_emotions(lines: list[str], override: VAD | None = None,
     readings = [analyze(line) for line in lines]
     if len(lines) == 1:
         vad = _weighted(readings[0])
-        label, conf = label_for(vad)
+        cats, inten = _read_as(readings[0])
+        if cats is not None:  # the model's category, and the VAD made to agree with it (as for each sentence)
+            from avatar.emotion.labels import consistent_vad
+
+            label = max(cats, key=cats.__getitem__)
+            # each sentence's confidence is its top probability times its readability: keep that factor
+            w = np.array([max(1, len(x.text)) for x in readings[0]], dtype=np.float64)
+            readable = float(np.dot(w / w.sum(), [x.confidence / max(x.categories[x.label], 1e-9) for x in readings[0]]))
+            conf = min(1.0, cats[label] * readable)
+            vad = consistent_vad(vad, label)
+        else:
+            label, conf = label_for(vad)
         return [LineEmotion(text=lines[0], vad=vad, label=label, confidence=conf, source="text",
-                            sentences=tuple(readings[0]))]
+                            sentences=tuple(readings[0]), categories=cats, intensity=inten)]
     from avatar.emotion.dynamics import Dialogue
 
     dialogue = Dialogue(analyze=lambda text: _weighted(analyze(text)))
@@ -73,9 +97,10 @@ def plan_emotions(lines: list[str], override: VAD | None = None,
     for line, reading in zip(lines, readings):
         # the line's own reading is the stimulus (already computed, so passed in rather than read again)
         vad = dialogue.say("avatar", line, override=_weighted(reading))
-        label, conf = label_for(vad)
+        label, conf = label_for(vad)  # the mood's label: the performed VAD carries over from earlier lines
+        cats, inten = _read_as(reading)
         out.append(LineEmotion(text=line, vad=vad, label=label, confidence=conf, source="dialogue",
-                               sentences=tuple(reading)))
+                               sentences=tuple(reading), categories=cats, intensity=inten))
     return out
 
 
@@ -141,26 +166,26 @@ def readout_html(plan: list[LineEmotion]) -> str:
     how = {"text": "read from the text", "dialogue": "mood carried over across the dialogue",
            "override": "set by you", "neutral": "neutral: a recording without its words"}[head.source]
     # rows of the table: the sentences of one line, the lines of a dialogue, or none for a one-sentence line
-    rows: list[tuple[str, str, float, VAD]] = []
+    rows: list[tuple[str, str, float, VAD, float | None]] = []
     title = ""
     if len(plan) == 1 and len(plan[0].sentences) > 1:
         title = "sentence"
-        rows = [(s.text, s.label, s.confidence, s.vad) for s in plan[0].sentences]
+        rows = [(s.text, s.label, s.confidence, s.vad, s.intensity) for s in plan[0].sentences]
     elif len(plan) > 1:
         title = "line"
-        rows = [(p.text, p.label, p.confidence, p.vad) for p in plan]
+        rows = [(p.text, p.label, p.confidence, p.vad, p.intensity) for p in plan]
     table = ""
     if rows:
         body = "".join(
             f'<tr><td class="emo-n">{i + 1}</td>'
             f'<td class="emo-text" title="{html.escape(t)}">{html.escape(_short(t))}</td>'
             f'<td><span class="emo-dot" style="background:{_colour(lab)}"></span>{html.escape(lab)}</td>'
-            f"<td>{conf:.0%}</td>{_vad_cells(v)}</tr>"
-            for i, (t, lab, conf, v) in enumerate(rows))
+            f"<td>{conf:.0%}</td><td>{'' if inten is None else f'{inten:.2f}'}</td>{_vad_cells(v)}</tr>"
+            for i, (t, lab, conf, v, inten) in enumerate(rows))
         table = (f'<table class="emo-table"><thead><tr><th>#</th><th>{title}</th><th>label</th><th>conf.</th>'
-                 f"<th>V</th><th>A</th><th>D</th></tr></thead><tbody>{body}</tbody></table>")
+                 f"<th>int.</th><th>V</th><th>A</th><th>D</th></tr></thead><tbody>{body}</tbody></table>")
     # the plot numbers the same points as the table: sentences of one line, or the lines of a dialogue
-    points = [(v, lab) for _, lab, _, v in rows] if rows else [(p.vad, p.label) for p in plan]
+    points = [(v, lab) for _, lab, _, v, _ in rows] if rows else [(p.vad, p.label) for p in plan]
     mean = plan[0].vad if len(plan) == 1 and len(rows) > 1 else None
     if mean is not None:
         how = "whole line (ring); each sentence is performed with its own emotion"
@@ -170,10 +195,23 @@ def readout_html(plan: list[LineEmotion]) -> str:
         f"{html.escape(head.label)}</span> <span class=\"emo-conf\">{head.confidence:.0%}</span>"
         f'<div class="emo-vad">valence <b>{v.valence:+.2f}</b> · arousal <b>{v.arousal:+.2f}</b> · '
         f"dominance <b>{v.dominance:+.2f}</b></div>"
+        f"{_categories_html(head)}"
         f'<div class="emo-how">{"last line: " if len(plan) > 1 else ""}{how}</div></div>'
     )
     return (f'<div class="emo-readout"><div class="emo-top">{headline}{va_plot_svg(points, mean=mean)}</div>'
             f"{table}</div>")
+
+
+def _categories_html(line: LineEmotion) -> str:
+    """The text's top three categories with their probabilities, and its intensity (when a model read it)."""
+    if line.categories is None:
+        return ""
+    top = sorted(line.categories.items(), key=lambda kv: -kv[1])[:3]
+    cats = " · ".join(f'<span class="emo-dot" style="background:{_colour(c)}"></span>{html.escape(c)} {p:.0%}'
+                      for c, p in top)
+    inten = "" if line.intensity is None else f" · intensity <b>{line.intensity:.2f}</b>"
+    read = "text reads as " if line.source == "dialogue" else ""
+    return f'<div class="emo-cats">{read}{cats}{inten}</div>'
 
 
 def _short(text: str, n: int = 60) -> str:
@@ -189,6 +227,7 @@ READOUT_CSS = """
 .emo-label { font-size: 22px; font-weight: 600; border-left: 6px solid; padding-left: 8px; }
 .emo-conf { color: #888; margin-left: 4px; }
 .emo-vad { margin-top: 8px; }
+.emo-cats { margin-top: 4px; font-size: 12px; }
 .emo-how { margin-top: 4px; color: #888; font-size: 12px; }
 #readout .emo-table { width: 100%; margin-top: 8px; border-collapse: collapse; font-size: 12px;
   border: none !important; }

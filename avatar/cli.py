@@ -115,7 +115,7 @@ def emotion_cmd(
     sentences: bool = typer.Option(False, "--sentences", help="One record per sentence instead of per line."),
     batch_size: int = typer.Option(64, min=1, max=1024, help="Sentences per model batch."),
 ) -> None:
-    """Print one JSON line per input line: text, valence, arousal, dominance, label, confidence."""
+    """One JSON line per input line: text, valence, arousal, dominance, label, confidence, intensity, categories."""
 
     def run() -> None:
         lines: list[str] = list(texts or [])

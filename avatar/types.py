@@ -152,10 +152,14 @@ class SentenceEmotion(Strict):
     confidence: float = Field(ge=0.0, le=1.0)
     start_char: int = 0
     end_char: int = 0
+    #: The category head's calibrated probabilities (category -> p, summing to 1), when a model read the text.
+    categories: dict[str, float] | None = None
+    #: How strongly the category is expressed, 0 (neutral) .. 1 (strong), when a model read the text.
+    intensity: float | None = Field(default=None, ge=0.0, le=1.0)
 
     def to_record(self) -> dict:
-        """The JSON-line record of the `avatar emotion` command."""
-        return {
+        """The JSON-line record of the `avatar emotion` command (categories and intensity when read by a model)."""
+        rec = {
             "text": self.text,
             "valence": round(self.vad.valence, 4),
             "arousal": round(self.vad.arousal, 4),
@@ -163,6 +167,11 @@ class SentenceEmotion(Strict):
             "label": self.label,
             "confidence": round(self.confidence, 4),
         }
+        if self.intensity is not None:
+            rec["intensity"] = round(self.intensity, 4)
+        if self.categories is not None:
+            rec["categories"] = {k: round(v, 4) for k, v in self.categories.items()}
+        return rec
 
 
 class EmotionSegment(Strict):

@@ -1,10 +1,17 @@
-"""Benchmark the text-to-VAD model: EmoBank dev Pearson r, throughput and latency, against VADER.
+"""Benchmark the text emotion model: our dialogue test split, EmoBank dev, intensity triples, speed; VADER beside it.
 
-    .venv/bin/python bench/emotion_bench.py [--data ../shared/data/emobank/emobank_train_dev.csv]
+    .venv/bin/python bench/emotion_bench.py [--data ../shared/data/emobank/emobank_train_dev.csv] [--threads 2]
 
-Prints Pearson r (valence, arousal, dominance) of our model on EmoBank dev, VADER's valence correlation on the
-same sentences (the lexicon baseline), batched throughput (sentences/s) and one-short-sentence latency (ms,
-median of 200) on this machine's threads (NumPy's BLAS threads, read with threadpoolctl), and the ratios.
+Prints, for the shipped model (weights/emotion, run in onnxruntime):
+- our dialogue test split (datasets/dialogue, groups never seen in training): category accuracy, valence sign on
+  the emotional lines (the four negative categories and happy), macro-F1, a per-class table and the confusion
+  matrix, over all rows and over the hand-written lines alone; the expected calibration error (ECE, 10 bins) and
+  a reliability table of the category confidence; VADER's valence sign on the same lines;
+- EmoBank dev: Pearson r of valence, arousal, dominance (the VAD head, and the analyzer's final VAD after it is
+  made consistent with the category), VADER's valence r on the same sentences;
+- the graded triples (datasets/dialogue/triples.csv): share whose predicted intensity is ordered mild < plain <
+  strong;
+- speed: one short sentence (median ms of 200) and batched EmoBank dev (sentences/s), VADER in the same run.
 """
 
 from __future__ import annotations
@@ -25,56 +32,106 @@ def main() -> None:
     """Run the benchmark and print its figures."""
     p = argparse.ArgumentParser()
     p.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "emobank" / "emobank_train_dev.csv"))
-    p.add_argument("--model", default=None, help="model folder (default weights/emotion)")
+    p.add_argument("--model", default=None, help="model folder (default: the registry's emotion model)")
+    p.add_argument("--threads", type=int, default=2, help="onnxruntime intra-op threads (this machine has 2 cores)")
+    p.add_argument("--dialogue", default=None, help="lines.csv to test on (default datasets/dialogue/lines.csv)")
     args = p.parse_args()
 
-    from threadpoolctl import threadpool_info
-
-    from avatar.emotion import EmotionAnalyzer
+    from avatar.emotion import EmotionAnalyzer, is_consistent
+    from avatar.emotion.dialogue_data import load_dialogue, load_triples
+    from avatar.emotion.evaluate import classification, load_emobank_dev, pearson, reliability, triples_ordered
 
     t0 = time.perf_counter()
-    an = EmotionAnalyzer(args.model)
+    an = EmotionAnalyzer(args.model, num_threads=args.threads)
     load_s = time.perf_counter() - t0
-    blas = ", ".join(f"{i['internal_api']} {i['num_threads']}" for i in threadpool_info() if i["user_api"] == "blas")
-    # Inference imports no torch; train.py (EmoBank reader, Pearson r) does, so it is imported only after this check.
     torch_free = "torch" not in sys.modules
-    from avatar.emotion.train import load_emobank, pearson
-
-    texts, y = load_emobank(args.data)["dev"]
-
-    an.ratings(texts[:64], batch_size=64)  # warm-up: the first pass pays one-off allocator and kernel set-up
-    t0 = time.perf_counter()
-    pred = an.ratings(texts, batch_size=64)
-    batch_s = time.perf_counter() - t0
-    r = [pearson(pred[:, i], y[:, i]) for i in range(3)]
-
+    cats = an.categories
     from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
     vader = SentimentIntensityAnalyzer()
+
+    # --- dialogue test split ---------------------------------------------------------------------------------
+    rows = load_dialogue("test", args.dialogue)
+    out = an.readings([r.text for r in rows])
+    raw_vad = an.model.rating_to_vad(an.ratings([r.text for r in rows]))
+    print(f"model {an.model_dir} ({len(cats)} categories), onnxruntime threads {an.num_threads}, load {load_s:.2f}s, "
+          f"inference imported torch: {'no' if torch_free else 'yes'}")
+    print(f"\nDialogue test split ({len(rows)} rows, {sum(r.variant == 'original' for r in rows)} hand-written; "
+          f"groups unseen in training)")
+    for name, keep in (("all rows", [True] * len(rows)), ("hand-written", [r.variant == "original" for r in rows])):
+        g = [r.category for r, k in zip(rows, keep) if k]
+        pr = [o.label for o, k in zip(out, keep) if k]
+        acc, f1, table, conf = classification(g, pr, cats)
+        emo = [(o, r) for o, r, k in zip(out, rows, keep) if k and r.category not in ("neutral", "surprised")]
+        sign = np.mean([np.sign(o.vad.valence) == np.sign(r.vad[0]) for o, r in emo])
+        print(f"  {name}: category accuracy {acc:.1%}  macro-F1 {f1:.3f}  valence sign {sign:.1%} "
+              f"({len(emo)} emotional lines)")
+        if name == "all rows":
+            print("    class        precision  recall  F1     support")
+            for c, pc, rc, fc, n in table:
+                print(f"    {c:12s} {pc:9.3f} {rc:7.3f} {fc:6.3f} {n:6d}")
+            print("    confusion (rows gold, columns predicted): " + " ".join(f"{c[:4]:>5s}" for c in cats))
+            for c, rowc in zip(cats, conf):
+                print(f"      {c:12s}" + " ".join(f"{x:5d}" for x in rowc))
+    emo_idx = [i for i, r in enumerate(rows) if r.category not in ("neutral", "surprised")]
+    raw_sign = np.mean([np.sign(raw_vad[i, 0]) == np.sign(rows[i].vad[0]) for i in emo_idx])
+    vader_sign = np.mean([np.sign(vader.polarity_scores(rows[i].text)["compound"]) == np.sign(rows[i].vad[0])
+                          for i in emo_idx])
+    print(f"  valence sign of the VAD head before the consistency step {raw_sign:.1%}; VADER compound {vader_sign:.1%}")
+    bad = sum(not is_consistent(o.vad, o.label) for o in out)
+    print(f"  label/VAD inconsistencies in the output: {bad}")
+    probs = np.array([o.confidence for o in out])
+    correct = np.array([o.label == r.category for o, r in zip(out, rows)], dtype=float)
+    ece, rel = reliability(probs, correct)
+    print(f"  confidence: ECE {ece:.3f} (10 bins); reliability (bin, n, mean confidence, accuracy):")
+    print("    " + "  ".join(f"{b}: {n} {c:.2f}/{a:.2f}" for b, n, c, a in rel))
+
+    # --- EmoBank dev -------------------------------------------------------------------------------------------
+    texts, y = load_emobank_dev(args.data)
+    an.readings(texts[:64])  # warm-up: the first pass pays one-off allocation
+    t0 = time.perf_counter()
+    dev = an.read(texts)
+    batch_s = time.perf_counter() - t0
+    final = np.array([o.vad.as_array() for o in an.readings(texts)])
+    r = [pearson(dev.ratings[:, i], y[:, i]) for i in range(3)]
+    rf = [pearson(final[:, i], y[:, i]) for i in range(3)]
     t0 = time.perf_counter()
     vv = np.array([vader.polarity_scores(t)["compound"] for t in texts])
     vader_s = time.perf_counter() - t0
     r_vader = pearson(vv, y[:, 0])
+    print(f"\nEmoBank dev ({len(texts)} sentences; the test split is never read)")
+    print(f"  VAD head    Pearson r: valence {r[0]:.4f}  arousal {r[1]:.4f}  dominance {r[2]:.4f}")
+    print(f"  final VAD   Pearson r: valence {rf[0]:.4f}  arousal {rf[1]:.4f}  dominance {rf[2]:.4f} "
+          "(after the consistency step)")
+    print(f"  VADER       Pearson r: valence {r_vader:.4f}  (compound; no arousal or dominance)")
 
-    short = "I can't believe we finally won!"
-    an.ratings([short])  # warm-up
+    # --- intensity triples ------------------------------------------------------------------------------------
+    triples = load_triples()
+    ordered = triples_ordered(an, triples)
+    inten = np.array([o.intensity for o in an.readings([x for t in triples for x in t[1:]])]).reshape(-1, 3)
+    print(f"\nIntensity triples: {int(ordered.sum())}/{len(triples)} ordered mild < plain < strong "
+          f"({ordered.mean():.1%})")
+    for (c, m, pl, s), o, row in zip(triples, ordered, inten):
+        if not o:
+            print(f"    not ordered ({c}): {row[0]:.2f} {row[1]:.2f} {row[2]:.2f}  {m!r} / {pl!r} / {s!r}")
+
+    # --- speed ------------------------------------------------------------------------------------------------
+    short = "Whoa! Where did that door come from?"
+    an.analyze(short)
     lat = []
     for _ in range(200):  # a shared VM's noise moves single runs by a few ms: take the median of many
         t0 = time.perf_counter()
         an.analyze(short)
         lat.append((time.perf_counter() - t0) * 1000)
-
-    n = len(texts)
-    print(f"EmoBank dev ({n} sentences), BLAS threads {blas or 'none found'}, analyzer threads {an.num_threads}, "
-          f"model load {load_s:.2f}s, inference imported torch: {'no' if torch_free else 'yes'}")
-    print(f"  ours  Pearson r: valence {r[0]:.4f}  arousal {r[1]:.4f}  dominance {r[2]:.4f}")
-    print(f"  VADER Pearson r: valence {r_vader:.4f}  (compound score; VADER has no arousal or dominance)")
-    print(f"  valence r ratio ours/VADER: {r[0] / r_vader:.2f}x")
-    print(f"  throughput batched: {n / batch_s:.0f} sentences/s   (VADER {n / vader_s:.0f} sentences/s)")
     tokens = len(an.model.token_ids([short])[0])
+    n = len(texts)
+    print(f"\nSpeed (onnxruntime, {an.num_threads} threads)")
+    print(f"  throughput batched: {n / batch_s:.0f} sentences/s   (VADER {n / vader_s:.0f} sentences/s, "
+          f"{(n / vader_s) / (n / batch_s):.0f}x ours)")
     print(f"  latency one short sentence ({tokens} tokens): median {statistics.median(lat):.1f} ms, p90 "
           f"{sorted(lat)[int(0.9 * len(lat))]:.1f} ms")
-    print("targets: valence >= 0.75, arousal >= 0.54, >= 150 sentences/s, <= 15 ms")
+    print("targets: dialogue accuracy >= 80 %, valence sign >= 95 %, EmoBank dev valence r >= 0.78, arousal r >= 0.58, "
+          "triples >= 85 %, <= 25 ms, >= 60 sentences/s")
     print("rerun: .venv/bin/python bench/emotion_bench.py")
 
 

@@ -230,3 +230,16 @@ def test_error_messages_are_plain_text_without_server_paths(tmp_path: Path) -> N
     with pytest.raises(gr.Error) as info:
         app.say("Hello.", emotion="elated")
     assert "'elated'" in info.value.message and "&#x27;" not in info.value.message
+
+
+def test_readout_shows_the_model_categories_and_intensity() -> None:
+    def analyze(text: str) -> list[SentenceEmotion]:
+        return [SentenceEmotion(text=text, vad=VAD(0.3, 0.4, 0.0), label="sad", confidence=0.6,
+                                categories={"neutral": 0.2, "sad": 0.6, "angry": 0.2}, intensity=0.5,
+                                start_char=0, end_char=len(text))]
+
+    (one,) = plan_emotions(["My dog never came home."], analyze=analyze)
+    assert one.label == "sad" and one.vad.valence < 0  # the category's label, the VAD made to agree with it
+    assert one.categories["sad"] == pytest.approx(0.6) and one.intensity == pytest.approx(0.5)
+    page = readout_html([one])
+    assert "sad 60%" in page and "intensity <b>0.50</b>" in page

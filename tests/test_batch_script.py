@@ -265,3 +265,21 @@ def test_line_and_file_line_are_named_apart_and_prefixes_are_not_doubled(tmp_pat
     assert bad[1].error.startswith("file line 4 has 1 more cell(s)"), bad[1].error
     for f in bad:
         assert "invalid Line" not in f.error and "row" not in f.error
+
+
+def test_a_model_reading_goes_into_the_manifest_record():
+    """An analyzer that returns a SentenceEmotion: its VAD is the stimulus, its label/categories/intensity the
+    line's `reading` in the manifest; an override line has none."""
+    from avatar.batch.manifest import pending_record
+    from avatar.types import SentenceEmotion
+
+    def reading(text: str) -> SentenceEmotion:
+        return SentenceEmotion(text=text, vad=VAD(-0.4, 0.5, 0.1), label="angry", confidence=0.7,
+                               categories={"neutral": 0.1, "angry": 0.7, "sad": 0.2}, intensity=0.6)
+
+    jobs, bad = _plan(GOOD, analyze=reading)
+    assert bad == [] and jobs["a1"].stimulus == (-0.4, 0.5, 0.1)
+    rec = pending_record(jobs["a1"])
+    assert rec["reading"] == {"label": "angry", "confidence": 0.7, "intensity": 0.6,
+                              "categories": {"neutral": 0.1, "angry": 0.7, "sad": 0.2}}
+    assert "reading" not in pending_record(jobs["a3"])

@@ -21,6 +21,7 @@ def test_emotion_bench_prints_its_figures(tmp_path) -> None:
     r = subprocess.run([sys.executable, str(ROOT / "bench" / "emotion_bench.py"), "--data", str(data)],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
-    for line in ("ours  Pearson r: valence", "VADER Pearson r", "throughput batched", "latency one short sentence",
-                 "rerun: .venv/bin/python bench/emotion_bench.py"):
+    for line in ("Dialogue test split", "category accuracy", "macro-F1", "valence sign", "confusion (rows gold",
+                 "ECE", "VAD head    Pearson r: valence", "VADER       Pearson r", "Intensity triples:",
+                 "throughput batched", "latency one short sentence", "rerun: .venv/bin/python bench/emotion_bench.py"):
         assert line in r.stdout

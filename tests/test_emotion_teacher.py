@@ -34,7 +34,7 @@ def _emobank(path, n_train: int = 40, n_dev: int = 12) -> None:
 
 
 def test_training_with_a_teacher_writes_a_loadable_model(tmp_path) -> None:
-    from avatar.emotion.model import EmotionRegressor
+    from avatar.emotion.model import EmotionModel
     from avatar.emotion.train import main
 
     data = tmp_path / "eb.csv"
@@ -47,7 +47,7 @@ def test_training_with_a_teacher_writes_a_loadable_model(tmp_path) -> None:
     out = tmp_path / "model"
     main(["--data", str(data), "--out", str(out), "--epochs", "1", "--threads", "1", "--rank", "2",
           "--teacher", str(teacher), "--teacher-weight", "0.5", "--embed-weight", "1.0"])
-    assert EmotionRegressor.from_pretrained(out).predict_ratings(["a calm day"]).shape == (1, 3)
+    assert EmotionModel.from_pretrained(out).predict_ratings(["a calm day"]).shape == (1, 3)
     assert "--teacher" in (out / "README.md").read_text()
     np.savez(teacher, train_pred=np.zeros((39, 3), np.float32), train_features=np.zeros((39, 16), np.float16),
              dev_pred=np.zeros((12, 3), np.float32), train_size=39)
@@ -80,7 +80,7 @@ def test_augment_is_deterministic_new_and_distinct() -> None:
 
 def test_teacher_labels_variants_and_the_trainer_learns_from_them(tmp_path) -> None:
     """The whole distillation path on a tiny corpus, with the packaged MiniLM standing in as the teacher."""
-    from avatar.emotion.model import EmotionRegressor, encoder_dir
+    from avatar.emotion.model import EmotionModel, encoder_dir
     from avatar.emotion.teacher import main as teacher
     from avatar.emotion.train import main as train
 
@@ -96,7 +96,7 @@ def test_teacher_labels_variants_and_the_trainer_learns_from_them(tmp_path) -> N
     out = tmp_path / "model"
     train(["--data", str(data), "--out", str(out), "--epochs", "1", "--threads", "1", "--rank", "2",
            "--extra", str(extra)])
-    assert EmotionRegressor.from_pretrained(out).predict_ratings(["a calm day"]).shape == (1, 3)
+    assert EmotionModel.from_pretrained(out).predict_ratings(["a calm day"]).shape == (1, 3)
     assert '"extra_size": 30' in (out / "config.json").read_text()
     bad = tmp_path / "bad.npz"
     np.savez(bad, text=np.array(["a", "b"]), target=np.full((2, 3), np.nan))

@@ -77,3 +77,17 @@ def test_dialogue_tracks_each_character_separately():
     assert d.state("bob") == b1
     over = d.say("bob", "ok", override=VAD(0.9, 0.0, 0.0))
     assert over.valence > b1.valence
+
+
+def test_consistent_vad_moves_only_what_disagrees():
+    from avatar.emotion.labels import CONSISTENCY_MARGIN, consistent_vad, is_consistent
+
+    assert consistent_vad(VAD(-0.5, 0.3, 0.1), "sad") == VAD(-0.5, 0.3, 0.1)  # already agrees: unchanged
+    sad = consistent_vad(VAD(0.4, 0.2, 0.0), "sad")
+    assert sad == VAD(-CONSISTENCY_MARGIN, 0.2, 0.0) and is_consistent(sad, "sad")
+    happy = consistent_vad(VAD(-0.2, 0.1, 0.0), "happy")
+    assert happy.valence > 0 and is_consistent(happy, "happy")
+    fear = consistent_vad(VAD(-0.6, -0.3, -0.2), "fearful")
+    assert fear.arousal > 0 and fear.valence == -0.6
+    assert consistent_vad(VAD(0.9, 0.5, 0.2), "neutral") == VAD(0.9, 0.5, 0.2)
+    assert not is_consistent(VAD(0.3, 0.2, 0.0), "sad") and not is_consistent(VAD(0.3, -0.2, 0.0), "surprised")

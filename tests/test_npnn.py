@@ -1,4 +1,4 @@
-"""erf and the exact GELU in avatar.npnn (NumPy has no erf of its own), used by the emotion encoder and the denoisers."""
+"""erf and the exact GELU in avatar.npnn (NumPy has no erf of its own), used by the denoisers."""
 
 from __future__ import annotations
 

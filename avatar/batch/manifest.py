@@ -41,6 +41,7 @@ def _base(job: LineJob) -> dict[str, Any]:
         "index": job.index, "id": job.id, "character": job.character, "text": job.text,
         "vad": job.vad_record(),
         "stimulus": dict(zip(("valence", "arousal", "dominance"), job.stimulus)),
+        **({"reading": job.reading} if job.reading is not None else {}),
         "seed": job.seed, "input_hash": job.input_hash,
     }
 

@@ -67,6 +67,9 @@ class LineJob:
     settings: RenderSettings
     input_hash: str
     audio: str | None = None  # absolute path of the line's recording, performed instead of the TTS
+    #: How the model read the line's text (label, confidence, intensity, category probabilities); None when the
+    #: line had an emotion override or the analyzer gave a bare VAD.
+    reading: dict[str, Any] | None = None
 
     def vad_record(self) -> dict[str, float]:
         """The performed VAD as a JSON mapping."""
@@ -99,8 +102,11 @@ def _rounded(vad: VAD) -> tuple[float, float, float]:
 
 
 def plan_jobs(script: Script, lines: list[tuple[int, Line]], *, seed: int, settings: RenderSettings,
-              models: dict[str, Any], analyze: Callable[[str], VAD]) -> tuple[list[LineJob], list[LineFailure]]:
-    """Resolve each good line's emotion in script order and build its job; `models` names model versions."""
+              models: dict[str, Any], analyze: Callable[[str], Any]) -> tuple[list[LineJob], list[LineFailure]]:
+    """Resolve each good line's emotion in script order and build its job; `models` names model versions.
+
+    `analyze(text)` gives a VAD, or a SentenceEmotion whose label, confidence, intensity and categories then go
+    into the manifest as the line's `reading`."""
     chars = script.characters or {}
     dialogue = Dialogue(analyze=lambda text: VAD.neutral(),  # never used: the stimulus is always passed in
                         personalities={n: c.personality for n, c in chars.items()},
@@ -111,11 +117,17 @@ def plan_jobs(script: Script, lines: list[tuple[int, Line]], *, seed: int, setti
     for index, line in lines:
         ch = chars.get(line.character)
         try:
-            stimulus = line.emotion if line.emotion is not None else analyze(line.text)
+            found = line.emotion if line.emotion is not None else analyze(line.text)
         except InputError as exc:  # text the analyzer refuses fails this line only
             failures.append(LineFailure(index=index, id=line.id, error=str(exc), character=line.character,
                                         text=line.text))
             continue
+        reading = None
+        stimulus = found
+        if not isinstance(found, VAD):  # a SentenceEmotion: the model's full reading of the text
+            stimulus = found.vad
+            rec = found.to_record()
+            reading = {k: rec[k] for k in ("label", "confidence", "intensity", "categories") if k in rec}
         vad = VAD.clipped(*_rounded(dialogue.say(line.character, line.text, override=stimulus)))
         avatar = script.avatar_path(ch) if ch is not None else None
         if avatar is not None and avatar not in avatar_hashes:
@@ -141,7 +153,7 @@ def plan_jobs(script: Script, lines: list[tuple[int, Line]], *, seed: int, setti
             index=index, id=line.id, character=line.character, text=line.text, vad=_rounded(vad),
             stimulus=_rounded(stimulus), voice=ch.voice if ch else None,
             avatar=str(avatar) if avatar is not None else None, seed=per_line_seed, settings=settings,
-            input_hash=input_hash(payload), audio=str(audio) if audio is not None else None,
+            input_hash=input_hash(payload), audio=str(audio) if audio is not None else None, reading=reading,
         ))
     return jobs, failures
 

@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterator
 
 from avatar.errors import InputError, OutputError
 from avatar.io import check_output_dir, check_output_path, describe_os_error
-from avatar.types import VAD
+from avatar.types import VAD, SentenceEmotion
 
 from .executors import EXECUTORS, execute
 from .manifest import (FAILED, OK, commit_line, completed_record, failure_record, line_dir, pending_record,
@@ -76,16 +76,18 @@ def _outdir_lock(outdir: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _default_analyze(text: str) -> VAD:
-    from avatar.emotion import text_vad  # loaded only when a line has no emotion override
+def _default_analyze(text: str) -> SentenceEmotion:
+    """The line's reading by the shipped model (its VAD is the stimulus; label, categories, intensity go into the
+    manifest)."""
+    from avatar.emotion import default_analyzer  # loaded only when a line has no emotion override
 
-    return text_vad(text)
+    return default_analyzer().analyze_lines([text])[0]
 
 
 def run_batch(script: Script | str | os.PathLike[str], outdir: str | os.PathLike[str], *,
               render: Callable[..., Any], seed: int = 0, settings: RenderSettings | None = None,
               workers: int | None = None, executor: str = "local", ray_address: str | None = None, resume: bool = False,
-              scene: bool = False, analyze: Callable[[str], VAD] | None = None,
+              scene: bool = False, analyze: Callable[[str], VAD | SentenceEmotion] | None = None,
               progress: bool = True) -> BatchResult:
     """Render every line of `script` into OUTDIR/<id>/ and write OUTDIR/manifest.jsonl (see docs/batch.md).
 

@@ -15,14 +15,24 @@ from pathlib import Path
 import numpy as np
 
 from avatar.emotion.dynamics import Dialogue, EmotionDynamics, Personality
-from avatar.emotion.labels import EKMAN_LABELS, LABEL_VAD, label_for, label_probabilities, vad_for_label
+from avatar.emotion.labels import (
+    EKMAN_LABELS,
+    LABEL_VAD,
+    consistent_vad,
+    is_consistent,
+    label_for,
+    label_probabilities,
+    vad_for_label,
+)
+from avatar.emotion.regressor import Reading
 from avatar.emotion.sentences import Sentence, check_text, split_sentences
 from avatar.errors import ModelError
 from avatar.types import VAD, SentenceEmotion
 
 __all__ = [
     "EmotionAnalyzer", "analyze", "text_vad", "default_analyzer", "split_sentences", "Sentence", "check_text",
-    "label_for", "label_probabilities", "vad_for_label", "LABEL_VAD", "EKMAN_LABELS",
+    "label_for", "label_probabilities", "vad_for_label", "LABEL_VAD", "EKMAN_LABELS", "consistent_vad", "is_consistent",
+    "Reading",
     "Personality", "EmotionDynamics", "Dialogue",
 ]
 
@@ -39,71 +49,83 @@ def __getattr__(name: str) -> Path:
 
 
 class EmotionAnalyzer:
-    """Reads VAD, a label and a confidence from each sentence of a text with the trained MiniLM model."""
+    """Reads VAD, a category (with probabilities), an intensity and a confidence from each sentence of a text.
+
+    One MiniLM encoder with two heads, run in onnxruntime: VAD regression (EmoBank) and categories + intensity
+    (our dialogue lines); the VAD is then moved the least it must to agree with the category (`consistent_vad`).
+    """
 
     def __init__(self, model_dir: str | os.PathLike[str] | None = None, num_threads: int | None = None) -> None:
-        """Load the model from `model_dir` (default: weights/emotion); it runs on `num_threads` cores (default:
-        as many as NumPy's BLAS is set to use, which OMP_NUM_THREADS / OPENBLAS_NUM_THREADS lower)."""
-        # NumPy inference: this path never imports torch (2-3 s of a cold start).
+        """Load the model from `model_dir` (default: the registry's emotion folder); its session runs on
+        `num_threads` intra-op threads (default: avatar.runtime's, $AVATAR_ONNX_THREADS or 1)."""
+        # onnxruntime inference: this path never imports torch (2-3 s of a cold start).
         from avatar.emotion.regressor import EmotionRegressor
-        from avatar.npnn import blas_threads
-
         from avatar.weights import resolve
 
         folder = resolve("emotion", model_dir)
-        if not (folder / "model.safetensors").exists():
+        if not (folder / "model.onnx").exists():
             raise ModelError(
-                f"no emotion model at {folder}; train one with `python -m avatar.emotion.train` (see docs/emotion.md)"
+                f"no emotion model at {folder}; train one with `python -m avatar.emotion.train` and export it with "
+                "`python -m avatar.emotion.export` (see docs/emotion.md)"
             )
-        self.model = EmotionRegressor.from_pretrained(folder)
+        self.model = EmotionRegressor.from_pretrained(folder, threads=num_threads)
         self.model_dir = folder
-        self.num_threads = num_threads or blas_threads()
-        # One call at a time: predict_ratings caps BLAS threads process-wide (threadpoolctl) while it runs.
-        self._lock = threading.Lock()
+        self.num_threads = self.model.graph.threads
+        self.categories = self.model.categories
+
+    def read(self, texts: list[str], batch_size: int = 64) -> Reading:
+        """The model's raw reading of each text (ratings, category probabilities, intensity), as one unit each."""
+        return self.model.predict(list(texts), batch_size=batch_size)
 
     def ratings(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
-        """EmoBank-scale (1..5) ratings for a list of texts, [N, 3]."""
-        if not texts:
-            return np.zeros((0, 3))
-        with self._lock:
-            return self.model.predict_ratings(texts, batch_size=batch_size, threads=self.num_threads)
+        """EmoBank-scale (1..5) ratings for a list of texts, [N, 3] (the VAD head alone)."""
+        return self.read(texts, batch_size=batch_size).ratings
+
+    def readings(self, texts: list[str], batch_size: int = 64) -> list[SentenceEmotion]:
+        """One SentenceEmotion per text (no sentence splitting): VAD consistent with the predicted category."""
+        r = self.read(texts, batch_size=batch_size)
+        vads = self.model.rating_to_vad(r.ratings)
+        return [_emotion(t, VAD.clipped(*v), dict(zip(r.categories, p)), float(i))
+                for t, v, p, i in zip(texts, vads, r.probs, r.intensity)]
 
     def vad_batch(self, texts: list[str], batch_size: int = 64) -> list[VAD]:
         """VAD in [-1, 1] for each text, scored as one unit each (no sentence splitting)."""
-        arr = self.model.rating_to_vad(self.ratings(texts, batch_size=batch_size))
-        return [VAD.clipped(*row) for row in arr]
+        return [e.vad for e in self.readings(texts, batch_size=batch_size)]
 
     def analyze(self, text: str, batch_size: int = 64) -> list[SentenceEmotion]:
         """Split text into sentences and read each one's emotion; InputError on empty or huge text."""
         sentences = split_sentences(text)
-        vads = self.vad_batch([s.text for s in sentences], batch_size=batch_size)
-        out = []
-        for s, v in zip(sentences, vads):
-            label, conf = label_for(v)
-            conf *= _readability(s.text)
-            out.append(SentenceEmotion(text=s.text, vad=v, label=label, confidence=conf,
-                                       start_char=s.start, end_char=s.end))
-        return out
+        found = self.readings([s.text for s in sentences], batch_size=batch_size)
+        return [e.model_copy(update={"start_char": s.start, "end_char": s.end}) for s, e in zip(sentences, found)]
 
     def analyze_lines(self, lines: list[str], batch_size: int = 64) -> list[SentenceEmotion]:
-        """One reading per line (its sentences' VADs weighted by length), all lines batched together."""
+        """One reading per line: its sentences' VADs, probabilities and intensities weighted by their length."""
         split = [split_sentences(line) for line in lines]
-        flat = [s.text for ss in split for s in ss]
-        vads = iter(self.vad_batch(flat, batch_size=batch_size))
+        found = iter(self.readings([s.text for ss in split for s in ss], batch_size=batch_size))
         out = []
         for line, ss in zip(lines, split):
             w = np.array([max(1, len(s.text)) for s in ss], dtype=np.float64)
-            arr = np.stack([next(vads).as_array() for _ in ss]).astype(np.float64)
-            v = VAD.clipped(*(w[:, None] * arr).sum(0) / w.sum())
-            label, conf = label_for(v)
-            text = line.strip()
-            out.append(SentenceEmotion(text=text, vad=v, label=label, confidence=conf * _readability(text),
-                                       start_char=0, end_char=len(line)))
+            w /= w.sum()
+            parts = [next(found) for _ in ss]
+            v = VAD.clipped(*(w[:, None] * np.stack([e.vad.as_array() for e in parts])).sum(0))
+            probs = {c: float(sum(wi * e.categories[c] for wi, e in zip(w, parts))) for c in self.categories}
+            inten = float(sum(wi * e.intensity for wi, e in zip(w, parts)))
+            out.append(_emotion(line.strip(), v, probs, inten).model_copy(update={"end_char": len(line)}))
         return out
 
     def text_vad(self, text: str) -> VAD:
         """One VAD for a whole text: its sentences' VADs weighted by their length."""
         return self.analyze_lines([text])[0].vad
+
+
+def _emotion(text: str, vad: VAD, probs: dict[str, float], intensity: float) -> SentenceEmotion:
+    """A SentenceEmotion from the model's outputs: the top category as label, its probability (times the share of
+    readable letters) as confidence, and the VAD moved to agree with the label."""
+    label = max(probs, key=probs.__getitem__)
+    intensity = 0.0 if label == "neutral" else min(1.0, max(0.0, intensity))
+    return SentenceEmotion(text=text, vad=consistent_vad(vad, label), label=label,
+                           confidence=min(1.0, probs[label] * _readability(text)),
+                           categories={k: round(v, 4) for k, v in probs.items()}, intensity=round(intensity, 4))
 
 
 def _readability(text: str) -> float:

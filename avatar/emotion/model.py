@@ -2,10 +2,10 @@
 
 Saved like a diffusers component: `save_pretrained(dir)` writes config.json, model.safetensors (only the
 adapter and head, a few MB) and the model card README.md. `EmotionModel` is the training model (torch,
-transformers' BERT + peft's LoRA). Inference loads the same folder with `EmotionRegressor.from_pretrained(dir)`
-(`regressor.py`): our NumPy BERT forward (`encoder.py`) with the adapter merged into its weights, so a process
-that only reads emotions imports neither torch nor transformers. The config, `encoder_dir`, `prepare_text`,
-`soft_saturate` and `EmotionRegressor` live there and are re-exported here. Nothing here touches the network.
+transformers' BERT + peft's LoRA). `python -m avatar.emotion.export` turns the same folder into one ONNX graph
+(adapter merged, pooling, both heads) that inference runs in onnxruntime (`regressor.py`), so a process that only
+reads emotions imports neither torch nor transformers. The config, `encoder_dir`, `prepare_text` and
+`soft_saturate` live there and are re-exported here. Nothing here touches the network.
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ from avatar.emotion.regressor import (
     LORA_TARGETS,
     SATURATION_KNEE,
     EmotionModelConfig,
-    EmotionRegressor,
     encoder_dir,
     length_batches,
     prepare_text,
@@ -41,7 +40,7 @@ from avatar.errors import ModelError
 from avatar.pretrained import load_folder, save_folder
 
 __all__ = [
-    "EmotionModel", "EmotionModelConfig", "EmotionRegressor", "LORA_TARGETS", "SATURATION_KNEE", "encoder_dir",
+    "EmotionModel", "EmotionModelConfig", "LORA_TARGETS", "SATURATION_KNEE", "encoder_dir",
     "prepare_text", "soft_saturate",
 ]
 
@@ -51,8 +50,8 @@ log = logging.getLogger(__name__)
 class EmotionModel(nn.Module):
     """MiniLM encoder (+ LoRA, through transformers and peft) -> mean pooling -> MLP -> VAD z-scores: for training.
 
-    Inference runs the same maths in NumPy (`avatar.emotion.regressor.EmotionRegressor`); the two share the
-    config, text preparation, length batching and rating conversions, and tests keep their numbers equal.
+    Inference runs its ONNX export (`avatar.emotion.export`, `avatar.emotion.regressor.EmotionRegressor`); the two
+    share the config, text preparation, length batching and rating conversions, and the export checks its numbers.
     """
 
     def __init__(self, config: EmotionModelConfig) -> None:
@@ -82,10 +81,32 @@ class EmotionModel(nn.Module):
             self.layer_mix.requires_grad_(False)  # unused: the head reads every layer
         self.head = nn.Sequential(nn.Dropout(0.1), nn.Linear(self.pooled_size, config.head_hidden), nn.GELU(),
                                   nn.Linear(config.head_hidden, 3))
+        # The second head on the same sentence vector: category logits and intensity (0..1, a sigmoid outside).
+        n_cat = len(config.categories)
+        self.cat_head = (nn.Sequential(nn.Dropout(0.1), nn.Linear(self.pooled_size, config.head_hidden), nn.GELU(),
+                                       nn.Linear(config.head_hidden, n_cat + 1)) if n_cat else None)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **_: torch.Tensor) -> torch.Tensor:
         """Predicted z-scores [B, 3]."""
         return self.head(self.pooled(input_ids, attention_mask))
+
+    def heads(self, pooled: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(VAD z-scores [B, 3], category logits [B, C], intensity logit [B]) from the sentence vector."""
+        out = self.cat_head(pooled)
+        return self.head(pooled), out[:, :-1], out[:, -1]
+
+    @torch.inference_mode()
+    def predict_all(self, texts: list[str], batch_size: int = 64) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(ratings [N, 3], category logits [N, C], intensity 0..1 [N]) for raw texts (call eval() first)."""
+        ids = self.token_ids([prepare_text(t) for t in texts])
+        n_cat = len(self.config.categories)
+        r, c, i = np.zeros((len(texts), 3)), np.zeros((len(texts), n_cat)), np.zeros(len(texts))
+        for idx in length_batches(ids, batch_size):
+            z, logits, inten = self.heads(self.pooled(*self._pad([ids[j] for j in idx])))
+            r[idx] = self.z_to_rating(z.float().numpy())
+            c[idx] = logits.float().numpy()
+            i[idx] = torch.sigmoid(inten).float().numpy()
+        return r, c, i
 
     def pooled(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """The sentence vector [B, H] the head reads (training also distils a teacher's features into it)."""
@@ -136,6 +157,8 @@ class EmotionModel(nn.Module):
         else:
             state = {f"enc.{k}": v.half() for k, v in self.encoder.state_dict().items() if k.startswith("encoder.")}
         state.update({f"head.{k}": v.float() for k, v in self.head.state_dict().items()})
+        if self.cat_head is not None:
+            state.update({f"cat.{k}": v.float() for k, v in self.cat_head.state_dict().items()})
         if self.config.pool_layers > 1 and not self.concat:
             state["mix.weight"] = self.layer_mix.float()
         return {k: v.detach().contiguous() for k, v in state.items()}
@@ -160,6 +183,9 @@ class EmotionModel(nn.Module):
             if res.unexpected_keys or any(k.startswith("encoder.") for k in res.missing_keys):
                 raise ModelError(f"{source}: encoder weights do not fit the encoder")
         self.head.load_state_dict(head)
+        cat = {k[4:]: v for k, v in state.items() if k.startswith("cat.")}
+        if self.cat_head is not None and cat:  # a VAD-only model may seed a two-head one: its cat head starts new
+            self.cat_head.load_state_dict(cat)
         if self.config.pool_layers > 1 and not self.concat:
             if "mix.weight" not in state or state["mix.weight"].shape != self.layer_mix.shape:
                 raise ModelError(f"{source} lacks the layer-mix weights its config asks for")

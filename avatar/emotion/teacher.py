@@ -131,9 +131,9 @@ def write_extra(args: argparse.Namespace, tr_x: list[str], tr_f: np.ndarray, tr_
     extra = augment(tr_x, args.augment, seed=args.seed)
     target = ridge_predict(ridge_fit(tr_f, tr_y), encode(args.encoder, extra))
     if args.student is not None:
-        from avatar.emotion import EmotionAnalyzer
+        from avatar.emotion.model import EmotionModel
 
-        target = 0.5 * (target + EmotionAnalyzer(args.student).ratings(extra))
+        target = 0.5 * (target + EmotionModel.from_pretrained(args.student).predict_ratings(extra))
     args.extra_out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.extra_out.with_name(args.extra_out.name + ".part.npz")
     np.savez(tmp, text=np.array(extra), target=target.astype(np.float32))

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from avatar.emotion.model import EmotionModel, EmotionModelConfig
+from avatar.emotion.model import EmotionModel, EmotionModelConfig, length_batches, prepare_text
 
 log = logging.getLogger("avatar.emotion.train")
 
@@ -86,6 +86,144 @@ def dim_weights(text: str) -> torch.Tensor:
     return w * 3 / w.sum()
 
 
+def dialogue_metrics(model: EmotionModel, rows: list) -> dict[str, float]:
+    """Category accuracy, valence sign on emotional lines and intensity MAE on dialogue rows (eval mode)."""
+    from avatar.emotion.dialogue_data import CATEGORIES
+
+    model.eval()
+    ratings, logits, inten = model.predict_all([r.text for r in rows], batch_size=128)
+    gold = np.array([CATEGORIES.index(r.category) for r in rows])
+    vad = model.rating_to_vad(ratings)
+    emo = np.array([r.category not in ("neutral", "surprised") for r in rows])
+    sign = np.sign(vad[emo, 0]) == np.sign([r.vad[0] for r, e in zip(rows, emo) if e])
+    return {"accuracy": float((logits.argmax(1) == gold).mean()), "valence_sign": float(sign.mean()),
+            "intensity_mae": float(np.abs(inten - [r.intensity_value for r in rows]).mean())}
+
+
+def fit_temperature(logits: np.ndarray, gold: np.ndarray) -> float:
+    """The softmax temperature that minimises the negative log-likelihood of `gold` (grid search, 0.3..5)."""
+    best_t, best_nll = 1.0, float("inf")
+    for t in np.exp(np.linspace(np.log(0.3), np.log(5.0), 200)):
+        z = logits / t
+        z = z - z.max(1, keepdims=True)
+        nll = float(-(z[np.arange(len(gold)), gold] - np.log(np.exp(z).sum(1))).mean())
+        if nll < best_nll:
+            best_t, best_nll = float(t), nll
+    return round(best_t, 4)
+
+
+@torch.inference_mode()
+def _features(model: EmotionModel, texts: list[str], batch_size: int = 64) -> torch.Tensor:
+    """The frozen encoder's sentence vectors [N, H] (what the heads read), batched by length."""
+    model.eval()
+    ids = model.token_ids([prepare_text(t) for t in texts])
+    out = torch.zeros(len(texts), model.pooled_size)
+    for k, idx in enumerate(length_batches(ids, batch_size)):
+        out[idx] = model.pooled(*model._pad([ids[j] for j in idx]))
+        if k % 20 == 0:
+            log.info("features: %d / %d batches", k, -(-len(ids) // batch_size))
+    return out
+
+
+def train_heads(args: argparse.Namespace, model: EmotionModel, cfg: EmotionModelConfig, eb: tuple, dv: tuple,
+                dl_rows: list, dv_rows: list, mean: np.ndarray, std: np.ndarray, scale: np.ndarray) -> dict:
+    """--freeze-encoder: the encoder (with --init's adapter) stays as it is; both heads train on its sentence vectors.
+
+    The VAD head continues from --init's on EmoBank train plus the dialogue lines' VAD points; the category and
+    intensity head learns from the dialogue lines. One encoder pass over all text, then epochs cost milliseconds,
+    which is what a shared two-core machine allows. Selection: EmoBank dev V r + A r + dialogue dev accuracy.
+    """
+    from avatar.emotion.dialogue_data import CATEGORIES
+
+    tr_x, tr_y = eb
+    dv_x, dv_y = dv
+    if args.emobank_fraction < 1.0:  # a seeded subset of EmoBank train keeps the VAD head anchored, at less cost
+        keep = np.sort(np.random.default_rng(args.seed).permutation(len(tr_x))[: int(len(tr_x) * args.emobank_fraction)])
+        tr_x, tr_y = [tr_x[i] for i in keep], tr_y[keep]
+    t0 = time.time()
+    cache = args.features_cache
+    if cache is not None and cache.exists():  # the same --init, data and limit: the encoder pass is reusable
+        from safetensors.torch import load_file
+
+        f = load_file(str(cache))
+        f_eb, f_dv, f_dl, f_dd = f["eb"], f["dv"], f["dl"], f["dd"]
+        if (len(f_eb), len(f_dv), len(f_dl), len(f_dd)) != (len(tr_x), len(dv_x), len(dl_rows), len(dv_rows)):
+            raise SystemExit(f"{cache} was made for other data")
+    else:
+        f_eb = _features(model, tr_x)
+        f_dv = _features(model, dv_x)
+        f_dl = _features(model, [r.text for r in dl_rows])
+        f_dd = _features(model, [r.text for r in dv_rows])
+        if cache is not None:
+            from safetensors.torch import save_file
+
+            save_file({"eb": f_eb, "dv": f_dv, "dl": f_dl, "dd": f_dd}, str(cache))
+    log.info("encoded %d texts in %.0f s", len(tr_x) + len(dv_x) + len(dl_rows) + len(dv_rows), time.time() - t0)
+    z_eb = torch.tensor((tr_y - mean) / std, dtype=torch.float32)
+    z_dl = torch.tensor(((3.0 + np.array([r.vad for r in dl_rows]) * scale) - mean) / std, dtype=torch.float32)
+    c_dl = torch.tensor([CATEGORIES.index(r.category) for r in dl_rows])
+    i_dl = torch.tensor([r.intensity_value for r in dl_rows], dtype=torch.float32)
+    gold_dv = np.array([CATEGORIES.index(r.category) for r in dv_rows])
+    # --freeze-vad-head: the VAD head stays as --init trained it (EmoBank figures unchanged); only the category +
+    # intensity head learns.
+    params = [*([] if args.freeze_vad_head else model.head.parameters()), *model.cat_head.parameters()]
+    if args.freeze_vad_head:
+        model.head.requires_grad_(False)
+    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01)
+    rng = torch.Generator().manual_seed(args.seed)
+    w = args.dim_weights
+    best: dict = {"score": -1.0}
+    history = []
+
+    def score_now() -> dict[str, float]:
+        model.eval()
+        with torch.inference_mode():
+            pred = model.z_to_rating(model.head(f_dv).numpy().astype(np.float64))
+            zd, logits, inten = model.heads(f_dd)
+        m = {k: pearson(pred[:, i], dv_y[:, i]) for i, k in enumerate(("valence", "arousal", "dominance"))}
+        vad = model.rating_to_vad(model.z_to_rating(zd.numpy().astype(np.float64)))
+        emo = np.array([r.category not in ("neutral", "surprised") for r in dv_rows])
+        m["dialogue_accuracy"] = float((logits.argmax(1).numpy() == gold_dv).mean())
+        m["dialogue_valence_sign"] = float((np.sign(vad[emo, 0]) == np.sign([r.vad[0] for r in np.array(dv_rows)[emo]])).mean())
+        m["dialogue_intensity_mae"] = float(np.abs(torch.sigmoid(inten).numpy() - [r.intensity_value for r in dv_rows]).mean())
+        return m
+
+    bs = args.batch_size
+    for epoch in range(args.epochs):
+        model.train()
+        perm_eb = torch.randperm(len(f_eb), generator=rng)
+        perm_dl = torch.randperm(len(f_dl), generator=rng)
+        n_steps = max(len(f_eb), len(f_dl) * args.dialogue_repeat) // bs
+        for step in range(n_steps):
+            b = perm_eb[(step * bs) % len(f_eb):][:bs]
+            d = perm_dl[(step * bs) % len(f_dl):][:bs]
+            zd, logits, inten = model.heads(f_dl[d])
+            loss = torch.zeros(())
+            if not args.freeze_vad_head:
+                pred = model.head(f_eb[b])
+                loss = (((pred - z_eb[b]) ** 2).mean(0) * w).mean() + args.corr_weight * corr_loss(pred, z_eb[b], w)
+            loss = loss + (args.cat_weight * torch.nn.functional.cross_entropy(logits, c_dl[d], label_smoothing=0.05)
+                           + args.int_weight * torch.nn.functional.binary_cross_entropy_with_logits(inten, i_dl[d])
+                           + args.dialogue_vad_weight * (((zd - z_dl[d]) ** 2).mean(0) * w).mean())
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        m = score_now()
+        history.append({"epoch": epoch + 1, "weights": "raw", **{k: round(v, 4) for k, v in m.items()}})
+        score = m["valence"] + m["arousal"] + m["dialogue_accuracy"]
+        log.info("epoch %d dev: %s", epoch + 1, " ".join(f"{k} {v:.4f}" for k, v in m.items()))
+        if score > best["score"]:
+            best = {"score": score, "epoch": epoch + 1, "metrics": m,
+                    "state": {k: v.clone() for k, v in model.trainable_state().items()}}
+    model.load_trainable_state(best["state"])
+    model.eval()
+    with torch.inference_mode():
+        _, logits, _ = model.heads(f_dd)
+    cfg.temperature = fit_temperature(logits.numpy().astype(np.float64), gold_dv)
+    log.info("category temperature %.3f (fitted on dialogue dev)", cfg.temperature)
+    return {"best": best, "history": history, "seconds": time.time() - t0}
+
+
 def train(args: argparse.Namespace) -> dict:
     """Train, select the best epoch on dev, save; returns the dev metrics."""
     torch.manual_seed(args.seed)
@@ -101,10 +239,34 @@ def train(args: argparse.Namespace) -> dict:
     mean, std = tr_y.mean(0), tr_y.std(0)
     q01, q99 = np.percentile(tr_y, 1, axis=0), np.percentile(tr_y, 99, axis=0)
     scale = np.maximum(np.abs(q01 - 3.0), np.abs(q99 - 3.0)) / 0.9
+    init_state = None
+    if args.init is not None:  # continue from a saved model (same encoder, rank and pooling): keep its targets
+        from avatar.pretrained import load_folder
+
+        init_cfg, init_state = load_folder(args.init, EmotionModelConfig, "emotion")
+        args.init_training = {"command": init_cfg.training.get("command"),
+                              "emobank_dev_pearson": init_cfg.metrics.get("emobank_dev_pearson")}
+        mean, std, scale = (np.asarray(x) for x in (init_cfg.target_mean, init_cfg.target_std, init_cfg.calib_scale))
     cfg = EmotionModelConfig(finetune=args.finetune, lora_r=args.rank, lora_alpha=2 * args.rank, pool_layers=args.pool_layers,
                              pool_mode=args.pool_mode, target_mean=mean.tolist(),
                              target_std=std.tolist(), calib_scale=scale.round(4).tolist())
+    dl_rows = dv_rows = []
+    if args.dialogue is not None:  # the categorical + intensity head, trained on our dialogue lines
+        from avatar.emotion.dialogue_data import CATEGORIES, load_dialogue
+
+        cfg.categories = list(CATEGORIES)
+        dl_rows, dv_rows = load_dialogue("train", args.dialogue), load_dialogue("dev", args.dialogue)
+        if args.limit:
+            dl_rows, dv_rows = dl_rows[: args.limit], dv_rows[: max(50, args.limit // 4)]
     model = EmotionModel(cfg)
+    if init_state is not None:
+        model.load_trainable_state(init_state, source=str(args.init))
+    if args.freeze_encoder:
+        if not dl_rows or init_state is None:
+            raise SystemExit("--freeze-encoder trains the heads on --init's encoder: give --init and --dialogue")
+        res = train_heads(args, model, cfg, (tr_x, tr_y), (dv_x, dv_y), dl_rows, dv_rows, mean, std, scale)
+        best = res["best"]
+        return _save(args, model, cfg, best, res["history"], len(tr_x), 0, len(dl_rows), len(dv_x), res["seconds"])
     if cfg.finetune == "full":  # the transformer layers learn; the (large) embedding table stays as shipped
         for name, param in model.encoder.named_parameters():
             param.requires_grad = name.startswith("encoder.")
@@ -121,11 +283,22 @@ def train(args: argparse.Namespace) -> dict:
             raise SystemExit(f"{args.extra} contains dev sentences")
         tr_x = list(tr_x) + extra_x
         z_extra = torch.tensor((extra_y - mean) / std, dtype=torch.float32)
+    n_vad = len(tr_x)  # rows before this index are EmoBank (+ extra); after it, dialogue lines
+    if dl_rows:
+        from avatar.emotion.dialogue_data import CATEGORIES
+
+        tr_x = list(tr_x) + [prepare_text(r.text) for r in dl_rows]  # emoji spelled out, as at inference
+        # dialogue VAD points are in the engine's [-1, 1]; |u| < 0.8 is the linear part of the calibration
+        dl_z = torch.tensor(((3.0 + np.array([r.vad for r in dl_rows]) * scale) - mean) / std, dtype=torch.float32)
+        dl_cat = torch.tensor([CATEGORIES.index(r.category) for r in dl_rows])
+        dl_int = torch.tensor([r.intensity_value for r in dl_rows], dtype=torch.float32)
     enc_all = model.tokenizer([t for t in tr_x], truncation=True, max_length=cfg.max_length)
     lengths = [len(ids) for ids in enc_all["input_ids"]]
     z = torch.tensor((tr_y - mean) / std, dtype=torch.float32)
     if z_extra is not None:
         z = torch.cat([z, z_extra])
+    if dl_rows:
+        z = torch.cat([z, dl_z])
     z_teacher = feat_teacher = proj = None
     if args.teacher is not None:  # distillation (avatar.emotion.teacher): predictions and features per train row
         with np.load(args.teacher, allow_pickle=False) as t:
@@ -144,12 +317,24 @@ def train(args: argparse.Namespace) -> dict:
     enc_params = [p for p in model.encoder.parameters() if p.requires_grad]
     opt = torch.optim.AdamW([
         {"params": enc_params, "lr": args.lr},
-        {"params": [*model.head.parameters(), model.layer_mix, *(proj.parameters() if proj is not None else [])],
+        {"params": [*model.head.parameters(), model.layer_mix, *(proj.parameters() if proj is not None else []),
+                    *(model.cat_head.parameters() if model.cat_head is not None else [])],
          "lr": args.lr * 2},
     ], weight_decay=0.01)
     # The batch order has its own seed so that runs can share one initialisation (weight averaging needs it).
     rng = random.Random(args.seed if args.order_seed is None else args.order_seed)
-    steps_per_epoch = math.ceil(len(tr_x) / args.batch_size)
+    def epoch_batches() -> list[list[int]]:
+        """EmoBank batches and dialogue batches (never mixed: their losses differ), shuffled together."""
+        eb = _batches(lengths[:n_vad], args.batch_size, rng)
+        if args.emobank_fraction < 1.0:
+            eb = eb[: max(1, int(len(eb) * args.emobank_fraction))]
+        dl = [[n_vad + i for i in b] for _ in range(args.dialogue_repeat if dl_rows else 0)
+              for b in _batches(lengths[n_vad:], args.batch_size, rng)]
+        out = eb + dl
+        rng.shuffle(out)
+        return out
+
+    steps_per_epoch = len(epoch_batches())
     total = steps_per_epoch * args.epochs
     warm = max(1, int(0.06 * total))
     sched = torch.optim.lr_scheduler.LambdaLR(
@@ -164,13 +349,27 @@ def train(args: argparse.Namespace) -> dict:
     t0 = time.time()
     for epoch in range(args.epochs):
         model.train()
-        bar = tqdm(_batches(lengths, args.batch_size, rng), desc=f"epoch {epoch + 1}/{args.epochs}")
+        bar = tqdm(epoch_batches(), desc=f"epoch {epoch + 1}/{args.epochs}", mininterval=30)
         for b in bar:
             enc = model.tokenizer([tr_x[i] for i in b], padding=True, truncation=True,
                                   max_length=cfg.max_length, return_tensors="pt")
             # Prepared text (emoji spelled out) is what inference sees; EmoBank has almost no emoji,
             # so tokenising the raw text here is equivalent and faster.
             pooled = model.pooled(enc["input_ids"], enc["attention_mask"])
+            if b[0] >= n_vad:  # a dialogue batch: category, intensity and (coarse, so lighter) VAD targets
+                d = [i - n_vad for i in b]
+                pred, logits, inten = model.heads(pooled)
+                loss = (args.cat_weight * torch.nn.functional.cross_entropy(logits, dl_cat[d], label_smoothing=0.05)
+                        + args.int_weight * torch.nn.functional.binary_cross_entropy_with_logits(inten, dl_int[d])
+                        + args.dialogue_vad_weight * (((pred - z[b]) ** 2).mean(0) * args.dim_weights).mean())
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                opt.step()
+                sched.step()
+                if ema is not None:
+                    ema.update_parameters(model)
+                continue
             pred = model.head(pooled)
             target = z[b]
             if z_teacher is not None and args.teacher_weight > 0:
@@ -191,23 +390,43 @@ def train(args: argparse.Namespace) -> dict:
         for kind, m in candidates:
             metrics = evaluate(m, dv_x, dv_y)
             score = metrics["valence"] + metrics["arousal"]
+            if dv_rows:
+                metrics.update({f"dialogue_{k}": v for k, v in dialogue_metrics(m, dv_rows).items()})
+                score += metrics["dialogue_accuracy"]
             history.append({"epoch": epoch + 1, "weights": kind, **{k: round(v, 4) for k, v in metrics.items()}})
-            log.info("epoch %d (%s weights) dev r: V %.4f A %.4f D %.4f", epoch + 1, kind, metrics["valence"],
-                     metrics["arousal"], metrics["dominance"])
+            log.info("epoch %d (%s weights) dev: %s", epoch + 1, kind,
+                     " ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
             if score > best["score"]:
                 best = {"score": score, "epoch": epoch + 1, "weights": kind, "metrics": metrics,
                         "state": {k: v.clone() for k, v in m.trainable_state().items()}}
     # Restore the best epoch's adapter and head before saving.
     model.load_trainable_state(best["state"])
-    cfg.metrics = {"emobank_dev_pearson": {k: round(v, 4) for k, v in best["metrics"].items()},
-                   "selected_epoch": best["epoch"], "selected_weights": best["weights"], "history": history}
+    if dv_rows:  # calibrate the category confidence on dialogue dev (temperature scaling)
+        from avatar.emotion.dialogue_data import CATEGORIES
+
+        model.eval()
+        _, logits, _ = model.predict_all([r.text for r in dv_rows], batch_size=128)
+        cfg.temperature = fit_temperature(logits, np.array([CATEGORIES.index(r.category) for r in dv_rows]))
+        log.info("category temperature %.3f (fitted on dialogue dev)", cfg.temperature)
+    return _save(args, model, cfg, best, history, n_gold, n_vad - n_gold, len(dl_rows), len(dv_x), time.time() - t0)
+
+
+def _save(args: argparse.Namespace, model: EmotionModel, cfg: EmotionModelConfig, best: dict, history: list,
+          n_gold: int, n_extra: int, n_dialogue: int, n_dev: int, seconds: float) -> dict:
+    """Write the selected model with its metrics and the exact training command into the folder and card."""
+    cfg.metrics = {"emobank_dev_pearson": {k: round(v, 4) for k, v in best["metrics"].items() if "_" not in k},
+                   "dialogue_dev": {k[9:]: round(v, 4) for k, v in best["metrics"].items() if k.startswith("dialogue_")},
+                   "selected_epoch": best["epoch"], "selected_weights": best.get("weights", "raw"), "history": history}
     cfg.training = {"command": "python -m avatar.emotion.train " + " ".join(args.argv), "seed": args.seed, "order_seed": args.order_seed,
                     "teacher": str(args.teacher) if args.teacher else None, "teacher_weight": args.teacher_weight,
                     "embed_weight": args.embed_weight, "extra": str(args.extra) if args.extra else None,
-                    "extra_size": len(tr_x) - n_gold,
+                    "extra_size": n_extra, "dialogue_size": n_dialogue, "init": str(args.init) if args.init else None,
+                    "init_training": getattr(args, "init_training", None),
+                    "dialogue_repeat": args.dialogue_repeat, "emobank_fraction": args.emobank_fraction,
+                    "freeze_encoder": args.freeze_encoder, "freeze_vad_head": args.freeze_vad_head, "cat_weight": args.cat_weight, "int_weight": args.int_weight, "dialogue_vad_weight": args.dialogue_vad_weight,
                     "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "finetune": args.finetune, "rank": args.rank, "pool_layers": args.pool_layers, "pool_mode": args.pool_mode,
-                    "corr_weight": args.corr_weight, "dim_weights": [round(float(x), 4) for x in args.dim_weights], "ema": args.ema, "train_size": n_gold, "dev_size": len(dv_x),
-                    "seconds": round(time.time() - t0, 1), "torch": torch.__version__}
+                    "corr_weight": args.corr_weight, "dim_weights": [round(float(x), 4) for x in args.dim_weights], "ema": args.ema, "train_size": n_gold, "dev_size": n_dev,
+                    "seconds": round(seconds, 1), "torch": torch.__version__}
     model.config = cfg
     from avatar.emotion.card import model_card
 
@@ -246,6 +465,20 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--embed-weight", type=float, default=0.0, help="weight of the teacher feature distillation loss")
     p.add_argument("--extra", type=Path, default=None,
                    help=".npz of teacher-labelled extra sentences: 'text' [N] and 'target' [N, 3] ratings (1..5)")
+    p.add_argument("--dialogue", type=Path, default=None,
+                   help="datasets/dialogue/lines.csv: train the category + intensity head jointly on its train split")
+    p.add_argument("--init", type=Path, default=None, help="start from this saved model's adapter and VAD head")
+    p.add_argument("--freeze-encoder", action="store_true",
+                   help="keep --init's encoder and adapter; train only the VAD and category heads (fast)")
+    p.add_argument("--freeze-vad-head", action="store_true",
+                   help="with --freeze-encoder: keep --init's VAD head too; train only the category + intensity head")
+    p.add_argument("--features-cache", type=Path, default=None,
+                   help="with --freeze-encoder: keep the encoder's sentence vectors here (safetensors) and reuse them")
+    p.add_argument("--dialogue-repeat", type=int, default=2, help="passes over the dialogue lines per epoch")
+    p.add_argument("--emobank-fraction", type=float, default=1.0, help="share of EmoBank batches used per epoch")
+    p.add_argument("--cat-weight", type=float, default=1.0)
+    p.add_argument("--int-weight", type=float, default=1.0)
+    p.add_argument("--dialogue-vad-weight", type=float, default=0.5)
     args = p.parse_args(argv)
     args.argv = argv
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
