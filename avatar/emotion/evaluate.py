@@ -9,8 +9,12 @@ from __future__ import annotations
 import csv
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from avatar.emotion import EmotionAnalyzer
 
 NOT_VALENCED = ("neutral", "surprised")  # categories whose valence sign is not fixed: left out of the sign figure
 
@@ -66,14 +70,14 @@ def valence_sign(readings: list, rows: list) -> float:
     return float(np.mean([np.sign(o.vad.valence) == np.sign(r.vad[0]) for o, r in pairs]))
 
 
-def triples_ordered(analyzer, triples: list) -> np.ndarray:
+def triples_ordered(analyzer: EmotionAnalyzer, triples: list) -> np.ndarray:
     """Per triple, whether the predicted intensity is ordered mild < plain < strong."""
     flat = [x for t in triples for x in t[1:]]
     inten = np.array([o.intensity for o in analyzer.readings(flat)]).reshape(-1, 3)
     return (inten[:, 0] < inten[:, 1]) & (inten[:, 1] < inten[:, 2])
 
 
-def summary(analyzer, emobank: str | Path) -> dict[str, float]:
+def summary(analyzer: EmotionAnalyzer, emobank: str | Path) -> dict[str, float]:
     """The headline figures of `analyzer` (an EmotionAnalyzer): what the model card records."""
     from avatar.emotion.dialogue_data import load_dialogue, load_triples
 

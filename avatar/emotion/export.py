@@ -41,7 +41,7 @@ def export_onnx(model_dir: Path, out: Path) -> None:
             super().__init__()
             self.m = m
 
-        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor):
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
             z, logits, inten = self.m.heads(self.m.pooled(input_ids, attention_mask))
             return z, logits, torch.sigmoid(inten)
 
