@@ -14,15 +14,12 @@ import logging
 import math
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar
+from typing import Any, Callable, ClassVar, TypeVar
 
 from avatar.errors import ModelError
 from avatar.io import atomic_path, atomic_write_text
 # read_config and its bounds live with the registry (avatar.weights); re-exported for callers of this module.
 from avatar.weights import MAX_CONFIG_BYTES, MAX_CONFIG_NUMBER, MAX_MODEL_FPS, ModelConfig, read_config  # noqa: F401
-
-if TYPE_CHECKING:
-    import numpy as np
 
 log = logging.getLogger(__name__)
 
@@ -146,49 +143,7 @@ def load_folder(folder: str | os.PathLike[str], config_class: type[C], what: str
     return config, state
 
 
-#: safetensors dtype names -> little-endian NumPy dtypes (bfloat16 has none in NumPy: refused).
-_ST_DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "I64": "<i8", "I32": "<i4", "I16": "<i2", "I8": "i1",
-              "U8": "u1", "BOOL": "?"}
 _ST_MAX_HEADER = 100 * 2**20
-
-
-def map_safetensors(path: str | os.PathLike[str]) -> dict[str, "np.ndarray"]:
-    """A .safetensors file's tensors as read-only NumPy views of the memory-mapped file (nothing is copied;
-    where the file system cannot map files, of the file read once).
-
-    Why not `safetensors.numpy.load_file`: it copies every tensor, 0.08 s for the 90 MB MiniLM encoder, about a
-    quarter of the emotion stage of `avatar say`, while inference reads its largest tensor (the word embeddings)
-    only a few rows at a time. The format is a little-endian u64 header length, a JSON header, then raw bytes;
-    every entry is checked (dtype, shape, offsets within the file) before a view is made. ModelError if not valid.
-    """
-    import mmap
-
-    import numpy as np
-
-    p = Path(path)
-    try:
-        with open(p, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            if size < 8:
-                raise ModelError(f"{p.name} is not a safetensors file (too short)")
-            try:
-                buf: mmap.mmap | bytes = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-            except (OSError, ValueError):  # a file system that cannot map files: read it (views stay read-only)
-                buf = f.read()
-                size = len(buf)
-    except OSError as exc:
-        raise ModelError(f"cannot read {p}: {exc}") from exc
-    n = int.from_bytes(buf[:8], "little")
-    if n > min(_ST_MAX_HEADER, size - 8):
-        raise ModelError(f"{p.name} is not a safetensors file (header of {n} bytes)")
-    out: dict[str, np.ndarray] = {}
-    start = 8 + n
-    for name, (dtype_name, shape, lo, hi) in _header_entries(bytes(buf[8:8 + n]), size - start, p.name).items():  # noqa: B007
-        if dtype_name not in _ST_DTYPES:
-            raise ModelError(f"{p.name}: tensor {name!r} has dtype {dtype_name}, which NumPy cannot map")
-        dtype = np.dtype(_ST_DTYPES[dtype_name])
-        out[name] = np.frombuffer(buf, dtype=dtype, count=math.prod(shape), offset=start + lo).reshape(shape)
-    return out
 
 
 class PretrainedMixin:
