@@ -35,7 +35,7 @@ LINES = (
 )
 
 
-def blinks(face) -> tuple[list[int], list[bool]]:  # noqa: ANN001 - a FaceMotion
+def blinks(face) -> tuple[list[int], list[bool]]:
     """Onset frames of blinks (both lids >= 0.5) and whether each closes fully (both >= 0.8)."""
     both = np.minimum(face.channel("eyeBlinkLeft"), face.channel("eyeBlinkRight"))
     closed = both >= 0.5

@@ -132,7 +132,7 @@ POSTURE_CHECKS = (
 )
 
 
-def body_language_figures(make, feat) -> None:  # noqa: ANN001
+def body_language_figures(make, feat) -> None:
     """Posture per emotion on one clip (directions checked) and the weight shift over a 20 s line."""
     from avatar.emotion.labels import LABEL_VAD
     from avatar.gesture import checks
@@ -158,7 +158,7 @@ def body_language_figures(make, feat) -> None:  # noqa: ANN001
           f"{checks.foot_sliding(m):.4f} cm/s (goal: none)")
 
 
-def contact_sheet(path: str, make, feat, at: float = 1.0) -> None:  # noqa: ANN001
+def contact_sheet(path: str, make, feat, at: float = 1.0) -> None:
     """Render the 7 postures (frame at `at` s, face from the label) in full framing into `path`: a row from the
     front and a row with the figure turned 80 degrees (profile: lean and head pitch)."""
     from PIL import Image, ImageDraw
@@ -242,7 +242,7 @@ def main() -> None:
 
         net = load_gesture_model(args.model)
 
-        def make_model(f, v, s):  # noqa: ANN001, ANN202 - as the pipeline runs it (body-language layer included)
+        def make_model(f, v, s):
             return motion_from_features(net, f, vad_per_frame(v, f.num_frames, f.fps), seed=s, steps=args.steps)
 
         evaluate(f"diffusion model {args.model} ({args.steps} steps, as the pipeline runs it)", make_model, clips,
@@ -253,7 +253,7 @@ def main() -> None:
         contact_sheet(args.sheet, make_model if args.model else make_teacher, feats[0])
 
 
-def _raw_model_speed(net, feats: list, steps: int) -> None:  # noqa: ANN001
+def _raw_model_speed(net, feats: list, steps: int) -> None:
     """Mean joint speed at arousal +0.8 / -0.8 of the model's own samples (no body-language layer): the baseline."""
     from avatar.gesture import checks
     from avatar.gesture.sampling import generate

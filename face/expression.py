@@ -31,7 +31,6 @@ before and after the words (the jaw is speech's while a line is spoken). The upp
 
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 import numpy as np

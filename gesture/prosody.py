@@ -13,14 +13,13 @@ beats and the model takes as its seventh conditioning channel (zero when there i
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass, replace
 
 import numpy as np
 
 from avatar.audio import import_pyworld, resample
 from avatar.errors import InputError
-from avatar.signal import find_peaks  # noqa: F401  (re-exported: it lived here first)
+from avatar.signal import find_peaks
 from avatar.types import Timeline
 
 log = logging.getLogger(__name__)

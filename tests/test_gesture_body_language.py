@@ -136,5 +136,5 @@ def test_determinism_with_a_seed(feat) -> None:  # noqa: ANN001
 
 
 def test_bad_vad_length_is_refused() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="VAD has 10 frames, the motion 30"):
         body_language(_still(30), np.zeros((10, 3)))
