@@ -19,7 +19,7 @@ Same inputs and seed give the same motion.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -158,11 +158,13 @@ def scale_by_arousal(rot: np.ndarray, energy: np.ndarray, fps: float, skeleton: 
 
 
 def body_language(motion: BodyMotion, vad: np.ndarray, seed: int = 0, skeleton: Skeleton = HUMANOID,
-                  posture: bool = True, idle: bool = True, arousal_gain: bool = False) -> BodyMotion:
+                  posture: bool = True, idle: bool = True, arousal_gain: bool = False,
+                  slump_gain: float = 1.0) -> BodyMotion:
     """The motion with emotional posture (per-frame VAD [T, 3]) and idle life layered on, feet planted.
 
     `arousal_gain` also scales the gesture joints' movement by arousal (`scale_by_arousal`), for motion whose
-    source does not already do it (the teacher does; the current model only weakly)."""
+    source does not already do it (the teacher does; the current model only weakly). `slump_gain` scales the
+    collapse and uplift terms, for motion that already carries a slump and lift of its own."""
     n = motion.num_frames
     vad = np.asarray(vad, dtype=np.float64).reshape(-1, 3)
     if len(vad) != n:
@@ -171,6 +173,8 @@ def body_language(motion: BodyMotion, vad: np.ndarray, seed: int = 0, skeleton: 
     t = np.arange(n) / fps
     rng = np.random.default_rng([int(seed), _SEED_SALT])
     p = posture_factors(vad)
+    if slump_gain != 1.0:
+        p = replace(p, collapse=slump_gain * p.collapse, uplift=slump_gain * p.uplift)
     z = np.zeros(n)
     offsets = posture_angles(p) if posture else {k: np.zeros((n, 3)) for k in posture_angles(p)}
     root = motion.root_position.astype(np.float64).copy()

@@ -111,4 +111,6 @@ def motion_from_features(net: GestureDenoiserNet, feat: ProsodyFeatures, vad_f: 
                       plant=False)
     # Weights of this kind move only ~2x faster at high arousal than at low, the idle layer's own motion
     # would dilute that, so their gestures are scaled by arousal as well.
-    return body_language(motion, vad_f, seed=seed, arousal_gain=True)  # plants the feet too
+    # They also learned the old teacher's slump and lift (sad head pitch about +15 deg, happy -11 deg): the full
+    # layer on top doubled it and dropped a sad head out of the portrait frame, so only a quarter is added.
+    return body_language(motion, vad_f, seed=seed, arousal_gain=True, slump_gain=0.25)  # plants the feet too
