@@ -29,7 +29,12 @@ def test_emotion_json_lines(avatar_bin, tmp_path):
     assert res.returncode == 0, res.stderr
     rows = [json.loads(x) for x in res.stdout.splitlines()]
     assert len(rows) == 2
-    assert list(rows[0]) == ["text", "valence", "arousal", "dominance", "label", "confidence"]
+    # The documented fields first and unchanged; the category head's reading after them.
+    assert list(rows[0]) == ["text", "valence", "arousal", "dominance", "label", "confidence", "intensity",
+                             "categories"]
+    for row in rows:
+        assert abs(sum(row["categories"].values()) - 1.0) < 1e-3
+        assert row["label"] == max(row["categories"], key=row["categories"].get)
     assert rows[0]["valence"] > rows[1]["valence"]
     f = tmp_path / "lines.txt"
     f.write_text("First line. Still first.\n\nSecond line!\n", encoding="utf-8")

