@@ -64,6 +64,22 @@ def load_face_model(folder: str | os.PathLike[str] | None = None) -> "FaceDenois
     return FaceDenoiserNet.from_pretrained(folder)
 
 
+def _timeline_mouth(caller: str, face: FaceMotion, timeline: Timeline,
+                    mouth: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """The unsealed mouth shapes [frames, 52] (the timeline's visemes unless given) and the p/b/m closure."""
+    from avatar.face.visemes import closure_weights, mouth_curves
+
+    if not isinstance(timeline, Timeline):
+        raise InputError(f"{caller} needs a Timeline, got {type(timeline).__name__}")
+    n, nb = face.num_frames, len(ARKIT_BLENDSHAPES)
+    if mouth is None:
+        mouth = mouth_curves(timeline, face.fps, n, closure=False)
+    mouth = np.asarray(mouth, dtype=np.float64)
+    if mouth.shape != (n, nb):
+        raise InputError(f"mouth shapes must be [{n}, {nb}], got {mouth.shape}")
+    return mouth, closure_weights(timeline, face.fps, n)
+
+
 def refine_lips(face: FaceMotion, timeline: Timeline, vad_rows: np.ndarray | None = None,
                 mouth: np.ndarray | None = None) -> FaceMotion:
     """Rebuild the mouth from the timeline's visemes under the face's own expression; p/b/m frames sealed.
@@ -72,18 +88,11 @@ def refine_lips(face: FaceMotion, timeline: Timeline, vad_rows: np.ndarray | Non
     posteriors); the timeline then only says where the lips seal.
     """
     from avatar.face.expression import combine, expression_curves
-    from avatar.face.visemes import VISEME_TARGETS, closure_weights, enforce_closure, mouth_curves
+    from avatar.face.visemes import VISEME_TARGETS, enforce_closure
 
-    if not isinstance(timeline, Timeline):
-        raise InputError(f"refine_lips needs a Timeline, got {type(timeline).__name__}")
     n, fps = face.num_frames, face.fps
     nb = len(ARKIT_BLENDSHAPES)
-    if mouth is None:
-        mouth = mouth_curves(timeline, fps, n, closure=False)
-    mouth = np.asarray(mouth, dtype=np.float64)
-    if mouth.shape != (n, nb):
-        raise InputError(f"mouth shapes must be [{n}, {nb}], got {mouth.shape}")
-    closure = closure_weights(timeline, fps, n)
+    mouth, closure = _timeline_mouth("refine_lips", face, timeline, mouth)
     rows = np.zeros((n, 3)) if vad_rows is None else np.asarray(vad_rows, dtype=np.float64)
     mouth *= np.clip(1.0 + 0.2 * rows[:, 1], 0.7, 1.3)[:, None]  # as the teacher: aroused speech is bigger
     # The model's values on articulation channels mix its own guess of the speech with the emotion; keep
@@ -164,18 +173,9 @@ def express(face: FaceMotion, vad: VAD | EmotionTrack | np.ndarray, seed: int, t
     activity from the audio features).
     """
     from avatar.face.teacher import compose_face, speech_activity, stress_emphasis, timeline_span
-    from avatar.face.visemes import closure_weights, mouth_curves
 
-    if not isinstance(timeline, Timeline):
-        raise InputError(f"express needs a Timeline, got {type(timeline).__name__}")
     n, fps = face.num_frames, face.fps
-    nb = len(ARKIT_BLENDSHAPES)
-    if mouth is None:
-        mouth = mouth_curves(timeline, fps, n, closure=False)
-    mouth = np.asarray(mouth, dtype=np.float64)
-    if mouth.shape != (n, nb):
-        raise InputError(f"mouth shapes must be [{n}, {nb}], got {mouth.shape}")
-    closure = closure_weights(timeline, fps, n)
+    mouth, closure = _timeline_mouth("express", face, timeline, mouth)
     if estimated and features is not None:
         activity = features.activity()
         emphasis = features.emphasis()
