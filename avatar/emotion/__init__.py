@@ -19,6 +19,7 @@ from avatar.emotion.labels import (
     EKMAN_LABELS,
     LABEL_VAD,
     consistent_vad,
+    fuse_categories,
     is_consistent,
     label_for,
     label_probabilities,
@@ -119,8 +120,10 @@ class EmotionAnalyzer:
 
 
 def _emotion(text: str, vad: VAD, probs: dict[str, float], intensity: float) -> SentenceEmotion:
-    """A SentenceEmotion from the model's outputs: the top category as label, its probability (times the share of
-    readable letters) as confidence, and the VAD moved to agree with the label."""
+    """A SentenceEmotion from the model's outputs: the category probabilities weighed by the VAD's fit
+    (`fuse_categories`), the top one as label, its probability (times the share of readable letters) as
+    confidence, and the VAD moved to agree with the label."""
+    probs = fuse_categories(probs, vad)
     label = max(probs, key=probs.__getitem__)
     intensity = 0.0 if label == "neutral" else min(1.0, max(0.0, intensity))
     return SentenceEmotion(text=text, vad=consistent_vad(vad, label), label=label,

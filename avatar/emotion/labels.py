@@ -104,6 +104,30 @@ def consistent_vad(vad: VAD, label: str) -> VAD:
     return VAD.clipped(v, a, d)
 
 
+#: How strongly a category is discounted per unit of VAD that contradicts its signs (`fuse_categories`).
+SIGN_MISMATCH_PENALTY = 1.5
+
+
+def fuse_categories(probs: dict[str, float], vad: VAD) -> dict[str, float]:
+    """The category head's probabilities weighed by how well the VAD head's reading fits each category's signs.
+
+    Each category is discounted by exp(-SIGN_MISMATCH_PENALTY x how far the VAD lies on the wrong side of its
+    valence sign, plus below zero arousal for the aroused ones), then renormalised. It decides between
+    categories the text head finds close using the VAD head's evidence, so "We did it!" (angry .42 / happy .40,
+    valence +0.42) reads happy instead of dragging its valence below zero.
+    """
+    def fit(label: str) -> float:
+        s = CATEGORY_VALENCE_SIGN.get(label, 0)
+        miss = max(0.0, -s * vad.valence) if s else 0.0
+        if label in _AROUSED:
+            miss += max(0.0, -vad.arousal)
+        return math.exp(-SIGN_MISMATCH_PENALTY * miss)
+
+    weighed = {c: p * fit(c) for c, p in probs.items()}
+    total = sum(weighed.values())
+    return {c: w / total for c, w in weighed.items()} if total > 0 else dict(probs)
+
+
 def is_consistent(vad: VAD, label: str) -> bool:
     """Whether a VAD point agrees with its label (the signs `consistent_vad` enforces)."""
     s = CATEGORY_VALENCE_SIGN.get(label, 0)
