@@ -65,3 +65,22 @@ def save_glb(gltf, path: str | os.PathLike[str]) -> Path:  # noqa: ANN001 - pygl
     with atomic_path(p) as tmp:
         tmp.write_bytes(b"".join(gltf.save_to_bytes()))
     return p
+
+
+def vrm_extension(name: str, authors: list[str], other_license: str, bones: dict, preset: dict,
+                  eye_offset: "list[float]") -> dict:
+    """The VRMC_vrm 1.0 extension of our generated avatars: free to use, humanoid bones, expression presets and a
+    bone look-at (`eye_offset`: the eyes' midpoint from the head bone, metres)."""
+    range_map = {"inputMaxValue": 90.0, "outputScale": 10.0}
+    return {"VRMC_vrm": {
+        "specVersion": "1.0",
+        "meta": {"name": name, "version": "1", "authors": authors,
+                 "licenseUrl": "https://vrm.dev/licenses/1.0/", "otherLicenseUrl": other_license,
+                 "avatarPermission": "everyone", "commercialUsage": "corporation", "allowRedistribution": True,
+                 "modification": "allowModificationRedistribution", "creditNotation": "unnecessary"},
+        "humanoid": {"humanBones": bones},
+        "expressions": {"preset": preset},
+        "lookAt": {"type": "bone", "offsetFromHeadBone": [round(float(x), 4) for x in eye_offset],
+                   "rangeMapHorizontalInner": dict(range_map), "rangeMapHorizontalOuter": dict(range_map),
+                   "rangeMapVerticalDown": dict(range_map), "rangeMapVerticalUp": dict(range_map)},
+    }}

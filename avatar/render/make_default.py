@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from avatar.errors import InputError
-from avatar.gltf.writer import BufferWriter  # the shared accessor/bufferView writer
+from avatar.gltf.writer import BufferWriter, vrm_extension  # the shared glTF writer pieces
 from avatar.rig.skeleton import HUMANOID
 from avatar.io import atomic_write_bytes
 from avatar.types import ARKIT_BLENDSHAPES, VISEMES
@@ -160,21 +160,8 @@ def build_gltf():  # noqa: ANN201 - pygltflib.GLTF2
                         "overrideLookAt": "none", "overrideMouth": "none"}
     eye_mid = np.mean(list(eye_positions().values()), axis=0) - head_pos
     gltf.extensionsUsed = ["VRMC_vrm"]
-    gltf.extensions = {"VRMC_vrm": {
-        "specVersion": "1.0",
-        "meta": {"name": "avatar-engine default", "version": "1", "authors": ["avatar engine contributors"],
-                 "licenseUrl": "https://vrm.dev/licenses/1.0/",
-                 "otherLicenseUrl": "https://www.apache.org/licenses/LICENSE-2.0",
-                 "avatarPermission": "everyone", "commercialUsage": "corporation", "allowRedistribution": True,
-                 "modification": "allowModificationRedistribution", "creditNotation": "unnecessary"},
-        "humanoid": {"humanBones": bones},
-        "expressions": {"preset": preset},
-        "lookAt": {"type": "bone", "offsetFromHeadBone": [round(float(v), 4) for v in eye_mid],
-                   "rangeMapHorizontalInner": {"inputMaxValue": 90.0, "outputScale": 10.0},
-                   "rangeMapHorizontalOuter": {"inputMaxValue": 90.0, "outputScale": 10.0},
-                   "rangeMapVerticalDown": {"inputMaxValue": 90.0, "outputScale": 10.0},
-                   "rangeMapVerticalUp": {"inputMaxValue": 90.0, "outputScale": 10.0}},
-    }}
+    gltf.extensions = vrm_extension("avatar-engine default", ["avatar engine contributors"],
+                                    "https://www.apache.org/licenses/LICENSE-2.0", bones, preset, eye_mid)
     blob.finish()
     return gltf
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from avatar.errors import InputError
-from avatar.gltf.writer import BufferWriter
+from avatar.gltf.writer import BufferWriter, vrm_extension
 from avatar.rig.skeleton import HUMANOID
 from avatar.io import atomic_write_bytes
 from avatar.types import ARKIT_BLENDSHAPES
@@ -684,22 +684,10 @@ def build_gltf(hum: Human):  # noqa: ANN201 - pygltflib.GLTF2
                         "overrideLookAt": "none", "overrideMouth": "none"}
     eye_mid = np.mean(list(hum.eyes.values()), axis=0) - hum.rest[head]
     gltf.extensionsUsed = ["VRMC_vrm"]
-    gltf.extensions = {"VRMC_vrm": {
-        "specVersion": "1.0",
-        "meta": {"name": f"avatar-engine default ({look.gender})", "version": "1",
-                 "authors": ["MakeHuman contributors", "Mika Suominen (Face Units)", "avatar engine contributors"],
-                 "licenseUrl": "https://vrm.dev/licenses/1.0/",
-                 "otherLicenseUrl": "https://creativecommons.org/publicdomain/zero/1.0/",
-                 "avatarPermission": "everyone", "commercialUsage": "corporation", "allowRedistribution": True,
-                 "modification": "allowModificationRedistribution", "creditNotation": "unnecessary"},
-        "humanoid": {"humanBones": bones},
-        "expressions": {"preset": preset},
-        "lookAt": {"type": "bone", "offsetFromHeadBone": [round(float(x), 4) for x in eye_mid],
-                   "rangeMapHorizontalInner": {"inputMaxValue": 90.0, "outputScale": 10.0},
-                   "rangeMapHorizontalOuter": {"inputMaxValue": 90.0, "outputScale": 10.0},
-                   "rangeMapVerticalDown": {"inputMaxValue": 90.0, "outputScale": 10.0},
-                   "rangeMapVerticalUp": {"inputMaxValue": 90.0, "outputScale": 10.0}},
-    }}
+    gltf.extensions = vrm_extension(
+        f"avatar-engine default ({look.gender})",
+        ["MakeHuman contributors", "Mika Suominen (Face Units)", "avatar engine contributors"],
+        "https://creativecommons.org/publicdomain/zero/1.0/", bones, preset, eye_mid)
     blob.finish()
     return gltf
 
