@@ -278,7 +278,7 @@ def render_video(perf: Performance, out: str | os.PathLike[str], *, avatar: obje
 
 #: What `export_animation` (say --keep) writes, by key.
 KEEP_FILES = {"speech": "speech.wav", "timeline": "timeline.json", "emotion": "emotion.json", "face": "face.json",
-              "face_csv": "face.csv", "body": "body.bvh", "glb": "animation.glb"}
+              "face_csv": "face.csv", "body": "body.bvh", "glb": "animation.glb", "vrma": "animation.vrma"}
 
 
 def check_outputs(out: str | os.PathLike[str], keep: str | os.PathLike[str] | None = None, *, force: bool = False,
@@ -296,7 +296,8 @@ def check_outputs(out: str | os.PathLike[str], keep: str | os.PathLike[str] | No
 
 def export_animation(perf: Performance, folder: str | os.PathLike[str], *, avatar: object = None) -> dict[str, Path]:
     """Write the animation data into `folder`: speech.wav, timeline.json, emotion.json, face.json, face.csv,
-    body.bvh and animation.glb (the avatar with its face and body animation); every file atomic. For a recording
+    body.bvh, animation.glb (the avatar with its face and body animation, plain glTF) and animation.vrma (the same
+    performance as VRM Animation, for VRM players); every file atomic. For a recording
     the timeline is the one the viseme network estimates from the audio."""
     import json
 
@@ -305,6 +306,7 @@ def export_animation(perf: Performance, folder: str | os.PathLike[str], *, avata
     from avatar.gesture.bvh import write_bvh
     from avatar.io import atomic_write_text, safe_join
     from avatar.render.animation import write_animated_avatar
+    from avatar.render.vrm_animation import write_vrma
 
     root = Path(folder)
     try:
@@ -331,6 +333,7 @@ def export_animation(perf: Performance, folder: str | os.PathLike[str], *, avata
     write_livelink_csv(perf.face, files["face_csv"])
     write_bvh(files["body"], perf.body)
     write_animated_avatar(resolve_avatar(avatar), perf.face, perf.body, files["glb"])
+    write_vrma(perf.face, perf.body, files["vrma"])
     return files
 
 

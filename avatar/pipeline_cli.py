@@ -31,7 +31,7 @@ def register(app: typer.Typer) -> None:
                                             "(avatar tts --list-voices)."),
         seed: int = typer.Option(0, "--seed", help="Seed, 0-2147483647: same text, settings and seed give the same video."),
         keep: Optional[Path] = typer.Option(None, "--keep", help="Also write speech.wav, timeline.json, face.json, "
-                                            "face.csv, body.bvh and animation.glb into this folder."),
+                                            "face.csv, body.bvh, animation.glb and animation.vrma into this folder."),
         size: int = typer.Option(512, "--size", help="Video height and width in pixels (even, 64-2160)."),
         framing: str = typer.Option("portrait", "--framing", help="portrait (head and shoulders) or full (whole body)."),
         subtitles: bool = typer.Option(False, "--subtitles", help="Burn the sentence being spoken into the video."),

@@ -95,7 +95,8 @@ def test_a_full_disk_while_writing_the_video_keeps_the_animation_data(tmp_path: 
     assert len(err) == 1 and err[0].startswith("error: cannot write x.mp4: no space left on the device; "
                                                "the animation data was written to kept"), r.stderr
     assert sorted(p.name for p in (tmp_path / "kept").iterdir()) == sorted(
-        ["speech.wav", "timeline.json", "emotion.json", "face.json", "face.csv", "body.bvh", "animation.glb"])
+        ["speech.wav", "timeline.json", "emotion.json", "face.json", "face.csv", "body.bvh", "animation.glb",
+         "animation.vrma"])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["kept"]  # no video, no .part
 
 

@@ -99,7 +99,7 @@ def test_export_animation_writes_every_file(perf, tmp_path):
     from avatar.types import FaceMotion, Timeline
 
     files = export_animation(perf, tmp_path / "keep")
-    assert set(files) == {"speech", "timeline", "emotion", "face", "face_csv", "body", "glb"}
+    assert set(files) == {"speech", "timeline", "emotion", "face", "face_csv", "body", "glb", "vrma"}
     assert all(p.is_file() and p.parent == tmp_path / "keep" for p in files.values())
     assert Timeline.from_json(files["timeline"]).duration == pytest.approx(perf.duration, abs=1e-6)
     assert FaceMotion.from_json(files["face"]).num_frames == perf.face.num_frames
@@ -107,6 +107,9 @@ def test_export_animation_writes_every_file(perf, tmp_path):
     assert abs(load_bvh(files["body"]).duration - perf.body.duration) < 0.05
     g = pygltflib.GLTF2().load_binary(str(files["glb"]))
     assert {c.target.path for c in g.animations[-1].channels} >= {"rotation", "weights"}
+    vrma = pygltflib.GLTF2().load_binary(str(files["vrma"]))
+    assert vrma.extensions["VRMC_vrm_animation"]["humanoid"]["humanBones"]["hips"] == {"node": 0}
+    assert vrma.accessors[vrma.animations[0].samplers[0].input].count == perf.body.num_frames
     emo = json.loads(files["emotion"].read_text())
     assert [s["text"] for s in emo["sentences"]] == [s.text for s in perf.sentences]
 
@@ -150,7 +153,8 @@ def test_cli_say_makes_a_video_and_keeps_the_data(tmp_path):
     rec = json.loads(r.stdout.strip().splitlines()[-1])
     assert rec["video"] == "hi.mp4" and (tmp_path / "hi.mp4").stat().st_size > 1000
     assert {Path(p).name for p in rec["files"].values()} == {
-        "speech.wav", "timeline.json", "emotion.json", "face.json", "face.csv", "body.bvh", "animation.glb"}
+        "speech.wav", "timeline.json", "emotion.json", "face.json", "face.csv", "body.bvh", "animation.glb",
+        "animation.vrma"}
     assert rec["sentences"][0]["label"]
     assert set(rec["timings"]) >= {"speech", "face", "body", "render"}
 

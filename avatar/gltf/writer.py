@@ -57,8 +57,8 @@ class BufferWriter:
 def save_glb(gltf, path: str | os.PathLike[str]) -> Path:  # noqa: ANN001 - pygltflib.GLTF2
     """Write a document as binary glTF (.glb or .vrm), atomically; InputError for another suffix."""
     p = Path(path)
-    if p.suffix.lower() not in (".glb", ".vrm"):
-        raise InputError(f"glTF output must end in .glb or .vrm (binary glTF), got {p.name!r}")
+    if p.suffix.lower() not in (".glb", ".vrm", ".vrma"):
+        raise InputError(f"glTF output must end in .glb, .vrm or .vrma (binary glTF), got {p.name!r}")
     for acc in gltf.accessors:  # readers fill in byteOffset 0; glTF forbids it on accessors without a bufferView
         if acc.bufferView is None:
             acc.byteOffset = None

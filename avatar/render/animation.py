@@ -69,8 +69,25 @@ def gaze_quats(face: FaceMotion, n: int, fps: float) -> dict[str, np.ndarray]:
     return {eye: ypr_quat(f[:, ch[f"{eye}Yaw"]], f[:, ch[f"{eye}Pitch"]]) for eye in ("leftEye", "rightEye")}
 
 
+#: Root extensions that make a glTF a VRM (1.0, 0.x): a VRM player loading one rebuilds the raw bones and morph
+#: weights from its normalised humanoid and expressions every frame, which would undo a raw-node animation.
+VRM_ROOT_EXTENSIONS = ("VRMC_vrm", "VRM")
+
+
+def undeclare_vrm(gltf) -> None:  # noqa: ANN001 - pygltflib.GLTF2
+    """Drop the VRM declaration (VRMC_vrm / VRM) from a document whose animation targets raw nodes and morph
+    weights, so VRM players (three-vrm) play it as the plain glTF animation it is; the .vrma carries the VRM
+    form (avatar.render.vrm_animation)."""
+    if gltf.extensions:
+        gltf.extensions = {k: v for k, v in gltf.extensions.items() if k not in VRM_ROOT_EXTENSIONS}
+    for attr in ("extensionsUsed", "extensionsRequired"):
+        names = getattr(gltf, attr) or []
+        setattr(gltf, attr, [e for e in names if e not in VRM_ROOT_EXTENSIONS])
+
+
 def animated_gltf(avatar, face: FaceMotion, body: BodyMotion, name: str = "performance"):  # noqa: ANN001, ANN201
-    """A copy of the avatar's glTF (pygltflib.GLTF2) with one animation: body, head pose, gaze, morph weights."""
+    """A copy of the avatar's glTF (pygltflib.GLTF2) with one animation of its raw nodes and morph weights (body,
+    head pose, gaze, face), declared as plain glTF: the VRM extension is dropped (undeclare_vrm)."""
     import pygltflib as g
 
     from avatar.gesture.gltf import add_animation_to_avatar
@@ -83,8 +100,10 @@ def animated_gltf(avatar, face: FaceMotion, body: BodyMotion, name: str = "perfo
     posed = with_face_pose(body, face)
     if "hips" in avatar.bones:
         gltf = add_animation_to_avatar(gltf, posed, name=name)
+        undeclare_vrm(gltf)  # after the mapping, which reads the VRM humanoid
         anim = gltf.animations[-1]
     else:
+        undeclare_vrm(gltf)
         log.warning("%s has no humanoid bones: the .glb carries the face animation only", avatar.path.name)
         anim = g.Animation(name=name, samplers=[], channels=[])
         gltf.animations.append(anim)
