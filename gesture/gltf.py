@@ -19,6 +19,7 @@ from avatar.errors import InputError
 from avatar.gltf.nodes import node_local
 from avatar.gltf.writer import BufferWriter, save_glb
 from avatar.rig.kinematics import fk, rotations_in_skeleton_order
+from avatar.rig.retarget import rest_alignment
 from avatar.rig.rotations import identity_quat, matrix_to_quat, quat_inv, quat_mul, quat_normalize
 from avatar.rig.skeleton import HUMANOID, UNITY_BONES, Skeleton
 from avatar.types import BodyMotion
@@ -181,8 +182,8 @@ def add_animation_to_avatar(gltf, motion: BodyMotion, skeleton: Skeleton = HUMAN
     """Add the motion as an animation to a loaded avatar (pygltflib.GLTF2 with one embedded buffer).
 
     Our rotations are world-space changes from a T-pose, so each matched node gets its rest world rotation
-    pre-multiplied by our joint's world rotation (the VRM "normalised bone" retargeting); the avatar is
-    assumed to be modelled in a T-pose (VRM requires it); one facing -Z (VRM 0.x) gets the motion turned by
+    pre-multiplied by our joint's world rotation (the VRM "normalised bone" retargeting); an A-pose file's arm
+    bones are first aligned to the T-pose (avatar.rig.retarget); one facing -Z (VRM 0.x) gets the motion turned by
     180 degrees about Y. The hips move by our root displacement scaled to the avatar's hip height. Unmatched
     nodes keep their rest pose.
     """
@@ -206,11 +207,13 @@ def add_animation_to_avatar(gltf, motion: BodyMotion, skeleton: Skeleton = HUMAN
 
     for i in range(n_nodes):
         world_of(i)
-    rest_world_rot = {i: matrix_to_quat(_unscaled(world[i][:3, :3])) for i in range(n_nodes)}  # type: ignore[index]
+    turn = avatar_faces_minus_z(gltf, mapping, world)  # type: ignore[arg-type]
+    align = rest_alignment(np.array([w[:3, 3] for w in world]), mapping, turn, skeleton)  # type: ignore[index]
+    rest_world_rot = {i: matrix_to_quat(align[i].T @ _unscaled(world[i][:3, :3]) if i in align  # type: ignore[index]
+                                        else _unscaled(world[i][:3, :3])) for i in range(n_nodes)}  # type: ignore[index]
     rot = rotations_in_skeleton_order(motion, skeleton)
     _, g_ours = fk(rot, motion.root_position, skeleton)
     T = motion.num_frames
-    turn = avatar_faces_minus_z(gltf, mapping, world)  # type: ignore[arg-type]
     if turn:  # conjugate by a half turn about Y: our +Z-facing motion for a -Z-facing rig
         y180 = np.array([0.0, 1.0, 0.0, 0.0])
         g_ours = quat_mul(quat_mul(np.broadcast_to(y180, g_ours.shape), g_ours),

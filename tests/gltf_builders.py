@@ -227,3 +227,86 @@ def few_shape_face(path: Path, shapes: dict[str, str]) -> Path:
     if face.weights:
         face.weights = [face.weights[i] for i in keep]
     return _write(g, blob, path)
+
+
+_NP = {5126: np.float32, 5123: np.uint16, 5121: np.uint8}
+_WIDTH = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4, "MAT4": 16}
+
+
+def _read(g: pygltflib.GLTF2, blob: bytearray, index: int) -> np.ndarray:
+    """An accessor's values [count, width] (tightly packed or strided views)."""
+    acc = g.accessors[index]
+    view = g.bufferViews[acc.bufferView]
+    dt = np.dtype(_NP[acc.componentType])
+    width = _WIDTH[acc.type]
+    stride = view.byteStride or dt.itemsize * width
+    start = (view.byteOffset or 0) + (acc.byteOffset or 0)
+    rows = [np.frombuffer(blob, dt, width, start + k * stride) for k in range(acc.count)] if view.byteStride else None
+    return np.stack(rows) if rows else np.frombuffer(blob, dt, acc.count * width, start).reshape(acc.count, width)
+
+
+def a_pose_rig(path: Path, names: dict[str, str] = BLENDER_NAMES, degrees: float = 40.0) -> Path:
+    """The default avatar re-modelled in an A-pose, as Blender / MakeHuman exports are: each upper arm's rest is
+    turned `degrees` down about the body's front axis, the skinned meshes are re-posed to it (linear-blend
+    skinning) and bound there (new inverse bind matrices), and the bones are renamed (`names`). Morph targets
+    stay as they are: they move the face, which the arms do not carry."""
+    from avatar.gltf.nodes import node_local
+
+    g, bones, blob = _load_default()
+    n = len(g.nodes)
+    parent = [-1] * n
+    for i, nd in enumerate(g.nodes):
+        for c in nd.children or []:
+            parent[c] = i
+
+    def worlds() -> np.ndarray:
+        local = [node_local(nd) for nd in g.nodes]
+        out = np.zeros((n, 4, 4))
+        done = [False] * n
+
+        def w(i: int) -> np.ndarray:
+            if not done[i]:
+                out[i] = local[i] if parent[i] < 0 else w(parent[i]) @ local[i]
+                done[i] = True
+            return out[i]
+
+        for i in range(n):
+            w(i)
+        return out
+
+    t_world = worlds()
+    from avatar.rig.rotations import matrix_to_quat
+
+    for side, sign in (("left", -1.0), ("right", 1.0)):  # the left arm (+X) lowers by a negative turn about +Z
+        node = bones[f"{side}UpperArm"]
+        a = np.radians(degrees) * sign
+        rz = np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]])
+        pw = t_world[parent[node]][:3, :3]
+        local = node_local(g.nodes[node])[:3, :3]
+        g.nodes[node].rotation = [float(v) for v in matrix_to_quat(np.linalg.inv(pw) @ rz @ pw @ local)]
+    a_world = worlds()
+    skin = g.skins[0]
+    joints = list(skin.joints)
+    ibm = _read(g, blob, skin.inverseBindMatrices).reshape(-1, 4, 4).transpose(0, 2, 1).astype(np.float64)
+    move = np.einsum("jab,jbc->jac", a_world[joints], ibm)  # bind pose -> A-pose, per joint
+    for nd in g.nodes:
+        if nd.skin is None:
+            continue
+        for prim in g.meshes[nd.mesh].primitives:
+            at = prim.attributes
+            j4 = _read(g, blob, at.JOINTS_0).astype(np.int64)
+            w4 = _read(g, blob, at.WEIGHTS_0).astype(np.float64)
+            m = np.einsum("vk,vkab->vab", w4, move[j4])  # blended matrix per vertex
+            pos = _read(g, blob, at.POSITION).astype(np.float64)
+            at.POSITION = _add(g, blob, (np.einsum("vab,vb->va", m[:, :3, :3], pos) + m[:, :3, 3]).astype(np.float32),
+                               5126, "VEC3", minmax=True)
+            if at.NORMAL is not None:
+                nrm = np.einsum("vab,vb->va", m[:, :3, :3], _read(g, blob, at.NORMAL).astype(np.float64))
+                nrm /= np.maximum(np.linalg.norm(nrm, axis=1, keepdims=True), 1e-12)
+                at.NORMAL = _add(g, blob, nrm.astype(np.float32), 5126, "VEC3")
+    new_ibm = np.linalg.inv(a_world[joints]).transpose(0, 2, 1).reshape(-1, 16).astype(np.float32)
+    skin.inverseBindMatrices = _add(g, blob, new_ibm, 5126, "MAT4")
+    for bone, node in bones.items():
+        if bone in names:
+            g.nodes[node].name = names[bone]
+    return _write(g, blob, path)

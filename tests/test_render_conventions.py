@@ -353,6 +353,74 @@ def test_third_party_rig_animation_glb_animates_its_arms(tmp_path: Path, names: 
     assert {names[b] for b in HUMANOID.joints} <= rotated
 
 
+# ------------------------------------------------------------------------------------------------- A-pose rest
+
+def _hands(path: Path) -> dict[str, np.ndarray]:
+    """World positions of both forearms and hands under _raise_left_arm (left arm down, right arm in T-pose)."""
+    from avatar.render.avatar_file import load_avatar
+    from avatar.render.pose import build_rig, node_matrices
+
+    av = load_avatar(path)
+    world = node_matrices(build_rig(av), _raise_left_arm(), None)
+    return {b: world[av.bones[b]][:3, 3] for b in ("leftLowerArm", "leftHand", "rightLowerArm", "rightHand")}
+
+
+def test_a_pose_rig_poses_its_arms_as_the_t_pose_rig(tmp_path: Path) -> None:
+    """A Blender-named rig modelled in an A-pose (arms 40 degrees down) gestures as the same rig in a T-pose: the
+    rest difference is not added to the motion (the right arm, in T-pose in the motion, is raised to it)."""
+    a = _hands(gb.a_pose_rig(tmp_path / "a.glb"))
+    t = _hands(gb.renamed_rig(tmp_path / "t.glb", gb.BLENDER_NAMES))
+    for bone in a:
+        assert np.linalg.norm(a[bone] - t[bone]) < 0.005, (bone, a[bone], t[bone])
+
+
+@needs_gl
+def test_a_pose_rig_renders_like_the_t_pose_rig(tmp_path: Path) -> None:
+    from avatar.render.renderer import Renderer
+
+    frames = []
+    for path in (gb.a_pose_rig(tmp_path / "a.glb"), gb.renamed_rig(tmp_path / "t.glb", gb.BLENDER_NAMES)):
+        with Renderer(path, W, H, framing="full") as r:
+            frames.append(r.render(_row(), _raise_left_arm()))
+    differ = int((np.abs(frames[0].astype(int) - frames[1].astype(int)).max(axis=2) > 12).sum())
+    assert differ < 150, differ  # skinning re-bound to the A-pose differs a little; the old arms, ~1000 px
+    assert arm_change(tmp_path / "a.glb") > 150
+
+
+def test_a_pose_rig_animation_glb_poses_its_arms_as_the_t_pose_rig(tmp_path: Path) -> None:
+    from avatar.gltf.nodes import node_local
+    from avatar.rig.rotations import quat_to_matrix
+    from avatar.render.animation import write_animated_avatar
+    from avatar.render.avatar_file import load_avatar
+
+    joints, rot, root = _raise_left_arm()
+    n = 2
+    body = BodyMotion(fps=30.0, joints=joints, rotations=np.tile(rot, (n, 1, 1)).astype(np.float32),
+                      root_position=np.tile(root, (n, 1)).astype(np.float32))
+    face = FaceMotion(fps=30.0, frames=np.zeros((n, len(FACE_CHANNELS)), np.float32))
+    hands = []
+    for path in (gb.a_pose_rig(tmp_path / "a.glb"), gb.renamed_rig(tmp_path / "t.glb", gb.BLENDER_NAMES)):
+        av = load_avatar(path)
+        g = pygltflib.GLTF2().load_binary(str(write_animated_avatar(av, face, body, tmp_path / "anim.glb")))
+        local = [node_local(nd) for nd in g.nodes]
+        anim, blob = g.animations[-1], g.binary_blob()
+        for c in anim.channels:  # frame 0 of every rotation channel
+            if c.target.path == "rotation":
+                acc = g.accessors[anim.samplers[c.sampler].output]
+                view = g.bufferViews[acc.bufferView]
+                q = np.frombuffer(blob, np.float32, 4, (view.byteOffset or 0) + (acc.byteOffset or 0))
+                local[c.target.node][:3, :3] = quat_to_matrix(q.astype(np.float64)) @ np.diag(
+                    np.linalg.norm(local[c.target.node][:3, :3], axis=0))
+        parent = {c: i for i, nd in enumerate(g.nodes) for c in nd.children or []}
+
+        def world(i: int) -> np.ndarray:
+            return local[i] if i not in parent else world(parent[i]) @ local[i]  # noqa: B023
+
+        hands.append({b: world(av.bones[b])[:3, 3] for b in ("leftHand", "rightHand")})
+    for bone in hands[0]:
+        assert np.linalg.norm(hands[0][bone] - hands[1][bone]) < 0.005, (bone, hands)
+
+
 # ------------------------------------------------------------------------------------------------- extensions
 
 def _two_colour_card(path: Path, fmt: str, **doc) -> Path:  # noqa: ANN003

@@ -3,7 +3,8 @@
 Retargeting is the VRM "normalised bone" rule that avatar.gesture.gltf.add_animation_to_avatar uses for the
 exported animation, so the video and the .glb agree: our joint rotations are changes from a T-pose with
 world-aligned joint frames, so a humanoid node's animated world rotation is our joint's world rotation
-(forward kinematics over avatar.rig.skeleton.HUMANOID) times the node's rest world rotation. Bones the
+(forward kinematics over avatar.rig.skeleton.HUMANOID) times the node's rest world rotation, with an A-pose
+file's arm bones first aligned to the T-pose (avatar.rig.retarget.rest_alignment). Bones the
 avatar lacks pass their rotation on to their mapped descendants; bones the motion lacks stay at rest.
 
 The face's head pose (yaw > 0 to the avatar's left, pitch > 0 down, roll > 0 to its right shoulder, radians;
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from avatar.gltf.nodes import node_local
+from avatar.rig.retarget import rest_alignment
 from avatar.rig.rotations import quat_to_matrix
 from avatar.rig.skeleton import HUMANOID
 from avatar.types import ARKIT_BLENDSHAPES, EYE_GAZE, FACE_CHANNELS, HEAD_POSE
@@ -42,6 +44,7 @@ class Rig:
     parent: np.ndarray  # [N]
     rest_local: np.ndarray  # [N, 4, 4]
     rest_world: np.ndarray  # [N, 4, 4]
+    rest_rot: np.ndarray  # [N, 3, 3] rest world rotations, A-pose arm bones aligned to the T-pose (rig.retarget)
     node_joint: dict[int, int]  # node -> our skeleton joint index driving it
     eye_side: dict[int, int]  # eye node -> 0 (left) / 1 (right)
     hips: int | None
@@ -64,11 +67,14 @@ def build_rig(avatar: Avatar) -> Rig:
     eye_side = {node: (0 if name == "leftEye" else 1) for name, node in avatar.eyes.items()}
     for node in eye_side:  # an eye mapped as a humanoid bone is posed as an eye, not as the head
         node_joint.pop(node, None)
+    rest_rot = world[:, :3, :3].copy()
+    for node, align in rest_alignment(world[:, :3, 3], avatar.bones, bool(avatar.faces_minus_z)).items():
+        rest_rot[node] = align.T @ rest_rot[node]
     hips = avatar.bones.get("hips")
     scale = 1.0
     if hips is not None and world[hips][1, 3] > 1e-3:
         scale = float(world[hips][1, 3]) / float(HUMANOID.rest_positions[0, 1])
-    return Rig(order=order, parent=parent, rest_local=local, rest_world=world, node_joint=node_joint,
+    return Rig(order=order, parent=parent, rest_local=local, rest_world=world, rest_rot=rest_rot, node_joint=node_joint,
                eye_side=eye_side, hips=hips, hip_scale=scale, minus_z=bool(avatar.faces_minus_z),
                skins=avatar.skins)
 
@@ -126,7 +132,7 @@ def node_matrices(rig: Rig, body: Body | None, face_row: np.ndarray | None) -> n
         if j is not None or side is not None:
             delta = gm[j] if j is not None else eye_m[side]
             w = w.copy()
-            w[:3, :3] = delta @ rig.rest_world[i][:3, :3]  # world rotation = ours x rest world rotation
+            w[:3, :3] = delta @ rig.rest_rot[i]  # world rotation = ours x (aligned) rest world rotation
         if i == rig.hips:
             d = (root - HUMANOID.rest_positions[0]) * rig.hip_scale
             if rig.minus_z:
