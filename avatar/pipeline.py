@@ -25,7 +25,8 @@ from avatar.errors import InputError, OutputError
 from avatar.types import VAD, BodyMotion, EmotionSegment, EmotionTrack, FaceMotion, SentenceEmotion, Speech
 
 if TYPE_CHECKING:
-    from avatar.render.pool import RenderPool
+    from avatar.render.frames import FrameSource
+    from avatar.render.settings import RenderSettings
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +42,7 @@ def __getattr__(name: str) -> Path:
 
         return default_avatar()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-FRAMINGS = ("portrait", "full")
-ANTIALIAS = ("msaa", "fxaa", "none")
-DEFAULT_ANTIALIAS = "fxaa"  # 4x MSAA costs ~1.5x the render time (bench/pipeline_bench.py)
+DEFAULT_ANTIALIAS = "fxaa"  # = avatar.render.settings.DEFAULT_ANTIALIAS (not imported: say's CLI imports this early)
 RENDER_AHEAD = 4  # frames rendered in a worker thread while the encoder works (about 5 % off a video's time)
 
 
@@ -168,20 +167,8 @@ def _recorded_sentences(text: str | None, vad: VAD | None, speech: Speech) -> tu
                              sentence_spans=spans)
 
 
-def perform(text: str | None, *, speech: Speech | None = None, vad: VAD | None = None, voice: str | None = None,
-            seed: int = 0, face_model: str | os.PathLike[str] | None = None,
-            gesture_model: str | os.PathLike[str] | None = None, face_guidance: float | None = None,
-            body_guidance: float | None = None, progress: Progress | None = None) -> Performance:
-    """Text to a performance: per-sentence emotion, emotional speech with its timeline, face and body motion.
-
-    speech: a recording to perform instead of synthesising `text` (see `recording`); `text`, optional then, is
-    what it says (emotion per sentence, subtitles), and the lips and beats are read from the audio alone.
-    face_guidance / body_guidance set each diffusion model's classifier-free guidance on VAD (None: the
-    model's default; more exaggerates the emotion). They are separate because the two models are."""
-    from avatar.face.generate import generate_face
-    from avatar.gesture.generate import generate_gesture
-    from avatar.tts import get_backend
-
+def _check_perform(text: str | None, speech: Speech | None, vad: VAD | None, voice: str | None, seed: int) -> int:
+    """The seed, after checking perform's arguments (InputError)."""
     seed = _check_seed(seed)
     if vad is not None and not isinstance(vad, VAD):
         raise InputError(f"vad must be a VAD or None, got {type(vad).__name__}")
@@ -191,14 +178,44 @@ def perform(text: str | None, *, speech: Speech | None = None, vad: VAD | None =
         raise InputError("a voice applies to our speech synthesis, not to a recording")
     if speech is None and text is None:
         raise InputError("nothing to say: give the text, or a recording")
+    return seed
+
+
+def perceive(text: str | None, *, speech: Speech | None = None, vad: VAD | None = None,
+             progress: Progress | None = None) -> tuple[list[SentenceEmotion], Speech | None]:
+    """The emotion stage: per-sentence emotion of `text` (or `vad` for each); for a recording, the sentences spread
+    over its audio and the recording with those spans (else `speech` as given: None)."""
     _tick(progress, "emotion", 0.0)
     if speech is not None:
         sentences, speech = _recorded_sentences(text, vad, speech)
     else:
-        sentences = read_emotion(text, vad)
+        sentences = read_emotion(text or "", vad)
     _tick(progress, "emotion", 1.0)
     log.info("emotion: %s", "; ".join(f"{s.label} {s.vad.valence:+.2f}/{s.vad.arousal:+.2f}/{s.vad.dominance:+.2f}"
                                       for s in sentences))
+    return sentences, speech
+
+
+def perform(text: str | None, *, speech: Speech | None = None, vad: VAD | None = None, voice: str | None = None,
+            seed: int = 0, face_model: str | os.PathLike[str] | None = None,
+            gesture_model: str | os.PathLike[str] | None = None, face_guidance: float | None = None,
+            body_guidance: float | None = None, progress: Progress | None = None,
+            sentences: list[SentenceEmotion] | None = None) -> Performance:
+    """Text to a performance: per-sentence emotion, emotional speech with its timeline, face and body motion.
+
+    sentences: the emotion stage's result (`perceive`), when the caller ran it already (then `speech` is the
+    recording it returned, or None).
+    speech: a recording to perform instead of synthesising `text` (see `recording`); `text`, optional then, is
+    what it says (emotion per sentence, subtitles), and the lips and beats are read from the audio alone.
+    face_guidance / body_guidance set each diffusion model's classifier-free guidance on VAD (None: the
+    model's default; more exaggerates the emotion). They are separate because the two models are."""
+    from avatar.face.generate import generate_face
+    from avatar.gesture.generate import generate_gesture
+    from avatar.tts import get_backend
+
+    seed = _check_perform(text, speech, vad, voice, seed)
+    if sentences is None:
+        sentences, speech = perceive(text, speech=speech, vad=vad, progress=progress)
     _tick(progress, "speech", 0.0)
     if speech is None:
         speech = get_backend().synthesize(text, [s.vad for s in sentences], voice, seed=seed)
@@ -231,47 +248,78 @@ def resolve_avatar(avatar: "str | os.PathLike[str] | object | None"):  # noqa: A
 
 def check_video_settings(out: str | os.PathLike[str], width: int, height: int, framing: str,
                          antialias: str = DEFAULT_ANTIALIAS) -> Path:
-    """The output path, after checking it is an .mp4 and the size and framing are ones we render."""
+    """The output path, after checking it is an .mp4 and the size and framing are ones we render (video_settings)."""
+    video_settings(width, height, framing, antialias)
+    return _video_path(out)
+
+
+def _video_path(out: str | os.PathLike[str]) -> Path:
     out = Path(out)
     if out.suffix.lower() != ".mp4":
         raise InputError(f"the video must be an .mp4 file, got {out.name!r}")
     if out.is_dir():
         raise InputError(f"{str(out)!r} is a folder")
-    if framing not in FRAMINGS:
-        raise InputError(f"framing must be one of {', '.join(FRAMINGS)}, got {framing!r}")
-    if antialias not in ANTIALIAS:
-        raise InputError(f"antialias must be one of {', '.join(ANTIALIAS)}, got {antialias!r}")
-    for name, v in (("width", width), ("height", height)):
-        # H.264 with yuv420p needs even sizes.
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 64 <= int(v) <= 2160 or int(v) % 2:
-            raise InputError(f"{name} must be an even number of pixels in [64, 2160], got {v!r}")
     return out
+
+
+def video_settings(width: int, height: int, framing: str, antialias: str = DEFAULT_ANTIALIAS) -> "RenderSettings":
+    """The RenderSettings of a video: avatar.render.settings' checks, and an even size in [64, 2160] (H.264 with
+    yuv420p needs even sizes)."""
+    from avatar.render.settings import RenderSettings
+
+    settings = RenderSettings.make(width=width, height=height, framing=framing, antialias=antialias)
+    for name, v in (("width", width), ("height", height)):
+        if not 64 <= int(v) <= 2160 or int(v) % 2:
+            raise InputError(f"{name} must be an even number of pixels in [64, 2160], got {v!r}")
+    return settings
+
+
+def frame_source(avatar: object, settings: "RenderSettings", workers: int, *,
+                 required: bool = False) -> "FrameSource":
+    """Where a video's frames are made: `workers` render processes (avatar.render.pool.RenderPool, started now) when
+    more than one, else this process (avatar.render.frames.LocalFrames, reading RENDER_AHEAD frames ahead in a
+    thread). When the pool cannot start (e.g. a thread started meanwhile) the frames are made here with a warning,
+    unless `required` (the caller asked for workers): then the AvatarError is raised."""
+    from avatar.errors import AvatarError
+    from avatar.render.frames import LocalFrames
+
+    if workers > 1:
+        from avatar.render.pool import RenderPool
+
+        try:
+            return RenderPool(avatar, settings=settings, workers=workers)
+        except AvatarError as exc:
+            if required:
+                raise
+            log.warning("rendering in this process: %s", exc)
+    return LocalFrames(avatar, settings, ahead=RENDER_AHEAD)
 
 
 def render_video(perf: Performance, out: str | os.PathLike[str], *, avatar: object = None, width: int = 512,
                  height: int = 512, framing: str = "portrait", subtitles: bool = False,
                  vad_indicator: bool = False, antialias: str = DEFAULT_ANTIALIAS,
-                 progress: Progress | None = None, pool: "RenderPool | None" = None) -> Path:
+                 progress: Progress | None = None, pool: "FrameSource | None" = None) -> Path:
     """Render the performance with an avatar to an MP4 (H.264 + AAC, 30 fps), written atomically.
 
-    `pool` (avatar.render.pool.RenderPool for this avatar and settings) renders in worker processes."""
-    from avatar.render.renderer import render_frames
+    `pool` (an avatar.render.frames.FrameSource for this avatar and settings, e.g. a RenderPool) makes the frames;
+    None: this process."""
+    from avatar.render.frames import LocalFrames, render_frames
     from avatar.render.video import write_mp4
 
-    out = check_video_settings(out, width, height, framing, antialias)
-    av = resolve_avatar(avatar) if pool is None else avatar  # the pool's workers hold the avatar
+    settings = video_settings(width, height, framing, antialias)
+    out = _video_path(out)
+    source = pool if pool is not None else LocalFrames(avatar, settings, ahead=RENDER_AHEAD)
     n = int(round(perf.duration * VIDEO_FPS))
     if n < 1:
         raise InputError("the speech is too short to make a video")
 
-    frames = render_frames(av, perf.face, perf.body, fps=VIDEO_FPS, width=int(width), height=int(height),
-                           framing=framing, antialias=antialias, ahead=0 if pool else RENDER_AHEAD, pool=pool)
+    frames = render_frames(None, perf.face, perf.body, fps=VIDEO_FPS, settings=settings, pool=source)
     vad_rows = perf.emotion.sample(VIDEO_FPS, n / VIDEO_FPS)[:n] if vad_indicator else None
     _tick(progress, "render", 0.0)
     path = write_mp4(out, frames, n, perf.speech.audio, perf.speech.sample_rate, fps=VIDEO_FPS,
                      subtitles=_subtitles(perf) if subtitles else None, vad=vad_rows,
                      progress=lambda f: _tick(progress, "render", min(f, 0.999)),
-                     encoder_threads=1 if pool is not None else 0)
+                     encoder_threads=1 if not isinstance(source, LocalFrames) else 0)
     _tick(progress, "render", 1.0)
     return path
 
@@ -354,7 +402,7 @@ def say(text: str | None, out: str | os.PathLike[str], *, keep: str | os.PathLik
         avatar: object = None, vad: VAD | None = None, voice: str | None = None, seed: int = 0, width: int = 512,
         height: int = 512, framing: str = "portrait", subtitles: bool = False, vad_indicator: bool = False,
         antialias: str = DEFAULT_ANTIALIAS, progress: Progress | None = None,
-        render_workers: int | None = None, pool: "RenderPool | None" = None, speech: Speech | None = None,
+        render_workers: int | None = None, pool: "FrameSource | None" = None, speech: Speech | None = None,
         force: bool = False) -> SayResult:
     """Text to an MP4 of the avatar saying it (and, with `keep`, the animation data beside it).
 
@@ -363,41 +411,33 @@ def say(text: str | None, out: str | os.PathLike[str], *, keep: str | os.PathLik
     render_workers: processes that render the frames (None: avatar.render.pool.default_workers(), 2-4 where
     forking is safe, else 1 = in this process). The workers start when the speech stage
     does and set up their renderers while the speech and motion are made (not during the emotion stage, whose
-    model load uses both cores). Or pass a ready `pool` (avatar.render.pool.RenderPool for this avatar and
-    settings; the caller closes it): the CLI starts one before its slow imports, on the core they leave idle.
+    model load uses both cores). Or pass a ready `pool` (an avatar.render.frames.FrameSource such as
+    avatar.render.pool.RenderPool, for this avatar and settings; the caller closes it): the CLI starts one before
+    its slow imports, on the core they leave idle.
 
     force: replace a read-only video or kept file (avatar.io.check_output_path); a folder, device or FIFO is never
     replaced. When writing fails (OutputError: a full disk), what was finished is kept: a failed video still gets
     the animation data into `keep`, a failed `keep` leaves the written video; the error says which."""
-    out = check_video_settings(out, width, height, framing, antialias)  # before any work, so a typo costs nothing
+    settings = video_settings(width, height, framing, antialias)  # before any work, so a typo costs nothing
+    out = _video_path(out)
     check_outputs(out, keep, force=force)  # an unwritable folder or a file that must not be replaced: before too
     if subtitles and (text is None or not text.strip()):
         raise InputError("subtitles need the text: give the words of the recording too")
+    _check_perform(text, speech, vad, voice, seed)
     # A broken avatar file fails before the slow part too: read here, or, with a pool, by its workers (the pool has
     # checked the file's header; `timed` below raises what the workers found at the next stage).
     av = resolve_avatar(avatar) if pool is None else avatar
     workers = _render_workers(render_workers) if pool is None else 1
-    pools: list = [pool] if pool is not None else []  # the RenderPool: given, or once started
+    source = pool  # the FrameSource: given, or chosen after the emotion stage
     timings: dict[str, float] = {}
     last = [time.perf_counter(), None]
 
     def timed(stage: str, fraction: float) -> None:
         now = time.perf_counter()
         if fraction == 0.0:
-            if pools:
-                pools[0].check()  # a worker that could not read the avatar stops the job now, not after the motion
+            if source is not None:
+                source.check()  # a worker that could not read the avatar stops the job now, not after the motion
             last[:] = [now, stage]
-            if stage == "speech" and workers > 1 and not pools:
-                from avatar.errors import AvatarError
-                from avatar.render.pool import RenderPool
-
-                try:
-                    pools.append(RenderPool(av, width=int(width), height=int(height), framing=framing,
-                                            antialias=antialias, workers=workers))
-                except AvatarError as exc:
-                    if render_workers is not None:  # asked for explicitly: say why it cannot be done
-                        raise
-                    log.warning("rendering in this process: %s", exc)  # e.g. a thread started meanwhile
         elif fraction >= 1.0 and last[1] == stage:
             timings[stage] = timings.get(stage, 0.0) + now - last[0]
         _tick(progress, stage, fraction)
@@ -409,18 +449,22 @@ def say(text: str | None, out: str | os.PathLike[str], *, keep: str | os.PathLik
 
     try:
         log.debug("say: starting the stages")
-        with blas_limit(1 if pools or workers > 1 else None):
-            perf = perform(text, speech=speech, vad=vad, voice=voice, seed=seed, progress=timed)
+        with blas_limit(1 if pool is not None or workers > 1 else None):
+            sentences, heard = perceive(text, speech=speech, vad=vad, progress=timed)
+            if source is None:
+                # The render workers start after the emotion stage, whose model load uses both cores, and set up
+                # their renderers while the speech and motion are made.
+                source = frame_source(av, settings, workers, required=render_workers is not None)
+            perf = perform(text, speech=heard, vad=vad, voice=voice, seed=seed, progress=timed, sentences=sentences)
             try:
                 video = render_video(perf, out, avatar=av, width=width, height=height, framing=framing,
                                      subtitles=subtitles, vad_indicator=vad_indicator, antialias=antialias,
-                                     progress=timed, pool=pools[0] if pools else None)
+                                     progress=timed, pool=source)
             except OutputError as exc:
                 raise OutputError(f"{exc}; {_keep_after_failed_video(perf, keep, av)}") from exc
     finally:
-        for p in pools:
-            if p is not pool:  # a pool the caller gave stays open: it is theirs to close
-                p.close()
+        if source is not None and source is not pool:  # a pool the caller gave stays open: it is theirs to close
+            source.close()
     files: dict[str, Path] = {}
     if keep is not None:
         t0 = time.perf_counter()

@@ -109,12 +109,12 @@ def _start_render_pool(avatar: Optional[Path], size: int, framing: str, antialia
     workers = workers or default_workers()
     if workers == 1 or default_workers() == 1:  # asked for one, or forking is not safe here
         return None
-    from avatar.pipeline import check_video_settings
+    from avatar.pipeline import video_settings
 
     # Bad settings fail here, with the message `say` would give, and so does an avatar file that is missing or
     # not glTF; one that is broken deeper fails when the workers read it, at the start of the next stage.
-    check_video_settings(Path("out.mp4"), size, size, framing, antialias)
-    return RenderPool(avatar, width=size, height=size, framing=framing, antialias=antialias, workers=workers)
+    settings = video_settings(size, size, framing, antialias)
+    return RenderPool(avatar, settings=settings, workers=workers)
 
 
 class _Progress:

@@ -58,7 +58,7 @@ def measure(renderers: dict, face, body, n: int) -> tuple[dict[str, np.ndarray],
     """Per-frame wall and CPU seconds [n] for each renderer (CPU: this process's threads, llvmpipe's
     included), interleaved frame by frame so that load from other processes on a shared machine falls on
     every case alike. "rest" renders the rest pose with no morph targets; the others the motion's frames."""
-    from avatar.render.renderer import resample_body, resample_face
+    from avatar.render.motion import resample_body, resample_face
 
     rows = resample_face(face, n, 30.0)
     rot, root = resample_body(body, n, 30.0)
@@ -86,7 +86,8 @@ def blas_ab(face, body, n: int, dense: bool = False, blocks: int = 6,
     alternating blocks of `block` frames; the first 3 frames of each block are dropped (threads settle).
     dense: every blendshape active (random weights up to 0.3) instead of the motion's face, so the morph
     products are large enough for OpenBLAS to use all its threads."""
-    from avatar.render.renderer import Renderer, resample_body, resample_face
+    from avatar.render.motion import resample_body, resample_face
+    from avatar.render.renderer import Renderer
 
     rows = resample_face(face, n, 30.0)
     if dense:
@@ -114,7 +115,9 @@ def main() -> None:
     ap.add_argument("--no-720p", action="store_true", help="skip the 1280x720 case")
     ap.add_argument("--snapshots", default=None, help="also write emotion stills (PNG) into this folder")
     args = ap.parse_args()
-    from avatar.render.renderer import Renderer, frame_count, render_frames
+    from avatar.render.frames import render_frames
+    from avatar.render.motion import frame_count
+    from avatar.render.renderer import Renderer
     from avatar.render.video import write_mp4
 
     speech, face, body, vad = performance(10.0)
@@ -124,7 +127,8 @@ def main() -> None:
           f"load average {os.getloadavg()[0]:.2f} (shared machine: other jobs slow every case alike)")
     cases = [("portrait", 512, 512), ("full", 512, 512)] + ([] if args.no_720p else [("portrait", 1280, 720)])
     for framing, w, h in cases:
-        rs = {"rest": Renderer(None, w, h, framing=framing), "msaa": Renderer(None, w, h, framing=framing),
+        rs = {"rest": Renderer(None, w, h, framing=framing, antialias="msaa"),
+              "msaa": Renderer(None, w, h, framing=framing, antialias="msaa"),
               "fxaa": Renderer(None, w, h, framing=framing, antialias="fxaa"),
               "none": Renderer(None, w, h, framing=framing, antialias="none")}
         try:
@@ -175,7 +179,7 @@ def main() -> None:
     print(f"mp4 writer (libx264 veryfast crf 20 + AAC), 512x512, {m} frames of the motion: x264's default threads "
           f"{1000 * enc / m:.1f} ms per frame wall, {1000 * enc_cpu / m:.1f} ms CPU; one thread "
           f"(encoder_threads=1, beside render workers) {1000 * enc1 / m:.1f} ms wall, {1000 * enc1_cpu / m:.1f} ms CPU")
-    print(f"end to end render_frames -> write_mp4 (portrait 512, 4x MSAA, subtitles + VAD, incl. GL set-up): "
+    print(f"end to end render_frames -> write_mp4 (portrait 512, FXAA (the default), subtitles + VAD, incl. GL set-up): "
           f"{n} frames in {e2e:.1f} s = {n / e2e:.1f} fps wall, {1000 * e2e_cpu / n:.0f} CPU ms per frame, "
           f"{size / 1e3:.0f} kB")
     if args.snapshots:

@@ -54,7 +54,7 @@ def test_head_pose_is_composed_onto_neck_and_head_only():
 
 
 def test_face_is_resampled_to_the_body_frames():
-    from avatar.render.renderer import resample_face
+    from avatar.render.motion import resample_face
 
     face = _face(30)
     face.frames[:, 0] = np.linspace(0, 1, 30)

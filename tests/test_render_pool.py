@@ -22,7 +22,8 @@ import os
 import numpy as np
 from avatar.errors import AvatarError, InputError
 from avatar.render.pool import RenderPool, fork_available
-from avatar.render.renderer import render_frames, resolve_avatar
+from avatar.render.avatars import resolve_avatar
+from avatar.render.frames import FrameSource, render_frames
 from avatar.types import FACE_CHANNELS, ARKIT_BLENDSHAPES, BodyMotion, FaceMotion
 
 av = resolve_avatar(None)
@@ -69,6 +70,7 @@ def test_pool_frames_match_one_renderer() -> None:
                                        antialias="fxaa", pool=pool))  # a pool serves video after video
             procs, pids = list(pool._procs), list(pool.pids)
         assert not any(p.is_alive() for p in procs) and gone(pids), "close() leaves no worker behind"
+        assert isinstance(pool, FrameSource) and pool.settings.antialias == "fxaa"
         assert os.getpid() not in pids and len(set(pids)) == 2
         # After the fork this process may open its own context: the reference, one renderer in-process.
         ref = list(render_frames(av, face, body, fps=30.0, width=96, height=80, framing="portrait", antialias="fxaa"))
@@ -158,21 +160,29 @@ def test_say_renders_with_workers_like_without(tmp_path: Path) -> None:
 
 def test_say_falls_back_to_one_process_when_the_workers_cannot_start(tmp_path: Path, monkeypatch, caplog) -> None:
     """Default workers that fail to start (e.g. a thread appeared) leave the video to this process; an explicit
-    request for workers that cannot start is an error."""
+    request for workers that cannot start is an error. The pool is started by `say` itself between the emotion
+    and the speech stages, never from inside its progress callback."""
+    import inspect
     import logging
 
     import avatar.render.pool as pool_mod
     from avatar.errors import AvatarError
     from avatar.pipeline import say
 
+    events: list[tuple[str, float]] = []
+    started_after: list[list[tuple[str, float]]] = []
+
     def refuse(*args: object, **kwargs: object) -> None:
+        assert not any(f.function in ("timed", "_tick") for f in inspect.stack()), "pool started by a callback"
+        started_after.append(list(events))
         raise AvatarError("forked render workers need Linux, a single Python thread and no GL context yet")
 
     monkeypatch.setattr(pool_mod, "default_workers", lambda: 2)
     monkeypatch.setattr(pool_mod.RenderPool, "__init__", refuse)
     with caplog.at_level(logging.WARNING, logger="avatar.pipeline"):
-        result = say("Hi.", tmp_path / "a.mp4", width=64, height=64)
+        result = say("Hi.", tmp_path / "a.mp4", width=64, height=64, progress=lambda *e: events.append(e))
     assert result.video.is_file() and "rendering in this process" in caplog.text
+    assert started_after == [[("emotion", 0.0), ("emotion", 1.0)]]  # after the emotion stage, before the speech
     with pytest.raises(AvatarError, match="single Python thread"):
         say("Hi.", tmp_path / "b.mp4", width=64, height=64, render_workers=2)
     assert not (tmp_path / "b.mp4").exists()

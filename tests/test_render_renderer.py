@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import numpy as np
@@ -242,7 +243,8 @@ def test_bad_inputs_are_refused(portrait) -> None:
 
 def test_render_frames_resamples_to_the_video_rate() -> None:
     from avatar.rig.skeleton import HUMANOID
-    from avatar.render.renderer import frame_count, render_frames, resample_body
+    from avatar.render.frames import render_frames
+    from avatar.render.motion import frame_count, resample_body
 
     face = FaceMotion(fps=25.0, frames=np.zeros((10, len(FACE_CHANNELS)), np.float32))
     J = len(HUMANOID.joints)
@@ -264,7 +266,7 @@ def test_render_ahead_gives_the_same_frames_and_stops_cleanly() -> None:
     frees its GL context; a failure in the worker reaches the consumer."""
     import threading
 
-    from avatar.render.renderer import _read_ahead, render_frames
+    from avatar.render.frames import read_ahead as _read_ahead, render_frames
 
     face = FaceMotion(fps=30.0, frames=np.zeros((8, len(FACE_CHANNELS)), np.float32))
     face.frames[:, FACE_CHANNELS.index("jawOpen")] = np.linspace(0, 1, 8)
@@ -313,6 +315,23 @@ def test_avatar_facing_minus_z_renders_like_ours(tmp_path: Path, root: Path) -> 
     assert _changed(a, b, level=24).mean() < 0.002  # the same picture up to rounding on a few edge pixels
 
 
+def test_render_settings_are_checked_once_with_one_line_errors() -> None:
+    from pydantic import ValidationError
+
+    from avatar.render.settings import DEFAULT_ANTIALIAS, RenderSettings
+
+    s = RenderSettings.make(width=np.int64(64), height=48, framing="full")
+    assert (s.width, s.height, s.framing, s.antialias) == (64, 48, "full", DEFAULT_ANTIALIAS) and s.aspect == 64 / 48
+    with pytest.raises(ValidationError, match="frozen"):  # a renderer's settings cannot change under it
+        s.width = 32
+    for bad, words in (({"width": 8}, "width must be an integer in [16, 4096]"), ({"height": True}, "height"),
+                       ({"framing": "closeup"}, "framing must be one of portrait, full"),
+                       ({"antialias": "ssaa"}, "antialias must be one of fxaa, msaa, none"),
+                       ({"width": 64.0}, "width"), ({"zoom": 2}, "zoom")):
+        with pytest.raises(InputError, match=re.escape(words)):
+            RenderSettings.make(**bad)
+
+
 def test_antialiasing_modes_smooth_the_edges(portrait) -> None:
     from avatar.render.renderer import Renderer
 
@@ -320,11 +339,12 @@ def test_antialiasing_modes_smooth_the_edges(portrait) -> None:
         f = img.astype(float)
         return float(np.abs(np.diff(f, axis=0)).sum() + np.abs(np.diff(f, axis=1)).sum())
 
-    msaa = portrait.render()
-    with Renderer(None, W, H, antialias="fxaa") as fx, Renderer(None, W, H, antialias="none") as none:
-        f, n = fx.render(), none.render()
+    with Renderer(None, W, H, antialias="msaa") as ms, Renderer(None, W, H, antialias="fxaa") as fx, \
+            Renderer(None, W, H, antialias="none") as none:
+        msaa, f, n = ms.render(), fx.render(), none.render()
     assert roughness(msaa) < 0.97 * roughness(n) and roughness(f) < 0.97 * roughness(n)
     assert np.abs(f.astype(int) - msaa).mean() < 3  # both are the same picture, smoothed
+    assert np.array_equal(portrait.render(), f)  # one default everywhere: FXAA (avatar.render.settings)
     with pytest.raises(InputError):
         Renderer(None, W, H, antialias="ssaa")
 
@@ -380,7 +400,7 @@ def test_morph_matrix_matches_avatar_morph_weights(portrait) -> None:
 def test_draw_order_puts_the_face_first_and_does_not_change_the_picture(portrait) -> None:
     """Nearest first (morphing meshes ahead) only saves shading: drawn in the reverse order the frame is the same
     but for a few pixels where two surfaces tie in depth (the head's inside is drawn after its outside)."""
-    from avatar.render.renderer import _rest_points_each, draw_order
+    from avatar.render.camera import draw_order, rest_points_each as _rest_points_each
 
     r = portrait
     prims = [d["prim"] for d in r._draws]

@@ -143,7 +143,8 @@ def test_overlays_reach_the_video(tmp_path: Path) -> None:
 def test_rendered_performance_to_mp4(tmp_path: Path) -> None:
     """render_frames -> write_mp4 on the default avatar with a little motion: the pipeline's path."""
     pytest.importorskip("moderngl")
-    from avatar.render.renderer import frame_count, render_frames
+    from avatar.render.frames import render_frames
+    from avatar.render.motion import frame_count
     from avatar.render.video import probe_mp4, write_mp4
     from avatar.types import FACE_CHANNELS, FaceMotion
 

@@ -44,12 +44,14 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return whl
 
 
-def test_wheel_carries_the_weights_and_the_default_avatar(wheel: Path) -> None:
+def test_wheel_carries_the_weights_the_default_avatar_and_the_shaders(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     for model in ("face", "gesture", "lipsync"):
         assert {f"avatar/assets/{model}/{f}" for f in ("config.json", "model.onnx", "README.md")} <= names
     assert "avatar/assets/emotion/config.json" in names
     assert "avatar/assets/avatars/default.glb" in names
+    shaders = {p.name for p in (ROOT / "avatar" / "render" / "glsl").iterdir()}
+    assert shaders and {f"avatar/render/glsl/{f}" for f in shaders} <= names  # the renderer reads them at run time
     meta = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
     runtime = [line for line in meta.splitlines() if line.startswith("Requires-Dist:") and "extra ==" not in line]
     heavy = [line for line in runtime if any(p in line for p in ("torch", "transformers", "diffusers", "peft"))]

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from avatar.errors import InputError
-from avatar.render.renderer import resample_face
+from avatar.render.motion import resample_face
 from avatar.types import BodyMotion, FaceMotion
 
 log = logging.getLogger(__name__)

@@ -1,9 +1,15 @@
-"""The shipped avatars by name: `--avatar default-female` / `default-male` / `toon` (or any file path)."""
+"""Avatars by name or path: the shipped ones (`--avatar default-female` / `default-male` / `toon`), the default, and
+one parsed Avatar per file and version, cached for a warm process (the app, batch workers)."""
 
 from __future__ import annotations
 
 import os
+from functools import lru_cache
 from pathlib import Path
+
+from avatar.errors import AvatarError
+
+from .avatar_file import Avatar, check_avatar_file, load_avatar
 
 #: name -> file in weights/avatars (made by avatar.render.make_human; toon by avatar.render.make_default).
 NAMED_AVATARS: dict[str, str] = {"default": "default.glb", "default-female": "default.glb",
@@ -25,3 +31,48 @@ def named_avatar(avatar: object) -> object:
         if name in NAMED_AVATARS and not Path(name).exists():
             return avatar_dir() / NAMED_AVATARS[name]
     return avatar
+
+
+def default_avatar_path() -> Path:
+    """The shipped default avatar (the registry's `default_avatar()`: weights/avatars/default.glb)."""
+    from avatar.weights import default_avatar
+
+    return default_avatar()
+
+
+def avatar_source(avatar: Avatar | str | os.PathLike[str] | None) -> Avatar | Path:
+    """An Avatar as is, else the path of the avatar's file after the checks that need no parsing (it exists, its
+    size, suffix and glTF header): for a render pool, whose first worker then reads the file. A shipped avatar's
+    name (`default-male`, `toon`; avatar.render.avatars) stands for its file."""
+    avatar = named_avatar(avatar)
+    if isinstance(avatar, Avatar):
+        return avatar
+    path = default_avatar_path() if avatar is None else Path(avatar)
+    if avatar is None and not path.is_file():
+        raise AvatarError(f"the default avatar is missing: run python -m avatar.render.make_default --out {path}")
+    check_avatar_file(path)
+    return path
+
+
+def resolve_avatar(avatar: Avatar | str | os.PathLike[str] | None) -> Avatar:
+    """An Avatar from an Avatar, a .glb/.gltf/.vrm path, a shipped avatar's name, or None (the default avatar)."""
+    avatar = named_avatar(avatar)
+    if isinstance(avatar, Avatar):
+        return avatar
+    path = default_avatar_path() if avatar is None else Path(avatar)
+    if avatar is None and not path.is_file():
+        raise AvatarError(f"the default avatar is missing: run python -m avatar.render.make_default --out {path}")
+    try:
+        st = path.stat()
+    except OSError:
+        return load_avatar(path)  # let the loader say what is wrong with the path
+    return _load_cached(str(path.resolve()), st.st_mtime_ns, st.st_size)
+
+
+@lru_cache(maxsize=4)
+def _load_cached(path: str, mtime_ns: int, size: int) -> Avatar:
+    """One parse per avatar file and version: reading the default .glb takes about 0.03 s (avatar.gltf.document;
+    0.3-0.45 s with pygltflib's own decoder), and a large user avatar much more, paid by every video a warm process
+    (the app, batch workers) makes otherwise. Nothing downstream changes an Avatar (the .glb
+    export deep-copies its glTF)."""
+    return load_avatar(path)

@@ -1,6 +1,6 @@
 """Render a video's frames in forked worker processes, each with its own llvmpipe context.
 
-    with RenderPool(avatar, width=512, height=512, framing="portrait", antialias="fxaa") as pool:
+    with RenderPool(avatar, settings=RenderSettings(width=512, height=512)) as pool:
         ...  # the workers open their GL contexts and compile shaders while the caller makes the motion
         for rgb in pool.frames(face_rows, joints, (rotations, roots)): ...
 
@@ -8,7 +8,7 @@ Why processes: on a CPU, Mesa's llvmpipe does the vertex work and every draw cal
 moderngl holds the GIL through them, so a second renderer in a thread runs no faster (measured). Two processes,
 each on one llvmpipe thread, keep both cores of a small machine busy, with the encoder in the parent; see
 bench/pipeline_bench.py. Worker k renders frames k, k + W, k + 2W, ... into its own ring of shared-memory slots;
-the parent hands them out in order. The caller forks one process, worker 0, which reads and lays out the avatar
+the parent hands them out in order. A RenderPool is an avatar.render.frames.FrameSource. The caller forks one process, worker 0, which reads and lays out the avatar
 (or inherits an Avatar) and then forks the other workers, so that this is done once, off the caller's critical
 path; each worker then opens its own GL context. Worker 0 reaps the others, and every worker ends with the process
 that forked it (PR_SET_PDEATHSIG). `fork_available()` says when forking is safe (Linux, the calling thread is the
@@ -30,6 +30,10 @@ from typing import Any
 import numpy as np
 
 from avatar.errors import AvatarError, InputError
+
+from .avatars import avatar_source
+from .context import gl_context_opened
+from .settings import DEFAULT_ANTIALIAS, RenderSettings
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +72,6 @@ def ring_slots(width: int, height: int, workers: int) -> int:
 
 def fork_available() -> bool:
     """Whether forked render workers are safe here: Linux, one Python thread, no GL context opened yet."""
-    from .renderer import gl_context_opened
-
     return (sys.platform.startswith("linux") and hasattr(os, "fork") and (os.cpu_count() or 1) >= 2
             and threading.active_count() == 1 and not gl_context_opened())
 
@@ -130,7 +132,7 @@ def _die_with(parent: int) -> None:
 
 
 def _workers(conns: list, frees: list, frames_fd: _Fd, shape: tuple[int, ...], avatar: Any,
-             options: dict, nice: int, parent: int, by_main_thread: bool) -> None:
+             settings: RenderSettings, nice: int, parent: int, by_main_thread: bool) -> None:
     """Worker 0: read and lay out the avatar once, fork the other workers from here, then serve as worker 0.
 
     Why one fork from the caller and the rest from here: reading the avatar and laying it out (meshes, rig,
@@ -150,7 +152,7 @@ def _workers(conns: list, frees: list, frames_fd: _Fd, shape: tuple[int, ...], a
     from .renderer import Renderer
 
     try:
-        renderer = Renderer(avatar, **options, gl=False)  # an Avatar (inherited), or a path read here
+        renderer = Renderer(avatar, settings=settings, gl=False)  # an Avatar (inherited), or a path read here
     except Exception as exc:  # noqa: BLE001 - reported to the parent, which raises it
         for conn in conns:
             conn.send(("failed", (type(exc).__name__, str(exc))))
@@ -232,15 +234,17 @@ def _serve(k: int, conn, free, shm: mmap.mmap, shape: tuple[int, ...], renderer:
 
 
 class RenderPool:
-    """Forked render workers for one avatar, size and framing; use as a context manager or call close()."""
+    """Forked render workers for one avatar and RenderSettings (a FrameSource); use as a context manager or call
+    close()."""
 
     _procs: list = []  # so that close() works on a pool whose __init__ failed early
     _failure: Exception | None = None  # what stopped a worker's set-up, raised again by check() and frames()
 
     def __init__(self, avatar: Any, *, width: int = 512, height: int = 512, framing: str = "portrait",
-                 antialias: str = "fxaa", samples: int = 4, workers: int = 2, slots: int | None = None,
-                 nice: int = NICE, start: str = "fork") -> None:
-        """Start `workers` processes that open their renderers at once.
+                 antialias: str = DEFAULT_ANTIALIAS, samples: int = 4, workers: int = 2, slots: int | None = None,
+                 nice: int = NICE, start: str = "fork", settings: RenderSettings | None = None) -> None:
+        """Start `workers` processes that open their renderers at once (`settings`, when given, replaces width,
+        height, framing, antialias and samples).
 
         avatar: an Avatar, or a .glb/.gltf/.vrm path or None (the default avatar): then only the file's header is
         checked here and worker 0 reads the file, on a core this process leaves idle; `check()` or `frames()`
@@ -251,24 +255,23 @@ class RenderPool:
         file there)."""
         import multiprocessing as mp
 
-        from .renderer import ANTIALIAS, FRAMINGS, avatar_source
-
         if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= 16:
             raise InputError(f"workers must be an integer in [1, 16], got {workers!r}")
-        if framing not in FRAMINGS or antialias not in ANTIALIAS:
-            raise InputError(f"framing must be one of {FRAMINGS} and antialias one of {ANTIALIAS}")
+        if settings is None:
+            settings = RenderSettings.make(width=width, height=height, framing=framing, antialias=antialias,
+                                           samples=samples)
         if start not in ("fork", "spawn"):
             raise InputError(f"start must be 'fork' or 'spawn', got {start!r}")
         if start == "fork" and not fork_available():
             raise AvatarError("forked render workers need Linux, a single Python thread and no GL context yet")
         if start == "spawn" and not spawn_available():
             raise AvatarError("spawned render workers need a POSIX system (fork) with two cores or more")
-        self.width, self.height, self.workers = int(width), int(height), workers
-        self.framing, self.antialias = framing, antialias
+        self.settings = settings
+        self.width, self.height, self.workers = settings.width, settings.height, workers
+        self.framing, self.antialias = settings.framing, settings.antialias
         self._slots = max(1, int(slots)) if slots is not None else ring_slots(self.width, self.height, workers)
         self._shape = (workers, self._slots, self.height, self.width, 3)
         ctx = mp.get_context(start)
-        options = dict(width=self.width, height=self.height, framing=framing, samples=samples, antialias=antialias)
         # A path is not read here but in worker 0, before it forks the others: importing the glTF reader and
         # parsing the default avatar took 0.13-0.15 s of `avatar say`'s critical path.
         av = avatar_source(avatar)
@@ -289,7 +292,7 @@ class RenderPool:
                 self._free.append(ctx.Semaphore(self._slots))
             # One process forked from here (worker 0); it forks the others once it has laid out the avatar.
             p = ctx.Process(target=_workers, name="avatar-render", daemon=True,
-                            args=(children, self._free, _Fd(fd), self._shape, av, options, int(nice), os.getpid(),
+                            args=(children, self._free, _Fd(fd), self._shape, av, settings, int(nice), os.getpid(),
                                   threading.current_thread() is threading.main_thread()))
             p.start()
             self._procs.append(p)

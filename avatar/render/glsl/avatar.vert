@@ -1,0 +1,32 @@
+#version 330
+uniform mat4 u_view_proj;
+uniform mat4 u_model;
+uniform bool u_skinned;
+uniform sampler2D u_joints;  // 4 texels per joint: the columns of world(joint) * inverseBind
+in vec3 in_pos;
+in vec3 in_nrm;
+in vec2 in_uv;
+in vec4 in_joints;
+in vec4 in_weights;
+out vec3 v_pos;
+out vec3 v_nrm;
+out vec2 v_uv;
+
+mat4 joint(float j) {
+    int r = int(j + 0.5);
+    return mat4(texelFetch(u_joints, ivec2(0, r), 0), texelFetch(u_joints, ivec2(1, r), 0),
+                texelFetch(u_joints, ivec2(2, r), 0), texelFetch(u_joints, ivec2(3, r), 0));
+}
+
+void main() {
+    mat4 m = u_model;
+    if (u_skinned) {
+        m = in_weights.x * joint(in_joints.x) + in_weights.y * joint(in_joints.y)
+          + in_weights.z * joint(in_joints.z) + in_weights.w * joint(in_joints.w);
+    }
+    vec4 w = m * vec4(in_pos, 1.0);
+    v_pos = w.xyz;
+    v_nrm = mat3(m) * in_nrm;  // rigid bones: the upper 3x3 is a rotation (times a uniform scale)
+    v_uv = in_uv;
+    gl_Position = u_view_proj * w;
+}
