@@ -32,14 +32,16 @@ from .avatar_file import Avatar
 from .avatars import avatar_source, default_avatar_path, resolve_avatar
 from .camera import Camera, check_visible, draw_order, floor_and_shadow, frame_camera, light_dirs, rest_points_each, subtree
 from .context import create_context, gl_context_opened
+from .frames import render_frames  # the video-level names, still importable from here
 from .mesh import Primitive, incidence_matrix, normalize, read_meshes, vertex_normals
+from .motion import frame_count, resample_body, resample_face
 from .pose import Body, arkit_row, build_rig, node_matrices
 from .settings import ANTIALIAS, DEFAULT_ANTIALIAS, FRAMINGS, MAX_SIZE, RenderSettings
 from .shaders import shader, with_defines
 
 __all__ = ["ANTIALIAS", "DEFAULT_ANTIALIAS", "FRAMINGS", "MAX_SIZE", "Camera", "RenderSettings", "Renderer",
-           "avatar_source", "default_avatar_path", "draw_order", "frame_camera", "gl_context_opened",
-           "resolve_avatar"]
+           "avatar_source", "default_avatar_path", "draw_order", "frame_camera", "frame_count", "gl_context_opened",
+           "render_frames", "resample_body", "resample_face", "resolve_avatar"]
 
 log = logging.getLogger(__name__)
 
