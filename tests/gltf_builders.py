@@ -310,3 +310,48 @@ def a_pose_rig(path: Path, names: dict[str, str] = BLENDER_NAMES, degrees: float
         if bone in names:
             g.nodes[node].name = names[bone]
     return _write(g, blob, path)
+
+
+def vrm0_avatar(path: Path, drop: tuple[str, ...] = ("upperChest",), minus_z: bool = True) -> Path:
+    """The default avatar as a VRM 0.x file, as VRoid exports them: humanoid without `drop`, turned to face -Z
+    (`minus_z`), nodes and morph targets renamed (so only the VRM extension maps them), blend shape groups for the
+    presets (A, Joy, Blink_L ... from the VRM 1.0 ones) and 52 "perfect sync" groups named as ARKit shapes with
+    the first letter upper-cased (`JawOpen`), each bound to its morph target."""
+    from avatar.face.rig import VRM0_NAMES
+    from avatar.types import ARKIT_BLENDSHAPES
+
+    g = pygltflib.GLTF2().load(str(DEFAULT_GLB))
+    blob = bytearray(g.binary_blob())
+    v1 = g.extensions["VRMC_vrm"]
+    face_node = next(i for i, n in enumerate(g.nodes) if n.name == "face")
+    face_mesh = g.nodes[face_node].mesh
+    targets = list(g.meshes[face_mesh].extras["targetNames"])
+    bones = [{"bone": k, "node": v["node"]} for k, v in v1["humanoid"]["humanBones"].items() if k not in drop]
+    display = {"a": "A", "i": "I", "u": "U", "e": "E", "o": "O", "joy": "Joy", "angry": "Angry", "sorrow": "Sorrow",
+               "fun": "Fun", "surprised": "Surprised", "blink": "Blink", "blink_l": "Blink_L", "blink_r": "Blink_R"}
+    groups = []
+    for name, e in v1["expressions"]["preset"].items():
+        preset = VRM0_NAMES.get(name)
+        if preset in display:
+            groups.append({"name": display[preset], "presetName": preset,
+                           "binds": [{"mesh": face_mesh, "index": b["index"], "weight": 100 * b["weight"]}
+                                     for b in e.get("morphTargetBinds", [])]})
+    for shape in ARKIT_BLENDSHAPES:
+        groups.append({"name": shape[0].upper() + shape[1:], "presetName": "unknown",
+                       "binds": [{"mesh": face_mesh, "index": targets.index(shape), "weight": 100}]})
+    g.extensions = {"VRM": {"specVersion": "0.0", "humanoid": {"humanBones": bones},
+                            "blendShapeMaster": {"blendShapeGroups": groups}}}
+    g.extensionsUsed = ["VRM"]
+    for i, n in enumerate(g.nodes):
+        n.name = f"node{i}"
+    g.meshes[face_mesh].extras = {"targetNames": [f"shape{k}" for k in range(len(targets))]}
+    if minus_z:  # a half turn about Y on every scene root
+        from avatar.rig.rotations import quat_mul
+
+        for r in g.scenes[g.scene or 0].nodes:
+            q = np.asarray(g.nodes[r].rotation or [0.0, 0.0, 0.0, 1.0], dtype=np.float64)
+            g.nodes[r].rotation = [float(v) for v in quat_mul(np.array([0.0, 1.0, 0.0, 0.0]), q)]
+            if g.nodes[r].translation:
+                t = g.nodes[r].translation
+                g.nodes[r].translation = [-t[0], t[1], -t[2]]
+    return _write(g, blob, path)

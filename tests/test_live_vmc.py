@@ -249,3 +249,75 @@ def test_cli_stream_refuses_a_host_name_without_looking_it_up() -> None:
                           capture_output=True, text=True, timeout=60, env=dict(os.environ, OMP_NUM_THREADS="1"))
     assert proc.returncode == 2 and proc.stderr.startswith("error: --vmc 'foo': 'foo' is not a numeric address")
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+# ------------------------------------------------------------------------------- the receiver's own avatar
+
+def _avatar_bundle(path, frame: LiveFrame) -> dict:  # noqa: ANN001
+    """The VMC bundle of `frame` for the avatar file at `path`: {bones: name -> 7 values, blend: name -> value}."""
+    from pythonosc.osc_bundle import OscBundle
+
+    from avatar.live.vmc import avatar_profile
+    from avatar.render.avatar_file import load_avatar
+
+    profile = avatar_profile(load_avatar(path))
+    msgs = list(OscBundle(bundle_for(frame, VMCOptions(), profile)))
+    return {"bones": {m.params[0]: np.array(m.params[1:]) for m in msgs if m.address == "/VMC/Ext/Bone/Pos"},
+            "blend": {m.params[0]: m.params[1] for m in msgs if m.address == "/VMC/Ext/Blend/Val"},
+            "order": [m.params[0] for m in msgs if m.address == "/VMC/Ext/Bone/Pos"]}
+
+
+def test_vrm0_avatar_gets_its_own_bones_offsets_and_blend_shape_names(tmp_path) -> None:  # noqa: ANN001
+    """A VRoid-style VRM 0.x file (facing -Z, no upperChest, perfect-sync groups `JawOpen` ...): VMC sends the
+    bones it has, the upper chest's rotation folded into neck and shoulders, its own bone offsets, its VRM 0.x
+    preset names and its spelling of the ARKit shapes."""
+    import gltf_builders as gb
+
+    frame = _frame()
+    q = np.array([0.0, 0.0, np.sin(0.2), np.cos(0.2)])  # the upper chest leans 23 degrees
+    frame.rotations[HUMANOID.index("upperChest")] = q
+    got = _avatar_bundle(gb.vrm0_avatar(tmp_path / "vroid.vrm"), frame)
+    bones, blend = got["bones"], got["blend"]
+    assert "UpperChest" not in bones and set(bones) == set(BONE_NAMES) - {"UpperChest"}
+    assert got["order"][:3] == ["Hips", "Spine", "Chest"]
+    unity_q = to_unity_rotation(q)
+    for child in ("Neck", "LeftShoulder", "RightShoulder"):
+        assert np.allclose(bones[child][3:], unity_q, atol=1e-6), child
+    # Its own offsets (our default skeleton has 0.15 m; the avatar 0.131 m), in Unity axes; the neck is offset
+    # from the chest (two levels up, the upper chest missing).
+    assert np.allclose(bones["LeftUpperArm"][:3], [-0.1309, -0.0152, -0.0001], atol=2e-4)
+    assert bones["Neck"][1] > 0.3
+    # The frame's root is 10 cm to the left (+X) of our rest: scaled to the avatar's hips (x 0.8755), X mirrored.
+    assert np.allclose(bones["Hips"][:3], [-0.1 * 0.8755, 0.8317, 0.0234], atol=2e-3)
+    assert blend["JawOpen"] == pytest.approx(0.6) and "jawOpen" not in blend
+    assert sum(k[0].isupper() for k in blend) == len(blend) == 13 + 52
+    assert blend["A"] > 0.3 and "Blink_L" in blend and "LookUp" not in blend  # only the presets it defines
+
+
+def test_vrm1_and_plain_gltf_avatars_get_their_names(tmp_path) -> None:  # noqa: ANN001
+    """The default avatar (VRM 1.0: presets only, no ARKit expressions): VRM 1.0 preset names, no ARKit shapes
+    (a VRM receiver keys expressions, and it has none named so); the same avatar as a plain glTF with Mixamo
+    bone names: every bone, the ARKit shapes under its morph target names."""
+    import gltf_builders as gb
+
+    vrm1 = _avatar_bundle(gb.DEFAULT_GLB, _frame())
+    assert set(vrm1["bones"]) == set(BONE_NAMES)
+    assert {"aa", "happy", "blinkLeft", "lookUp"} <= set(vrm1["blend"]) and "A" not in vrm1["blend"]
+    assert "jawOpen" not in vrm1["blend"] and vrm1["blend"]["aa"] > 0.3
+    plain = _avatar_bundle(gb.renamed_rig(tmp_path / "rpm.glb", gb.MIXAMO_NAMES), _frame())
+    assert set(plain["bones"]) == set(BONE_NAMES)
+    assert plain["blend"]["jawOpen"] == pytest.approx(0.6) and "A" in plain["blend"]
+
+
+def test_cli_stream_refuses_an_unreadable_avatar(tmp_path) -> None:  # noqa: ANN001
+    import subprocess
+    import sys
+
+    import os
+
+    (tmp_path / "x.vrm").write_bytes(b"not a model" * 10)
+    r = subprocess.run([sys.executable, "-m", "avatar.cli", "stream", "--avatar", str(tmp_path / "x.vrm"),
+                        "--no-play"], input="", capture_output=True, text=True, timeout=60,
+                       env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert r.returncode == 2 and r.stderr.startswith("error:") and "x.vrm" in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1

@@ -46,6 +46,9 @@ def register(app: typer.Typer) -> None:
         blend_names: str = typer.Option("vrm0", "--blend-names",
                                         help="VMC expression names: vrm0 (A, Joy) or vrm1 (aa, happy)."),
         no_arkit: bool = typer.Option(False, "--no-arkit", help="Do not send the 52 ARKit shapes over VMC."),
+        avatar_file: Optional[Path] = typer.Option(None, "--avatar", metavar="FILE",
+                                                   help="The receiver's avatar (.vrm/.glb/.gltf): VMC sends its "
+                                                        "bones, offsets and blend shape names (docs/live.md)."),
         arkit_case: str = typer.Option("apple", "--arkit-case", help="apple (eyeBlinkLeft) or upper (EyeBlinkLeft)."),
         seed: int = typer.Option(0, "--seed", help="Seed of the idle and the motion, 0-2147483647."),
         force: bool = typer.Option(False, "--force", help="Let --audio-out replace a read-only file."),
@@ -73,12 +76,20 @@ def register(app: typer.Typer) -> None:
                                vad=vad_options(valence, arousal, dominance))
             opts = VMCOptions(blend_names=blend_names, arkit=not no_arkit, arkit_case=arkit_case)
             target = vmc if vmc is not None else (None if ws is not None else "127.0.0.1:39539")
+            profile = None
+            if avatar_file is not None and target is not None:  # before the models load: a bad file costs nothing
+                from avatar.live.vmc import avatar_profile
+                from avatar.render.avatar_file import load_avatar
+
+                profile = avatar_profile(load_avatar(avatar_file), opts)
+                log.info("live: VMC for %s: %d bones, %d VRM presets, %d ARKit shapes", profile.name,
+                         len(profile.rows), len(profile.vrm_names), len(profile.arkit_names))
             stream = LiveStream(cfg)
             closers = []
             try:
                 if target is not None:
                     host, port = parse_hostport(target, names=vmc_resolve)
-                    sender = VMCSender(host, port, opts, resolve=vmc_resolve)
+                    sender = VMCSender(host, port, opts, resolve=vmc_resolve, profile=profile)
                     stream.sinks.append(sender)
                     closers.append(sender.close)
                 stream.load()

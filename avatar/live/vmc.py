@@ -145,8 +145,114 @@ def _message(address: str, tags: str, name: str | None, values: tuple[float, ...
 _BUNDLE_HEAD = _osc_string("#bundle") + struct.pack(">Q", 1)  # timetag 1: "immediately" (OSC 1.0)
 
 
-def bundle_for(frame, opts: VMCOptions = VMCOptions()) -> bytes:  # noqa: ANN001 - a live.frames.LiveFrame
-    """The OSC bundle (bytes) of one live frame: OK, T, Root, every Bone, Blend values, Apply.
+@dataclass(frozen=True)
+class AvatarProfile:
+    """What the receiver's avatar (the user's file) maps, so the stream speaks its names (`avatar_profile`).
+
+    Bones: only the humanoid bones and eyes the avatar has (rows of BONE_NAMES); a bone it lacks passes its
+    rotation on to its mapped children (a normalised child's local rotation is then the missing parent's times
+    its own), and positions are the avatar's own rest offsets, so a receiver that applies bone positions keeps
+    its proportions. Blend shapes: the VRM presets it defines, under the names of its VRM version, and the ARKit
+    shapes as it spells them (VRM 0.x blend shape groups, VRM 1.0 custom expressions, else morph target names).
+    """
+
+    name: str
+    rows: tuple[int, ...]  # rows of BONE_NAMES sent, in order
+    fold: tuple[tuple[int, tuple[int, ...]], ...]  # (row, the missing ancestors' rows, root first)
+    offsets: np.ndarray  # [J + 2, 3] rest offset from the mapped parent, our axes (glTF, facing +Z), metres
+    hips_rest: np.ndarray  # [3] the avatar's hips rest position, our axes
+    hip_scale: float  # the avatar's hip height / ours: scales the root displacement
+    vrm_names: tuple[tuple[int, str], ...]  # (index into VRM_EXPRESSIONS, wire name)
+    arkit_names: tuple[tuple[int, str], ...]  # (index into ARKIT_BLENDSHAPES, wire name)
+
+    def rotations(self, local: np.ndarray) -> np.ndarray:
+        """Local rotations [J + 2, 4] with each missing bone's rotation folded into its mapped children."""
+        from avatar.live.frames import quat_mul
+
+        if not self.fold:
+            return local
+        out = np.array(local, dtype=np.float64, copy=True)
+        for row, chain in self.fold:
+            q = local[chain[0]]
+            for r in chain[1:]:
+                q = quat_mul(q, local[r])
+            out[row] = quat_mul(q, local[row])
+        return out
+
+    def positions(self, root: np.ndarray) -> np.ndarray:
+        """Local positions [J + 2, 3]: the avatar's offsets, the hips moved by our root displacement, scaled."""
+        out = np.array(self.offsets, dtype=np.float64, copy=True)
+        out[0] = self.hips_rest + (np.asarray(root, dtype=np.float64) - HUMANOID.rest_positions[0]) * self.hip_scale
+        return out
+
+
+def avatar_profile(avatar, opts: VMCOptions = VMCOptions()) -> AvatarProfile:  # noqa: ANN001 - a render Avatar
+    """The VMC names and offsets of a loaded avatar (avatar.render.avatar_file.Avatar); `opts` names the presets
+    of a plain glTF (no VRM extension) and says whether ARKit shapes are sent at all."""
+    from avatar.render.face_binding import arkit_name
+    from avatar.render.pose import build_rig
+
+    if "hips" not in avatar.bones:
+        raise InputError(f"{avatar.path.name}: no hips bone, so no humanoid for VMC (see docs/render.md)")
+    rig = build_rig(avatar)
+    flip = np.diag([-1.0, 1.0, -1.0]) if avatar.faces_minus_z else np.eye(3)
+    world = rig.rest_world[:, :3, 3] @ flip.T  # rest world positions in our axes
+    J = len(HUMANOID.joints)
+    node = {j: avatar.bones[b] for j, b in enumerate(HUMANOID.joints) if b in avatar.bones}
+    offsets = np.zeros((J + 2, 3))
+    rows: list[int] = []
+    fold: list[tuple[int, tuple[int, ...]]] = []
+    for j in range(J):
+        if j not in node:
+            continue
+        rows.append(j)
+        chain, p = [], HUMANOID.parents[j]
+        while p >= 0 and p not in node:
+            chain.append(p)
+            p = HUMANOID.parents[p]
+        if chain:
+            fold.append((j, tuple(reversed(chain))))
+        offsets[j] = world[node[j]] - (world[node[p]] if p >= 0 else 0.0)
+    head = avatar.bones.get("head")
+    for k, eye in enumerate(("leftEye", "rightEye")):
+        if eye in avatar.eyes and head is not None:
+            rows.append(J + k)
+            offsets[J + k] = world[avatar.eyes[eye]] - world[head]
+    hips = avatar.bones["hips"]
+    vrm_idx = {n: i for i, n in enumerate(VRM_EXPRESSIONS)}
+    ark_idx = {n: i for i, n in enumerate(ARKIT_BLENDSHAPES)}
+    vrm: dict[int, str] = {}
+    ark: dict[int, str] = {}
+    ext = avatar.gltf.extensions or {}
+    if "VRMC_vrm" in ext:
+        expr = ext["VRMC_vrm"].get("expressions", {}) or {}
+        vrm = {vrm_idx[n]: n for n in (expr.get("preset") or {}) if n in vrm_idx}
+        custom = list(expr.get("custom") or {})
+    elif "VRM" in ext:
+        from_vrm0 = {v: k for k, v in VRM0_NAMES.items()}
+        groups = (ext["VRM"].get("blendShapeMaster", {}) or {}).get("blendShapeGroups", []) or []
+        for grp in groups:
+            preset = str(grp.get("presetName", "")).lower()
+            if preset in from_vrm0 and from_vrm0[preset] in vrm_idx:
+                vrm[vrm_idx[from_vrm0[preset]]] = VRM0_PRESET_NAMES[preset]
+        custom = [str(g.get("name", "")) for g in groups if str(g.get("presetName", "")).lower() in ("", "unknown")]
+    else:
+        names, _ = blend_names(opts)
+        vrm = dict(enumerate(names))
+        custom = list(avatar.target_names)
+    for name in custom:  # the avatar's own spelling of each ARKit shape (first one wins)
+        a = arkit_name(name)
+        if a is not None and ark_idx[a] not in ark:
+            ark[ark_idx[a]] = name
+    return AvatarProfile(
+        name=avatar.path.name, rows=tuple(rows), fold=tuple(fold), offsets=offsets, hips_rest=world[hips],
+        hip_scale=rig.hip_scale, vrm_names=tuple(sorted(vrm.items())),
+        arkit_names=tuple(sorted(ark.items())) if opts.arkit else ())
+
+
+def bundle_for(frame, opts: VMCOptions = VMCOptions(), profile: AvatarProfile | None = None) -> bytes:  # noqa: ANN001
+    """The OSC bundle (bytes) of one live frame (a live.frames.LiveFrame): OK, T, Root, every Bone, Blend values,
+    Apply; with a `profile`, the bones, offsets and blend shape names of that avatar.
 
     Encoded here with struct and cached message heads (OSC 1.0: big-endian int32/float32 arguments, strings
     NUL-padded to 4 bytes, bundle elements prefixed by their size) because python-osc's builder takes ~10 ms
@@ -157,17 +263,26 @@ def bundle_for(frame, opts: VMCOptions = VMCOptions()) -> bytes:  # noqa: ANN001
         _message("/VMC/Ext/T", "f", None, (float(frame.time),), ">f"),
         _message("/VMC/Ext/Root/Pos", "sfffffff", "root", (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0), ">7f"),
     ]
-    pos = to_unity_position(frame.local_positions())
-    rot = to_unity_rotation(frame.local_rotations())
-    pr = np.concatenate([pos, rot], axis=1).tolist()
-    for name, row in zip(BONE_NAMES, pr):
-        msgs.append(_message("/VMC/Ext/Bone/Pos", "sfffffff", name, tuple(row), ">7f"))
+    local = frame.local_rotations()
+    if profile is None:
+        rows: "range | tuple[int, ...]" = range(len(BONE_NAMES))
+        pos, rot = frame.local_positions(), local
+    else:
+        rows, pos, rot = profile.rows, profile.positions(frame.root), profile.rotations(local)
+    pr = np.concatenate([to_unity_position(pos), to_unity_rotation(rot)], axis=1).tolist()
+    for r in rows:
+        msgs.append(_message("/VMC/Ext/Bone/Pos", "sfffffff", BONE_NAMES[r], tuple(pr[r]), ">7f"))
     vrm_names, ark_names = blend_names(opts)
-    for name, v in zip(vrm_names, frame.vrm.tolist()):
-        msgs.append(_message("/VMC/Ext/Blend/Val", "sf", name, (v,), ">f"))
-    if opts.arkit:
-        for name, v in zip(ark_names, frame.arkit.tolist()):
-            msgs.append(_message("/VMC/Ext/Blend/Val", "sf", name, (v,), ">f"))
+    if profile is None:
+        vrm_pairs = list(enumerate(vrm_names))
+        ark_pairs = list(enumerate(ark_names)) if opts.arkit else []
+    else:
+        vrm_pairs, ark_pairs = list(profile.vrm_names), list(profile.arkit_names)
+    vrm_values, ark_values = frame.vrm.tolist(), frame.arkit.tolist()
+    for i, name in vrm_pairs:
+        msgs.append(_message("/VMC/Ext/Blend/Val", "sf", name, (vrm_values[i],), ">f"))
+    for i, name in ark_pairs:
+        msgs.append(_message("/VMC/Ext/Blend/Val", "sf", name, (ark_values[i],), ">f"))
     msgs.append(_prefix("/VMC/Ext/Blend/Apply", ""))
     return _BUNDLE_HEAD + b"".join(struct.pack(">i", len(m)) + m for m in msgs)
 
@@ -182,6 +297,7 @@ class VMCSender:
     sent: int = 0
     errors: int = 0
     resolve: bool = False  # look host names up (DNS); else only numeric addresses and localhost
+    profile: AvatarProfile | None = None  # the receiver's avatar: its bones, offsets and blend shape names
 
     def __post_init__(self) -> None:
         host = "127.0.0.1" if self.host.lower() == "localhost" else self.host
@@ -197,7 +313,7 @@ class VMCSender:
 
     def send(self, frame) -> bool:  # noqa: ANN001 - a live.frames.LiveFrame
         """Send one frame; False (and counted) when the OS refused it."""
-        data = bundle_for(frame, self.options)
+        data = bundle_for(frame, self.options, self.profile)
         try:
             self._sock.sendto(data, self._addr)
         except OSError as exc:  # ECONNREFUSED after an ICMP unreachable, EAGAIN, ENETUNREACH ...
