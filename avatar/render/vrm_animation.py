@@ -39,7 +39,7 @@ def vrma_gltf(face: FaceMotion, body: BodyMotion, name: str = "performance"):  #
     from avatar.face.rig import to_vrm
     from avatar.gltf.writer import FLOAT, BufferWriter
     from avatar.render.animation import with_face_pose, ypr_quat
-    from avatar.render.renderer import resample_face
+    from avatar.render.motion import resample_face
     from avatar.rig.kinematics import rotations_in_skeleton_order
     from avatar.rig.rotations import quat_normalize
     from avatar.rig.skeleton import HUMANOID
