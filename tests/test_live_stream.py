@@ -417,3 +417,19 @@ def test_an_audio_line_over_the_line_limit_is_refused_from_its_header(tmp_path: 
         tracemalloc.stop()
     assert peak < 8 * 2**20, peak  # decoded it would be 38 MB
     assert stream._requests.empty()
+
+
+def test_control_messages_are_pydantic_models_that_refuse_unknown_fields() -> None:
+    from pydantic import ValidationError
+
+    from avatar.live.control import MESSAGES, AudioMessage, EmotionMessage, SayMessage, StopMessage, read_control
+
+    assert isinstance(read_control({"type": "say", "text": "Hi"}), SayMessage)
+    assert isinstance(read_control('{"type": "audio", "path": "a.wav"}'), AudioMessage)
+    assert read_control({"type": "emotion", "valence": 1}).vad() == VAD(1.0, 0.0, 0.0)
+    assert isinstance(read_control({"type": "stop"}), StopMessage) and set(MESSAGES) == {"say", "audio", "emotion",
+                                                                                           "stop"}
+    with pytest.raises(InputError, match="dominance"):
+        EmotionMessage(type="emotion", dominance=True)  # a bool is not a number, even to the model directly
+    with pytest.raises(ValidationError, match="frozen"):
+        read_control({"type": "say", "text": "Hi"}).text = "changed"

@@ -30,6 +30,7 @@ import numpy as np
 
 from avatar.errors import InputError, ModelError
 from avatar.live.clock import FrameClock, lower_thread_priority
+from avatar.live.control import parse_control
 from avatar.live.motion import MOTION_FPS, Clip, IdleSource, Mood, Schedule, compose
 from avatar.types import VAD, EmotionSegment, EmotionTrack
 
@@ -40,8 +41,6 @@ MAX_PENDING_LINES = 64
 MAX_AUDIO_LINE_SECONDS = 600.0
 #: Audio lines are said in chunks of at most this many seconds (the first shorter, so it starts sooner).
 AUDIO_FIRST_CHUNK, AUDIO_CHUNK = 2.0, 6.0
-#: Size of a control message (WebSocket or stdin JSON) we accept.
-MAX_CONTROL_BYTES = 64 * 1024
 
 
 class Sink(Protocol):
@@ -161,64 +160,6 @@ def audio_chunks(n: int, sample_rate: int, first: float = AUDIO_FIRST_CHUNK, res
             b = lo + int(np.argmin(energy)) * hop + hop // 2
         out.append((a, b))
         a = b
-    return out
-
-
-def parse_control(msg: object) -> dict:
-    """Validate a control message (docs/live.md): say / audio / emotion / stop. InputError with a clear reason."""
-    if isinstance(msg, (bytes, bytearray)):
-        raise InputError("control messages are JSON text, not binary")
-    if isinstance(msg, str):
-        if len(msg.encode("utf-8", "replace")) > MAX_CONTROL_BYTES:
-            raise InputError(f"control message larger than {MAX_CONTROL_BYTES} bytes")
-        import json
-
-        try:
-            msg = json.loads(msg)
-        except ValueError as exc:
-            raise InputError(f"control message is not valid JSON: {exc}") from None
-    if not isinstance(msg, dict):
-        raise InputError("a control message must be a JSON object with a \"type\"")
-    kind = msg.get("type")
-    allowed = {"say": {"type", "text", "valence", "arousal", "dominance"},
-               "audio": {"type", "path", "valence", "arousal", "dominance"},
-               "emotion": {"type", "valence", "arousal", "dominance", "transition"}, "stop": {"type"}}
-    if kind not in allowed:
-        raise InputError(f"unknown control type {kind!r}; use one of: say, audio, emotion, stop")
-    extra = sorted(set(msg) - allowed[kind])
-    if extra:
-        raise InputError(f"unexpected field(s) in {kind!r}: {', '.join(extra)}")
-    out: dict = {"type": kind}
-    if kind == "say":
-        text = msg.get("text")
-        if not isinstance(text, str) or not text.strip():
-            raise InputError("'say' needs a non-empty \"text\" string")
-        from avatar.tts.base import check_tts_text
-
-        check_tts_text(text)  # length and sayability checks before it is queued
-        out["text"] = text
-    if kind == "audio":
-        path = msg.get("path")
-        if not isinstance(path, str) or not path.strip() or "\x00" in path:
-            raise InputError("'audio' needs a \"path\" string naming a sound file")
-        from avatar.text import check_unicode
-
-        check_unicode(path, "the audio path")
-        out["path"] = path
-    if kind in ("say", "audio", "emotion"):
-        given = {k: msg[k] for k in ("valence", "arousal", "dominance") if k in msg}
-        for k, v in given.items():
-            if isinstance(v, bool) or not isinstance(v, (int, float)):
-                raise InputError(f"{k} must be a number in [-1, 1], got {v!r}")
-        if kind == "emotion" and not given:
-            raise InputError("'emotion' needs at least one of valence, arousal, dominance")
-        out["vad"] = VAD(**given) if given else None
-    if kind == "emotion":
-        tr = msg.get("transition", None)
-        if tr is not None and (isinstance(tr, bool) or not isinstance(tr, (int, float)) or not 0 <= tr <= 10
-                               or not math.isfinite(tr)):
-            raise InputError(f"transition must be seconds in [0, 10], got {tr!r}")
-        out["transition"] = tr
     return out
 
 

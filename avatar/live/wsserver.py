@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 #: Binary audio message: magic, first sample index (uint64, little-endian), then int16 little-endian samples.
 AUDIO_MAGIC = b"PCM1"
 AUDIO_HEADER = struct.Struct("<4sQ")
-#: Largest message the server reads. A control message over avatar.live.stream.MAX_CONTROL_BYTES (64 KiB) gets an
+#: Largest message the server reads. A control message over avatar.live.control.MAX_CONTROL_BYTES (64 KiB) gets an
 #: error reply and the connection stays open; one over this is not read at all: the connection closes with 1009.
 MAX_MESSAGE_BYTES = 1024 * 1024
 #: Kernel send buffer and websockets' write buffer per client (bytes): about 0.2-0.5 s of the stream, so that a
