@@ -55,14 +55,14 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-    from avatar.batch.plan import RenderSettings
+    from avatar.batch.plan import VideoSettings
     from avatar.batch.render import PipelineRenderer
     from avatar.batch.runner import run_batch
     from avatar.batch.script import parse_script
 
     counts = [int(x) for x in args.workers.split(",") if x.strip()]
     script = parse_script(make_script(args.lines), "yaml")
-    settings = RenderSettings(width=args.size, height=args.size)
+    settings = VideoSettings(width=args.size, height=args.size)
     load_before = os.getloadavg()[0]
     rows = []
     hashes = []

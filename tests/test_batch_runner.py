@@ -14,7 +14,7 @@ import pytest
 from batch_fakes import FakeRender, fake_analyze, fake_render_fn
 
 from avatar.batch.manifest import DONE, read_manifest
-from avatar.batch.plan import RenderSettings
+from avatar.batch.plan import VideoSettings
 from avatar.batch.runner import _outdir_lock, run_batch
 from avatar.batch.script import parse_script
 from avatar.errors import InputError
@@ -207,7 +207,7 @@ def test_scene_plays_the_clips_in_order(tmp_path):
     import av
 
     out = tmp_path / "out"
-    res = _run(FIVE, out, render=FakeRender(clip=True), scene=True, settings=RenderSettings(width=64, height=64))
+    res = _run(FIVE, out, render=FakeRender(clip=True), scene=True, settings=VideoSettings(width=64, height=64))
     assert res.scene == out / "scene.mp4"
     frames = 0
     for rec in res.records:
@@ -223,7 +223,7 @@ def test_scene_plays_the_clips_in_order(tmp_path):
     assert shades[0] < 20 and abs(shades[-1] - 160) < 25  # l1 (shade 0) first, l5 (shade 160) last
     before = _snapshot(out)
     _run(FIVE, out, render=FakeRender(clip=True), scene=True, resume=True,
-         settings=RenderSettings(width=64, height=64))
+         settings=VideoSettings(width=64, height=64))
     assert _snapshot(out) == before
 
 

@@ -7,7 +7,7 @@ import json
 import pytest
 from batch_fakes import fake_analyze
 
-from avatar.batch.plan import RenderSettings, line_seed, plan_jobs
+from avatar.batch.plan import VideoSettings, line_seed, plan_jobs
 from avatar.batch.script import check_lines, load_script, parse_script
 from avatar.errors import InputError
 from avatar.types import VAD
@@ -27,7 +27,7 @@ lines:
 def _plan(text: str, **kw):
     script = parse_script(text, "yaml")
     good, bad = check_lines(script)
-    args = {"seed": 0, "settings": RenderSettings(), "models": {"m": 1}, "analyze": fake_analyze, **kw}
+    args = {"seed": 0, "settings": VideoSettings(), "models": {"m": 1}, "analyze": fake_analyze, **kw}
     jobs, late = plan_jobs(script, good, **args)
     return {j.id: j for j in jobs}, bad + late
 
@@ -153,7 +153,7 @@ def test_seeds_and_hashes_are_stable_and_specific():
     assert {k: (j.seed, j.input_hash) for k, j in jobs.items()} == {k: (j.seed, j.input_hash) for k, j in again.items()}
     assert jobs["a1"].seed == line_seed(0, "a1") != line_seed(1, "a1") != line_seed(0, "a2")
     assert len({j.seed for j in jobs.values()}) == len(jobs)
-    for change in ({"seed": 1}, {"settings": RenderSettings(width=256)}, {"models": {"m": 2}}):
+    for change in ({"seed": 1}, {"settings": VideoSettings(width=256)}, {"models": {"m": 2}}):
         other, _ = _plan(GOOD, **change)
         assert all(other[k].input_hash != jobs[k].input_hash for k in jobs), change
     voiced, _ = _plan(GOOD.replace("voice: en-us", "voice: en-gb"))
@@ -170,9 +170,9 @@ def test_seeds_and_hashes_are_stable_and_specific():
 
 def test_render_settings_are_checked():
     with pytest.raises(InputError, match="even"):
-        RenderSettings(width=255)
+        VideoSettings(width=255)
     with pytest.raises(InputError):
-        RenderSettings(framing="wide")
+        VideoSettings(framing="wide")
 
 
 def test_recorded_lines_name_their_audio_relative_to_the_script(tmp_path):
@@ -192,7 +192,7 @@ lines:
     assert [line.id for _, line in good] == ["a1", "a4"]
     assert "audio file not found" in bad[0].error and "missing.wav" in bad[0].error
     assert bad[1].id == "a3" and "audio" in bad[1].error
-    args = {"seed": 0, "settings": RenderSettings(), "models": {"m": 1}, "analyze": fake_analyze}
+    args = {"seed": 0, "settings": VideoSettings(), "models": {"m": 1}, "analyze": fake_analyze}
     jobs = {j.id: j for j in plan_jobs(script, good, **args)[0]}
     assert jobs["a1"].audio == str((tmp_path / "vo" / "a1.wav").resolve()) and jobs["a4"].audio is None
     (tmp_path / "vo" / "a1.wav").write_bytes(b"take two")

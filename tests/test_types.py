@@ -171,10 +171,10 @@ def test_cli_timeline_bomb_is_one_error_line(avatar_bin, tmp_path):
 
 def test_validation_errors_name_the_model_once():
     """Issue 20 item 19: pydantic runs a Strict model's own __init__ inside model_validate, which said
-    'invalid RenderSettings: invalid RenderSettings: ...'."""
-    from avatar.batch.plan import RenderSettings
+    'invalid VideoSettings: invalid VideoSettings: ...'."""
+    from avatar.batch.plan import VideoSettings
 
-    for call in (lambda: RenderSettings.model_validate({"width": 65}), lambda: RenderSettings(width=65)):
+    for call in (lambda: VideoSettings.model_validate({"width": 65}), lambda: VideoSettings(width=65)):
         with pytest.raises(InputError) as err:
             call()
-        assert str(err.value).count("invalid RenderSettings") == 1 and "even" in str(err.value), str(err.value)
+        assert str(err.value).count("invalid VideoSettings") == 1 and "even" in str(err.value), str(err.value)

@@ -57,7 +57,7 @@ def register(app: typer.Typer) -> None:
             from avatar.errors import InputError
             from avatar.types import check_seed
 
-            from .plan import RenderSettings
+            from .plan import VideoSettings
             from .render import PipelineRenderer
             from .runner import run_batch
             from .script import load_script
@@ -67,7 +67,7 @@ def register(app: typer.Typer) -> None:
                 raise InputError("give the output folder with -o OUTDIR")
             if executor not in ("local", "ray"):
                 raise InputError(f"--executor must be local or ray, got {executor!r}")
-            settings = RenderSettings(width=width, height=height, framing=framing, subtitles=subtitles,
+            settings = VideoSettings(width=width, height=height, framing=framing, subtitles=subtitles,
                                       vad_indicator=vad_indicator)
             from avatar.io import check_output_dir
 

@@ -32,8 +32,9 @@ BATCH_FORMAT = 1
 VAD_DECIMALS = 4
 
 
-class RenderSettings(Strict):
-    """How every clip of a batch is rendered (part of each line's input hash)."""
+class VideoSettings(Strict):
+    """How every clip of a batch is rendered (part of each line's input hash): the video's size and framing (checked
+    again by avatar.pipeline.video_settings, the renderer's RenderSettings) and what is drawn over it."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -64,7 +65,7 @@ class LineJob:
     voice: str | None
     avatar: str | None  # absolute path of the character's avatar file; None = the default avatar
     seed: int
-    settings: RenderSettings
+    settings: VideoSettings
     input_hash: str
     audio: str | None = None  # absolute path of the line's recording, performed instead of the TTS
     #: How the model read the line's text (label, confidence, intensity, category probabilities); None when the
@@ -101,7 +102,7 @@ def _rounded(vad: VAD) -> tuple[float, float, float]:
     return tuple(round(float(x), VAD_DECIMALS) + 0.0 for x in (vad.valence, vad.arousal, vad.dominance))  # type: ignore[return-value]
 
 
-def plan_jobs(script: Script, lines: list[tuple[int, Line]], *, seed: int, settings: RenderSettings,
+def plan_jobs(script: Script, lines: list[tuple[int, Line]], *, seed: int, settings: VideoSettings,
               models: dict[str, Any], analyze: Callable[[str], Any]) -> tuple[list[LineJob], list[LineFailure]]:
     """Resolve each good line's emotion in script order and build its job; `models` names model versions.
 

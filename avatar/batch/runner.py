@@ -22,7 +22,7 @@ from avatar.types import VAD, SentenceEmotion
 from .executors import EXECUTORS, execute
 from .manifest import (FAILED, OK, commit_line, completed_record, failure_record, line_dir, pending_record,
                        write_manifest)
-from .plan import RenderSettings, plan_jobs
+from .plan import VideoSettings, plan_jobs
 from .script import Script, check_lines, load_script
 
 log = logging.getLogger(__name__)
@@ -85,7 +85,7 @@ def _default_analyze(text: str) -> SentenceEmotion:
 
 
 def run_batch(script: Script | str | os.PathLike[str], outdir: str | os.PathLike[str], *,
-              render: Callable[..., Any], seed: int = 0, settings: RenderSettings | None = None,
+              render: Callable[..., Any], seed: int = 0, settings: VideoSettings | None = None,
               workers: int | None = None, executor: str = "local", ray_address: str | None = None, resume: bool = False,
               scene: bool = False, analyze: Callable[[str], VAD | SentenceEmotion] | None = None,
               progress: bool = True) -> BatchResult:
@@ -102,7 +102,7 @@ def run_batch(script: Script | str | os.PathLike[str], outdir: str | os.PathLike
         raise InputError(f"unknown executor {executor!r}; use one of {', '.join(EXECUTORS)}")
     if ray_address and executor != "ray":
         raise InputError("--ray-address needs --executor ray")
-    settings = settings or RenderSettings()
+    settings = settings or VideoSettings()
     out = check_output_dir(outdir, "-o")  # a file there, a folder we cannot write into: refused before any work
     try:
         out.mkdir(parents=True, exist_ok=True)
