@@ -5,7 +5,8 @@
 Prints, for the shipped model (weights/emotion, run in onnxruntime):
 - our dialogue test split (datasets/dialogue, groups never seen in training): category accuracy, valence sign on
   the emotional lines (the four negative categories and happy), macro-F1, a per-class table and the confusion
-  matrix, over all rows and over the hand-written lines alone; the expected calibration error (ECE, 10 bins) and
+  matrix, over all rows and over the hand-written lines alone (and those of the first writing batch, the split the
+  first model was measured on, and of the later batches); the expected calibration error (ECE, 10 bins) and
   a reliability table of the category confidence; VADER's valence sign on the same lines;
 - EmoBank dev: Pearson r of valence, arousal, dominance (the VAD head, and the analyzer's final VAD after it is
   made consistent with the category), VADER's valence r on the same sentences;
@@ -58,13 +59,18 @@ def main() -> None:
           f"inference imported torch: {'no' if torch_free else 'yes'}")
     print(f"\nDialogue test split ({len(rows)} rows, {sum(r.variant == 'original' for r in rows)} hand-written; "
           f"groups unseen in training)")
-    for name, keep in (("all rows", [True] * len(rows)), ("hand-written", [r.variant == "original" for r in rows])):
+    subsets = (("all rows", [True] * len(rows)), ("hand-written", [r.variant == "original" for r in rows]),
+               ("hand-written, batch 1", [r.variant == "original" and r.batch == "batch1" for r in rows]),
+               ("hand-written, later batches", [r.variant == "original" and r.batch != "batch1" for r in rows]))
+    for name, keep in subsets:
+        if not any(keep):
+            continue
         g = [r.category for r, k in zip(rows, keep) if k]
         pr = [o.label for o, k in zip(out, keep) if k]
         acc, f1, table, conf = classification(g, pr, cats)
         emo = [(o, r) for o, r, k in zip(out, rows, keep) if k and r.category not in ("neutral", "surprised")]
         sign = np.mean([np.sign(o.vad.valence) == np.sign(r.vad[0]) for o, r in emo])
-        print(f"  {name}: category accuracy {acc:.1%}  macro-F1 {f1:.3f}  valence sign {sign:.1%} "
+        print(f"  {name} ({len(g)}): category accuracy {acc:.1%}  macro-F1 {f1:.3f}  valence sign {sign:.1%} "
               f"({len(emo)} emotional lines)")
         if name == "all rows":
             print("    class        precision  recall  F1     support")

@@ -29,7 +29,7 @@ def test_groups_never_straddle_splits():
 
 def test_balanced_over_categories_and_intensities():
     rows = load_dialogue()
-    assert len(rows) >= 3000
+    assert len(rows) >= 9000 and sum(r.variant == "original" for r in rows) >= 3000
     per_cat = collections.Counter(r.category for r in rows)
     assert set(per_cat) == set(CATEGORIES)
     assert max(per_cat.values()) / min(per_cat.values()) < 1.1
@@ -37,6 +37,24 @@ def test_balanced_over_categories_and_intensities():
         assert {r.category for r in rows if r.split == split} == set(CATEGORIES)
     emo = collections.Counter(r.intensity for r in rows if r.category != "neutral")
     assert set(emo) == {"mild", "plain", "strong"} and max(emo.values()) / min(emo.values()) < 1.1
+
+
+def test_each_batch_split_on_its_own_and_later_batches_varied():
+    """Every batch has every category in every split (a batch is split alone, so adding one never moves another's
+    groups); batches after the first name a genre and a speaker per group and cover many of each."""
+    rows = [r for r in load_dialogue() if r.variant == "original"]
+    batches = collections.defaultdict(list)
+    for r in rows:
+        batches[r.batch].append(r)
+    assert len(batches) >= 3
+    for batch, rs in batches.items():
+        for split in ("train", "dev", "test"):
+            assert {r.category for r in rs if r.split == split} == set(CATEGORIES), (batch, split)
+    later = [r for r in rows if r.batch != "batch1"]
+    assert all(r.genre and r.speaker for r in later)
+    genres = collections.Counter(r.genre for r in later)
+    assert len([g for g, n in genres.items() if n >= 30]) >= 10, genres
+    assert len({r.speaker for r in later}) >= 50
 
 
 def test_vad_agrees_with_category():

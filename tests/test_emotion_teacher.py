@@ -122,3 +122,44 @@ def test_dim_weights_are_checked_and_change_the_loss() -> None:
     pred = torch.tensor([[0.0, 1.0, 0.0], [1.0, 0.0, 1.0], [2.0, 2.0, 0.5]])
     target = torch.tensor([[0.0, 0.0, 0.0], [1.0, 1.0, 1.0], [2.0, 2.0, 2.0]])  # valence perfect, arousal not
     assert corr_loss(pred, target, dim_weights("1,0,0")) < 1e-6 < corr_loss(pred, target, dim_weights("0,1,0"))
+
+
+def test_joint_dialogue_run_with_top_layers_only(tmp_path) -> None:
+    """--train-layers keeps the lower layers' adapter as --init had it; the run writes a two-head model whose card
+    records the options."""
+    import torch
+
+    from avatar.emotion.dialogue_data import DATA_DIR
+    from avatar.emotion.model import EmotionModel
+    from avatar.emotion.train import freeze_lower_layers, main
+    from avatar.pretrained import load_folder
+
+    data = tmp_path / "eb.csv"
+    _emobank(data)
+    lines = tmp_path / "lines.csv"
+    with open(DATA_DIR / "lines.csv", newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        rows = [r for r in reader if r["group"].endswith("oneword")]  # short lines: a quick run
+    with open(lines, "w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=reader.fieldnames)
+        w.writeheader()
+        w.writerows(rows)
+    base = tmp_path / "base"
+    common = ["--data", str(data), "--epochs", "1", "--threads", "1", "--rank", "2", "--dialogue", str(lines),
+              "--limit", "40"]
+    main([*common, "--out", str(base)])
+    out = tmp_path / "top"
+    main([*common, "--out", str(out), "--init", str(base), "--train-layers", "2", "--variant-share", "0.5",
+          "--dev-originals", "--save-every-epoch", "--ema", "0"])
+    _, before = load_folder(base, type(EmotionModel.from_pretrained(base).config), "emotion")
+    _, after = load_folder(out, type(EmotionModel.from_pretrained(out).config), "emotion")
+    lora = [k for k in before if k.startswith("lora.")]
+    low = [k for k in lora if ".layer.0." in k or ".layer.3." in k]
+    top = [k for k in lora if ".layer.5." in k and "lora_B" in k]
+    assert low and top
+    assert all(torch.equal(before[k], after[k]) for k in low)
+    assert any(not torch.equal(before[k], after[k]) for k in top)
+    assert "--train-layers" in (out / "README.md").read_text()
+    model = EmotionModel.from_pretrained(base)
+    with pytest.raises(SystemExit, match="1..6"):
+        freeze_lower_layers(model, 7)

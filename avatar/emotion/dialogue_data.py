@@ -19,7 +19,9 @@ DATA_DIR = Path(__file__).resolve().parents[2] / "datasets" / "dialogue"
 
 @dataclass(frozen=True)
 class DialogueLine:
-    """One labelled line: its text, group (situation), split, category, intensity (0..1) and VAD in [-1, 1]."""
+    """One labelled line: its text, group (situation), split, category, intensity (0..1) and VAD in [-1, 1].
+
+    `batch` names the writing batch; `genre` and `speaker` are set for batches after the first (else "")."""
 
     id: str
     group: str
@@ -31,6 +33,9 @@ class DialogueLine:
     variant: str
     tags: tuple[str, ...]
     text: str
+    batch: str = "batch1"
+    genre: str = ""
+    speaker: str = ""
 
 
 def load_dialogue(split: str | None = None, path: str | Path | None = None) -> list[DialogueLine]:
@@ -48,7 +53,8 @@ def load_dialogue(split: str | None = None, path: str | Path | None = None) -> l
                     id=row["id"], group=row["group"], split=row["split"], category=row["category"],
                     intensity=row["intensity"], intensity_value=float(row["intensity_value"]),
                     vad=(float(row["valence"]), float(row["arousal"]), float(row["dominance"])),
-                    variant=row["variant"], tags=tuple(row["tags"].split()), text=row["text"]))
+                    variant=row["variant"], tags=tuple(row["tags"].split()), text=row["text"],
+                    batch=row.get("batch") or "batch1", genre=row.get("genre") or "", speaker=row.get("speaker") or ""))
     except (OSError, KeyError, ValueError) as exc:
         raise InputError(f"cannot read the dialogue set {path}: {exc}") from exc
     return out

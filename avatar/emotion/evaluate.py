@@ -89,8 +89,13 @@ def summary(analyzer: EmotionAnalyzer, emobank: str | Path) -> dict[str, float]:
         acc, f1, _, _ = classification([r.category for r in rows], [o.label for o in got], cats)
         out.update({f"dialogue_{split}_n": len(rows), f"dialogue_{split}_accuracy": round(acc, 4),
                     f"dialogue_{split}_macro_f1": round(f1, 4)})
+        hand = [(r, o) for r, o in zip(rows, got) if r.variant == "original"]
+        acc_h, f1_h, _, _ = classification([r.category for r, _ in hand], [o.label for _, o in hand], cats)
+        out.update({f"dialogue_{split}_handwritten_n": len(hand), f"dialogue_{split}_handwritten_accuracy": round(acc_h, 4),
+                    f"dialogue_{split}_handwritten_macro_f1": round(f1_h, 4)})
         if split == "test":
             out["dialogue_test_valence_sign"] = round(valence_sign(got, rows), 4)
+            out["dialogue_test_handwritten_valence_sign"] = round(valence_sign([o for _, o in hand], [r for r, _ in hand]), 4)
             correct = np.array([o.label == r.category for o, r in zip(got, rows)], dtype=float)
             out["dialogue_test_ece"] = round(reliability(np.array([o.confidence for o in got]), correct)[0], 4)
     texts, y = load_emobank_dev(emobank)

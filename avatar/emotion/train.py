@@ -112,6 +112,25 @@ def fit_temperature(logits: np.ndarray, gold: np.ndarray) -> float:
     return round(best_t, 4)
 
 
+def freeze_lower_layers(model: EmotionModel, keep: int) -> int:
+    """Train only the top `keep` transformer layers' adapter (or weights); returns how many tensors were frozen.
+
+    Autograd then stops at the lowest trained layer: a step costs the forward pass plus the backward pass of the top
+    layers only (about half a full step with two of six layers), what a shared two-core machine can afford.
+    """
+    n_layers = model.encoder.config.num_hidden_layers
+    if not 0 < keep <= n_layers:
+        raise SystemExit(f"--train-layers takes 1..{n_layers}, got {keep}")
+    frozen = 0
+    for name, param in model.encoder.named_parameters():
+        m = re.search(r"\.layer\.(\d+)\.", name)
+        if param.requires_grad and (m is None or int(m[1]) < n_layers - keep):
+            param.requires_grad = False
+            frozen += 1
+    log.info("training the top %d of %d encoder layers (%d tensors frozen)", keep, n_layers, frozen)
+    return frozen
+
+
 @torch.inference_mode()
 def _features(model: EmotionModel, texts: list[str], batch_size: int = 64) -> torch.Tensor:
     """The frozen encoder's sentence vectors [N, H] (what the heads read), batched by length."""
@@ -256,6 +275,8 @@ def train(args: argparse.Namespace) -> dict:
 
         cfg.categories = list(CATEGORIES)
         dl_rows, dv_rows = load_dialogue("train", args.dialogue), load_dialogue("dev", args.dialogue)
+        if args.dev_originals:  # select on the hand-written lines alone (a third of the cost, no emoji cue)
+            dv_rows = [r for r in dv_rows if r.variant == "original"]
         if args.limit:
             dl_rows, dv_rows = dl_rows[: args.limit], dv_rows[: max(50, args.limit // 4)]
     model = EmotionModel(cfg)
@@ -270,6 +291,8 @@ def train(args: argparse.Namespace) -> dict:
     if cfg.finetune == "full":  # the transformer layers learn; the (large) embedding table stays as shipped
         for name, param in model.encoder.named_parameters():
             param.requires_grad = name.startswith("encoder.")
+    if args.train_layers:
+        freeze_lower_layers(model, args.train_layers)
     n_gold = len(tr_x)
     z_extra = None
     if args.extra is not None:  # teacher-labelled extra text (no gold ratings): more sentences to distil on
@@ -328,8 +351,9 @@ def train(args: argparse.Namespace) -> dict:
         eb = _batches(lengths[:n_vad], args.batch_size, rng)
         if args.emobank_fraction < 1.0:
             eb = eb[: max(1, int(len(eb) * args.emobank_fraction))]
-        dl = [[n_vad + i for i in b] for _ in range(args.dialogue_repeat if dl_rows else 0)
-              for b in _batches(lengths[n_vad:], args.batch_size, rng)]
+        keep = [i for i, r in enumerate(dl_rows) if r.variant == "original" or rng.random() < args.variant_share]
+        dl = [[n_vad + keep[i] for i in b] for _ in range(args.dialogue_repeat if dl_rows else 0)
+              for b in _batches([lengths[n_vad + i] for i in keep], args.batch_size, rng)]
         out = eb + dl
         rng.shuffle(out)
         return out
@@ -399,6 +423,9 @@ def train(args: argparse.Namespace) -> dict:
             if score > best["score"]:
                 best = {"score": score, "epoch": epoch + 1, "weights": kind, "metrics": metrics,
                         "state": {k: v.clone() for k, v in m.trainable_state().items()}}
+                if args.save_every_epoch:  # a long run stopped early still leaves its best epoch behind
+                    _save(args, model, cfg, best, history, n_gold, n_vad - n_gold, len(dl_rows), len(dv_x),
+                          time.time() - t0, state=best["state"])
     # Restore the best epoch's adapter and head before saving.
     model.load_trainable_state(best["state"])
     if dv_rows:  # calibrate the category confidence on dialogue dev (temperature scaling)
@@ -412,8 +439,11 @@ def train(args: argparse.Namespace) -> dict:
 
 
 def _save(args: argparse.Namespace, model: EmotionModel, cfg: EmotionModelConfig, best: dict, history: list,
-          n_gold: int, n_extra: int, n_dialogue: int, n_dev: int, seconds: float) -> dict:
-    """Write the selected model with its metrics and the exact training command into the folder and card."""
+          n_gold: int, n_extra: int, n_dialogue: int, n_dev: int, seconds: float,
+          state: dict[str, torch.Tensor] | None = None) -> dict:
+    """Write the selected model with its metrics and the exact training command into the folder and card.
+
+    `state` (a trainable state) is written instead of the model's own weights, which are left as they are."""
     cfg.metrics = {"emobank_dev_pearson": {k: round(v, 4) for k, v in best["metrics"].items() if "_" not in k},
                    "dialogue_dev": {k[9:]: round(v, 4) for k, v in best["metrics"].items() if k.startswith("dialogue_")},
                    "selected_epoch": best["epoch"], "selected_weights": best.get("weights", "raw"), "history": history}
@@ -422,15 +452,21 @@ def _save(args: argparse.Namespace, model: EmotionModel, cfg: EmotionModelConfig
                     "embed_weight": args.embed_weight, "extra": str(args.extra) if args.extra else None,
                     "extra_size": n_extra, "dialogue_size": n_dialogue, "init": str(args.init) if args.init else None,
                     "init_training": getattr(args, "init_training", None),
-                    "dialogue_repeat": args.dialogue_repeat, "emobank_fraction": args.emobank_fraction,
-                    "freeze_encoder": args.freeze_encoder, "freeze_vad_head": args.freeze_vad_head, "cat_weight": args.cat_weight, "int_weight": args.int_weight, "dialogue_vad_weight": args.dialogue_vad_weight,
+                    "dialogue_repeat": args.dialogue_repeat, "variant_share": args.variant_share,
+                    "dev_originals": args.dev_originals, "emobank_fraction": args.emobank_fraction,
+                    "freeze_encoder": args.freeze_encoder, "train_layers": args.train_layers, "freeze_vad_head": args.freeze_vad_head, "cat_weight": args.cat_weight, "int_weight": args.int_weight, "dialogue_vad_weight": args.dialogue_vad_weight,
                     "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "finetune": args.finetune, "rank": args.rank, "pool_layers": args.pool_layers, "pool_mode": args.pool_mode,
                     "corr_weight": args.corr_weight, "dim_weights": [round(float(x), 4) for x in args.dim_weights], "ema": args.ema, "train_size": n_gold, "dev_size": n_dev,
                     "seconds": round(seconds, 1), "torch": torch.__version__}
     model.config = cfg
     from avatar.emotion.card import model_card
 
-    model.save_pretrained(args.out, card=model_card(cfg))
+    if state is not None:
+        from avatar.pretrained import save_folder
+
+        save_folder(args.out, state, cfg, model_card(cfg))
+    else:
+        model.save_pretrained(args.out, card=model_card(cfg))
     log.info("saved %s (best epoch %d): %s", args.out, best["epoch"], json.dumps(cfg.metrics["emobank_dev_pearson"]))
     return asdict(cfg)["metrics"]
 
@@ -474,6 +510,15 @@ def main(argv: list[str] | None = None) -> None:
                    help="with --freeze-encoder: keep --init's VAD head too; train only the category + intensity head")
     p.add_argument("--features-cache", type=Path, default=None,
                    help="with --freeze-encoder: keep the encoder's sentence vectors here (safetensors) and reuse them")
+    p.add_argument("--train-layers", type=int, default=0,
+                   help="train only the top N encoder layers' adapter (0: all); about half the step time with 2")
+    p.add_argument("--save-every-epoch", action="store_true",
+                   help="write the best model so far after each epoch (the final save adds the fitted temperature)")
+    p.add_argument("--variant-share", type=float, default=1.0,
+                   help="share of the mechanical variants (address, emoji) drawn afresh each epoch beside every "
+                        "hand-written line")
+    p.add_argument("--dev-originals", action="store_true",
+                   help="score and calibrate on the hand-written dialogue dev lines only, not their variants")
     p.add_argument("--dialogue-repeat", type=int, default=2, help="passes over the dialogue lines per epoch")
     p.add_argument("--emobank-fraction", type=float, default=1.0, help="share of EmoBank batches used per epoch")
     p.add_argument("--cat-weight", type=float, default=1.0)

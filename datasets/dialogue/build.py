@@ -2,11 +2,12 @@
 
     python datasets/dialogue/build.py
 
-Each `source/<category>.txt` holds groups: a `# group-id: situation` header, then lines prefixed `m:` / `p:` / `s:`
-(mild, plain, strong) or `n:` (neutral), optionally ending in `{sarcasm}`. Every hand-written line gets two
+Each `source/<category>.txt` (first batch) and `source/batch<N>/<category>.txt` (later batches) holds groups: a
+`# group-id: situation` header (later batches: `# group-id [genre/speaker]: situation`), then lines prefixed `m:` /
+`p:` / `s:` (mild, plain, strong) or `n:` (neutral), optionally ending in `{sarcasm}`. Every hand-written line gets two
 mechanical variants (a form of address in front; an emoji added, or the line's emoji removed) in the same group.
-Groups, never lines, are split train/dev/test (70/15/15 per category, seeded), so a line's variants and its
-siblings from the same situation never straddle splits. The VAD point of a line is its category's prototype
+Groups, never lines, are split train/dev/test (70/15/15 per category and batch, seeded; a later batch never moves an
+earlier batch's groups), so a line's variants and its siblings from the same situation never straddle splits. The VAD point of a line is its category's prototype
 (avatar/emotion/labels.py, Russell & Mehrabian 1977) scaled by its intensity.
 """
 
@@ -24,6 +25,8 @@ PROTOTYPE = {"neutral": (0.0, 0.0, 0.0), "happy": (0.76, 0.48, 0.35), "sad": (-0
              "angry": (-0.51, 0.59, 0.25), "fearful": (-0.64, 0.60, -0.43), "disgusted": (-0.60, 0.35, 0.11),
              "surprised": (0.40, 0.67, -0.13)}
 INTENSITY = {"m": ("mild", 1 / 3, 0.45), "p": ("plain", 2 / 3, 0.7), "s": ("strong", 1.0, 0.95), "n": ("none", 0.0, 0.0)}
+#: Source folders, in order: the first batch lives in source/ itself; each batch is split on its own.
+BATCHES = ("", "batch2", "batch3")
 ADDRESS = ("Traveler", "Listen", "Captain", "Friend", "Hey", "Mira", "Sir", "Look")
 EMOJI = {"neutral": ("👍", "📜"), "happy": ("😊", "😄"), "sad": ("😢", "😞"), "angry": ("😠", "😤"),
          "fearful": ("😨", "😰"), "disgusted": ("🤢", "😖"), "surprised": ("😮", "😲")}
@@ -44,7 +47,11 @@ def parse(path: Path) -> list[dict]:
             continue
         if line.startswith("#"):
             gid, _, situation = line[1:].partition(":")
-            groups.append({"group": gid.strip(), "situation": situation.strip(), "lines": []})
+            m = re.fullmatch(r"\s*(\S+)\s*(?:\[([\w-]+)/([\w-]+)\])?\s*", gid)
+            if m is None:
+                raise SystemExit(f"{path}:{n}: expected '# group-id [genre/speaker]: situation'")
+            groups.append({"group": m[1], "genre": m[2] or "", "speaker": m[3] or "", "situation": situation.strip(),
+                           "lines": []})
             continue
         code, sep, text = line.partition(":")
         if not sep or code not in INTENSITY or not groups:
@@ -97,10 +104,13 @@ def main() -> None:
     """Parse every source file, split by group, write lines.csv."""
     rng = random.Random(23)
     rows = []
-    for cat in CATEGORIES:
-        groups = parse(HERE / "source" / f"{cat}.txt")
+    for batch, cat in ((b, c) for b in BATCHES for c in CATEGORIES):
+        path = HERE / "source" / batch / f"{cat}.txt"
+        if batch and not path.exists():
+            continue
+        groups = parse(path)
         order = list(range(len(groups)))
-        random.Random(f"split-{cat}").shuffle(order)
+        random.Random(f"split-{cat}" + (f"-{batch}" if batch else "")).shuffle(order)
         n_test = n_dev = round(0.15 * len(groups))
         split_of = {g: ("test" if k < n_test else "dev" if k < n_test + n_dev else "train") for k, g in enumerate(order)}
         for gi, g in enumerate(groups):
@@ -111,19 +121,23 @@ def main() -> None:
                     raise SystemExit(f"{cat}.txt {g['group']}: 'n:' lines belong to neutral only, m/p/s to the rest")
                 name, level, scale = INTENSITY[code]
                 v, a, d = (round(scale * x, 3) for x in PROTOTYPE[cat])
-                base = {"group": g["group"], "split": split_of[gi], "category": cat, "intensity": name,
+                base = {"group": g["group"], "split": split_of[gi], "batch": batch or "batch1", "genre": g["genre"],
+                        "speaker": g["speaker"], "category": cat, "intensity": name,
                         "intensity_value": round(level, 3), "valence": v, "arousal": a, "dominance": d}
                 lid = f"{g['group']}-{li + 1:02d}"
                 rows.append({"id": lid, "variant": "original", "text": text, "tags": tags(text, sarcasm), **base})
                 for kind, vt in variants(text, cat, rng):
                     rows.append({"id": f"{lid}-{kind}", "variant": kind, "text": vt, "tags": tags(vt, sarcasm), **base})
+    ids = [r["id"] for r in rows]
+    if len(ids) != len(set(ids)):
+        raise SystemExit("a group id is used twice")
     seen: dict[str, str] = {}
     for r in rows:
         if r["text"] in seen and seen[r["text"]] != r["split"]:
             raise SystemExit(f"duplicate text across splits: {r['text']!r}")
         seen[r["text"]] = r["split"]
-    fields = ["id", "group", "split", "category", "intensity", "intensity_value", "valence", "arousal", "dominance",
-              "variant", "tags", "text"]
+    fields = ["id", "group", "split", "batch", "genre", "speaker", "category", "intensity", "intensity_value", "valence",
+              "arousal", "dominance", "variant", "tags", "text"]
     tmp = HERE / "lines.csv.tmp"
     with open(tmp, "w", newline="", encoding="utf-8") as fh:
         w = csv.DictWriter(fh, fieldnames=fields, lineterminator="\n")
