@@ -5,7 +5,7 @@
 Renders each avatar's face (portrait framing, arms relaxed, eyes on the camera) with the FACS prototype of each
 basic emotion (EMFACS: happy AU6+12, sad AU1+4+15, angry AU4+5+7+23, fearful AU1+2+4+5+20+26, surprised
 AU1+2+5+26, disgusted AU9+10+15; neutral: no AU), the head turned to face the camera, every AU at full intensity mapped to ARKit shapes with the
-engine's own table (avatar.face.expression.AU_TO_ARKIT), and asks fer's bundled 7-class model (bench/fer_judge.py,
+engine's own mapping (avatar.face.expression.arkit_from_action_units: AU_TO_ARKIT plus the brow interaction), and asks fer's bundled 7-class model (bench/fer_judge.py,
 in its own venv: `bash bench/setup_fer.sh` first) for its top-1 class. Prints one line per look and class, then
 the number recognised per look (the goal: at least 6 of 7 on every look), and the command to rerun.
 """
@@ -39,14 +39,14 @@ HEAD_TURN = 18.0  # degrees towards the camera
 
 def prototype_row(label: str) -> np.ndarray:
     """A FaceMotion row (59 channels): the label's AUs at 1.0 as ARKit weights, head still, eyes on the camera."""
-    from avatar.face.expression import AU_MATRIX, AU_NAMES
+    from avatar.face.expression import AU_NAMES, arkit_from_action_units
     from avatar.types import FACE_CHANNELS
 
-    au = np.zeros(len(AU_NAMES))
+    au = np.zeros((1, len(AU_NAMES)))
     for name in PROTOTYPES[label]:
-        au[AU_NAMES.index(name)] = 1.0
+        au[0, AU_NAMES.index(name)] = 1.0
     row = np.zeros(len(FACE_CHANNELS))
-    arkit = np.clip(au @ AU_MATRIX, 0.0, 1.0)
+    arkit = arkit_from_action_units(au)[0]
     row[: len(arkit)] = arkit
     # The portrait camera stands 20 degrees to the avatar's left: the head turns to face it (the recogniser was
     # trained on mostly frontal faces), eyes straight ahead.

@@ -62,7 +62,7 @@ PROTOTYPES: dict[str, dict[str, float]] = {
     "happy": {"AU6": 0.8, "AU12": 0.8},
     "relaxed": {"AU6": 0.3, "AU12": 0.55, "AU43": 0.25},
     "sad": {"AU1": 1.0, "AU4": 0.55, "AU15": 1.0, "AU17": 0.25, "AU43": 0.25},
-    "angry": {"AU4": 1.0, "AU5": 0.35, "AU7": 0.6, "AU10": 0.2, "AU17": 0.2, "AU23": 0.5, "AU24": 0.35},
+    "angry": {"AU4": 1.0, "AU5": 0.35, "AU7": 0.9, "AU10": 0.2, "AU17": 0.3, "AU23": 0.9, "AU24": 0.5},
     "fearful": {"AU1": 1.0, "AU2": 0.55, "AU4": 0.6, "AU5": 0.8, "AU20": 1.0, "AU26": 0.35},
     "surprised": {"AU1": 0.9, "AU2": 0.95, "AU5": 0.8, "AU26": 0.9},
     "disgusted": {"AU4": 0.5, "AU7": 0.4, "AU9": 1.0, "AU10": 0.9, "AU15": 0.6, "AU17": 0.3},
@@ -96,7 +96,8 @@ AU_TO_ARKIT: dict[str, dict[str, float]] = {
     "AU15": _both("mouthFrown", 1.0),
     "AU17": {"mouthShrugLower": 1.0, "mouthShrugUpper": 0.3},
     "AU20": _both("mouthStretch", 1.0),
-    "AU23": {**_both("mouthPress", 0.5), "mouthRollLower": 0.2, "mouthRollUpper": 0.2},
+    # AU23 narrows the red of the lips: pressed and rolled in (a thin, hard mouth).
+    "AU23": {**_both("mouthPress", 0.6), "mouthRollLower": 0.8, "mouthRollUpper": 0.8},
     "AU24": _both("mouthPress", 1.0),
     "AU26": {"jawOpen": 0.5},  # jaw drop without speech: a parted, not a gaping, mouth
     "AU43": _both("eyeBlink", 1.0),
@@ -181,14 +182,26 @@ def action_units(vad: VAD) -> dict[str, float]:
 
 
 def _brow_interaction(au: np.ndarray, bs: np.ndarray) -> np.ndarray:
-    """AU1+4 and AU2+4: the brow lowerer draws the brows together without pulling the raised inner brow down."""
-    a1, a2, a4 = (au[:, AU_NAMES.index(k)] for k in ("AU1", "AU2", "AU4"))
+    """AU1+4 and AU2+4: the brow lowerer draws the brows together without pulling the raised inner brow down;
+    AU4+5 without AU1: the lowered brow covers the raised upper lid (a glare, not a startled stare)."""
+    a1, a2, a4, a5 = (au[:, AU_NAMES.index(k)] for k in ("AU1", "AU2", "AU4", "AU5"))
     out = bs.copy()
     for side in ("Left", "Right"):
-        out[:, IDX[f"browDown{side}"]] = a4 * (1.0 - 0.55 * a1)
+        out[:, IDX[f"browDown{side}"]] = a4 * (1.0 - 0.7 * a1)
         out[:, IDX[f"browOuterUp{side}"]] = a2 * (1.0 - 0.35 * a4)
+        # A lowered brow (not lifted by AU1) pushes the upper lid's fold down: AU4+5 is a glare, not wide eyes.
+        out[:, IDX[f"eyeWide{side}"]] = a5 * (1.0 - 0.8 * a4 * np.clip(1.0 - 2.0 * a1, 0.0, 1.0))
     out[:, IDX["browInnerUp"]] = a1 * (1.0 + 0.25 * a4)
     return out
+
+
+def arkit_from_action_units(au: np.ndarray) -> np.ndarray:
+    """ARKit-52 weights [T, 52] in [0, 1] for AU intensities [T, n_AU] (AU_NAMES order): table plus brow interaction."""
+    a = np.asarray(au, dtype=np.float64)
+    if a.ndim != 2 or a.shape[1] != len(AU_NAMES):
+        raise InputError(f"action units must be [T, {len(AU_NAMES)}], got shape {a.shape}")
+    a = np.clip(a, 0.0, 1.0)
+    return np.clip(_brow_interaction(a, a @ AU_MATRIX), 0.0, 1.0)
 
 
 def _pink(n: int, fps: float, rng: np.random.Generator, band: tuple[float, float]) -> np.ndarray:
@@ -253,8 +266,7 @@ def expression_curves(vad_rows: np.ndarray, envelope: np.ndarray | None = None, 
         wobble = np.stack([_pink(n, fps, rng, (0.1, 1.5)) for _ in AU_NAMES], axis=1)
         wobble[:, AU_NAMES.index("AU26")] = 0.0  # the jaw is speech's: no drift of its own under the words
         au = au * (1.0 + 0.08 * np.clip(wobble, -2.5, 2.5))
-    au = np.clip(au, 0.0, 1.0)
-    bs = _brow_interaction(au, au @ AU_MATRIX)
+    bs = arkit_from_action_units(au)
     if rng is not None:
         # One side a little stronger for the whole clip (about 6 %), as real faces are.
         tilt = float(np.clip(rng.normal(0.0, 0.06), -0.12, 0.12))

@@ -94,8 +94,13 @@ CLOTHING_BONES = {"shirt": ("spine_01", "spine_02", "spine_03", "clavicle_l", "c
 #: Face Units shapes made stronger (x factor, both sides): at 1.0 its brows move 5-7 mm, the nose 4 mm and the
 #: upper lip 5 mm, which at 512 px reads as almost nothing (an outside expression recogniser called angry and
 #: disgusted faces neutral); ARKit captures of a full brow lowerer move the brow about a centimetre.
-SHAPE_GAIN = {"browDown": 1.4, "browInnerUp": 1.5, "browOuterUp": 1.5, "noseSneer": 2.0, "mouthUpperUp": 1.6,
-              "mouthFrown": 1.6, "eyeWide": 1.4, "eyeSquint": 1.3, "mouthStretch": 1.4, "mouthPress": 1.3}
+SHAPE_GAIN = {"browDown": 1.0, "browInnerUp": 1.5, "browOuterUp": 1.5, "noseSneer": 2.0, "mouthUpperUp": 1.6,
+              "mouthFrown": 1.6, "eyeWide": 1.4, "eyeSquint": 1.6, "mouthStretch": 1.6, "mouthPress": 1.6,
+              "mouthSmile": 1.5, "cheekSquint": 1.2}
+#: How much of the Face Units noseSneer's brow part (the inner brows pulled down and together, above the eyes)
+#: browDown also gets: FACS AU4 is the corrugator's knit as well as a lowering, and the pack's browDown alone
+#: lowers the middle of the brow flatly onto the lids, which reads as tired, not angry.
+BROW_KNIT = 2.5
 CLOTHING_OFFSET = {"shirt": 0.006, "trousers": 0.004, "shoes": 0.007}
 #: a piece covers the skin where its bones' summed weight exceeds this (the shirt reaches over the waistband).
 CLOTHING_EDGE = {"shirt": 0.35, "trousers": 0.5, "shoes": 0.5}
@@ -137,6 +142,15 @@ class Human:
 def _gain(shape: str) -> float:
     """SHAPE_GAIN of an ARKit shape (its name without Left/Right)."""
     return SHAPE_GAIN.get(shape.removesuffix("Left").removesuffix("Right"), 1.0)
+
+
+def _knit_brows(targets: dict[str, np.ndarray], v: np.ndarray, groups: dict[str, np.ndarray],
+                raw_sneer: dict[str, np.ndarray]) -> None:
+    """Add the inner-brow knit (noseSneer's part above the eyes, BROW_KNIT of it) to browDownLeft/Right in place."""
+    mid = eyes_mid(v, groups)
+    brow = _smoothstep(mid[1] + 0.002, mid[1] + 0.008, v[:, 1])[:, None]  # above the upper lids only
+    for side in ("Left", "Right"):
+        targets[f"browDown{side}"] = targets[f"browDown{side}"] + BROW_KNIT * brow * raw_sneer[side]
 
 
 def _rotation_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -458,6 +472,7 @@ def build_human(look_name: str, data: Path | None = None) -> Human:
     # Face shapes: Face Units targets on the same vertex ids (decimetres too).
     fu = data / "faceunits01" / "targets" / "faceunits"
     targets = {n: dense_target(fu / f"{n}.target", nv) * 0.1 * _gain(n) for n in ARKIT_BLENDSHAPES}
+    _knit_brows(targets, v, groups, {s: targets[f"noseSneer{s}"] / _gain("noseSneer") for s in ("Left", "Right")})
     grp = mesh.groups
     body_q = np.flatnonzero(grp == "body")
     body_tris = _tris(mesh.quads[body_q])
