@@ -166,6 +166,9 @@ def _add(g: pygltflib.GLTF2, blob: bytearray, arr: np.ndarray, comp: int, typ: s
 
 def _write(g: pygltflib.GLTF2, blob: bytearray, path: Path) -> Path:
     blob += b"\0" * (-len(blob) % 4)
+    for acc in g.accessors:  # pygltflib reads byteOffset 0 where glTF forbids it (sparse, no bufferView)
+        if acc.bufferView is None:
+            acc.byteOffset = None
     g.buffers = [pygltflib.Buffer(byteLength=len(blob))]
     g.set_binary_blob(bytes(blob))
     path.write_bytes(b"".join(g.save_to_bytes()))
@@ -326,7 +329,15 @@ def vrm0_avatar(path: Path, drop: tuple[str, ...] = ("upperChest",), minus_z: bo
     face_node = next(i for i, n in enumerate(g.nodes) if n.name == "face")
     face_mesh = g.nodes[face_node].mesh
     targets = list(g.meshes[face_mesh].extras["targetNames"])
-    bones = [{"bone": k, "node": v["node"]} for k, v in v1["humanoid"]["humanBones"].items() if k not in drop]
+    thumb0 = {"ThumbMetacarpal": "ThumbProximal", "ThumbProximal": "ThumbIntermediate"}  # VRM 0.x thumb names
+
+    def name0(bone: str) -> str:
+        for v1_name, v0_name in thumb0.items():
+            if bone.endswith(v1_name):
+                return bone[: -len(v1_name)] + v0_name
+        return bone
+
+    bones = [{"bone": name0(k), "node": v["node"]} for k, v in v1["humanoid"]["humanBones"].items() if k not in drop]
     display = {"a": "A", "i": "I", "u": "U", "e": "E", "o": "O", "joy": "Joy", "angry": "Angry", "sorrow": "Sorrow",
                "fun": "Fun", "surprised": "Surprised", "blink": "Blink", "blink_l": "Blink_L", "blink_r": "Blink_R"}
     groups = []
@@ -339,7 +350,11 @@ def vrm0_avatar(path: Path, drop: tuple[str, ...] = ("upperChest",), minus_z: bo
     for shape in ARKIT_BLENDSHAPES:
         groups.append({"name": shape[0].upper() + shape[1:], "presetName": "unknown",
                        "binds": [{"mesh": face_mesh, "index": targets.index(shape), "weight": 100}]})
-    g.extensions = {"VRM": {"specVersion": "0.0", "humanoid": {"humanBones": bones},
+    meta = {"title": "vroid-style test avatar", "version": "1", "author": "tests", "allowedUserName": "Everyone",
+            "violentUssageName": "Allow", "sexualUssageName": "Allow", "commercialUssageName": "Allow",
+            "licenseName": "CC0"}
+    g.extensions = {"VRM": {"specVersion": "0.0", "exporterVersion": "tests", "meta": meta,
+                            "humanoid": {"humanBones": bones},
                             "blendShapeMaster": {"blendShapeGroups": groups}}}
     g.extensionsUsed = ["VRM"]
     for i, n in enumerate(g.nodes):
@@ -349,9 +364,39 @@ def vrm0_avatar(path: Path, drop: tuple[str, ...] = ("upperChest",), minus_z: bo
         from avatar.rig.rotations import quat_mul
 
         for r in g.scenes[g.scene or 0].nodes:
+            if g.nodes[r].skin is not None:  # a skinned mesh's own transform is ignored (and glTF warns)
+                continue
             q = np.asarray(g.nodes[r].rotation or [0.0, 0.0, 0.0, 1.0], dtype=np.float64)
             g.nodes[r].rotation = [float(v) for v in quat_mul(np.array([0.0, 1.0, 0.0, 0.0]), q)]
             if g.nodes[r].translation:
                 t = g.nodes[r].translation
                 g.nodes[r].translation = [-t[0], t[1], -t[2]]
     return _write(g, blob, path)
+
+
+TOOLS = Path(__file__).resolve().parents[1] / "bench" / "tools"
+GLTF_TRANSFORM = TOOLS / "node_modules" / ".bin" / "gltf-transform"
+#: gltf-transform (npm @gltf-transform/cli) commands the test copies are made with, and what each adds.
+GLTF_TRANSFORM_COMMANDS = {"meshopt": "EXT_meshopt_compression", "quantize": "KHR_mesh_quantization",
+                           "webp": "EXT_texture_webp"}
+
+
+def have_gltf_transform() -> bool:
+    """Whether node and @gltf-transform/cli (bash bench/tools/setup.sh) are installed."""
+    import shutil
+
+    return shutil.which("node") is not None and GLTF_TRANSFORM.is_file()
+
+
+def gltf_transform_copy(src: Path, out: Path, command: str) -> Path:
+    """A copy of `src` made by gltf-transform's own CLI: `meshopt` (EXT_meshopt_compression + quantization, as
+    gltfpack does), `quantize` (KHR_mesh_quantization) or `webp` (EXT_texture_webp, through sharp)."""
+    import subprocess
+
+    if command not in GLTF_TRANSFORM_COMMANDS:
+        raise ValueError(f"unknown gltf-transform command {command!r}")
+    r = subprocess.run([str(GLTF_TRANSFORM), command, str(src), str(out)], capture_output=True, text=True,
+                       timeout=300, check=False)
+    if r.returncode:
+        raise RuntimeError(f"gltf-transform {command} failed: {r.stderr.strip()[-400:]}")
+    return out

@@ -442,6 +442,48 @@ def _two_colour_card(path: Path, fmt: str, **doc) -> Path:  # noqa: ANN003
     return gb.textured_card(path, png=buf.getvalue(), uv=uv, top_drop=0.5, **fields)
 
 
+needs_gltf_transform = pytest.mark.skipif(not gb.have_gltf_transform(),
+                                          reason="needs node + @gltf-transform/cli: bash bench/tools/setup.sh")
+
+
+@pytest.fixture(scope="module")
+def transformed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The multi-mesh ARKit avatar and its copies by gltf-transform's CLI: meshopt, quantize, webp."""
+    folder = tmp_path_factory.mktemp("gltf-transform")
+    src = gb.multimesh_arkit_head(folder / "plain.glb")
+    return {"plain": src, **{c: gb.gltf_transform_copy(src, folder / f"{c}.glb", c)
+                             for c in gb.GLTF_TRANSFORM_COMMANDS}}
+
+
+@needs_gltf_transform
+@pytest.mark.parametrize("command", list(gb.GLTF_TRANSFORM_COMMANDS))
+def test_gltf_transform_copies_load_with_every_shape_and_bone(transformed: dict[str, Path], command: str) -> None:
+    from avatar.render.avatar_file import load_avatar
+
+    g = pygltflib.GLTF2().load(str(transformed[command]))
+    assert gb.GLTF_TRANSFORM_COMMANDS[command] in (g.extensionsRequired or [])  # the tool did what it says
+    plain, av = load_avatar(transformed["plain"]), load_avatar(transformed[command])
+    assert av.face_mode == "arkit" and len(av.target_names) == len(plain.target_names) == 104
+    assert not av.undriven_targets and not av.missing_bones and len(av.eyes) == 2
+
+
+@needs_gl
+@needs_gltf_transform
+@pytest.mark.parametrize("command", list(gb.GLTF_TRANSFORM_COMMANDS))
+def test_gltf_transform_copies_render_like_the_original(transformed: dict[str, Path], command: str) -> None:
+    """Mouth and arm move, and the copy's frame matches the original's (a dropped WebP texture renders white; a
+    mis-decoded mesh moves pixels everywhere)."""
+    from avatar.render.renderer import Renderer
+
+    frames = []
+    for key in ("plain", command):
+        with Renderer(transformed[key], W, H, framing="full") as r:
+            frames.append(r.render(_row(jawOpen=0.5), _raise_left_arm()).astype(int))
+    differ = int((np.abs(frames[0] - frames[1]).max(axis=2) > 24).sum())
+    assert differ < W * H // 200, differ  # quantization moves a few edge pixels; WebP is lossy
+    assert mouth_change(transformed[command]) > 40 and arm_change(transformed[command]) > 150
+
+
 @needs_gl
 def test_webp_texture_is_decoded(tmp_path: Path) -> None:
     from avatar.render.renderer import Renderer

@@ -133,6 +133,24 @@ def test_three_vrm_plays_the_vrma_without_resetting_jaw_or_elbow(exported: Path)
 
 
 @needs_three_vrm
+def test_three_vrm_plays_both_files_on_a_vrm0_avatar(exported: Path, tmp_path: Path) -> None:
+    """A VRoid-style VRM 0.x file (facing -Z, no upper chest; tests/gltf_builders.vrm0_avatar): three-vrm applies
+    the .vrma through its 0.x conversion, and the file's own animation.glb keeps its weights and rotations."""
+    import gltf_builders as gb  # tests/gltf_builders.py
+
+    from avatar.render.animation import write_animated_avatar
+    from avatar.render.avatar_file import load_avatar
+
+    vrm0 = gb.vrm0_avatar(tmp_path / "vroid.vrm")
+    face, body = performance()
+    glb = write_animated_avatar(load_avatar(vrm0), face, body, tmp_path / "animation.glb")
+    avatar, vrma, played = _playback("--vrm", str(vrm0), "--vrma", str(exported / "animation.vrma"), "--glb", str(glb))
+    assert avatar["vrm"] and avatar["version"] == "0"
+    assert vrma["ok"] and vrma["jaw_aa_after_update_max"] > 0.3 and vrma["left_lower_arm_raw_max_deg"] > 60, vrma
+    assert played["ok"] and not played["declares_vrm"] and played["morph_track_max"] > 0.69, played
+
+
+@needs_three_vrm
 def test_the_playback_check_sees_a_vrm_declaring_glb_being_reset(exported: Path, tmp_path: Path) -> None:
     g = pygltflib.GLTF2().load_binary(str(exported / "animation.glb"))
     source = pygltflib.GLTF2().load_binary(str(DEFAULT))
