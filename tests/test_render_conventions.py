@@ -421,6 +421,17 @@ def test_a_pose_rig_animation_glb_poses_its_arms_as_the_t_pose_rig(tmp_path: Pat
         assert np.linalg.norm(hands[0][bone] - hands[1][bone]) < 0.005, (bone, hands)
 
 
+@needs_gl
+def test_vroid_vrm0_avatar_moves_mouth_and_arm_in_the_video(tmp_path: Path) -> None:
+    """A VRoid-style VRM 0.x file (facing -Z, no upper chest, face driven only through its blend shape groups)."""
+    from avatar.render.avatar_file import load_avatar
+
+    path = gb.vrm0_avatar(tmp_path / "vroid.vrm")
+    av = load_avatar(path)
+    assert av.vrm_version == "0.x" and av.faces_minus_z and av.face_mode == "arkit" and len(av.arkit) == 52
+    assert mouth_change(path) > 40 and arm_change(path) > 150
+
+
 # ------------------------------------------------------------------------------------------------- extensions
 
 def _two_colour_card(path: Path, fmt: str, **doc) -> Path:  # noqa: ANN003
