@@ -587,6 +587,34 @@ def test_texture_transform_is_applied(tmp_path: Path, transform: dict, top: str,
         assert got == want, (transform, y, got)
 
 
+@needs_gl
+@pytest.mark.parametrize("where", ["texture info", "texture transform"])
+def test_second_uv_set_is_read_where_the_material_says(tmp_path: Path, where: str) -> None:
+    """TEXCOORD_0 points every corner at the image's blue half, TEXCOORD_1 maps it red over blue; the material
+    names set 1 (its texture info's texCoord, or KHR_texture_transform's texCoord override)."""
+    from avatar.render.renderer import Renderer
+
+    if where == "texture info":
+        info = pygltflib.TextureInfo(index=0, texCoord=1)
+    else:
+        info = pygltflib.TextureInfo(index=0, extensions={"KHR_texture_transform": {"texCoord": 1}})
+    path = _two_colour_card(tmp_path / "uv.glb", "PNG", materials=[pygltflib.Material(
+        doubleSided=True, pbrMetallicRoughness=pygltflib.PbrMetallicRoughness(baseColorTexture=info))],
+        extensionsUsed=["KHR_texture_transform"])
+    g = pygltflib.GLTF2().load_binary(str(path))
+    blob = bytearray(g.binary_blob())
+    prim = g.meshes[0].primitives[0]
+    prim.attributes.TEXCOORD_1 = prim.attributes.TEXCOORD_0
+    prim.attributes.TEXCOORD_0 = gb._add(g, blob, np.tile(np.float32([0.5, 0.75]), (4, 1)), 5126, "VEC2")
+    gb._write(g, blob, path)
+    with Renderer(path, 64, 64, framing="full") as r:
+        img = r.render(_row()).astype(int)
+    card = np.nonzero(np.abs(img[..., 0] - img[..., 2]) > 80)
+    rows = np.unique(card[0])
+    top = img[rows[len(rows) // 5], card[1][card[0] == rows[len(rows) // 5]]]
+    assert (top[:, 0] - top[:, 2]).mean() > 0  # red: set 1's mapping, not set 0's all-blue one
+
+
 def _meshopt_card(src: Path, out: Path) -> Path:
     """The card in gltfpack's layout: its vertex and index views EXT_meshopt_compression-encoded (meshoptimizer's
     encoder) into buffer 0, the views themselves on an empty fallback buffer 1."""

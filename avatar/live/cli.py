@@ -77,6 +77,8 @@ def register(app: typer.Typer) -> None:
             opts = VMCOptions(blend_names=blend_names, arkit=not no_arkit, arkit_case=arkit_case)
             target = vmc if vmc is not None else (None if ws is not None else "127.0.0.1:39539")
             profile = None
+            if avatar_file is not None and target is None:
+                log.warning("live: --avatar names the VMC receiver's avatar; without --vmc it is not used")
             if avatar_file is not None and target is not None:  # before the models load: a bad file costs nothing
                 from avatar.live.vmc import avatar_profile
                 from avatar.render.avatar_file import load_avatar

@@ -258,6 +258,21 @@ def read_meshes(avatar: Avatar) -> MeshData:
     return MeshData(primitives=prims, images=images, default_weights=defaults)
 
 
+def uv_set(gltf, material: int | None) -> int:  # noqa: ANN001 - pygltflib.GLTF2
+    """Which TEXCOORD_n the base-colour texture reads: KHR_texture_transform's `texCoord` override, else the
+    texture info's own `texCoord` (0 when absent)."""
+    if material is None or not 0 <= material < len(gltf.materials or []):
+        return 0
+    pbr = gltf.materials[material].pbrMetallicRoughness
+    info = pbr.baseColorTexture if pbr is not None else None
+    if info is None:
+        return 0
+    ext = info.extensions if isinstance(info.extensions, dict) else {}
+    t = ext.get("KHR_texture_transform")
+    k = t.get("texCoord") if isinstance(t, dict) and t.get("texCoord") is not None else info.texCoord
+    return int(k) if isinstance(k, int) and not isinstance(k, bool) and 0 <= k < 8 else 0
+
+
 def texture_transform(gltf, material: int | None, uv: np.ndarray) -> np.ndarray:  # noqa: ANN001
     """UVs under the base-colour texture's KHR_texture_transform (offset + rotation * scale * uv), else unchanged.
 
@@ -300,7 +315,9 @@ def _primitive(gltf, p, mesh: int, node: int, skin: int | None) -> Primitive | N
         raise InputError(f"mesh {mesh}: an index points past its {n} vertices")
     nrm = (read_accessor(gltf, a.NORMAL).astype(np.float32)[:, :3] if a.NORMAL is not None
            else vertex_normals(pos, idx))
-    uv = read_accessor(gltf, a.TEXCOORD_0).astype(np.float32)[:, :2] if a.TEXCOORD_0 is not None else None
+    uv_acc = getattr(a, f"TEXCOORD_{uv_set(gltf, p.material)}", None)
+    uv_acc = a.TEXCOORD_0 if uv_acc is None else uv_acc  # a set the primitive lacks: its first one
+    uv = read_accessor(gltf, uv_acc).astype(np.float32)[:, :2] if uv_acc is not None else None
     if uv is not None:
         uv = texture_transform(gltf, p.material, uv)
     joints = weights = None
