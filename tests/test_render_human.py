@@ -153,3 +153,46 @@ def test_names_pick_the_shipped_avatars(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.chdir(tmp_path)
     (tmp_path / "toon").write_bytes(b"x")  # a file of that name in the working folder wins
     assert named_avatar("toon") == "toon"
+
+
+def test_shirt_bridges_the_chest_instead_of_painting_it(look) -> None:
+    """The shirt is cloth over the torso: a horizontal cut through it at the chest is convex (no cleavage, no groove
+    between the pecs); the old shirt, the skin offset, dipped 21 mm into the cleavage."""
+    from scipy.spatial import ConvexHull
+
+    name, gltf = look
+    shirt = np.concatenate([_acc(gltf, p.attributes.POSITION) for p in _by_material(gltf, "body", "shirt")])
+    apex = shirt[(np.abs(shirt[:, 0]) < 0.13) & (shirt[:, 1] > np.median(shirt[:, 1]))][:, 2].argmax()
+    y_apex = shirt[(np.abs(shirt[:, 0]) < 0.13) & (shirt[:, 1] > np.median(shirt[:, 1]))][apex, 1]
+    for y in y_apex + np.array([-0.03, -0.015, 0.0, 0.015]):  # the bust / pecs and under them
+        torso = shirt[(np.abs(shirt[:, 1] - y) < 0.005) & (np.abs(shirt[:, 0]) < 0.13)]
+        pts = torso[torso[:, 2] > np.median(torso[:, 2])][:, [0, 2]]  # the front half
+        eq = ConvexHull(pts).equations  # inside: n.p + d <= 0
+        depth = -(pts @ eq[:, :2].T + eq[:, 2]).max(axis=1)  # how far each point lies inside the hull
+        assert depth.max() < 0.004, f"{name}: the shirt dips {depth.max() * 1000:.1f} mm into the chest at y={y:.2f}"
+
+
+def test_teeth_and_tongue_are_painted(look) -> None:
+    """Teeth and tongue sample the skin atlas, where their texels hold separate crowns, gums and the mouth's shade."""
+    from io import BytesIO
+
+    from PIL import Image
+
+    name, gltf = look
+    blob = gltf.binary_blob()
+    for mat in ("teeth", "tongue"):
+        m = next(x for x in gltf.materials if x.name == mat)
+        tex = m.pbrMetallicRoughness.baseColorTexture
+        assert tex is not None, f"{name}: {mat} has no texture"
+        prim = _by_material(gltf, "face", mat)[0]
+        uv = _acc(gltf, prim.attributes.TEXCOORD_0)
+        view = gltf.bufferViews[gltf.images[gltf.textures[tex.index].source].bufferView]
+        img = np.asarray(Image.open(BytesIO(blob[view.byteOffset:view.byteOffset + view.byteLength])).convert("RGB"),
+                         np.float64)
+        h, w = img.shape[:2]
+        texels = img[np.clip((uv[:, 1] * h).astype(int), 0, h - 1), np.clip((uv[:, 0] * w).astype(int), 0, w - 1)]
+        lum = texels.mean(axis=1)
+        assert lum.max() - lum.min() > 80, f"{name}: {mat} is one flat colour"
+        if mat == "teeth":
+            red = texels[:, 0] - texels[:, 2]
+            assert (lum > 180).any() and (red > 60).any(), f"{name}: teeth lack enamel or gums"

@@ -82,8 +82,9 @@ LOOKS: dict[str, Look] = {
                    trousers=(0.14, 0.17, 0.26, 1.0), shoes=(0.10, 0.09, 0.09, 1.0), iris=(0.30, 0.45, 0.25),
                    breast=0.4, hair_volume=0.02),
     "male": Look("male", skin=(0.78, 0.58, 0.47), lips=(0.62, 0.38, 0.35), brow=(0.07, 0.05, 0.04),
-                 brow_thickness=0.30, hair=(0.11, 0.08, 0.06, 1.0), shirt=(0.16, 0.38, 0.47, 1.0),
-                 trousers=(0.23, 0.22, 0.20, 1.0), shoes=(0.30, 0.18, 0.10, 1.0), iris=(0.35, 0.24, 0.14)),
+                 brow_thickness=0.30, hair=(0.14, 0.10, 0.07, 1.0), shirt=(0.16, 0.38, 0.47, 1.0),
+                 trousers=(0.23, 0.22, 0.20, 1.0), shoes=(0.30, 0.18, 0.10, 1.0), iris=(0.35, 0.24, 0.14),
+                 hair_volume=0.009),
 }
 
 #: dominant bone of a skin face -> the clothing that covers it, and how far each piece stands off the skin (m).
@@ -101,6 +102,11 @@ SHAPE_GAIN = {"browDown": 1.0, "browInnerUp": 1.5, "browOuterUp": 1.5, "noseSnee
 #: browDown also gets: FACS AU4 is the corrugator's knit as well as a lowering, and the pack's browDown alone
 #: lowers the middle of the brow flatly onto the lids, which reads as tired, not angry.
 BROW_KNIT = 2.5
+#: the tongue at rest: scaled about its lowest, hindmost point, then moved (m).
+TONGUE_SCALE, TONGUE_SHIFT = np.array([0.9, 0.55, 0.92]), np.array([0.0, -0.002, -0.003])
+TONGUE = np.array([0.74, 0.40, 0.40])
+#: the shirt's hem: this far (m) above the hip joints' height.
+SHIRT_HEM = 0.0
 CLOTHING_OFFSET = {"shirt": 0.006, "trousers": 0.004, "shoes": 0.007}
 #: a piece covers the skin where its bones' summed weight exceeds this (the shirt reaches over the waistband).
 CLOTHING_EDGE = {"shirt": 0.35, "trousers": 0.5, "shoes": 0.5}
@@ -135,6 +141,7 @@ class Human:
     eye_radius: float
     texture: bytes  # JPEG of the skin
     eye_texture: bytes  # PNG of the eyeball
+    hair_texture: bytes  # JPEG of the hair's strands (in the skin's uv layout)
     look: Look
     extras: dict = field(default_factory=dict)
 
@@ -293,6 +300,149 @@ def _cover(quads: np.ndarray, field: np.ndarray, v: np.ndarray, smooth: bool = F
     return sel, out
 
 
+def _ray_hull(c: np.ndarray, pts: np.ndarray, theta: np.ndarray) -> np.ndarray:
+    """Distance from c along each direction theta (in the x-z plane) to the convex hull of pts [P, 2]."""
+    from scipy.spatial import ConvexHull
+
+    if len(pts) < 3:
+        return np.zeros(len(theta))
+    try:
+        hull = pts[ConvexHull(pts).vertices]
+    except Exception:  # noqa: BLE001 - degenerate (collinear) slice: no hull, no shell
+        return np.zeros(len(theta))
+    a, b = hull - c, np.roll(hull, -1, axis=0) - c
+    d = np.stack([np.cos(theta), np.sin(theta)], axis=1)  # [A, 2]
+    e = b - a  # [E, 2]
+    den = d[:, None, 0] * e[None, :, 1] - d[:, None, 1] * e[None, :, 0]  # cross(d, e)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = (a[None, :, 0] * e[None, :, 1] - a[None, :, 1] * e[None, :, 0]) / den
+        s = (a[None, :, 0] * d[:, None, 1] - a[None, :, 1] * d[:, None, 0]) / den
+    ok = (np.abs(den) > 1e-12) & (s >= -1e-9) & (s <= 1 + 1e-9) & (t > 0)
+    return np.where(ok, t, 0.0).max(axis=1)
+
+
+def _drape(p: np.ndarray, shell: np.ndarray, part: np.ndarray, blend: np.ndarray, slope: float,
+           min_radius: tuple[np.ndarray, np.ndarray] | None = None, extra: np.ndarray | None = None,
+           dy: float = 0.01, bins: int = 96) -> np.ndarray:
+    """Cloth over the body rather than painted on it: each part (torso, or one leg) is cut in horizontal slices,
+    each slice's cross-section replaced by its convex hull (bridging cleavage, the sternum between the pecs, the
+    small of the back), the hull radius at each angle may fall only `slope` m per m below the slice above it (fabric
+    hangs from the bust or the thigh instead of following the body in), and the result is smoothed. Vertices move
+    radially onto that shell by `blend` (0: stay). `shell`: which vertices shape it; part: an int label each;
+    `extra`: more points [M, 3] the first part's shell must enclose (what the garment is worn over)."""
+    out = p.copy()
+    theta = np.linspace(-np.pi, np.pi, bins, endpoint=False)
+    for label in np.unique(part[blend > 0]):
+        mine = part == label
+        src = p[mine & shell]
+        if len(src) < 10:
+            continue
+        y0 = src[:, 1].min()
+        if extra is not None and label == np.unique(part[blend > 0])[0]:
+            src = np.concatenate([src, extra[(extra[:, 1] >= y0) & (extra[:, 1] <= src[:, 1].max())]])
+        nb = int(np.ceil((src[:, 1].max() - y0) / dy)) + 1
+        kb = np.clip(np.round((src[:, 1] - y0) / dy).astype(int), 0, nb - 1)
+        centre = np.zeros((nb, 2))
+        have = np.zeros(nb, bool)
+        for b in range(nb):
+            sl = src[np.abs(kb - b) <= 1][:, [0, 2]]
+            if len(sl) >= 3:
+                centre[b], have[b] = sl.mean(axis=0), True
+        if have.sum() < 2:
+            continue
+        idx = np.arange(nb)
+        # A straight axis (the slices' centres fitted by a line): a drape measured from a wandering centre would
+        # not hang straight.
+        fit = np.polyfit(idx[have], centre[have], 1)
+        centre = idx[:, None] * fit[0] + fit[1]
+        ker = np.exp(-0.5 * (np.arange(-4, 5) / 2.0) ** 2)
+        ker /= ker.sum()
+        radius = np.zeros((nb, bins))
+        for b in range(nb):
+            sl = src[np.abs(kb - b) <= 1][:, [0, 2]]
+            radius[b] = _ray_hull(centre[b], sl, theta)
+        if min_radius is not None:
+            radius = np.maximum(radius, np.interp(y0 + idx * dy, min_radius[0], min_radius[1])[:, None])
+        for b in range(nb - 2, -1, -1):  # top down: fabric hangs
+            radius[b] = np.maximum(radius[b], radius[b + 1] - slope * dy)
+        # Smooth around (circular) and along the height.
+        kt = np.exp(-0.5 * (np.arange(-3, 4) / 1.5) ** 2)
+        kt /= kt.sum()
+        radius = sum(w * np.roll(radius, s, axis=1) for s, w in zip(range(-3, 4), kt))
+        radius = np.stack([np.convolve(np.pad(radius[:, a], 4, mode="edge"), ker, "valid") for a in range(bins)],
+                          axis=1)
+        q = out[mine]
+        fb = np.clip((q[:, 1] - y0) / dy, 0, nb - 1)
+        c = np.stack([np.interp(fb, idx, centre[:, k]) for k in range(2)], axis=1)
+        rel = q[:, [0, 2]] - c
+        r = np.linalg.norm(rel, axis=1)
+        ang = np.arctan2(rel[:, 1], rel[:, 0])
+        fa = (ang + np.pi) / (2 * np.pi) * bins
+        a0 = np.floor(fa).astype(int) % bins
+        a1 = (a0 + 1) % bins
+        ta = fa - np.floor(fa)
+        b0 = np.floor(fb).astype(int)
+        b1 = np.minimum(b0 + 1, nb - 1)
+        tb = fb - b0
+        rs = ((1 - tb) * ((1 - ta) * radius[b0, a0] + ta * radius[b0, a1])
+              + tb * ((1 - ta) * radius[b1, a0] + ta * radius[b1, a1]))
+        new_r = r + blend[mine] * (rs - r)
+        scale = np.where(r > 1e-6, new_r / np.maximum(r, 1e-6), 1.0)
+        q[:, 0] = c[:, 0] + rel[:, 0] * scale
+        q[:, 2] = c[:, 1] + rel[:, 1] * scale
+        out[mine] = q
+    return out
+
+
+#: how fast (m per m of height) cloth may come in towards the body below a bulge: a shirt hangs from the bust and
+#: shoulder blades, trouser legs hang nearly straight from the thigh and calf.
+DRAPE_SLOPE = {"shirt": 0.2, "trousers": 0.12}
+
+
+def _garment(name: str, pos: np.ndarray, quads: np.ndarray, dense: np.ndarray, names: list[str],
+             under: np.ndarray | None, collar: np.ndarray) -> np.ndarray:
+    """A clothing piece's vertices moved from the skin onto a draped shell (`_drape`): the shirt's torso as one part
+    (sleeves keep the arm's shape), trousers as the pelvis and one part per leg, each leg at least a straight-leg
+    hem's width at the ankle. `under`: the points the shirt hangs over; `collar`: 0 at the neckline to 1 below it
+    (the collar stays on the skin)."""
+    used = np.zeros(len(pos), bool)
+    used[quads.reshape(-1)] = True
+    w = {n: dense[:, names.index(n)] for n in names}
+    if name == "shirt":
+        arm = sum(w[f"{s}{b}"] for s in ("left", "right") for b in ("UpperArm", "LowerArm", "Hand"))
+        blend = (1.0 - _smoothstep(0.15, 0.6, arm)) * used * collar
+        return _drape(pos, used & (arm < 0.5), np.zeros(len(pos), int), blend, DRAPE_SLOPE[name], extra=under)
+    leg = {s: w[f"{s}UpperLeg"] + w[f"{s}LowerLeg"] + w[f"{s}Foot"] for s in ("left", "right")}
+    part = np.where(leg["left"] > 0.5, 1, np.where(leg["right"] > 0.5, 2, 0))
+    bottom = float(pos[used, 1].min())
+    hem = (np.array([bottom, bottom + 0.12, bottom + 0.45]), np.array([0.060, 0.058, 0.0]))
+    # The pelvis part's slices pinch at the crotch, where a radial move would throw vertices sideways: fade it out.
+    crotch = float(pos[used & (part == 0), 1].min())
+    blend = used * np.where(part == 0, _smoothstep(crotch + 0.01, crotch + 0.07, pos[:, 1]), 1.0)
+    return _drape(pos, used, part, blend, DRAPE_SLOPE[name], min_radius=hem)
+
+
+def _smooth_rim(pos: np.ndarray, quads: np.ndarray, iterations: int = 60) -> np.ndarray:
+    """The open rims (collar, sleeves, hem) of a piece smoothed along themselves (Taubin lambda|mu, which keeps the
+    loop's size), so a cut across the mesh's quads reads as a sewn edge rather than a staircase."""
+    e = np.concatenate([quads[:, [k, (k + 1) % 4]] for k in range(4)])
+    key, count = np.unique(np.sort(e, axis=1), axis=0, return_counts=True)
+    rim = key[count == 1]
+    if not len(rim):
+        return pos
+    out = pos.copy()
+    for k in range(iterations):
+        acc = np.zeros_like(out)
+        cnt = np.zeros(len(out))
+        for a, b in ((0, 1), (1, 0)):
+            np.add.at(acc, rim[:, a], out[rim[:, b]])
+            np.add.at(cnt, rim[:, a], 1.0)
+        on = cnt > 0
+        lap = acc[on] / cnt[on, None] - out[on]
+        out[on] += (0.5 if k % 2 == 0 else -0.53) * lap
+    return out
+
+
 def eyes_mid(v: np.ndarray, groups: dict[str, np.ndarray]) -> np.ndarray:
     """The point between the eyes' centres (the eye helpers' bounding-box centres)."""
     c = [(v[groups[g]].min(axis=0) + v[groups[g]].max(axis=0)) / 2 for g in ("helper-l-eye", "helper-r-eye")]
@@ -359,6 +509,82 @@ def _mask(path: Path, size: int) -> np.ndarray:
         return np.asarray(im.convert("L").resize((size, size), Image.BILINEAR), np.float64) / 255.0
 
 
+#: mesio-distal crown widths (mm), central incisor to third molar, which split each side of a dental arch.
+_TOOTH_WIDTHS = {"upper": (8.5, 6.5, 7.5, 7.0, 6.5, 10.0, 9.0, 8.5), "lower": (5.0, 5.5, 7.0, 7.0, 7.0, 11.0, 10.5, 10.0)}
+ENAMEL = np.array([0.95, 0.92, 0.84])
+GUM = np.array([0.78, 0.40, 0.42])
+
+
+def _paint_teeth(col: np.ndarray, mesh: BaseMesh, v: np.ndarray) -> None:
+    """Paint the teeth helpers' corner of the skin atlas in place: separate crowns along each arch (dark gaps at
+    the widths of real teeth), a scalloped gum line, enamel that yellows towards the gum, and a bake of the mouth's
+    shadow (the back teeth and the inner faces darker), since the renderer has no ambient occlusion."""
+    from scipy.ndimage import distance_transform_edt
+
+    size = col.shape[0]
+    grp = mesh.groups
+    painted = np.zeros((size, size), bool)
+    for jaw, group in (("upper", "helper-upper-teeth"), ("lower", "helper-lower-teeth")):
+        faces = np.flatnonzero(grp == group)
+        pos, mask = _bake_positions(mesh, v, faces, size)
+        ids = np.unique(mesh.quads[faces])
+        p = v[ids]
+        # The arch's mid-line: z = z0 - a x^2 fitted to the helper, sampled with its arc length.
+        a_, z0 = np.polyfit(p[:, 0] ** 2, p[:, 2], 1)
+        xmax = float(np.abs(p[:, 0]).max())
+        xs = np.linspace(0.0, xmax * 1.05, 400)
+        curve = np.stack([xs, z0 + a_ * xs ** 2], axis=1)
+        arc = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(curve, axis=0), axis=1))])
+        yy, xx = np.nonzero(mask)
+        q = pos[yy, xx]
+        d2 = (np.abs(q[:, 0])[:, None] - curve[None, :, 0]) ** 2 + (q[:, 2][:, None] - curve[None, :, 1]) ** 2
+        k = np.argmin(d2, axis=1)
+        s = arc[k]
+        inner = (q[:, 2] - curve[k, 1]) * np.sign(-a_) < 0  # lingual side of the mid-line
+        widths = np.asarray(_TOOTH_WIDTHS[jaw])
+        edges = np.concatenate([[0.0], np.cumsum(widths)]) / widths.sum() * float(np.interp(xmax, xs, arc))
+        tooth = np.clip(np.searchsorted(edges, s, side="right") - 1, 0, len(widths) - 1)
+        t = (s - edges[tooth]) / (edges[tooth + 1] - edges[tooth])  # 0..1 across each crown
+        gap = np.minimum(s - edges[tooth], edges[tooth + 1] - s)
+        gap = np.where(tooth == 0, np.minimum(gap, edges[1] - s + 1.0), gap)  # the midline counts as a gap
+        gap = np.minimum(gap, np.where(tooth == 0, s, 1.0))
+        ys, ye = float(p[:, 1].min()), float(p[:, 1].max())
+        # Height from the biting edge (0) to the root end (1); the gum covers the root end with a scallop that
+        # dips between teeth.
+        h = (ye - q[:, 1]) / (ye - ys) if jaw == "upper" else (q[:, 1] - ys) / (ye - ys)
+        h = 1.0 - h
+        gumline = 0.62 + 0.14 * np.sin(np.pi * np.clip(t, 0, 1))
+        gum = _smoothstep(gumline - 0.04, gumline + 0.02, h)
+        enamel = ENAMEL * (1.0 - 0.10 * _smoothstep(0.2, 0.6, h))[:, None] + 0.10 * _smoothstep(0.2, 0.6, h)[:, None] \
+            * np.array([0.90, 0.80, 0.62])
+        c = enamel * (1 - gum[:, None]) + GUM * gum[:, None]
+        crown = 0.82 + 0.18 * np.sin(np.pi * np.clip(t, 0, 1))  # each crown rounded: brighter mid-tooth
+        c = c * (crown * (1.0 - 0.4 * _smoothstep(0.0006, 0.0001, gap)))[:, None]
+        front = 1.0 - s / edges[-1]
+        shade = (0.30 + 0.70 * _smoothstep(0.1, 0.85, front)) * np.where(inner, 0.55, 1.0)
+        col[yy, xx] = c * shade[:, None]
+        painted[yy, xx] = True
+    # The tongue: pink at the tip, into the mouth's shadow towards the root, a faint median groove.
+    faces = np.flatnonzero(grp == "helper-tongue")
+    pos, mask = _bake_positions(mesh, v, faces, size)
+    yy, xx = np.nonzero(mask)
+    q = pos[yy, xx]
+    ids = np.unique(mesh.quads[faces])
+    z0, z1 = float(v[ids, 2].min()), float(v[ids, 2].max())
+    front = np.clip((q[:, 2] - z0) / (z1 - z0), 0, 1)
+    shade = (0.25 + 0.75 * _smoothstep(0.25, 0.95, front)) * (1.0 - 0.25 * _smoothstep(0.002, 0.0, np.abs(q[:, 0])))
+    col[yy, xx] = TONGUE * shade[:, None]
+    painted[yy, xx] = True
+    # Bleed the paint a few texels out so filtering and mipmaps do not pull in the skin around it.
+    dist, (iy, ix) = distance_transform_edt(~painted, return_indices=True)
+    near = (dist > 0) & (dist < 6) & ~painted
+    box = np.zeros_like(painted)
+    ys_, xs_ = np.nonzero(painted)
+    box[max(ys_.min() - 6, 0):ys_.max() + 7, max(xs_.min() - 6, 0):xs_.max() + 7] = True
+    near &= box
+    col[near] = col[iy[near], ix[near]]
+
+
 def _skin_texture(mesh: BaseMesh, v: np.ndarray, head_faces: np.ndarray, eyes: dict[str, np.ndarray], r_eye: float,
                   look: Look, tex_dir: Path, size: int = TEXTURE_SIZE) -> bytes:
     """The skin's base colour in uv space (JPEG): skin tone with MakeHuman's skin detail map as a faint variation,
@@ -371,7 +597,7 @@ def _skin_texture(mesh: BaseMesh, v: np.ndarray, head_faces: np.ndarray, eyes: d
     lips = _smoothstep(0.1, 0.7, _mask(tex_dir / "mpfb_lips.jpg", size))[..., None]
     col = col * (1 - 0.85 * lips) + 0.85 * lips * np.asarray(look.lips)
     mouth = _mask(tex_dir / "mpfb_inside-mouth.jpg", size)[..., None]
-    col = col * (1 - mouth) + mouth * np.array([0.45, 0.16, 0.16])
+    col = col * (1 - mouth) + mouth * np.array([0.30, 0.09, 0.10])
     lids = _mask(tex_dir / "mpfb_eyelids.jpg", size)[..., None]
     col = col * (1 - 0.25 * lids) + 0.25 * lids * np.array([0.62, 0.42, 0.40])
     for nails in ("mpfb_fingernails.jpg", "mpfb_toenails.jpg"):
@@ -392,11 +618,45 @@ def _skin_texture(mesh: BaseMesh, v: np.ndarray, head_faces: np.ndarray, eyes: d
     col = col * (1 - 0.92 * brow[..., None]) + 0.92 * brow[..., None] * np.asarray(look.brow)
     mid = (eyes["leftEye"] + eyes["rightEye"]) / 2
     above = _hair_height(pos.reshape(-1, 3), mid, cover.reshape(-1).astype(float)).reshape(size, size)
-    hair = _smoothstep(-0.002, 0.004, above)[..., None]
+    # A soft hairline: the cap's rim sits on skin already shaded towards the hair colour, with fine speckle.
+    speckle = 0.6 + 0.4 * np.sin(pos[..., 0] * 5.1e3 + np.sin(pos[..., 1] * 3.7e3) * 3.0) ** 2
+    hair = (_smoothstep(-0.002, 0.004, above) + 0.6 * speckle * _smoothstep(-0.012, 0.0, above)
+            * _smoothstep(0.004, 0.0, above))[..., None]
     col = col * (1 - hair) + hair * np.asarray(look.hair[:3]) * 0.9
+    _paint_teeth(col, mesh, v)
     img = Image.fromarray(np.clip(np.round(col * 255), 0, 255).astype(np.uint8), "RGB")
     buf = io.BytesIO()
     img.save(buf, format="JPEG", quality=90, optimize=False)
+    return buf.getvalue()
+
+
+HAIR_TEXTURE_SIZE = 1024
+
+
+def _hair_texture(mesh: BaseMesh, v: np.ndarray, faces: np.ndarray, eyes: dict[str, np.ndarray], look: Look,
+                  size: int = HAIR_TEXTURE_SIZE) -> bytes:
+    """The hair's colour in the skin's uv layout (JPEG): strands as fine stripes across the direction they fall
+    (meridians from the crown), in clumps of a few widths, darker at the roots and towards the nape."""
+    from PIL import Image
+
+    pos, mask = _bake_positions(mesh, v, faces, size)
+    mid = (eyes["leftEye"] + eyes["rightEye"]) / 2
+    crown = mid + np.array([0.0, 0.06, -0.09])  # strands radiate from here
+    d = pos - crown
+    phi = np.arctan2(d[..., 0], d[..., 2])  # around the vertical axis through the crown
+    polar = np.arctan2(np.hypot(d[..., 0], d[..., 2]), d[..., 1])  # 0 at the crown, pi/2 level with it
+    rng = np.random.default_rng(21)
+    value = np.zeros(phi.shape)
+    for f, a in ((23.0, 0.25), (41.0, 0.2), (67.0, 0.25), (109.0, 0.2), (181.0, 0.15), (263.0, 0.1)):
+        ph, tw = rng.uniform(0, 2 * np.pi), rng.uniform(-2.0, 2.0)
+        clump = 0.6 + 0.4 * np.sin(rng.uniform(3, 9) * phi + rng.uniform(0, 2 * np.pi))
+        value += a * clump * np.sin(f * phi + ph + tw * polar)
+    value *= np.clip(np.sin(polar) * 2.5, 0.0, 1.0)  # no moire at the crown
+    shade = (0.78 + 0.32 * value) * (0.8 + 0.2 * _smoothstep(-0.10, 0.02, d[..., 1]))
+    col = np.asarray(look.hair[:3])[None, None] * np.where(mask, shade, 1.0)[..., None]
+    img = Image.fromarray(np.clip(np.round(col * 255), 0, 255).astype(np.uint8), "RGB")
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=88, optimize=False)
     return buf.getvalue()
 
 
@@ -487,10 +747,14 @@ def build_human(look_name: str, data: Path | None = None) -> Human:
     # A crew neck: also cut below a smooth line around the neck's base (at the clavicles' height behind, lower
     # in front), scaled so a centimetre counts like a fifth of the weight range.
     clav = rest[[names.index("leftShoulder"), names.index("rightShoulder")]].mean(axis=0)
-    neckline = clav[1] + 0.015 - 0.025 * _smoothstep(clav[2], clav[2] + 0.08, v[:, 2])
-    cut = 20.0 * (neckline - v[:, 1]) + 100.0 * np.maximum(0.0, np.abs(v[:, 0] - clav[0]) - 0.08)  # neck only
-    fields["shirt"] = np.minimum(fields["shirt"], cut)
-    fields["hair"] = _hair_height(v, eyes_mid(v, groups), dense[:, names.index("head")])
+    neckline = clav[1] + 0.01 - 0.018 * _smoothstep(clav[2] - 0.04, clav[2] + 0.10, v[:, 2])
+    cut = 20.0 * (neckline - v[:, 1]) + 2000.0 * np.maximum(0.0, np.abs(v[:, 0] - clav[0]) - 0.07) ** 2  # neck only
+    # A straight hem: above a line a little under the waist, the whole torso is shirt (the weights' edge is ragged).
+    torso = dense[:, [names.index(n) for n in ("hips", "spine", "chest", "upperChest", "neck")]].sum(axis=1)
+    hem = 20.0 * (v[:, 1] - rest[names.index("hips"), 1] - SHIRT_HEM)
+    fields["shirt"] = np.minimum(np.maximum(fields["shirt"], np.minimum(hem, torso - 0.5)), cut)
+    head_w = dense[:, names.index("head")]
+    fields["hair"] = _hair_height(v, eyes_mid(v, groups), head_w)
     body_quads = mesh.quads[body_q]
     # Skin under the hair cap and the clothes is never seen: not drawn (a band along each rim stays, so no gap
     # opens when the body bends). Drawn, it would be shaded and then painted over: 10 ms a portrait frame.
@@ -515,17 +779,33 @@ def build_human(look_name: str, data: Path | None = None) -> Human:
     lash_q = np.flatnonzero([g.startswith(("helper-l-eyelashes", "helper-r-eyelashes")) for g in grp])
     piece("lashes", lash_q, v, _vertex_normals(v, _tris(mesh.quads[lash_q])), morph=True)
     teeth_q = np.flatnonzero(np.isin(grp, ["helper-upper-teeth", "helper-lower-teeth"]))
-    piece("teeth", teeth_q, v, _vertex_normals(v, _tris(mesh.quads[teeth_q])), morph=True)
+    piece("teeth", teeth_q, v, _vertex_normals(v, _tris(mesh.quads[teeth_q])), textured=True, morph=True)
     tongue_q = np.flatnonzero(grp == "helper-tongue")
-    piece("tongue", tongue_q, v, _vertex_normals(v, _tris(mesh.quads[tongue_q])), morph=True)
+    # MakeHuman's tongue fills the mouth up to the upper teeth, so an open jaw shows a wall of tongue: lie it lower
+    # and further back on the mouth's floor, a little smaller (its vertices are its own, nothing else moves).
+    tid = np.unique(mesh.quads[tongue_q])
+    v = v.copy()
+    low = np.array([0.0, v[tid, 1].min(), v[tid, 2].min()])
+    v[tid] = low + (v[tid] - low) * TONGUE_SCALE + TONGUE_SHIFT
+    piece("tongue", tongue_q, v, _vertex_normals(v, _tris(mesh.quads[tongue_q])), textured=True, morph=True)
     piece("skin", body_q[keep_skin & ~head_skin], v, normals, textured=True)
-    for name in ("shirt", "trousers", "shoes", "hair"):
+    under = None  # the trousers' surface, which the shirt's hem hangs over
+    for name in ("trousers", "shirt", "shoes", "hair"):
         sel, pos = _cover(body_quads, fields[name], v, smooth=name == "shirt")
+        nrm = normals
+        if name in ("shirt", "trousers"):
+            pos = _garment(name, pos, body_quads[sel], dense, names, under, _smoothstep(0.0, 0.8, cut))
+            pos = _smooth_rim(pos, body_quads[sel])
+            nrm = _vertex_normals(pos, _tris(body_quads[sel]))
+            if name == "trousers":
+                under = (pos + nrm * CLOTHING_OFFSET[name])[np.unique(body_quads[sel])]
         if name == "hair":
-            lift = 0.0015 + look.hair_volume * _smoothstep(0.0, 0.04, fields[name])[:, None]
+            lift = 0.0008 + look.hair_volume * _smoothstep(0.0, 0.04, fields[name])[:, None]
         else:
             lift = CLOTHING_OFFSET[name]
-        piece(name, body_q[sel], pos + normals * lift, normals)
+        piece(name, body_q[sel], pos + nrm * lift, nrm, textured=name == "hair")
+        if name == "hair":
+            hair_faces = body_q[sel]
     # Eyes: centres and radius from MakeHuman's eye helpers (which the lids are fitted around).
     eyes, radii = {}, []
     for name, g in (("leftEye", "helper-l-eye"), ("rightEye", "helper-r-eye")):
@@ -544,10 +824,11 @@ def build_human(look_name: str, data: Path | None = None) -> Human:
     on_head = moved | (dense[:, names.index("head")] > 0.2)
     head_faces = body_q[on_head[mesh.quads[body_q]].any(axis=1)]
     texture = _skin_texture(mesh, v + shift, head_faces, eyes, r_eye, look, mp / "textures")
+    hair_texture = _hair_texture(mesh, v + shift, hair_faces, eyes, look)
     uvs = np.stack([mesh.uvs[:, 0], 1.0 - mesh.uvs[:, 1]], axis=1)
     return Human(pieces=pieces, bones=names, parents=parents, rest=rest, joints4=j4, weights4=w4, targets=targets,
                  uvs=uvs, eyes=eyes, eye_radius=r_eye, texture=texture, eye_texture=_eye_texture(look.iris),
-                 look=look)
+                 hair_texture=hair_texture, look=look)
 
 
 # ----------------------------------------------------------------------------------------------------- glTF
@@ -637,10 +918,11 @@ def build_gltf(hum: Human):  # noqa: ANN201 - pygltflib.GLTF2
     gltf.samplers.append(g.Sampler(magFilter=9729, minFilter=9987, wrapS=33071, wrapT=33071))
     skin_tex = _image(gltf, blob, hum.texture, "image/jpeg")
     eye_tex = _image(gltf, blob, hum.eye_texture, "image/png")
+    hair_tex = _image(gltf, blob, hum.hair_texture, "image/jpeg")
     mats = {  # name -> (colour, roughness, double-sided, texture)
         "skin": ((1.0, 1.0, 1.0, 1.0), 0.55, False, skin_tex), "eye": ((1.0, 1.0, 1.0, 1.0), 0.12, False, eye_tex),
-        "lashes": ((0.08, 0.06, 0.05, 1.0), 0.8, True, None), "teeth": ((0.88, 0.86, 0.80, 1.0), 0.35, False, None),
-        "tongue": ((0.72, 0.40, 0.40, 1.0), 0.45, False, None), "hair": (look.hair, 0.6, True, None),
+        "lashes": ((0.08, 0.06, 0.05, 1.0), 0.8, True, None), "teeth": ((1.0, 1.0, 1.0, 1.0), 0.3, False, skin_tex),
+        "tongue": ((1.0, 1.0, 1.0, 1.0), 0.4, False, skin_tex), "hair": ((1.0, 1.0, 1.0, 1.0), 0.45, True, hair_tex),
         "shirt": (look.shirt, 0.85, True, None), "trousers": (look.trousers, 0.85, True, None),
         "shoes": (look.shoes, 0.5, True, None)}
     mat_index = {}
