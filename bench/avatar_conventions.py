@@ -6,7 +6,8 @@
 Per avatar: face shapes driven / available (distinct morph target names that some FaceMotion channel drives),
 the meshes whose targets are driven, the stand-in channels in use, humanoid bones mapped / expected (the 22 of
 avatar.rig.skeleton.HUMANOID + 2 eyes), pixels around the mouth that change between a closed and an open jaw
-(jawOpen 0.7, portrait), and pixels that change when the left arm comes down (full framing). The avatars are
+(jawOpen 0.7, portrait), pixels that change when the left arm comes down (full framing), and what the live
+VMC stream sends for it (`avatar stream --avatar`: bones, VRM preset names + ARKit names in its spelling). The avatars are
 built by tests/gltf_builders.py from the shipped default avatar, as Ready Player Me, Mixamo, Blender (T- and
 A-pose), VRoid VRM 0.x and few-shape files name their parts, plus copies of the multi-mesh one made by
 gltf-transform's own CLI (meshopt, quantize, webp).
@@ -123,6 +124,7 @@ def main() -> None:
     logging.basicConfig(level=logging.ERROR)
     import test_render_conventions as t
 
+    from avatar.live.vmc import avatar_profile
     from avatar.render.animation import write_animated_avatar
     from avatar.render.avatar_file import load_avatar
     from avatar.render.vrm_animation import write_vrma
@@ -136,7 +138,7 @@ def main() -> None:
     t.W = t.H = args.size
     face, body = performance()
     print(f"{'avatar':<26} {'face mode':<9} {'shapes driven/avail':>19} {'bones mapped/exp':>16} "
-          f"{'meshes':>6} {'mouth px':>8} {'arm px':>7}  stand-ins")
+          f"{'meshes':>6} {'mouth px':>8} {'arm px':>7} {'VMC bones':>9} {'VMC names':>12}  stand-ins")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name, path in avatars(Path(tmp), node).items():
@@ -146,9 +148,11 @@ def main() -> None:
             mouth, arm = t.mouth_change(path), t.arm_change(path)
             meshes = len({m for binds in (*av.arkit.values(), *av.expressions.values(), *av.fallback.values())
                           for m, _, _ in binds})
+            vmc = avatar_profile(av)
+            names = f"{len(vmc.vrm_names)}+{len(vmc.arkit_names)} {vmc.vrm_names[0][1] if vmc.vrm_names else '-'}"
             print(f"{name:<26} {av.face_mode:<9} {f'{driven}/{len(av.target_names)}':>19} "
-                  f"{f'{bones}/{len(HUMANOID.joints) + 2}':>16} {meshes:>6} {mouth:>8} {arm:>7}  "
-                  f"{', '.join(sorted(av.fallback)) or '-'}", flush=True)
+                  f"{f'{bones}/{len(HUMANOID.joints) + 2}':>16} {meshes:>6} {mouth:>8} {arm:>7} {len(vmc.rows):>9} "
+                  f"{names:>12}  {', '.join(sorted(av.fallback)) or '-'}", flush=True)
             if node:
                 rows.append((name, path, av, write_animated_avatar(av, face, body, Path(tmp) / f"anim-{len(rows)}.glb")))
         if node:
