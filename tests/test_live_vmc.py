@@ -321,3 +321,17 @@ def test_cli_stream_refuses_an_unreadable_avatar(tmp_path) -> None:  # noqa: ANN
                        env=dict(os.environ, OMP_NUM_THREADS="1"))
     assert r.returncode == 2 and r.stderr.startswith("error:") and "x.vrm" in r.stderr, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_few_shape_glb_gets_its_stand_in_shapes_under_their_names(tmp_path) -> None:  # noqa: ANN001
+    """A Ready Player Me-style few-shape face (`mouthOpen`, `mouthSmile`, `Angry` ...) and an Oculus viseme face:
+    the stand-ins are sent under the file's names, valued as the renderer drives them (mouthOpen <- jawOpen)."""
+    import gltf_builders as gb
+
+    few = _avatar_bundle(gb.few_shape_face(tmp_path / "few.glb", {"jawOpen": "mouthOpen", "mouthSmileLeft":
+                                                                   "mouthSmile", "browDownLeft": "Angry"}), _frame())
+    assert few["blend"]["mouthOpen"] == pytest.approx(0.6) and "mouthSmile" in few["blend"]
+    assert list(few["blend"]).count("Angry") == 1  # the preset's name and value already
+    vis = _avatar_bundle(gb.few_shape_face(tmp_path / "vis.glb", {"jawOpen": "viseme_aa", "mouthClose": "viseme_PP"}),
+                         _frame())
+    assert vis["blend"]["viseme_aa"] > 0.2 and "viseme_PP" in vis["blend"]

@@ -152,8 +152,10 @@ class AvatarProfile:
     Bones: only the humanoid bones and eyes the avatar has (rows of BONE_NAMES); a bone it lacks passes its
     rotation on to its mapped children (a normalised child's local rotation is then the missing parent's times
     its own), and positions are the avatar's own rest offsets, so a receiver that applies bone positions keeps
-    its proportions. Blend shapes: the VRM presets it defines, under the names of its VRM version, and the ARKit
-    shapes as it spells them (VRM 0.x blend shape groups, VRM 1.0 custom expressions, else morph target names).
+    its proportions. Blend shapes: the VRM presets it defines, under the names of its VRM version, the ARKit
+    shapes as it spells them (VRM 0.x blend shape groups, VRM 1.0 custom expressions, else morph target names),
+    and a plain glTF's stand-in shapes (`mouthOpen`, `viseme_aa` ...) under their own names, valued as the
+    renderer drives them.
     """
 
     name: str
@@ -164,6 +166,8 @@ class AvatarProfile:
     hip_scale: float  # the avatar's hip height / ours: scales the root displacement
     vrm_names: tuple[tuple[int, str], ...]  # (index into VRM_EXPRESSIONS, wire name)
     arkit_names: tuple[tuple[int, str], ...]  # (index into ARKIT_BLENDSHAPES, wire name)
+    #: A plain glTF's stand-in shapes (avatar.render.face_binding: mouthOpen, viseme_aa ...): (channel, wire name).
+    stand_ins: tuple[tuple[str, str], ...] = ()
 
     def rotations(self, local: np.ndarray) -> np.ndarray:
         """Local rotations [J + 2, 4] with each missing bone's rotation folded into its mapped children."""
@@ -223,6 +227,7 @@ def avatar_profile(avatar, opts: VMCOptions = VMCOptions()) -> AvatarProfile:  #
     ark_idx = {n: i for i, n in enumerate(ARKIT_BLENDSHAPES)}
     vrm: dict[int, str] = {}
     ark: dict[int, str] = {}
+    stand_ins: list[tuple[str, str]] = []
     ext = avatar.gltf.extensions or {}
     if "VRMC_vrm" in ext:
         expr = ext["VRMC_vrm"].get("expressions", {}) or {}
@@ -240,6 +245,15 @@ def avatar_profile(avatar, opts: VMCOptions = VMCOptions()) -> AvatarProfile:  #
         names, _ = blend_names(opts)
         vrm = dict(enumerate(names))
         custom = list(avatar.target_names)
+        from avatar.render.avatar_file import morph_target_names
+
+        wire = set(names)
+        for channel, binds in sorted(avatar.fallback.items()):
+            for mesh, target, _ in binds[:1]:
+                tn = morph_target_names(avatar.gltf.meshes[mesh])
+                if target < len(tn) and tn[target] not in wire:
+                    stand_ins.append((channel, tn[target]))
+                    wire.add(tn[target])
     for name in custom:  # the avatar's own spelling of each ARKit shape (first one wins)
         a = arkit_name(name)
         if a is not None and ark_idx[a] not in ark:
@@ -247,7 +261,7 @@ def avatar_profile(avatar, opts: VMCOptions = VMCOptions()) -> AvatarProfile:  #
     return AvatarProfile(
         name=avatar.path.name, rows=tuple(rows), fold=tuple(fold), offsets=offsets, hips_rest=world[hips],
         hip_scale=rig.hip_scale, vrm_names=tuple(sorted(vrm.items())),
-        arkit_names=tuple(sorted(ark.items())) if opts.arkit else ())
+        arkit_names=tuple(sorted(ark.items())) if opts.arkit else (), stand_ins=tuple(stand_ins))
 
 
 def bundle_for(frame, opts: VMCOptions = VMCOptions(), profile: AvatarProfile | None = None) -> bytes:  # noqa: ANN001
@@ -283,6 +297,12 @@ def bundle_for(frame, opts: VMCOptions = VMCOptions(), profile: AvatarProfile | 
         msgs.append(_message("/VMC/Ext/Blend/Val", "sf", name, (vrm_values[i],), ">f"))
     for i, name in ark_pairs:
         msgs.append(_message("/VMC/Ext/Blend/Val", "sf", name, (ark_values[i],), ">f"))
+    if profile is not None and profile.stand_ins:
+        from avatar.render.face_binding import fallback_weights
+
+        w = fallback_weights(frame.arkit, frozenset(c for c, _ in profile.stand_ins))
+        for channel, name in profile.stand_ins:
+            msgs.append(_message("/VMC/Ext/Blend/Val", "sf", name, (float(w.get(channel, 0.0)),), ">f"))
     msgs.append(_prefix("/VMC/Ext/Blend/Apply", ""))
     return _BUNDLE_HEAD + b"".join(struct.pack(">i", len(m)) + m for m in msgs)
 

@@ -414,7 +414,8 @@ def _check_skinning(gltf, nodes: tuple[AvatarNode, ...], skins: tuple[AvatarSkin
                                  f"{int(used.max())}, but its skin {node.skin} has {count} joints")
 
 
-def _target_names(mesh) -> list[str]:  # noqa: ANN001
+def morph_target_names(mesh) -> list[str]:  # noqa: ANN001 - a pygltflib.Mesh
+    """A mesh's morph target names (its extras.targetNames, else its first primitive's that has them)."""
     names = (mesh.extras or {}).get("targetNames") if isinstance(mesh.extras, dict) else None
     if not names:
         for prim in mesh.primitives:
@@ -537,7 +538,7 @@ def _bind_targets(gltf, arkit: dict[str, list[Bind]],  # noqa: ANN001
     from_vrm = set(arkit)  # VRM expressions named as ARKit shapes bind their own targets
     by_name: list[tuple[int, int, str]] = []
     for m, mesh in enumerate(gltf.meshes):
-        for t, name in enumerate(_target_names(mesh)):
+        for t, name in enumerate(morph_target_names(mesh)):
             by_name.append((m, t, name))
             key = arkit_name(name)
             if key and key not in from_vrm:
