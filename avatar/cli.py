@@ -148,7 +148,7 @@ def emotion_cmd(
 
 # Stage commands live beside their stage; a stage not yet present simply adds no command.
 _STAGE_CLIS = ("avatar.tts.cli", "avatar.face.cli", "avatar.gesture.cli", "avatar.pipeline_cli",
-               "avatar.batch.cli", "avatar.live.cli")
+               "avatar.batch.cli", "avatar.live.cli", "avatar.train_cli")
 
 
 def _register_stages() -> None:

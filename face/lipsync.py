@@ -28,6 +28,7 @@ import shlex
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -132,9 +133,15 @@ def _examples(data: Path, copies: int, seed: int, fps: float) -> tuple[np.ndarra
 
 
 def train(feats: list[np.ndarray], labels: list[np.ndarray], config: LipSyncConfig, steps: int, batch: int = 32,
-          window: int = 150, lr: float = 1e-3, seed: int = 0) -> tuple[VisemeNet, list[float]]:
-    """Fit the network on random windows of the clips (AdamW, cosine decay); returns it (eval) and the losses."""
+          window: int = 150, lr: float = 1e-3, seed: int = 0, acc: Any = None) -> tuple[VisemeNet, list[float]]:
+    """Fit the network on random windows of the clips (AdamW, cosine decay); returns it (eval) and the losses.
+
+    `acc`: an avatar.training.accelerator (device, mixed precision, gradient accumulation); None: the defaults."""
     from tqdm import tqdm
+
+    from avatar.training import accelerator, accumulated_step, finish
+
+    acc = acc if acc is not None else accelerator()
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -144,9 +151,10 @@ def train(feats: list[np.ndarray], labels: list[np.ndarray], config: LipSyncConf
     weight = weight / weight.mean()
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 100) * 0.5 * (1 + math.cos(math.pi * s / steps)))
-    losses: list[float] = []
-    net.train()
-    for _ in tqdm(range(steps), desc="lip sync training", unit="step", mininterval=2.0):
+    weight = weight.to(acc.device)
+    model, opt = acc.prepare(net, opt)
+
+    def batch_loss() -> torch.Tensor:
         xs, ys = [], []
         for i in rng.integers(0, len(feats), batch):
             f, y = feats[i], labels[i]
@@ -159,15 +167,16 @@ def train(feats: list[np.ndarray], labels: list[np.ndarray], config: LipSyncConf
                 s = int(rng.integers(0, len(f) - window + 1))
             xs.append(f[s:s + window])
             ys.append(y[s:s + window])
-        logits = net(torch.from_numpy(np.stack(xs)))
-        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, len(VISEMES)), torch.from_numpy(np.stack(ys)).reshape(-1),
+        logits = model(torch.from_numpy(np.stack(xs)).to(acc.device))
+        return torch.nn.functional.cross_entropy(logits.reshape(-1, len(VISEMES)),
+                                                 torch.from_numpy(np.stack(ys)).reshape(-1).to(acc.device),
                                                  weight=weight)
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        losses.append(float(loss))
+
+    losses: list[float] = []
+    net.train()
+    for _ in tqdm(range(steps), desc="lip sync training", unit="step", mininterval=2.0):
+        losses.append(accumulated_step(acc, model, opt, sched, batch_loss))
+    finish(acc, model)
     return net.eval(), losses
 
 
@@ -197,12 +206,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0)
+    from avatar.training import accelerator_from_args, add_train_args
+
+    add_train_args(p)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if not args.data.is_dir():
         p.error(f"not a folder: {args.data}")
     if args.steps < 1 or args.batch < 1 or args.copies < 1:
         p.error("need steps, batch and copies >= 1")
+    try:
+        accel = accelerator_from_args(args)
+    except ValueError as exc:
+        p.error(str(exc))
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
@@ -212,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    net, losses = train(feats, labels, config, args.steps, args.batch, lr=args.lr, seed=args.seed)
+    net, losses = train(feats, labels, config, args.steps, args.batch, lr=args.lr, seed=args.seed, acc=accel)
     acc = frame_accuracy(net, feats[:200], labels[:200])
     held = ""
     if args.heldout is not None and args.heldout.is_dir():

@@ -134,14 +134,15 @@ def diffusion_loss(model: FaceDenoiser, motion: torch.Tensor, audio: torch.Tenso
     """Training loss for a batch of normalised motion windows [B, T, D]: MSE on the predicted target."""
     from diffusers import DDPMScheduler
 
-    c = model.config
+    c = getattr(model, "module", model).config  # a model wrapped for several devices keeps it on .module
     sched = DDPMScheduler(num_train_timesteps=c.num_train_timesteps, beta_schedule=c.beta_schedule,
                           prediction_type=c.prediction_type)
-    b = motion.shape[0]
-    t = torch.randint(0, c.num_train_timesteps, (b,), generator=generator)
-    noise = torch.randn(motion.shape, generator=generator)
+    b, dev = motion.shape[0], motion.device
+    # Drawn from the (CPU) generator, then moved: the same numbers on every device.
+    t = torch.randint(0, c.num_train_timesteps, (b,), generator=generator).to(dev)
+    noise = torch.randn(motion.shape, generator=generator).to(dev)
     noisy = sched.add_noise(motion, noise, t)
-    keep = torch.rand(b, generator=generator) >= c.cfg_dropout
+    keep = (torch.rand(b, generator=generator) >= c.cfg_dropout).to(dev)
     pred = model(noisy, t, audio, vad, keep_vad=keep)
     if c.prediction_type == "epsilon":
         target = noise

@@ -1,7 +1,9 @@
 """Train the face denoiser on teacher motion for our own speech corpus and/or on Live Link Face captures.
 
-    .venv/bin/python -m avatar.face.train --data DIR [--livelink-dir DIR] --out weights/face \\
-        [--steps 20000] [--batch 32] [--lr 3e-4] [--seed 0] [--threads 2] [--copies 2]
+    avatar train face --data DIR [--livelink-dir DIR] --out weights/face \\
+        [--steps 20000] [--batch 32] [--lr 3e-4] [--seed 0] [--threads 2] [--copies 2] \\
+        [--mixed-precision no|fp16|bf16] [--grad-accum N] [--cpu]
+    (the same as .venv/bin/python -m avatar.face.train ...)
 
 Data:
 - `--data`: a corpus folder of `<id>.wav` + `<id>.json` (Timeline) + `<id>.vad.json` (avatar.tts.corpus
@@ -27,7 +29,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -153,39 +155,41 @@ def make_windows(examples: list, window: int, hop: int, mean: np.ndarray, std: n
 
 def train(data: Windows, model, steps: int, batch: int = 32, lr: float = 3e-4, seed: int = 0,  # noqa: ANN001
           progress: bool = True, checkpoint: Callable[[int, list[float]], None] | None = None,
-          save_every: int = 0) -> list[float]:
+          save_every: int = 0, acc: Any = None) -> list[float]:
     """Fit the denoiser on the windows (AdamW, warm-up then cosine); returns the loss per step.
 
     With `checkpoint` and `save_every`, checkpoint(step, losses) is called every `save_every` steps, so a run
-    stopped early still leaves usable weights.
+    stopped early still leaves usable weights. `acc`: an avatar.training.accelerator (device, mixed precision,
+    gradient accumulation: a step is then that many batches); None: the defaults, on the CPU or the GPU found.
     """
     import torch
     from tqdm import tqdm
 
     from avatar.face.model import diffusion_loss
+    from avatar.training import accelerator, accumulated_step, finish
 
+    acc = acc if acc is not None else accelerator()
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    motion, feats, vad = (torch.from_numpy(a) for a in (data.motion, data.features, data.vad))
+    motion, feats, vad = (torch.from_numpy(a).to(acc.device) for a in (data.motion, data.features, data.vad))
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     warm = max(1, min(500, steps // 10))
 
     def lr_at(s: int) -> float:  # linear warm-up, then cosine decay to 0
         return min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / max(1, steps))))
 
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)  # counts optimizer steps (each `acc`'s batches)
+    net, opt = acc.prepare(model, opt)
+
+    def batch_loss() -> torch.Tensor:
+        idx = torch.randint(0, len(data), (min(batch, len(data)),), generator=gen).to(acc.device)
+        return diffusion_loss(net, motion[idx], feats[idx], vad[idx], generator=gen)
+
     model.train()
     losses: list[float] = []
     bar = tqdm(range(steps), desc="training", unit="step", mininterval=2.0, disable=not progress)
     for step in bar:
-        idx = torch.randint(0, len(data), (min(batch, len(data)),), generator=gen)
-        loss = diffusion_loss(model, motion[idx], feats[idx], vad[idx], generator=gen)
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        losses.append(float(loss.item()))
+        losses.append(accumulated_step(acc, net, opt, sched, batch_loss))
         if not math.isfinite(losses[-1]):
             raise RuntimeError(f"training diverged at step {step} (loss {losses[-1]})")
         if step % 500 == 0 or step == steps - 1:
@@ -194,6 +198,7 @@ def train(data: Windows, model, steps: int, batch: int = 32, lr: float = 3e-4, s
             model.eval()
             checkpoint(step + 1, losses)
             model.train()
+    finish(acc, net)
     model.eval()
     return losses
 
@@ -246,6 +251,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--prediction", choices=("epsilon", "sample", "v_prediction"), default="sample",
                    help="what the denoiser predicts: the noise, the clean motion (x0) or the velocity")
     p.add_argument("--save-every", type=int, default=0, help="also save the weights every N steps (0: only at the end)")
+    from avatar.training import accelerator_from_args, add_train_args
+
+    add_train_args(p)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.data is None and args.livelink_dir is None:
@@ -255,6 +263,10 @@ def main(argv: list[str] | None = None) -> int:
             p.error(f"not a folder: {d}")
     if not 1 <= args.steps <= 10_000_000 or args.batch < 1 or not 0 < args.overlap < args.window or args.copies < 1:
         p.error("need steps >= 1, batch >= 1, copies >= 1 and 0 < overlap < window")
+    try:
+        acc = accelerator_from_args(args)
+    except ValueError as exc:
+        p.error(str(exc))
     if not (math.isfinite(args.lr) and 0 < args.lr < 1):
         p.error("--lr must be in (0, 1)")
 
@@ -293,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
             log.info("checkpoint: saved %s at step %d", args.out, step)
 
         losses = train(data, model, args.steps, args.batch, args.lr, args.seed, checkpoint=checkpoint,
-                       save_every=args.save_every)
+                       save_every=args.save_every, acc=acc)
     except (InputError, ModelError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2 if isinstance(exc, InputError) else 1

@@ -148,16 +148,20 @@ def diffusion_loss(model: GestureDenoiser, scheduler, x0: torch.Tensor, audio: t
                    vad: torch.Tensor, generator: torch.Generator | None = None, velocity_weight: float = 1.0
                    ) -> torch.Tensor:
     """Training loss on raw windows x0 [B, W, D]: x0-prediction MSE plus a velocity term, CFG and prefix dropout."""
-    c = model.config
+    m = getattr(model, "module", model)  # a model wrapped for several devices keeps itself on .module
+    c = m.config
     B, W, _ = x0.shape
-    x0n = (x0 - model.pose_mean) / model.pose_std
-    t = torch.randint(0, c.num_train_timesteps, (B,), generator=generator)
-    noise = torch.randn(x0n.shape, generator=generator)
+    dev = x0.device
+    x0n = (x0 - m.pose_mean) / m.pose_std
+    # Drawn from the (CPU) generator, then moved: the same numbers on every device.
+    t = torch.randint(0, c.num_train_timesteps, (B,), generator=generator).to(dev)
+    noise = torch.randn(x0n.shape, generator=generator).to(dev)
     x_t = scheduler.add_noise(x0n, noise, t)
     mask = torch.zeros(B, W, 1)
     with_prefix = torch.rand(B, generator=generator) < 0.5  # half the windows learn to continue a prefix
     mask[with_prefix, : c.overlap] = 1.0
-    drop = torch.rand(B, generator=generator) < c.cfg_dropout
+    mask = mask.to(dev)
+    drop = (torch.rand(B, generator=generator) < c.cfg_dropout).to(dev)
     pred = model(x_t, t, audio, vad, x0n, mask, drop)
     loss = torch.mean((pred - x0n) ** 2)
     if velocity_weight:

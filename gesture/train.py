@@ -30,7 +30,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -147,12 +147,18 @@ def build_dataset(config: GestureModelConfig, wav_dir: Path | None = None, bvh_d
 
 def train(data: Windows, config: GestureModelConfig, steps: int, batch: int = 64, lr: float = 2e-4,
           seed: int = 0, checkpoint: Callable[[GestureDenoiser, int, list[float]], None] | None = None,
-          save_every: int = 0) -> tuple[GestureDenoiser, list[float]]:
+          save_every: int = 0, acc: Any = None) -> tuple[GestureDenoiser, list[float]]:
     """Fit a denoiser on the windows; returns the model (eval mode) and the loss per step.
 
-    With `checkpoint` and `save_every`, checkpoint(model, step, losses) runs every `save_every` steps.
+    With `checkpoint` and `save_every`, checkpoint(model, step, losses) runs every `save_every` steps. `acc`: an
+    avatar.training.accelerator (device, mixed precision, gradient accumulation: a step is then that many
+    batches); None: the defaults.
     """
     from tqdm import tqdm
+
+    from avatar.training import accelerator, accumulated_step, finish
+
+    acc = acc if acc is not None else accelerator()
 
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
@@ -162,31 +168,32 @@ def train(data: Windows, config: GestureModelConfig, steps: int, batch: int = 64
     std = x.reshape(-1, x.shape[-1]).std(0).clamp_min(0.05)  # constant channels (e.g. toes) must not blow up
     model.pose_mean.copy_(mean)
     model.pose_std.copy_(std)
-    audio, vad = torch.from_numpy(data.audio), torch.from_numpy(data.vad)
+    x = x.to(acc.device)
+    audio, vad = torch.from_numpy(data.audio).to(acc.device), torch.from_numpy(data.vad).to(acc.device)
     sched = make_scheduler(config)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     warm = max(1, min(500, steps // 10))
     def lr_at(s: int) -> float:  # linear warm-up, then cosine decay
         return min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / max(1, steps))))
 
-    sch = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+    sch = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)  # counts optimizer steps (each `acc`'s batches)
+    net, opt = acc.prepare(model, opt)
+
+    def batch_loss() -> torch.Tensor:
+        idx = torch.randint(0, len(data), (min(batch, len(data)),), generator=gen).to(acc.device)
+        return diffusion_loss(net, sched, x[idx], audio[idx], vad[idx], generator=gen)
+
     model.train()
     losses: list[float] = []
     for step in tqdm(range(steps), desc="training", mininterval=5.0):
-        idx = torch.randint(0, len(data), (min(batch, len(data)),), generator=gen)
-        loss = diffusion_loss(model, sched, x[idx], audio[idx], vad[idx], generator=gen)
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sch.step()
-        losses.append(loss.item())
+        losses.append(accumulated_step(acc, net, opt, sch, batch_loss))
         if not math.isfinite(losses[-1]):
             raise RuntimeError(f"training diverged at step {step} (loss {losses[-1]})")
         if checkpoint is not None and save_every > 0 and (step + 1) % save_every == 0 and step + 1 < steps:
             model.eval()
             checkpoint(model, step + 1, losses)
             model.train()
+    finish(acc, net)
     model.eval()
     return model, losses
 
@@ -236,10 +243,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--heads", type=int, default=4)
     p.add_argument("--ff", type=int, default=256)
     p.add_argument("--save-every", type=int, default=0, help="also save the weights every N steps (0: only at the end)")
+    from avatar.training import accelerator_from_args, add_train_args
+
+    add_train_args(p)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if not 1 <= args.steps <= 10_000_000 or args.batch < 1 or not 0 < args.overlap < args.window:
         p.error("need steps >= 1, batch >= 1 and 0 < overlap < window")
+    try:
+        acc = accelerator_from_args(args)
+    except ValueError as exc:
+        p.error(str(exc))
     if not 0.0 <= args.timeline_dropout <= 1.0:
         p.error("--timeline-dropout must be in [0, 1]")
     for d in (args.wav_dir, args.bvh_dir):
@@ -261,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
         log.info("checkpoint: saved %s at step %d", args.out, step)
 
     model, losses = train(data, config, args.steps, args.batch, args.lr, args.seed, checkpoint=checkpoint,
-                          save_every=args.save_every)
+                          save_every=args.save_every, acc=acc)
     model.save_pretrained(args.out, card=model_card(model, info, command, losses, time.perf_counter() - t0))
     log.info("saved %s (final loss %.4f)", args.out, float(np.mean(losses[-100:])))
     return 0

@@ -24,6 +24,7 @@ import torch
 from tqdm import tqdm
 
 from avatar.emotion.model import EmotionModel, EmotionModelConfig, length_batches, prepare_text
+from avatar.training import optimizer_step
 
 log = logging.getLogger("avatar.emotion.train")
 
@@ -144,6 +145,14 @@ def _features(model: EmotionModel, texts: list[str], batch_size: int = 64) -> to
     return out
 
 
+def _accelerator(args: argparse.Namespace):  # noqa: ANN202 - an accelerate.Accelerator
+    """--mixed-precision and --grad-accum through accelerate, on the CPU: the evaluation and the saved model run
+    there (the encoder is small; a GPU run of this trainer is not supported)."""
+    from avatar.training import accelerator
+
+    return accelerator(getattr(args, "mixed_precision", "no"), getattr(args, "grad_accum", 1), cpu=True)
+
+
 def train_heads(args: argparse.Namespace, model: EmotionModel, cfg: EmotionModelConfig, eb: tuple, dv: tuple,
                 dl_rows: list, dv_rows: list, mean: np.ndarray, std: np.ndarray, scale: np.ndarray) -> dict:
     """--freeze-encoder: the encoder (with --init's adapter) stays as it is; both heads train on its sentence vectors.
@@ -189,6 +198,7 @@ def train_heads(args: argparse.Namespace, model: EmotionModel, cfg: EmotionModel
     if args.freeze_vad_head:
         model.head.requires_grad_(False)
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01)
+    acc = _accelerator(args)
     rng = torch.Generator().manual_seed(args.seed)
     w = args.dim_weights
     best: dict = {"score": -1.0}
@@ -224,9 +234,8 @@ def train_heads(args: argparse.Namespace, model: EmotionModel, cfg: EmotionModel
             loss = loss + (args.cat_weight * torch.nn.functional.cross_entropy(logits, c_dl[d], label_smoothing=0.05)
                            + args.int_weight * torch.nn.functional.binary_cross_entropy_with_logits(inten, i_dl[d])
                            + args.dialogue_vad_weight * (((zd - z_dl[d]) ** 2).mean(0) * w).mean())
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            with acc.accumulate(model):
+                optimizer_step(acc, model, loss, opt, None, clip=None)
         m = score_now()
         history.append({"epoch": epoch + 1, "weights": "raw", **{k: round(v, 4) for k, v in m.items()}})
         score = m["valence"] + m["arousal"] + m["dialogue_accuracy"]
@@ -344,6 +353,7 @@ def train(args: argparse.Namespace) -> dict:
                     *(model.cat_head.parameters() if model.cat_head is not None else [])],
          "lr": args.lr * 2},
     ], weight_decay=0.01)
+    acc = _accelerator(args)
     # The batch order has its own seed so that runs can share one initialisation (weight averaging needs it).
     rng = random.Random(args.seed if args.order_seed is None else args.order_seed)
     def epoch_batches() -> list[list[int]]:
@@ -379,19 +389,18 @@ def train(args: argparse.Namespace) -> dict:
                                   max_length=cfg.max_length, return_tensors="pt")
             # Prepared text (emoji spelled out) is what inference sees; EmoBank has almost no emoji,
             # so tokenising the raw text here is equivalent and faster.
-            pooled = model.pooled(enc["input_ids"], enc["attention_mask"])
+            with acc.autocast():  # the encoder, nearly all of the cost, in --mixed-precision ("no": as it is)
+                pooled = model.pooled(enc["input_ids"], enc["attention_mask"])
+            pooled = pooled.float()
             if b[0] >= n_vad:  # a dialogue batch: category, intensity and (coarse, so lighter) VAD targets
                 d = [i - n_vad for i in b]
                 pred, logits, inten = model.heads(pooled)
                 loss = (args.cat_weight * torch.nn.functional.cross_entropy(logits, dl_cat[d], label_smoothing=0.05)
                         + args.int_weight * torch.nn.functional.binary_cross_entropy_with_logits(inten, dl_int[d])
                         + args.dialogue_vad_weight * (((pred - z[b]) ** 2).mean(0) * args.dim_weights).mean())
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-                opt.step()
-                sched.step()
-                if ema is not None:
+                with acc.accumulate(model):
+                    stepped = optimizer_step(acc, model, loss, opt, sched)
+                if stepped and ema is not None:
                     ema.update_parameters(model)
                 continue
             pred = model.head(pooled)
@@ -402,12 +411,9 @@ def train(args: argparse.Namespace) -> dict:
             loss = (((pred - target) ** 2).mean(0) * w).mean() + args.corr_weight * corr_loss(pred, target, w)
             if proj is not None:
                 loss = loss + args.embed_weight * torch.nn.functional.mse_loss(proj(pooled), feat_teacher[b])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            if ema is not None:
+            with acc.accumulate(model):
+                stepped = optimizer_step(acc, model, loss, opt, sched)
+            if stepped and ema is not None:
                 ema.update_parameters(model)
             bar.set_postfix(loss=f"{loss.item():.3f}")
         candidates = [("raw", model)] + ([("ema", ema.module)] if ema is not None else [])
@@ -524,6 +530,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--cat-weight", type=float, default=1.0)
     p.add_argument("--int-weight", type=float, default=1.0)
     p.add_argument("--dialogue-vad-weight", type=float, default=0.5)
+    from avatar.training import add_train_args
+
+    add_train_args(p)
     args = p.parse_args(argv)
     args.argv = argv
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
