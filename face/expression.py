@@ -65,7 +65,7 @@ PROTOTYPES: dict[str, dict[str, float]] = {
     "angry": {"AU4": 1.0, "AU5": 0.35, "AU7": 0.9, "AU10": 0.2, "AU17": 0.3, "AU23": 0.9, "AU24": 0.5},
     "fearful": {"AU1": 1.0, "AU2": 0.55, "AU4": 0.6, "AU5": 0.8, "AU20": 1.0, "AU26": 0.35},
     "surprised": {"AU1": 0.9, "AU2": 0.95, "AU5": 0.8, "AU26": 0.9},
-    "disgusted": {"AU4": 0.5, "AU7": 0.4, "AU9": 1.0, "AU10": 0.9, "AU15": 0.6, "AU17": 0.3},
+    "disgusted": {"AU4": 0.2, "AU7": 0.5, "AU9": 1.0, "AU10": 0.9, "AU15": 0.6, "AU17": 0.3},
 }
 _EMOTIONS: tuple[str, ...] = tuple(PROTOTYPES)
 #: Kernel sharpness on the cosine between a VAD point and a category's direction: at 60 degrees apart a
@@ -97,8 +97,9 @@ AU_TO_ARKIT: dict[str, dict[str, float]] = {
     "AU17": {"mouthShrugLower": 1.0, "mouthShrugUpper": 0.3},
     "AU20": _both("mouthStretch", 1.0),
     # AU23 narrows the red of the lips: pressed and rolled in (a thin, hard mouth).
-    "AU23": {**_both("mouthPress", 0.6), "mouthRollLower": 0.8, "mouthRollUpper": 0.8},
-    "AU24": _both("mouthPress", 1.0),
+    # The Face Units mouthPress also lifts the corners (a closed smile): a little frown keeps them level.
+    "AU23": {**_both("mouthPress", 0.6), "mouthRollLower": 0.8, "mouthRollUpper": 0.8, **_both("mouthFrown", 0.2)},
+    "AU24": {**_both("mouthPress", 1.0), **_both("mouthFrown", 0.25)},
     "AU26": {"jawOpen": 0.5},  # jaw drop without speech: a parted, not a gaping, mouth
     "AU43": _both("eyeBlink", 1.0),
 }
