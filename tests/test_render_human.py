@@ -196,3 +196,21 @@ def test_teeth_and_tongue_are_painted(look) -> None:
         if mat == "teeth":
             red = texels[:, 0] - texels[:, 2]
             assert (lum > 180).any() and (red > 60).any(), f"{name}: teeth lack enamel or gums"
+
+
+def test_clothes_are_single_sided_with_a_lining_along_their_rims(look) -> None:
+    """Each garment is one outward primitive plus a reversed band along its rims (the inside seen through the
+    collar, cuffs and hems), so the renderer shades only the side it sees."""
+    name, gltf = look
+    for mat in ("shirt", "trousers", "shoes"):
+        m = next(x for x in gltf.materials if x.name == mat)
+        assert not m.doubleSided, f"{name}: {mat} is double-sided"
+        outer, lining = _by_material(gltf, "body", mat)
+        n_out, n_in = _acc(gltf, outer.attributes.NORMAL), _acc(gltf, lining.attributes.NORMAL)
+        p_out, p_in = _acc(gltf, outer.attributes.POSITION), _acc(gltf, lining.attributes.POSITION)
+        assert len(_acc(gltf, lining.indices)) < 0.6 * len(_acc(gltf, outer.indices))  # a band, not a copy
+        key = {tuple(np.round(p, 5)): k for k, p in enumerate(p_out)}
+        pairs = [(key[tuple(np.round(p, 5))], k) for k, p in enumerate(p_in) if tuple(np.round(p, 5)) in key]
+        assert len(pairs) == len(p_in)
+        a, b = np.array(pairs).T
+        assert (np.sum(n_out[a] * n_in[b], axis=1) < -0.99).all(), f"{name}: {mat}'s lining faces outwards"

@@ -421,3 +421,41 @@ def test_draw_order_puts_the_face_first_and_does_not_change_the_picture(portrait
         r._draws = draws
     diff = _changed(a, b, level=8)
     assert diff.mean() < 0.002, diff.mean()  # ties only: the same picture
+
+
+def test_primitives_outside_the_view_are_skipped_without_changing_the_picture(portrait, full) -> None:
+    """The portrait does not draw the trousers and shoes (their skinned bounds lie below the frame whatever the
+    joints do); full framing draws everything; and skipping changes no pixel."""
+    from avatar.render.snapshot import relaxed_body
+
+    body = relaxed_body()
+    row = _row(jawOpen=0.3)
+    for r, framing in ((portrait, "portrait"), (full, "full")):
+        a = r.render(row, body)
+        skipped = [p for p in r.meshes.primitives if id(p) in r._culled]
+        if framing == "portrait":
+            assert len(skipped) >= 2, "the legs' primitives are drawn in a portrait"
+            assert all(p.target_pos is None for p in skipped)  # never a morphing one
+        else:
+            assert not skipped
+        outside = r._outside
+        try:
+            r._outside = lambda *args: set()
+            b = r.render(row, body)
+        finally:
+            r._outside = outside
+        assert np.array_equal(a, b), framing
+
+
+def test_frustum_test_of_skinned_spheres() -> None:
+    """A sphere set is outside when one plane has all of it behind: each joint's image of the bounds."""
+    from avatar.render.camera import Camera, frustum_planes, spheres_outside
+
+    cam = Camera(eye=(0.0, 1.0, 3.0), target=(0.0, 1.0, 0.0), fov_y=30.0, near=0.1, far=10.0)
+    planes = frustum_planes(cam.view_proj(1.0))
+    inside = np.array([[0.0, 1.0, 0.0]])
+    below = np.array([[0.0, -2.0, 0.0], [0.1, -2.5, 0.0]])
+    assert not spheres_outside(planes, inside, np.array([0.1]))
+    assert spheres_outside(planes, below, np.array([0.2, 0.2]))
+    assert not spheres_outside(planes, np.vstack([below, inside]), np.array([0.2, 0.2, 0.1]))  # one joint in view
+    assert not spheres_outside(planes, below, np.array([3.0, 0.2]))  # a big sphere reaches in

@@ -173,3 +173,20 @@ def light_dirs(minus_z: bool) -> dict[str, np.ndarray]:
     dirs = {"u_key_dir": (0.55, 0.55, 0.75), "u_fill_dir": (-0.8, 0.05, 0.5), "u_rim_dir": (-0.35, 0.45, -0.85)}
     flip = np.array([-1.0, 1.0, -1.0]) if minus_z else np.ones(3)
     return {k: np.asarray(v) * flip / np.linalg.norm(v) for k, v in dirs.items()}
+
+
+def frustum_planes(view_proj: np.ndarray) -> np.ndarray:
+    """The six clip planes [6, 4] of a view-projection matrix, unit normals pointing inside (Gribb-Hartmann)."""
+    m = np.asarray(view_proj, dtype=np.float64)
+    planes = np.array([m[3] + m[0], m[3] - m[0], m[3] + m[1], m[3] - m[1], m[3] + m[2], m[3] - m[2]])
+    return planes / np.linalg.norm(planes[:, :3], axis=1, keepdims=True)
+
+
+def spheres_outside(planes: np.ndarray, centres: np.ndarray, radii: np.ndarray) -> bool:
+    """Whether one plane has every sphere (centres [K, 3], radii [K]) wholly on its outer side.
+
+    For a skinned mesh, the spheres are its bounding sphere moved by each joint that weighs on it: a skinned
+    vertex is a weighted mean of its joints' images, so it lies on the outer side of a plane when all of them do."""
+    d = centres @ planes[:, :3].T + planes[:, 3]  # [K, 6] signed distances
+    return bool((d < -radii[:, None]).all(axis=0).any())
+

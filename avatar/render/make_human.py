@@ -443,6 +443,24 @@ def _smooth_rim(pos: np.ndarray, quads: np.ndarray, iterations: int = 60) -> np.
     return out
 
 
+#: how many rings of faces along a garment's rims get a lining (its inside, drawn with reversed faces): the
+#: pieces are single-sided, so the renderer shades only the side it sees, and no hidden inside behind the body.
+LINING_RINGS = 3
+
+
+def _rim_band(quads: np.ndarray, rings: int) -> np.ndarray:
+    """Which quads lie within `rings` rings of faces of the open rims (edges of one quad only)."""
+    e = np.concatenate([quads[:, [k, (k + 1) % 4]] for k in range(4)])
+    key, count = np.unique(np.sort(e, axis=1), axis=0, return_counts=True)
+    near = np.zeros(int(quads.max()) + 1, bool)
+    near[key[count == 1].reshape(-1)] = True
+    band = np.zeros(len(quads), bool)
+    for _ in range(rings):
+        band = near[quads].any(axis=1)
+        near[quads[band].reshape(-1)] = True
+    return band
+
+
 def eyes_mid(v: np.ndarray, groups: dict[str, np.ndarray]) -> np.ndarray:
     """The point between the eyes' centres (the eye helpers' bounding-box centres)."""
     c = [(v[groups[g]].min(axis=0) + v[groups[g]].max(axis=0)) / 2 for g in ("helper-l-eye", "helper-r-eye")]
@@ -786,7 +804,9 @@ def build_human(look_name: str, data: Path | None = None) -> Human:
     tid = np.unique(mesh.quads[tongue_q])
     v = v.copy()
     low = np.array([0.0, v[tid, 1].min(), v[tid, 2].min()])
-    v[tid] = low + (v[tid] - low) * TONGUE_SCALE + TONGUE_SHIFT
+    moved_tongue = low + (v[tid] - low) * TONGUE_SCALE + TONGUE_SHIFT
+    targets["tongueOut"][tid] += v[tid] - moved_tongue  # stuck out, it is MakeHuman's whole tongue again
+    v[tid] = moved_tongue
     piece("tongue", tongue_q, v, _vertex_normals(v, _tris(mesh.quads[tongue_q])), textured=True, morph=True)
     piece("skin", body_q[keep_skin & ~head_skin], v, normals, textured=True)
     under = None  # the trousers' surface, which the shirt's hem hangs over
@@ -806,6 +826,9 @@ def build_human(look_name: str, data: Path | None = None) -> Human:
         piece(name, body_q[sel], pos + nrm * lift, nrm, textured=name == "hair")
         if name == "hair":
             hair_faces = body_q[sel]
+        else:  # the inside, seen through the collar, cuffs and hems: a reversed band along the rims
+            band = _rim_band(body_quads[sel], LINING_RINGS)
+            pieces.append(Piece(name, _tris(body_quads[sel][band])[:, ::-1], pos + nrm * lift, ids, -nrm))
     # Eyes: centres and radius from MakeHuman's eye helpers (which the lids are fitted around).
     eyes, radii = {}, []
     for name, g in (("leftEye", "helper-l-eye"), ("rightEye", "helper-r-eye")):
@@ -922,9 +945,9 @@ def build_gltf(hum: Human):  # noqa: ANN201 - pygltflib.GLTF2
     mats = {  # name -> (colour, roughness, double-sided, texture)
         "skin": ((1.0, 1.0, 1.0, 1.0), 0.55, False, skin_tex), "eye": ((1.0, 1.0, 1.0, 1.0), 0.12, False, eye_tex),
         "lashes": ((0.08, 0.06, 0.05, 1.0), 0.8, True, None), "teeth": ((1.0, 1.0, 1.0, 1.0), 0.3, False, skin_tex),
-        "tongue": ((1.0, 1.0, 1.0, 1.0), 0.4, False, skin_tex), "hair": ((1.0, 1.0, 1.0, 1.0), 0.45, True, hair_tex),
-        "shirt": (look.shirt, 0.85, True, None), "trousers": (look.trousers, 0.85, True, None),
-        "shoes": (look.shoes, 0.5, True, None)}
+        "tongue": ((1.0, 1.0, 1.0, 1.0), 0.4, False, skin_tex), "hair": ((1.0, 1.0, 1.0, 1.0), 0.45, False, hair_tex),
+        "shirt": (look.shirt, 0.85, False, None), "trousers": (look.trousers, 0.85, False, None),
+        "shoes": (look.shoes, 0.5, False, None)}
     mat_index = {}
     for name, (col, rough, double, tex) in mats.items():
         lin = [round(float(c) ** 2.2, 4) for c in col[:3]] + [float(col[3])]  # glTF factors are linear
