@@ -161,3 +161,20 @@ def test_seeded_variation_is_small_asymmetric_and_reproducible() -> None:
     smile = a[:, IDX["mouthSmileLeft"]]
     assert smile.std() > 0.005 and np.abs(smile - plain[:, IDX["mouthSmileLeft"]]).max() < 0.3
     assert not np.allclose(a[:, IDX["mouthSmileLeft"]], a[:, IDX["mouthSmileRight"]])
+
+
+def test_lowered_brow_turns_wide_eyes_into_a_glare_but_not_under_a_raised_inner_brow() -> None:
+    from avatar.face.expression import AU_NAMES, arkit_from_action_units
+
+    def row(**aus: float) -> np.ndarray:
+        au = np.zeros((1, len(AU_NAMES)))
+        for k, v in aus.items():
+            au[0, AU_NAMES.index(k)] = v
+        return arkit_from_action_units(au)[0]
+
+    wide = both(row(AU5=1.0), "eyeWide")
+    assert both(row(AU4=1.0, AU5=1.0), "eyeWide") < 0.5 * wide  # anger: a glare
+    assert both(row(AU1=1.0, AU4=1.0, AU5=1.0), "eyeWide") == wide  # fear: brows lifted, eyes stay wide
+    # Lip tightening keeps the corners level: the frown offsets the pack's press, which lifts them.
+    tight = row(AU23=1.0)
+    assert both(tight, "mouthPress") > 0.5 and both(tight, "mouthFrown") > 0.1

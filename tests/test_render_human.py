@@ -214,3 +214,17 @@ def test_clothes_are_single_sided_with_a_lining_along_their_rims(look) -> None:
         assert len(pairs) == len(p_in)
         a, b = np.array(pairs).T
         assert (np.sum(n_out[a] * n_in[b], axis=1) < -0.99).all(), f"{name}: {mat}'s lining faces outwards"
+
+
+def test_brow_down_knits_the_inner_brows(look) -> None:
+    """AU4 is mostly the corrugator's knit: browDown pulls the inner end of the brow down further than its middle,
+    and towards the midline (the Face Units browDown alone lowered the brow flatly: 6 mm inner, 8 mm middle)."""
+    _, gltf = look
+    skin = _by_material(gltf, "face", "skin")[0]
+    pos = _acc(gltf, skin.attributes.POSITION)
+    d = _delta(gltf, skin, "browDownLeft")
+    moved = np.abs(d).max(axis=1) > 1e-4
+    inner = moved & (pos[:, 0] > 0.004) & (pos[:, 0] < 0.02)
+    middle = moved & (pos[:, 0] > 0.025) & (pos[:, 0] < 0.04)
+    assert d[inner, 1].min() < -0.01 and d[inner, 1].min() < d[middle, 1].min()
+    assert d[inner, 0].mean() < -0.001  # towards the midline (the character's left is +X)
