@@ -74,13 +74,14 @@ class Look:
     iris: tuple[float, float, float]
     breast: float = 0.0  # weight of the larger-cup breast target
     hair_volume: float = 0.012  # how far the hair cap stands off the scalp at its fullest (m)
+    fringe: float = 0.0  # a side-swept fringe: how far (m) the front hairline comes down over the right brow
 
 
 LOOKS: dict[str, Look] = {
     "female": Look("female", skin=(0.86, 0.66, 0.56), lips=(0.72, 0.36, 0.36), brow=(0.16, 0.10, 0.07),
                    brow_thickness=0.26, hair=(0.20, 0.12, 0.07, 1.0), shirt=(0.63, 0.16, 0.22, 1.0),
                    trousers=(0.14, 0.17, 0.26, 1.0), shoes=(0.10, 0.09, 0.09, 1.0), iris=(0.30, 0.45, 0.25),
-                   breast=0.4, hair_volume=0.02),
+                   breast=0.4, hair_volume=0.02, fringe=0.035),
     "male": Look("male", skin=(0.78, 0.58, 0.47), lips=(0.62, 0.38, 0.35), brow=(0.07, 0.05, 0.04),
                  brow_thickness=0.30, hair=(0.14, 0.10, 0.07, 1.0), shirt=(0.16, 0.38, 0.47, 1.0),
                  trousers=(0.23, 0.22, 0.20, 1.0), shoes=(0.30, 0.18, 0.10, 1.0), iris=(0.35, 0.24, 0.14),
@@ -473,10 +474,17 @@ _HAIRLINE_Z = (-0.25, -0.12, -0.10, -0.045, -0.02, 0.015, 0.06)
 _HAIRLINE_H = (-0.085, -0.075, 0.030, 0.030, 0.045, 0.063, 0.065)
 
 
-def _hair_height(p: np.ndarray, mid: np.ndarray, head_weight: np.ndarray) -> np.ndarray:
-    """How far (m) each point lies above the hairline (negative: below it, or not on the head)."""
+def _hair_height(p: np.ndarray, mid: np.ndarray, head_weight: np.ndarray, fringe: float = 0.0) -> np.ndarray:
+    """How far (m) each point lies above the hairline (negative: below it, or not on the head). `fringe` (m): a
+    side-swept fringe, the front hairline lowered that much over the right brow, less towards the left; the
+    edge wavers by a few millimetres like the ends of strands."""
     rel = p - mid
     h = rel[:, 1] - np.interp(rel[:, 2], _HAIRLINE_Z, _HAIRLINE_H)
+    if fringe:
+        front = _smoothstep(-0.06, -0.01, rel[:, 2])
+        sweep = _smoothstep(0.07, -0.06, rel[:, 0])  # most over the avatar's right (-x)
+        ends = 0.004 * np.sin(rel[:, 0] * 260.0)
+        h = h + front * (fringe * sweep + ends * sweep)
     return np.where(head_weight > 0.5, h, -1.0)
 
 
@@ -635,7 +643,7 @@ def _skin_texture(mesh: BaseMesh, v: np.ndarray, head_faces: np.ndarray, eyes: d
         brow = np.maximum(brow, b * cover)
     col = col * (1 - 0.92 * brow[..., None]) + 0.92 * brow[..., None] * np.asarray(look.brow)
     mid = (eyes["leftEye"] + eyes["rightEye"]) / 2
-    above = _hair_height(pos.reshape(-1, 3), mid, cover.reshape(-1).astype(float)).reshape(size, size)
+    above = _hair_height(pos.reshape(-1, 3), mid, cover.reshape(-1).astype(float), look.fringe).reshape(size, size)
     # A soft hairline: the cap's rim sits on skin already shaded towards the hair colour, with fine speckle.
     speckle = 0.6 + 0.4 * np.sin(pos[..., 0] * 5.1e3 + np.sin(pos[..., 1] * 3.7e3) * 3.0) ** 2
     hair = (_smoothstep(-0.002, 0.004, above) + 0.6 * speckle * _smoothstep(-0.012, 0.0, above)
@@ -772,7 +780,7 @@ def build_human(look_name: str, data: Path | None = None) -> Human:
     hem = 20.0 * (v[:, 1] - rest[names.index("hips"), 1] - SHIRT_HEM)
     fields["shirt"] = np.minimum(np.maximum(fields["shirt"], np.minimum(hem, torso - 0.5)), cut)
     head_w = dense[:, names.index("head")]
-    fields["hair"] = _hair_height(v, eyes_mid(v, groups), head_w)
+    fields["hair"] = _hair_height(v, eyes_mid(v, groups), head_w, look.fringe)
     body_quads = mesh.quads[body_q]
     # Skin under the hair cap and the clothes is never seen: not drawn (a band along each rim stays, so no gap
     # opens when the body bends). Drawn, it would be shaded and then painted over: 10 ms a portrait frame.
