@@ -566,7 +566,7 @@ class AvatarApp:
             def say(text: str, voice: str = VOICE_DEFAULT, variant: str = VARIANT_NONE, avatar: str | None = None,
                     emotion: str = EMOTION_AUTO, valence: float = 0.0, arousal: float = 0.0, dominance: float = 0.0,
                     seed: float = 0, recorded: str | None = None,
-                    progress: gr.Progress = gr.Progress()) -> tuple[str, dict]:  # noqa: B008
+                    progress: gr.Progress = gr.Progress()) -> tuple[str, dict]:  # noqa: B008 - Gradio fills it in through this default
                 """Render TEXT (or perform a recording) as a video of the avatar saying it; returns the MP4."""
                 return self.say(text, voice, variant, avatar, emotion, valence, arousal, dominance, seed,
                                 progress=progress, recorded=recorded)

@@ -46,7 +46,7 @@ def prune_folder(folder: Path, max_age_s: float) -> int:
     """Remove files under `folder` older than `max_age_s` (and folders left empty); returns how many went."""
     cutoff = time.time() - max_age_s
     gone = 0
-    for dirpath, dirnames, names in os.walk(folder, topdown=False):  # noqa: B007
+    for dirpath, _dirnames, names in os.walk(folder, topdown=False):
         for name in names:
             p = os.path.join(dirpath, name)
             try:

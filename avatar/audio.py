@@ -211,12 +211,12 @@ def probe_audio(path: str | os.PathLike[str], max_seconds: float | None = None) 
         if frames is None:  # libsndfile fails at the end of such a stream ("psf_fseek() failed"); FFmpeg does not
             with contextlib.suppress(Exception):
                 info = _probe_with_av(p)
-    except Exception as sf_exc:  # not a libsndfile format: let FFmpeg try (mp3, m4a, webm, ...)  # noqa: BLE001
+    except Exception as sf_exc:  # noqa: BLE001 - not a libsndfile format: let FFmpeg try (mp3, m4a, webm, ...)
         try:
             info = _probe_with_av(p)
         except InputError:
             raise
-        except Exception as av_exc:  # noqa: BLE001
+        except Exception as av_exc:  # noqa: BLE001 - FFmpeg (PyAV) raises many error types; both reasons are reported
             raise InputError(f"{p.name} is not readable audio ({sf_exc}; {av_exc})") from None
     if info.sample_rate < MIN_SAMPLE_RATE:
         raise InputError(f"{p.name}: sample rate {info.sample_rate} Hz is too low (need >= {MIN_SAMPLE_RATE})")

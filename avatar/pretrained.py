@@ -18,8 +18,8 @@ from typing import Any, Callable, ClassVar, TypeVar
 
 from avatar.errors import ModelError
 from avatar.io import atomic_path, atomic_write_text
-# read_config and its bounds live with the registry (avatar.weights); re-exported for callers of this module.
-from avatar.weights import MAX_CONFIG_BYTES, MAX_CONFIG_NUMBER, MAX_MODEL_FPS, ModelConfig, read_config  # noqa: F401
+# read_config and its bounds live with the registry (avatar.weights).
+from avatar.weights import ModelConfig, read_config
 
 log = logging.getLogger(__name__)
 

@@ -98,7 +98,7 @@ class OnnxModel:
         try:
             self.session = ort.InferenceSession(str(self.path), sess_options=session_options(self.threads),
                                                 providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own Fail/InvalidGraph types
             raise ModelError(f"cannot load {self.path}: {str(exc).splitlines()[0] if str(exc) else exc!r}") from None
         self.inputs = {i.name: _DTYPES.get(i.type, np.float32) for i in self.session.get_inputs()}
         self.input_shapes = {i.name: tuple(i.shape) for i in self.session.get_inputs()}
@@ -123,7 +123,7 @@ class OnnxModel:
             values = self.session.run(names, self.feed(inputs))
         except InputError:
             raise
-        except Exception as exc:  # shape mismatches surface as onnxruntime errors  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - shape mismatches surface as onnxruntime errors
             raise InputError(f"{self.path.name}: {str(exc).splitlines()[0]}") from None
         return dict(zip(names, values))
 

@@ -79,7 +79,7 @@ def evaluate(name: str, make, clips: list, feats: list) -> None:
     worst = {"nan": 0, "limit_deg": 0.0, "slide_cm_s": 0.0, "jerk_p95": 0.0, "hand_in_torso": 0.0}
     t_gen, audio_s = 0.0, 0.0
     apd = []
-    for i, ((cname, audio, sr), feat) in enumerate(zip(clips, feats)):  # noqa: B007
+    for i, ((_cname, audio, sr), feat) in enumerate(zip(clips, feats)):
         other = feats[(i + 1) % len(feats)]
         for a in (-0.8, 0.0, 0.8):
             t0 = time.perf_counter()
@@ -235,7 +235,9 @@ def main() -> None:
         t2 = time.perf_counter()
     print(f"export of {m.duration:.1f} s: BVH {1000 * (t1 - t0):.1f} ms, glTF {1000 * (t2 - t1):.1f} ms")
 
-    make_teacher = lambda f, v, s: teacher_motion(f, v, seed=s, timeline=timeline_of.get(id(f)))  # noqa: E731
+    def make_teacher(f, v, s):
+        return teacher_motion(f, v, seed=s, timeline=timeline_of.get(id(f)))
+
     if args.model:
         from avatar.gesture.generate import load_gesture_model, motion_from_features
         from avatar.gesture.teacher import vad_per_frame

@@ -106,7 +106,7 @@ def main() -> None:
     script = Path(__file__).resolve()
     res: dict[str, list[dict]] = {b: [] for b in builds}
     with tempfile.TemporaryDirectory() as tmp:
-        for r in range(args.rounds):  # noqa: B007
+        for _round_index in range(args.rounds):
             for b, py in builds.items():  # alternate builds round by round
                 res[b].append(_round(py, script, args.reps, str(Path(tmp) / f"{b}.npz")))
         dumps = {b: dict(np.load(Path(tmp) / f"{b}.npz")) for b in builds}

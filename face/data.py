@@ -64,12 +64,12 @@ def resample_motion(face: FaceMotion, fps: float, num_frames: int | None = None)
 
 
 def teacher_example(speech: Speech, vad: VAD | EmotionTrack | np.ndarray | Sequence[float] | None = None,
-                    fps: float = 30.0, seed: int = 0, config: FeatureConfig = FeatureConfig()) -> Example:  # noqa: B008
+                    fps: float = 30.0, seed: int = 0, config: FeatureConfig | None = None) -> Example:
     """A training pair from synthesized speech with its timeline: audio features -> teacher motion."""
     if speech.timeline is None:
         raise InputError("teacher_example needs speech with a phoneme timeline")
     n = frames_for(speech.duration, fps)
-    feats = compute_features(speech.audio, speech.sample_rate, fps=fps, num_frames=n, config=config)
+    feats = compute_features(speech.audio, speech.sample_rate, fps=fps, num_frames=n, config=config or FeatureConfig())
     rows = vad_frames(VAD.neutral() if vad is None else vad, n, fps)
     face = teacher_motion(speech.timeline, rows, duration=n / fps, fps=fps, seed=seed, features=feats)
     return Example(features=feats.by_frame(), motion=face.frames, vad=rows.astype(np.float32), fps=fps)
@@ -77,7 +77,7 @@ def teacher_example(speech: Speech, vad: VAD | EmotionTrack | np.ndarray | Seque
 
 def livelink_example(csv_path: str | os.PathLike[str], audio_path: str | os.PathLike[str],
                      vad: VAD | EmotionTrack | np.ndarray | Sequence[float] | None = None, fps: float = 30.0,
-                     take_fps: float | None = None, config: FeatureConfig = FeatureConfig()) -> Example:  # noqa: B008
+                     take_fps: float | None = None, config: FeatureConfig | None = None) -> Example:
     """A training pair from capture: a Live Link Face CSV and the take's audio, aligned at their starts."""
     take = read_livelink_csv(csv_path, fps=take_fps)
     audio, sr = load_audio(audio_path)
@@ -87,7 +87,7 @@ def livelink_example(csv_path: str | os.PathLike[str], audio_path: str | os.Path
                          "not the same take?")
     n = frames_for(audio_s, fps)
     motion = resample_motion(take, fps, num_frames=n)  # the last pose holds if the take ends early
-    feats = compute_features(audio, sr, fps=fps, num_frames=n, config=config)
+    feats = compute_features(audio, sr, fps=fps, num_frames=n, config=config or FeatureConfig())
     rows = vad_frames(VAD.neutral() if vad is None else vad, n, fps)
     return Example(features=feats.by_frame(), motion=motion.frames, vad=rows.astype(np.float32), fps=fps)
 
@@ -102,7 +102,9 @@ def windows(example: Example, length: int, hop: int | None = None) -> Iterator[t
     n = example.num_frames
     if n < length:
         pad = length - n
-        rep = lambda a: np.concatenate([a, np.repeat(a[-1:], pad, axis=0)])  # noqa: E731
+        def rep(a: np.ndarray) -> np.ndarray:
+            return np.concatenate([a, np.repeat(a[-1:], pad, axis=0)])
+
         yield rep(example.features), rep(example.motion), example.vad.mean(axis=0)
         return
     starts = list(range(0, n - length + 1, hop))

@@ -144,14 +144,20 @@ def _segments(timeline: Timeline, cfg: Coarticulation) -> tuple[np.ndarray, np.n
     cursor = 0.0
     for p in sorted(timeline.phonemes, key=lambda p: (p.start, p.end)):
         if p.start - cursor >= cfg.min_pause:
-            starts.append(cursor); ends.append(p.start); vis.append(sil)  # noqa: E702
+            starts.append(cursor)
+            ends.append(p.start)
+            vis.append(sil)
         if p.viseme == "sil" and p.end - p.start < cfg.min_pause:
             cursor = max(cursor, p.end)
             continue
-        starts.append(p.start); ends.append(max(p.end, p.start + 1e-3)); vis.append(VISEMES.index(p.viseme))  # noqa: E702
+        starts.append(p.start)
+        ends.append(max(p.end, p.start + 1e-3))
+        vis.append(VISEMES.index(p.viseme))
         cursor = max(cursor, p.end)
     end_time = max(timeline.duration, cursor)
-    starts.append(cursor); ends.append(end_time + 10.0); vis.append(sil)  # rest after the last phoneme  # noqa: E702
+    starts.append(cursor)  # rest after the last phoneme
+    ends.append(end_time + 10.0)
+    vis.append(sil)
     return np.asarray(starts), np.asarray(ends), np.asarray(vis, dtype=np.int64)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -23,6 +24,9 @@ from avatar.rig.retarget import rest_alignment
 from avatar.rig.rotations import identity_quat, matrix_to_quat, quat_inv, quat_mul, quat_normalize
 from avatar.rig.skeleton import HUMANOID, UNITY_BONES, Skeleton
 from avatar.types import BodyMotion
+
+if TYPE_CHECKING:
+    from pygltflib import GLTF2
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +52,7 @@ def _box(a: np.ndarray, b: np.ndarray, r: float) -> tuple[np.ndarray, np.ndarray
     return np.array(corners), np.array(tris)
 
 
-def _add_animation(gltf, blob: BufferWriter, fps: float, frames: int, node_rot: dict[int, np.ndarray],  # noqa: ANN001
+def _add_animation(gltf: GLTF2, blob: BufferWriter, fps: float, frames: int, node_rot: dict[int, np.ndarray],
                    node_trans: dict[int, np.ndarray], name: str) -> None:
     import pygltflib as g
 
@@ -131,7 +135,7 @@ def write_gltf(path: str | os.PathLike[str], motion: BodyMotion, skeleton: Skele
 # --------------------------------------------------------------------------------------------------
 
 
-def humanoid_nodes(gltf, skeleton: Skeleton = HUMANOID) -> dict[str, int]:  # noqa: ANN001
+def humanoid_nodes(gltf: GLTF2, skeleton: Skeleton = HUMANOID) -> dict[str, int]:
     """Our bone name -> node index, from the VRM 1.0 / 0.x humanoid extension, else from node names."""
     ext = gltf.extensions or {}
     out: dict[str, int] = {}
@@ -163,7 +167,7 @@ def humanoid_nodes(gltf, skeleton: Skeleton = HUMANOID) -> dict[str, int]:  # no
     return {k: v for k, v in out.items() if k in skeleton.joints and 0 <= v < len(gltf.nodes)}
 
 
-def avatar_faces_minus_z(gltf, mapping: dict[str, int], world: list[np.ndarray]) -> bool:  # noqa: ANN001
+def avatar_faces_minus_z(gltf: GLTF2, mapping: dict[str, int], world: list[np.ndarray]) -> bool:
     """Whether the avatar faces -Z (VRM 0.x does; VRM 1.0 and our convention face +Z).
 
     Read from the toes (in front of the ankles) when both are mapped, else from the VRM version.
@@ -177,7 +181,7 @@ def avatar_faces_minus_z(gltf, mapping: dict[str, int], world: list[np.ndarray])
     return "VRM" in ext and "VRMC_vrm" not in ext
 
 
-def add_animation_to_avatar(gltf, motion: BodyMotion, skeleton: Skeleton = HUMANOID,  # noqa: ANN001, ANN201
+def add_animation_to_avatar(gltf: GLTF2, motion: BodyMotion, skeleton: Skeleton = HUMANOID,  # noqa: ANN201
                             name: str = "gesture"):
     """Add the motion as an animation to a loaded avatar (pygltflib.GLTF2 with one embedded buffer).
 
@@ -274,6 +278,6 @@ def write_animation_into(avatar: str | os.PathLike[str], motion: BodyMotion, out
         raise InputError(f"avatar file not found: {p}")
     try:
         gltf = load_glb(p)
-    except Exception as exc:  # pygltflib raises assorted errors on broken files  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - pygltflib raises assorted errors on broken files
         raise InputError(f"{p.name} is not a readable binary glTF: {exc}") from None
     return save_glb(add_animation_to_avatar(gltf, motion, skeleton), out)

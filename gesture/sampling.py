@@ -171,10 +171,10 @@ def generate(model: Any, features: ProsodyFeatures | np.ndarray, vad: VadLike = 
     if not math.isfinite(guidance_scale) or not 0.0 <= guidance_scale <= 10.0:
         raise InputError(f"guidance scale must be in [0, 10], got {guidance_scale}")
     T = len(feats)
-    W, O = c.window, c.overlap  # noqa: E741
-    stride = W - O
-    n_win = max(1, math.ceil((T - O) / stride)) if T > W else 1
-    total = O + n_win * stride if T > W else W
+    W, Ov = c.window, c.overlap
+    stride = W - Ov
+    n_win = max(1, math.ceil((T - Ov) / stride)) if T > W else 1
+    total = Ov + n_win * stride if T > W else W
     audio = np.zeros((total, feats.shape[1]), dtype=np.float32)
     audio[:T] = feats
     vad_f = np.zeros((total, 3), dtype=np.float32)
@@ -194,13 +194,13 @@ def generate(model: Any, features: ProsodyFeatures | np.ndarray, vad: VadLike = 
         known = np.zeros((1, W, c.pose_dim), dtype=np.float32)
         mask = np.zeros((1, W, 1), dtype=np.float32)
         if k > 0:
-            known[0, :O] = (out[s0:s0 + O] - mean) / std
-            mask[0, :O] = 1.0
+            known[0, :Ov] = (out[s0:s0 + Ov] - mean) / std
+            mask[0, :Ov] = 1.0
         x = _sample_window(net, sched, audio[None, s0:s0 + W], vad_f[None, s0:s0 + W], known, mask,
                            guidance_scale, rng)
         win = x[0] * std + mean
         if k > 0:
-            win[:O] = crossfade(out[s0:s0 + O], win[:O])
+            win[:Ov] = crossfade(out[s0:s0 + Ov], win[:Ov])
         out[s0:s0 + W] = win
     motion = array_to_motion(out[:T], c.fps, skeleton, c.root_scale)
     return plant_feet(motion, skeleton) if plant else motion

@@ -22,6 +22,7 @@ Emotion:
 
 from __future__ import annotations
 
+import importlib
 import contextlib
 import json
 import logging
@@ -54,8 +55,9 @@ def require_coqui() -> Any:
     """Import coqui-tts (the `TTS` package), or raise a ModelError naming the set-up command."""
     try:
         import TTS
-        from TTS.tts.models.vits import Vits  # noqa: F401
-    except Exception as exc:  # ImportError, or a torch/torchaudio mismatch raising at import time  # noqa: BLE001
+
+        importlib.import_module("TTS.tts.models.vits")  # the model we run: import errors show here, not mid-run
+    except Exception as exc:  # noqa: BLE001 - ImportError, or a torch/torchaudio mismatch raising at import time
         raise ModelError(
             f"coqui backend needs the coqui venv: run {SETUP_COMMAND} (creates .venv-coqui), then use "
             f".venv-coqui/bin/avatar tts ... --backend coqui ({type(exc).__name__}: {exc})"
@@ -98,7 +100,7 @@ def checkpoint_to_safetensors(folder: Path) -> Path:
     log.warning("converting %s to model.safetensors (restricted unpickler, weights only)", src)
     try:
         state = torch.load(str(src), map_location="cpu", weights_only=True)
-    except Exception as exc:  # the restricted unpickler refused something: we do not go further  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - the restricted unpickler refused something: we do not go further
         raise ModelError(f"{src.name} holds more than plain tensors and will not be unpickled ({exc}); "
                          "convert it to model.safetensors where you trust it") from None
     if isinstance(state, dict) and isinstance(state.get("model"), dict):

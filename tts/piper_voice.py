@@ -145,7 +145,9 @@ def patch_graph_bytes(model: Path) -> bytes:
     # ceil(frames / N) times along time and cut to shape.
     z = nodes[_LATENT_NOISE_NODE]
     like = z.input[0]
-    const = lambda name, vals: helper.make_tensor(name, TensorProto.INT64, [len(vals)], vals)  # noqa: E731
+    def const(name: str, vals: list[int]) -> object:
+        return helper.make_tensor(name, TensorProto.INT64, [len(vals)], vals)
+
     g.initializer.extend([const("avatar/i2", [2]), const("avatar/one", [1]), const("avatar/ones2", [1, 1]),
                           const("avatar/zeros3", [0, 0, 0])])
     new += [

@@ -59,7 +59,7 @@ def _pool_init(render: Callable[..., Any]) -> None:
     _POOL_RENDER = render
     try:
         setup_worker(render)
-    except Exception as exc:  # report it with each line instead of breaking the pool with no message  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - report it with each line instead of breaking the pool with no message
         _POOL_SETUP_ERROR = f"worker set-up failed: {type(exc).__name__}: {exc}"
 
 
@@ -88,7 +88,7 @@ def run_processes(render: Callable[..., Any], jobs: list[LineJob], workers: int)
                 job = running.pop(fut)
                 try:
                     yield fut.result()
-                except Exception as exc:  # a worker died (killed, out of memory, crashed in native code)  # noqa: BLE001
+                except Exception as exc:  # noqa: BLE001 - a worker died (killed, out of memory, crashed in native code)
                     yield _failed(job, f"worker process died: {type(exc).__name__}: {exc}")
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
@@ -162,7 +162,7 @@ def run_ray(render: Callable[..., Any], jobs: list[LineJob], workers: int | None
                 except ray.exceptions.RayActorError as exc:  # the actor (or its node) is gone: drop it
                     last_death = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
                     result = _failed(job, f"Ray worker died: {last_death}")
-                except Exception as exc:  # a task-level Ray error: the actor is still usable  # noqa: BLE001
+                except Exception as exc:  # noqa: BLE001 - a task-level Ray error: the actor is still usable
                     idle.append(actor)
                     result = _failed(job, f"Ray task failed: {type(exc).__name__}: {exc}")
                 yield result
@@ -170,7 +170,7 @@ def run_ray(render: Callable[..., Any], jobs: list[LineJob], workers: int | None
         for actor in actors:
             try:
                 ray.kill(actor)
-            except Exception:  # already dead  # noqa: BLE001
+            except Exception:  # noqa: BLE001 - already dead
                 pass
         if started:
             ray.shutdown()

@@ -183,8 +183,8 @@ def check_lines(script: Script) -> tuple[list[tuple[int, Line]], list[LineFailur
         invalid = find_invalid(raw, "text")
         rid, who, said = (escaped(s) if isinstance(s, str) else s for s in (rid, who, said))
 
-        def fail(msg: str) -> None:
-            bad.append(LineFailure(index=i, id=rid, error=msg, character=who, text=said))  # noqa: B023
+        def fail(msg: str, i: int = i, rid: object = rid, who: object = who, said: object = said) -> None:
+            bad.append(LineFailure(index=i, id=rid, error=msg, character=who, text=said))  # this line's values
 
         if not isinstance(raw, dict):
             fail(f"line {i + 1} is a {type(raw).__name__}, not a mapping with id, character, text")
@@ -325,12 +325,12 @@ def _parse_csv(text: str, where: str, source: Path | None) -> Script:
         return _read_csv_rows(reader, where, source, start)
     except csv.Error as exc:
         raise InputError(f"{where}: file line {_first_filled(text, start[0])}: {exc}; is a quote left open?") from None
-    except _CellWithBreak as exc:
+    except _CellWithBreakError as exc:
         raise InputError(f"{where}: file line {_first_filled(text, start[0])}: a cell runs on to file line "
                          f"{exc.args[0]}; is a quote left open? (a CSV cell may not hold a line break)") from None
 
 
-class _CellWithBreak(Exception):  # noqa: N818
+class _CellWithBreakError(Exception):
     """A CSV record whose cell holds a line break (args: the file line it ends on)."""
 
 
@@ -354,7 +354,7 @@ def _read_csv_rows(reader: csv.DictReader, where: str, source: Path | None, star
     start[0] = reader.line_num + 1
     for row in reader:
         if any("\n" in v or "\r" in v for v in row.values() if isinstance(v, str)):
-            raise _CellWithBreak(reader.line_num)
+            raise _CellWithBreakError(reader.line_num)
         extra = row.pop(None, None)  # cells beyond the header's columns
         rec: dict[str, Any] = {k: v for k, v in row.items()
                                if v is not None and (k == "text" or v.strip() != "")}

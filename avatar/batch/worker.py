@@ -139,7 +139,7 @@ def render_line(render: Callable[..., Any], job: LineJob) -> LineResult:
                           info=dict(rendered.info), worker=who)
     except AvatarError as exc:  # bad input or a model problem: a clear message, no traceback needed
         msg = f"{type(exc).__name__}: {exc}"
-    except Exception as exc:  # a bug in a stage fails this line only; the log keeps the traceback  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - a bug in a stage fails this line only; the log keeps the traceback
         log.error("line %s failed:\n%s", job.id, traceback.format_exc())
         msg = f"{type(exc).__name__}: {exc}"
     finally:

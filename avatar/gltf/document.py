@@ -42,7 +42,7 @@ _SPECIAL = (Collection, Enum, datetime, Decimal, UUID)
 Conv = Callable[[Any], Any]  # a converter; None in a plan means "the value as is"
 
 
-class _Unsupported(Exception):  # noqa: N818
+class _UnsupportedError(Exception):
     """A type or value the fast path does not reproduce exactly: decode with pygltflib instead."""
 
 
@@ -82,9 +82,9 @@ class _Loader(pygltflib.GLTF2):
 
 def _decode_gltf(data: Any) -> pygltflib.GLTF2:
     if cfg.global_config.decoders:  # a registered decoder could apply to any field or list item
-        raise _Unsupported("dataclasses_json global decoders are registered")
+        raise _UnsupportedError("dataclasses_json global decoders are registered")
     if type(data) is not dict:
-        raise _Unsupported("the JSON document is not an object")
+        raise _UnsupportedError("the JSON document is not an object")
     gltf = _decoder(pygltflib.GLTF2)(data)
     # As GLTF2.from_json: attribute dicts become Attributes afterwards (targets stay dicts).
     for mesh in gltf.meshes:
@@ -108,7 +108,7 @@ def _decoder(cls: type) -> Conv:
             dec = _DECODERS.get(cls)
             if dec is None:
                 if cls in _BUILDING:  # a self-referencing dataclass: not in pygltflib, not worth supporting
-                    raise _Unsupported(f"recursive dataclass {cls.__name__}")
+                    raise _UnsupportedError(f"recursive dataclass {cls.__name__}")
                 _BUILDING.add(cls)
                 try:
                     dec = _DECODERS[cls] = _build_decoder(cls)
@@ -121,12 +121,12 @@ def _build_decoder(cls: type) -> Conv:
     # Class or field dataclasses_json config (letter case, undefined-parameter handling, decoders) is not
     # reproduced here; pygltflib sets none.
     if getattr(cls, "dataclass_json_config", None):
-        raise _Unsupported(f"{cls.__name__} has a dataclasses_json config")
+        raise _UnsupportedError(f"{cls.__name__} has a dataclasses_json config")
     hints = typing.get_type_hints(cls)
     plan = []
     for f in dataclasses.fields(cls):
         if f.metadata.get("dataclasses_json"):
-            raise _Unsupported(f"{cls.__name__}.{f.name} has dataclasses_json field config")
+            raise _UnsupportedError(f"{cls.__name__}.{f.name} has dataclasses_json field config")
         if not f.init:  # _decode_dataclass skips these too
             continue
         conv = _converter(hints[f.name])
@@ -172,7 +172,7 @@ def _converter(tp: Any) -> Conv | None:
     if origin is Union:
         # Optional[X]: None stays None, else decoded as X. Other unions try dataclasses in turn: not reproduced.
         if len(args) != 2 or args[1] is not type(None):
-            raise _Unsupported(f"union type {tp}")
+            raise _UnsupportedError(f"union type {tp}")
         inner = _converter(args[0])
         if inner is None:
             return None
@@ -184,7 +184,7 @@ def _converter(tp: Any) -> Conv | None:
             if v is None:
                 return None
             if type(v) is not list:  # dataclasses_json would iterate a str or dict: leave that to it
-                raise _Unsupported(f"expected a JSON array, got {type(v).__name__}")
+                raise _UnsupportedError(f"expected a JSON array, got {type(v).__name__}")
             return list(v) if item is None else [item(x) for x in v]
         return to_list
     if origin is dict and len(args) == 2 and args[0] in (str, Any):
@@ -194,14 +194,14 @@ def _converter(tp: Any) -> Conv | None:
             if v is None:
                 return None
             if type(v) is not dict:
-                raise _Unsupported(f"expected a JSON object, got {type(v).__name__}")
+                raise _UnsupportedError(f"expected a JSON object, got {type(v).__name__}")
             # JSON keys are already str, so key decoding changes nothing; the dict itself is a new one.
             return dict(v) if value is None else {k: value(x) for k, x in v.items()}
         return to_dict
     # Any other class (pygltflib.Attributes): _support_extended_types passes the value through.
     if isinstance(tp, type) and origin is None and not issubclass(tp, _SPECIAL) and not issubclass(tp, _SCALARS):
         return None
-    raise _Unsupported(f"type {tp!r}")
+    raise _UnsupportedError(f"type {tp!r}")
 
 
 def _dataclass_converter(cls: type) -> Conv:
@@ -214,5 +214,5 @@ def _dataclass_converter(cls: type) -> Conv:
             return None
         if isinstance(v, cls):  # a default_factory() instance (GLTF2.asset): _decode_dataclass keeps it
             return v
-        raise _Unsupported(f"expected a JSON object for {cls.__name__}, got {type(v).__name__}")
+        raise _UnsupportedError(f"expected a JSON object for {cls.__name__}, got {type(v).__name__}")
     return to_dataclass

@@ -56,7 +56,7 @@ class WavWriter:
                 return
             try:
                 self._file.write(np.clip(samples, -1.0, 1.0))
-            except Exception as exc:  # said once, here; the stream goes on and close() reports it  # noqa: BLE001
+            except Exception as exc:  # noqa: BLE001 - said once, here; the stream goes on and close() reports it
                 from avatar.io import write_error
 
                 self.error = write_error(self.path, exc, self._tmp) or OutputError(
@@ -92,7 +92,7 @@ class LocalPlayer:
         try:
             self._stream = sd.OutputStream(samplerate=int(sample_rate), channels=1, dtype="float32")
             self._stream.start()
-        except Exception as exc:  # PortAudio: no device, device busy ...  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - PortAudio: no device, device busy ...
             raise RuntimeError(f"no audio output device ({exc})") from None
         self._queue: queue.Queue[np.ndarray | None] = queue.Queue(maxsize=max_chunks)
         self.dropped = 0
@@ -125,7 +125,7 @@ class LocalPlayer:
                 break
             try:
                 self._stream.write(chunk)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:  # noqa: BLE001 - PortAudio errors come in several types; logged, playback stops
                 log.error("live: audio playback failed: %s", exc)
                 break
 

@@ -127,7 +127,7 @@ def register(app: typer.Typer) -> None:
                 for close in reversed(closers):  # every sink closes, even when one fails (a full disk)
                     try:
                         close()
-                    except Exception as exc:  # noqa: BLE001
+                    except Exception as exc:  # noqa: BLE001 - kept and raised after every sink has closed
                         failed = failed or exc
                 s = stream.stats
                 log.info("live: %d frames, %d skipped, max lateness %.1f ms", s.frames, s.skipped, 1e3 * s.late_max)

@@ -111,7 +111,9 @@ class LiveFrame:
 
     def to_json(self) -> dict:
         """The WebSocket frame message (docs/live.md): glTF axes, rounded to 4 decimals."""
-        r = lambda a: np.round(np.asarray(a, dtype=np.float64), 4).tolist()  # noqa: E731
+        def r(a: np.ndarray) -> list:
+            return np.round(np.asarray(a, dtype=np.float64), 4).tolist()
+
         rot = self.local_rotations()
         return {
             "type": "frame", "i": self.index, "t": round(self.time, 4), "speaking": self.speaking,

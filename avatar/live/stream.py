@@ -420,7 +420,7 @@ class LiveStream:
                 break
             try:
                 self._produce_line(req)
-            except Exception as exc:  # a bad line must not end the stream  # noqa: BLE001
+            except Exception as exc:  # noqa: BLE001 - a bad line must not end the stream
                 log.error("live: line %d failed: %s", req.line, exc)
                 self.stats.errors.append(f"line {req.line}: {exc}")
             finally:
@@ -545,7 +545,7 @@ class LiveStream:
                 if at > clip.start:
                     self.stats.model_late += 1
                 clip.install(face, body, at)
-            except Exception as exc:  # the procedural motion keeps playing  # noqa: BLE001
+            except Exception as exc:  # noqa: BLE001 - the procedural motion keeps playing
                 log.error("live: model motion for line %d failed: %s", clip.line, exc)
                 self.stats.errors.append(f"model line {clip.line}: {exc}")
 
@@ -570,7 +570,7 @@ class LiveStream:
                 try:
                     sink.audio(a, pcm)
                     sink.frame(frame)
-                except Exception as exc:  # one broken sink must not stop the others  # noqa: BLE001
+                except Exception as exc:  # noqa: BLE001 - one broken sink must not stop the others
                     log.error("live: sink %s failed: %s", type(sink).__name__, exc)
             a = b
             now = time.monotonic()

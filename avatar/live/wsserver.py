@@ -177,7 +177,7 @@ class WebSocketHub:
             async for message in ws:
                 reply = self._control(message)
                 q.offer(json.dumps(reply))
-        except Exception as exc:  # connection closed or broken: just forget the client  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - connection closed or broken: just forget the client
             log.debug("live: WebSocket client gone: %s", exc)
         finally:
             self.clients.pop(ws, None)
@@ -191,7 +191,7 @@ class WebSocketHub:
             return self.on_control(message)
         except InputError as exc:
             return {"type": "error", "message": str(exc)}
-        except Exception as exc:  # never let a message kill the connection handler  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - never let a message kill the connection handler
             log.error("live: control message failed: %s", exc)
             return {"type": "error", "message": f"internal error: {exc}"}
 
@@ -210,7 +210,7 @@ class WebSocketHub:
         self._loop = loop
         try:
             loop.run_until_complete(self._serve())
-        except BaseException as exc:  # e.g. the port is taken: reported by start()  # noqa: BLE001
+        except BaseException as exc:  # noqa: BLE001 - e.g. the port is taken: reported by start()
             self._error = exc
             self._ready.set()
         finally:
@@ -230,7 +230,10 @@ class WebSocketHub:
         """Close every connection and stop the server."""
         loop, stop = self._loop, self._stop
         if loop is not None and stop is not None:
-            with_result = lambda: stop.done() or stop.set_result(None)  # noqa: E731
+            def with_result() -> None:
+                if not stop.done():
+                    stop.set_result(None)
+
             try:
                 loop.call_soon_threadsafe(with_result)
             except RuntimeError:

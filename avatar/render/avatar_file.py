@@ -24,6 +24,7 @@ import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -35,6 +36,9 @@ from avatar.io import safe_join
 from avatar.types import ARKIT_BLENDSHAPES
 
 from .face_binding import arkit_name, fallback_channel, fallback_sources, fallback_weights
+
+if TYPE_CHECKING:
+    from pygltflib import GLTF2
 
 __all__ = ["Avatar", "AvatarNode", "AvatarSkin", "arkit_name", "check_avatar_file", "load_avatar"]
 
@@ -163,7 +167,7 @@ def _read(path: Path):  # noqa: ANN202 - pygltflib.GLTF2
             gltf = load_glb(path)
     except InputError:
         raise
-    except Exception as exc:  # pygltflib and json raise assorted errors on broken files  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - pygltflib and json raise assorted errors on broken files
         raise InputError(f"{path.name} is not a readable glTF 2.0 file: {type(exc).__name__}: {exc}") from None
     if gltf is None or not str(getattr(gltf.asset, "version", "")).startswith("2"):
         raise InputError(f"{path.name} is not glTF 2.0 (asset.version missing or not 2.x)")
@@ -191,7 +195,7 @@ _COMPRESSION = {"KHR_draco_mesh_compression": "Draco"}  # meshopt is decoded (_d
 _MESHOPT = ("EXT_meshopt_compression", "KHR_meshopt_compression")
 
 
-def _decode_meshopt(gltf, path: Path) -> None:  # noqa: ANN001
+def _decode_meshopt(gltf: GLTF2, path: Path) -> None:
     """Decode meshopt-compressed buffer views (gltfpack -c, gltf-transform meshopt) in place with meshoptimizer's
     own decoder (PyPI `meshopt`): each view's data is appended to the binary blob uncompressed, the view points
     there, and the empty fallback buffer is dropped. Only binary glTF (.glb/.vrm) is decoded."""
@@ -245,7 +249,7 @@ def _decode_meshopt(gltf, path: Path) -> None:  # noqa: ANN001
         gltf.extensionsUsed = [e for e in gltf.extensionsUsed or [] if e != key] or None
 
 
-def _check_extensions(gltf, name: str) -> None:  # noqa: ANN001
+def _check_extensions(gltf: GLTF2, name: str) -> None:
     """Refuse (InputError, naming them) extensions the file requires that we cannot read, and Draco-compressed
     views even where the extension is only listed as used."""
     required = [str(e) for e in gltf.extensionsRequired or []]
@@ -262,7 +266,7 @@ def _check_extensions(gltf, name: str) -> None:  # noqa: ANN001
                          f"(supported: {', '.join(sorted(SUPPORTED_REQUIRED))})")
 
 
-def _check_buffers(gltf, path: Path) -> None:  # noqa: ANN001
+def _check_buffers(gltf: GLTF2, path: Path) -> None:
     """Every buffer is present, inside the avatar's folder, and large enough for the views into it."""
     sizes, external = [], 0
     for i, buf in enumerate(gltf.buffers):
@@ -300,7 +304,7 @@ def _check_buffers(gltf, path: Path) -> None:  # noqa: ANN001
             raise InputError(f"{path.name}: node {i} points to a missing mesh")
 
 
-def _accessor(gltf, index: int) -> np.ndarray:  # noqa: ANN001
+def _accessor(gltf: GLTF2, index: int) -> np.ndarray:
     """Read a float accessor from the embedded binary buffer (enough for inverse bind matrices)."""
     acc = gltf.accessors[index]
     view = gltf.bufferViews[acc.bufferView]
@@ -317,7 +321,7 @@ def _accessor(gltf, index: int) -> np.ndarray:  # noqa: ANN001
     return np.ascontiguousarray(raw).view(np.float32).reshape(acc.count, n).astype(np.float64)
 
 
-def _nodes(gltf) -> tuple[AvatarNode, ...]:  # noqa: ANN001
+def _nodes(gltf: GLTF2) -> tuple[AvatarNode, ...]:
     parent = [-1] * len(gltf.nodes)
     for i, nd in enumerate(gltf.nodes):
         for c in nd.children or []:
@@ -341,7 +345,7 @@ def _nodes(gltf) -> tuple[AvatarNode, ...]:  # noqa: ANN001
     return tuple(out)
 
 
-def _skins(gltf) -> tuple[AvatarSkin, ...]:  # noqa: ANN001
+def _skins(gltf: GLTF2) -> tuple[AvatarSkin, ...]:
     out = []
     for sk in gltf.skins:
         J = len(sk.joints)
@@ -357,7 +361,7 @@ def _skins(gltf) -> tuple[AvatarSkin, ...]:  # noqa: ANN001
     return tuple(out)
 
 
-def _check_transforms(gltf, name: str) -> None:  # noqa: ANN001
+def _check_transforms(gltf: GLTF2, name: str) -> None:
     """Refuse (InputError) node transforms that cannot place anything: a value that is not finite (inf or NaN: the
     whole subtree vanishes from every frame) or a rotation quaternion of zero length. A zero scale is allowed (glTF
     uses it to hide a part); the renderer refuses an avatar that it shrinks to nothing (renderer._check_visible)."""
@@ -379,7 +383,7 @@ def _check_transforms(gltf, name: str) -> None:  # noqa: ANN001
                 raise InputError(f"{name}: {label} has a zero-length rotation quaternion")
 
 
-def _check_skinning(gltf, nodes: tuple[AvatarNode, ...], skins: tuple[AvatarSkin, ...], name: str) -> None:  # noqa: ANN001
+def _check_skinning(gltf: GLTF2, nodes: tuple[AvatarNode, ...], skins: tuple[AvatarSkin, ...], name: str) -> None:
     """Refuse (InputError) skins the renderer cannot pose: a joint or skeleton that is not a node, a node naming a
     missing skin, or a vertex weighted to a joint index past its skin's joints (the Khronos validator's
     ACCESSOR_JOINTS_INDEX_OOB). Checked here, when the avatar loads, not at the first frame."""
@@ -425,7 +429,7 @@ def morph_target_names(mesh) -> list[str]:  # noqa: ANN001 - a pygltflib.Mesh
     return [str(n) for n in names or []]
 
 
-def _expressions(gltf) -> tuple[str | None, dict[str, list[Bind]], dict[str, list[Bind]]]:  # noqa: ANN001
+def _expressions(gltf: GLTF2) -> tuple[str | None, dict[str, list[Bind]], dict[str, list[Bind]]]:
     """(VRM version, preset expressions under VRM 1.0 names, expressions named as ARKit shapes)."""
     from avatar.face.rig import VRM0_NAMES, VRM_EXPRESSIONS
 
@@ -460,7 +464,7 @@ def _expressions(gltf) -> tuple[str | None, dict[str, list[Bind]], dict[str, lis
     return None, presets, arkit
 
 
-def _eye_nodes(gltf, nodes: tuple[AvatarNode, ...]) -> dict[str, int]:  # noqa: ANN001
+def _eye_nodes(gltf: GLTF2, nodes: tuple[AvatarNode, ...]) -> dict[str, int]:
     ext = gltf.extensions or {}
     out: dict[str, int] = {}
     if "VRMC_vrm" in ext:
@@ -497,7 +501,7 @@ def load_avatar(path: str | os.PathLike[str]) -> Avatar:
         raise InputError(f"{p.name}: malformed glTF/VRM data ({type(exc).__name__}: {exc})") from None
 
 
-def _map(p: Path, gltf) -> Avatar:  # noqa: ANN001
+def _map(p: Path, gltf: GLTF2) -> Avatar:
     _check_transforms(gltf, p.name)
     nodes = _nodes(gltf)
     skins = _skins(gltf)
@@ -530,7 +534,7 @@ def _map(p: Path, gltf) -> Avatar:  # noqa: ANN001
                   target_names=names, undriven_targets=undriven)
 
 
-def _bind_targets(gltf, arkit: dict[str, list[Bind]],  # noqa: ANN001
+def _bind_targets(gltf: GLTF2, arkit: dict[str, list[Bind]],
                   presets: dict[str, list[Bind]]) -> tuple[dict[str, list[Bind]], tuple[str, ...], tuple[str, ...]]:
     """Bind every mesh's morph targets by name (adds to `arkit` in place): ARKit names on every mesh that has them
     (a head, its teeth and eyes all move), then fallback channels for targets no ARKit shape or VRM expression

@@ -17,6 +17,7 @@ import argparse
 import logging
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -27,6 +28,9 @@ from avatar.io import atomic_write_bytes
 from avatar.types import ARKIT_BLENDSHAPES, VISEMES
 
 from .character import DOUBLE_SIDED, MATERIALS, Part, build_body, build_eyeball, build_head, eye_positions
+
+if TYPE_CHECKING:
+    from pygltflib import GLTF2
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +76,7 @@ def _normals(v: np.ndarray, f: np.ndarray) -> np.ndarray:
     return np.round(n, 4).astype(np.float32)
 
 
-def _primitives(gltf, blob: BufferWriter, part: Part, mat_index: dict[str, int], skinned: bool,  # noqa: ANN001
+def _primitives(gltf: GLTF2, blob: BufferWriter, part: Part, mat_index: dict[str, int], skinned: bool,
                 target_names: list[str] | None) -> list:
     """One primitive per material (each with its own vertices), sharing the part's morph targets."""
     import pygltflib as g

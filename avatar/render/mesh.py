@@ -7,14 +7,19 @@ per-frame work is a small dense product over the active morph targets plus the G
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from avatar.errors import InputError
 
 from .avatar_file import Avatar
+
+if TYPE_CHECKING:
+    from pygltflib import GLTF2
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +67,7 @@ class MeshData:
     default_weights: dict[int, np.ndarray]  # mesh index -> its default morph weights (glTF mesh.weights)
 
 
-def read_accessor(gltf, index: int) -> np.ndarray:  # noqa: ANN001 - pygltflib.GLTF2
+def read_accessor(gltf: GLTF2, index: int) -> np.ndarray:
     """Decode accessor `index` of the embedded buffer into a float32 (or integer) array [count, width]."""
     acc = gltf.accessors[index]
     dtype = np.dtype(_DTYPES[acc.componentType]).newbyteorder("<")
@@ -86,7 +91,7 @@ def read_accessor(gltf, index: int) -> np.ndarray:  # noqa: ANN001 - pygltflib.G
     return out
 
 
-def _view(gltf, view_index: int, offset: int, count: int, width: int, dtype: np.dtype) -> np.ndarray:  # noqa: ANN001
+def _view(gltf: GLTF2, view_index: int, offset: int, count: int, width: int, dtype: np.dtype) -> np.ndarray:
     view = gltf.bufferViews[view_index]
     blob = gltf.binary_blob()
     if blob is None:
@@ -151,7 +156,7 @@ def normalize(n: np.ndarray) -> np.ndarray:
     return out.astype(np.float32)
 
 
-def _material(gltf, index: int | None) -> Material:  # noqa: ANN001
+def _material(gltf: GLTF2, index: int | None) -> Material:
     if index is None or not 0 <= index < len(gltf.materials):
         return Material()
     m = gltf.materials[index]
@@ -173,9 +178,7 @@ def _material(gltf, index: int | None) -> Material:  # noqa: ANN001
 def _image(avatar: Avatar, index: int) -> np.ndarray | None:
     """Decode image `index` (embedded bufferView, data: URI or a file beside the avatar) to RGBA uint8, scaled to
     at most avatar.render.texture.RENDER_TEXTURE_SIDE a side."""
-    try:
-        import PIL  # noqa: F401
-    except ImportError:  # Pillow is optional here: without it textured avatars show their base colours
+    if importlib.util.find_spec("PIL") is None:  # Pillow is optional here: without it textured avatars show their base colours
         return None
     from .texture import decode_texture, image_bytes
 
@@ -258,7 +261,7 @@ def read_meshes(avatar: Avatar) -> MeshData:
     return MeshData(primitives=prims, images=images, default_weights=defaults)
 
 
-def uv_set(gltf, material: int | None) -> int:  # noqa: ANN001 - pygltflib.GLTF2
+def uv_set(gltf: GLTF2, material: int | None) -> int:
     """Which TEXCOORD_n the base-colour texture reads: KHR_texture_transform's `texCoord` override, else the
     texture info's own `texCoord` (0 when absent)."""
     if material is None or not 0 <= material < len(gltf.materials or []):
@@ -273,7 +276,7 @@ def uv_set(gltf, material: int | None) -> int:  # noqa: ANN001 - pygltflib.GLTF2
     return int(k) if isinstance(k, int) and not isinstance(k, bool) and 0 <= k < 8 else 0
 
 
-def texture_transform(gltf, material: int | None, uv: np.ndarray) -> np.ndarray:  # noqa: ANN001
+def texture_transform(gltf: GLTF2, material: int | None, uv: np.ndarray) -> np.ndarray:
     """UVs under the base-colour texture's KHR_texture_transform (offset + rotation * scale * uv), else unchanged.
 
     The rotation turns the UVs counter-clockwise (the image clockwise): u' = cos u + sin v, v' = -sin u + cos v,
@@ -298,7 +301,7 @@ def texture_transform(gltf, material: int | None, uv: np.ndarray) -> np.ndarray:
     return (uv.astype(np.float64) @ m.T + off).astype(np.float32)
 
 
-def _primitive(gltf, p, mesh: int, node: int, skin: int | None) -> Primitive | None:  # noqa: ANN001
+def _primitive(gltf: GLTF2, p, mesh: int, node: int, skin: int | None) -> Primitive | None:  # noqa: ANN001
     a = p.attributes
     pos = read_accessor(gltf, a.POSITION).astype(np.float32)[:, :3]
     n = len(pos)

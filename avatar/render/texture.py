@@ -10,14 +10,19 @@ decodes, with Pillow's draft mode), since a 512 px video never shows more detail
 from __future__ import annotations
 
 import base64
+import importlib.util
 import io
 import logging
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from avatar.errors import InputError
+
+if TYPE_CHECKING:
+    from pygltflib import GLTF2
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +35,7 @@ RENDER_TEXTURE_SIDE = 2048
 _JPEG_DRAFT = 8  # the largest reduction JPEG's draft mode decodes at
 
 
-def image_bytes(gltf, index: int, folder: Path) -> bytes | Path | None:  # noqa: ANN001 - pygltflib.GLTF2
+def image_bytes(gltf: GLTF2, index: int, folder: Path) -> bytes | Path | None:
     """The encoded image `index` of a glTF: its bytes (a buffer view or a data: URI), the path of a file beside the
     avatar (opened lazily: only its header is read to check it), or None when it has none."""
     img = gltf.images[index]
@@ -73,13 +78,11 @@ def _decoded_pixels(im) -> int:  # noqa: ANN001 - PIL.Image
     return w * h
 
 
-def check_textures(gltf, name: str, folder: Path) -> None:  # noqa: ANN001 - pygltflib.GLTF2
+def check_textures(gltf: GLTF2, name: str, folder: Path) -> None:
     """Refuse (InputError) an avatar whose material textures would decode to more than MAX_TEXTURE_PIXELS,
     from the image headers alone. An image Pillow cannot read is left to the renderer, which draws that
     material in its base colour with a warning."""
-    try:
-        import PIL  # noqa: F401
-    except ImportError:  # Pillow is optional: without it nothing is decoded
+    if importlib.util.find_spec("PIL") is None:  # Pillow is optional: without it nothing is decoded
         return
     for index in _material_images(gltf):
         try:
@@ -108,7 +111,7 @@ def texture_source(texture) -> int | None:  # noqa: ANN001 - pygltflib.Texture
     return texture.source
 
 
-def _material_images(gltf) -> list[int]:  # noqa: ANN001
+def _material_images(gltf: GLTF2) -> list[int]:
     """The images the renderer decodes: every material's base-colour texture source."""
     out = []
     for m in gltf.materials or []:

@@ -79,13 +79,13 @@ def _rotation_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def leg_ik(
     hip_pos: np.ndarray, hip_glob_parent: np.ndarray, ankle_target: np.ndarray, upper: np.ndarray, lower: np.ndarray,
-    pole: np.ndarray = np.array([0.0, 0.0, 1.0]),  # noqa: B008
+    pole: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Analytic two-bone IK: local rotations (upper leg, lower leg, foot) [T, 4] putting the ankle on its target.
 
     hip_pos [T, 3]: world position of the upper-leg joint; hip_glob_parent [T, 4]: world rotation of the hips;
     upper/lower: rest offsets of the knee (from the hip joint) and of the ankle (from the knee); the knee bends
-    towards `pole` (forward). The foot's world rotation is kept at identity so the sole stays flat and planted.
+    towards `pole` (default +Z, forward). The foot's world rotation is kept at identity so the sole stays flat and planted.
     Targets beyond reach are pulled in to 99.9 % of the leg length, so the result is always finite.
     """
     t = hip_pos.shape[0]
@@ -108,6 +108,7 @@ def leg_ik(
     def _perp(v: np.ndarray) -> np.ndarray:
         v = v - np.sum(v * axis, axis=-1, keepdims=True) * axis
         return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-9)
+    pole = np.array([0.0, 0.0, 1.0]) if pole is None else pole
     kp, pp = _perp(knee_world), _perp(np.broadcast_to(pole, (t, 3)))
     twist = np.arctan2(np.sum(np.cross(kp, pp) * axis, axis=-1), np.sum(kp * pp, axis=-1))
     q_thigh_world = quat_mul(quat_from_axis_angle(axis, twist, degrees=False), q_aim)
