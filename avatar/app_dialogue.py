@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
 from avatar.app_readout import LineEmotion
 from avatar.errors import InputError
 from avatar.types import BodyMotion, EmotionSegment, EmotionTrack, FaceMotion, Speech, Timeline
+
+if TYPE_CHECKING:
+    from avatar.pipeline import Performance
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +45,7 @@ def _pad_frames(a: np.ndarray, n: int) -> np.ndarray:
     return np.concatenate([a, np.repeat(a[-1:], n - a.shape[0], axis=0)], axis=0)
 
 
-def join_performances(perfs: list, gap: float = GAP_S):  # noqa: ANN201 - avatar.pipeline.Performance
+def join_performances(perfs: list[Performance], gap: float = GAP_S) -> Performance:
     """Join performances end to end with `gap` seconds of eased, silent motion between them (pure)."""
     from avatar.rig.rotations import quat_slerp
     from avatar.pipeline import Performance
@@ -121,8 +124,8 @@ def join_performances(perfs: list, gap: float = GAP_S):  # noqa: ANN201 - avatar
                        voice=perfs[0].voice)
 
 
-def perform_plan(plan: list[LineEmotion], *, voice: str | None = None, seed: int = 0,  # noqa: ANN201
-                 progress: Callable[[str, float], None] | None = None):
+def perform_plan(plan: list[LineEmotion], *, voice: str | None = None, seed: int = 0,
+                 progress: Callable[[str, float], None] | None = None) -> Performance:
     """Perform every planned line (line i with seed + i) and join them; progress(stage, fraction) overall."""
     from avatar.pipeline import perform
 

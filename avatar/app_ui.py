@@ -22,11 +22,14 @@ from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from avatar.app_readout import READOUT_CSS, LineEmotion, plan_emotions, readout_html
 from avatar.errors import AvatarError, InputError
 from avatar.types import VAD
+
+if TYPE_CHECKING:
+    from avatar.types import Speech
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +154,7 @@ def _uploaded(path: str | os.PathLike[str] | None, what: str, max_mb: int) -> Pa
     return p
 
 
-def check_recording_upload(path: str | os.PathLike[str] | None, max_mb: int, max_s: float):  # noqa: ANN201
+def check_recording_upload(path: str | os.PathLike[str] | None, max_mb: int, max_s: float) -> Speech | None:
     """Load an uploaded (or microphone) recording as avatar.types.Speech, None when there is none: size, format
     and length checked."""
     from avatar.pipeline import recording
@@ -603,8 +606,8 @@ def theme():  # noqa: ANN201 - gr.themes.Base
                              font_mono=["ui-monospace", "monospace"])
 
 
-def launch(config: AppConfig | None = None, *, host: str = "127.0.0.1", port: int | None = None,  # noqa: ANN201
-           block: bool = True):
+def launch(config: AppConfig | None = None, *, host: str = "127.0.0.1", port: int | None = None,
+           block: bool = True) -> Any:  # the running gradio Blocks when not blocking
     """Serve the demo on host:port (localhost by default); with block=False return the running Blocks."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     app = AvatarApp(config)

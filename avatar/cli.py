@@ -14,7 +14,7 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import TYPE_CHECKING, Callable, List, Optional
 
 import typer
 
@@ -27,6 +27,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+if TYPE_CHECKING:
+    from avatar.types import VAD
 
 log = logging.getLogger("avatar")
 
@@ -76,7 +79,7 @@ def guarded(fn: Callable[[], None]) -> None:
         raise fail("terminated", EXIT_TERMINATED) from None
 
 
-def vad_options(valence: Optional[float], arousal: Optional[float], dominance: Optional[float]):  # noqa: ANN201
+def vad_options(valence: Optional[float], arousal: Optional[float], dominance: Optional[float]) -> VAD | None:
     """A VAD from --valence/--arousal/--dominance, or None when none was given (then the text decides)."""
     from avatar.types import VAD
 

@@ -25,6 +25,8 @@ from avatar.errors import InputError, OutputError
 from avatar.types import VAD, BodyMotion, EmotionSegment, EmotionTrack, FaceMotion, SentenceEmotion, Speech
 
 if TYPE_CHECKING:
+    from avatar.face.sampling import FaceDenoiserNet
+    from avatar.gesture.sampling import GestureDenoiserNet
     from avatar.render.frames import FrameSource
     from avatar.render.settings import RenderSettings
 
@@ -78,14 +80,14 @@ class SayResult:
 class _Models:
     """The face and gesture models, loaded on first use and shared by every call in this process."""
 
-    def face(self, folder: str | os.PathLike[str] | None = None):  # noqa: ANN202
+    def face(self, folder: str | os.PathLike[str] | None = None) -> FaceDenoiserNet:
         """The face model from `folder` (default: the registry's model_dir("face"))."""
         from avatar.face.generate import load_face_model
         from avatar.weights import cached, resolve
 
         return cached("face", resolve("face", folder), load_face_model)
 
-    def gesture(self, folder: str | os.PathLike[str] | None = None):  # noqa: ANN202
+    def gesture(self, folder: str | os.PathLike[str] | None = None) -> GestureDenoiserNet:
         """The gesture model from `folder` (default: the registry's model_dir("gesture"))."""
         from avatar.gesture.generate import load_gesture_model
         from avatar.weights import cached, resolve

@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import TYPE_CHECKING, List, Optional
 
 import typer
 
+
+if TYPE_CHECKING:
+    from avatar.render.pool import RenderPool
 
 def register(app: typer.Typer) -> None:
     """Add the `say` command to the avatar CLI."""
@@ -100,8 +103,8 @@ def register(app: typer.Typer) -> None:
         guarded(run)
 
 
-def _start_render_pool(avatar: Optional[Path], size: int, framing: str, antialias: str,  # noqa: ANN202
-                       workers: Optional[int]):
+def _start_render_pool(avatar: Optional[Path], size: int, framing: str, antialias: str,
+                       workers: Optional[int]) -> RenderPool | None:
     """Fork the render workers before the slow imports (speech, emotion), so that they set up their renderers on
     the core those imports leave idle; None when they would not be used (1 worker, or forking is not safe)."""
     from avatar.render.pool import RenderPool, default_workers

@@ -11,7 +11,7 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Sequence, TypeVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -43,6 +43,9 @@ def _clear(exc: ValidationError, model: str) -> InputError:
     return InputError(f"invalid {model}: " + "; ".join(parts))
 
 
+_S = TypeVar("_S", bound="Strict")
+
+
 class Strict(BaseModel):
     """A pydantic model whose validation failures are InputError with a one-line message."""
 
@@ -53,7 +56,7 @@ class Strict(BaseModel):
             raise _clear(exc, type(self).__name__) from None
 
     @classmethod
-    def model_validate(cls, obj: object, *args: object, **kw: object):  # type: ignore[override]  # noqa: ANN206
+    def model_validate(cls: type[_S], obj: object, *args: object, **kw: object) -> _S:  # type: ignore[override]
         """Validate a dict (e.g. parsed JSON), raising InputError on failure."""
         try:
             return super().model_validate(obj, *args, **kw)
@@ -92,7 +95,7 @@ class VAD(Strict):
     def _in_range(cls, v: object, info) -> float:  # noqa: ANN001 - pydantic's ValidationInfo
         return _check_unit(info.field_name, v)  # type: ignore[arg-type]
 
-    def __init__(self, valence: float = 0.0, arousal: float = 0.0, dominance: float = 0.0, **kw: float):  # noqa: ANN204
+    def __init__(self, valence: float = 0.0, arousal: float = 0.0, dominance: float = 0.0, **kw: float) -> None:
         """Build from three numbers (positional or keyword)."""
         super().__init__(valence=valence, arousal=arousal, dominance=dominance, **kw)
 

@@ -29,12 +29,15 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
 from avatar.errors import InputError
 from avatar.types import VAD, Speech, Timeline
+
+if TYPE_CHECKING:
+    from avatar.face.model import FaceDenoiser
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +156,7 @@ def make_windows(examples: list, window: int, hop: int, mean: np.ndarray, std: n
     return Windows(np.stack(m).astype(np.float32), np.stack(f).astype(np.float32), np.stack(v).astype(np.float32))
 
 
-def train(data: Windows, model, steps: int, batch: int = 32, lr: float = 3e-4, seed: int = 0,  # noqa: ANN001
+def train(data: Windows, model: FaceDenoiser, steps: int, batch: int = 32, lr: float = 3e-4, seed: int = 0,
           progress: bool = True, checkpoint: Callable[[int, list[float]], None] | None = None,
           save_every: int = 0, acc: Any = None) -> list[float]:
     """Fit the denoiser on the windows (AdamW, warm-up then cosine); returns the loss per step.
@@ -203,7 +206,7 @@ def train(data: Windows, model, steps: int, batch: int = 32, lr: float = 3e-4, s
     return losses
 
 
-def model_card(model, info: dict, command: str, losses: list[float], seconds: float) -> str:  # noqa: ANN001
+def model_card(model: FaceDenoiser, info: dict, command: str, losses: list[float], seconds: float) -> str:
     """The README.md written beside trained weights."""
     c = model.config
     tail = float(np.mean(losses[-100:])) if losses else float("nan")

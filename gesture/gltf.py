@@ -72,7 +72,7 @@ def _add_animation(gltf: GLTF2, blob: BufferWriter, fps: float, frames: int, nod
     gltf.animations.append(g.Animation(name=name, samplers=samplers, channels=channels))
 
 
-def motion_to_gltf(motion: BodyMotion, skeleton: Skeleton = HUMANOID, name: str = "gesture"):  # noqa: ANN201
+def motion_to_gltf(motion: BodyMotion, skeleton: Skeleton = HUMANOID, name: str = "gesture") -> GLTF2:
     """A pygltflib.GLTF2 with the skinned mannequin and the motion as one animation."""
     import pygltflib as g
 
@@ -181,8 +181,8 @@ def avatar_faces_minus_z(gltf: GLTF2, mapping: dict[str, int], world: list[np.nd
     return "VRM" in ext and "VRMC_vrm" not in ext
 
 
-def add_animation_to_avatar(gltf: GLTF2, motion: BodyMotion, skeleton: Skeleton = HUMANOID,  # noqa: ANN201
-                            name: str = "gesture"):
+def add_animation_to_avatar(gltf: GLTF2, motion: BodyMotion, skeleton: Skeleton = HUMANOID,
+                            name: str = "gesture") -> GLTF2:
     """Add the motion as an animation to a loaded avatar (pygltflib.GLTF2 with one embedded buffer).
 
     Our rotations are world-space changes from a T-pose, so each matched node gets its rest world rotation

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from typing import Any
 
 import torch
 from torch import nn
@@ -131,7 +132,7 @@ rotations for {len(c.joints)} VRM humanoid bones plus the hips displacement, con
 # --------------------------------------------------------------------------------------------------
 
 
-def make_scheduler(config: GestureModelConfig, kind: str = "ddim"):  # noqa: ANN201
+def make_scheduler(config: GestureModelConfig, kind: str = "ddim") -> Any:  # a diffusers scheduler
     """A diffusers scheduler predicting x0 ("sample"): 'ddim' or 'dpm' (DPM-Solver++ multistep)."""
     from diffusers import DDIMScheduler, DPMSolverMultistepScheduler
 
@@ -144,7 +145,7 @@ def make_scheduler(config: GestureModelConfig, kind: str = "ddim"):  # noqa: ANN
     raise InputError(f"unknown scheduler {kind!r} (ddim or dpm)")
 
 
-def diffusion_loss(model: GestureDenoiser, scheduler, x0: torch.Tensor, audio: torch.Tensor,  # noqa: ANN001
+def diffusion_loss(model: GestureDenoiser, scheduler: Any, x0: torch.Tensor, audio: torch.Tensor,
                    vad: torch.Tensor, generator: torch.Generator | None = None, velocity_weight: float = 1.0
                    ) -> torch.Tensor:
     """Training loss on raw windows x0 [B, W, D]: x0-prediction MSE plus a velocity term, CFG and prefix dropout."""

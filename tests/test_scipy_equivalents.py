@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from avatar.audio import import_pyworld, resample, resample_poly
-from avatar.gesture import rotations as rot
+from avatar.rig import rotations as rot
 from avatar.gesture.prosody import binary_closing, binary_opening, find_peaks, median_filter
 from avatar.render.mesh import incidence_matrix, vertex_normals
 from avatar.signal import gaussian_smooth

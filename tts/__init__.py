@@ -9,12 +9,14 @@ Backends: `piper` (the default: the neural English voice `joe`, eSpeak NG for ev
 folder, in the separate `.venv-coqui`; see docs/tts.md).
 """
 
-from avatar.tts.base import MAX_TTS_CHARS, Backend, backend_names, get_backend
+from avatar.tts.base import MAX_TTS_CHARS, Backend, VADInput, backend_names, get_backend
 from avatar.tts.prosody import ProsodyParams, prosody_for
+from avatar.types import Speech
 
 __all__ = ["Backend", "get_backend", "backend_names", "MAX_TTS_CHARS", "ProsodyParams", "prosody_for", "synthesize"]
 
 
-def synthesize(text: str, vad=None, voice: str | None = None, backend: str = "piper", seed: int = 0):  # noqa: ANN001, ANN201
+def synthesize(text: str, vad: VADInput = None, voice: str | None = None, backend: str = "piper",
+               seed: int = 0) -> Speech:
     """Speak `text` with one backend (see Backend.synthesize); returns avatar.types.Speech."""
     return get_backend(backend).synthesize(text, vad, voice, seed=seed)

@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
+
+if TYPE_CHECKING:
+    from avatar.types import VAD
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +95,7 @@ def _check_output(path: Path, suffix: str, flag: str, force: bool) -> None:
     check_output_path(path, flag, force=force)
 
 
-def _text_vads(text: str):  # noqa: ANN202
+def _text_vads(text: str) -> list[VAD] | None:
     """Per-sentence VADs read from the text, or neutral (with a warning) when no emotion model is installed."""
     from avatar.errors import ModelError
 

@@ -22,12 +22,13 @@ Emotion:
 
 from __future__ import annotations
 
-import importlib
 import contextlib
+import importlib
 import json
 import logging
 import os
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -172,7 +173,7 @@ class _Loaded:
 
 
 @contextlib.contextmanager
-def _embedded_espeak():  # noqa: ANN202
+def _embedded_espeak() -> Iterator[None]:
     """While loading a model, coqui's `espeak` phonemizer is ours: eSpeak NG from espeakng-loader via ctypes.
 
     coqui's own espeak phonemizer runs the `espeak-ng` executable, which we do not require; the IPA is the

@@ -211,7 +211,7 @@ class PiperBackend:
         units = plan_units(clean, events, vad, emphasised)
         if not any(u.kind == "phoneme" for u in units):
             return np.zeros(0, np.float32), Timeline(sample_rate=cfg.sample_rate, duration=0.0)
-        ids, owner = _ids_and_owner(units, cfg.phoneme_ids, voice.ids)
+        ids, owner = _ids_and_owner(units, cfg.phoneme_ids)
         controls = neural_controls(vad, BASE_LENGTH * cfg.length_scale, cfg.noise_scale, cfg.noise_w)
         frame_s = cfg.hop / cfg.sample_rate
         rate = controls.length_scale
@@ -385,7 +385,7 @@ def plan_units(text: str, events: list[RawEvent], vad: VAD, emphasised: list[tup
     return units
 
 
-def _ids_and_owner(units: list[_Unit], id_map: dict[str, int], to_ids) -> tuple[list[int], list[int]]:  # noqa: ANN001
+def _ids_and_owner(units: list[_Unit], id_map: dict[str, int]) -> tuple[list[int], list[int]]:
     """Piper ids (^ pad, symbol pad ..., $) and, for each id, the index of the unit it belongs to."""
     ids = [id_map["^"], id_map["_"]]
     owner = [0, 0]

@@ -14,10 +14,14 @@ import logging
 import queue
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from avatar.errors import InputError, OutputError
+
+if TYPE_CHECKING:
+    from avatar.live.frames import LiveFrame
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +50,7 @@ class WavWriter:
         self.samples = 0
         self.error: OutputError | None = None  # set when a write failed (a full disk): the file is then dropped
 
-    def frame(self, frame) -> None:  # noqa: ANN001
+    def frame(self, frame: LiveFrame) -> None:
         """Frames are not written."""
 
     def audio(self, first_sample: int, samples: np.ndarray) -> None:
@@ -108,7 +112,7 @@ class LocalPlayer:
             log.warning("live: no local audio playback: %s", exc)
             return None
 
-    def frame(self, frame) -> None:  # noqa: ANN001
+    def frame(self, frame: LiveFrame) -> None:
         """Frames are not played."""
 
     def audio(self, first_sample: int, samples: np.ndarray) -> None:

@@ -24,7 +24,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -33,6 +33,10 @@ from avatar.live.clock import FrameClock, lower_thread_priority
 from avatar.live.control import parse_control
 from avatar.live.motion import MOTION_FPS, Clip, IdleSource, Mood, Schedule, compose
 from avatar.types import VAD, EmotionSegment, EmotionTrack
+
+if TYPE_CHECKING:
+    from avatar.live.frames import LiveFrame
+    from avatar.types import Timeline
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +50,7 @@ AUDIO_FIRST_CHUNK, AUDIO_CHUNK = 2.0, 6.0
 class Sink(Protocol):
     """Where frames and audio go."""
 
-    def frame(self, frame) -> None:  # noqa: ANN001
+    def frame(self, frame: LiveFrame) -> None:
         """Take one frame (must not block)."""
 
     def audio(self, first_sample: int, samples: np.ndarray) -> None:
@@ -475,7 +479,7 @@ class LiveStream:
                 return
             self._place_chunk(req, k, *chunk)
 
-    def _place_chunk(self, req: LineRequest, k: int, text: str, vad: VAD, audio: np.ndarray, timeline,  # noqa: ANN001
+    def _place_chunk(self, req: LineRequest, k: int, text: str, vad: VAD, audio: np.ndarray, timeline: Timeline | None,
                      spoken: bool, made_s: float) -> None:
         from avatar.face.teacher import teacher_motion as face_teacher
         from avatar.gesture.teacher import teacher_motion as body_teacher

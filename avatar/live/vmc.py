@@ -31,6 +31,7 @@ import socket
 import struct
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -38,6 +39,9 @@ from avatar.errors import InputError
 from avatar.face.rig import VRM0_NAMES, VRM_EXPRESSIONS
 from avatar.rig.skeleton import HUMANOID, UNITY_BONES
 from avatar.types import ARKIT_BLENDSHAPES
+
+if TYPE_CHECKING:
+    from avatar.live.frames import LiveFrame
 
 log = logging.getLogger(__name__)
 
@@ -264,7 +268,7 @@ def avatar_profile(avatar, opts: VMCOptions = VMCOptions()) -> AvatarProfile:  #
         arkit_names=tuple(sorted(ark.items())) if opts.arkit else (), stand_ins=tuple(stand_ins))
 
 
-def bundle_for(frame, opts: VMCOptions = VMCOptions(), profile: AvatarProfile | None = None) -> bytes:  # noqa: ANN001
+def bundle_for(frame: LiveFrame, opts: VMCOptions = VMCOptions(), profile: AvatarProfile | None = None) -> bytes:
     """The OSC bundle (bytes) of one live frame (a live.frames.LiveFrame): OK, T, Root, every Bone, Blend values,
     Apply; with a `profile`, the bones, offsets and blend shape names of that avatar.
 

@@ -18,7 +18,7 @@ import struct
 import threading
 import time
 from collections import deque
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -159,7 +159,7 @@ class WebSocketHub:
                 asyncio.ensure_future(ws.close(1013, "client too slow"))
                 q.event.set()
 
-    async def _writer(self, ws, q: ClientQueue) -> None:  # noqa: ANN001
+    async def _writer(self, ws: Any, q: ClientQueue) -> None:  # ws: a websockets connection
         while ws in self.clients:
             if not q.items:
                 q.event.clear()
@@ -167,7 +167,7 @@ class WebSocketHub:
                 continue
             await q.send(ws)
 
-    async def _handler(self, ws) -> None:  # noqa: ANN001
+    async def _handler(self, ws: Any) -> None:
         q = ClientQueue(self.queue_size)
         _small_send_buffer(ws)
         q.offer(json.dumps({"type": "hello", **self.hello}))

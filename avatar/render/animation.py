@@ -13,12 +13,18 @@ import copy
 import logging
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from avatar.errors import InputError
 from avatar.render.motion import resample_face
 from avatar.types import BodyMotion, FaceMotion
+
+if TYPE_CHECKING:
+    from pygltflib import GLTF2
+
+    from .avatar_file import Avatar
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +91,7 @@ def undeclare_vrm(gltf) -> None:  # noqa: ANN001 - pygltflib.GLTF2
         setattr(gltf, attr, [e for e in names if e not in VRM_ROOT_EXTENSIONS])
 
 
-def animated_gltf(avatar, face: FaceMotion, body: BodyMotion, name: str = "performance"):  # noqa: ANN001, ANN201
+def animated_gltf(avatar: Avatar, face: FaceMotion, body: BodyMotion, name: str = "performance") -> GLTF2:
     """A copy of the avatar's glTF (pygltflib.GLTF2) with one animation of its raw nodes and morph weights (body,
     head pose, gaze, face), declared as plain glTF: the VRM extension is dropped (undeclare_vrm)."""
     import pygltflib as g
@@ -146,7 +152,7 @@ def animated_gltf(avatar, face: FaceMotion, body: BodyMotion, name: str = "perfo
     return gltf
 
 
-def write_animated_avatar(avatar, face: FaceMotion, body: BodyMotion, out: str | os.PathLike[str]) -> Path:  # noqa: ANN001
+def write_animated_avatar(avatar: Avatar, face: FaceMotion, body: BodyMotion, out: str | os.PathLike[str]) -> Path:
     """Write the avatar with the performance's animation to a .glb, atomically."""
     from avatar.gltf.writer import save_glb
 

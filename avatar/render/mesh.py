@@ -20,6 +20,7 @@ from .avatar_file import Avatar
 
 if TYPE_CHECKING:
     from pygltflib import GLTF2
+    from pygltflib import Primitive as GltfPrimitive
 
 log = logging.getLogger(__name__)
 
@@ -301,7 +302,7 @@ def texture_transform(gltf: GLTF2, material: int | None, uv: np.ndarray) -> np.n
     return (uv.astype(np.float64) @ m.T + off).astype(np.float32)
 
 
-def _primitive(gltf: GLTF2, p, mesh: int, node: int, skin: int | None) -> Primitive | None:  # noqa: ANN001
+def _primitive(gltf: GLTF2, p: GltfPrimitive, mesh: int, node: int, skin: int | None) -> Primitive | None:
     a = p.attributes
     pos = read_accessor(gltf, a.POSITION).astype(np.float32)[:, :3]
     n = len(pos)

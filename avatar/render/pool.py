@@ -25,7 +25,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -34,6 +34,9 @@ from avatar.errors import AvatarError, InputError
 from .avatars import avatar_source
 from .context import gl_context_opened
 from .settings import DEFAULT_ANTIALIAS, RenderSettings
+
+if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
 
 log = logging.getLogger(__name__)
 
@@ -196,7 +199,7 @@ def _reap(pids: list[int]) -> None:
             pass
 
 
-def _serve(k: int, conn, free, shm: mmap.mmap, shape: tuple[int, ...], renderer: Any,  # noqa: ANN001
+def _serve(k: int, conn: Connection, free: Any, shm: mmap.mmap, shape: tuple[int, ...], renderer: Any,
            t0: float, parent: int) -> None:
     """A worker: open the renderer's GL context, then render frames k, k + W, ... of each job handed to it."""
     workers = shape[0]

@@ -16,9 +16,10 @@ import logging
 import math
 import os
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -125,9 +126,9 @@ def write_mp4(out: str | os.PathLike[str], frames: Iterable[np.ndarray], n_frame
     return path
 
 
-def _encode(box, it, n_frames: int, audio: np.ndarray, sr: int, rate: Fraction,  # noqa: ANN001
+def _encode(box: Any, it: Iterator[np.ndarray], n_frames: int, audio: np.ndarray, sr: int, rate: Fraction,
             subtitles: list[Subtitle], vad: np.ndarray | None, progress: Callable[[float], None] | None,
-            bar, x264: dict[str, str]) -> None:  # noqa: ANN001
+            bar: Any, x264: dict[str, str]) -> None:
     import av
 
     vs = None
