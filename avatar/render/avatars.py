@@ -44,24 +44,28 @@ def avatar_source(avatar: Avatar | str | os.PathLike[str] | None) -> Avatar | Pa
     """An Avatar as is, else the path of the avatar's file after the checks that need no parsing (it exists, its
     size, suffix and glTF header): for a render pool, whose first worker then reads the file. A shipped avatar's
     name (`default-male`, `toon`; avatar.render.avatars) stands for its file."""
+    found = _avatar_or_path(avatar)
+    if isinstance(found, Path):
+        check_avatar_file(found)
+    return found
+
+
+def _avatar_or_path(avatar: Avatar | str | os.PathLike[str] | None) -> Avatar | Path:
+    """An Avatar as is, else the path a name, a path or None (the default avatar, which must exist) stands for."""
     avatar = named_avatar(avatar)
     if isinstance(avatar, Avatar):
         return avatar
     path = default_avatar_path() if avatar is None else Path(avatar)
     if avatar is None and not path.is_file():
         raise AvatarError(f"the default avatar is missing: run python -m avatar.render.make_default --out {path}")
-    check_avatar_file(path)
     return path
 
 
 def resolve_avatar(avatar: Avatar | str | os.PathLike[str] | None) -> Avatar:
     """An Avatar from an Avatar, a .glb/.gltf/.vrm path, a shipped avatar's name, or None (the default avatar)."""
-    avatar = named_avatar(avatar)
-    if isinstance(avatar, Avatar):
-        return avatar
-    path = default_avatar_path() if avatar is None else Path(avatar)
-    if avatar is None and not path.is_file():
-        raise AvatarError(f"the default avatar is missing: run python -m avatar.render.make_default --out {path}")
+    path = _avatar_or_path(avatar)
+    if isinstance(path, Avatar):
+        return path
     try:
         st = path.stat()
     except OSError:
