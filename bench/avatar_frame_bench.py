@@ -1,0 +1,92 @@
+"""Per-frame render cost of each shipped avatar, frames alternated in one process, and shaded fragments.
+
+    OMP_NUM_THREADS=1 .venv/bin/python bench/avatar_frame_bench.py [--avatars toon default-female default-male]
+        [--framing portrait] [--frames 40] [--size 512]
+
+The first avatar is the baseline. Each avatar gets its own Renderer (FXAA, the default); frames cycle through
+the snapshot emotions at two mouth openings with the arms relaxed, one frame per avatar in turn, so machine load
+falls on all alike. Prints the median ms per frame and its ratio to the baseline, then, from one frame each, the
+fragments that passed the depth test (GL samples-passed queries around each draw: what llvmpipe shaded) and the
+primitives drawn and skipped as outside the view. Run timing benches alone (e.g. under
+`flock /work/locks/bench.lock`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def _fragments(r, row, body) -> int:
+    """Fragments shaded in one frame: a samples-passed query around every draw call."""
+    total = 0
+    draws = r._draws
+    wrapped = []
+    for d in draws:
+        real = d["vao"]
+
+        class Counted:
+            def __init__(self, vao) -> None:
+                self.vao = vao
+
+            def render(self, *args, **kw) -> None:
+                nonlocal total
+                q = r._ctx.query(samples=True)
+                with q:
+                    self.vao.render(*args, **kw)
+                total += q.samples
+
+        wrapped.append(dict(d, vao=Counted(real)))
+    r._draws = wrapped
+    try:
+        r.render(row, body)
+    finally:
+        r._draws = draws
+    return total
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Alternate the avatars frame by frame; print medians, ratios and fragment counts."""
+    from avatar.render.renderer import Renderer
+    from avatar.render.snapshot import expression_row, relaxed_body
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--avatars", nargs="+", default=["toon", "default-female", "default-male"])
+    ap.add_argument("--framing", default="portrait", choices=("portrait", "full"))
+    ap.add_argument("--frames", type=int, default=40)
+    ap.add_argument("--size", type=int, default=512)
+    args = ap.parse_args(argv)
+    body = relaxed_body()
+    rows = [expression_row(label, amount=a) for label in ("neutral", "happy", "sad", "angry") for a in (0.2, 0.6)]
+    rs = [Renderer(a, args.size, args.size, framing=args.framing) for a in args.avatars]
+    try:
+        for r in rs:  # warm-up: programs compiled, buffers uploaded
+            r.render(rows[0], body)
+        times: list[list[float]] = [[] for _ in rs]
+        for k in range(args.frames):
+            for i, r in enumerate(rs):
+                t0 = time.perf_counter()
+                r.render(rows[k % len(rows)], body)
+                times[i].append(time.perf_counter() - t0)
+        base = statistics.median(times[0])
+        for a, r, t in zip(args.avatars, rs, times):
+            m = statistics.median(t)
+            frags = _fragments(r, rows[1], body)
+            drawn = len(r._draws) - len(r._culled)
+            print(f"{args.framing} {a:16s} {m * 1000:7.1f} ms/frame  x{m / base:.3f} of {args.avatars[0]}  "
+                  f"fragments {frags:7d}  primitives drawn {drawn}/{len(r._draws)}", flush=True)
+    finally:
+        for r in rs:
+            r.close()
+    print("rerun: OMP_NUM_THREADS=1 .venv/bin/python bench/avatar_frame_bench.py " + " ".join(argv or sys.argv[1:]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
