@@ -19,7 +19,13 @@ For the procedural teacher (and, with --model, a trained denoiser) it prints:
   body-language layer on top): per emotion (the 7 canonical VAD points of avatar.emotion.labels, same audio)
   head pitch, chest flexion, shoulder height, trunk lean and elbow spread, with the documented directions
   checked (PASS/FAIL); the hips' lateral travel over a 20 s line (goal >= 2 cm) with its foot sliding;
-- with --sheet PNG, a contact sheet of the 7 postures in full framing (the model's when --model is given).
+- with --sheet PNG, a contact sheet of the 7 postures in full framing (the model's when --model is given);
+- variety (issue 24), on speech with timelines (the default TTS): over 6 different 4-6 s lines at one VAD, the
+  mean pairwise distance of the hands' paths (palm centres relative to the hips' start, each line resampled to
+  100 points; goal >= 2x the model without the repertoire layer, i.e. the pipeline before it, measured in the
+  same run) and the pairs of lines whose longest-held hand positions coincide (goal none); within a 20 s
+  monologue, the number of clearly different positions the hands hold (held_positions; goal >= 4);
+  with --repertoire-sheet PNG, frames of the monologue where the repertoire's gestures and rest poses peak.
 """
 
 from __future__ import annotations
@@ -199,7 +205,11 @@ def main() -> None:
     p.add_argument("--wav", nargs="*", default=None, help="use these audio files instead of synthetic clips")
     p.add_argument("--model", default=None, help="a trained gesture model folder (weights/gesture)")
     p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--baseline-model", default=None,
+                   help="model folder for the variety baseline (default: --model, without the repertoire layer)")
     p.add_argument("--sheet", default=None, help="write a contact sheet of the 7 emotion postures to this PNG")
+    p.add_argument("--repertoire-sheet", default=None, help="write a sheet of repertoire frames of the monologue")
+    p.add_argument("--no-variety", action="store_true", help="skip the variety figures (they need the TTS)")
     args = p.parse_args()
     cmd = "    .venv/bin/python bench/gesture_bench.py " + " ".join(sys.argv[1:])
     print("rerun with:\n" + cmd)
@@ -253,6 +263,159 @@ def main() -> None:
         _whole_process(args.model, clips)
     if args.sheet:
         contact_sheet(args.sheet, make_model if args.model else make_teacher, feats[0])
+    if not args.no_variety:
+        variety_figures(args)
+
+
+#: Six different lines of 4-6 s (said at one VAD) and a monologue of about 20 s, for the variety figures.
+VARIETY_LINES = (
+    "I honestly thought this would go better than it did, and now I am not sure what to say.",
+    "Could you tell me where you found that old map, and why you kept it for so long?",
+    "We have to finish the whole project before Friday, so everyone needs to help out.",
+    "No, that is not what happened at the meeting, and you know it very well.",
+    "The garden looks lovely in the morning light, with a little dew on every leaf.",
+    "My brother moved to the coast last spring and he says the sea air suits him.",
+)
+MONOLOGUE = ("Let me tell you what happened yesterday. I went down to the harbour early. Nobody was there at "
+             "first. Then a little girl asked me why I was waiting. I said I did not really know. She pointed at the "
+             "whole sky, all pink and gold. Do you ever just stop and look? I think we should, every single day.")
+VARIETY_VAD = (0.3, 0.4, 0.1)
+
+
+def _hands(motion) -> np.ndarray:
+    """Both hands' palm centres [T, 2, 3] (m) relative to the hips' first-frame position."""
+    from avatar.rig.kinematics import fk, rotations_in_skeleton_order
+    from avatar.rig.rotations import quat_apply
+    from avatar.rig.skeleton import HUMANOID
+
+    pos, glob = fk(rotations_in_skeleton_order(motion), motion.root_position)
+    out = []
+    for side, sign in (("left", 1.0), ("right", -1.0)):
+        k = HUMANOID.index(side + "Hand")
+        out.append(pos[:, k] + quat_apply(glob[:, k], np.array([sign * 0.08, 0.0, 0.0])))
+    return np.stack(out, 1) - motion.root_position[:1, None].astype(np.float64)
+
+
+def path_distance(a: np.ndarray, b: np.ndarray, samples: int = 100) -> float:
+    """Mean distance (m) between two lines' hand paths [T, 2, 3], each resampled to `samples` points over its
+    length, averaged over both hands."""
+    def res(x: np.ndarray) -> np.ndarray:
+        s = np.linspace(0, len(x) - 1, samples)
+        flat = x.reshape(len(x), -1)
+        return np.stack([np.interp(s, np.arange(len(x)), flat[:, c]) for c in range(flat.shape[1])], -1)
+    d = np.linalg.norm((res(a) - res(b)).reshape(samples, 2, 3), axis=-1)
+    return float(d.mean())
+
+
+def held_positions(h: np.ndarray, fps: float, speed: float = 0.12, radius: float = 0.15,
+                   min_s: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """Clearly different positions the hands hold: centres [K, 2, 3] and seconds held [K], largest first.
+
+    Frames where both hands move slower than `speed` m/s are grouped greedily (a frame joins the first centre
+    within `radius` m for both hands, else starts one); centres held at least `min_s` s in all count."""
+    v = np.linalg.norm(np.gradient(h, 1.0 / fps, axis=0), axis=-1).max(axis=1)
+    centres: list[np.ndarray] = []
+    counts: list[int] = []
+    for x in h[v < speed]:
+        for k, c in enumerate(centres):
+            if (np.linalg.norm(x - c, axis=-1) < radius).all():
+                counts[k] += 1
+                break
+        else:
+            centres.append(x)
+            counts.append(1)
+    order = [k for k in np.argsort(counts)[::-1] if counts[k] >= min_s * fps]
+    return np.asarray([centres[k] for k in order]).reshape(-1, 2, 3), np.asarray([counts[k] / fps for k in order])
+
+
+def share_held_pose(a: np.ndarray, b: np.ndarray, fps: float, radius: float = 0.15) -> bool:
+    """Two lines share one held pose: the positions each holds longest (held_positions) lie within `radius` m
+    of each other for both hands."""
+    ca, _ = held_positions(a, fps)
+    cb, _ = held_positions(b, fps)
+    return bool(len(ca) and len(cb) and (np.linalg.norm(ca[0] - cb[0], axis=-1) < radius).all())
+
+
+def variety_figures(args: argparse.Namespace) -> None:
+    """Hands' path distance and shared held poses over 6 lines at one VAD, held positions in a 20 s monologue:
+    teacher, and with --model the pipeline's model path with and without the repertoire layer."""
+    from avatar.gesture.prosody import prosody_features
+    from avatar.gesture.teacher import teacher_motion, vad_per_frame
+    from avatar.tts import synthesize
+    from avatar.types import VAD
+
+    vad = VAD(*VARIETY_VAD)
+    speeches = [synthesize(t, vad) for t in (*VARIETY_LINES, MONOLOGUE)]
+    feats = [prosody_features(sp.audio, sp.sample_rate, 30.0, timeline=sp.timeline) for sp in speeches]
+    lens = ", ".join(f"{f.duration:.1f}" for f in feats[:-1])
+    print(f"\n== variety (issue 24): 6 lines of {lens} s and a {feats[-1].duration:.1f} s monologue at VAD "
+          f"{VARIETY_VAD}, seed 0, default TTS ==")
+    makers = [("procedural teacher", lambda f, tl: teacher_motion(f, vad, seed=0, timeline=tl))]
+    if args.model:
+        from avatar.gesture.generate import load_gesture_model, motion_from_features
+
+        net = load_gesture_model(args.model)
+        base = load_gesture_model(args.baseline_model) if args.baseline_model else net
+        for label, n_, rep in (("model, no repertoire layer (the pipeline before it: baseline)", base, False),
+                               ("model as the pipeline runs it (repertoire layer on)", net, True)):
+            makers.append((label, lambda f, tl, n_=n_, rep=rep: motion_from_features(
+                n_, f, vad_per_frame(vad, f.num_frames, f.fps), seed=0, steps=args.steps, timeline=tl,
+                repertoire=rep)))
+    dist = {}
+    for label, make in makers:
+        motions = [make(f, sp.timeline) for f, sp in zip(feats, speeches)]
+        hands = [_hands(m) for m in motions[:-1]]
+        d = float(np.mean([path_distance(a, b) for a, b in itertools.combinations(hands, 2)]))
+        dist[label] = d
+        fps = motions[0].fps
+        shared = [(i, j) for (i, a), (j, b) in itertools.combinations(enumerate(hands), 2)
+                  if share_held_pose(a, b, fps)]
+        longest = [held_positions(h, fps)[1][:1].sum() / (len(h) / fps) for h in hands]
+        pos, secs = held_positions(_hands(motions[-1]), fps)
+        print(f"{label}:\n  hands' path distance, mean over 15 pairs {100 * d:.1f} cm; pairs sharing one held pose "
+              f"{len(shared)} {shared} (goal 0); share of each line in its longest-held pose "
+              f"{' '.join(f'{x:.2f}' for x in longest)}\n  monologue: {len(pos)} clearly different held positions "
+              f"(goal >= 4; 15 cm apart for a hand, held >= 0.5 s each: {' '.join(f'{x:.1f}' for x in secs)} s)")
+    if args.model:
+        labels = list(dist)
+        ratio = dist[labels[2]] / max(dist[labels[1]], 1e-9)
+        print(f"hands' path distance, model with the repertoire / without: {ratio:.2f}x (goal >= 2)")
+    if args.repertoire_sheet:
+        repertoire_sheet(args.repertoire_sheet, makers[-1][1], feats[-1], speeches[-1].timeline)
+
+
+def repertoire_sheet(path: str, make, feat, timeline, cols: int = 6, rows: int = 2) -> None:
+    """Frames of the monologue at the repertoire's gesture strokes and rest holds, labelled with the word said."""
+    from PIL import Image, ImageDraw
+
+    from avatar.gesture.repertoire import plan_gestures
+    from avatar.gesture.teacher import vad_per_frame
+    from avatar.rig.kinematics import rotations_in_skeleton_order
+    from avatar.rig.skeleton import HUMANOID
+    from avatar.render.renderer import Renderer
+    from avatar.render.snapshot import expression_row
+    from avatar.types import VAD
+
+    m = make(feat, timeline)
+    plan = plan_gestures(vad_per_frame(VAD(*VARIETY_VAD), feat.num_frames, feat.fps), feat.speech, feat.fps,
+                         timeline, feat.accents, 0, feat.onsets)
+    marks = [(ev.time + 0.1, ev.kind) for ev in plan.events] + [(0.5 * (r.start + r.end), "rest: " + r.pose)
+                                                                 for r in plan.rests if r.end - r.start > 0.3]
+    marks = sorted(marks)[: cols * rows]
+    w, h = 256, 384
+    sheet = Image.new("RGB", (w * cols, h * rows), "white")
+    rot = rotations_in_skeleton_order(m).astype(np.float64)
+    with Renderer(None, w, h, framing="full") as r:
+        for i, (t, label) in enumerate(marks):
+            k = min(m.num_frames - 1, int(t * m.fps))
+            said = [wd.word for wd in timeline.words if wd.start - 0.3 <= t <= wd.end + 0.1]
+            img = Image.fromarray(r.render(expression_row("neutral"), (HUMANOID.joints, rot[k],
+                                                                      m.root_position[k].astype(np.float64))))
+            ImageDraw.Draw(img).text((6, 6), f"{t:.1f}s {label}", fill=(0, 0, 0))
+            ImageDraw.Draw(img).text((6, 20), " ".join(said[:3]), fill=(0, 0, 0))
+            sheet.paste(img, (w * (i % cols), h * (i // cols)))
+    sheet.save(path)
+    print(f"repertoire sheet: {path} ({len(marks)} frames of the monologue)")
 
 
 def _raw_model_speed(net, feats: list, steps: int) -> None:

@@ -153,8 +153,22 @@ def scale_by_arousal(rot: np.ndarray, energy: np.ndarray, fps: float, skeleton: 
     for name in GESTURE_JOINTS:
         k = skeleton.index(name)
         ref = _moving_average_quat(rot[:, k], int(round(1.2 * fps)))
-        out[:, k] = quat_slerp(ref, rot[:, k], gain)
+        # Enlarging (gain > 1) may carry a pose held at a limit past it: clip back to the joint's range.
+        out[:, k] = clamp_to_limits(quat_slerp(ref, rot[:, k], gain), name, skeleton)
     return out
+
+
+def clamp_to_limits(q: np.ndarray, joint: str, skeleton: Skeleton = HUMANOID) -> np.ndarray:
+    """Local rotations [T, 4] of `joint` with their Euler angles (the joint's limit order) clipped to its limits."""
+    from avatar.rig.rotations import quat_to_euler
+
+    order = skeleton.limit_order(joint)
+    lim = np.asarray(skeleton.limit(joint), dtype=np.float64)  # [3, 2] for X, Y, Z
+    e = quat_to_euler(q, order)
+    for i, axis in enumerate(order):
+        lo, hi = lim["XYZ".index(axis)]
+        e[..., i] = np.clip(e[..., i], lo, hi)
+    return euler_to_quat(e, order)
 
 
 def body_language(motion: BodyMotion, vad: np.ndarray, seed: int = 0, skeleton: Skeleton = HUMANOID,

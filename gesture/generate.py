@@ -22,8 +22,11 @@ import numpy as np
 from avatar.errors import InputError, ModelError
 from avatar.types import BodyMotion, Timeline, check_seed
 
+from avatar.rig.kinematics import plant_feet
+
 from .body_language import body_language
 from .prosody import FEATURE_NAMES, ProsodyFeatures, prosody_features
+from .repertoire import apply_repertoire
 from .teacher import VadLike, vad_per_frame
 
 if TYPE_CHECKING:
@@ -95,20 +98,25 @@ def generate_gesture(
     log.info("gesture: %.2f s of audio, %d frames, timeline %s, guidance %.2f, seed %d", feat.duration,
              feat.num_frames, "yes" if timeline is not None else "no", guidance, seed)
     return motion_from_features(net, feat, vad_f, seed=int(seed), guidance=guidance, steps=steps,
-                                scheduler=scheduler)
+                                scheduler=scheduler, timeline=timeline)
 
 
 def motion_from_features(net: GestureDenoiserNet, feat: ProsodyFeatures, vad_f: np.ndarray, seed: int = 0,
                          guidance: float = DEFAULT_GUIDANCE, steps: int = DEFAULT_STEPS,
-                         scheduler: str = "ddim") -> BodyMotion:
-    """Sampled motion for prosody features and per-frame VAD [T, 3], with the body-language layer when the
-    model did not learn it (older weights), feet planted."""
+                         scheduler: str = "ddim", timeline: Timeline | None = None,
+                         repertoire: bool = True) -> BodyMotion:
+    """Sampled motion for prosody features and per-frame VAD [T, 3]; the gesture repertoire (word-cued gestures,
+    rest poses in pauses) on top unless `repertoire` is False, and the body-language layer when the model did
+    not learn it (older weights); feet planted."""
     from .sampling import generate
 
-    if net.config.body_language:  # the model learned posture and idle life from its teacher
-        return generate(net, feat, vad_f, seed=seed, steps=steps, guidance_scale=guidance, scheduler=scheduler)
     motion = generate(net, feat, vad_f, seed=seed, steps=steps, guidance_scale=guidance, scheduler=scheduler,
                       plant=False)
+    if repertoire:  # the denoiser never sees words: what depends on them is laid on after sampling
+        motion = apply_repertoire(motion, vad_f, feat.speech, timeline, feat.accents, seed=seed,
+                                  onsets=feat.onsets)
+    if net.config.body_language:  # the model learned posture and idle life from its teacher
+        return plant_feet(motion)
     # Weights of this kind move only ~2x faster at high arousal than at low, the idle layer's own motion
     # would dilute that, so their gestures are scaled by arousal as well.
     # They also learned the old teacher's slump and lift (sad head pitch about +15 deg, happy -11 deg): the full

@@ -31,6 +31,7 @@ from avatar.types import VAD, BodyMotion, EmotionTrack, Timeline, check_seed
 
 from .body_language import body_language
 from .prosody import ProsodyFeatures, prosody_features, stress_events
+from .repertoire import apply_repertoire
 
 log = logging.getLogger(__name__)
 
@@ -352,5 +353,8 @@ def teacher_motion(
 
     motion = BodyMotion(fps=fps, joints=sk.joints, rotations=rot.astype(np.float32),
                         root_position=hips_pos.astype(np.float32))
+    # Word-cued gestures, beats in held gestures and rest poses in the pauses (avatar.gesture.repertoire).
+    motion = apply_repertoire(motion, vad_f, feat.speech, timeline, feat.accents, seed=int(seed),
+                              onsets=feat.onsets)
     # Posture from VAD and idle life; the legs are solved by IK onto planted ankles there.
     return body_language(motion, vad_f, seed=int(seed))
