@@ -25,7 +25,7 @@ import numpy as np
 
 from avatar.types import BodyMotion
 
-from avatar.rig.kinematics import plant_feet, rotations_in_skeleton_order
+from avatar.rig.kinematics import plant_feet, rotations_in_skeleton_order, with_extra_joints
 from avatar.rig.rotations import euler_to_quat, quat_mirror_x, quat_mul, quat_normalize
 from avatar.rig.skeleton import HUMANOID, Skeleton
 
@@ -132,6 +132,11 @@ GESTURE_JOINTS: tuple[str, ...] = tuple(f"{s}{b}" for s in ("left", "right")
                                         for b in ("Shoulder", "UpperArm", "LowerArm", "Hand")) + ("head",)
 
 
+def smooth_quat(q: np.ndarray, frames: int) -> np.ndarray:
+    """Normalised centred moving average [T, 4] of a quaternion track over `frames` (odd; signs aligned first)."""
+    return _moving_average_quat(q, frames)
+
+
 def _moving_average_quat(q: np.ndarray, frames: int) -> np.ndarray:
     """Normalised moving average [T, 4] of a quaternion track over `frames` (signs aligned first)."""
     q = q.copy()
@@ -219,12 +224,15 @@ def body_language(motion: BodyMotion, vad: np.ndarray, seed: int = 0, skeleton: 
         rot = scale_by_arousal(rot, p.energy, fps, skeleton)
     for name, ang in offsets.items():
         q = _xyz(ang)
-        rot[:, skeleton.index(name)] = quat_mul(q, rot[:, skeleton.index(name)])
+        # A pose held near a limit (a shrug's arm) plus an offset may pass it: clip back into the range.
+        rot[:, skeleton.index(name)] = clamp_to_limits(quat_mul(q, rot[:, skeleton.index(name)]), name, skeleton)
         if name.startswith("left"):
-            right = skeleton.index("right" + name[len("left"):])
-            rot[:, right] = quat_mul(quat_mirror_x(q), rot[:, right])
-    layered = BodyMotion(fps=fps, joints=skeleton.joints, rotations=quat_normalize(rot).astype(np.float32),
-                         root_position=root.astype(np.float32))
+            right = "right" + name[len("left"):]
+            k = skeleton.index(right)
+            rot[:, k] = clamp_to_limits(quat_mul(quat_mirror_x(q), rot[:, k]), right, skeleton)
+    layered = with_extra_joints(BodyMotion(fps=fps, joints=skeleton.joints,
+                                           rotations=quat_normalize(rot).astype(np.float32),
+                                           root_position=root.astype(np.float32)), motion, skeleton)
     # Stance: wider with dominance, fixed for the clip (changing it would need a step); feet on the floor.
     half_width = 0.02 * float(np.clip(np.mean(p.dominance), -1.0, 1.0)) if posture else 0.0
     targets = {}

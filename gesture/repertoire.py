@@ -33,6 +33,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from avatar.rig.hands import FINGER_BONES, HAND_SHAPES, finger_rotations
 from avatar.rig.kinematics import rotations_in_skeleton_order
 from avatar.rig.rotations import euler_to_quat, quat_mirror_x, quat_mul, quat_normalize, quat_slerp
 from avatar.rig.skeleton import HUMANOID, Skeleton
@@ -77,6 +78,11 @@ POSES: dict[str, tuple[float, ...]] = {
     "wide": (12.0, 0.0, -19.6, -12.0, -49.5, -31.7, -71.3, -22.4, 0.8, 53.2),
     "small": (12.0, 0.0, 46.8, -35.3, -57.1, -5.3, -91.5, -4.5, -0.4, 41.6),
 }
+#: Hand shapes (avatar.rig.hands.HAND_SHAPES) of the gestures and rest poses; a chop in negative valence is a fist.
+HANDS: dict[str, str] = {"self": "flat", "point": "point", "offer": "cupped", "shrug": "spread", "flick": "spread",
+                         "chop": "flat", "fear": "spread", "wide": "spread", "small": "pinch",
+                         "loose": "relaxed", "clasped": "cupped", "hip": "flat", "waist": "relaxed"}
+BEAT_HANDS: tuple[str, ...] = ("relaxed", "cupped", "flat", "pinch")
 #: Rest poses held in pauses; the two-handed ones use both arms, "hip" one arm (the other hangs loose).
 REST_POSES: tuple[str, ...] = ("loose", "clasped", "hip", "waist")
 #: Gestures: kind -> (preparation pose, stroke pose). One-pose gestures hold what they reach.
@@ -122,6 +128,7 @@ class GestureEvent:
     size: float
     beats: tuple[float, ...] = ()
     pose: tuple[float, ...] | None = None  # a beat gesture's own place in gesture space (CHANNELS, degrees)
+    hand: str = "relaxed"  # its hand shape (avatar.rig.hands.HAND_SHAPES)
 
 
 @dataclass(frozen=True)
@@ -257,7 +264,8 @@ def plan_gestures(vad: np.ndarray, speech: np.ndarray, fps: float, timeline: Tim
                 hands = "LR" if rng.random() < 0.1 + 0.3 * e else ("R" if rng.random() < 0.6 else "L")
                 size = float(np.clip(0.65 + 0.35 * e, 0.6, 1.0))
                 cand.append(GestureEvent("beat", float(ts), float(hold), hands, size,
-                                         tuple(_stress_in(timeline, ts + 0.25, hold)), pose))
+                                         tuple(_stress_in(timeline, ts + 0.25, hold)), pose,
+                                         hand=str(rng.choice(BEAT_HANDS))))
                 last = ts
             if is_question([w.word for w in ws]):
                 last = ws[-1]
@@ -376,7 +384,8 @@ def _event(kind: str, t: float, word_end: float, e: float, v: float, rng: np.ran
     hold_end = max(word_end, t + 0.25) + 0.15 + 0.35 * (1 - e)
     beats = tuple(s for s in _stress_in(timeline, t + 0.25, hold_end)) if timeline is not None else ()
     size = float(np.clip(0.7 + 0.35 * e + rng.uniform(-0.05, 0.05), 0.6, 1.0))
-    return GestureEvent(kind, float(t), float(hold_end), hands, size, beats)
+    hand = "fist" if kind == "chop" and v < -0.2 else str(rng.choice(BEAT_HANDS)) if kind == "beat" else HANDS[kind]
+    return GestureEvent(kind, float(t), float(hold_end), hands, size, beats, hand=hand)
 
 
 def _minjerk(keys_t: list[float], keys_v: np.ndarray, t: np.ndarray) -> np.ndarray:
@@ -434,9 +443,10 @@ def _snap(x: float, beats: np.ndarray, lo: float, hi: float, tol: float = 0.15) 
 
 
 def side_tracks(plan: GesturePlan, side: str, t: np.ndarray, energy: np.ndarray, fps: float
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """One arm's layer: pose channels [T, 10] (beats included), layer weight [T] (0: the source motion, 1: the
-    layer's pose) and the beat dip [T] (0..~1.2)."""
+    layer's pose), the beat dip [T] (0..~1.2) and the hand shape [T, 6] (HAND_SHAPES layout, relaxed where the
+    layer is off)."""
     n = len(t)
     beats_at = np.asarray(plan.beat_times, dtype=np.float64)
     segs: list[tuple[float, float, list[tuple[float, np.ndarray]]]] = []  # (in, out, keys at weight 1)
@@ -453,12 +463,15 @@ def side_tracks(plan: GesturePlan, side: str, t: np.ndarray, energy: np.ndarray,
             a, b = GESTURES[ev.kind]
             pa, pb = _pose_vec(a, ev.size), _pose_vec(b, ev.size)
         # One-pose gestures arrive on the stroke's end (no key before it: every key is a rest of the hand).
+        hs = np.asarray(HAND_SHAPES[ev.hand])
+        pa, pb = np.concatenate([pa, hs]), np.concatenate([pb, hs])
         keys = ([] if np.allclose(pa, pb) else [(ev.time - stroke, pa)]) + [(ev.time, pb), (ev.hold_end, pb)]
         segs.append((ev.time - stroke - _prep(e), ev.hold_end, keys))
         beats += [(s, 0.6 + 0.6 * e) for s in ev.beats]
     for r in plan.rests:
         pose = r.pose if side in r.hands else "loose"
-        segs.append((r.start, r.end, [(r.start + 0.05, _pose_vec(pose)), (max(r.start + 0.05, r.end), _pose_vec(pose))]))
+        pv = np.concatenate([_pose_vec(pose), HAND_SHAPES[HANDS[pose]]])
+        segs.append((r.start, r.end, [(r.start + 0.05, pv), (max(r.start + 0.05, r.end), pv)]))
     segs.sort(key=lambda s: s[0])
     keys_t: list[float] = []
     keys_v: list[np.ndarray] = []
@@ -489,17 +502,20 @@ def side_tracks(plan: GesturePlan, side: str, t: np.ndarray, energy: np.ndarray,
             keys_t.append(kt)
             keys_v.append(np.append(kv, 1.0))
         last_out = keys_t[-1]
+    relaxed = np.asarray(HAND_SHAPES["relaxed"])
     if not keys_t:
-        return np.tile(np.asarray(POSES["loose"]), (n, 1)), np.zeros(n), np.zeros(n)
+        return np.tile(np.asarray(POSES["loose"]), (n, 1)), np.zeros(n), np.zeros(n), np.tile(relaxed, (n, 1))
     keys_t.append(last_out + 0.5)
     keys_v.append(np.append(keys_v[-1][:-1], 0.0))
     curve = _minjerk(keys_t, np.stack(keys_v), t)
     dip, loop = beat_curves(beats, t)
-    ch = curve[:, :-1].copy()
+    ch = curve[:, :10].copy()
+    w = np.clip(curve[:, -1], 0.0, 1.0)
+    hand = relaxed + w[:, None] * (curve[:, 10:16] - relaxed)
     ch[:, 6] += 14.0 * dip  # the elbow opens a little on the stressed vowel (Y < 0 flexes) ...
     ch[:, 9] -= 10.0 * dip  # ... and the wrist flexes: a dip of the hand
     ch[:, 4] += 6.0 * loop  # the recovery swings the upper arm out a little between beats
-    return ch, np.clip(curve[:, -1], 0.0, 1.0), dip
+    return ch, w, dip, hand
 
 
 def _channel_quats(ch: np.ndarray, skeleton: Skeleton) -> dict[str, np.ndarray]:
@@ -529,8 +545,9 @@ def apply_repertoire(motion: BodyMotion, vad: np.ndarray, speech: np.ndarray, ti
     t = np.arange(n) / fps
     energy = (vad[:, 1] + 1) / 2
     rot = rotations_in_skeleton_order(motion, skeleton).astype(np.float64)
-    for side, prefix in (("L", "left"), ("R", "right")):
-        ch, w, _ = side_tracks(plan, side, t, energy, fps)
+    hands = np.zeros((n, 2, 6))
+    for s, (side, prefix) in enumerate((("L", "left"), ("R", "right"))):
+        ch, w, _, hands[:, s] = side_tracks(plan, side, t, energy, fps)
         for bone, q in _channel_quats(ch, skeleton).items():
             k = skeleton.index(prefix + bone)
             q = q if side == "L" else quat_mirror_x(q)
@@ -551,5 +568,7 @@ def apply_repertoire(motion: BodyMotion, vad: np.ndarray, speech: np.ndarray, ti
         k = skeleton.index("head")
         q = euler_to_quat(np.stack([7.0 * tilt, -4.0 * tilt, 0 * tilt], -1), "ZXY")
         rot[:, k] = quat_mul(rot[:, k], q)
-    return BodyMotion(fps=fps, joints=skeleton.joints, rotations=quat_normalize(rot).astype(np.float32),
+    fingers = finger_rotations(hands)  # appended after the body bones (avatar.rig.hands)
+    rot = np.concatenate([rot, np.stack([fingers[b] for b in FINGER_BONES], axis=1)], axis=1)
+    return BodyMotion(fps=fps, joints=skeleton.joints + FINGER_BONES, rotations=quat_normalize(rot).astype(np.float32),
                       root_position=motion.root_position.copy())

@@ -10,7 +10,7 @@ from avatar.gesture import checks
 from avatar.gesture.repertoire import (POSES, REST_POSES, apply_repertoire, is_question, plan_gestures,
                                        side_tracks)
 from avatar.gesture.teacher import vad_per_frame
-from avatar.rig.kinematics import fk
+from avatar.rig.kinematics import fk, rotations_in_skeleton_order
 from avatar.rig.rotations import euler_to_quat, identity_quat, quat_apply, quat_mirror_x
 from avatar.rig.skeleton import HUMANOID
 from avatar.types import VAD, BodyMotion, Phoneme, Timeline, Word
@@ -65,7 +65,7 @@ def _pose_motion(name: str) -> BodyMotion:
 
 
 def _palms(m: BodyMotion) -> np.ndarray:
-    pos, glob = fk(m.rotations, m.root_position)
+    pos, glob = fk(rotations_in_skeleton_order(m), m.root_position)
     out = []
     for side, sign in (("left", 1.0), ("right", -1.0)):
         k = HUMANOID.index(side + "Hand")
@@ -89,8 +89,8 @@ def test_all_poses_are_inside_the_joint_limits() -> None:
         assert checks.joint_limit_violations(_pose_motion(name)) == {}, name
 
 
-def _plan(sentences: list[str], vad: tuple = (0.3, 0.4, 0.1), seed: int = 0):  # noqa: ANN202
-    tl = _timeline(sentences)
+def _plan(sentences: list[str], vad: tuple = (0.3, 0.4, 0.1), seed: int = 0, pause: float = 0.6):  # noqa: ANN202
+    tl = _timeline(sentences, pause=pause)
     sp = _speech(tl)
     return tl, plan_gestures(vad_per_frame(VAD(*vad), len(sp), FPS), sp, FPS, tl, seed=seed)
 
@@ -125,20 +125,20 @@ def test_anger_chops_fear_raises_the_hands_joy_does_neither() -> None:
 
 
 def test_rest_poses_change_between_phrases_and_hold_in_pauses() -> None:
-    tl, plan = _plan(["We went out"] * 6)
+    tl, plan = _plan(["We went out"] * 6, pause=1.0)
     rests = [r.pose for r in plan.rests]
     assert len(rests) >= 5 and all(p in REST_POSES for p in rests)
     assert all(a != b for a, b in zip(rests, rests[1:]))  # never the same twice in a row
     assert len(set(rests)) >= 3
     n = len(_speech(tl))
     t = np.arange(n) / FPS
-    ch, w, _ = side_tracks(plan, "L", t, np.full(n, 0.7), FPS)
+    ch, w, _, _ = side_tracks(plan, "L", t, np.full(n, 0.7), FPS)
     for r in plan.rests[1:-1]:  # the hands are at the rest pose in the middle of each inner pause
         k = int(0.5 * (r.start + r.end) * FPS)
         if r.end - r.start > 0.5:
             assert w[k] > 0.99
             want = POSES[r.pose] if "L" in r.hands else POSES["loose"]
-            assert np.allclose(ch[k], want, atol=3.0)
+            assert np.allclose(ch[k, :10], want, atol=3.0)
 
 
 def test_layer_reaches_the_gesture_and_leaves_the_source_alone_elsewhere() -> None:
@@ -196,3 +196,31 @@ def test_model_path_carries_the_repertoire() -> None:
     assert d > 0.15  # the word-cued gestures move the hands far from where the model put them
     r = checks.sanity_report(with_rep)
     assert r["limit_violations"] == {} and r["foot_sliding_cm_s"] < 0.05 and r["nan"] == 0
+
+
+def test_hand_shapes_pose_the_default_avatars_fingers() -> None:
+    """The layer's finger bones reach the renderer: a fist brings the default avatar's index fingertip about
+    the length of a finger closer to its wrist than a flat hand; without finger bones the hand stays as built."""
+    from avatar.render.pose import build_rig, node_matrices
+    from avatar.render.renderer import resolve_avatar
+    from avatar.rig.hands import FINGER_BONES, HAND_SHAPES, finger_rotations
+
+    av = resolve_avatar(None)
+    rig = build_rig(av)
+    assert rig.finger_node and set(rig.finger_node.values()) == set(FINGER_BONES)
+    tip = next(n for n, b in rig.finger_node.items() if b == "leftIndexDistal")
+    wrist = av.bones["leftHand"]
+    m = _pose_motion("offer")
+
+    def span(shape: str | None) -> float:
+        names, rot = m.joints, m.rotations[0].astype(np.float64)
+        if shape is not None:
+            f = finger_rotations(np.tile(np.asarray(HAND_SHAPES[shape])[None, None], (1, 2, 1)))
+            names, rot = names + FINGER_BONES, np.concatenate([rot, np.stack([f[b][0] for b in FINGER_BONES])])
+        w = node_matrices(rig, (names, rot, m.root_position[0].astype(np.float64)), None)
+        return float(np.linalg.norm(w[tip][:3, 3] - w[wrist][:3, 3]))
+
+    flat, fist, bare = span("flat"), span("fist"), span(None)
+    assert flat - fist > 0.03
+    assert abs(bare - span("flat")) < 0.03  # flat is close to the avatar's own rest hand
+    assert len(finger_rotations(np.zeros((4, 2, 6)))) == 30

@@ -10,6 +10,7 @@ from avatar.gesture import checks
 from avatar.gesture.prosody import FEATURE_NAMES, prosody_features
 from avatar.rig.rotations import euler_to_quat
 from avatar.gesture.signals import syllable_audio, syllable_times
+from avatar.rig.hands import FINGER_BONES
 from avatar.rig.skeleton import HUMANOID
 from avatar.gesture.teacher import beat_candidates, minjerk_curve, teacher_motion
 from avatar.types import VAD, BodyMotion, EmotionSegment, EmotionTrack, Phoneme, Timeline, Word
@@ -116,7 +117,7 @@ def test_length_seed_and_inputs(clips: dict) -> None:
     c = clips["a"]
     m1 = teacher_motion(c["audio"], VAD(0.3, 0.2, 0.1), sr=SR, seed=5)
     assert abs(m1.duration - DUR) < 0.1
-    assert m1.joints == HUMANOID.joints
+    assert m1.joints == HUMANOID.joints + FINGER_BONES  # body bones, then the hand shapes' finger bones
     m2 = teacher_motion(c["audio"], VAD(0.3, 0.2, 0.1), sr=SR, seed=5)
     assert np.array_equal(m1.rotations, m2.rotations) and np.array_equal(m1.root_position, m2.root_position)
     m3 = teacher_motion(c["audio"], VAD(0.3, 0.2, 0.1), sr=SR, seed=6)

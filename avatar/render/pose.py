@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from avatar.gltf.nodes import node_local
+from avatar.rig.hands import FINGER_BONES, finger_parent
 from avatar.rig.retarget import rest_alignment
 from avatar.rig.rotations import quat_to_matrix
 from avatar.rig.skeleton import HUMANOID
@@ -51,6 +52,7 @@ class Rig:
     hip_scale: float  # avatar hip height / ours: scales the root displacement
     minus_z: bool
     skins: tuple[AvatarSkin, ...]
+    finger_node: dict[int, str] | None = None  # node -> VRM finger bone it shows (posed when the motion has it)
 
 
 def build_rig(avatar: Avatar) -> Rig:
@@ -74,9 +76,48 @@ def build_rig(avatar: Avatar) -> Rig:
     scale = 1.0
     if hips is not None and world[hips][1, 3] > 1e-3:
         scale = float(world[hips][1, 3]) / float(HUMANOID.rest_positions[0, 1])
+    fingers = finger_nodes(gltf)
+    for node, bone in fingers.items():  # a finger keeps its hand's A-pose alignment (its bones are not in it)
+        hand = avatar.bones.get(("left" if bone.startswith("left") else "right") + "Hand")
+        if hand is not None:
+            rest_rot[node] = rest_rot[hand] @ world[hand][:3, :3].T @ rest_rot[node]
     return Rig(order=order, parent=parent, rest_local=local, rest_world=world, rest_rot=rest_rot, node_joint=node_joint,
                eye_side=eye_side, hips=hips, hip_scale=scale, minus_z=bool(avatar.faces_minus_z),
-               skins=avatar.skins)
+               skins=avatar.skins, finger_node=fingers)
+
+
+def finger_nodes(gltf) -> dict[int, str]:  # noqa: ANN001 - pygltflib.GLTF2
+    """Node -> VRM finger bone, from the VRM 1.0 / 0.x humanoid extension, else from nodes named as the bones."""
+    ext = gltf.extensions or {}
+    found: dict[str, int] = {}
+    if "VRMC_vrm" in ext:
+        found = {b: int(v["node"]) for b, v in ext["VRMC_vrm"].get("humanoid", {}).get("humanBones", {}).items()}
+    elif "VRM" in ext:
+        found = {v["bone"]: int(v["node"]) for v in ext["VRM"].get("humanoid", {}).get("humanBones", [])}
+    if not found:
+        found = {n.name: i for i, n in enumerate(gltf.nodes) if n.name}
+    return {node: b for b, node in found.items() if b in FINGER_BONES and 0 <= node < len(gltf.nodes)}
+
+
+def finger_world(gm: np.ndarray, body: Body | None) -> dict[str, np.ndarray]:
+    """World rotation matrices [3, 3] of the finger bones the motion carries (the hand's world rotation times
+    the finger chain's local rotations), for one frame."""
+    if body is None:
+        return {}
+    names, r, _ = body
+    r = np.asarray(r, dtype=np.float64).reshape(-1, 4)
+    local = {n: r[k] for k, n in enumerate(names) if n in FINGER_BONES and k < len(r)}
+    out: dict[str, np.ndarray] = {}
+    for bone in FINGER_BONES:  # each finger from the palm outwards: parents first
+        if bone not in local:
+            continue
+        parent = finger_parent(bone)
+        base = out.get(parent) if parent in out else gm[HUMANOID.index(parent)] if parent in HUMANOID.joints else None
+        if base is None:
+            continue
+        q = local[bone] / max(float(np.linalg.norm(local[bone])), 1e-12)
+        out[bone] = base @ quat_to_matrix(q)
+    return out
 
 
 def _ypr(yaw: float, pitch: float, roll: float) -> np.ndarray:
@@ -121,16 +162,19 @@ def node_matrices(rig: Rig, body: Body | None, face_row: np.ndarray | None) -> n
     """World matrices [N, 4, 4] of every node of the avatar for one frame."""
     gm, root, gaze = skeleton_pose(body, face_row)
     eye_m = gm[HUMANOID.index("head")] @ gaze  # [2, 3, 3]
+    fingers = finger_world(gm, body) if rig.finger_node else {}
     if rig.minus_z:  # our +Z-facing rotations for a -Z-facing rig: conjugate by a half turn about Y
         gm, eye_m = _FLIP @ gm @ _FLIP, _FLIP @ eye_m @ _FLIP
+        fingers = {b: _FLIP @ m @ _FLIP for b, m in fingers.items()}
     world = np.empty_like(rig.rest_world)
     for i in rig.order:
         p = rig.parent[i]
         w = rig.rest_local[i] if p < 0 else world[p] @ rig.rest_local[i]
         j = rig.node_joint.get(i)
         side = rig.eye_side.get(i)
-        if j is not None or side is not None:
-            delta = gm[j] if j is not None else eye_m[side]
+        finger = fingers.get(rig.finger_node.get(i, "")) if fingers else None
+        if j is not None or side is not None or finger is not None:
+            delta = gm[j] if j is not None else eye_m[side] if side is not None else finger
             w = w.copy()
             w[:3, :3] = delta @ rig.rest_rot[i]  # world rotation = ours x (aligned) rest world rotation
         if i == rig.hips:

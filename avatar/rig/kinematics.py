@@ -155,8 +155,18 @@ def plant_feet(motion: BodyMotion, skeleton: Skeleton = HUMANOID, max_shift: flo
         rot[:, ju], rot[:, jl], rot[:, jf] = qu, ql, qf
         for k in (k for k, p in enumerate(skeleton.parents) if p == jf):
             rot[:, k] = identity_quat(len(rot))
-    return BodyMotion(fps=motion.fps, joints=skeleton.joints, rotations=rot.astype(np.float32),
-                      root_position=root.astype(np.float32))
+    return with_extra_joints(BodyMotion(fps=motion.fps, joints=skeleton.joints, rotations=rot.astype(np.float32),
+                                        root_position=root.astype(np.float32)), motion, skeleton)
+
+
+def with_extra_joints(out: BodyMotion, src: BodyMotion, skeleton: Skeleton = HUMANOID) -> BodyMotion:
+    """`out` (in skeleton order) with `src`'s joints that the skeleton lacks (fingers) appended unchanged."""
+    extra = [k for k, n in enumerate(src.joints) if n not in skeleton.joints]
+    if not extra or len(out.joints) != len(skeleton.joints):
+        return out
+    return BodyMotion(fps=out.fps, joints=out.joints + tuple(src.joints[k] for k in extra),
+                      rotations=np.concatenate([out.rotations, src.rotations[:, extra]], axis=1),
+                      root_position=out.root_position)
 
 
 def resample_motion(motion: BodyMotion, fps: float) -> BodyMotion:
