@@ -352,7 +352,7 @@ def variety_figures(args: argparse.Namespace) -> None:
           f"{VARIETY_VAD}, seed 0, default TTS ==")
     makers = [("procedural teacher", lambda f, tl: teacher_motion(f, vad, seed=0, timeline=tl))]
     if args.model:
-        from avatar.gesture.generate import load_gesture_model, motion_from_features
+        from avatar.gesture.generate import SMOOTH_FRAMES, load_gesture_model, motion_from_features
 
         net = load_gesture_model(args.model)
         base = load_gesture_model(args.baseline_model) if args.baseline_model else net
@@ -360,7 +360,7 @@ def variety_figures(args: argparse.Namespace) -> None:
                                ("model as the pipeline runs it (repertoire layer on)", net, True)):
             makers.append((label, lambda f, tl, n_=n_, rep=rep: motion_from_features(
                 n_, f, vad_per_frame(vad, f.num_frames, f.fps), seed=0, steps=args.steps, timeline=tl,
-                repertoire=rep)))
+                repertoire=rep, smooth=SMOOTH_FRAMES if rep else 1)))
     dist = {}
     for label, make in makers:
         motions = [make(f, sp.timeline) for f, sp in zip(feats, speeches)]

@@ -4,10 +4,11 @@
     motion = generate_gesture(audio, sr, VAD(0.5, 0.6, 0.2), seed=3, model=load_gesture_model())
 
 Prosody features (with the timeline's stressed vowels when one is given) condition the diffusion denoiser,
-which samples the clip window by window (avatar.gesture.model.generate). Unless the model was trained on the
-body-language teacher (config `body_language`), emotional posture and idle life (avatar.gesture.body_language)
-are laid on the sampled motion; the legs are then re-solved so the feet stay planted. The motion has the
-audio's length, rounded to frames.
+which samples the clip window by window (avatar.gesture.model.generate). The gesture repertoire
+(avatar.gesture.repertoire: word-cued gestures, beats in holds, rest poses in pauses, hand shapes) is laid on
+the sample, since the denoiser never sees words; then, unless the model was trained on the body-language
+teacher (config `body_language`), emotional posture and idle life (avatar.gesture.body_language); the legs
+are re-solved so the feet stay planted. The motion has the audio's length, rounded to frames.
 """
 
 from __future__ import annotations
@@ -107,10 +108,11 @@ def generate_gesture(
 def motion_from_features(net: GestureDenoiserNet, feat: ProsodyFeatures, vad_f: np.ndarray, seed: int = 0,
                          guidance: float = DEFAULT_GUIDANCE, steps: int = DEFAULT_STEPS,
                          scheduler: str = "ddim", timeline: Timeline | None = None,
-                         repertoire: bool = True) -> BodyMotion:
+                         repertoire: bool = True, smooth: int = SMOOTH_FRAMES) -> BodyMotion:
     """Sampled motion for prosody features and per-frame VAD [T, 3]; the gesture repertoire (word-cued gestures,
     rest poses in pauses) on top unless `repertoire` is False, and the body-language layer when the model did
-    not learn it (older weights); feet planted."""
+    not learn it (older weights); feet planted. `smooth` frames of moving average go on such weights' samples
+    (1: none, the pipeline before the repertoire)."""
     from .sampling import generate
 
     motion = generate(net, feat, vad_f, seed=seed, steps=steps, guidance_scale=guidance, scheduler=scheduler,
@@ -122,7 +124,7 @@ def motion_from_features(net: GestureDenoiserNet, feat: ProsodyFeatures, vad_f: 
         rot = rotations_in_skeleton_order(motion).astype(np.float64)
         # Its samples are about twice as jerky as its teacher (jerk p95 390 against 167 m/s^3 on held-out
         # speech at arousal +0.8): a 3-frame (0.1 s) moving average takes most of the jitter out, not the beats.
-        rot = np.stack([smooth_quat(rot[:, j], SMOOTH_FRAMES) for j in range(rot.shape[1])], axis=1)
+        rot = np.stack([smooth_quat(rot[:, j], smooth) for j in range(rot.shape[1])], axis=1)
         rot = scale_by_arousal(rot, (vad_f[:, 1] + 1.0) / 2.0, motion.fps)
         motion = BodyMotion(fps=motion.fps, joints=HUMANOID.joints, rotations=rot.astype(np.float32),
                             root_position=motion.root_position)

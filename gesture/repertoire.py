@@ -17,6 +17,8 @@ that depend on *what* is said are planned here from the timeline's words:
   gesture phrase);
 - size and speed from arousal: lower arousal gives fewer cue gestures, slower preparation and retraction and
   poses drawn part-way towards the loose rest; higher arousal the opposite.
+- hand shapes (avatar.rig.hands) per gesture: flat, point, cupped, spread, pinch, a fist in negative-valence
+  chops, relaxed elsewhere, appended to the motion as the 30 VRM finger bones.
 Arm poses are joint angles solved once by inverse kinematics for palm positions and orientations relative to
 the rest skeleton (`POSES`, checked in tests/test_gesture_repertoire.py) and interpolated in those angles, which
 stay inside the joint limits because the limits are boxes in the same angles. The layer's weight blends its
@@ -58,8 +60,8 @@ CHANNELS: tuple[tuple[str, int], ...] = (
 #: self (0.0, 1.31, 0.185) palm on the sternum (in front of a full chest); point (0.16, 1.30, 0.50) fingers forward;
 #: offer (0.22, 1.13, 0.38) palm up; shrug (0.33, 1.08, 0.22) palm up, clavicle raised;
 #: flick0 -> flick1 (0.08, 1.18, 0.32) palm down -> (0.45, 1.12, 0.22) palm out; chop0 -> chop1
-#: (0.20, 1.40, 0.33) -> (0.20, 1.12, 0.42) hand vertical; fear (0.14, 1.36, 0.25) palm forward, fingers up,
-#: clavicle raised; wide (0.58, 1.25, 0.20) palm forward; small (0.05, 1.22, 0.32) palms facing. The clavicle's
+#: (0.20, 1.40, 0.33) -> (0.20, 1.12, 0.42) hand vertical; fear (0.12, 1.34, 0.24) palm forward, fingers up,
+#: elbows in at (0.17, 1.12, 0.10), clavicle raised; wide (0.58, 1.25, 0.20) palm forward; small (0.05, 1.22, 0.32) palms facing. The clavicle's
 #: protraction (first channel) is bounded at 12 degrees, so the posture layer's offsets keep it in its limit.
 POSES: dict[str, tuple[float, ...]] = {
     "loose": (5.5, 0.0, 3.7, 10.2, -87.7, -4.9, -32.7, -4.7, 15.3, 0.5),
@@ -74,7 +76,7 @@ POSES: dict[str, tuple[float, ...]] = {
     "flick1": (12.0, 0.0, 8.2, -9.9, -57.9, 28.3, -62.0, 25.0, 30.0, 66.7),
     "chop0": (12.0, 0.0, 9.9, -39.0, -40.7, -21.8, -111.8, -9.1, 18.9, 35.4),
     "chop1": (11.4, 0.0, 28.9, -39.0, -51.7, -18.4, -59.4, -16.6, 3.6, 16.2),
-    "fear": (12.0, 11.9, 31.7, -26.9, -63.5, 71.8, -106.8, 25.0, 16.5, 55.2),
+    "fear": (12.0, 11.6, 29.2, -14.6, -91.8, 62.5, -103.1, 25.0, -13.1, 69.0),
     "wide": (12.0, 0.0, -19.6, -12.0, -49.5, -31.7, -71.3, -22.4, 0.8, 53.2),
     "small": (12.0, 0.0, 46.8, -35.3, -57.1, -5.3, -91.5, -4.5, -0.4, 41.6),
 }
@@ -246,7 +248,7 @@ def plan_gestures(vad: np.ndarray, speech: np.ndarray, fps: float, timeline: Tim
                     kind = "chop"
                 if kind is None:
                     continue
-                if rng.random() > 0.55 + 0.45 * e:
+                if rng.random() > 0.4 + 0.6 * e:
                     continue
                 stress = _stress_in(timeline, w.start, w.end)
                 cand.append(_event(kind, (stress[0] if stress else w.start + 0.3 * (w.end - w.start)), w.end,
@@ -257,12 +259,12 @@ def plan_gestures(vad: np.ndarray, speech: np.ndarray, fps: float, timeline: Tim
             stress = _stress_in(timeline, ws[0].start, ws[-1].end)
             last = -10.0
             for ts in stress:
-                if ts - last < 1.2 - 0.4 * e or rng.random() > 0.5 + 0.5 * e:
+                if ts - last < 1.4 - 0.6 * e or rng.random() > 0.3 + 0.7 * e:
                     continue
                 hold = min(ts + 0.7 + 0.5 * rng.random(), ws[-1].end + 0.2)
                 pose = beat_place(rng)
                 hands = "LR" if rng.random() < 0.1 + 0.3 * e else ("R" if rng.random() < 0.6 else "L")
-                size = float(np.clip(0.65 + 0.35 * e, 0.6, 1.0))
+                size = float(np.clip(0.45 + 0.55 * e, 0.45, 1.0))
                 cand.append(GestureEvent("beat", float(ts), float(hold), hands, size,
                                          tuple(_stress_in(timeline, ts + 0.25, hold)), pose,
                                          hand=str(rng.choice(BEAT_HANDS))))
@@ -365,12 +367,12 @@ def beat_place(rng: np.random.Generator) -> tuple[float, ...]:
 
 def _prep(e: float) -> float:
     """Preparation time (s) before a stroke at energy e = (arousal + 1) / 2: quicker when aroused."""
-    return 0.55 - 0.2 * e
+    return 0.65 - 0.35 * e
 
 
 def _stroke(e: float) -> float:
     """Stroke time (s) at energy e: the last part of the movement into the gesture (Laban's Time effort)."""
-    return 0.36 - 0.14 * e
+    return 0.42 - 0.22 * e
 
 
 def _event(kind: str, t: float, word_end: float, e: float, v: float, rng: np.random.Generator,
@@ -383,7 +385,7 @@ def _event(kind: str, t: float, word_end: float, e: float, v: float, rng: np.ran
         hands = "LR"
     hold_end = max(word_end, t + 0.25) + 0.15 + 0.35 * (1 - e)
     beats = tuple(s for s in _stress_in(timeline, t + 0.25, hold_end)) if timeline is not None else ()
-    size = float(np.clip(0.7 + 0.35 * e + rng.uniform(-0.05, 0.05), 0.6, 1.0))
+    size = float(np.clip(0.5 + 0.5 * e + rng.uniform(-0.05, 0.05), 0.45, 1.0))
     hand = "fist" if kind == "chop" and v < -0.2 else str(rng.choice(BEAT_HANDS)) if kind == "beat" else HANDS[kind]
     return GestureEvent(kind, float(t), float(hold_end), hands, size, beats, hand=hand)
 
@@ -482,7 +484,7 @@ def side_tracks(plan: GesturePlan, side: str, t: np.ndarray, energy: np.ndarray,
             if not keys:
                 continue
         e = float(energy[min(n - 1, max(0, int(s_in * fps)))])
-        ramp = 0.55 - 0.25 * e
+        ramp = 0.65 - 0.35 * e
         first_t, first_v = keys[0]
         if not keys_t and s_in <= 0.0:  # a rest at the clip's start holds from the first frame
             keys_t.append(-1.0)

@@ -109,7 +109,8 @@ def test_array_round_trip_and_crossfade() -> None:
     m = teacher_motion(_prosody(), VAD(0.0, 0.5, 0.0), seed=4)
     x = motion_to_array(m)
     back = array_to_motion(x, m.fps)
-    assert np.abs(np.abs(np.sum(back.rotations * m.rotations, -1)) - 1).max() < 1e-5
+    body = m.rotations[:, : len(back.joints)]  # the model's array carries the body bones, not the finger bones
+    assert np.abs(np.abs(np.sum(back.rotations * body, -1)) - 1).max() < 1e-5
     assert np.abs(back.root_position - m.root_position).max() < 1e-5
     a, b = np.zeros((10, 4)), np.ones((10, 4))
     mix = crossfade(a, b)

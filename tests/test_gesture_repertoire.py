@@ -21,7 +21,7 @@ CHANNELS = (("Shoulder", 1), ("Shoulder", 2), ("UpperArm", 0), ("UpperArm", 1), 
 #: Palm centres the module documents for its poses (left side, metres); IK error plus the clavicle cap < 4 cm.
 TARGETS = {"loose": (0.20, 0.82, 0.04), "clasped": (0.03, 1.00, 0.17), "hip": (0.15, 1.00, 0.06),
            "self": (0.0, 1.31, 0.185), "point": (0.16, 1.30, 0.50), "offer": (0.22, 1.13, 0.38),
-           "shrug": (0.33, 1.08, 0.22), "fear": (0.14, 1.36, 0.25), "wide": (0.58, 1.25, 0.20)}
+           "shrug": (0.33, 1.08, 0.22), "fear": (0.12, 1.34, 0.24), "wide": (0.58, 1.25, 0.20)}
 
 
 def _timeline(sentences: list[str], word_s: float = 0.32, pause: float = 0.6) -> Timeline:

@@ -92,8 +92,14 @@ def finger_nodes(gltf) -> dict[int, str]:  # noqa: ANN001 - pygltflib.GLTF2
     found: dict[str, int] = {}
     if "VRMC_vrm" in ext:
         found = {b: int(v["node"]) for b, v in ext["VRMC_vrm"].get("humanoid", {}).get("humanBones", {}).items()}
-    elif "VRM" in ext:
-        found = {v["bone"]: int(v["node"]) for v in ext["VRM"].get("humanoid", {}).get("humanBones", [])}
+    elif "VRM" in ext:  # VRM 0.x names the thumb's segments Proximal, Intermediate, Distal
+        thumb = {"ThumbProximal": "ThumbMetacarpal", "ThumbIntermediate": "ThumbProximal"}
+        for v in ext["VRM"].get("humanoid", {}).get("humanBones", []):
+            bone = str(v["bone"])
+            for old, new in thumb.items():
+                if bone.endswith(old):
+                    bone = bone[: -len(old)] + new
+            found[bone] = int(v["node"])
     if not found:
         found = {n.name: i for i, n in enumerate(gltf.nodes) if n.name}
     return {node: b for b, node in found.items() if b in FINGER_BONES and 0 <= node < len(gltf.nodes)}
