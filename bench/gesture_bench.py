@@ -255,7 +255,8 @@ def main() -> None:
         net = load_gesture_model(args.model)
 
         def make_model(f, v, s):
-            return motion_from_features(net, f, vad_per_frame(v, f.num_frames, f.fps), seed=s, steps=args.steps)
+            return motion_from_features(net, f, vad_per_frame(v, f.num_frames, f.fps), seed=s, steps=args.steps,
+                                        timeline=timeline_of.get(id(f)))
 
         evaluate(f"diffusion model {args.model} ({args.steps} steps, as the pipeline runs it)", make_model, clips,
                  feats)

@@ -148,13 +148,14 @@ def _moving_average_quat(q: np.ndarray, frames: int) -> np.ndarray:
     return quat_normalize(avg)
 
 
-def scale_by_arousal(rot: np.ndarray, energy: np.ndarray, fps: float, skeleton: Skeleton = HUMANOID) -> np.ndarray:
+def scale_by_arousal(rot: np.ndarray, energy: np.ndarray, fps: float, skeleton: Skeleton = HUMANOID,
+                     low: float = 0.6, span: float = 0.8) -> np.ndarray:
     """Local rotations [T, J, 4] with the gesture joints' movement around their 1.2 s moving average scaled by
-    0.6 + 0.8 * (arousal + 1) / 2 per frame: larger and faster with arousal, smaller and slower without it."""
+    low + span * (arousal + 1) / 2 per frame: larger and faster with arousal, smaller and slower without it."""
     from avatar.rig.rotations import quat_slerp
 
     out = rot.copy()
-    gain = 0.6 + 0.8 * np.asarray(energy, dtype=np.float64)
+    gain = low + span * np.asarray(energy, dtype=np.float64)
     for name in GESTURE_JOINTS:
         k = skeleton.index(name)
         ref = _moving_average_quat(rot[:, k], int(round(1.2 * fps)))

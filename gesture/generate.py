@@ -125,7 +125,7 @@ def motion_from_features(net: GestureDenoiserNet, feat: ProsodyFeatures, vad_f: 
         # Its samples are about twice as jerky as its teacher (jerk p95 390 against 167 m/s^3 on held-out
         # speech at arousal +0.8): a 3-frame (0.1 s) moving average takes most of the jitter out, not the beats.
         rot = np.stack([smooth_quat(rot[:, j], smooth) for j in range(rot.shape[1])], axis=1)
-        rot = scale_by_arousal(rot, (vad_f[:, 1] + 1.0) / 2.0, motion.fps)
+        rot = scale_by_arousal(rot, (vad_f[:, 1] + 1.0) / 2.0, motion.fps, low=0.45, span=1.0)
         motion = BodyMotion(fps=motion.fps, joints=HUMANOID.joints, rotations=rot.astype(np.float32),
                             root_position=motion.root_position)
     if repertoire:  # the denoiser never sees words: what depends on them is laid on after sampling

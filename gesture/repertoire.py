@@ -248,7 +248,7 @@ def plan_gestures(vad: np.ndarray, speech: np.ndarray, fps: float, timeline: Tim
                     kind = "chop"
                 if kind is None:
                     continue
-                if rng.random() > 0.4 + 0.6 * e:
+                if rng.random() > 0.25 + 0.75 * e:
                     continue
                 stress = _stress_in(timeline, w.start, w.end)
                 cand.append(_event(kind, (stress[0] if stress else w.start + 0.3 * (w.end - w.start)), w.end,
@@ -259,7 +259,7 @@ def plan_gestures(vad: np.ndarray, speech: np.ndarray, fps: float, timeline: Tim
             stress = _stress_in(timeline, ws[0].start, ws[-1].end)
             last = -10.0
             for ts in stress:
-                if ts - last < 1.4 - 0.6 * e or rng.random() > 0.3 + 0.7 * e:
+                if ts - last < 1.4 - 0.6 * e or rng.random() > 0.2 + 0.8 * e:
                     continue
                 hold = min(ts + 0.7 + 0.5 * rng.random(), ws[-1].end + 0.2)
                 pose = beat_place(rng)
