@@ -277,8 +277,9 @@ def plan_gestures(vad: np.ndarray, speech: np.ndarray, fps: float, timeline: Tim
                 if content:
                     w = content[0]
                     stress = _stress_in(timeline, w.start, w.end)
-                    cand.append(_event("offer", stress[0] if stress else w.start + 0.1, w.end, e, v, rng,
-                                       timeline))
+                    ev = _event("offer", stress[0] if stress else w.start + 0.1, w.end, e, v, rng, timeline)
+                    # Offerings vary: one hand or both, and where in front of the body (as beats do).
+                    cand.append(replace(ev, pose=offer_place(rng)))
     elif accents is not None and len(accents):
         # Audio only: a metaphoric gesture on the strongest accents, spaced out.
         on = np.sort(np.asarray(onsets if onsets is not None else [], dtype=np.float64))
@@ -365,6 +366,17 @@ def beat_place(rng: np.random.Generator) -> tuple[float, ...]:
     return tuple(float(x) for x in np.clip(pose, lim[:, 0], lim[:, 1]))
 
 
+def offer_place(rng: np.random.Generator) -> tuple[float, ...]:
+    """The palm-up offering moved by up to about 15 degrees of shoulder flexion and abduction and 20 of elbow
+    flexion (higher or lower, nearer or further out), inside the joint limits."""
+    pose = np.asarray(POSES["offer"], dtype=np.float64).copy()
+    pose[3] += rng.uniform(-18.0, 12.0)
+    pose[4] += rng.uniform(-8.0, 15.0)
+    pose[6] += rng.uniform(-20.0, 20.0)
+    lim = _limits()
+    return tuple(float(x) for x in np.clip(pose, lim[:, 0], lim[:, 1]))
+
+
 def _prep(e: float) -> float:
     """Preparation time (s) before a stroke at energy e = (arousal + 1) / 2: quicker when aroused."""
     return 0.65 - 0.35 * e
@@ -381,6 +393,8 @@ def _event(kind: str, t: float, word_end: float, e: float, v: float, rng: np.ran
         hands = "R" if rng.random() < 0.7 else "L"
     elif kind == "chop":
         hands = "LR" if rng.random() < 0.2 + 0.5 * e else ("R" if rng.random() < 0.7 else "L")
+    elif kind == "offer":
+        hands = "LR" if rng.random() < 0.5 else ("R" if rng.random() < 0.6 else "L")
     else:
         hands = "LR"
     hold_end = max(word_end, t + 0.25) + 0.15 + 0.35 * (1 - e)
