@@ -163,3 +163,41 @@ def test_joint_dialogue_run_with_top_layers_only(tmp_path) -> None:
     model = EmotionModel.from_pretrained(base)
     with pytest.raises(SystemExit, match="1..6"):
         freeze_lower_layers(model, 7)
+
+
+def test_onnx_features_match_the_torch_sentence_vectors() -> None:
+    """--onnx-features reads the shipped graph's pooled vector: the same as the torch model's (fp16-stored weights)."""
+    import torch
+
+    from avatar.emotion.model import EmotionModel, prepare_text
+    from avatar.emotion.train import onnx_features
+    from avatar.weights import model_dir
+
+    folder = model_dir("emotion")
+    model = EmotionModel.from_pretrained(folder)
+    texts = ["Help! Somebody help me!", "Okay.", "I set two plates at supper out of habit. 😢"]
+    got = onnx_features(folder, texts, model.token_ids, batch_size=2)
+    with torch.inference_mode():
+        want = model.pooled(*model._pad(model.token_ids([prepare_text(t) for t in texts])))
+    assert got.shape == want.shape
+    assert float((got - want).abs().max()) < 5e-3
+
+
+def test_sign_loss_penalises_categories_against_the_rated_valence() -> None:
+    import torch
+
+    from avatar.emotion.dialogue_data import CATEGORIES
+    from avatar.emotion.labels import CATEGORY_VALENCE_SIGN
+    from avatar.emotion.train import sign_loss
+
+    sign_of = torch.tensor([float(CATEGORY_VALENCE_SIGN[c]) for c in CATEGORIES])
+
+    def one_hot(cat: str) -> torch.Tensor:
+        return torch.nn.functional.one_hot(torch.tensor([CATEGORIES.index(cat)]), len(CATEGORIES)).float() * 20
+
+    pleasant, unpleasant, flat = torch.tensor([0.6]), torch.tensor([-0.6]), torch.tensor([0.05])
+    assert float(sign_loss(one_hot("sad"), pleasant, sign_of)) > 0.45
+    assert float(sign_loss(one_hot("happy"), pleasant, sign_of)) < 1e-6
+    assert float(sign_loss(one_hot("happy"), unpleasant, sign_of)) > 0.45
+    assert float(sign_loss(one_hot("surprised"), unpleasant, sign_of)) < 1e-6  # no fixed sign: never penalised
+    assert float(sign_loss(one_hot("sad"), flat, sign_of)) == 0.0  # inside the dead zone

@@ -33,6 +33,13 @@ def model_card(cfg: EmotionModelConfig) -> str:
     frozen = ("The encoder, its adapter and the VAD head were kept as they were (`--freeze-encoder --freeze-vad-head`): "
               "one pass of the encoder over the training text, then only the category + intensity head trained, on "
               "the dialogue lines' sentence vectors; the VAD figures on EmoBank are the earlier model's."
+              + (" The sentence vectors came from `--init`'s `model.onnx` in onnxruntime (`--onnx-features`)."
+                 if t.get("onnx_features") else "")
+              + (f" EmoBank train sentences (the seeded share above) entered only through a sign loss (weight "
+                 f"{t['eb_sign_weight']}, `--eb-sign-weight`): the probability the head puts on categories whose "
+                 "valence sign contradicts the sentence's rated valence, times how far that rating lies past 0.1, so "
+                 "that the consistency step rarely drags the VAD head's valence across zero."
+                 if t.get("eb_sign_weight") else "")
               if t.get("freeze_vad_head") else
               "The encoder and its adapter were kept as they were (`--freeze-encoder`): one pass of the encoder over "
               "the training text, then both heads trained together on its sentence vectors (the VAD head on EmoBank "

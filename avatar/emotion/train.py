@@ -18,6 +18,7 @@ import re
 import time
 from dataclasses import asdict
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -153,6 +154,55 @@ def _accelerator(args: argparse.Namespace):  # noqa: ANN202 - an accelerate.Acce
     return accelerator(getattr(args, "mixed_precision", "no"), getattr(args, "grad_accum", 1), cpu=True)
 
 
+def onnx_features(folder: Path, texts: list[str], tokenize: Callable[[list[str]], list[list[int]]], threads: int = 1,
+                  batch_size: int = 64) -> torch.Tensor:
+    """The sentence vectors [N, H] that `folder`'s exported graph (model.onnx) feeds its heads, run in onnxruntime.
+
+    The same vectors as the torch encoder gives (fp16-stored weights: within about 1e-3) at a fraction of the CPU
+    time; `tokenize` maps texts to token ids as training does.
+    """
+    import onnx
+    import onnxruntime as ort
+
+    graph = onnx.load(str(Path(folder) / "model.onnx"))
+    heads = [n for n in graph.graph.node if n.op_type == "Gemm" and n.input[1].endswith("cat_head.1.weight")]
+    if len(heads) != 1:
+        raise SystemExit(f"{folder}/model.onnx: cannot find the category head's input (export it first)")
+    pooled = heads[0].input[0]
+    graph.graph.output.append(onnx.helper.make_tensor_value_info(pooled, onnx.TensorProto.FLOAT, None))
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    sess = ort.InferenceSession(graph.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    ids = tokenize([prepare_text(t) for t in texts])
+    out = None
+    for k, idx in enumerate(length_batches(ids, batch_size)):
+        width = max(len(ids[j]) for j in idx)
+        x = np.zeros((len(idx), width), dtype=np.int64)
+        mask = np.zeros_like(x)
+        for row, j in enumerate(idx):
+            x[row, : len(ids[j])] = ids[j]
+            mask[row, : len(ids[j])] = 1
+        vec = sess.run([pooled], {"input_ids": x, "attention_mask": mask})[0]
+        if out is None:
+            out = torch.zeros(len(texts), vec.shape[1])
+        out[idx] = torch.from_numpy(vec.astype(np.float32))
+        if k % 20 == 0:
+            log.info("features (onnxruntime): %d / %d batches", k, -(-len(ids) // batch_size))
+    return out if out is not None else torch.zeros(0, 0)
+
+
+def sign_loss(logits: torch.Tensor, valence: torch.Tensor, sign_of: torch.Tensor, dead_zone: float = 0.1) -> torch.Tensor:
+    """Probability the category head puts on categories whose valence sign contradicts a rated valence.
+
+    For EmoBank sentences (no category): a sentence rated clearly pleasant should not read sad, angry, fearful or
+    disgusted, nor a clearly unpleasant one happy, or the consistency step drags the VAD head's valence across zero.
+    Weighted by how far the rating lies past `dead_zone`.
+    """
+    p = torch.softmax(logits, dim=-1)
+    wrong = torch.relu(-torch.sign(valence)[:, None] * sign_of[None, :])  # 1 where the signs disagree
+    return ((p * wrong).sum(1) * torch.relu(valence.abs() - dead_zone)).mean()
+
+
 def train_heads(args: argparse.Namespace, model: EmotionModel, cfg: EmotionModelConfig, eb: tuple, dv: tuple,
                 dl_rows: list, dv_rows: list, mean: np.ndarray, std: np.ndarray, scale: np.ndarray) -> dict:
     """--freeze-encoder: the encoder (with --init's adapter) stays as it is; both heads train on its sentence vectors.
@@ -178,10 +228,16 @@ def train_heads(args: argparse.Namespace, model: EmotionModel, cfg: EmotionModel
         if (len(f_eb), len(f_dv), len(f_dl), len(f_dd)) != (len(tr_x), len(dv_x), len(dl_rows), len(dv_rows)):
             raise SystemExit(f"{cache} was made for other data")
     else:
-        f_eb = _features(model, tr_x)
-        f_dv = _features(model, dv_x)
-        f_dl = _features(model, [r.text for r in dl_rows])
-        f_dd = _features(model, [r.text for r in dv_rows])
+        if args.onnx_features:  # the exported graph of --init: the same vectors, several times faster on a CPU
+            def encode(texts: list[str]) -> torch.Tensor:
+                return onnx_features(args.init, texts, model.token_ids, threads=args.threads)
+        else:
+            def encode(texts: list[str]) -> torch.Tensor:
+                return _features(model, texts)
+        f_eb = encode(tr_x)
+        f_dv = encode(dv_x)
+        f_dl = encode([r.text for r in dl_rows])
+        f_dd = encode([r.text for r in dv_rows])
         if cache is not None:
             from safetensors.torch import save_file
 
@@ -192,6 +248,11 @@ def train_heads(args: argparse.Namespace, model: EmotionModel, cfg: EmotionModel
     c_dl = torch.tensor([CATEGORIES.index(r.category) for r in dl_rows])
     i_dl = torch.tensor([r.intensity_value for r in dl_rows], dtype=torch.float32)
     gold_dv = np.array([CATEGORIES.index(r.category) for r in dv_rows])
+    # EmoBank's rated valence in the engine's units, and each category's valence sign: for --eb-sign-weight
+    v_eb = torch.tensor((tr_y[:, 0] - 3.0) / scale[0], dtype=torch.float32)
+    from avatar.emotion.labels import CATEGORY_VALENCE_SIGN
+
+    sign_of = torch.tensor([float(CATEGORY_VALENCE_SIGN.get(c, 0)) for c in CATEGORIES])
     # --freeze-vad-head: the VAD head stays as --init trained it (EmoBank figures unchanged); only the category +
     # intensity head learns.
     params = [*([] if args.freeze_vad_head else model.head.parameters()), *model.cat_head.parameters()]
@@ -234,6 +295,8 @@ def train_heads(args: argparse.Namespace, model: EmotionModel, cfg: EmotionModel
             loss = loss + (args.cat_weight * torch.nn.functional.cross_entropy(logits, c_dl[d], label_smoothing=0.05)
                            + args.int_weight * torch.nn.functional.binary_cross_entropy_with_logits(inten, i_dl[d])
                            + args.dialogue_vad_weight * (((zd - z_dl[d]) ** 2).mean(0) * w).mean())
+            if args.eb_sign_weight > 0:
+                loss = loss + args.eb_sign_weight * sign_loss(model.heads(f_eb[b])[1], v_eb[b], sign_of)
             with acc.accumulate(model):
                 optimizer_step(acc, model, loss, opt, None, clip=None)
         m = score_now()
@@ -460,7 +523,9 @@ def _save(args: argparse.Namespace, model: EmotionModel, cfg: EmotionModelConfig
                     "init_training": getattr(args, "init_training", None),
                     "dialogue_repeat": args.dialogue_repeat, "variant_share": args.variant_share,
                     "dev_originals": args.dev_originals, "emobank_fraction": args.emobank_fraction,
-                    "freeze_encoder": args.freeze_encoder, "train_layers": args.train_layers, "freeze_vad_head": args.freeze_vad_head, "cat_weight": args.cat_weight, "int_weight": args.int_weight, "dialogue_vad_weight": args.dialogue_vad_weight,
+                    "freeze_encoder": args.freeze_encoder, "onnx_features": args.onnx_features,
+                    "eb_sign_weight": args.eb_sign_weight,
+                    "train_layers": args.train_layers, "freeze_vad_head": args.freeze_vad_head, "cat_weight": args.cat_weight, "int_weight": args.int_weight, "dialogue_vad_weight": args.dialogue_vad_weight,
                     "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "finetune": args.finetune, "rank": args.rank, "pool_layers": args.pool_layers, "pool_mode": args.pool_mode,
                     "corr_weight": args.corr_weight, "dim_weights": [round(float(x), 4) for x in args.dim_weights], "ema": args.ema, "train_size": n_gold, "dev_size": n_dev,
                     "seconds": round(seconds, 1), "torch": torch.__version__}
@@ -514,6 +579,11 @@ def main(argv: list[str] | None = None) -> None:
                    help="keep --init's encoder and adapter; train only the VAD and category heads (fast)")
     p.add_argument("--freeze-vad-head", action="store_true",
                    help="with --freeze-encoder: keep --init's VAD head too; train only the category + intensity head")
+    p.add_argument("--eb-sign-weight", type=float, default=0.0,
+                   help="with --freeze-encoder: weight of a loss keeping the category head from contradicting the "
+                        "rated valence of EmoBank train sentences (their category is unknown)")
+    p.add_argument("--onnx-features", action="store_true",
+                   help="with --freeze-encoder: compute the sentence vectors with --init's model.onnx in onnxruntime")
     p.add_argument("--features-cache", type=Path, default=None,
                    help="with --freeze-encoder: keep the encoder's sentence vectors here (safetensors) and reuse them")
     p.add_argument("--train-layers", type=int, default=0,
