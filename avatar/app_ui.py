@@ -24,9 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
+from pydantic import ConfigDict, field_validator, model_validator
+
 from avatar.app_readout import READOUT_CSS, LineEmotion, plan_emotions, readout_html
 from avatar.errors import AvatarError, InputError
-from avatar.types import VAD
+from avatar.types import VAD, Strict
 
 if TYPE_CHECKING:
     from avatar.types import Speech
@@ -289,6 +291,52 @@ def user_errors(hide: tuple[Path, ...] = ()) -> Iterator[None]:
                        print_exception=False) from None
 
 
+class SayRequest(Strict):
+    """What the page sends to `say`, checked once where it comes in: the lines (parse_lines), the emotion override
+    (resolve_emotion), the seed (check_seed) and the voice (compose_voice). InputError with one line otherwise."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    text: str | None = None
+    recording: bool = False  # a recording is performed: the text (its words) may then be empty
+    voice: str | None = VOICE_DEFAULT
+    variant: str | None = VARIANT_NONE
+    emotion: str | None = EMOTION_AUTO
+    valence: float | None = 0.0
+    arousal: float | None = 0.0
+    dominance: float | None = 0.0
+    seed: int = 0
+    lines: tuple[str, ...] = ()  # derived: the checked lines of `text`
+    override: VAD | None = None  # derived: the emotion the page asks for, None to read it from the text
+    voice_name: str | None = None  # derived: voice with its variant
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except InputError as exc:  # the page shows the reason itself, not the model's name
+            raise InputError(str(exc).removeprefix(f"invalid {type(self).__name__}: ")) from None
+
+    @field_validator("seed", mode="before")
+    @classmethod
+    def _seed(cls, v: object) -> int:
+        return check_seed(v)  # type: ignore[arg-type]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _derive(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        for k in ("lines", "override", "voice_name"):
+            if k in data:
+                raise InputError(f"{k} is derived from the request, not given")
+        text, recording = data.get("text"), bool(data.get("recording", False))
+        lines = parse_lines(text) if not recording or (text and str(text).strip()) else []
+        override = resolve_emotion(data.get("emotion", EMOTION_AUTO), data.get("valence", 0.0),
+                                   data.get("arousal", 0.0), data.get("dominance", 0.0))
+        voice = compose_voice(data.get("voice", VOICE_DEFAULT), data.get("variant", VARIANT_NONE))
+        return {**data, "lines": tuple(lines), "override": override, "voice_name": voice}
+
+
 class AvatarApp:
     """The demo's handlers, bound to one AppConfig; `build()` lays them out as a gr.Blocks."""
 
@@ -423,10 +471,9 @@ class AvatarApp:
         t0 = time.perf_counter()
         with user_errors(self._hidden()):
             speech = check_recording_upload(recorded, self.config.max_upload_mb, self.config.max_recording_s)
-            lines = parse_lines(text) if speech is None or (text and text.strip()) else []
-            override = resolve_emotion(emotion, valence, arousal, dominance)
-            seed_i = check_seed(seed)
-            voice_name = compose_voice(voice, variant)
+            req = SayRequest(text=text, recording=speech is not None, voice=voice, variant=variant, emotion=emotion,
+                             valence=valence, arousal=arousal, dominance=dominance, seed=seed)
+            lines, override, seed_i, voice_name = list(req.lines), req.override, req.seed, req.voice_name
             av = self._avatar(avatar)
             progress(0.0, desc="reading the emotion")
             plan = plan_emotions(lines, override) if speech is None else recording_plan(lines, override)

@@ -243,3 +243,20 @@ def test_readout_shows_the_model_categories_and_intensity() -> None:
     assert one.categories["sad"] == pytest.approx(0.6) and one.intensity == pytest.approx(0.5)
     page = readout_html([one])
     assert "sad 60%" in page and "intensity <b>0.50</b>" in page
+
+
+def test_say_request_is_checked_once_with_the_page_s_messages() -> None:
+    from pydantic import ValidationError
+
+    from avatar.app_ui import SayRequest
+
+    r = SayRequest(text="Hello there.\n\nHi!", seed=7.0, emotion="happy", voice="gmw/en-US", variant="f3")
+    assert r.lines == ("Hello there.", "Hi!") and r.seed == 7 and r.override.valence > 0.5
+    assert r.voice_name == "gmw/en-US+f3" and SayRequest(text="", recording=True).lines == ()
+    for bad, words in (({"text": ""}, "type a line"), ({"text": "hi", "seed": -1}, "seed"),
+                       ({"text": "hi", "lines": ("x",)}, "derived"), ({"text": "hi", "zoom": 1}, "zoom")):
+        with pytest.raises(InputError, match=words) as err:
+            SayRequest(**bad)
+        assert not str(err.value).startswith("invalid SayRequest")
+    with pytest.raises(ValidationError, match="frozen"):
+        r.seed = 3
