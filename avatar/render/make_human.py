@@ -481,15 +481,14 @@ _HAIRLINE_H = (-0.085, -0.075, 0.030, 0.030, 0.045, 0.063, 0.065)
 
 def _hair_height(p: np.ndarray, mid: np.ndarray, head_weight: np.ndarray, fringe: float = 0.0) -> np.ndarray:
     """How far (m) each point lies above the hairline (negative: below it, or not on the head). `fringe` (m): a
-    side-swept fringe, the front hairline lowered that much over the right brow, less towards the left; the
-    edge wavers by a few millimetres like the ends of strands."""
+    side-swept fringe, the front hairline lowered that much over the right brow, less towards the left. The
+    front edge wavers by a few millimetres like the ends of strands."""
     rel = p - mid
     h = rel[:, 1] - np.interp(rel[:, 2], _HAIRLINE_Z, _HAIRLINE_H)
-    if fringe:
-        front = _smoothstep(-0.06, -0.01, rel[:, 2])
-        sweep = _smoothstep(0.07, -0.06, rel[:, 0])  # most over the avatar's right (-x)
-        ends = 0.004 * np.sin(rel[:, 0] * 260.0)
-        h = h + front * (fringe * sweep + ends * sweep)
+    front = _smoothstep(-0.06, -0.01, rel[:, 2])
+    ends = 0.003 * np.sin(rel[:, 0] * 260.0) * np.sin(rel[:, 0] * 61.0 + 1.0)  # strand ends, not a ruled line
+    sweep = _smoothstep(0.07, -0.06, rel[:, 0])  # most over the avatar's right (-x)
+    h = h + front * (fringe * sweep + ends)
     return np.where(head_weight > 0.5, h, -1.0)
 
 
