@@ -9,7 +9,7 @@ from avatar.tts.analysis import measure
 from avatar.tts.espeak import engine_settings
 from avatar.tts.prosody import NEUTRAL, RULES, prosody_for
 from avatar.tts.visemes import IPA_VISEMES, viseme_for
-from avatar.tts.world import WorldEdit, edit_f0, reshape
+from avatar.tts.world import WorldEdit, edit_f0, fix_octaves, reshape, track_f0
 from avatar.types import VAD, VISEMES
 
 
@@ -55,6 +55,34 @@ def test_world_keeps_length_and_moves_f0():
     silent = np.zeros(sr, np.float32)
     assert np.array_equal(reshape(silent, sr, WorldEdit(f0_factor=2.0)), silent)
     assert np.array_equal(reshape(x, sr, WorldEdit(contour_st=2.0)), reshape(x, sr, WorldEdit(contour_st=2.0)))
+
+
+def _pulses(sr: int, rate: float, alternate: float, seconds: float = 1.0) -> np.ndarray:
+    """A vowel-like pulse train whose every other pulse has `alternate` times the amplitude (creaky voice)."""
+    from scipy.signal import lfilter
+
+    x = np.zeros(int(sr * seconds))
+    for k in range(int(seconds * rate)):
+        x[int(k * sr / rate)] = 1.0 if k % 2 == 0 else alternate
+    for f, bw in ((500, 80), (1500, 100), (2500, 120)):
+        r, th = np.exp(-np.pi * bw / sr), 2 * np.pi * f / sr
+        x = lfilter([1.0], [1.0, -2 * r * np.cos(th), r * r], x)
+    return 0.5 * x / np.abs(x).max()
+
+
+def test_octave_check_halves_a_reading_of_the_pulse_rate_and_keeps_true_periods():
+    sr = 22050
+    t = np.arange(0.0, 1.0, 0.005)
+    creaky = _pulses(sr, 200.0, 0.45)  # pulses at 200 Hz, period 10 ms: the pitch is 100 Hz
+    fixed = fix_octaves(creaky, sr, np.full(t.size, 200.0), t)
+    assert np.median(fixed) == pytest.approx(100.0)
+    for rate in (120.0, 150.0, 200.0):  # even pulses: the reading is right and stays
+        clean = _pulses(sr, rate, 1.0)
+        assert np.median(fix_octaves(clean, sr, np.full(t.size, rate), t)) == pytest.approx(rate)
+    f0, _ = track_f0(_pulses(sr, 150.0, 1.0), sr, 5.0, "dio-octave")
+    assert np.median(f0[f0 > 0]) == pytest.approx(150.0, rel=0.02)
+    with pytest.raises(ValueError):
+        track_f0(creaky, sr, 5.0, "yin")
 
 
 def test_f0_edit_contour_and_boundary():

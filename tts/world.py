@@ -91,8 +91,65 @@ def tilt_gain(n_bins: int, sr: int, tilt_db_oct: float) -> np.ndarray:
     return 10.0 ** (np.clip(tilt_db_oct * octaves, -18.0, 12.0) / 10.0)
 
 
+def track_f0(x: np.ndarray, sr: int, frame_period_ms: float = FRAME_PERIOD_MS,
+             method: str = "dio") -> tuple[np.ndarray, np.ndarray]:
+    """F0 per frame (0 = unvoiced) and frame times: 'dio' (DIO + StoneMask, fast), 'dio-octave' (the same, with
+    frames whose period is really twice DIO's halved: see `fix_octaves`) or 'harvest' (slow)."""
+    pw = import_pyworld()
+    if method == "harvest":
+        return pw.harvest(x, sr, f0_floor=F0_FLOOR, f0_ceil=F0_CEIL, frame_period=frame_period_ms)
+    if method not in ("dio", "dio-octave"):
+        raise ValueError(f"f0 method must be 'dio', 'dio-octave' or 'harvest', got {method!r}")
+    f0, t = pw.dio(x, sr, f0_floor=F0_FLOOR, f0_ceil=F0_CEIL, frame_period=frame_period_ms, speed=3)
+    f0 = pw.stonemask(x, f0, t, sr)
+    if method == "dio-octave":
+        f0 = pw.stonemask(x, fix_octaves(x, sr, f0, t), t, sr)
+    return f0, t
+
+
+def subharmonic_ratio(x: np.ndarray, sr: int, f0: np.ndarray, t: np.ndarray, harmonics: int = 6,
+                      window_s: float = 0.04) -> np.ndarray:
+    """Per frame, the compressed spectrum's level at the odd multiples of f0/2 over its level at the multiples of f0
+    (a subharmonic-to-harmonic ratio, after Sun 2002); 0 in unvoiced frames."""
+    out = np.zeros(f0.size)
+    voiced = np.flatnonzero(f0 > 0)
+    if voiced.size == 0:
+        return out
+    n = int(window_s * sr)
+    nfft = 1 << int(np.ceil(np.log2(2 * n)))
+    centre = np.round(t[voiced] * sr).astype(int)
+    idx = np.clip(centre[:, None] - n // 2 + np.arange(n)[None, :], 0, x.size - 1)
+    spec = np.abs(np.fft.rfft(x[idx] * np.hanning(n)[None, :], nfft, axis=1))
+    # Log-compressed so the weak odd subharmonics of a creaky voice count, not only the strongest peaks.
+    spec = np.log1p(1000.0 * spec / max(float(spec.max()), 1e-12))
+    top = nfft // 2
+    hz = sr / nfft
+    harm = np.zeros(voiced.size)
+    sub = np.zeros(voiced.size)
+    for k in range(1, harmonics + 1):
+        for mult, acc in ((k, harm), (k - 0.5, sub)):
+            b = np.round(mult * f0[voiced] / hz).astype(int)
+            acc += np.max([spec[np.arange(voiced.size), np.clip(b + d, 0, top)] for d in (-1, 0, 1)], axis=0)
+    out[voiced] = sub / np.maximum(harm, 1e-12)
+    return out
+
+
+def fix_octaves(x: np.ndarray, sr: int, f0: np.ndarray, t: np.ndarray, threshold: float = 0.8) -> np.ndarray:
+    """Halve F0 in frames with strong subharmonics (DIO read the pulse rate of a creaky voice, not its period).
+
+    On the Piper voice joe, DIO read about half of the voiced frames an octave above Harvest (median 169 Hz against
+    ~110), so a WORLD edit would resynthesise them an octave up; with this check 1 % stay above (7 bench
+    sentences). The voice's pitch is truly ambiguous in creaky stretches (Harvest itself reads some of them high),
+    so the rule prefers the lower, steadier reading."""
+    out = np.asarray(f0, dtype=np.float64).copy()
+    halve = (subharmonic_ratio(x, sr, out, t) > threshold) & (out / 2.0 >= F0_FLOOR)
+    out[halve] /= 2.0
+    return out
+
+
 def reshape(audio: np.ndarray, sr: int, edit: WorldEdit, aperiodicity: str = "fast",
-            frame_period_ms: float = FRAME_PERIOD_MS, f0_offsets_st: np.ndarray | None = None) -> np.ndarray:
+            frame_period_ms: float = FRAME_PERIOD_MS, f0_offsets_st: np.ndarray | None = None,
+            f0_method: str = "dio") -> np.ndarray:
     """Resynthesise `audio` with the edit applied; same length, float32. Silence or no voicing passes through.
 
     f0_offsets_st: optional semitone offsets per analysis frame (frame i at i * frame_period_ms), added to
@@ -103,8 +160,7 @@ def reshape(audio: np.ndarray, sr: int, edit: WorldEdit, aperiodicity: str = "fa
         return np.asarray(audio, dtype=np.float32)
     pw = import_pyworld()
 
-    f0, t = pw.dio(x, sr, f0_floor=F0_FLOOR, f0_ceil=F0_CEIL, frame_period=frame_period_ms, speed=3)
-    f0 = pw.stonemask(x, f0, t, sr)
+    f0, t = track_f0(x, sr, frame_period_ms, f0_method)
     if not np.any(f0 > 0):
         return np.asarray(audio, dtype=np.float32)
     # CheapTrick's FFT size follows its F0 floor; 71 Hz (its default) keeps 1024 points at 22 kHz, half the
