@@ -63,6 +63,8 @@ def main() -> None:
     ap.add_argument("--start", type=int, default=0, help="first clip (60 scores the clips the decoding was chosen on)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--lipsync", type=Path, action="append", default=[],
+                    help="another viseme network folder to score in the same run (full path with it); repeatable")
     args = ap.parse_args()
     print("rerun: .venv/bin/python bench/face_model_bench.py " + " ".join(sys.argv[1:]))
 
@@ -83,6 +85,7 @@ def main() -> None:
     model = load_face_model(args.model)
     fps = model.config.fps
     ours, diff_only, base, hard, secs, gen_s = [], [], [], [], 0.0, 0.0
+    others: dict[Path, list] = {p: [] for p in args.lipsync}
     generate_face(np.zeros(16000, np.float32), 16000, model=model)  # warm-up: loads the lip sync model once
     for wav in wavs:
         audio, sr = load_audio(wav)
@@ -93,6 +96,9 @@ def main() -> None:
         gen_s += time.perf_counter() - t0
         secs += audio.size / sr
         ours.append(lip_sync(tl, face.frames[:, :52], fps))
+        for lips, scores in others.items():
+            alt = generate_face(audio, sr, vad, timeline=None, seed=args.seed, model=model, lips=lips)
+            scores.append(lip_sync(tl, alt.frames[:, :52], fps))
         raw = generate_face(audio, sr, vad, timeline=None, seed=args.seed, model=model, lips=False)
         diff_only.append(lip_sync(tl, raw.frames[:, :52], fps))
         # The decoding used before: the argmax runs of the viseme network as a timeline, mouth from that timeline.
@@ -110,6 +116,10 @@ def main() -> None:
           "   (goal >= 0.55; Rhubarb 0.24)")
     print(f"  p/b/m sealed (mean over clips):      full {o[:, 0].mean() * 100:.1f} %   diffusion only "
           f"{d[:, 0].mean() * 100:.1f} %   energy baseline {b[:, 0].mean() * 100:.1f} %   (goal >= 60 %; Rhubarb 37 %)")
+    for lips, scores in others.items():
+        sc = np.array(scores)
+        print(f"  full with the lip sync model {lips}: openness r {sc[:, 1].mean():.3f}, p/b/m sealed "
+              f"{sc[:, 0].mean() * 100:.1f} %")
     print(f"  argmax decoding (the viseme network's runs as a timeline, the default before soft decoding): openness r "
           f"{h[:, 1].mean():.3f}, p/b/m sealed {h[:, 0].mean() * 100:.1f} %")
     print(f"  generation real-time factor, full ({args.threads} thread): {gen_s / secs:.3f}")

@@ -81,7 +81,7 @@ def test_octave_check_halves_a_reading_of_the_pulse_rate_and_keeps_true_periods(
         assert np.median(fix_octaves(clean, sr, np.full(t.size, rate), t)) == pytest.approx(rate)
     f0, _ = track_f0(_pulses(sr, 150.0, 1.0), sr, 5.0, "dio-octave")
     assert np.median(f0[f0 > 0]) == pytest.approx(150.0, rel=0.02)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="f0 method"):
         track_f0(creaky, sr, 5.0, "yin")
 
 

@@ -286,9 +286,9 @@ def world_strength(vad: VAD) -> float:
 
 
 def world_edit(p: ProsodyParams, sentence: str, strength: float = 1.0) -> WorldEdit:
-    """WORLD's part for the neural voice: F0 level x f0_scale, range x (range_st/4)^0.5 within 0.7..1.3 of the
-    voice's own (it already has a natural contour: squashing it to eSpeak NG's 0.5 semitones made calm lines a
-    monotone, and doubling it threw the tracker into octave jumps), contour, boundary (+4 semitones more for a
+    """WORLD's part for the neural voice: F0 level x f0_scale, range x (range_st/4)^0.5 within
+    0.7..1.3 of the voice's own (it already has a natural contour: squashing it to eSpeak NG's 0.5 semitones made
+    calm lines a monotone, and doubling it threw the tracker into octave jumps), contour, boundary (+4 semitones more for a
     yes/no question), tilt and breathiness; `strength` (world_strength) scales all but the question rise."""
     k = float(strength)
     boundary = k * p.boundary_st + question_rise_st(sentence)
