@@ -86,7 +86,7 @@ LOOKS: dict[str, Look] = {
     "female": Look("female", skin=(0.86, 0.66, 0.56), lips=(0.72, 0.36, 0.36), brow=(0.16, 0.10, 0.07),
                    brow_thickness=0.26, hair=(0.20, 0.12, 0.07, 1.0), shirt=(0.63, 0.16, 0.22, 1.0),
                    trousers=(0.14, 0.17, 0.26, 1.0), shoes=(0.10, 0.09, 0.09, 1.0), iris=(0.30, 0.45, 0.25),
-                   breast=0.4, hair_volume=0.02, fringe=0.035),
+                   breast=0.4, hair_volume=0.02),
     "male": Look("male", skin=(0.78, 0.58, 0.47), lips=(0.62, 0.38, 0.35), brow=(0.07, 0.05, 0.04),
                  brow_thickness=0.30, hair=(0.14, 0.10, 0.07, 1.0), shirt=(0.16, 0.38, 0.47, 1.0),
                  trousers=(0.23, 0.22, 0.20, 1.0), shoes=(0.30, 0.18, 0.10, 1.0), iris=(0.35, 0.24, 0.14),
