@@ -133,10 +133,12 @@ def _examples(data: Path, copies: int, seed: int, fps: float) -> tuple[np.ndarra
 
 
 def train(feats: list[np.ndarray], labels: list[np.ndarray], config: LipSyncConfig, steps: int, batch: int = 32,
-          window: int = 150, lr: float = 1e-3, seed: int = 0, acc: Any = None) -> tuple[VisemeNet, list[float]]:
+          window: int = 150, lr: float = 1e-3, seed: int = 0, acc: Any = None,
+          init: VisemeNet | None = None) -> tuple[VisemeNet, list[float]]:
     """Fit the network on random windows of the clips (AdamW, cosine decay); returns it (eval) and the losses.
 
-    `acc`: an avatar.training.accelerator (device, mixed precision, gradient accumulation); None: the defaults."""
+    `acc`: an avatar.training.accelerator (device, mixed precision, gradient accumulation); None: the defaults.
+    `init`: a trained network to fine-tune (its own config is kept) instead of a new one."""
     from tqdm import tqdm
 
     from avatar.training import accelerator, accumulated_step, finish
@@ -145,7 +147,7 @@ def train(feats: list[np.ndarray], labels: list[np.ndarray], config: LipSyncConf
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    net = VisemeNet(config)
+    net = init if init is not None else VisemeNet(config)
     counts = np.bincount(np.concatenate(labels), minlength=len(VISEMES)).astype(np.float64) + 1.0
     weight = torch.tensor((counts.sum() / counts) ** 0.5, dtype=torch.float32)
     weight = weight / weight.mean()
@@ -206,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--init", type=Path, help="fine-tune this trained lip sync folder instead of starting afresh")
     from avatar.training import accelerator_from_args, add_train_args
 
     add_train_args(p)
@@ -222,13 +225,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
-    config = LipSyncConfig()
     try:
+        init = load_lipsync(args.init) if args.init is not None else None
+        config = init.config if init is not None else LipSyncConfig()
         feats, labels, info = _examples(args.data, args.copies, args.seed, config.fps)
-    except InputError as exc:
+    except (InputError, ModelError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    net, losses = train(feats, labels, config, args.steps, args.batch, lr=args.lr, seed=args.seed, acc=accel)
+    net, losses = train(feats, labels, config, args.steps, args.batch, lr=args.lr, seed=args.seed, acc=accel,
+                        init=init)
     acc = frame_accuracy(net, feats[:200], labels[:200])
     held = ""
     if args.heldout is not None and args.heldout.is_dir():
@@ -242,9 +247,12 @@ def main(argv: list[str] | None = None) -> int:
         "Per-frame viseme classes (the 15 Oculus visemes) from log-mel audio features: the audio-only lip sync\n"
         "of the face stage (docs/face.md). Dilated 1-D convolutions, "
         f"{config.layers} layers of width {config.hidden}, {net.num_parameters():,} parameters.\n\n"
-        f"- Training data: {info['clips']} clips ({info['seconds'] / 3600:.2f} h) of our own eSpeak NG speech "
-        "(`python -m avatar.tts.corpus`, EmoBank sentences, CC-BY-SA 4.0), labels from the synthesiser's exact\n"
+        f"- Training data: {info['clips']} clips ({info['seconds'] / 3600:.2f} h) of our own synthetic speech "
+        "(`python -m avatar.tts.corpus`: eSpeak NG voices, and Piper's joe where the corpus was made with\n"
+        "  `--neural-share`: its terms are in docs/tts.md; EmoBank sentences, CC-BY-SA 4.0), labels from the synthesiser's exact\n"
         f"  phoneme timing, {info['copies']} augmented cop{'y' if info['copies'] == 1 else 'ies'} per clip.\n"
+        + (f"- Fine-tuned from `{args.init}` (its own card gives that model's data and command).\n"
+           if args.init is not None else "") +
         f"- Training: {len(losses)} steps, batch {args.batch}, lr {args.lr}, {(time.perf_counter() - t0) / 60:.1f} min; "
         f"final loss {np.mean(losses[-100:]):.4f}\n"
         f"- Training clips (first 200): frame accuracy {acc[0]:.3f}, PP recall {acc[1]:.3f}\n{held}"
