@@ -61,6 +61,19 @@ def expression_prototypes() -> dict[str, np.ndarray]:
     return {n: np.clip(out[n], 0.0, 1.0) for n in VRM_EXPRESSIONS}
 
 
+def expression_presets(face_node: int) -> dict[str, dict]:
+    """VRM 1.0 preset expressions bound to the ARKit morph targets of the mesh at glTF node `face_node`."""
+    from avatar.face.rig import IDX
+
+    preset = {}
+    for name, w in expression_prototypes().items():
+        binds = [{"node": face_node, "index": IDX[s], "weight": round(float(w[IDX[s]]), 4)}
+                 for s in ARKIT_BLENDSHAPES if w[IDX[s]] >= 0.01]
+        preset[name] = {"morphTargetBinds": binds, "isBinary": False, "overrideBlink": "none",
+                        "overrideLookAt": "none", "overrideMouth": "none"}
+    return preset
+
+
 def _q(a: np.ndarray) -> np.ndarray:
     """Round to 10 micrometres, then float32: identical bytes even if the last float64 bits wobble."""
     return np.round(np.asarray(a, dtype=np.float64), 5).astype(np.float32)
@@ -111,8 +124,6 @@ def build_gltf():  # noqa: ANN201 - pygltflib.GLTF2
     """The default avatar as a pygltflib.GLTF2 (one embedded buffer)."""
     import pygltflib as g
 
-    from avatar.face.rig import IDX
-
     gltf = g.GLTF2(asset=g.Asset(generator="avatar-engine make_default", version="2.0",
                                  copyright="Apache-2.0, avatar engine contributors"))
     blob = BufferWriter(gltf)
@@ -156,12 +167,7 @@ def build_gltf():  # noqa: ANN201 - pygltflib.GLTF2
     # VRM 1.0: bone map, expressions bound to the ARKit targets, bone look-at.
     bones = {n: {"node": i} for i, n in enumerate(sk.joints)}
     bones.update({n: {"node": i} for n, i in eye_nodes.items()})
-    preset = {}
-    for name, w in expression_prototypes().items():
-        binds = [{"node": face_node, "index": IDX[s], "weight": round(float(w[IDX[s]]), 4)}
-                 for s in ARKIT_BLENDSHAPES if w[IDX[s]] >= 0.01]
-        preset[name] = {"morphTargetBinds": binds, "isBinary": False, "overrideBlink": "none",
-                        "overrideLookAt": "none", "overrideMouth": "none"}
+    preset = expression_presets(face_node)
     eye_mid = np.mean(list(eye_positions().values()), axis=0) - head_pos
     gltf.extensionsUsed = ["VRMC_vrm"]
     gltf.extensions = vrm_extension("avatar-engine default", ["avatar engine contributors"],

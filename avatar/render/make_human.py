@@ -941,9 +941,7 @@ def build_gltf(hum: Human):  # noqa: ANN201 - pygltflib.GLTF2
     """A Human as a pygltflib.GLTF2 with one embedded buffer."""
     import pygltflib as g
 
-    from avatar.face.rig import IDX
-
-    from .make_default import expression_prototypes
+    from .make_default import expression_presets
 
     look = hum.look
     gltf = g.GLTF2(asset=g.Asset(generator="avatar-engine make_human", version="2.0",
@@ -1009,12 +1007,7 @@ def build_gltf(hum: Human):  # noqa: ANN201 - pygltflib.GLTF2
     gltf.scene = 0
     bones = {n: {"node": i} for i, n in enumerate(hum.bones)}
     bones.update({n: {"node": i} for n, i in eye_nodes.items()})
-    preset = {}
-    for name, w in expression_prototypes().items():
-        binds = [{"node": face_node, "index": IDX[s], "weight": round(float(w[IDX[s]]), 4)}
-                 for s in ARKIT_BLENDSHAPES if w[IDX[s]] >= 0.01]
-        preset[name] = {"morphTargetBinds": binds, "isBinary": False, "overrideBlink": "none",
-                        "overrideLookAt": "none", "overrideMouth": "none"}
+    preset = expression_presets(face_node)
     eye_mid = np.mean(list(hum.eyes.values()), axis=0) - hum.rest[head]
     gltf.extensionsUsed = ["VRMC_vrm"]
     gltf.extensions = vrm_extension(
