@@ -149,8 +149,13 @@ def test_joint_dialogue_run_with_top_layers_only(tmp_path) -> None:
               "--limit", "40"]
     main([*common, "--out", str(base)])
     out = tmp_path / "top"
+    cache = tmp_path / "lower.safetensors"
     main([*common, "--out", str(out), "--init", str(base), "--train-layers", "2", "--variant-share", "0.5",
-          "--dev-originals", "--save-every-epoch", "--ema", "0"])
+          "--dev-originals", "--save-every-epoch", "--ema", "0", "--eb-sign-weight", "1", "--features-cache", str(cache)])
+    assert cache.exists()
+    with pytest.raises(SystemExit, match="another model or split"):  # the cache holds layer-4 states, not layer-5
+        main([*common, "--out", str(tmp_path / "top1"), "--init", str(base), "--train-layers", "1",
+              "--features-cache", str(cache)])
     _, before = load_folder(base, type(EmotionModel.from_pretrained(base).config), "emotion")
     _, after = load_folder(out, type(EmotionModel.from_pretrained(out).config), "emotion")
     lora = [k for k in before if k.startswith("lora.")]
@@ -201,3 +206,36 @@ def test_sign_loss_penalises_categories_against_the_rated_valence() -> None:
     assert float(sign_loss(one_hot("happy"), unpleasant, sign_of)) > 0.45
     assert float(sign_loss(one_hot("surprised"), unpleasant, sign_of)) < 1e-6  # no fixed sign: never penalised
     assert float(sign_loss(one_hot("sad"), flat, sign_of)) == 0.0  # inside the dead zone
+
+
+def test_top_layers_on_cached_lower_states_give_the_models_own_sentence_vector(tmp_path) -> None:
+    """--train-layers runs only the top layers on cached lower-layer states: the same sentence vector as the whole
+    encoder (float16 storage aside), for every split point; the cache survives a save, load, merge and subset."""
+    import torch
+
+    from avatar.emotion.model import EmotionModel, prepare_text
+    from avatar.emotion.toplayers import LowerStates, cached_states, top_pooled
+    from avatar.weights import model_dir
+
+    model = EmotionModel.from_pretrained(model_dir("emotion"))
+    texts = ["Help! Somebody help me!", "Okay.", "I set two plates at supper out of habit. 😢",
+             "The inn is a little further down the road, past the mill and the old stone bridge."]
+    with torch.inference_mode():
+        want = model.pooled(*model._pad(model.token_ids([prepare_text(t) for t in texts])))
+        for k in (1, 2, 6):
+            low = LowerStates.encode(model, texts, k)
+            got = top_pooled(model, low, [3, 0, 2, 1], k)
+            assert float((got - want[[3, 0, 2, 1]]).abs().max()) < 2e-3, k
+    path = tmp_path / "c.safetensors"
+    first = cached_states(model, texts[:2], 2, "key", path)
+    both = cached_states(model, texts[::-1], 2, "key", path)  # two cached, two added
+    assert first.texts == texts[:2] and both.texts == texts[::-1]
+    again = LowerStates.load(path).subset(texts[::-1])
+    assert torch.equal(again.states, both.states) and torch.equal(again.pools, both.pools)
+    with torch.inference_mode():
+        got = top_pooled(model, again, [0, 1, 2, 3], 2)
+    assert float((got - want.flip(0)).abs().max()) < 2e-3
+    with pytest.raises(SystemExit, match="another model"):
+        cached_states(model, texts, 2, "other key", path)
+    with pytest.raises(SystemExit, match="1..6"):
+        LowerStates.encode(model, texts, 0)

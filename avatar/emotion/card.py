@@ -45,10 +45,18 @@ def model_card(cfg: EmotionModelConfig) -> str:
               "the training text, then both heads trained together on its sentence vectors (the VAD head on EmoBank "
               "train and the dialogue lines' VAD points, the category + intensity head on the dialogue lines)."
               if t.get("freeze_encoder") else
-              "The encoder's adapter and both heads were trained together, EmoBank batches (VAD loss) and dialogue "
-              "batches (category, intensity and VAD losses) interleaved"
-              + (f"; only the top {t['train_layers']} encoder layers' adapter learned (`--train-layers`), the lower "
-                 "layers' adapter stayed as `--init` had it." if t.get("train_layers") else "."))
+              (f"The top {t['train_layers']} encoder layers' adapter, the layer mix and both heads were trained "
+               f"jointly (`--train-layers {t['train_layers']}`); the lower layers' adapter stayed as `--init` had it. "
+               "The lower layers ran once per text (no dropout) and their token states were cached "
+               "(`avatar.emotion.toplayers`); each step ran the top layers (without LoRA dropout) on one EmoBank "
+               "batch (VAD loss"
+               + (f", plus a sign loss of weight {t['eb_sign_weight']} on the category head: the probability it puts "
+                  "on categories whose valence sign contradicts the sentence's rated valence, times how far that "
+                  "rating lies past 0.1" if t.get("eb_sign_weight") else "")
+               + ") and one dialogue batch (category, intensity and VAD losses), batches of similar length."
+               if t.get("train_layers") else
+               "The encoder's adapter and both heads were trained together, EmoBank batches (VAD loss) and dialogue "
+               "batches (category, intensity and VAD losses) interleaved."))
     exported = ""
     if ex:
         exported = f"""
@@ -128,7 +136,7 @@ categories (label smoothing 0.05, weight {t.get('cat_weight', 1.0)}), binary cro
 ## Limits
 English only: other scripts are read poorly (the analyzer lowers its confidence for them). The VAD head learned
 per-sentence valence and arousal from EmoBank (news, letters, fiction, blogs); the categories and intensity come
-from our own dialogue lines (about 3,300 hand-written, fifteen genres, written by one team): slang, dialect and
+from our own dialogue lines (about 3,700 hand-written, fifteen genres, written by one team): slang, dialect and
 long speeches are thin there, and sarcasm is under 2 % of it. The dialogue VAD targets are one point per category
 and intensity, not per-line ratings. Emoji are spelled out as words before encoding (`emoji.demojize`).
 """

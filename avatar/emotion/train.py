@@ -315,6 +315,138 @@ def train_heads(args: argparse.Namespace, model: EmotionModel, cfg: EmotionModel
     return {"best": best, "history": history, "seconds": time.time() - t0}
 
 
+def train_top(args: argparse.Namespace, model: EmotionModel, cfg: EmotionModelConfig, eb: tuple, dv: tuple,
+              dl_rows: list, dv_rows: list, mean: np.ndarray, std: np.ndarray, scale: np.ndarray) -> dict:
+    """--train-layers N: only the top N encoder layers' adapter, the layer mix and both heads learn, jointly.
+
+    The frozen lower layers run once per text (`avatar.emotion.toplayers`, cached in --features-cache); each step
+    then runs the top layers on one EmoBank batch (VAD loss, plus --eb-sign-weight's sign loss on the category
+    head) and one dialogue batch (category, intensity and --dialogue-vad-weight's VAD loss), batches of similar
+    length. Selection: EmoBank dev valence r + arousal r + dialogue dev accuracy.
+    """
+    from avatar.emotion.dialogue_data import CATEGORIES
+    from avatar.emotion.labels import CATEGORY_VALENCE_SIGN
+    from avatar.emotion.toplayers import cache_key, cached_states, top_pooled
+
+    k = args.train_layers
+    freeze_lower_layers(model, k)
+    # No LoRA dropout: its masks over every adapted layer's input cost about a seventh of a step on the CPU; the
+    # layers' own dropout and the heads' still regularise.
+    for mod in model.encoder.modules():
+        if isinstance(getattr(mod, "lora_dropout", None), torch.nn.ModuleDict):
+            for name in list(mod.lora_dropout):
+                mod.lora_dropout[name] = torch.nn.Identity()
+    tr_x, tr_y = eb
+    dv_x, dv_y = dv
+    if args.emobank_fraction < 1.0:  # a seeded subset of EmoBank train: less to encode and a shorter epoch
+        keep = np.sort(np.random.default_rng(args.seed).permutation(len(tr_x))[: int(len(tr_x) * args.emobank_fraction)])
+        tr_x, tr_y = [tr_x[i] for i in keep], tr_y[keep]
+    t0 = time.time()
+    key = cache_key(args.init, k, cfg.pool_layers)
+    texts = {"eb": list(tr_x), "dv": list(dv_x), "dl": [r.text for r in dl_rows], "dd": [r.text for r in dv_rows]}
+    allx = cached_states(model, [t for v in texts.values() for t in v], k, key, args.features_cache)
+    low = {name: allx.subset(v) for name, v in texts.items()}
+    log.info("lower-layer states of %d texts ready in %.0f s", len(allx.texts), time.time() - t0)
+    z_eb = torch.tensor((tr_y - mean) / std, dtype=torch.float32)
+    v_eb = torch.tensor((tr_y[:, 0] - 3.0) / scale[0], dtype=torch.float32)  # rated valence, engine units
+    z_dl = torch.tensor(((3.0 + np.array([r.vad for r in dl_rows]) * scale) - mean) / std, dtype=torch.float32)
+    c_dl = torch.tensor([CATEGORIES.index(r.category) for r in dl_rows])
+    i_dl = torch.tensor([r.intensity_value for r in dl_rows], dtype=torch.float32)
+    gold_dv = np.array([CATEGORIES.index(r.category) for r in dv_rows])
+    sign_of = torch.tensor([float(CATEGORY_VALENCE_SIGN.get(c, 0)) for c in CATEGORIES])
+    enc_params = [p for p in model.encoder.parameters() if p.requires_grad]
+    head_params = [*model.head.parameters(), *model.cat_head.parameters()]
+    if cfg.pool_layers > 1 and not model.concat:
+        head_params.append(model.layer_mix)
+    opt = torch.optim.AdamW([{"params": enc_params, "lr": args.lr}, {"params": head_params, "lr": args.lr * 2}],
+                            weight_decay=0.01)
+    rng = random.Random(args.seed if args.order_seed is None else args.order_seed)
+    eb_len, dl_len = low["eb"].lengths, low["dl"].lengths
+    bs = args.batch_size
+
+    def dialogue_batches() -> list[list[int]]:
+        keep = [i for i, r in enumerate(dl_rows) if r.variant == "original" or rng.random() < args.variant_share]
+        return [[keep[i] for i in b] for b in _batches([dl_len[i] for i in keep], bs, rng)]
+
+    steps_per_epoch = max(len(tr_x) // bs, len(dialogue_batches()) * args.dialogue_repeat)
+    total = steps_per_epoch * args.epochs
+    warm = max(1, int(0.06 * total))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / warm) * max(0.0, 0.5 * (1 + math.cos(math.pi * min(1.0, s / total)))))
+    w = args.dim_weights
+
+    def run(name: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Heads' outputs for a whole set, in eval mode (batches of similar length)."""
+        model.eval()
+        n = len(low[name].texts)
+        zs, lg, it = torch.zeros(n, 3), torch.zeros(n, len(CATEGORIES)), torch.zeros(n)
+        with torch.inference_mode():
+            for idx in length_batches([[0] * m for m in low[name].lengths], 128):
+                zs[idx], lg[idx], it[idx] = model.heads(top_pooled(model, low[name], idx, k))
+        model.train()
+        return zs, lg, it
+
+    def score_now() -> dict[str, float]:
+        z, lg, _ = run("dv")
+        pred = model.z_to_rating(z.numpy().astype(np.float64))
+        m = {d: pearson(pred[:, i], dv_y[:, i]) for i, d in enumerate(("valence", "arousal", "dominance"))}
+        zd, lg, it = run("dd")
+        vad = model.rating_to_vad(model.z_to_rating(zd.numpy().astype(np.float64)))
+        emo = np.array([r.category not in ("neutral", "surprised") for r in dv_rows])
+        m["dialogue_accuracy"] = float((lg.argmax(1).numpy() == gold_dv).mean())
+        m["dialogue_valence_sign"] = float((np.sign(vad[emo, 0]) == np.sign([r.vad[0] for r in np.array(dv_rows)[emo]])).mean())
+        m["dialogue_intensity_mae"] = float(np.abs(torch.sigmoid(it).numpy() - [r.intensity_value for r in dv_rows]).mean())
+        return m
+
+    best: dict = {"score": -1.0}
+    history = []
+    model.train()
+    for epoch in range(args.epochs):
+        eb_batches = _batches(eb_len, bs, rng)
+        dl_batches = [b for _ in range(args.dialogue_repeat) for b in dialogue_batches()]
+        t_epoch = time.time()
+        for step in range(steps_per_epoch):
+            b = eb_batches[step % len(eb_batches)]
+            d = dl_batches[step % len(dl_batches)]
+            pred, eb_logits, _ = model.heads(top_pooled(model, low["eb"], b, k))
+            loss = (((pred - z_eb[b]) ** 2).mean(0) * w).mean() + args.corr_weight * corr_loss(pred, z_eb[b], w)
+            if args.eb_sign_weight > 0:
+                loss = loss + args.eb_sign_weight * sign_loss(eb_logits, v_eb[b], sign_of)
+            zd, logits, inten = model.heads(top_pooled(model, low["dl"], d, k))
+            loss = loss + (args.cat_weight * torch.nn.functional.cross_entropy(logits, c_dl[d], label_smoothing=0.05)
+                           + args.int_weight * torch.nn.functional.binary_cross_entropy_with_logits(inten, i_dl[d])
+                           + args.dialogue_vad_weight * (((zd - z_dl[d]) ** 2).mean(0) * w).mean())
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_([*enc_params, *head_params], 1.0)
+            opt.step()
+            sched.step()
+            if step % 20 == 19 or step + 1 == steps_per_epoch:
+                log.info("epoch %d step %d / %d loss %.3f (%.2f s a step)", epoch + 1, step + 1, steps_per_epoch,
+                         loss.item(), (time.time() - t_epoch) / (step + 1))
+            if args.max_steps and step + 1 >= args.max_steps:
+                log.info("--max-steps %d: %.2f s a step", args.max_steps, (time.time() - t_epoch) / (step + 1))
+                break
+        m = score_now()
+        history.append({"epoch": epoch + 1, "weights": "raw", **{n: round(v, 4) for n, v in m.items()}})
+        log.info("epoch %d dev: %s", epoch + 1, " ".join(f"{n} {v:.4f}" for n, v in m.items()))
+        score = m["valence"] + m["arousal"] + m["dialogue_accuracy"]
+        if score > best["score"]:
+            best = {"score": score, "epoch": epoch + 1, "weights": "raw", "metrics": m,
+                    "state": {n: v.clone() for n, v in model.trainable_state().items()}}
+            if args.save_every_epoch:
+                _save(args, model, cfg, best, history, len(tr_x), 0, len(dl_rows), len(dv_x), time.time() - t0,
+                      state=best["state"])
+        if args.max_steps:
+            break
+    model.load_trainable_state(best["state"])
+    _, logits, _ = run("dd")
+    model.eval()
+    cfg.temperature = fit_temperature(logits.numpy().astype(np.float64), gold_dv)
+    log.info("category temperature %.3f (fitted on dialogue dev)", cfg.temperature)
+    return {"best": best, "history": history, "seconds": time.time() - t0, "train_size": len(tr_x)}
+
+
 def train(args: argparse.Namespace) -> dict:
     """Train, select the best epoch on dev, save; returns the dev metrics."""
     torch.manual_seed(args.seed)
@@ -364,7 +496,11 @@ def train(args: argparse.Namespace) -> dict:
         for name, param in model.encoder.named_parameters():
             param.requires_grad = name.startswith("encoder.")
     if args.train_layers:
-        freeze_lower_layers(model, args.train_layers)
+        if not dl_rows or args.teacher is not None or args.extra is not None:
+            raise SystemExit("--train-layers trains jointly on EmoBank and --dialogue (no --teacher or --extra)")
+        res = train_top(args, model, cfg, (tr_x, tr_y), (dv_x, dv_y), dl_rows, dv_rows, mean, std, scale)
+        return _save(args, model, cfg, res["best"], res["history"], res["train_size"], 0, len(dl_rows), len(dv_x),
+                     res["seconds"])
     n_gold = len(tr_x)
     z_extra = None
     if args.extra is not None:  # teacher-labelled extra text (no gold ratings): more sentences to distil on
@@ -585,9 +721,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--onnx-features", action="store_true",
                    help="with --freeze-encoder: compute the sentence vectors with --init's model.onnx in onnxruntime")
     p.add_argument("--features-cache", type=Path, default=None,
-                   help="with --freeze-encoder: keep the encoder's sentence vectors here (safetensors) and reuse them")
+                   help="with --freeze-encoder: keep the encoder's sentence vectors here (safetensors) and reuse "
+                        "them; with --train-layers: the lower layers' token states (texts missing from it are added)")
     p.add_argument("--train-layers", type=int, default=0,
-                   help="train only the top N encoder layers' adapter (0: all); about half the step time with 2")
+                   help="train only the top N encoder layers' adapter (0: all), jointly with both heads, on the "
+                        "lower layers' cached token states (--features-cache keeps them); needs --dialogue")
+    p.add_argument("--max-steps", type=int, default=0,
+                   help="with --train-layers: stop after this many steps of the first epoch (profiling)")
     p.add_argument("--save-every-epoch", action="store_true",
                    help="write the best model so far after each epoch (the final save adds the fitted temperature)")
     p.add_argument("--variant-share", type=float, default=1.0,
