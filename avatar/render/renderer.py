@@ -34,7 +34,7 @@ from .camera import (Camera, check_visible, draw_order, floor_and_shadow, frame_
                      rest_points_each, spheres_outside, subtree)
 from .context import create_context, gl_context_opened
 from .frames import render_frames  # the video-level names, still importable from here
-from .mesh import Primitive, incidence_matrix, normalize, read_meshes, vertex_normals
+from .mesh import Primitive, WrinkleMap, incidence_matrix, normalize, read_meshes, vertex_normals
 from .motion import frame_count, resample_body, resample_face
 from .pose import Body, arkit_row, build_rig, node_matrices
 from .settings import ANTIALIAS, DEFAULT_ANTIALIAS, FRAMINGS, MAX_SIZE, RenderSettings
@@ -90,6 +90,7 @@ class Renderer:
         self._floor = floor_and_shadow(self.meshes, self.rig, rest)
         self._warned: set[str] = set()
         self._weights: dict[int, np.ndarray] = {}  # id(primitive) -> morph weights last uploaded
+        self._arkit: np.ndarray | None = None  # this frame's ARKit weights (they also fade the wrinkle maps in)
         self._nrm_delta = {id(p): _normal_deltas(p) for p in self.meshes.primitives
                            if p.target_pos is not None and p.target_nrm is None}
         self._morph_matrix = self._linear_morphs()
@@ -140,7 +141,8 @@ class Renderer:
                 self._resolve = ctx.framebuffer(color_attachments=[ctx.renderbuffer(size, 4)], depth_attachment=depth)
             else:
                 self._resolve = ctx.framebuffer(color_attachments=[ctx.renderbuffer(size, 4)]) if s else self._fbo
-            self._progs: dict[tuple[bool, bool], object] = {}  # (alpha mask, textured) -> program, made on demand
+            # (alpha mask, textured, wrinkled) -> program, made on demand
+            self._progs: dict[tuple[bool, bool, bool], object] = {}
             self._bg = ctx.program(vertex_shader=shader("background.vert"), fragment_shader=shader("background.frag"))
             self._bg_vao = ctx.vertex_array(self._bg, [])
             self._bg_fbo = None
@@ -178,24 +180,26 @@ class Renderer:
         }
         ibo = ctx.buffer(p.indices.astype("u4").tobytes())
         mask, textured = p.material.alpha_mode == "MASK", p.material.texture is not None
-        prog = self._program(mask, textured)
+        wrinkles = p.material.wrinkles if textured else None
+        prog = self._program(mask, textured, wrinkles is not None)
         # skip_errors: an untextured program has no in_uv (the compiler drops what it does not read).
         vao = ctx.vertex_array(prog, [(bufs["pos"], "3f", "in_pos"), (bufs["nrm"], "3f", "in_nrm"),
                                       (bufs["uv"], "2f", "in_uv"), (bufs["jnt"], "4f", "in_joints"),
                                       (bufs["wts"], "4f", "in_weights")], index_buffer=ibo,
                                index_element_size=4, skip_errors=True)
-        return {"prim": p, "vao": vao, "bufs": bufs, "ibo": ibo, "prog": prog, "mask": mask}
+        return {"prim": p, "vao": vao, "bufs": bufs, "ibo": ibo, "prog": prog, "mask": mask, "wrinkles": wrinkles}
 
-    def _program(self, mask: bool, textured: bool):  # noqa: ANN202 - a moderngl.Program
+    def _program(self, mask: bool, textured: bool, wrinkles: bool = False):  # noqa: ANN202 - a moderngl.Program
         """The avatar program for a material kind, compiled once per renderer.
 
         Variants, not uniform branches: `discard` turns off llvmpipe's early depth test, so only alpha-masked
         materials get the program that has it; and a branch on a uniform still costs every pixel on llvmpipe
         (the texture branch was 1.2 ms of a 30 ms frame on an untextured avatar)."""
-        key = (bool(mask), bool(textured))
+        key = (bool(mask), bool(textured), bool(wrinkles))
         if key not in self._progs:
-            defines = (("ALPHA_MASK",) if mask else ()) + (("TEXTURED",) if textured else ())
-            prog = self._ctx.program(vertex_shader=shader("avatar.vert"),
+            defines = (("ALPHA_MASK",) if mask else ()) + (("TEXTURED",) if textured else ()) \
+                + (("WRINKLES",) if wrinkles else ())
+            prog = self._ctx.program(vertex_shader=with_defines(shader("avatar.vert"), *defines),
                                      fragment_shader=with_defines(shader("avatar.frag"), *defines))
             prog["u_view_proj"].write(self.camera.view_proj(self.width / self.height).T.astype("f4").tobytes())
             prog["u_eye"].value = tuple(float(v) for v in self.camera.eye)
@@ -204,6 +208,8 @@ class Renderer:
             prog["u_joints"].value = 0
             if textured:
                 prog["u_tex"].value = 1
+            if wrinkles:
+                prog["u_wrinkle_tex"].value = 2
             self._progs[key] = prog
         return self._progs[key]
 
@@ -234,6 +240,7 @@ class Renderer:
         av = self.avatar
         weights = {m: w.copy() for m, w in self.meshes.default_weights.items()}
         arkit = arkit_row(face_row)
+        self._arkit = arkit
         if arkit is not None:
             if av.face_mode == "none":
                 self._warn_once("face", "avatar %s has no ARKit shapes or VRM expressions: the face stays at rest",
@@ -401,6 +408,10 @@ class Renderer:
             prog["u_rough"].value = float(np.clip(mat.roughness, 0.05, 1.0))
             if mat.texture is not None:
                 self._images[mat.texture].use(1)
+            if d["wrinkles"] is not None:
+                self._images[d["wrinkles"].texture].use(2)
+                strength = self._wrinkle_strengths(d["wrinkles"])
+                prog["u_wrinkle_l"].value, prog["u_wrinkle_r"].value = strength
             prog["u_alpha_mode"].value = {"MASK": 1, "BLEND": 2}.get(mat.alpha_mode, 0)
             if d["mask"]:  # the cutoff exists only in the variant that discards
                 prog["u_cutoff"].value = float(mat.alpha_cutoff)
@@ -416,6 +427,15 @@ class Renderer:
                 ctx.cull_face = "front"
                 d["vao"].render(moderngl.TRIANGLES)
                 ctx.cull_face = "back"
+
+    def _wrinkle_strengths(self, wm: WrinkleMap) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """Each crease channel's strength this frame (left half, right half) from the frame's ARKit weights."""
+        a = self._arkit
+        if a is None:
+            return (0.0,) * 4, (0.0,) * 4
+        a = np.asarray(a, dtype=np.float32)
+        return (tuple(float(x) for x in np.clip(a @ wm.left, 0.0, 1.0)),
+                tuple(float(x) for x in np.clip(a @ wm.right, 0.0, 1.0)))
 
     def _outside(self, world: np.ndarray, skin_mats: list[np.ndarray]) -> set[int]:
         """Primitives (their ids) wholly outside the view this frame: not drawn, since llvmpipe would shade and

@@ -112,15 +112,17 @@ def texture_source(texture) -> int | None:  # noqa: ANN001 - pygltflib.Texture
 
 
 def _material_images(gltf: GLTF2) -> list[int]:
-    """The images the renderer decodes: every material's base-colour texture source."""
+    """The images the renderer decodes: every material's base-colour texture source and wrinkle map."""
     out = []
     for m in gltf.materials or []:
         pbr = m.pbrMetallicRoughness
         t = pbr.baseColorTexture.index if pbr is not None and pbr.baseColorTexture is not None else None
-        if t is not None and 0 <= t < len(gltf.textures or []):
-            src = texture_source(gltf.textures[t])
-            if src is not None and 0 <= src < len(gltf.images or []) and src not in out:
-                out.append(src)
+        wm = m.extras.get("wrinkleMap") if isinstance(m.extras, dict) else None
+        for tex in (t, wm.get("texture") if isinstance(wm, dict) else None):
+            if isinstance(tex, int) and 0 <= tex < len(gltf.textures or []):
+                src = texture_source(gltf.textures[tex])
+                if src is not None and 0 <= src < len(gltf.images or []) and src not in out:
+                    out.append(src)
     return out
 
 

@@ -4,6 +4,13 @@ uniform float u_rough;
 #ifdef TEXTURED
 uniform sampler2D u_tex;
 #endif
+#ifdef WRINKLES
+uniform sampler2D u_wrinkle_tex;  // RGBA crease channels (avatar.render.wrinkles), 1 = the bottom of a groove
+uniform vec4 u_wrinkle_l;  // each channel's strength this frame on the avatar's left half
+uniform vec4 u_wrinkle_r;
+in float v_side;
+const float WRINKLE_DEPTH = 0.0007;  // m: a full crease as a groove this deep
+#endif
 uniform int u_alpha_mode;  // 0 opaque, 1 mask, 2 blend
 uniform float u_cutoff;
 uniform bool u_interior;  // a morphing single-sided mesh: its back faces are the inside of the head
@@ -44,13 +51,27 @@ void main() {
     }
     vec3 n = normalize(v_nrm);
     if (!gl_FrontFacing) n = -n;  // double-sided materials are lit from the side we see
+    float occ = 1.0;
+#ifdef WRINKLES
+    // Expression creases as a bump: the groove's depth is a height field whose screen-space gradient tilts the
+    // normal (Mikkelsen 2010, bump mapping without tangents), and the groove's floor gets less light.
+    float crease = dot(texture(u_wrinkle_tex, v_uv), mix(u_wrinkle_r, u_wrinkle_l, v_side));
+    float hgt = -WRINKLE_DEPTH * crease;
+    vec3 dpx = dFdx(v_pos);
+    vec3 dpy = dFdy(v_pos);
+    vec3 rx = cross(dpy, n);
+    vec3 ry = cross(n, dpx);
+    float det = dot(dpx, rx);
+    n = normalize(abs(det) * n - sign(det) * (dFdx(hgt) * rx + dFdy(hgt) * ry));
+    occ = 1.0 - 0.3 * clamp(crease, 0.0, 1.0);
+#endif
     vec3 v = normalize(u_eye - v_pos);
     // Wrapped diffuse: light bleeds a little past the terminator, which reads as soft skin.
     float kd = clamp((dot(n, u_key_dir) + 0.3) / 1.3, 0.0, 1.0);
     float fd = clamp((dot(n, u_fill_dir) + 0.2) / 1.2, 0.0, 1.0);
     float rd = clamp(dot(n, u_rim_dir), 0.0, 1.0);
     vec3 amb = mix(GROUND, SKY, 0.5 + 0.5 * n.y);
-    vec3 diffuse = amb + KEY * kd + FILL * fd + RIM * rd * 0.5;
+    vec3 diffuse = (amb + KEY * kd + FILL * fd + RIM * rd * 0.5) * occ;
     float r2 = u_rough * u_rough;
     float shin = clamp(2.0 / max(r2 * r2, 1e-3) - 2.0, 4.0, 400.0);
     float spec_k = mix(0.25, 0.03, u_rough);

@@ -11,6 +11,9 @@ in vec4 in_weights;
 out vec3 v_pos;
 out vec3 v_nrm;
 out vec2 v_uv;
+#ifdef WRINKLES
+out float v_side;  // 1 on the avatar's left half (+x in its bind pose), 0 on its right, blended over the middle cm
+#endif
 
 mat4 joint(float j) {
     int r = int(j + 0.5);
@@ -28,5 +31,8 @@ void main() {
     v_pos = w.xyz;
     v_nrm = mat3(m) * in_nrm;  // rigid bones: the upper 3x3 is a rotation (times a uniform scale)
     v_uv = in_uv;
+#ifdef WRINKLES
+    v_side = clamp(0.5 + in_pos.x * 100.0, 0.0, 1.0);
+#endif
     gl_Position = u_view_proj * w;
 }

@@ -1,0 +1,140 @@
+"""Expression wrinkles (avatar.render.wrinkles): the default avatars carry a crease map in their skin material's
+extras, laid out where FACS puts each crease, and the renderer shades it only while the shapes that drive it
+are on."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from avatar.render.wrinkles import WRINKLE_CHANNELS, WRINKLE_DRIVERS, driver_matrix
+from avatar.types import FACE_CHANNELS
+
+pygltflib = pytest.importorskip("pygltflib")
+
+ROOT = Path(__file__).resolve().parents[1]
+FILES = {"female": ROOT / "weights" / "avatars" / "default.glb", "male": ROOT / "weights" / "avatars" / "default-male.glb"}
+
+
+def test_driver_matrix_keeps_the_sides_apart() -> None:
+    left, right = driver_matrix(["browInnerUp", "browDownLeft", "browDownRight", "jawOpen"])
+    assert left[0].tolist() == right[0].tolist() == list(WRINKLE_DRIVERS["browInnerUp"])
+    assert left[1, WRINKLE_CHANNELS.index("glabella")] == 1.0 and not right[1].any()
+    assert right[2, WRINKLE_CHANNELS.index("glabella")] == 1.0 and not left[2].any()
+    assert not left[3].any() and not right[3].any()
+
+
+def _world(gltf, name: str) -> np.ndarray:
+    """Rest world position of a node (the builder's nodes carry translations only)."""
+    parent = {c: k for k, n in enumerate(gltf.nodes) for c in (n.children or [])}
+    k = next(i for i, n in enumerate(gltf.nodes) if n.name == name)
+    p = np.zeros(3)
+    while k is not None:
+        p += np.asarray(gltf.nodes[k].translation or (0, 0, 0))
+        k = parent.get(k)
+    return p
+
+
+@pytest.mark.parametrize("name", sorted(FILES))
+def test_creases_are_where_facs_puts_them(name: str) -> None:
+    """Forehead lines above the brows, frown lines between them, nose lines beside the bridge, crow's feet beside
+    the eyes and the nasolabial furrow below the nose: each channel's texels, seen at the face's vertices."""
+    from scipy.ndimage import maximum_filter
+
+    from avatar.render.mesh import read_accessor
+    from avatar.render.texture import decode_texture, image_bytes
+
+    gltf = pygltflib.GLTF2().load_binary(str(FILES[name]))
+    skin_mat = next(k for k, m in enumerate(gltf.materials) if m.name == "skin")
+    spec = gltf.materials[skin_mat].extras["wrinkleMap"]
+    assert spec["channels"] == list(WRINKLE_CHANNELS)
+    img = decode_texture(image_bytes(gltf, gltf.textures[spec["texture"]].source, FILES[name].parent))
+    assert img.shape == (2048, 2048, 4)
+    face = next(m for m in gltf.meshes if m.name == "face")
+    prim = next(p for p in face.primitives if p.material == skin_mat)
+    pos = np.asarray(read_accessor(gltf, prim.attributes.POSITION), np.float64)
+    uv = np.asarray(read_accessor(gltf, prim.attributes.TEXCOORD_0), np.float64)
+    grown = maximum_filter(img, size=(9, 9, 1))  # a groove is ~2 texels wide, the vertices ~6 mm apart
+    px = np.clip((uv * [img.shape[1], img.shape[0]]).astype(int), 0, img.shape[0] - 1)
+    at = grown[px[:, 1], px[:, 0]] / 255.0
+    mid = (_world(gltf, "leftEye") + _world(gltf, "rightEye")) / 2
+    x, y = pos[:, 0] - mid[0], pos[:, 1] - mid[1]
+
+    def on(channel: str) -> np.ndarray:
+        return at[:, WRINKLE_CHANNELS.index(channel)] > 0.3
+
+    for channel in WRINKLE_CHANNELS:
+        assert on(channel).sum() >= 6, channel
+    assert (y[on("forehead")] > 0.02).all() and (np.abs(x[on("forehead")]) < 0.06).all()
+    assert (np.abs(x[on("glabella")]) < 0.02).all() and (y[on("glabella")] > -0.01).all()
+    nose = on("nose")
+    assert (np.abs(x[nose]) < 0.045).all() and (y[nose] < 0.0).all() and (y[nose] > -0.07).all()
+    smile = on("smile")
+    assert ((np.abs(x) > 0.04) & (np.abs(y) < 0.02) & smile).any()  # crow's feet
+    assert ((np.abs(x) < 0.04) & (y < -0.04) & smile).any()  # the nasolabial furrow
+    assert not (smile & (y > 0.02)).any()
+
+
+def _egl_ok() -> bool:
+    try:
+        import moderngl
+
+        moderngl.create_context(standalone=True, backend="egl").release()
+        return True
+    except Exception:  # noqa: BLE001 - no EGL (or no moderngl) here
+        return False
+
+
+def _row(**channels: float) -> np.ndarray:
+    row = np.zeros(len(FACE_CHANNELS))
+    for k, v in channels.items():
+        row[FACE_CHANNELS.index(k)] = v
+    return row
+
+
+@pytest.mark.skipif(not _egl_ok(), reason="no headless OpenGL (EGL) here")
+def test_creases_show_only_while_their_shapes_are_on() -> None:
+    from avatar.render.renderer import Renderer
+
+    def frames(wrinkles: bool) -> list[np.ndarray]:
+        r = Renderer(FILES["female"], 384, 320, framing="portrait", gl=False)
+        face = [p for p in r.meshes.primitives if p.material.wrinkles is not None]
+        assert len(face) == 1 and face[0].target_pos is not None  # the morphing skin only
+        if not wrinkles:
+            face[0].material.wrinkles = None
+        r.open()
+        try:
+            frown = dict(browDownLeft=1.0, browDownRight=1.0)
+            all_on = dict(frown, browInnerUp=1.0, noseSneerLeft=1.0, noseSneerRight=1.0, cheekSquintLeft=1.0,
+                          cheekSquintRight=1.0)
+            return [r.render(_row(**w)) for w in ({}, frown, all_on, dict(browDownLeft=1.0))]
+        finally:
+            r.close()
+
+    with_w, without = frames(True), frames(False)
+    diff = [np.abs(a.astype(int) - b.astype(int)).max(axis=2) for a, b in zip(with_w, without)]
+    assert diff[0].max() <= 1  # at rest the creases are off
+    # At 384 x 320 the face is ~110 px wide: the frown lines change a few dozen pixels by a few grey levels.
+    assert (diff[1] > 3).sum() >= 30  # the frown lines
+    assert (diff[2] > 3).sum() > (diff[1] > 3).sum() * 5  # every family on: forehead, nose, crow's feet too
+    # browDownLeft alone: its frown lines on the avatar's left only (the image's right: it faces the camera).
+    xs = np.nonzero(diff[3] > 3)[1]
+    assert len(xs) >= 15 and np.median(xs) > np.median(np.nonzero(diff[1] > 3)[1])
+
+
+def test_a_malformed_wrinkle_map_is_ignored_with_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from avatar.render.avatar_file import load_avatar
+    from avatar.render.mesh import read_meshes
+
+    gltf = pygltflib.GLTF2().load_binary(str(FILES["female"]))
+    skin = next(m for m in gltf.materials if m.name == "skin")
+    skin.extras = {"wrinkleMap": {"texture": 99, "drivers": {"browDownLeft": [0, 1, 0, 0]}}}
+    path = tmp_path / "bad.glb"
+    gltf.save_binary(str(path))
+    with caplog.at_level(logging.WARNING):
+        meshes = read_meshes(load_avatar(path))
+    assert all(p.material.wrinkles is None for p in meshes.primitives)
+    assert "wrinkle map is ignored" in caplog.text
