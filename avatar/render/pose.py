@@ -16,6 +16,7 @@ about Y and the root displacement mirrored, as the exporter does.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -112,18 +113,26 @@ def finger_world(gm: np.ndarray, body: Body | None) -> dict[str, np.ndarray]:
         return {}
     names, r, _ = body
     r = np.asarray(r, dtype=np.float64).reshape(-1, 4)
-    local = {n: r[k] for k, n in enumerate(names) if n in FINGER_BONES and k < len(r)}
+    plan = _finger_plan(tuple(names), len(r))
+    if not plan:
+        return {}
+    # One batched conversion for all fingers (per bone it cost ~0.13 ms: 4 ms a frame for 30 bones).
+    q = r[[k for _, k, _ in plan]]
+    q = q / np.array([max(float(np.linalg.norm(v)), 1e-12) for v in q])[:, None]
+    mats = quat_to_matrix(q)
     out: dict[str, np.ndarray] = {}
-    for bone in FINGER_BONES:  # each finger from the palm outwards: parents first
-        if bone not in local:
-            continue
-        parent = finger_parent(bone)
+    for (bone, _, parent), m in zip(plan, mats):
         base = out.get(parent) if parent in out else gm[HUMANOID.index(parent)] if parent in HUMANOID.joints else None
-        if base is None:
-            continue
-        q = local[bone] / max(float(np.linalg.norm(local[bone])), 1e-12)
-        out[bone] = base @ quat_to_matrix(q)
+        if base is not None:
+            out[bone] = base @ m
     return out
+
+
+@lru_cache(maxsize=16)
+def _finger_plan(names: tuple[str, ...], n: int) -> tuple[tuple[str, int, str], ...]:
+    """(finger bone, its row in the motion, the bone it hangs from) for the motion's finger bones, palm outwards."""
+    row = {nm: k for k, nm in enumerate(names) if k < n}
+    return tuple((bone, row[bone], finger_parent(bone)) for bone in FINGER_BONES if bone in row)
 
 
 def _ypr(yaw: float, pitch: float, roll: float) -> np.ndarray:
