@@ -459,3 +459,14 @@ def test_frustum_test_of_skinned_spheres() -> None:
     assert spheres_outside(planes, below, np.array([0.2, 0.2]))
     assert not spheres_outside(planes, np.vstack([below, inside]), np.array([0.2, 0.2, 0.1]))  # one joint in view
     assert not spheres_outside(planes, below, np.array([3.0, 0.2]))  # a big sphere reaches in
+    # With each joint's largest weight: a joint that weighs at most 3 % cannot pull a vertex 2 m below the frame
+    # into it (its sphere lies above the frame, 1 m past the top plane), one that weighs up to 60 % can.
+    above = np.array([[0.0, 3.0, 0.0]])
+    three = np.vstack([below, above])
+    radii = np.array([0.2, 0.2, 0.1])
+    assert not spheres_outside(planes, three, radii)  # no caps: every sphere must lie outside
+    assert spheres_outside(planes, three, radii, np.array([1.0, 1.0, 0.03]))
+    assert not spheres_outside(planes, three, radii, np.array([1.0, 1.0, 0.6]))
+    assert spheres_outside(planes, below, np.array([0.2, 0.2]), np.array([0.5, 0.5]))
+    # weights that may sum to less than one bound nothing: every sphere must be outside, as without caps
+    assert not spheres_outside(planes, three, radii, np.array([0.4, 0.4, 0.03]))

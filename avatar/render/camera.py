@@ -182,11 +182,41 @@ def frustum_planes(view_proj: np.ndarray) -> np.ndarray:
     return planes / np.linalg.norm(planes[:, :3], axis=1, keepdims=True)
 
 
-def spheres_outside(planes: np.ndarray, centres: np.ndarray, radii: np.ndarray) -> bool:
-    """Whether one plane has every sphere (centres [K, 3], radii [K]) wholly on its outer side.
+def spheres_outside(planes: np.ndarray, centres: np.ndarray, radii: np.ndarray,
+                    caps: np.ndarray | None = None) -> bool:
+    """Whether one plane has every point of a skinned mesh on its outer side, from its bounding sphere moved by each
+    joint that weighs on it (centres [K, 3], radii [K]; `caps` as in `meshes_outside`)."""
+    k = len(centres)
+    return bool(meshes_outside(planes, centres, radii, np.ones(k) if caps is None else caps, np.zeros(1, np.int64),
+                               np.array([caps is not None]))[0])
 
-    For a skinned mesh, the spheres are its bounding sphere moved by each joint that weighs on it: a skinned
-    vertex is a weighted mean of its joints' images, so it lies on the outer side of a plane when all of them do."""
-    d = centres @ planes[:, :3].T + planes[:, 3]  # [K, 6] signed distances
-    return bool((d < -radii[:, None]).all(axis=0).any())
+
+def meshes_outside(planes: np.ndarray, centres: np.ndarray, radii: np.ndarray, caps: np.ndarray,
+                   starts: np.ndarray, capped: np.ndarray) -> np.ndarray:
+    """For each of several meshes, whether one plane has all of it on its outer side [M]: the spheres of mesh m are
+    rows starts[m] .. starts[m + 1] - 1 of centres [K, 3] and radii [K] (its bounding sphere moved by each joint
+    that weighs on it), caps [K] the largest weight that joint has on one of its vertices.
+
+    A skinned vertex is a weighted mean of its joints' images, so its signed distance to a plane is at most the
+    weighted mean of the spheres' farthest reaches. Where `capped` [M], the worst mean puts as much weight as allowed
+    on the farthest-reaching spheres first: a joint with a stray 2 % weight somewhere (the other hand's finger, in
+    MakeHuman's weights) then no longer keeps a whole arm in view. Elsewhere, or where the caps sum to less than 1
+    (weights that do not sum to 1 bound nothing), every sphere must lie outside."""
+    reach = centres @ planes[:, :3].T + planes[:, 3] + radii[:, None]  # [K, 6] farthest signed distance, per sphere
+    starts = np.asarray(starts, np.int64)
+    seg = np.repeat(np.arange(len(starts)), np.diff(np.append(starts, len(reach))))
+    far = np.maximum.reduceat(reach, starts, axis=0)  # [M, 6]
+    caps = np.asarray(caps, np.float64)
+    use = np.asarray(capped, bool) & (np.add.reduceat(caps, starts) >= 1.0 - 1e-6)
+    if use.any():
+        worst = np.empty_like(far)
+        before = np.append(0.0, np.cumsum(np.add.reduceat(caps, starts))[:-1])  # caps of the meshes ahead
+        for j in range(reach.shape[1]):
+            order = np.lexsort((-reach[:, j], seg))  # per mesh, the farthest-reaching spheres first
+            cap = caps[order]
+            given = np.cumsum(cap) - before[seg] - cap  # weight already given within the mesh
+            taken = np.clip(1.0 - given, 0.0, cap)
+            worst[:, j] = np.add.reduceat(taken * reach[order, j], starts)
+        far = np.where(use[:, None], worst, far)
+    return (far < 0).any(axis=1)
 
