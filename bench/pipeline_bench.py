@@ -20,6 +20,9 @@ Prints, for the same line:
 `--baseline DIR` (another checkout with its own `.venv`, e.g. a `git worktree add --detach` of an older commit)
 measures instead only the cold `avatar say` process of both builds on the line, alternating run by run, and
 compares their outputs (`--keep`: face.json channels, body.bvh numbers): the before/after figures of a change.
+Each build's real-time factor is its wall time over its own speech length (builds with other voices say the line
+at other lengths), with the median of per-round ratios beside the ratio of medians. `--current-args "--avatar
+toon"` (repeatable) adds this build with other `say` options to the alternation, to split a difference by cause.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import argparse
 import json
 import os
 import resource
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -65,40 +69,58 @@ def _numbers(path: Path) -> "list[float]":
 
 
 def _ab(args: argparse.Namespace) -> None:
-    """Cold `avatar say` of the baseline build and this one, alternating; then their outputs compared."""
+    """Cold `avatar say` of the baseline build and this one (and this one with each `--current-args`), alternating;
+    wall time, CPU and real-time factor (the builds may speak the line at different lengths); outputs compared."""
     import statistics
 
     import numpy as np
 
-    bins = {"baseline": args.baseline.resolve() / ".venv" / "bin" / "avatar", "current": AVATAR}
-    times: dict[str, list[float]] = {b: [] for b in bins}
-    cpus: dict[str, list[float]] = {b: [] for b in bins}
-    stages: dict[str, list[dict]] = {b: [] for b in bins}
+    builds = {"baseline": (args.baseline.resolve() / ".venv" / "bin" / "avatar", []), "current": (AVATAR, [])}
+    for extra in args.current_args or []:
+        builds[f"current {extra}"] = (AVATAR, shlex.split(extra))
+    times: dict[str, list[float]] = {b: [] for b in builds}
+    cpus: dict[str, list[float]] = {b: [] for b in builds}
+    rtfs: dict[str, list[float]] = {b: [] for b in builds}
+    stages: dict[str, list[dict]] = {b: [] for b in builds}
+    durs: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.runs + 1):  # the first round only warms the file cache
-            for b, exe in bins.items():
-                keep = Path(tmp) / b
+            for k, (b, (exe, extra)) in enumerate(builds.items()):
+                keep = Path(tmp) / f"keep{k}"
                 t0, c0 = time.perf_counter(), _cpu()
-                r = subprocess.run([str(exe), "say", args.text, "-o", str(Path(tmp) / f"{b}.mp4"), "--size",
-                                    str(args.size), "--keep", str(keep)], capture_output=True, text=True, cwd=tmp)
+                r = subprocess.run([str(exe), "say", args.text, "-o", str(Path(tmp) / f"{k}.mp4"), "--size",
+                                    str(args.size), "--keep", str(keep), *extra], capture_output=True, text=True,
+                                   cwd=tmp)
                 dt, cpu = time.perf_counter() - t0, _cpu() - c0
                 if r.returncode != 0:
-                    sys.exit(f"{exe} say failed: {r.stderr.strip()[-800:]}")
+                    sys.exit(f"{exe} say {' '.join(extra)} failed: {r.stderr.strip()[-800:]}")
                 if i:
+                    rec = json.loads(r.stdout.strip().splitlines()[-1])
+                    durs[b] = rec["duration"]
                     times[b].append(dt)
                     cpus[b].append(cpu)
-                    stages[b].append(json.loads(r.stdout.strip().splitlines()[-1])["timings"])
+                    rtfs[b].append(dt / rec["duration"])
+                    stages[b].append(rec["timings"])
         print(f"cold `avatar say` whole process, {args.size}x{args.size}, median of {args.runs} alternating runs:")
-        for b in bins:
+        for b in builds:
             st = {k: statistics.median(s[k] for s in stages[b]) for k in stages[b][0]}
-            print(f"  {b:9s} {statistics.median(times[b]):.2f} s (runs {', '.join(f'{t:.2f}' for t in times[b])}); "
-                  f"CPU {statistics.median(cpus[b]):.2f} core-s; stages (s): "
+            print(f"  {b:9s} {statistics.median(times[b]):.2f} s (runs {', '.join(f'{t:.2f}' for t in times[b])}) "
+                  f"for {durs[b]:.2f} s of speech: RTF {statistics.median(rtfs[b]):.2f} "
+                  f"(runs {', '.join(f'{t:.2f}' for t in rtfs[b])}); CPU {statistics.median(cpus[b]):.2f} core-s "
+                  f"({statistics.median(cpus[b]) / durs[b]:.2f} core-s per speech s); stages (s): "
                   + ", ".join(f"{k} {v:.2f}" for k, v in st.items()))
-        print(f"  baseline / current: {statistics.median(times['baseline']) / statistics.median(times['current']):.2f}x"
-              f" wall, {statistics.median(cpus['baseline']) / statistics.median(cpus['current']):.2f}x CPU")
+        base_rtf, base_cpu = statistics.median(rtfs["baseline"]), statistics.median(cpus["baseline"]) / durs["baseline"]
+        for b in list(builds)[1:]:
+            # Per run: the RTF of this build over the baseline's in the same round (the load of that minute falls
+            # on both), then the median of those ratios beside the ratio of the medians.
+            pair = [c / a for a, c in zip(rtfs["baseline"], rtfs[b])]
+            print(f"  {b} / baseline: RTF x{statistics.median(rtfs[b]) / base_rtf:.2f} (median of per-round ratios "
+                  f"x{statistics.median(pair):.2f}), CPU per speech second "
+                  f"x{statistics.median(cpus[b]) / durs[b] / base_cpu:.2f}, wall "
+                  f"x{statistics.median(times[b]) / statistics.median(times['baseline']):.2f} (under 1: faster)")
         for name in ("face.json", "body.bvh"):
-            a = np.array(_numbers(Path(tmp) / "baseline" / name))
-            c = np.array(_numbers(Path(tmp) / "current" / name))
+            a = np.array(_numbers(Path(tmp) / "keep0" / name))
+            c = np.array(_numbers(Path(tmp) / "keep1" / name))
             if a.shape != c.shape:
                 print(f"  {name}: shapes differ ({a.shape} vs {c.shape})")
                 continue
@@ -114,8 +136,11 @@ def main() -> None:
     ap.add_argument("--text", default=TEXT)
     ap.add_argument("--baseline", type=Path, default=None,
                     help="another checkout with its own .venv: compare cold `avatar say` runs of both builds")
+    ap.add_argument("--current-args", action="append", metavar="ARGS",
+                    help="with --baseline: also run this build with these extra `say` options (quoted; repeatable), "
+                         "e.g. \"--avatar toon\" or \"--voice en-us\", alternated with the others")
     args = ap.parse_args()
-    print("rerun: .venv/bin/python bench/pipeline_bench.py " + " ".join(sys.argv[1:]))
+    print("rerun: .venv/bin/python bench/pipeline_bench.py " + shlex.join(sys.argv[1:]))
     print(f"machine: {os.cpu_count()} CPUs; line: {args.text!r}")
     if args.baseline is not None:
         _ab(args)
