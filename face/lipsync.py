@@ -104,7 +104,28 @@ def frame_labels(timeline: Timeline, n: int, fps: float) -> np.ndarray:
     return out
 
 
-def _examples(data: Path, copies: int, seed: int, fps: float) -> tuple[np.ndarray, np.ndarray, dict]:
+#: Speed perturbation factors (Ko et al. 2015, "Audio augmentation for speech recognition"): resampling plays a
+#: clip faster or slower, which moves pitch, formants and rate together, like a smaller or larger, faster or slower
+#: speaker; the labels follow the same time warp.
+SPEED_FACTORS = (0.9, 0.95, 1.05, 1.1)
+
+
+def speed_perturb(audio: np.ndarray, sr: int, factor: float) -> np.ndarray:
+    """`audio` played `factor` times faster (pitch and formants up by the same factor), same sample rate."""
+    from fractions import Fraction
+
+    from avatar.audio import resample
+
+    if factor == 1.0:
+        return np.asarray(audio, dtype=np.float32)
+    frac = Fraction(factor).limit_denominator(100)  # sr -> sr / factor: a small polyphase ratio
+    return resample(np.asarray(audio, dtype=np.float32), frac.numerator, frac.denominator)
+
+
+def _examples(data: Path, copies: int, seed: int, fps: float,
+              speed: bool = False) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Features and frame labels of every clip in `data`, `copies` augmented copies each (`speed`: every copy
+    but the first is also speed-perturbed by one of SPEED_FACTORS)."""
     from tqdm import tqdm
 
     from avatar.audio import load_audio
@@ -120,16 +141,18 @@ def _examples(data: Path, copies: int, seed: int, fps: float) -> tuple[np.ndarra
         except InputError as exc:
             log.warning("skipped %s: %s", wav.name, exc)
             continue
-        n = frames_for(audio.size / sr, fps)
-        lab = frame_labels(tl, n, fps)
         for c in range(copies):
             rng = np.random.default_rng([seed, ci, c])
-            feats.append(compute_features(augment_audio(audio, sr, rng), sr, fps=fps, num_frames=n).by_frame())
-            labels.append(lab)
+            factor = float(rng.choice(SPEED_FACTORS)) if speed and c > 0 else 1.0
+            x = speed_perturb(audio, sr, factor)
+            n = frames_for(x.size / sr, fps)
+            # Frame i of the faster clip is at time (i + 0.5) / fps there, factor x that in the original.
+            feats.append(compute_features(augment_audio(x, sr, rng), sr, fps=fps, num_frames=n).by_frame())
+            labels.append(frame_labels(tl, n, fps / factor))
         secs += audio.size / sr
     if not feats:
         raise InputError(f"no <id>.wav + <id>.json clips in {data}")
-    return feats, labels, {"clips": len(wavs), "seconds": secs, "copies": copies}
+    return feats, labels, {"clips": len(wavs), "seconds": secs, "copies": copies, "speed": speed}
 
 
 def train(feats: list[np.ndarray], labels: list[np.ndarray], config: LipSyncConfig, steps: int, batch: int = 32,
@@ -205,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=3000)
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--copies", type=int, default=1, help="augmented copies of each clip")
+    p.add_argument("--speed", action="store_true",
+                   help="speed-perturb every copy but the first (x0.9-1.1: pitch, formants and rate; SPEED_FACTORS)")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0)
@@ -228,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         init = load_lipsync(args.init) if args.init is not None else None
         config = init.config if init is not None else LipSyncConfig()
-        feats, labels, info = _examples(args.data, args.copies, args.seed, config.fps)
+        feats, labels, info = _examples(args.data, args.copies, args.seed, config.fps, speed=args.speed)
     except (InputError, ModelError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -250,7 +275,8 @@ def main(argv: list[str] | None = None) -> int:
         f"- Training data: {info['clips']} clips ({info['seconds'] / 3600:.2f} h) of our own synthetic speech "
         "(`python -m avatar.tts.corpus`: eSpeak NG voices, and Piper's joe where the corpus was made with\n"
         "  `--neural-share`: its terms are in docs/tts.md; EmoBank sentences, CC-BY-SA 4.0), labels from the synthesiser's exact\n"
-        f"  phoneme timing, {info['copies']} augmented cop{'y' if info['copies'] == 1 else 'ies'} per clip.\n"
+        f"  phoneme timing, {info['copies']} augmented cop{'y' if info['copies'] == 1 else 'ies'} per clip"
+        + (" (all but the first speed-perturbed x0.9-1.1)" if info["speed"] else "") + ".\n"
         + (f"- Fine-tuned from `{args.init}` (its own card gives that model's data and command).\n"
            if args.init is not None else "") +
         f"- Training: {len(losses)} steps, batch {args.batch}, lr {args.lr}, {(time.perf_counter() - t0) / 60:.1f} min; "

@@ -24,6 +24,34 @@ def test_frame_labels_take_the_phoneme_at_each_frame_centre():
     assert names[12:] == ["sil"] * 3
 
 
+def test_speed_perturbed_examples_keep_labels_on_the_sound(tmp_path):
+    """A clip played 1.1x faster is 1/1.1 as long, and its labels still mark the frames where the sound is."""
+    import soundfile as sf
+
+    from avatar.face.lipsync import SPEED_FACTORS, _examples, speed_perturb
+
+    sr = 16000
+    x = np.zeros(sr, np.float32)
+    t = np.arange(int(0.3 * sr)) / sr
+    x[int(0.4 * sr):int(0.7 * sr)] = 0.5 * np.sin(2 * np.pi * 220 * t)  # 'aa' from 0.4 to 0.7 s
+    assert speed_perturb(x, sr, 1.1).size == pytest.approx(x.size / 1.1, abs=2)
+    assert speed_perturb(x, sr, 1.0).size == x.size
+    sf.write(tmp_path / "c.wav", x, sr)
+    tl = Timeline(sample_rate=sr, duration=1.0, phonemes=[Phoneme(start=0.4, end=0.7, phoneme="a", viseme="aa")])
+    (tmp_path / "c.json").write_text(tl.to_json(), encoding="utf-8")
+    feats, labels, info = _examples(tmp_path, copies=8, seed=0, fps=30.0, speed=True)
+    assert info["speed"] and len(feats) == 8
+    factors = [30 / len(lab) for lab in labels]  # 30 frames at 1.0
+    assert factors[0] == pytest.approx(1.0) and any(abs(f - 1.0) > 0.08 for f in factors[1:])
+    for f, lab in zip(feats, labels):
+        assert len(f) == len(lab)
+        energy = f[:, 80]  # the first feature frame's log energy
+        loud = np.flatnonzero(energy > (energy.min() + energy.max()) / 2)
+        on = np.flatnonzero(lab == VISEMES.index("aa"))
+        assert abs(loud[0] - on[0]) <= 1 and abs(loud[-1] - on[-1]) <= 1
+    assert set(SPEED_FACTORS) and all(0.85 <= s <= 1.15 for s in SPEED_FACTORS)
+
+
 def _Fixed(logits: np.ndarray):
     """Stands in for a trained net: returns the logits it was given (to test the decoding alone)."""
     from avatar.face.viseme_net import LipSyncConfig, VisemeNetOnnx
