@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 GAP_S = 0.3
 # Rough share of one line's perform() time per stage (where each stage starts, and how long it lasts), so the
 # progress bar moves evenly: speech is quick, the two denoisers dominate.
-_STAGE_SHARE = {"emotion": 0.0, "speech": 0.05, "face": 0.2, "body": 0.6}
+_STAGE_SHARE = {"emotion": 0.0, "speech": 0.05, "body": 0.2, "face": 0.6}
 _STAGE_WEIGHT = {"emotion": 0.05, "speech": 0.15, "face": 0.4, "body": 0.4}
 
 

@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 #: progress(stage, fraction) with stage one of STAGES and fraction in [0, 1].
 Progress = Callable[[str, float], None]
-STAGES = ("emotion", "speech", "face", "body", "render")
+STAGES = ("emotion", "speech", "body", "face", "render")
 VIDEO_FPS = 30.0
 
 
@@ -213,6 +213,7 @@ def perform(text: str | None, *, speech: Speech | None = None, vad: VAD | None =
     model's default; more exaggerates the emotion). They are separate because the two models are."""
     from avatar.face.generate import generate_face
     from avatar.gesture.generate import generate_gesture
+    from avatar.rig.kinematics import head_direction, resample_motion
     from avatar.tts import get_backend
 
     seed = _check_perform(text, speech, vad, voice, seed)
@@ -223,16 +224,21 @@ def perform(text: str | None, *, speech: Speech | None = None, vad: VAD | None =
         speech = get_backend().synthesize(text, [s.vad for s in sentences], voice, seed=seed)
     _tick(progress, "speech", 1.0)
     track = emotion_track(sentences, speech)
-    face_net = models().face(face_model)
-    _tick(progress, "face", 0.0)
-    face = generate_face(speech.audio, speech.sample_rate, track, timeline=speech.timeline, seed=seed,
-                         model=face_net, **({} if face_guidance is None else {"guidance": face_guidance}))
-    _tick(progress, "face", 1.0)
+    # The body first: its posture turns the head (a sad slump bows it), and the face's eyes counter that turn
+    # to keep looking at the partner (face.teacher.compose_face).
     body_net = models().gesture(gesture_model)
     _tick(progress, "body", 0.0)
     body = generate_gesture(speech.audio, speech.sample_rate, track, seed=seed, model=body_net,
                             timeline=speech.timeline, **({} if body_guidance is None else {"guidance": body_guidance}))
     _tick(progress, "body", 1.0)
+    face_net = models().face(face_model)
+    _tick(progress, "face", 0.0)
+    fps = float(face_net.config.fps)
+    body_head = head_direction(body if abs(body.fps - fps) < 1e-9 else resample_motion(body, fps))
+    face = generate_face(speech.audio, speech.sample_rate, track, timeline=speech.timeline, seed=seed,
+                         model=face_net, body_head=body_head,
+                         **({} if face_guidance is None else {"guidance": face_guidance}))
+    _tick(progress, "face", 1.0)
     return Performance(text=text or "", sentences=sentences, emotion=track, speech=speech, face=face, body=body,
                        seed=seed, voice=voice)
 

@@ -35,7 +35,10 @@ PROTOTYPES: dict[str, tuple[str, ...]] = {
 }
 
 
-HEAD_TURN = 18.0  # degrees towards the camera
+sys.path.insert(0, str(ROOT))
+from avatar.render.camera import VIEWS  # noqa: E402
+
+HEAD_TURN = VIEWS["portrait"][0]  # degrees towards the camera: the head faces it
 
 
 def prototype_row(label: str) -> np.ndarray:
@@ -49,8 +52,8 @@ def prototype_row(label: str) -> np.ndarray:
     row = np.zeros(len(FACE_CHANNELS))
     arkit = arkit_from_action_units(au)[0]
     row[: len(arkit)] = arkit
-    # The portrait camera stands 20 degrees to the avatar's left: the head turns to face it (the recogniser was
-    # trained on mostly frontal faces), eyes straight ahead.
+    # The portrait camera stands a few degrees to the avatar's left: the head turns to face it (the recogniser
+    # was trained on mostly frontal faces), eyes straight ahead.
     row[FACE_CHANNELS.index("headYaw")] = np.deg2rad(HEAD_TURN)
     return row
 

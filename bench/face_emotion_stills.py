@@ -37,6 +37,7 @@ def main() -> None:
 
     from avatar.face.expression import CATEGORY_VAD, combine, expression_weights, head_bias
     from avatar.face.visemes import VISEME_TARGETS
+    from avatar.render.camera import VIEWS
     from avatar.render.renderer import Renderer
     from avatar.render.snapshot import relaxed_body
     from avatar.types import EYE_GAZE, FACE_CHANNELS, HEAD_POSE, VISEMES
@@ -55,8 +56,8 @@ def main() -> None:
                 head = head_bias(vad.as_array()[None])[0]
                 for k, n in enumerate(HEAD_POSE):
                     row[FACE_CHANNELS.index(n)] = head[k]
-                for n in EYE_GAZE:  # eyes on the camera (about 14 degrees to the avatar's left), head-relative
-                    row[FACE_CHANNELS.index(n)] = np.deg2rad(14.0) if n.endswith("Yaw") else -head[1]
+                for n in EYE_GAZE:  # eyes on the camera (VIEWS: its azimuth to the avatar's left), head-relative
+                    row[FACE_CHANNELS.index(n)] = np.deg2rad(VIEWS["portrait"][0]) if n.endswith("Yaw") else -head[1]
                 p = out / f"{lab}_{vis}.png"
                 Image.fromarray(r.render(row, body)).save(p)
                 paths[(lab, vis)] = p

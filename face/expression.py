@@ -63,14 +63,24 @@ PROTOTYPES: dict[str, dict[str, float]] = {
     "relaxed": {"AU6": 0.3, "AU12": 0.55, "AU43": 0.25},
     "sad": {"AU1": 1.0, "AU4": 0.55, "AU15": 1.0, "AU17": 0.25, "AU43": 0.25},
     "angry": {"AU4": 1.0, "AU5": 0.35, "AU7": 0.9, "AU10": 0.2, "AU17": 0.3, "AU23": 0.9, "AU24": 0.5},
-    "fearful": {"AU1": 1.0, "AU2": 0.55, "AU4": 0.6, "AU5": 0.8, "AU20": 1.0, "AU26": 0.35},
+    # FACS Investigator's Guide fear, 1+2+4+5+7+20+26: the upper lid raised hard and the lower lid tensed (a
+    # fixed stare), the brows raised but drawn together and flatter than in surprise (less AU2), the lips
+    # stretched sideways over a slightly dropped jaw.
+    "fearful": {"AU1": 1.0, "AU2": 0.35, "AU4": 0.6, "AU5": 1.0, "AU7": 0.4, "AU20": 1.0, "AU26": 0.35},
     "surprised": {"AU1": 0.9, "AU2": 0.95, "AU5": 0.8, "AU26": 0.9},
-    "disgusted": {"AU4": 0.2, "AU7": 0.5, "AU9": 1.0, "AU10": 0.9, "AU15": 0.6, "AU17": 0.3},
+    # FACS 9+10+15+17: the nose wrinkled and the upper lip raised; no brow lowerer or lid tightener of its own
+    # (with them it read as anger: the Face Units nose wrinkle already pulls the inner brows down a little).
+    "disgusted": {"AU9": 1.0, "AU10": 0.9, "AU15": 0.6, "AU17": 0.3},
 }
 _EMOTIONS: tuple[str, ...] = tuple(PROTOTYPES)
-#: Kernel sharpness on the cosine between a VAD point and a category's direction: at 60 degrees apart a
-#: category has exp(-KAPPA/2) = 0.7 % of the weight of one straight ahead.
+#: Kernel sharpness on the cosine between a VAD point and a category's direction, for how near a point is to
+#: any category (its display fades between them): at 60 degrees apart a category has exp(-KAPPA/2) = 0.7 % of
+#: the kernel of one straight ahead.
 KAPPA = 10.0
+#: Sharper kernel for how the display is shared among the categories near a point: at its canonical point a
+#: category shows its own prototype (anger and disgust lie 20 degrees apart: at anger's point KAPPA alone gives
+#: them 63 / 34 %, this 78 / 22 %), and the share still changes smoothly between them.
+KAPPA_SHARE = 20.0
 #: Kernel sum under which a VAD direction counts as between categories (its display fades).
 KERNEL_FLOOR = 0.6
 #: Distance from neutral at which a display reaches full intensity (before the arousal factor).
@@ -136,10 +146,11 @@ def category_weights(vad: np.ndarray) -> np.ndarray:
     x = _check_rows(vad)
     r = np.linalg.norm(x, axis=1)
     cos = (x @ _DIRECTIONS.T) / np.maximum(r, 1e-9)[:, None]
-    k = np.exp(KAPPA * (cos - 1.0))
-    # Normalised where a category is near; between categories (all kernels small) the display fades instead
-    # of spreading over several (which would mix opposite faces).
-    w = k / np.maximum(k.sum(axis=1, keepdims=True), KERNEL_FLOOR)
+    # Presence: full where a category is near; between categories (all kernels small) the display fades
+    # instead of spreading over several (which would mix opposite faces). Share: which categories, sharper.
+    presence = np.minimum(np.exp(KAPPA * (cos - 1.0)).sum(axis=1, keepdims=True) / KERNEL_FLOOR, 1.0)
+    k = np.exp(KAPPA_SHARE * (cos - 1.0))
+    w = presence * k / k.sum(axis=1, keepdims=True)
     return np.where(r[:, None] > 1e-9, w, 0.0)
 
 

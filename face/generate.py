@@ -110,15 +110,17 @@ def generate_face(audio: np.ndarray, sample_rate: int, vad: VAD | EmotionTrack |
                   timeline: Timeline | None = None, seed: int = 0,
                   model: "FaceDenoiserNet | FaceDenoiser | str | os.PathLike[str] | None" = None, guidance: float = 2.0,
                   steps: int = 10,
-                  lips: "VisemeNetOnnx | VisemeNet | str | os.PathLike[str] | bool | None" = None) -> FaceMotion:
+                  lips: "VisemeNetOnnx | VisemeNet | str | os.PathLike[str] | bool | None" = None,
+                  body_head: np.ndarray | None = None) -> FaceMotion:
     """Face motion for speech audio: the diffusion model, then lip refinement from the timeline, or from the
     audio when there is none.
 
     vad None means neutral; model is a loaded denoiser (FaceDenoiserNet or torch) or a model folder (default weights/face); lips is
     the viseme network for audio-only lip refinement (a VisemeNetOnnx, its torch VisemeNet, or a folder; None:
     weights/lipsync when present;
-    False: none, the diffusion model's own mouth). The result has round(duration * fps) frames; the same inputs
-    and seed give the same output.
+    False: none, the diffusion model's own mouth). body_head [T, 2]: the head's yaw and pitch that the body's
+    posture gives it (`avatar.rig.kinematics.head_direction`), countered by the eyes so the gaze stays on the
+    partner. The result has round(duration * fps) frames; the same inputs and seed give the same output.
     """
     from avatar.audio import to_mono
     from avatar.face.expression import vad_frames
@@ -145,7 +147,8 @@ def generate_face(audio: np.ndarray, sample_rate: int, vad: VAD | EmotionTrack |
     rows = vad_frames(VAD.neutral() if vad is None else vad, n, fps)
     face = sample_motion(net, feats.by_frame(), rows, steps=steps, guidance=guidance, seed=seed)
     if timeline is not None:
-        return express(face, VAD.neutral() if vad is None else vad, seed, timeline=timeline, features=feats)
+        return express(face, VAD.neutral() if vad is None else vad, seed, timeline=timeline, features=feats,
+                       body_head=body_head)
     lip_net = lip_model(lips)
     if lip_net is None:
         return face
@@ -155,12 +158,12 @@ def generate_face(audio: np.ndarray, sample_rate: int, vad: VAD | EmotionTrack |
     probs = viseme_posteriors(lip_net, feats.by_frame())
     estimate = estimate_timeline(lip_net, feats.by_frame(), duration, int(sample_rate), probs=probs)
     return express(face, VAD.neutral() if vad is None else vad, seed, timeline=estimate, features=feats,
-                   mouth=posterior_mouth_curves(probs, fps, n), estimated=True)
+                   mouth=posterior_mouth_curves(probs, fps, n), estimated=True, body_head=body_head)
 
 
 def express(face: FaceMotion, vad: VAD | EmotionTrack | np.ndarray, seed: int, timeline: Timeline,
             features: "AudioFeatures | None" = None, mouth: np.ndarray | None = None,
-            estimated: bool = False) -> FaceMotion:
+            estimated: bool = False, body_head: np.ndarray | None = None) -> FaceMotion:
     """The expression layer after sampling: the final face from the sampled head motion, the timeline's mouth
     and the emotion.
 
@@ -170,7 +173,8 @@ def express(face: FaceMotion, vad: VAD | EmotionTrack | np.ndarray, seed: int, t
     expression with onset, apex and decay per sentence, lips sealed on every p/b/m, blinks, saccades and
     emotional gaze from the idle model, nods on stressed vowels (and energy peaks), and the emotion's posture
     on top of the sampled head. `estimated`: the timeline was read from the audio (no stress marks; speech
-    activity from the audio features).
+    activity from the audio features). body_head [T, 2]: the head's yaw and pitch from the body's posture, which
+    the eyes counter (compose_face).
     """
     from avatar.face.teacher import compose_face, speech_activity, stress_emphasis, timeline_span
 
@@ -188,7 +192,7 @@ def express(face: FaceMotion, vad: VAD | EmotionTrack | np.ndarray, seed: int, t
     head = np.stack([face.frames[:, names.index(c)] for c in ("headYaw", "headPitch", "headRoll")], axis=1)
     head = head - head.mean(axis=0)  # its motion, not its posture: the posture is the emotion's (head_bias)
     out = compose_face(mouth, closure, vad, fps, seed=seed, activity=activity, emphasis=emphasis,
-                       head=head.astype(np.float64), speech=span)
+                       head=head.astype(np.float64), speech=span, body_head=body_head)
     return FaceMotion(fps=fps, frames=out.frames, names=out.names)
 
 

@@ -23,6 +23,18 @@ IDX = {n: i for i, n in enumerate(FACE_CHANNELS)}
 _VOWELS = ("aa", "E", "ih", "oh", "ou")
 #: Gaze angle (degrees) at which the ARKit eyeLook shapes reach 1 (horizontal, vertical).
 EYE_LOOK_RANGE_DEG = (30.0, 25.0)
+#: How far the eyes turn in the head (yaw, pitch; radians): the eyeLook shapes' full range.
+EYE_RANGE = np.deg2rad(np.array(EYE_LOOK_RANGE_DEG))
+#: Share of the head's turn by the body's posture that the neck takes back to face the partner.
+ADDRESS_SHARE = 0.6
+
+
+def _per_frame_rows(rows: np.ndarray, n: int) -> np.ndarray:
+    """[T, 2] finite angles as n rows: cut, or held at the last row (a body motion a frame shorter or longer)."""
+    a = np.asarray(rows, dtype=np.float64)
+    if a.ndim != 2 or a.shape[1] != 2 or a.shape[0] == 0 or not np.isfinite(a).all():
+        raise InputError(f"body_head must be [T, 2] finite angles, got shape {a.shape}")
+    return a[:n] if a.shape[0] >= n else np.vstack([a, np.repeat(a[-1:], n - a.shape[0], axis=0)])
 
 
 def speech_activity(timeline: Timeline, fps: float, num_frames: int) -> np.ndarray:
@@ -109,12 +121,14 @@ def compose_face(mouth: np.ndarray, closure: np.ndarray,
                  vad: VAD | EmotionTrack | np.ndarray | Sequence[float] | None, fps: float, seed: int = 0,
                  activity: np.ndarray | None = None, emphasis: np.ndarray | None = None,
                  head: np.ndarray | None = None, idle: IdleParams | None = None,
-                 speech: tuple[float, float] | None = None) -> FaceMotion:
+                 speech: tuple[float, float] | None = None, body_head: np.ndarray | None = None) -> FaceMotion:
     """One face from its parts: the speech mouth [T, 52] (unsealed) and where the lips seal [T], the emotion (its
     FACS expression with onset/apex/decay per sentence), blinks, gaze and nods from the idle model, and the
     emotion's posture. head [T, 3]: a head motion to use instead of the idle model's drift (the diffusion
     model's); the nods on `emphasis` and the posture are added to it. speech: (first, last) second of sound
-    (default: from `activity`); the mouth is at rest outside it on the first and last frames.
+    (default: from `activity`); the mouth is at rest outside it on the first and last frames. body_head [T, 2]:
+    the yaw and pitch the body gives the head (its posture: a slump bows it), which the eyes also counter, so
+    the gaze stays on its targets (`avatar.rig.kinematics.head_direction`).
     """
     n = int(mouth.shape[0])
     vad = VAD.neutral() if vad is None else vad
@@ -142,9 +156,18 @@ def compose_face(mouth: np.ndarray, closure: np.ndarray,
         head = np.asarray(head, dtype=np.float64).copy()
         head[:, 1] += life.nods
     head = head + head_bias(vad_rows, env)
+    bhead = None if body_head is None else _per_frame_rows(body_head, n)
+    if bhead is not None:
+        # A speaker addresses the partner: where the body's posture turns the head away (a slump bows it), the
+        # neck brings it back part of the way and the eyes do the rest.
+        head[:, :2] -= ADDRESS_SHARE * bhead
     # Gaze targets are in the world (the partner); the eyes counter-rotate against the head to hold them
-    # (vestibulo-ocular reflex), so eye-in-head = gaze - head.
+    # (vestibulo-ocular reflex), so eye-in-head = gaze - head, the body's share of the head's turn included,
+    # within the eyes' range.
     eyes = life.gaze - head[:, :2]
+    if bhead is not None:
+        eyes = eyes - bhead
+    eyes = np.clip(eyes, -EYE_RANGE, EYE_RANGE)
     look = eye_look_shapes(eyes)
     for k, name in enumerate(_LOOK):
         bs[:, IDX[name]] = look[:, k]

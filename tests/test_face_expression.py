@@ -128,7 +128,7 @@ def test_categories_blend_continuously_and_never_mix_opposites() -> None:
     names = ("happy", "relaxed", "sad", "angry", "fearful", "surprised", "disgusted")
     for i, c in enumerate(names):
         w = category_weights(CATEGORY_VAD[c].as_array()[None])[0]
-        assert int(np.argmax(w)) == i and w[i] > 0.55, (c, w)  # (anger and disgust lie close: 0.60 / 0.32)
+        assert int(np.argmax(w)) == i and w[i] > 0.75, (c, w)  # its own prototype (anger and disgust lie close)
     sad_w = category_weights(CATEGORY_VAD["sad"].as_array()[None])[0]
     assert sad_w[names.index("happy")] < 0.01 and sad_w[names.index("angry")] < 0.05
     # A straight path from sad to happy changes the face by small steps (no switch by label).
@@ -178,3 +178,18 @@ def test_lowered_brow_turns_wide_eyes_into_a_glare_but_not_under_a_raised_inner_
     # Lip tightening keeps the corners level: the frown offsets the pack's press, which lifts them.
     tight = row(AU23=1.0)
     assert both(tight, "mouthPress") > 0.5 and both(tight, "mouthFrown") > 0.1
+
+
+def test_fear_stares_and_disgust_is_not_anger() -> None:
+    """Fear 1+2+4+5+7+20+26: upper lids raised hard over tensed lower lids, brows up, knit and flatter than in
+    surprise, lips stretched. Disgust (9+10+15+17) wrinkles the nose and lifts the upper lip without anger's
+    lowered, knit brows and tightened lids."""
+    fear, surprise = expression_weights(LABEL_VAD["fearful"]), expression_weights(LABEL_VAD["surprised"])
+    assert both(fear, "eyeWide") > 0.85 and both(fear, "eyeSquint") > 0.25
+    assert both(fear, "mouthStretch") > 0.8 and both(surprise, "mouthStretch") < 0.1
+    assert both(fear, "browOuterUp") < 0.5 * both(surprise, "browOuterUp") and fear[IDX["browInnerUp"]] > 0.9
+    assert both(fear, "browDown") > 0.1  # drawn together
+    disgust, angry = expression_weights(LABEL_VAD["disgusted"]), expression_weights(LABEL_VAD["angry"])
+    assert both(disgust, "noseSneer") > 0.6 and both(disgust, "mouthUpperUp") > 0.6
+    assert both(disgust, "browDown") < 0.5 * both(angry, "browDown")
+    assert both(disgust, "eyeSquint") < 0.5 * both(angry, "eyeSquint")

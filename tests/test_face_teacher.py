@@ -165,3 +165,25 @@ def test_sadness_looks_down_and_anger_holds_the_gaze() -> None:
     calm = [teacher_motion(tl, VAD(0.0, 0.0, 0.0), fps=FPS, seed=s) for s in range(4)]
     spread = lambda fs: float(np.mean([np.abs(ch(f, "leftEyeYaw") + ch(f, "headYaw")).mean() for f in fs]))  # noqa: E731
     assert spread(angry) < spread(calm)
+
+
+def test_the_eyes_hold_their_target_when_the_body_bows_the_head() -> None:
+    """VOR through the whole body: a posture that bows the head is countered by the neck (a share) and the eyes
+    (the rest), so the world gaze is unchanged and the face comes back towards the partner."""
+    from avatar.face.teacher import ADDRESS_SHARE, compose_face
+    from avatar.face.visemes import closure_weights, mouth_curves
+
+    tl = timeline(reps=2)
+    n = int(round(tl.duration * FPS))
+    mouth, closure = mouth_curves(tl, FPS, n), closure_weights(tl, FPS, n)
+    vad = VAD(-0.63, -0.27, -0.33)
+    plain = compose_face(mouth, closure, vad, FPS, seed=4)
+    bow = np.zeros((n, 2))
+    bow[:, 1] = np.deg2rad(15.0)  # the slump bows the head 15 degrees
+    bowed = compose_face(mouth, closure, vad, FPS, seed=4, body_head=bow)
+    world = lambda f, b: ch(f, "leftEyePitch") + ch(f, "headPitch") + b  # noqa: E731
+    assert np.allclose(world(bowed, bow[:, 1]), world(plain, 0.0), atol=1e-6)
+    assert np.allclose(ch(bowed, "headPitch"), ch(plain, "headPitch") - ADDRESS_SHARE * bow[:, 1])
+    assert 0.2 < ADDRESS_SHARE < 1.0  # the head stays bowed a little: the posture still shows
+    with pytest.raises(InputError):
+        compose_face(mouth, closure, vad, FPS, body_head=np.zeros((n, 3)))

@@ -120,3 +120,20 @@ def test_leg_ik_reaches_and_keeps_foot_flat() -> None:
     assert np.abs(pos[:, sk.index("leftToes")] - sk.rest_positions[sk.index("leftToes")]).max() < 1e-6
     assert quat_angle(glob[:, jf]).max() < 1e-4  # sole flat
     assert (pos[:, jl, 2] > 0).all()  # knee bends forward
+
+
+def test_head_direction_follows_the_chain() -> None:
+    """The head's facing in the world: a spine bent forward and a neck turned left add up (face conventions)."""
+    from avatar.rig.kinematics import head_direction
+
+    joints = ("spine", "neck")
+    rot = np.zeros((3, 2, 4))
+    rot[..., 3] = 1.0
+    rot[1, 0] = quat_from_axis_angle(np.array([1.0, 0.0, 0.0]), 10.0)  # spine forward: the head tips down
+    rot[2, 0] = quat_from_axis_angle(np.array([1.0, 0.0, 0.0]), 10.0)
+    rot[2, 1] = quat_from_axis_angle(np.array([0.0, 1.0, 0.0]), 20.0)  # neck towards the avatar's left
+    m = BodyMotion(fps=30.0, joints=joints, rotations=rot, root_position=np.zeros((3, 3)))
+    yp = np.rad2deg(head_direction(m))
+    assert np.allclose(yp[0], 0.0, atol=1e-6)
+    assert yp[1, 0] == pytest.approx(0.0, abs=1e-6) and yp[1, 1] == pytest.approx(10.0, abs=1e-4)
+    assert yp[2, 0] > 15.0 and yp[2, 1] > 5.0

@@ -102,6 +102,18 @@ def test_frame_has_the_size_is_not_blank_and_is_deterministic(portrait) -> None:
         assert np.array_equal(a, again.render())
 
 
+def test_portrait_addresses_the_viewer(portrait) -> None:
+    """A talking head: the portrait camera stands nearly in front of the face (within 10 degrees of where the
+    avatar looks), its lens about at eye height, and the face is in the upper middle of the frame."""
+    eye_nodes = [i for i, n in enumerate(portrait.avatar.nodes) if n.name in ("leftEye", "rightEye")]
+    eyes = np.mean([_node_world(portrait, i) for i in eye_nodes], axis=0)
+    to_cam = np.asarray(portrait.camera.eye) - eyes
+    assert np.degrees(np.arctan2(abs(to_cam[0]), to_cam[2])) < 10.0
+    assert abs(to_cam[1]) < 0.05 * np.linalg.norm(to_cam)
+    x, y = _project(portrait, eyes)
+    assert abs(x - W / 2) < 0.08 * W and y < 0.5 * H
+
+
 def test_jaw_open_changes_the_mouth_only(portrait) -> None:
     rest = portrait.render(_row())
     opened = portrait.render(_row(jawOpen=1.0))

@@ -18,6 +18,12 @@ from .settings import FRAMINGS
 
 log = logging.getLogger(__name__)
 
+#: (azimuth to the avatar's left, elevation, vertical field of view), degrees, of each framing's camera. The
+#: portrait is a talking head that addresses the viewer: nearly frontal (the avatar looks straight ahead, at its
+#: partner, so 5 degrees keep the eye contact and a little depth), the lens at eye height; a 3/4 view (20
+#: degrees, as before) turned the eyes away from the viewer and hid the far brow and lip corner.
+VIEWS: dict[str, tuple[float, float, float]] = {"portrait": (5.0, 4.0, 22.0), "full": (14.0, 5.0, 26.0)}
+
 
 @dataclass(frozen=True)
 class Camera:
@@ -51,7 +57,7 @@ class Camera:
 
 def frame_camera(avatar: Avatar, meshes: MeshData, rig: Rig, framing: str, aspect: float, *,
                  rest: tuple[list[np.ndarray], list[np.ndarray]] | None = None) -> Camera:
-    """A three-quarter head-and-shoulders ("portrait") or full-body ("full") camera fitted to the avatar
+    """A nearly frontal head-and-shoulders ("portrait") or full-body ("full") camera fitted to the avatar
     (`rest`: rest_points_each(meshes, rig), when the caller has it already)."""
     if framing not in FRAMINGS:
         raise InputError(f"framing must be one of {', '.join(FRAMINGS)}, got {framing!r}")
@@ -71,13 +77,12 @@ def frame_camera(avatar: Avatar, meshes: MeshData, rig: Rig, framing: str, aspec
         h = max(head_top - neck_y, 0.05 * height)
         top, bottom = head_top + 0.12 * h, neck_y - 0.8 * h
         half_w = 1.05 * h
-        azimuth, elevation, fov = 20.0, 4.0, 22.0
     else:
         top, bottom = float(hi[1]) + 0.04 * height, float(lo[1]) - 0.07 * height  # room for the shadow
         half_w = 0.33 * height
         if head_node is None:  # not a figure: fit its width too
             half_w = max(half_w, 0.55 * float(max(hi[0] - lo[0], hi[2] - lo[2])))
-        azimuth, elevation, fov = 14.0, 5.0, 26.0
+    azimuth, elevation, fov = VIEWS[framing]
     target = np.array([centre[0], (top + bottom) / 2, centre[2]])
     half_h = (top - bottom) / 2
     t = np.tan(np.radians(fov) / 2)

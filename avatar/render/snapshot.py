@@ -24,6 +24,8 @@ from avatar.errors import AvatarError, InputError
 from avatar.io import atomic_path, safe_join
 from avatar.types import EYE_GAZE, FACE_CHANNELS, HEAD_POSE, VISEMES
 
+from .camera import VIEWS
+
 log = logging.getLogger(__name__)
 
 DEFAULT_LABELS = ("neutral", "happy", "sad", "angry")
@@ -59,8 +61,8 @@ def expression_row(label: str, viseme: str = "aa", amount: float = 0.6) -> np.nd
     head = head_bias(vad.as_array()[None])[0]
     for k, name in enumerate(HEAD_POSE):
         row[FACE_CHANNELS.index(name)] = head[k]
-    for name in EYE_GAZE:  # eyes on the camera (which stands ~20 degrees to the avatar's left), head-relative
-        row[FACE_CHANNELS.index(name)] = np.deg2rad(14.0) if name.endswith("Yaw") else -head[1]
+    for name in EYE_GAZE:  # eyes on the portrait camera (VIEWS: a few degrees to the avatar's left), head-relative
+        row[FACE_CHANNELS.index(name)] = np.deg2rad(VIEWS["portrait"][0]) if name.endswith("Yaw") else -head[1]
     return row
 
 

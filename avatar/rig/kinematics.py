@@ -56,6 +56,16 @@ def forward_kinematics(motion: BodyMotion, skeleton: Skeleton = HUMANOID) -> np.
     return pos
 
 
+def head_direction(motion: BodyMotion, skeleton: Skeleton = HUMANOID) -> np.ndarray:
+    """Where the body points the head: yaw and pitch [T, 2] (radians; yaw > 0 to the avatar's left, pitch > 0
+    down, the face's convention) of the head joint's forward axis (+Z at rest) in the world."""
+    _, glob = fk(rotations_in_skeleton_order(motion, skeleton), motion.root_position, skeleton)
+    fwd = quat_apply(glob[:, skeleton.index("head")], np.array([0.0, 0.0, 1.0]))
+    yaw = np.arctan2(fwd[:, 0], fwd[:, 2])
+    pitch = np.arcsin(np.clip(-fwd[:, 1], -1.0, 1.0))
+    return np.stack([yaw, pitch], axis=1)
+
+
 def end_positions(glob: np.ndarray, pos: np.ndarray, skeleton: Skeleton, joint: str) -> np.ndarray:
     """World positions [T, 3] of a joint's end site (hand tip, top of head) given FK output."""
     k = skeleton.index(joint)
