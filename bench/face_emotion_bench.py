@@ -91,7 +91,7 @@ def contact_sheet(rows: list[tuple[str, list[np.ndarray]]], path: Path, tile: in
         draw.text((4, y + 2), caption, fill=(0, 0, 0))
         for c, f in enumerate(frames):
             h, w = f.shape[:2]
-            box = (int(0.28 * w), int(0.10 * h), int(0.78 * w), int(0.60 * h))  # the portrait framing's face
+            box = (int(0.24 * w), int(0.10 * h), int(0.76 * w), int(0.62 * h))  # the portrait framing's face
             sheet.paste(Image.fromarray(f).crop(box).resize((tile, tile)), (c * tile, y + cap))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.png")
