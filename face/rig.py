@@ -14,7 +14,8 @@ those presets:
   (a plain decomposition onto five presets exported a sad line as angry .67 + sad .47 + relaxed .42 +
   surprised .41). The same rule drives VRM avatars in the renderer and the VMC stream.
 - Vowels (aa ih ou ee oh): the vowel targets of face.visemes (aa->aa, E->ee, ih->ih, oh->oh, ou->ou) read by
-  one least-squares decomposition together with every label's face, over all the channels either moves. Read
+  one least-squares decomposition together with every label's face (its jaw drop left out, and AU12, AU15 and
+  AU24 read apart: combine gates them under speech), over all the channels either moves. Read
   together because the expression model moves mouth channels that vowels use too (anger raises the upper lip,
   fear stretches the lips, surprise drops the jaw); read apart, an angry face at rest read as an open "aa"/"ih".
   Vowels are then scaled by the mouth's speech-only evidence (lower lip down, funnel, pucker: channels no
@@ -36,7 +37,7 @@ import numpy as np
 from avatar.emotion.labels import LABEL_VAD
 from avatar.errors import InputError
 from avatar.face.blendshapes import ARKIT_INDEX
-from avatar.face.expression import AU_TO_ARKIT, CATEGORY_VAD, expression_weights
+from avatar.face.expression import AU_MATRIX, AU_NAMES, AU_TO_ARKIT, CATEGORY_VAD, expression_weights
 from avatar.face.visemes import VISEME_TARGETS
 from avatar.types import ARKIT_BLENDSHAPES, VISEMES, FaceMotion
 
@@ -92,7 +93,12 @@ def _vrm_matrix() -> np.ndarray:
     vowels = np.stack([VISEME_TARGETS[VISEMES.index(v)] for v in _VOWELS.values()]).astype(np.float64)
     presets = np.stack(list(emotion_prototypes().values()))
     faces = np.stack([expression_weights(v) for lab, v in LABEL_VAD.items() if lab != "neutral"]).astype(np.float64)
-    protos = np.concatenate([vowels, faces])
+    # While a vowel is spoken the jaw is speech's (expression.combine drops the expression's jaw drop), so the
+    # faces' jaw is no part of what a vowel is read against (with it, "aa" under surprise read as "ee"); and
+    # combine gates the smile and the lip press under speech, so those AUs are read apart from the faces too.
+    faces[:, IDX["jawOpen"]] = 0.0
+    gated = np.stack([AU_MATRIX[AU_NAMES.index(a)] for a in ("AU12", "AU15", "AU24")])
+    protos = np.concatenate([vowels, faces, gated])
     channels = tuple(ARKIT[i] for i in np.flatnonzero(np.abs(protos).sum(0) > 0))
     vowel_rows = _decomposition(protos, channels)[: len(_VOWELS)]  # the faces' rows are dropped: a nuisance here
     emotion_rows = _decomposition(presets, _EXPRESSIVE)

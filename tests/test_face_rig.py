@@ -67,11 +67,12 @@ def test_speech_under_every_emotion_reads_its_vowel(viseme: str, vowel: str) -> 
 
     mouth = VISEME_TARGETS[VISEMES.index(viseme)][None].astype(np.float64)
     for label, vad in LABEL_VAD.items():
-        o = vrm(combine(mouth, expression_weights(vad)[None].astype(np.float64))[0])
-        # Known limit: fear stretches the lips as "ih" does (AU20 at apex), and surprise's dropped jaw opens "aa"
-        # and "oh" further, so those read as a mix of neighbouring vowels (docs/face.md).
+        # While talking (speaking = 1, as the pipeline has it) the jaw is speech's.
+        o = vrm(combine(mouth, expression_weights(vad)[None].astype(np.float64), speaking=np.ones(1))[0])
+        # Known limit: fear stretches the lips as "ih" does (AU20 at apex, the stretch saturates), so its "ih"
+        # reads as a mix of the neighbouring vowels (docs/face.md).
         if (label, vowel) in (("fearful", "ih"), ("anxious", "ih")):
-            assert o["aa"] + o["ih"] + o["ee"] > 0.7, (label, o)
+            assert o["aa"] + o["ih"] + o["ee"] > 0.6, (label, o)
             continue
         assert o[vowel] > 0.6, (label, o)
         assert max(o[v] for v in ("aa", "ih", "ou", "ee", "oh") if v != vowel) < 0.4, (label, o)
