@@ -229,6 +229,8 @@ def model_card(model: FaceDenoiser, info: dict, command: str, losses: list[float
     tail = float(np.mean(losses[-100:])) if losses else float("nan")
     n = model.num_parameters()
     joe = f", {info['joe']} clips by the Piper voice joe" if info.get("joe") else ""
+    init = (f"\n- Fine-tuned from `{info['init']}` (its card, replaced by this one, gave that model's data and "
+            "command; the motion normalisation is this data's)") if info.get("init") else ""
     return f"""# Face motion denoiser (avatar-engine)
 
 1-D conv diffusion denoiser (avatar.face.model) over {c.window}-frame windows ({c.window / c.fps:.1f} s at {c.fps:g} fps)
@@ -246,7 +248,7 @@ phoneme timeline the lips are refined from it (avatar.face.generate). See docs/f
   {info["takes"]} ({info["livelink_seconds"] / 60:.1f} min). {info["windows"]} windows in all.
 - Training: {len(losses)} steps, batch {info["batch"]}, lr {info["lr"]:g} (AdamW, warm-up + cosine), seed
   {info["seed"]}, {seconds / 60:.1f} min; final loss (mean of the last 100 steps) {tail:.4f}
-- Command: `{command}`
+- Command: `{command}`{init}
 - Licence: Apache-2.0 (code and weights). The corpus text is from EmoBank (CC-BY-SA 4.0); no text is stored
   in the weights. Captured Live Link data keeps its own licence.
 - Limits: the targets are a rule-based teacher, so the model learns that teacher's face, not a real person's.
@@ -272,6 +274,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--prediction", choices=("epsilon", "sample", "v_prediction"), default="sample",
                    help="what the denoiser predicts: the noise, the clean motion (x0) or the velocity")
     p.add_argument("--save-every", type=int, default=0, help="also save the weights every N steps (0: only at the end)")
+    p.add_argument("--init", type=Path, help="fine-tune this trained face model folder (its architecture is kept; "
+                                             "the motion normalisation is this data's) instead of starting afresh")
     from avatar.training import accelerator_from_args, add_train_args
 
     add_train_args(p)
@@ -301,21 +305,25 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
     try:
-        config = FaceDiffusionConfig(hidden=args.hidden, blocks=args.blocks, window=args.window, overlap=args.overlap,
-                                     prediction_type=args.prediction)
+        init = FaceDenoiser.from_pretrained(args.init) if args.init is not None else None
+        config = init.config if init is not None else FaceDiffusionConfig(
+            hidden=args.hidden, blocks=args.blocks, window=args.window, overlap=args.overlap,
+            prediction_type=args.prediction)
         examples, info = corpus_examples(args.data, config.fps, args.copies, args.seed) if args.data else ([], {
             "clips": 0, "seconds": 0.0, "skipped": 0})
         ll, ll_info = livelink_examples(args.livelink_dir, config.fps) if args.livelink_dir else ([], {"takes": 0, "seconds": 0.0})
         examples += ll
         if not examples:
             raise InputError("no training data: --data needs <id>.wav + <id>.json pairs, --livelink-dir <stem>.csv + .wav")
+        # This data's normalisation, also when fine-tuning: a new teacher can move a channel several times as
+        # much as the old one did (the first steps adapt the weights to the new scale).
         mean, std = motion_stats(examples)
         config.motion_mean, config.motion_std = mean.tolist(), std.tolist()
         data = make_windows(examples, config.window, config.window - config.overlap, mean, std)
         info.update(copies=args.copies, takes=ll_info["takes"], livelink_seconds=ll_info["seconds"], windows=len(data),
-                    batch=args.batch, lr=args.lr, seed=args.seed)
+                    batch=args.batch, lr=args.lr, seed=args.seed, init=args.init)
         log.info("%d windows from %d clips and %d takes", len(data), info["clips"], info["takes"])
-        model = FaceDenoiser(config)
+        model = init if init is not None else FaceDenoiser(config)
         command = ".venv/bin/python -m avatar.face.train " + " ".join(
             shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
 
