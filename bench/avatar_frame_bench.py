@@ -42,7 +42,8 @@ def _fragments(r, row, body) -> int:
                     self.vao.render(*args, **kw)
                 total += q.samples
 
-        wrapped.append(dict(d, vao=Counted(real)))
+        extra = {"plain": (d["plain"][0], Counted(d["plain"][1]))} if "plain" in d else {}
+        wrapped.append(dict(d, vao=Counted(real), **extra))
     r._draws = wrapped
     try:
         r.render(row, body)

@@ -110,13 +110,13 @@ def test_creases_show_only_while_their_shapes_are_on() -> None:
             frown = dict(browDownLeft=1.0, browDownRight=1.0)
             all_on = dict(frown, browInnerUp=1.0, noseSneerLeft=1.0, noseSneerRight=1.0, cheekSquintLeft=1.0,
                           cheekSquintRight=1.0)
-            return [r.render(_row(**w)) for w in ({}, frown, all_on, dict(browDownLeft=1.0))]
+            return [r.render(_row(**w)) for w in ({}, frown, all_on, dict(browDownLeft=1.0), dict(browDownLeft=0.02))]
         finally:
             r.close()
 
     with_w, without = frames(True), frames(False)
     diff = [np.abs(a.astype(int) - b.astype(int)).max(axis=2) for a, b in zip(with_w, without)]
-    assert diff[0].max() <= 1  # at rest the creases are off
+    assert diff[0].max() == 0 and diff[4].max() == 0  # at rest or barely on, the plain program draws the face
     # At 384 x 320 the face is ~110 px wide: the frown lines change a few dozen pixels by a few grey levels.
     assert (diff[1] > 3).sum() >= 30  # the frown lines
     assert (diff[2] > 3).sum() > (diff[1] > 3).sum() * 5  # every family on: forehead, nose, crow's feet too

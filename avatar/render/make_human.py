@@ -107,9 +107,12 @@ CLOTHING_BONES = {"shirt": ("spine_01", "spine_02", "spine_03", "clavicle_l", "c
                   "shoes": ("foot_l", "foot_r", "ball_l", "ball_r")}
 #: Face Units shapes made stronger (x factor, both sides): at 1.0 its brows move 5-7 mm, the nose 4 mm and the
 #: upper lip 5 mm, which at 512 px reads as almost nothing (an outside expression recogniser called angry and
-#: disgusted faces neutral); ARKit captures of a full brow lowerer move the brow about a centimetre.
+#: disgusted faces neutral); ARKit captures of a full brow lowerer move the brow about a centimetre. mouthStretch
+#: (AU20, the lips drawn back towards the ears): the pack's moves each corner 8.6 mm, which widened the fear
+#: prototype's mouth by 0.11 of the eye spacing (a full smile: 0.24); at 2.6 it is 0.16, lips tense and flat over
+#: the lower teeth, as in the FACS manual's AU20 at E.
 SHAPE_GAIN = {"browDown": 1.0, "browInnerUp": 1.5, "browOuterUp": 1.5, "noseSneer": 2.0, "mouthUpperUp": 1.6,
-              "mouthFrown": 1.6, "eyeWide": 1.4, "eyeSquint": 1.6, "mouthStretch": 1.6, "mouthPress": 1.6,
+              "mouthFrown": 1.6, "eyeWide": 1.4, "eyeSquint": 1.6, "mouthStretch": 2.6, "mouthPress": 1.6,
               "mouthSmile": 1.5, "cheekSquint": 1.2}
 #: How much of the Face Units noseSneer's brow part (the inner brows pulled down and together, above the eyes)
 #: browDown also gets: FACS AU4 is the corrugator's knit as well as a lowering, and the pack's browDown alone

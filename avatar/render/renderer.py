@@ -52,6 +52,9 @@ log = logging.getLogger(__name__)
 # materials (colour by source alpha, alpha accumulated), "under" to lay the background beneath at the end.
 _OVER = (0x0302, 0x0303, 1, 0x0303)  # SRC_ALPHA, ONE_MINUS_SRC_ALPHA | ONE, ONE_MINUS_SRC_ALPHA
 _UNDER = (0x0305, 1, 0, 1)  # ONE_MINUS_DST_ALPHA, ONE | ZERO, ONE
+#: Below this strength on both halves of the face a crease is at most 0.02 mm deep (invisible): the frame is
+#: drawn with the plain program (the crease map's fetch and bump cost ~3 % of a portrait frame on llvmpipe).
+WRINKLE_VISIBLE = 0.03
 
 
 class Renderer:
@@ -188,12 +191,20 @@ class Renderer:
         mask, textured = p.material.alpha_mode == "MASK", p.material.texture is not None
         wrinkles = p.material.wrinkles if textured else None
         prog = self._program(mask, textured, wrinkles is not None)
-        # skip_errors: an untextured program has no in_uv (the compiler drops what it does not read).
-        vao = ctx.vertex_array(prog, [(bufs["pos"], "3f", "in_pos"), (bufs["nrm"], "3f", "in_nrm"),
-                                      (bufs["uv"], "2f", "in_uv"), (bufs["jnt"], "4f", "in_joints"),
-                                      (bufs["wts"], "4f", "in_weights")], index_buffer=ibo,
-                               index_element_size=4, skip_errors=True)
-        return {"prim": p, "vao": vao, "bufs": bufs, "ibo": ibo, "prog": prog, "mask": mask, "wrinkles": wrinkles}
+
+        def vertex_array(program):  # noqa: ANN001, ANN202 - moderngl objects
+            # skip_errors: an untextured program has no in_uv (the compiler drops what it does not read).
+            return ctx.vertex_array(program, [(bufs["pos"], "3f", "in_pos"), (bufs["nrm"], "3f", "in_nrm"),
+                                              (bufs["uv"], "2f", "in_uv"), (bufs["jnt"], "4f", "in_joints"),
+                                              (bufs["wts"], "4f", "in_weights")], index_buffer=ibo,
+                                    index_element_size=4, skip_errors=True)
+
+        out = {"prim": p, "vao": vertex_array(prog), "bufs": bufs, "ibo": ibo, "prog": prog, "mask": mask,
+               "wrinkles": wrinkles}
+        if wrinkles is not None:  # frames without creases are drawn without the crease map's per-pixel work
+            plain = self._program(mask, textured)
+            out["plain"] = (plain, vertex_array(plain))
+        return out
 
     def _program(self, mask: bool, textured: bool, wrinkles: bool = False):  # noqa: ANN202 - a moderngl.Program
         """The avatar program for a material kind, compiled once per renderer.
@@ -384,10 +395,16 @@ class Renderer:
             p: Primitive = d["prim"]
             if id(p) in self._culled:
                 continue
-            prog = d["prog"]
+            prog, vao = d["prog"], d["vao"]
             mat = p.material
             if (mat.alpha_mode == "BLEND") != blended:
                 continue
+            strength = None
+            if d["wrinkles"] is not None:
+                strength = self._wrinkle_strengths(d["wrinkles"])
+                if max(strength[0] + strength[1]) < WRINKLE_VISIBLE:
+                    prog, vao = d["plain"]
+                    strength = None
             interior = p.target_pos is not None and not mat.double_sided
             prog["u_interior"].value = interior
             # An opaque double-sided mesh is drawn as two culled passes, front faces first: its back faces (the
@@ -414,24 +431,23 @@ class Renderer:
             prog["u_rough"].value = float(np.clip(mat.roughness, 0.05, 1.0))
             if mat.texture is not None:
                 self._images[mat.texture].use(1)
-            if d["wrinkles"] is not None:
+            if strength is not None:
                 self._images[d["wrinkles"].texture].use(2)
-                strength = self._wrinkle_strengths(d["wrinkles"])
                 prog["u_wrinkle_l"].value, prog["u_wrinkle_r"].value = strength
             prog["u_alpha_mode"].value = {"MASK": 1, "BLEND": 2}.get(mat.alpha_mode, 0)
             if d["mask"]:  # the cutoff exists only in the variant that discards
                 prog["u_cutoff"].value = float(mat.alpha_cutoff)
-            d["vao"].render(moderngl.TRIANGLES)
+            vao.render(moderngl.TRIANGLES)
             if two_pass:
                 ctx.cull_face = "front"
-                d["vao"].render(moderngl.TRIANGLES)
+                vao.render(moderngl.TRIANGLES)
                 ctx.cull_face = "back"
             if interior:
                 # The inside of the head (seen through the mouth and lids) is its back faces, drawn after its
                 # front faces so that the depth test rejects the hidden ones before they are shaded (one pass
                 # with culling off shaded those behind the face too: 1.24 -> 1.21 fragments a pixel).
                 ctx.cull_face = "front"
-                d["vao"].render(moderngl.TRIANGLES)
+                vao.render(moderngl.TRIANGLES)
                 ctx.cull_face = "back"
 
     def _wrinkle_strengths(self, wm: WrinkleMap) -> tuple[tuple[float, ...], tuple[float, ...]]:
