@@ -42,7 +42,7 @@ def _fragments(r, row, body) -> int:
                     self.vao.render(*args, **kw)
                 total += q.samples
 
-        extra = {"plain": (d["plain"][0], Counted(d["plain"][1]))} if "plain" in d else {}
+        extra = {k: [(prog, Counted(vao)) for prog, vao in d[k]] for k in ("plain", "split") if k in d}
         wrapped.append(dict(d, vao=Counted(real), **extra))
     r._draws = wrapped
     try:

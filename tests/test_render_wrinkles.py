@@ -138,3 +138,22 @@ def test_a_malformed_wrinkle_map_is_ignored_with_a_warning(tmp_path: Path, caplo
         meshes = read_meshes(load_avatar(path))
     assert all(p.material.wrinkles is None for p in meshes.primitives)
     assert "wrinkle map is ignored" in caplog.text
+
+
+@pytest.mark.skipif(not _egl_ok(), reason="no headless OpenGL (EGL) here")
+def test_only_the_creased_triangles_take_the_wrinkle_program() -> None:
+    """With creases on, the face is drawn in two parts (the triangles the crease map touches with the wrinkle
+    program, the rest with the plain one); the picture is the one the wrinkle program gives the whole face."""
+    from avatar.render.renderer import Renderer, creased_triangles
+
+    row = _row(browDownLeft=1.0, browDownRight=1.0, browInnerUp=1.0, cheekSquintLeft=1.0, mouthSmileRight=1.0)
+    with Renderer(FILES["female"], 384, 320, framing="portrait") as r:
+        d = next(d for d in r._draws if d["wrinkles"] is not None)
+        p = d["prim"]
+        creased = creased_triangles(p.uv, p.indices, r.meshes.images[p.material.wrinkles.texture])
+        assert 0.1 < creased.mean() < 0.4  # forehead, brows, nose, eye corners, nasolabial folds: ~22 %
+        assert len(d["split"]) == 2 and d["split"][0][0] is d["prog"] and d["split"][1][0] is d["plain"][0][0]
+        split = r.render(row)
+        d["split"] = [(d["prog"], d["vao"])]
+        whole = r.render(row)
+    assert np.abs(split.astype(int) - whole.astype(int)).max() <= 2

@@ -192,18 +192,24 @@ class Renderer:
         wrinkles = p.material.wrinkles if textured else None
         prog = self._program(mask, textured, wrinkles is not None)
 
-        def vertex_array(program):  # noqa: ANN001, ANN202 - moderngl objects
+        def vertex_array(program, index_buffer=ibo):  # noqa: ANN001, ANN202 - moderngl objects
             # skip_errors: an untextured program has no in_uv (the compiler drops what it does not read).
             return ctx.vertex_array(program, [(bufs["pos"], "3f", "in_pos"), (bufs["nrm"], "3f", "in_nrm"),
                                               (bufs["uv"], "2f", "in_uv"), (bufs["jnt"], "4f", "in_joints"),
-                                              (bufs["wts"], "4f", "in_weights")], index_buffer=ibo,
+                                              (bufs["wts"], "4f", "in_weights")], index_buffer=index_buffer,
                                     index_element_size=4, skip_errors=True)
 
         out = {"prim": p, "vao": vertex_array(prog), "bufs": bufs, "ibo": ibo, "prog": prog, "mask": mask,
                "wrinkles": wrinkles}
-        if wrinkles is not None:  # frames without creases are drawn without the crease map's per-pixel work
+        if wrinkles is not None:
+            # Frames without creases draw the whole face with the plain program; frames with creases draw only
+            # the triangles the crease map touches with the wrinkle program (its second texture fetch cost ~8 %
+            # of a portrait frame on llvmpipe over the whole face) and the rest with the plain one.
             plain = self._program(mask, textured)
-            out["plain"] = (plain, vertex_array(plain))
+            out["plain"] = [(plain, vertex_array(plain))]
+            creased = creased_triangles(p.uv, p.indices, self.meshes.images[wrinkles.texture])
+            out["split"] = [(program, vertex_array(program, ctx.buffer(p.indices[sel].astype("u4").tobytes())))
+                            for program, sel in ((prog, creased), (plain, ~creased)) if sel.any()]
         return out
 
     def _program(self, mask: bool, textured: bool, wrinkles: bool = False):  # noqa: ANN202 - a moderngl.Program
@@ -388,67 +394,76 @@ class Renderer:
         return out
 
     def _draw_all(self, world: np.ndarray, blended: bool) -> None:
-        import moderngl
-
-        ctx = self._ctx
         for d in self._draws:
             p: Primitive = d["prim"]
             if id(p) in self._culled:
                 continue
-            prog, vao = d["prog"], d["vao"]
             mat = p.material
             if (mat.alpha_mode == "BLEND") != blended:
                 continue
-            strength = None
+            parts, strength = [(d["prog"], d["vao"])], None
             if d["wrinkles"] is not None:
                 strength = self._wrinkle_strengths(d["wrinkles"])
-                if max(strength[0] + strength[1]) < WRINKLE_VISIBLE:
-                    prog, vao = d["plain"]
-                    strength = None
+                visible = max(strength[0] + strength[1]) >= WRINKLE_VISIBLE
+                parts = d["split"] if visible else d["plain"]
             interior = p.target_pos is not None and not mat.double_sided
-            prog["u_interior"].value = interior
-            # An opaque double-sided mesh is drawn as two culled passes, front faces first: its back faces (the
-            # inside of a shirt, the far side of the torso) then fail the depth test before they are shaded,
-            # which one pass with culling off could not promise (the default avatar's portrait: 154k -> 117k
-            # fragments). The image is the same: the nearer fragment wins either way.
-            two_pass = mat.double_sided and not blended
-            if mat.double_sided and not two_pass:
-                ctx.disable(moderngl.CULL_FACE)
-            else:
-                ctx.enable(moderngl.CULL_FACE)
-            if mat.alpha_mode == "BLEND":
-                ctx.enable(moderngl.BLEND)
-                ctx.blend_func = _OVER
-            else:
-                ctx.disable(moderngl.BLEND)
-            prog["u_skinned"].value = p.skin is not None
-            if p.skin is not None:
-                self._joint_tex[p.skin].use(0)
-            else:
-                self._dummy_tex.use(0)
-                prog["u_model"].write(world[p.node].T.astype("f4").tobytes())
-            prog["u_color"].value = tuple(float(c) for c in mat.color)
-            prog["u_rough"].value = float(np.clip(mat.roughness, 0.05, 1.0))
-            if mat.texture is not None:
-                self._images[mat.texture].use(1)
-            if strength is not None:
-                self._images[d["wrinkles"].texture].use(2)
-                prog["u_wrinkle_l"].value, prog["u_wrinkle_r"].value = strength
-            prog["u_alpha_mode"].value = {"MASK": 1, "BLEND": 2}.get(mat.alpha_mode, 0)
-            if d["mask"]:  # the cutoff exists only in the variant that discards
-                prog["u_cutoff"].value = float(mat.alpha_cutoff)
+            # The inside of the head (seen through the mouth and lids) is its back faces, drawn after all its
+            # front faces so that the depth test rejects the hidden ones before they are shaded (one pass with
+            # culling off shaded those behind the face too: 1.24 -> 1.21 fragments a pixel).
+            for back in (False, True) if interior else (False,):
+                for prog, vao in parts:
+                    self._draw(d, prog, vao, world, blended, strength if prog is d["prog"] else None, back)
+
+    def _draw(self, d: dict, prog, vao, world: np.ndarray, blended: bool,  # noqa: ANN001 - moderngl objects
+              strength: tuple[tuple[float, ...], tuple[float, ...]] | None, back: bool = False) -> None:
+        """One primitive (or a part of it) with one program: uniforms, culling, blending, then its front faces
+        (both sides for a double-sided material), or with `back` only its back faces (the head's inside)."""
+        import moderngl
+
+        ctx = self._ctx
+        p: Primitive = d["prim"]
+        mat = p.material
+        prog["u_interior"].value = p.target_pos is not None and not mat.double_sided
+        # An opaque double-sided mesh is drawn as two culled passes, front faces first: its back faces (the
+        # inside of a shirt, the far side of the torso) then fail the depth test before they are shaded,
+        # which one pass with culling off could not promise (the default avatar's portrait: 154k -> 117k
+        # fragments). The image is the same: the nearer fragment wins either way.
+        two_pass = mat.double_sided and not blended
+        if mat.double_sided and not two_pass:
+            ctx.disable(moderngl.CULL_FACE)
+        else:
+            ctx.enable(moderngl.CULL_FACE)
+        if mat.alpha_mode == "BLEND":
+            ctx.enable(moderngl.BLEND)
+            ctx.blend_func = _OVER
+        else:
+            ctx.disable(moderngl.BLEND)
+        prog["u_skinned"].value = p.skin is not None
+        if p.skin is not None:
+            self._joint_tex[p.skin].use(0)
+        else:
+            self._dummy_tex.use(0)
+            prog["u_model"].write(world[p.node].T.astype("f4").tobytes())
+        prog["u_color"].value = tuple(float(c) for c in mat.color)
+        prog["u_rough"].value = float(np.clip(mat.roughness, 0.05, 1.0))
+        if mat.texture is not None:
+            self._images[mat.texture].use(1)
+        if strength is not None:  # the wrinkle program
+            self._images[d["wrinkles"].texture].use(2)
+            prog["u_wrinkle_l"].value, prog["u_wrinkle_r"].value = strength
+        prog["u_alpha_mode"].value = {"MASK": 1, "BLEND": 2}.get(mat.alpha_mode, 0)
+        if d["mask"]:  # the cutoff exists only in the variant that discards
+            prog["u_cutoff"].value = float(mat.alpha_cutoff)
+        if back:
+            ctx.cull_face = "front"
             vao.render(moderngl.TRIANGLES)
-            if two_pass:
-                ctx.cull_face = "front"
-                vao.render(moderngl.TRIANGLES)
-                ctx.cull_face = "back"
-            if interior:
-                # The inside of the head (seen through the mouth and lids) is its back faces, drawn after its
-                # front faces so that the depth test rejects the hidden ones before they are shaded (one pass
-                # with culling off shaded those behind the face too: 1.24 -> 1.21 fragments a pixel).
-                ctx.cull_face = "front"
-                vao.render(moderngl.TRIANGLES)
-                ctx.cull_face = "back"
+            ctx.cull_face = "back"
+            return
+        vao.render(moderngl.TRIANGLES)
+        if two_pass:
+            ctx.cull_face = "front"
+            vao.render(moderngl.TRIANGLES)
+            ctx.cull_face = "back"
 
     def _wrinkle_strengths(self, wm: WrinkleMap) -> tuple[tuple[float, ...], tuple[float, ...]]:
         """Each crease channel's strength this frame (left half, right half) from the frame's ARKit weights."""
@@ -566,3 +581,20 @@ def _normal_deltas(p: Primitive) -> np.ndarray:
 
 
 # -------------------------------------------------------------------------------------------------- motion
+
+
+def creased_triangles(uv: np.ndarray | None, indices: np.ndarray, image: np.ndarray, margin: int = 4) -> np.ndarray:
+    """[F] bool: the triangles whose uv box (grown by `margin` texels for filtering) holds any non-zero texel of
+    a crease map (RGBA uint8 [H, W, 4], row 0 at uv v = 0): the only ones that need the wrinkle program."""
+    if uv is None:
+        return np.zeros(len(indices), bool)
+    h, w = image.shape[:2]
+    on = image.max(axis=2) > 0
+    sat = np.zeros((h + 1, w + 1), np.int64)  # summed-area table: texels set in any box, in O(1)
+    sat[1:, 1:] = on.cumsum(axis=0).cumsum(axis=1)
+    t = uv[indices]  # [F, 3, 2]
+    x0 = np.clip(np.floor(t[..., 0].min(axis=1) * w).astype(np.int64) - margin, 0, w)
+    x1 = np.clip(np.ceil(t[..., 0].max(axis=1) * w).astype(np.int64) + margin, 0, w)
+    y0 = np.clip(np.floor(t[..., 1].min(axis=1) * h).astype(np.int64) - margin, 0, h)
+    y1 = np.clip(np.ceil(t[..., 1].max(axis=1) * h).astype(np.int64) + margin, 0, h)
+    return (sat[y1, x1] - sat[y0, x1] - sat[y1, x0] + sat[y0, x0]) > 0
