@@ -95,6 +95,49 @@ def test_f0_edit_contour_and_boundary():
     assert fall[100] == pytest.approx(100) and 12 * np.log2(fall[-1] / 100) == pytest.approx(-2.0, abs=0.01)
 
 
+def test_f0_floor_keeps_a_lowered_voice_out_of_creak():
+    f0 = np.full(100, 100.0)
+    f0[:5] = 0
+    low = WorldEdit(f0_factor=0.5)  # an octave down: no floor
+    assert edit_f0(f0, low)[50] == pytest.approx(50.0)
+    floored = edit_f0(f0, WorldEdit(f0_factor=0.5, floor_st=6.0))
+    # 6 semitones below the input's median, then a third of the rest: -8 semitones in all.
+    assert floored[0] == 0 and 12 * np.log2(floored[50] / 100.0) == pytest.approx(-8.0, abs=0.01)
+    assert edit_f0(f0, WorldEdit(f0_factor=0.8, floor_st=6.0))[50] == pytest.approx(80.0)  # above it: untouched
+
+
+def test_harvest_searches_the_given_band():
+    sr = 22050
+    x = _pulses(sr, 150.0, 1.0)
+    f0, _ = track_f0(x, sr, 5.0, "harvest", f0_range=(60.0, 330.0))
+    assert np.median(f0[f0 > 0]) == pytest.approx(150.0, rel=0.02)
+    f0, _ = track_f0(x, sr, 5.0, "harvest", f0_range=(200.0, 500.0))  # the true pitch is outside the band
+    assert not np.any(np.abs(f0[f0 > 0] - 150.0) < 5.0)
+
+
+def test_keep_unvoiced_leaves_the_consonants_as_they_were():
+    """With keep_unvoiced, samples far from any voiced frame come back unchanged; voiced ones are resynthesised."""
+    sr = 22050
+    rng = np.random.default_rng(0)
+    noise = 0.05 * rng.standard_normal(int(0.4 * sr))  # a fricative
+    x = np.concatenate([noise, _pulses(sr, 120.0, 1.0, 0.6), noise]).astype(np.float32)
+    edit = WorldEdit(f0_factor=1.3)
+    kept = reshape(x, sr, edit, aperiodicity="d4c", frame_period_ms=5.0, f0_method="harvest", keep_unvoiced=True)
+    plain = reshape(x, sr, edit, aperiodicity="d4c", frame_period_ms=5.0, f0_method="harvest")
+    inner = slice(int(0.05 * sr), int(0.3 * sr))
+    assert kept.size == x.size and np.array_equal(kept[inner], x[inner])
+    assert not np.allclose(plain[inner], x[inner], atol=1e-3)
+    mid = slice(int(0.55 * sr), int(0.85 * sr))
+    assert np.array_equal(kept[mid], plain[mid]) and not np.allclose(kept[mid], x[mid], atol=1e-3)
+
+
+def test_small_edits_are_small():
+    assert WorldEdit(f0_factor=2 ** (0.5 / 12), contour_st=-0.9, tilt_db_oct=0.5).is_small(1.0, 1.0, 0.1)
+    for big in (WorldEdit(f0_factor=2 ** (1.5 / 12)), WorldEdit(range_factor=1.3), WorldEdit(boundary_st=-2.0),
+                WorldEdit(tilt_db_oct=-2.0), WorldEdit(breathiness=0.4)):
+        assert not big.is_small(1.0, 1.0, 0.1)
+
+
 def test_visemes():
     for p in "pbm":
         assert viseme_for(p) == "PP"

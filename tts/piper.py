@@ -81,9 +81,24 @@ BASE_LENGTH = 1.45
 #: pocketsphinx's word error rate on the 16 bench sentences fell from 31.5 % to 26.9 % (same rate, seed 0), and
 #: arousal still raises it (`neural_controls`).
 NOISE_FACTOR = 0.6
-#: WORLD's F0 tracker for the voice: DIO reads joe's creaky voice an octave high in about half of the voiced
-#: frames; 'dio-octave' halves those (world.fix_octaves) for ~0.02 CPU s per second of speech (Harvest: 0.3).
-F0_METHOD = "dio-octave"
+#: WORLD's F0 tracker for the voice: Harvest. joe's creaky voice is octave-ambiguous in places; DIO read half of his
+#: voiced frames an octave high, and DIO with the subharmonic check ('dio-octave') a fifth to a third of them an
+#: octave low, so resynthesis moved those frames by an octave (docs/tts.md). ~0.2 CPU s per s of edited speech.
+F0_METHOD = "harvest"
+#: The band the tracker searches for joe (a low male voice: about 75-230 Hz in his neutral speech).
+F0_RANGE = (60.0, 330.0)
+#: Lowering is gentler than raising: f0_scale below 1 acts as f0_scale ** this. Schröder's rule lowers the pitch
+#: by 24 % (4.8 semitones) at arousal -0.8; from joe's already low voice that reached 55-80 Hz, vocal fry.
+LOW_F0_EXPONENT = 0.6
+#: Semitones below the voice's own median where the soft F0 floor starts (world.edit_f0).
+F0_FLOOR_ST = 6.0
+#: Keep joe's own samples in unvoiced frames (bursts, fricatives) instead of WORLD's noise (world.reshape): on 46
+#: Harvard sentences x 2 seeds with the text's VADs, WORLD had cost pocketsphinx 3-6 points of word error rate
+#: (28.1 -> 31.5 % and 28.5 -> 34.6 %); with this it costs none (28.1 % and 28.7 %).
+KEEP_UNVOICED = True
+#: WORLD runs only when its edit changes something by at least this many semitones (WorldEdit.is_small; tilt
+#: in dB/octave alike, breathiness by a tenth of it): smaller changes are not heard and not worth the CPU.
+WORLD_MIN_ST = 1.0
 
 
 def neural_controls(vad: VAD, base_length: float = BASE_LENGTH, base_noise: float = 0.667,
@@ -265,8 +280,10 @@ class PiperBackend:
         offsets, gain = accents(units, starts, ends, audio.size, sr, vad, frame_ms=WORLD_FRAME_MS)
         if not np.any(offsets):
             offsets = None
+        if offsets is None and WORLD_MIN_ST > 0 and edit.is_small(WORLD_MIN_ST, WORLD_MIN_ST, 0.1 * WORLD_MIN_ST):
+            edit = WorldEdit()  # below what one hears: joe's own audio, no resynthesis
         out = reshape(audio, sr, edit, aperiodicity=self.aperiodicity, frame_period_ms=WORLD_FRAME_MS,
-                      f0_offsets_st=offsets, f0_method=F0_METHOD)
+                      f0_offsets_st=offsets, f0_method=F0_METHOD, f0_range=F0_RANGE, keep_unvoiced=KEEP_UNVOICED)
         out = out * np.float32(p.volume) * gain
         peak = float(np.max(np.abs(out))) if out.size else 0.0
         if peak > 0.99:  # never clip; only the loudest high-arousal lines reach this
@@ -277,10 +294,8 @@ class PiperBackend:
 def world_strength(vad: VAD) -> float:
     """How much of the WORLD reshaping a VAD gets: none below 0.2 on every axis, all from 0.5, linear between.
 
-    WORLD's analysis and resynthesis is not free: on the 16 Harvard sentences with the VAD read from the text
-    (mostly within +-0.3), pocketsphinx's word error rate on joe was 31 % without WORLD and 38 % with these mild
-    F0 edits; near-neutral lines keep the voice's own prosody, and the rate, sampling noise and loudness still
-    follow the VAD continuously."""
+    Near-neutral lines keep the voice's own prosody (the text's VADs are mostly within +-0.3) and weak emotions
+    stay subtle; the rate, sampling noise and loudness still follow the VAD continuously."""
     m = max(abs(vad.valence), abs(vad.arousal), abs(vad.dominance))
     return min(1.0, max(0.0, (m - 0.2) / 0.3))
 
@@ -293,8 +308,10 @@ def world_edit(p: ProsodyParams, sentence: str, strength: float = 1.0) -> WorldE
     k = float(strength)
     boundary = k * p.boundary_st + question_rise_st(sentence)
     rng = min(1.3, max(0.7, (p.range_st / 4.0) ** 0.5))
-    return WorldEdit(f0_factor=p.f0_scale ** k, range_factor=rng ** k, contour_st=k * p.contour_st,
-                     boundary_st=boundary, tilt_db_oct=k * p.tilt_db_oct, breathiness=k * p.breathiness)
+    level = p.f0_scale ** (k * (LOW_F0_EXPONENT if p.f0_scale < 1.0 else 1.0))
+    return WorldEdit(f0_factor=level, range_factor=rng ** k, contour_st=k * p.contour_st,
+                     boundary_st=boundary, tilt_db_oct=k * p.tilt_db_oct, breathiness=k * p.breathiness,
+                     floor_st=F0_FLOOR_ST)
 
 
 def question_rise_st(sentence: str) -> float:

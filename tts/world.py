@@ -33,11 +33,19 @@ class WorldEdit:
     boundary_st: float = 0.0
     tilt_db_oct: float = 0.0
     breathiness: float = 0.0
+    floor_st: float = 0.0  # >0: F0 pushed more than this many semitones below the input's median is compressed
 
     @classmethod
     def from_prosody(cls, p: ProsodyParams, f0_factor: float = 1.0, range_factor: float = 1.0) -> "WorldEdit":
         """The WORLD part of a prosody target (level and range residuals come from the engine mapping)."""
         return cls(f0_factor, range_factor, p.contour_st, p.boundary_st, p.tilt_db_oct, p.breathiness)
+
+    def is_small(self, semitones: float = 1.0, tilt_db_oct: float = 1.0, breathiness: float = 0.1) -> bool:
+        """True when every change is below these sizes (F0 level, range over a ~4-semitone span, contour and
+        boundary in semitones; tilt in dB/octave; breathiness): too small to hear, not worth a resynthesis."""
+        st = max(abs(12.0 * np.log2(max(self.f0_factor, 1e-6))), 4.0 * abs(self.range_factor - 1.0),
+                 abs(self.contour_st), abs(self.boundary_st))
+        return st < semitones and abs(self.tilt_db_oct) < tilt_db_oct and self.breathiness < breathiness
 
     def is_identity(self, tol: float = 1e-3) -> bool:
         """True when the edit would change nothing audible (then resynthesis is skipped)."""
@@ -80,6 +88,11 @@ def edit_f0(f0: np.ndarray, edit: WorldEdit, frame_period_ms: float = FRAME_PERI
         n = min(out.size, np.asarray(offsets_st).size)
         off[:n] = np.asarray(offsets_st, dtype=np.float64)[:n]
         lf += off[voiced] / 12.0
+    if edit.floor_st > 0:
+        # A soft floor relative to the voice: what falls below keeps a third of its depth, so a lowered voice
+        # keeps its shape without sinking into creak (vocal fry) on its low stretches.
+        floor = med - edit.floor_st / 12.0
+        lf = np.where(lf < floor, floor + (lf - floor) / 3.0, lf)
     out[voiced] = np.clip(2.0 ** lf, F0_FLOOR, F0_CEIL)
     return out
 
@@ -91,16 +104,18 @@ def tilt_gain(n_bins: int, sr: int, tilt_db_oct: float) -> np.ndarray:
     return 10.0 ** (np.clip(tilt_db_oct * octaves, -18.0, 12.0) / 10.0)
 
 
-def track_f0(x: np.ndarray, sr: int, frame_period_ms: float = FRAME_PERIOD_MS,
-             method: str = "dio") -> tuple[np.ndarray, np.ndarray]:
+def track_f0(x: np.ndarray, sr: int, frame_period_ms: float = FRAME_PERIOD_MS, method: str = "dio",
+             f0_range: tuple[float, float] = (F0_FLOOR, F0_CEIL)) -> tuple[np.ndarray, np.ndarray]:
     """F0 per frame (0 = unvoiced) and frame times: 'dio' (DIO + StoneMask, fast), 'dio-octave' (the same, with
-    frames whose period is really twice DIO's halved: see `fix_octaves`) or 'harvest' (slow)."""
+    frames whose period is really twice DIO's halved: see `fix_octaves`) or 'harvest' (slower, steadier; its
+    cost grows with the octaves of `f0_range`, the band searched)."""
     pw = import_pyworld()
+    lo, hi = f0_range
     if method == "harvest":
-        return pw.harvest(x, sr, f0_floor=F0_FLOOR, f0_ceil=F0_CEIL, frame_period=frame_period_ms)
+        return pw.harvest(x, sr, f0_floor=lo, f0_ceil=hi, frame_period=frame_period_ms)
     if method not in ("dio", "dio-octave"):
         raise ValueError(f"f0 method must be 'dio', 'dio-octave' or 'harvest', got {method!r}")
-    f0, t = pw.dio(x, sr, f0_floor=F0_FLOOR, f0_ceil=F0_CEIL, frame_period=frame_period_ms, speed=3)
+    f0, t = pw.dio(x, sr, f0_floor=lo, f0_ceil=hi, frame_period=frame_period_ms, speed=3)
     f0 = pw.stonemask(x, f0, t, sr)
     if method == "dio-octave":
         f0 = pw.stonemask(x, fix_octaves(x, sr, f0, t), t, sr)
@@ -149,18 +164,21 @@ def fix_octaves(x: np.ndarray, sr: int, f0: np.ndarray, t: np.ndarray, threshold
 
 def reshape(audio: np.ndarray, sr: int, edit: WorldEdit, aperiodicity: str = "fast",
             frame_period_ms: float = FRAME_PERIOD_MS, f0_offsets_st: np.ndarray | None = None,
-            f0_method: str = "dio") -> np.ndarray:
+            f0_method: str = "dio", f0_range: tuple[float, float] = (F0_FLOOR, F0_CEIL),
+            keep_unvoiced: bool = False) -> np.ndarray:
     """Resynthesise `audio` with the edit applied; same length, float32. Silence or no voicing passes through.
 
     f0_offsets_st: optional semitone offsets per analysis frame (frame i at i * frame_period_ms), added to
-    the voiced frames after the other F0 changes (pitch accents on chosen syllables)."""
+    the voiced frames after the other F0 changes (pitch accents on chosen syllables). f0_method and f0_range:
+    the tracker (`track_f0`) and the band it searches. keep_unvoiced: the input's own samples stay in unvoiced
+    frames (crossfaded over 5 ms), where WORLD's noise excitation would only smear the bursts and fricatives."""
     x = np.asarray(audio, dtype=np.float64)
     no_offsets = f0_offsets_st is None or not np.any(np.abs(f0_offsets_st) > 0.01)
     if (edit.is_identity() and no_offsets) or x.size < sr * 0.05 or not np.any(x):
         return np.asarray(audio, dtype=np.float32)
     pw = import_pyworld()
 
-    f0, t = track_f0(x, sr, frame_period_ms, f0_method)
+    f0, t = track_f0(x, sr, frame_period_ms, f0_method, f0_range)
     if not np.any(f0 > 0):
         return np.asarray(audio, dtype=np.float32)
     # CheapTrick's FFT size follows its F0 floor; 71 Hz (its default) keeps 1024 points at 22 kHz, half the
@@ -193,4 +211,21 @@ def reshape(audio: np.ndarray, sr: int, edit: WorldEdit, aperiodicity: str = "fa
         y = y[: x.size]
     else:
         y = np.concatenate([y, np.zeros(x.size - y.size)])
+    if keep_unvoiced:
+        y = _splice_unvoiced(x, y, ~unvoiced, t, sr)
     return y.astype(np.float32)
+
+
+def _splice_unvoiced(x: np.ndarray, y: np.ndarray, voiced: np.ndarray, t: np.ndarray, sr: int,
+                     fade_s: float = 0.005) -> np.ndarray:
+    """y in voiced frames, x elsewhere, with raised-cosine crossfades of `fade_s` at each voicing change."""
+    n = x.size
+    mask = np.zeros(n)
+    centres = np.round(t * sr).astype(int)
+    edges = np.concatenate([[0], (centres[1:] + centres[:-1]) // 2, [n]])
+    for k in np.flatnonzero(voiced):
+        mask[max(0, edges[k]):min(n, edges[k + 1])] = 1.0
+    w = max(1, int(fade_s * sr))
+    ramp = np.hanning(2 * w + 1)
+    mask = np.convolve(mask, ramp / ramp.sum(), mode="same")
+    return mask * y + (1.0 - mask) * x
