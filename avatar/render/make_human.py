@@ -1069,6 +1069,10 @@ def build_gltf(hum: Human):  # noqa: ANN201 - pygltflib.GLTF2
     gltf.materials[mat_index["skin"]].extras = {"wrinkleMap": {
         "texture": wrinkle_tex, "texCoord": 0, "channels": list(WRINKLE_CHANNELS),
         "drivers": {k: list(v) for k, v in WRINKLE_DRIVERS.items()}}}
+    # MakeHuman's head is closed (a mouth bag behind the lips, eyeballs in the sockets): our renderer need not draw
+    # the face's back faces as its inside (mesh.Material.enclosed).
+    for name in ("skin", "teeth", "tongue"):
+        gltf.materials[mat_index[name]].extras = {**(gltf.materials[mat_index[name]].extras or {}), "enclosed": True}
     J = len(hum.bones)
     for j, name in enumerate(hum.bones):
         kids = [k for k, p in enumerate(hum.parents) if p == j]

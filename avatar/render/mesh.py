@@ -50,6 +50,9 @@ class Material:
     alpha_mode: str = "OPAQUE"  # OPAQUE, MASK, BLEND
     alpha_cutoff: float = 0.5
     wrinkles: WrinkleMap | None = None
+    #: `extras.enclosed`: the mesh models its own inside (mouth, eye sockets), so the renderer need not draw a
+    #: morphing single-sided mesh's back faces as the inside of the head.
+    enclosed: bool = False
 
 
 @dataclass
@@ -185,7 +188,8 @@ def _material(gltf: GLTF2, index: int | None) -> Material:
     return Material(color=color, roughness=rough, texture=tex, double_sided=bool(m.doubleSided),
                     alpha_mode=str(m.alphaMode or "OPAQUE").upper(),
                     alpha_cutoff=float(m.alphaCutoff if m.alphaCutoff is not None else 0.5),
-                    wrinkles=_wrinkle_map(gltf, m.extras, index))
+                    wrinkles=_wrinkle_map(gltf, m.extras, index),
+                    enclosed=isinstance(m.extras, dict) and m.extras.get("enclosed") is True)
 
 
 def _wrinkle_map(gltf: GLTF2, extras: object, material: int) -> WrinkleMap | None:

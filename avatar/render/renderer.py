@@ -406,7 +406,9 @@ class Renderer:
                 strength = self._wrinkle_strengths(d["wrinkles"])
                 visible = max(strength[0] + strength[1]) >= WRINKLE_VISIBLE
                 parts = d["split"] if visible else d["plain"]
-            interior = p.target_pos is not None and not mat.double_sided
+            # (not where the file says the mesh models its own inside, `enclosed`: the human avatars' mouth and
+            # sockets are closed, and the pass re-skinned the face for a pixel or two at the lids' corners, ~2 ms)
+            interior = p.target_pos is not None and not mat.double_sided and not mat.enclosed
             # The inside of the head (seen through the mouth and lids) is its back faces, drawn after all its
             # front faces so that the depth test rejects the hidden ones before they are shaded (one pass with
             # culling off shaded those behind the face too: 1.24 -> 1.21 fragments a pixel).
@@ -423,7 +425,7 @@ class Renderer:
         ctx = self._ctx
         p: Primitive = d["prim"]
         mat = p.material
-        prog["u_interior"].value = p.target_pos is not None and not mat.double_sided
+        prog["u_interior"].value = p.target_pos is not None and not mat.double_sided and not mat.enclosed
         # An opaque double-sided mesh is drawn as two culled passes, front faces first: its back faces (the
         # inside of a shirt, the far side of the torso) then fail the depth test before they are shaded,
         # which one pass with culling off could not promise (the default avatar's portrait: 154k -> 117k
