@@ -5,7 +5,7 @@
 With no files: weights/avatars/default.glb, default-male.glb and the animation.glb of a fresh
 `avatar say "..." --keep DIR` (made in a temporary folder). Each file is imported into an empty scene by
 `blender -b --factory-startup --python bench/blender_import.py -- FILE...` (Blender 3.4 from Debian:
-`apt-get install blender`), and the script prints what Blender made of it: each mesh object with its vertex
+`bash bench/setup_blender.sh` installs it), and the script prints what Blender made of it: each mesh object with its vertex
 count and shape-key count, each armature with its bone count, and each action with its frame range. It renders
 and checks nothing else; the exit status is 1 when Blender cannot import a file.
 """
@@ -74,7 +74,7 @@ def _driver(argv: list[str]) -> int:
     args = ap.parse_args(argv)
     blender = shutil.which(args.blender)
     if blender is None:
-        print(f"error: {args.blender} not found (Debian: apt-get install blender)", file=sys.stderr)
+        print(f"error: {args.blender} not found (Debian: bash bench/setup_blender.sh)", file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory() as tmp:
         files = [str(Path(f).resolve()) for f in args.files]
