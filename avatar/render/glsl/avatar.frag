@@ -8,7 +8,9 @@ uniform sampler2D u_tex;
 uniform sampler2D u_wrinkle_tex;  // RGBA crease channels (avatar.render.wrinkles), 1 = the bottom of a groove
 uniform vec4 u_wrinkle_l;  // each channel's strength this frame on the avatar's left half
 uniform vec4 u_wrinkle_r;
+uniform vec2 u_forehead_lateral;  // the forehead lines' strength away from the midline (left, right)
 in float v_side;
+in float v_lateral;
 const float WRINKLE_DEPTH = 0.0007;  // m: a full crease as a groove this deep
 #endif
 uniform int u_alpha_mode;  // 0 opaque, 1 mask, 2 blend
@@ -55,7 +57,9 @@ void main() {
 #ifdef WRINKLES
     // Expression creases as a bump: the groove's depth is a height field whose screen-space gradient tilts the
     // normal (Mikkelsen 2010, bump mapping without tangents), and the groove's floor gets less light.
-    float crease = dot(texture(u_wrinkle_tex, v_uv), mix(u_wrinkle_r, u_wrinkle_l, v_side));
+    vec4 strength = mix(u_wrinkle_r, u_wrinkle_l, v_side);
+    strength.r = mix(strength.r, mix(u_forehead_lateral.y, u_forehead_lateral.x, v_side), v_lateral);
+    float crease = dot(texture(u_wrinkle_tex, v_uv), strength);
     float hgt = -WRINKLE_DEPTH * crease;
     vec3 dpx = dFdx(v_pos);
     vec3 dpy = dFdy(v_pos);

@@ -13,6 +13,7 @@ out vec3 v_nrm;
 out vec2 v_uv;
 #ifdef WRINKLES
 out float v_side;  // 1 on the avatar's left half (+x in its bind pose), 0 on its right, blended over the middle cm
+out float v_lateral;  // 0 within 2 cm of the midline, 1 beyond 4 cm (wrinkles.FOREHEAD_LATERAL)
 #endif
 
 mat4 joint(float j) {
@@ -33,6 +34,7 @@ void main() {
     v_uv = in_uv;
 #ifdef WRINKLES
     v_side = clamp(0.5 + in_pos.x * 100.0, 0.0, 1.0);
+    v_lateral = smoothstep(0.02, 0.04, abs(in_pos.x));
 #endif
     gl_Position = u_view_proj * w;
 }
