@@ -1,19 +1,21 @@
 """Per-frame render cost of each shipped avatar, frames alternated in one process, and shaded fragments.
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/avatar_frame_bench.py [--avatars toon default-female default-male]
-        [--framing portrait] [--frames 40] [--size 512]
+        [--framing portrait] [--frames 40] [--size 512] [--line "TEXT"]
 
 The first avatar is the baseline. Each avatar gets its own Renderer (FXAA, the default); frames cycle through
 the snapshot emotions at two mouth openings with the arms relaxed, one frame per avatar in turn, so machine load
 falls on all alike. Prints the median ms per frame and its ratio to the baseline, then, from one frame each, the
 fragments that passed the depth test (GL samples-passed queries around each draw: what llvmpipe shaded) and the
-primitives drawn and skipped as outside the view. Run timing benches alone (e.g. under
+primitives drawn and skipped as outside the view. `--line TEXT` renders every frame of that line's `say` motion
+instead (eSpeak voice: face and gestures, the hands in view), as a video does. Run timing benches alone (e.g. under
 `flock /work/locks/bench.lock`).
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
 import statistics
 import sys
 import time
@@ -62,30 +64,43 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--framing", default="portrait", choices=("portrait", "full"))
     ap.add_argument("--frames", type=int, default=40)
     ap.add_argument("--size", type=int, default=512)
+    ap.add_argument("--line", default=None,
+                    help="render the frames of this line's `say` motion (eSpeak voice, gestures in view) instead")
     args = ap.parse_args(argv)
     body = relaxed_body()
     rows = [expression_row(label, amount=a) for label in ("neutral", "happy", "sad", "angry") for a in (0.2, 0.6)]
+    bodies = [body] * len(rows)
+    if args.line:
+        from avatar.pipeline import perform
+        from avatar.render.motion import frame_count, resample_body, resample_face
+
+        perf = perform(args.line, voice="en-us")
+        n = frame_count(perf.face, perf.body, 30.0)
+        rows = list(resample_face(perf.face, n, 30.0))
+        rot, root = resample_body(perf.body, n, 30.0)
+        bodies = [(perf.body.joints, rot[i], root[i]) for i in range(n)]
+        args.frames = max(args.frames, n)
     rs = [Renderer(a, args.size, args.size, framing=args.framing) for a in args.avatars]
     try:
         for r in rs:  # warm-up: programs compiled, buffers uploaded
-            r.render(rows[0], body)
+            r.render(rows[0], bodies[0])
         times: list[list[float]] = [[] for _ in rs]
         for k in range(args.frames):
             for i, r in enumerate(rs):
                 t0 = time.perf_counter()
-                r.render(rows[k % len(rows)], body)
+                r.render(rows[k % len(rows)], bodies[k % len(rows)])
                 times[i].append(time.perf_counter() - t0)
         base = statistics.median(times[0])
         for a, r, t in zip(args.avatars, rs, times):
             m = statistics.median(t)
-            frags = _fragments(r, rows[1], body)
+            frags = _fragments(r, rows[1], bodies[1])
             drawn = len(r._draws) - len(r._culled)
             print(f"{args.framing} {a:16s} {m * 1000:7.1f} ms/frame  x{m / base:.3f} of {args.avatars[0]}  "
                   f"fragments {frags:7d}  primitives drawn {drawn}/{len(r._draws)}", flush=True)
     finally:
         for r in rs:
             r.close()
-    print("rerun: OMP_NUM_THREADS=1 .venv/bin/python bench/avatar_frame_bench.py " + " ".join(argv or sys.argv[1:]))
+    print("rerun: OMP_NUM_THREADS=1 .venv/bin/python bench/avatar_frame_bench.py " + shlex.join(argv or sys.argv[1:]))
     return 0
 
 
