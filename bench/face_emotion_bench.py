@@ -58,6 +58,15 @@ def say(text: str, out: Path, vad: tuple[float, float, float] | None, avatar: st
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
+def face_blend(vad: tuple[float, float, float]) -> str:
+    """The expression model's two largest category shares at a VAD point (what the face shows for it)."""
+    from avatar.face.expression import category_strengths
+
+    st = {k: float(v[0]) for k, v in category_strengths(np.array([vad], dtype=np.float64)).items()}
+    top = sorted(st.items(), key=lambda kv: -kv[1])[:2]
+    return " ".join(f"{k} {v:.2f}" for k, v in top if v > 0.05) or "neutral"
+
+
 def judge(clips: list[Path]) -> dict[str, dict]:
     """fer's scores of each clip's middle frames (the judge runs in its own venv)."""
     if not JUDGE_PY.exists():
@@ -123,7 +132,8 @@ def main() -> None:
     for emo, text in TEXT_LINES.items():
         path = out / f"text_{emo}.mp4"
         s = say(text, path, None, args.avatar, args.seed)
-        vads = "; ".join(f"{x['label']} {x['valence']:+.2f} {x['arousal']:+.2f} {x['dominance']:+.2f}" for x in s["sentences"])
+        vads = "; ".join(f"{x['label']} {x['valence']:+.2f} {x['arousal']:+.2f} {x['dominance']:+.2f} -> face "
+                         f"{face_blend((x['valence'], x['arousal'], x['dominance']))}" for x in s["sentences"])
         clips.append(("text", emo, path, f"text VAD {vads}"))
     print(f"rendered {len(clips)} clips in {time.perf_counter() - t0:.0f} s")
     scores = judge([p for _, _, p, _ in clips])
