@@ -66,7 +66,7 @@ PROTOTYPES: dict[str, dict[str, float]] = {
     # FACS Investigator's Guide fear, 1+2+4+5+7+20+26: the upper lid raised hard and the lower lid tensed (a
     # fixed stare), the brows raised but drawn together and flatter than in surprise (less AU2), the lips
     # stretched sideways over a slightly dropped jaw.
-    "fearful": {"AU1": 1.0, "AU2": 0.35, "AU4": 0.6, "AU5": 1.0, "AU7": 0.4, "AU20": 1.0, "AU26": 0.35},
+    "fearful": {"AU1": 1.0, "AU2": 0.35, "AU4": 0.6, "AU5": 1.0, "AU7": 0.3, "AU20": 1.0, "AU26": 0.35},
     "surprised": {"AU1": 0.9, "AU2": 0.95, "AU5": 0.8, "AU26": 0.9},
     # FACS 9+10+15+17: the nose wrinkled and the upper lip raised; no brow lowerer or lid tightener of its own
     # (with them it read as anger: the Face Units nose wrinkle already pulls the inner brows down a little).
