@@ -149,9 +149,32 @@ def main() -> None:
         brow.append(float(f[:, [IDX["browInnerUp"], IDX["browOuterUpLeft"], IDX["browOuterUpRight"],
                                 IDX["eyeWideLeft"], IDX["eyeWideRight"]]].mean()))
     print("  smile at valence  " + "  ".join(f"{v:+.1f}: {s:.3f}" for v, s in zip(levels, smile)) +
-          f"   rises: {bool(np.all(np.diff(smile) >= 0) and smile[-1] > smile[0])}")
+          f"   rises: {bool(np.all(np.diff(smile) >= -1e-3) and smile[-1] > smile[0] + 1e-3)}")
     print("  brow+eye-wide at arousal " + "  ".join(f"{a:+.1f}: {s:.3f}" for a, s in zip(levels, brow)) +
-          f"   rises: {bool(np.all(np.diff(brow) >= 0) and brow[-1] > brow[0])}")
+          f"   rises: {bool(np.all(np.diff(brow) >= -1e-3) and brow[-1] > brow[0] + 1e-3)}")
+
+    # The denoiser's own face (lips=False, nothing composed after sampling) at each category's canonical VAD point:
+    # does it carry the teacher's expressions (classifier-free guidance on VAD dials them)?
+    from avatar.face.expression import CATEGORY_VAD
+
+    def own_face(m: object) -> str:
+        cells = []
+        for lab in ("neutral", "happy", "sad", "angry", "fearful", "surprised", "disgusted"):
+            f = generate_face(audio, sr, CATEGORY_VAD[lab], seed=args.seed, model=m, lips=False).frames
+
+            def g(*names: str, f: np.ndarray = f) -> float:
+                return float(np.mean([f[:, IDX[n]].mean() for n in names]))
+
+            cells.append(f"{lab[:4]} smile {g('mouthSmileLeft', 'mouthSmileRight'):.2f} frown "
+                         f"{g('mouthFrownLeft', 'mouthFrownRight'):.2f} innerBrow {g('browInnerUp'):.2f} browDown "
+                         f"{g('browDownLeft', 'browDownRight'):.2f} eyeWide {g('eyeWideLeft', 'eyeWideRight'):.2f} "
+                         f"stretch {g('mouthStretchLeft', 'mouthStretchRight'):.2f} sneer "
+                         f"{g('noseSneerLeft', 'noseSneerRight'):.2f} blink max {f[:, IDX['eyeBlinkLeft']].max():.2f}")
+        return "\n".join("    " + c for c in cells)
+
+    print(f"  the denoiser's own face (diffusion only) at each category's VAD, {wavs[0].name}:\n{own_face(model)}")
+    for folder, (rival, _, _) in rivals.items():
+        print(f"  the same for {folder}:\n{own_face(rival)}")
 
     avatar = ROOT / ".venv" / "bin" / "avatar"
     if avatar.exists():

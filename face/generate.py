@@ -6,8 +6,8 @@ the phoneme timeline when it is known (our own TTS; DREAM-Talk's lip refinement 
 from audio alone, from the viseme network of `face/lipsync.py` (weights/lipsync, run in onnxruntime by
 `face/viseme_net.py`: the soft mix of each frame's likely visemes, lips sealed on the p/b/m of the timeline it
 estimates), under the FACS expression with its onset, apex and decay, with blinks, saccades, emotional gaze
-and nods from the idle model. The shipped denoiser was trained on an earlier teacher and smooths blinks away,
-so only its head motion is kept (docs/face.md, weights/face/README.md).
+and nods from the idle model. The denoiser smooths blinks away and seals fewer p/b/m than the lip models, so
+only its head motion is kept (docs/face.md, weights/face/README.md).
 """
 
 from __future__ import annotations
@@ -167,8 +167,8 @@ def express(face: FaceMotion, vad: VAD | EmotionTrack | np.ndarray, seed: int, t
     """The expression layer after sampling: the final face from the sampled head motion, the timeline's mouth
     and the emotion.
 
-    The denoiser was trained on an earlier teacher and smooths sharp events away (blinks, saccades), so only
-    its head motion is kept; the blendshapes and gaze are composed as the teacher does (face.teacher.
+    The denoiser smooths sharp events away (blinks, saccades) and its mouth seals fewer p/b/m than the lip
+    models, so only its head motion is kept; the blendshapes and gaze are composed as the teacher does (face.teacher.
     compose_face): coarticulated visemes (or `mouth`, the viseme network's soft mouth) under the FACS
     expression with onset, apex and decay per sentence, lips sealed on every p/b/m, blinks, saccades and
     emotional gaze from the idle model, nods on stressed vowels (and energy peaks), and the emotion's posture
