@@ -192,3 +192,19 @@ def test_checkpoints_during_training():
           save_every=3)
     assert seen == [(3, 3, False), (6, 6, False)]  # saved in eval mode, then training went on
     assert not model.training
+
+
+def test_init_fine_tunes_the_trained_model(tiny_model, corpus, tmp_path):
+    """--init starts from the trained weights (its architecture, not the command's) and the card says so."""
+    from avatar.face.model import FaceDenoiser
+    from avatar.face.train import main
+
+    out = tmp_path / "tuned"
+    argv = ["--data", str(corpus), "--init", str(tiny_model), "--out", str(out), "--steps", "1", "--batch", "4",
+            "--lr", "1e-9", "--copies", "1", "--threads", "1", "--hidden", "64"]
+    assert main(argv) == 0
+    a, b = FaceDenoiser.from_pretrained(tiny_model), FaceDenoiser.from_pretrained(out)
+    assert b.config.hidden == a.config.hidden == 16 and b.config.window == a.config.window == 32
+    sa, sb = a.state_dict(), b.state_dict()
+    assert max(float((sa[k] - sb[k]).abs().max()) for k in sa) < 1e-4  # one step at lr 1e-9: the same weights
+    assert f"Fine-tuned from `{tiny_model}`" in (out / "README.md").read_text()
