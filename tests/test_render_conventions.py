@@ -15,23 +15,11 @@ pygltflib = pytest.importorskip("pygltflib")
 pytest.importorskip("moderngl")
 
 import gltf_builders as gb  # noqa: E402 - tests/gltf_builders.py
+from gl_support import needs_gl  # noqa: E402 - tests/gl_support.py
 
 W, H = 160, 160
 FEW = {"jawOpen": "mouthOpen", "mouthSmileLeft": "mouthSmile", "browDownLeft": "Angry", "eyeBlinkLeft": "Blink",
        "browInnerUp": "Surprised"}
-
-
-def _egl_ok() -> bool:
-    import moderngl
-
-    try:
-        moderngl.create_context(standalone=True, backend="egl").release()
-        return True
-    except Exception:  # noqa: BLE001 - no EGL on this machine
-        return False
-
-
-needs_gl = pytest.mark.skipif(not _egl_ok(), reason="no headless OpenGL (EGL) here")
 
 
 def _row(**channels: float) -> np.ndarray:

@@ -7,16 +7,7 @@ import pytest
 
 pytest.importorskip("moderngl")
 pytest.importorskip("pygltflib")
-
-
-def _egl_ok() -> bool:
-    import moderngl
-
-    try:
-        moderngl.create_context(standalone=True, backend="egl").release()
-        return True
-    except Exception:  # noqa: BLE001 - no EGL on this machine
-        return False
+from gl_support import needs_gl  # noqa: E402 - tests/gl_support.py
 
 
 def _triangles(prims) -> set[bytes]:  # noqa: ANN001 - mesh.Primitive list
@@ -50,7 +41,7 @@ def test_the_body_skin_is_split_into_limbs_with_the_same_triangles() -> None:
                and p.uv is not None)
 
 
-@pytest.mark.skipif(not _egl_ok(), reason="no headless OpenGL (EGL) here")
+@needs_gl
 def test_a_portrait_skips_the_arms_and_draws_the_same_picture(monkeypatch) -> None:
     """The hands and forearms below a portrait's frame are not drawn, and every pixel is as with the whole skin."""
     import avatar.render.renderer as renderer_mod
@@ -91,7 +82,7 @@ def _draw_calls(r, row, body) -> int:  # noqa: ANN001 - a Renderer, a face row, 
     return count[0]
 
 
-@pytest.mark.skipif(not _egl_ok(), reason="no headless OpenGL (EGL) here")
+@needs_gl
 def test_enclosed_faces_skip_the_inside_pass_for_the_same_picture() -> None:
     """The human avatars mark their face, teeth and tongue `enclosed` (the head is closed: a mouth bag, eyes in the
     sockets), so the renderer does not draw their back faces as the head's inside; without that pass a frame

@@ -16,21 +16,12 @@ pytest.importorskip("moderngl")
 pygltflib = pytest.importorskip("pygltflib")
 
 from gltf_builders import textured_card  # noqa: E402 - tests/gltf_builders.py
+from gl_support import needs_gl  # noqa: E402 - tests/gl_support.py
 
 W, H = 192, 160
 
 
-def _egl_ok() -> bool:
-    import moderngl
-
-    try:
-        moderngl.create_context(standalone=True, backend="egl").release()
-        return True
-    except Exception:  # noqa: BLE001 - no EGL on this machine
-        return False
-
-
-pytestmark = pytest.mark.skipif(not _egl_ok(), reason="no headless OpenGL (EGL) here")
+pytestmark = needs_gl
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,7 @@ from avatar.render.wrinkles import WRINKLE_CHANNELS, WRINKLE_DRIVERS, driver_mat
 from avatar.types import FACE_CHANNELS
 
 pygltflib = pytest.importorskip("pygltflib")
+from gl_support import needs_gl  # noqa: E402 - tests/gl_support.py
 
 ROOT = Path(__file__).resolve().parents[1]
 FILES = {"female": ROOT / "weights" / "avatars" / "default.glb", "male": ROOT / "weights" / "avatars" / "default-male.glb"}
@@ -82,16 +83,6 @@ def test_creases_are_where_facs_puts_them(name: str) -> None:
     assert not (smile & (y > 0.02)).any()
 
 
-def _egl_ok() -> bool:
-    try:
-        import moderngl
-
-        moderngl.create_context(standalone=True, backend="egl").release()
-        return True
-    except Exception:  # noqa: BLE001 - no EGL (or no moderngl) here
-        return False
-
-
 def _row(**channels: float) -> np.ndarray:
     row = np.zeros(len(FACE_CHANNELS))
     for k, v in channels.items():
@@ -99,7 +90,7 @@ def _row(**channels: float) -> np.ndarray:
     return row
 
 
-@pytest.mark.skipif(not _egl_ok(), reason="no headless OpenGL (EGL) here")
+@needs_gl
 def test_creases_show_only_while_their_shapes_are_on() -> None:
     from avatar.render.renderer import Renderer
 
@@ -144,7 +135,7 @@ def test_a_malformed_wrinkle_map_is_ignored_with_a_warning(tmp_path: Path, caplo
     assert "wrinkle map is ignored" in caplog.text
 
 
-@pytest.mark.skipif(not _egl_ok(), reason="no headless OpenGL (EGL) here")
+@needs_gl
 def test_only_the_creased_triangles_take_the_wrinkle_program() -> None:
     """With creases on, the face is drawn in two parts (the triangles the crease map touches with the wrinkle
     program, the rest with the plain one); the picture is the one the wrinkle program gives the whole face."""
