@@ -36,6 +36,8 @@ def main() -> None:
     p.add_argument("--model", default=None, help="model folder (default: the registry's emotion model)")
     p.add_argument("--threads", type=int, default=2, help="onnxruntime intra-op threads (this machine has 2 cores)")
     p.add_argument("--dialogue", default=None, help="lines.csv to test on (default datasets/dialogue/lines.csv)")
+    p.add_argument("--baseline", default=None,
+                   help="another model folder whose speed is measured in the same run, alternating with this one")
     args = p.parse_args()
 
     from avatar.emotion import EmotionAnalyzer, is_consistent
@@ -136,9 +138,33 @@ def main() -> None:
           f"{(n / vader_s) / (n / batch_s):.0f}x ours)")
     print(f"  latency one short sentence ({tokens} tokens): median {statistics.median(lat):.1f} ms, p90 "
           f"{sorted(lat)[int(0.9 * len(lat))]:.1f} ms")
+    if args.baseline:  # the same texts, alternating model and baseline, so that a change of load hits both
+        base = EmotionAnalyzer(args.baseline, num_threads=args.threads)
+        base.readings(texts[:64])
+        got: dict[str, list[tuple[float, float]]] = {"model": [], "baseline": []}
+        for _ in range(2):
+            for name, a in (("model", an), ("baseline", base)):
+                got[name].append(_speed(a, texts, short))
+        (m_rate, m_ms), (b_rate, b_ms) = (np.median(np.array(got[k]), axis=0) for k in ("model", "baseline"))
+        print(f"  same run, alternating with the baseline {base.model_dir}: model {m_rate:.0f} sentences/s, "
+              f"{m_ms:.1f} ms; baseline {b_rate:.0f} sentences/s, {b_ms:.1f} ms; ratio model/baseline "
+              f"{m_rate / b_rate:.2f}x throughput, {m_ms / b_ms:.2f}x latency")
     print("targets: dialogue accuracy >= 80 %, valence sign >= 95 %, EmoBank dev valence r >= 0.78, arousal r >= 0.58, "
           "triples >= 85 %, <= 25 ms, >= 60 sentences/s")
-    print("rerun: .venv/bin/python bench/emotion_bench.py")
+    print("rerun: .venv/bin/python bench/emotion_bench.py [--baseline OTHER_MODEL_DIR]")
+
+
+def _speed(an: object, texts: list[str], short: str, reps: int = 100) -> tuple[float, float]:
+    """(sentences/s reading `texts` batched, median ms for `short` alone) of an EmotionAnalyzer."""
+    t0 = time.perf_counter()
+    an.read(texts)
+    rate = len(texts) / (time.perf_counter() - t0)
+    lat = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        an.analyze(short)
+        lat.append((time.perf_counter() - t0) * 1000)
+    return rate, statistics.median(lat)
 
 
 if __name__ == "__main__":

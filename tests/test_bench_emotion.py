@@ -34,9 +34,11 @@ def test_emotion_bench_prints_its_figures(tmp_path) -> None:
         w.writeheader()
         w.writerows(keep)
     r = subprocess.run([sys.executable, str(ROOT / "bench" / "emotion_bench.py"), "--data", str(data),
-                        "--dialogue", str(lines)], capture_output=True, text=True, timeout=300)
+                        "--dialogue", str(lines), "--baseline", str(ROOT / "weights" / "emotion")],
+                       capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     for line in ("Dialogue test split", "category accuracy", "hand-written (28)", "macro-F1", "valence sign", "confusion (rows gold",
                  "ECE", "VAD head    Pearson r: valence", "VADER       Pearson r", "Intensity triples:",
-                 "throughput batched", "latency one short sentence", "rerun: .venv/bin/python bench/emotion_bench.py"):
+                 "throughput batched", "latency one short sentence", "same run, alternating with the baseline",
+                 "x throughput", "rerun: .venv/bin/python bench/emotion_bench.py"):
         assert line in r.stdout

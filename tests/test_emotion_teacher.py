@@ -151,7 +151,7 @@ def test_joint_dialogue_run_with_top_layers_only(tmp_path) -> None:
     out = tmp_path / "top"
     cache = tmp_path / "lower.safetensors"
     main([*common, "--out", str(out), "--init", str(base), "--train-layers", "2", "--variant-share", "0.5",
-          "--dev-originals", "--save-every-epoch", "--ema", "0", "--eb-sign-weight", "1", "--features-cache", str(cache)])
+          "--dev-originals", "--save-every-epoch", "--ema", "0", "--eb-sign-weight", "1", "--self-distill", "0.5", "--features-cache", str(cache)])
     assert cache.exists()
     with pytest.raises(SystemExit, match="another model or split"):  # the cache holds layer-4 states, not layer-5
         main([*common, "--out", str(tmp_path / "top1"), "--init", str(base), "--train-layers", "1",
@@ -164,7 +164,7 @@ def test_joint_dialogue_run_with_top_layers_only(tmp_path) -> None:
     assert low and top
     assert all(torch.equal(before[k], after[k]) for k in low)
     assert any(not torch.equal(before[k], after[k]) for k in top)
-    assert "--train-layers" in (out / "README.md").read_text()
+    assert "--train-layers" in (out / "README.md").read_text() and "--self-distill" in (out / "README.md").read_text()
     model = EmotionModel.from_pretrained(base)
     with pytest.raises(SystemExit, match="1..6"):
         freeze_lower_layers(model, 7)

@@ -53,6 +53,9 @@ def model_card(cfg: EmotionModelConfig) -> str:
                + (f", plus a sign loss of weight {t['eb_sign_weight']} on the category head: the probability it puts "
                   "on categories whose valence sign contradicts the sentence's rated valence, times how far that "
                   "rating lies past 0.1" if t.get("eb_sign_weight") else "")
+               + (f"; its target mixed {t['self_distill']} of `--init`'s own VAD predictions into EmoBank's ratings "
+                  "(`--self-distill`), keeping what that model had learned from teacher-labelled sentences"
+                  if t.get("self_distill") else "")
                + ") and one dialogue batch (category, intensity and VAD losses), batches of similar length."
                if t.get("train_layers") else
                "The encoder's adapter and both heads were trained together, EmoBank batches (VAD loss) and dialogue "

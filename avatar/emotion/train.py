@@ -398,6 +398,9 @@ def train_top(args: argparse.Namespace, model: EmotionModel, cfg: EmotionModelCo
         m["dialogue_intensity_mae"] = float(np.abs(torch.sigmoid(it).numpy() - [r.intensity_value for r in dv_rows]).mean())
         return m
 
+    if args.self_distill > 0:  # --init's own VAD predictions on EmoBank train, mixed into the target (see --help)
+        z_init, _, _ = run("eb")
+        z_eb = (1 - args.self_distill) * z_eb + args.self_distill * z_init
     best: dict = {"score": -1.0}
     history = []
     model.train()
@@ -660,7 +663,7 @@ def _save(args: argparse.Namespace, model: EmotionModel, cfg: EmotionModelConfig
                     "dialogue_repeat": args.dialogue_repeat, "variant_share": args.variant_share,
                     "dev_originals": args.dev_originals, "emobank_fraction": args.emobank_fraction,
                     "freeze_encoder": args.freeze_encoder, "onnx_features": args.onnx_features,
-                    "eb_sign_weight": args.eb_sign_weight,
+                    "eb_sign_weight": args.eb_sign_weight, "self_distill": getattr(args, "self_distill", 0.0),
                     "train_layers": args.train_layers, "freeze_vad_head": args.freeze_vad_head, "cat_weight": args.cat_weight, "int_weight": args.int_weight, "dialogue_vad_weight": args.dialogue_vad_weight,
                     "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "finetune": args.finetune, "rank": args.rank, "pool_layers": args.pool_layers, "pool_mode": args.pool_mode,
                     "corr_weight": args.corr_weight, "dim_weights": [round(float(x), 4) for x in args.dim_weights], "ema": args.ema, "train_size": n_gold, "dev_size": n_dev,
@@ -726,6 +729,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--train-layers", type=int, default=0,
                    help="train only the top N encoder layers' adapter (0: all), jointly with both heads, on the "
                         "lower layers' cached token states (--features-cache keeps them); needs --dialogue")
+    p.add_argument("--self-distill", type=float, default=0.0,
+                   help="with --train-layers: share of --init's own VAD predictions in the EmoBank target, so that "
+                        "what it learned from data no longer at hand (the teacher-labelled extra sentences) is kept")
     p.add_argument("--max-steps", type=int, default=0,
                    help="with --train-layers: stop after this many steps of the first epoch (profiling)")
     p.add_argument("--save-every-epoch", action="store_true",
