@@ -194,13 +194,14 @@ def action_units(vad: VAD) -> dict[str, float]:
 
 
 def _brow_interaction(au: np.ndarray, bs: np.ndarray) -> np.ndarray:
-    """AU1+4 and AU2+4: the brow lowerer draws the brows together without pulling the raised inner brow down;
+    """AU1+4 and AU2+4: the brow lowerer draws the brows together without pulling the raised inner brow down,
+    and holds the outer brow lower (1+2+4, fear: raised but flattened, not surprise's arch);
     AU4+5 without AU1: the lowered brow covers the raised upper lid (a glare, not a startled stare)."""
     a1, a2, a4, a5 = (au[:, AU_NAMES.index(k)] for k in ("AU1", "AU2", "AU4", "AU5"))
     out = bs.copy()
     for side in ("Left", "Right"):
         out[:, IDX[f"browDown{side}"]] = a4 * (1.0 - 0.7 * a1)
-        out[:, IDX[f"browOuterUp{side}"]] = a2 * (1.0 - 0.35 * a4)
+        out[:, IDX[f"browOuterUp{side}"]] = a2 * (1.0 - 0.6 * a4)
         # A lowered brow (not lifted by AU1) pushes the upper lid's fold down: AU4+5 is a glare, not wide eyes.
         out[:, IDX[f"eyeWide{side}"]] = a5 * (1.0 - 0.8 * a4 * np.clip(1.0 - 2.0 * a1, 0.0, 1.0))
     out[:, IDX["browInnerUp"]] = a1 * (1.0 + 0.25 * a4)

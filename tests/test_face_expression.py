@@ -175,6 +175,9 @@ def test_lowered_brow_turns_wide_eyes_into_a_glare_but_not_under_a_raised_inner_
     wide = both(row(AU5=1.0), "eyeWide")
     assert both(row(AU4=1.0, AU5=1.0), "eyeWide") < 0.5 * wide  # anger: a glare
     assert both(row(AU1=1.0, AU4=1.0, AU5=1.0), "eyeWide") == wide  # fear: brows lifted, eyes stay wide
+    # 1+2+4 (fear's brow): raised but flattened, the outer brow held well below surprise's 1+2 arch.
+    arch = both(row(AU1=1.0, AU2=1.0), "browOuterUp")
+    assert both(row(AU1=1.0, AU2=1.0, AU4=1.0), "browOuterUp") < 0.5 * arch
     # Lip tightening keeps the corners level: the frown offsets the pack's press, which lifts them.
     tight = row(AU23=1.0)
     assert both(tight, "mouthPress") > 0.5 and both(tight, "mouthFrown") > 0.1
