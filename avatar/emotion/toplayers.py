@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from avatar.emotion.model import EmotionModel, length_batches, prepare_text
+from avatar.io import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -88,11 +89,9 @@ class LowerStates:
         """Write the cache as safetensors (texts and key in the metadata)."""
         from safetensors.torch import save_file
 
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        save_file({"states": self.states.contiguous(), "offsets": self.offsets, "pools": self.pools.contiguous()},
-                  str(tmp), metadata={"texts": json.dumps(self.texts), "key": self.key})
-        tmp.replace(path)
+        with atomic_path(path) as tmp:
+            save_file({"states": self.states.contiguous(), "offsets": self.offsets, "pools": self.pools.contiguous()},
+                      str(tmp), metadata={"texts": json.dumps(self.texts), "key": self.key})
 
     @classmethod
     def load(cls, path: Path) -> "LowerStates":
