@@ -10,6 +10,8 @@ within each part are unchanged, and opaque parts meet in the depth buffer whatev
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from .avatar_file import Avatar
@@ -63,8 +65,8 @@ def split_by_limb(avatar: Avatar, primitives: list[Primitive]) -> list[Primitive
         for k in kept:
             tris = p.indices[tri_part == k]
             used, local = np.unique(tris, return_inverse=True)
-            out.append(Primitive(
-                mesh=p.mesh, node=p.node, skin=p.skin, positions=p.positions[used], normals=p.normals[used],
+            out.append(dataclasses.replace(
+                p, positions=p.positions[used], normals=p.normals[used],
                 indices=local.reshape(-1, 3).astype(p.indices.dtype), uv=None if p.uv is None else p.uv[used],
-                joints=p.joints[used], weights=p.weights[used], material=p.material))
+                joints=p.joints[used], weights=p.weights[used]))
     return out
