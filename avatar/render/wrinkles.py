@@ -110,7 +110,6 @@ def wrinkle_map(pos: np.ndarray, cover: np.ndarray, landmarks: dict[str, np.ndar
     for k in range(3):
         yk = -0.15 * r - k * 0.0028
         nose = np.maximum(nose, 0.7 * _segment(x, y, (-0.0052, yk), (0.0052, yk), 0.0007, taper=0.3))
-    out[..., 2] = nose
     # A: crow's feet fanning from each outer eye corner, the furrow under the lower lid, the nasolabial furrow.
     smile = np.zeros_like(x)
     for e, mouth, s in ((el, landmarks["mouthLeft"], 1.0), (er, landmarks["mouthRight"], -1.0)):
