@@ -220,11 +220,10 @@ def _splice_unvoiced(x: np.ndarray, y: np.ndarray, voiced: np.ndarray, t: np.nda
                      fade_s: float = 0.005) -> np.ndarray:
     """y in voiced frames, x elsewhere, with raised-cosine crossfades of `fade_s` at each voicing change."""
     n = x.size
-    mask = np.zeros(n)
     centres = np.round(t * sr).astype(int)
-    edges = np.concatenate([[0], (centres[1:] + centres[:-1]) // 2, [n]])
-    for k in np.flatnonzero(voiced):
-        mask[max(0, edges[k]):min(n, edges[k + 1])] = 1.0
+    # Frame k owns the samples from the midpoint before its centre to the one after (clipped to the signal).
+    edges = np.clip(np.concatenate([[0], (centres[1:] + centres[:-1]) // 2, [n]]), 0, n)
+    mask = np.repeat(voiced.astype(np.float64), np.diff(edges))
     w = max(1, int(fade_s * sr))
     ramp = np.hanning(2 * w + 1)
     mask = np.convolve(mask, ramp / ramp.sum(), mode="same")
