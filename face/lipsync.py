@@ -110,7 +110,7 @@ def frame_labels(timeline: Timeline, n: int, fps: float) -> np.ndarray:
 SPEED_FACTORS = (0.9, 0.95, 1.05, 1.1)
 
 
-def speed_perturb(audio: np.ndarray, sr: int, factor: float) -> np.ndarray:
+def speed_perturb(audio: np.ndarray, factor: float) -> np.ndarray:
     """`audio` played `factor` times faster (pitch and formants up by the same factor), same sample rate."""
     from fractions import Fraction
 
@@ -144,7 +144,7 @@ def _examples(data: Path, copies: int, seed: int, fps: float,
         for c in range(copies):
             rng = np.random.default_rng([seed, ci, c])
             factor = float(rng.choice(SPEED_FACTORS)) if speed and c > 0 else 1.0
-            x = speed_perturb(audio, sr, factor)
+            x = speed_perturb(audio, factor)
             n = frames_for(x.size / sr, fps)
             # Frame i of the faster clip is at time (i + 0.5) / fps there, factor x that in the original.
             feats.append(compute_features(augment_audio(x, sr, rng), sr, fps=fps, num_frames=n).by_frame())
