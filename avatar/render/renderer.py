@@ -104,8 +104,8 @@ class Renderer:
         self._morph_matrix = self._linear_morphs()
         self._order = draw_order(self.meshes, self.rig, self.camera.eye, rest=rest)
         self._planes = frustum_planes(self.camera.view_proj(self.width / self.height))
-        self._bounds = [_bounds(p) for p in self.meshes.primitives]
-        self._cull = _cull_table(self.meshes.primitives, self._bounds, [len(sk.joints) for sk in self.avatar.skins])
+        bounds = [_bounds(p) for p in self.meshes.primitives]
+        self._cull = _cull_table(self.meshes.primitives, bounds, [len(sk.joints) for sk in self.avatar.skins])
         self._culled: set[int] = set()  # ids of the primitives outside the view in the frame being drawn
         self.timings: dict[str, float] = {"pose": 0.0, "morph": 0.0, "draw": 0.0, "read": 0.0}
         self._samples_asked = settings.samples
@@ -414,18 +414,20 @@ class Renderer:
             # culling off shaded those behind the face too: 1.24 -> 1.21 fragments a pixel).
             for back in (False, True) if interior else (False,):
                 for prog, vao in parts:
-                    self._draw(d, prog, vao, world, blended, strength if prog is d["prog"] else None, back)
+                    self._draw(d, prog, vao, world, blended, strength if prog is d["prog"] else None, interior, back)
 
     def _draw(self, d: dict, prog, vao, world: np.ndarray, blended: bool,  # noqa: ANN001 - moderngl objects
-              strength: tuple[tuple[float, ...], tuple[float, ...]] | None, back: bool = False) -> None:
+              strength: tuple[tuple[float, ...], tuple[float, ...]] | None, interior: bool,
+              back: bool = False) -> None:
         """One primitive (or a part of it) with one program: uniforms, culling, blending, then its front faces
-        (both sides for a double-sided material), or with `back` only its back faces (the head's inside)."""
+        (both sides for a double-sided material), or with `back` only its back faces (the head's inside);
+        `interior`: the mesh shows its inside (`_draw_all` decides)."""
         import moderngl
 
         ctx = self._ctx
         p: Primitive = d["prim"]
         mat = p.material
-        prog["u_interior"].value = p.target_pos is not None and not mat.double_sided and not mat.enclosed
+        prog["u_interior"].value = interior
         # An opaque double-sided mesh is drawn as two culled passes, front faces first: its back faces (the
         # inside of a shirt, the far side of the torso) then fail the depth test before they are shaded,
         # which one pass with culling off could not promise (the default avatar's portrait: 154k -> 117k
