@@ -452,7 +452,17 @@ def test_primitives_outside_the_view_are_skipped_without_changing_the_picture(po
 
 def test_frustum_test_of_skinned_spheres() -> None:
     """A sphere set is outside when one plane has all of it behind: each joint's image of the bounds."""
-    from avatar.render.camera import Camera, frustum_planes, spheres_outside
+    from avatar.render.camera import Camera, frustum_planes, meshes_outside
+
+    cases: list[tuple[np.ndarray, np.ndarray, np.ndarray | None, bool]] = []
+
+    def spheres_outside(planes: np.ndarray, centres: np.ndarray, radii: np.ndarray,
+                        caps: np.ndarray | None = None) -> bool:
+        """One mesh's spheres (caps None: uncapped) through meshes_outside."""
+        caps_ = np.ones(len(centres)) if caps is None else caps
+        out = bool(meshes_outside(planes, centres, radii, caps_, np.zeros(1, np.int64), np.array([caps is not None]))[0])
+        cases.append((centres, radii, caps, out))
+        return out
 
     cam = Camera(eye=(0.0, 1.0, 3.0), target=(0.0, 1.0, 0.0), fov_y=30.0, near=0.1, far=10.0)
     planes = frustum_planes(cam.view_proj(1.0))
@@ -473,3 +483,9 @@ def test_frustum_test_of_skinned_spheres() -> None:
     assert spheres_outside(planes, below, np.array([0.2, 0.2]), np.array([0.5, 0.5]))
     # weights that may sum to less than one bound nothing: every sphere must be outside, as without caps
     assert not spheres_outside(planes, three, radii, np.array([0.4, 0.4, 0.03]))
+    # All the cases above as one batch of meshes: each mesh's answer is the one it got alone.
+    starts = np.cumsum([0] + [len(c) for c, _, _, _ in cases[:-1]])
+    batch = meshes_outside(planes, np.vstack([c for c, _, _, _ in cases]), np.concatenate([r for _, r, _, _ in cases]),
+                           np.concatenate([np.ones(len(c)) if k is None else k for c, _, k, _ in cases]), starts,
+                           np.array([k is not None for _, _, k, _ in cases]))
+    assert batch.tolist() == [o for _, _, _, o in cases]

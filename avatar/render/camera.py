@@ -187,15 +187,6 @@ def frustum_planes(view_proj: np.ndarray) -> np.ndarray:
     return planes / np.linalg.norm(planes[:, :3], axis=1, keepdims=True)
 
 
-def spheres_outside(planes: np.ndarray, centres: np.ndarray, radii: np.ndarray,
-                    caps: np.ndarray | None = None) -> bool:
-    """Whether one plane has every point of a skinned mesh on its outer side, from its bounding sphere moved by each
-    joint that weighs on it (centres [K, 3], radii [K]; `caps` as in `meshes_outside`)."""
-    k = len(centres)
-    return bool(meshes_outside(planes, centres, radii, np.ones(k) if caps is None else caps, np.zeros(1, np.int64),
-                               np.array([caps is not None]))[0])
-
-
 def meshes_outside(planes: np.ndarray, centres: np.ndarray, radii: np.ndarray, caps: np.ndarray,
                    starts: np.ndarray, capped: np.ndarray) -> np.ndarray:
     """For each of several meshes, whether one plane has all of it on its outer side [M]: the spheres of mesh m are
