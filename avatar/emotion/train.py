@@ -203,6 +203,19 @@ def sign_loss(logits: torch.Tensor, valence: torch.Tensor, sign_of: torch.Tensor
     return ((p * wrong).sum(1) * torch.relu(valence.abs() - dead_zone)).mean()
 
 
+def _dev_scores(model: EmotionModel, z_eb: torch.Tensor, eb_y: np.ndarray, z_dl: torch.Tensor, logits: torch.Tensor,
+                inten: torch.Tensor, dl_rows: list, gold_cat: np.ndarray) -> dict[str, float]:
+    """Dev figures of one model state: EmoBank VAD r, dialogue accuracy, valence sign and intensity MAE."""
+    pred = model.z_to_rating(z_eb.numpy().astype(np.float64))
+    m = {d: pearson(pred[:, i], eb_y[:, i]) for i, d in enumerate(("valence", "arousal", "dominance"))}
+    vad = model.rating_to_vad(model.z_to_rating(z_dl.numpy().astype(np.float64)))
+    emo = np.array([r.category not in ("neutral", "surprised") for r in dl_rows])
+    m["dialogue_accuracy"] = float((logits.argmax(1).numpy() == gold_cat).mean())
+    m["dialogue_valence_sign"] = float((np.sign(vad[emo, 0]) == np.sign([r.vad[0] for r in np.array(dl_rows)[emo]])).mean())
+    m["dialogue_intensity_mae"] = float(np.abs(torch.sigmoid(inten).numpy() - [r.intensity_value for r in dl_rows]).mean())
+    return m
+
+
 def train_heads(args: argparse.Namespace, model: EmotionModel, cfg: EmotionModelConfig, eb: tuple, dv: tuple,
                 dl_rows: list, dv_rows: list, mean: np.ndarray, std: np.ndarray, scale: np.ndarray) -> dict:
     """--freeze-encoder: the encoder (with --init's adapter) stays as it is; both heads train on its sentence vectors.
@@ -268,15 +281,9 @@ def train_heads(args: argparse.Namespace, model: EmotionModel, cfg: EmotionModel
     def score_now() -> dict[str, float]:
         model.eval()
         with torch.inference_mode():
-            pred = model.z_to_rating(model.head(f_dv).numpy().astype(np.float64))
+            z_eb = model.head(f_dv)
             zd, logits, inten = model.heads(f_dd)
-        m = {k: pearson(pred[:, i], dv_y[:, i]) for i, k in enumerate(("valence", "arousal", "dominance"))}
-        vad = model.rating_to_vad(model.z_to_rating(zd.numpy().astype(np.float64)))
-        emo = np.array([r.category not in ("neutral", "surprised") for r in dv_rows])
-        m["dialogue_accuracy"] = float((logits.argmax(1).numpy() == gold_dv).mean())
-        m["dialogue_valence_sign"] = float((np.sign(vad[emo, 0]) == np.sign([r.vad[0] for r in np.array(dv_rows)[emo]])).mean())
-        m["dialogue_intensity_mae"] = float(np.abs(torch.sigmoid(inten).numpy() - [r.intensity_value for r in dv_rows]).mean())
-        return m
+        return _dev_scores(model, z_eb, dv_y, zd, logits, inten, dv_rows, gold_dv)
 
     bs = args.batch_size
     for epoch in range(args.epochs):
@@ -387,16 +394,9 @@ def train_top(args: argparse.Namespace, model: EmotionModel, cfg: EmotionModelCo
         return zs, lg, it
 
     def score_now() -> dict[str, float]:
-        z, lg, _ = run("dv")
-        pred = model.z_to_rating(z.numpy().astype(np.float64))
-        m = {d: pearson(pred[:, i], dv_y[:, i]) for i, d in enumerate(("valence", "arousal", "dominance"))}
+        z_eb, _, _ = run("dv")
         zd, lg, it = run("dd")
-        vad = model.rating_to_vad(model.z_to_rating(zd.numpy().astype(np.float64)))
-        emo = np.array([r.category not in ("neutral", "surprised") for r in dv_rows])
-        m["dialogue_accuracy"] = float((lg.argmax(1).numpy() == gold_dv).mean())
-        m["dialogue_valence_sign"] = float((np.sign(vad[emo, 0]) == np.sign([r.vad[0] for r in np.array(dv_rows)[emo]])).mean())
-        m["dialogue_intensity_mae"] = float(np.abs(torch.sigmoid(it).numpy() - [r.intensity_value for r in dv_rows]).mean())
-        return m
+        return _dev_scores(model, z_eb, dv_y, zd, lg, it, dv_rows, gold_dv)
 
     if args.self_distill > 0:  # --init's own VAD predictions on EmoBank train, mixed into the target (see --help)
         z_init, _, _ = run("eb")
