@@ -150,12 +150,31 @@ def test_joint_dialogue_run_with_top_layers_only(tmp_path) -> None:
     main([*common, "--out", str(base)])
     out = tmp_path / "top"
     cache = tmp_path / "lower.safetensors"
+    extra = tmp_path / "extra.npz"  # teacher-labelled sentences: their lower states are cached with the rest
+    np.savez(extra, text=np.array(["a calm quiet day", "a furious night", "so thrilled today"]),
+             target=np.array([[3.2, 2.4, 3.0], [1.8, 4.1, 3.1], [4.3, 3.8, 3.2]], np.float32))
     main([*common, "--out", str(out), "--init", str(base), "--train-layers", "2", "--variant-share", "0.5",
-          "--dev-originals", "--save-every-epoch", "--ema", "0", "--eb-sign-weight", "1", "--self-distill", "0.5", "--features-cache", str(cache)])
+          "--dev-originals", "--save-every-epoch", "--ema", "0", "--eb-sign-weight", "1", "--self-distill", "0.5",
+          "--features-cache", str(cache), "--extra", str(extra)])
     assert cache.exists()
+    from avatar.emotion.toplayers import LowerStates
+
+    assert "a furious night" in LowerStates.load(cache).texts
+    assert '"extra_size": 3' in (out / "config.json").read_text()
     with pytest.raises(SystemExit, match="another model or split"):  # the cache holds layer-4 states, not layer-5
         main([*common, "--out", str(tmp_path / "top1"), "--init", str(base), "--train-layers", "1",
               "--features-cache", str(cache)])
+    # each training path refuses the other's cache with a one-line message (not a KeyError)
+    with pytest.raises(SystemExit, match="not a sentence-vector cache"):
+        main([*common, "--out", str(tmp_path / "heads"), "--init", str(base), "--freeze-encoder",
+              "--features-cache", str(cache)])
+    from safetensors.torch import save_file
+
+    heads_cache = tmp_path / "heads.safetensors"
+    save_file({n: torch.zeros(2, 4) for n in ("eb", "dv", "dl", "dd")}, str(heads_cache))
+    with pytest.raises(SystemExit, match="not a lower-layer cache"):
+        main([*common, "--out", str(tmp_path / "top2"), "--init", str(base), "--train-layers", "2",
+              "--features-cache", str(heads_cache)])
     _, before = load_folder(base, type(EmotionModel.from_pretrained(base).config), "emotion")
     _, after = load_folder(out, type(EmotionModel.from_pretrained(out).config), "emotion")
     lora = [k for k in before if k.startswith("lora.")]

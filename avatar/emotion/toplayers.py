@@ -99,7 +99,10 @@ class LowerStates:
         from safetensors import safe_open
 
         with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata()
+            meta = f.metadata() or {}
+            if not {"states", "offsets", "pools"} <= set(f.keys()) or not {"texts", "key"} <= set(meta):
+                raise SystemExit(f"{path} is not a lower-layer cache of --train-layers (a --freeze-encoder cache?); "
+                                 "remove it or pick another")
             t = {k: f.get_tensor(k) for k in ("states", "offsets", "pools")}
         return cls(json.loads(meta["texts"]), t["states"], t["offsets"], t["pools"], meta["key"])
 

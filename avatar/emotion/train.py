@@ -16,7 +16,7 @@ import math
 import random
 import re
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -203,6 +203,63 @@ def sign_loss(logits: torch.Tensor, valence: torch.Tensor, sign_of: torch.Tensor
     return ((p * wrong).sum(1) * torch.relu(valence.abs() - dead_zone)).mean()
 
 
+def emobank_subset(x: list[str], y: np.ndarray, fraction: float, seed: int) -> tuple[list[str], np.ndarray]:
+    """A seeded share `fraction` of EmoBank train (all of it at 1.0), in the original order."""
+    if fraction >= 1.0:
+        return x, y
+    keep = np.sort(np.random.default_rng(seed).permutation(len(x))[: int(len(x) * fraction)])
+    return [x[i] for i in keep], y[keep]
+
+
+def load_extra(path: Path, dev_texts: list[str]) -> tuple[list[str], np.ndarray]:
+    """--extra's teacher-labelled sentences and their ratings [N, 3] (SystemExit when malformed or holding dev text)."""
+    with np.load(path, allow_pickle=False) as e:
+        texts, ratings = [str(t) for t in e["text"]], np.asarray(e["target"], np.float64)
+    if ratings.shape != (len(texts), 3) or not np.isfinite(ratings).all():
+        raise SystemExit(f"{path}: 'target' must be finite [N, 3] ratings beside N texts")
+    if set(texts) & set(dev_texts):
+        raise SystemExit(f"{path} contains dev sentences")
+    return texts, ratings
+
+
+@dataclass
+class Targets:
+    """What the joint losses compare against, in the model's units (shared by the heads-only and top-layer loops)."""
+
+    z_eb: torch.Tensor  # [N, 3] z-scored EmoBank (and --extra) ratings
+    v_eb: torch.Tensor  # [N] their valence in the engine's [-1, 1] units (for --eb-sign-weight)
+    z_dl: torch.Tensor  # [M, 3] the dialogue lines' VAD points, z-scored like the ratings
+    c_dl: torch.Tensor  # [M] category index
+    i_dl: torch.Tensor  # [M] intensity 0..1
+    gold_dv: np.ndarray  # dialogue dev category indices
+    sign_of: torch.Tensor  # [C] each category's valence sign (0 for neutral and surprised)
+
+
+def targets(tr_y: np.ndarray, dl_rows: list, dv_rows: list, mean: np.ndarray, std: np.ndarray,
+            scale: np.ndarray) -> Targets:
+    """The joint training targets of EmoBank ratings `tr_y` and the dialogue train/dev rows."""
+    from avatar.emotion.dialogue_data import CATEGORIES
+    from avatar.emotion.labels import CATEGORY_VALENCE_SIGN
+
+    # dialogue VAD points are in the engine's [-1, 1]; |u| < 0.8 is the linear part of the calibration
+    return Targets(
+        z_eb=torch.tensor((tr_y - mean) / std, dtype=torch.float32),
+        v_eb=torch.tensor((tr_y[:, 0] - 3.0) / scale[0], dtype=torch.float32),
+        z_dl=torch.tensor(((3.0 + np.array([r.vad for r in dl_rows]).reshape(-1, 3) * scale) - mean) / std,
+                          dtype=torch.float32),
+        c_dl=torch.tensor([CATEGORIES.index(r.category) for r in dl_rows], dtype=torch.long),
+        i_dl=torch.tensor([r.intensity_value for r in dl_rows], dtype=torch.float32),
+        gold_dv=np.array([CATEGORIES.index(r.category) for r in dv_rows]),
+        sign_of=torch.tensor([float(CATEGORY_VALENCE_SIGN.get(c, 0)) for c in CATEGORIES]))
+
+
+def warmup_cosine(opt: torch.optim.Optimizer, total: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up over the first 6 % of `total` steps, then a cosine decay to zero."""
+    warm = max(1, int(0.06 * total))
+    return torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / warm) * max(0.0, 0.5 * (1 + math.cos(math.pi * min(1.0, s / total)))))
+
+
 def _dev_scores(model: EmotionModel, z_eb: torch.Tensor, eb_y: np.ndarray, z_dl: torch.Tensor, logits: torch.Tensor,
                 inten: torch.Tensor, dl_rows: list, gold_cat: np.ndarray) -> dict[str, float]:
     """Dev figures of one model state: EmoBank VAD r, dialogue accuracy, valence sign and intensity MAE."""
@@ -224,19 +281,18 @@ def train_heads(args: argparse.Namespace, model: EmotionModel, cfg: EmotionModel
     intensity head learns from the dialogue lines. One encoder pass over all text, then epochs cost milliseconds,
     which is what a shared two-core machine allows. Selection: EmoBank dev V r + A r + dialogue dev accuracy.
     """
-    from avatar.emotion.dialogue_data import CATEGORIES
-
-    tr_x, tr_y = eb
+    # a seeded subset of EmoBank train keeps the VAD head anchored, at less cost
+    tr_x, tr_y = emobank_subset(*eb, args.emobank_fraction, args.seed)
     dv_x, dv_y = dv
-    if args.emobank_fraction < 1.0:  # a seeded subset of EmoBank train keeps the VAD head anchored, at less cost
-        keep = np.sort(np.random.default_rng(args.seed).permutation(len(tr_x))[: int(len(tr_x) * args.emobank_fraction)])
-        tr_x, tr_y = [tr_x[i] for i in keep], tr_y[keep]
     t0 = time.time()
     cache = args.features_cache
     if cache is not None and cache.exists():  # the same --init, data and limit: the encoder pass is reusable
         from safetensors.torch import load_file
 
         f = load_file(str(cache))
+        if not {"eb", "dv", "dl", "dd"} <= set(f):
+            raise SystemExit(f"{cache} is not a sentence-vector cache of --freeze-encoder (a --train-layers cache?); "
+                             "remove it or pick another")
         f_eb, f_dv, f_dl, f_dd = f["eb"], f["dv"], f["dl"], f["dd"]
         if (len(f_eb), len(f_dv), len(f_dl), len(f_dd)) != (len(tr_x), len(dv_x), len(dl_rows), len(dv_rows)):
             raise SystemExit(f"{cache} was made for other data")
@@ -256,16 +312,9 @@ def train_heads(args: argparse.Namespace, model: EmotionModel, cfg: EmotionModel
 
             save_file({"eb": f_eb, "dv": f_dv, "dl": f_dl, "dd": f_dd}, str(cache))
     log.info("encoded %d texts in %.0f s", len(tr_x) + len(dv_x) + len(dl_rows) + len(dv_rows), time.time() - t0)
-    z_eb = torch.tensor((tr_y - mean) / std, dtype=torch.float32)
-    z_dl = torch.tensor(((3.0 + np.array([r.vad for r in dl_rows]) * scale) - mean) / std, dtype=torch.float32)
-    c_dl = torch.tensor([CATEGORIES.index(r.category) for r in dl_rows])
-    i_dl = torch.tensor([r.intensity_value for r in dl_rows], dtype=torch.float32)
-    gold_dv = np.array([CATEGORIES.index(r.category) for r in dv_rows])
-    # EmoBank's rated valence in the engine's units, and each category's valence sign: for --eb-sign-weight
-    v_eb = torch.tensor((tr_y[:, 0] - 3.0) / scale[0], dtype=torch.float32)
-    from avatar.emotion.labels import CATEGORY_VALENCE_SIGN
-
-    sign_of = torch.tensor([float(CATEGORY_VALENCE_SIGN.get(c, 0)) for c in CATEGORIES])
+    tg = targets(tr_y, dl_rows, dv_rows, mean, std, scale)
+    z_eb, v_eb, z_dl, c_dl, i_dl, gold_dv, sign_of = (tg.z_eb, tg.v_eb, tg.z_dl, tg.c_dl, tg.i_dl, tg.gold_dv,
+                                                      tg.sign_of)
     # --freeze-vad-head: the VAD head stays as --init trained it (EmoBank figures unchanged); only the category +
     # intensity head learns.
     params = [*([] if args.freeze_vad_head else model.head.parameters()), *model.cat_head.parameters()]
@@ -332,7 +381,6 @@ def train_top(args: argparse.Namespace, model: EmotionModel, cfg: EmotionModelCo
     length. Selection: EmoBank dev valence r + arousal r + dialogue dev accuracy.
     """
     from avatar.emotion.dialogue_data import CATEGORIES
-    from avatar.emotion.labels import CATEGORY_VALENCE_SIGN
     from avatar.emotion.toplayers import cache_key, cached_states, top_pooled
 
     k = args.train_layers
@@ -343,24 +391,22 @@ def train_top(args: argparse.Namespace, model: EmotionModel, cfg: EmotionModelCo
         if isinstance(getattr(mod, "lora_dropout", None), torch.nn.ModuleDict):
             for name in list(mod.lora_dropout):
                 mod.lora_dropout[name] = torch.nn.Identity()
-    tr_x, tr_y = eb
+    # a seeded subset of EmoBank train: less to encode and a shorter epoch
+    tr_x, tr_y = emobank_subset(*eb, args.emobank_fraction, args.seed)
+    n_gold = len(tr_x)
+    if args.extra is not None:  # teacher-labelled sentences: more EmoBank-style batches, their ratings the target
+        extra_x, extra_y = load_extra(args.extra, dv[0])
+        tr_x, tr_y = list(tr_x) + extra_x, np.concatenate([tr_y, extra_y])
     dv_x, dv_y = dv
-    if args.emobank_fraction < 1.0:  # a seeded subset of EmoBank train: less to encode and a shorter epoch
-        keep = np.sort(np.random.default_rng(args.seed).permutation(len(tr_x))[: int(len(tr_x) * args.emobank_fraction)])
-        tr_x, tr_y = [tr_x[i] for i in keep], tr_y[keep]
     t0 = time.time()
     key = cache_key(args.init, k, cfg.pool_layers)
     texts = {"eb": list(tr_x), "dv": list(dv_x), "dl": [r.text for r in dl_rows], "dd": [r.text for r in dv_rows]}
     allx = cached_states(model, [t for v in texts.values() for t in v], k, key, args.features_cache)
     low = {name: allx.subset(v) for name, v in texts.items()}
     log.info("lower-layer states of %d texts ready in %.0f s", len(allx.texts), time.time() - t0)
-    z_eb = torch.tensor((tr_y - mean) / std, dtype=torch.float32)
-    v_eb = torch.tensor((tr_y[:, 0] - 3.0) / scale[0], dtype=torch.float32)  # rated valence, engine units
-    z_dl = torch.tensor(((3.0 + np.array([r.vad for r in dl_rows]) * scale) - mean) / std, dtype=torch.float32)
-    c_dl = torch.tensor([CATEGORIES.index(r.category) for r in dl_rows])
-    i_dl = torch.tensor([r.intensity_value for r in dl_rows], dtype=torch.float32)
-    gold_dv = np.array([CATEGORIES.index(r.category) for r in dv_rows])
-    sign_of = torch.tensor([float(CATEGORY_VALENCE_SIGN.get(c, 0)) for c in CATEGORIES])
+    tg = targets(tr_y, dl_rows, dv_rows, mean, std, scale)
+    z_eb, v_eb, z_dl, c_dl, i_dl, gold_dv, sign_of = (tg.z_eb, tg.v_eb, tg.z_dl, tg.c_dl, tg.i_dl, tg.gold_dv,
+                                                      tg.sign_of)
     enc_params = [p for p in model.encoder.parameters() if p.requires_grad]
     head_params = [*model.head.parameters(), *model.cat_head.parameters()]
     if cfg.pool_layers > 1 and not model.concat:
@@ -376,10 +422,7 @@ def train_top(args: argparse.Namespace, model: EmotionModel, cfg: EmotionModelCo
         return [[keep[i] for i in b] for b in _batches([dl_len[i] for i in keep], bs, rng)]
 
     steps_per_epoch = max(len(tr_x) // bs, len(dialogue_batches()) * args.dialogue_repeat)
-    total = steps_per_epoch * args.epochs
-    warm = max(1, int(0.06 * total))
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / warm) * max(0.0, 0.5 * (1 + math.cos(math.pi * min(1.0, s / total)))))
+    sched = warmup_cosine(opt, steps_per_epoch * args.epochs)
     w = args.dim_weights
 
     def run(name: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -398,9 +441,9 @@ def train_top(args: argparse.Namespace, model: EmotionModel, cfg: EmotionModelCo
         zd, lg, it = run("dd")
         return _dev_scores(model, z_eb, dv_y, zd, lg, it, dv_rows, gold_dv)
 
-    if args.self_distill > 0:  # --init's own VAD predictions on EmoBank train, mixed into the target (see --help)
-        z_init, _, _ = run("eb")
-        z_eb = (1 - args.self_distill) * z_eb + args.self_distill * z_init
+    if args.self_distill > 0:  # --init's own VAD predictions on EmoBank train, mixed into the target (see --help);
+        z_init, _, _ = run("eb")  # --extra rows are teacher labels already: left as they are
+        z_eb[:n_gold] = (1 - args.self_distill) * z_eb[:n_gold] + args.self_distill * z_init[:n_gold]
     best: dict = {"score": -1.0}
     history = []
     model.train()
@@ -447,7 +490,8 @@ def train_top(args: argparse.Namespace, model: EmotionModel, cfg: EmotionModelCo
     model.eval()
     cfg.temperature = fit_temperature(logits.numpy().astype(np.float64), gold_dv)
     log.info("category temperature %.3f (fitted on dialogue dev)", cfg.temperature)
-    return {"best": best, "history": history, "seconds": time.time() - t0, "train_size": len(tr_x)}
+    return {"best": best, "history": history, "seconds": time.time() - t0, "train_size": n_gold,
+            "extra_size": len(tr_x) - n_gold}
 
 
 def train(args: argparse.Namespace) -> dict:
@@ -499,33 +543,24 @@ def train(args: argparse.Namespace) -> dict:
         for name, param in model.encoder.named_parameters():
             param.requires_grad = name.startswith("encoder.")
     if args.train_layers:
-        if not dl_rows or args.teacher is not None or args.extra is not None:
-            raise SystemExit("--train-layers trains jointly on EmoBank and --dialogue (no --teacher or --extra)")
+        if not dl_rows or args.teacher is not None:
+            raise SystemExit("--train-layers trains jointly on EmoBank (+ --extra) and --dialogue (no --teacher)")
         res = train_top(args, model, cfg, (tr_x, tr_y), (dv_x, dv_y), dl_rows, dv_rows, mean, std, scale)
-        return _save(args, model, cfg, res["best"], res["history"], res["train_size"], 0, len(dl_rows), len(dv_x),
-                     res["seconds"])
+        return _save(args, model, cfg, res["best"], res["history"], res["train_size"], res["extra_size"],
+                     len(dl_rows), len(dv_x), res["seconds"])
     n_gold = len(tr_x)
     z_extra = None
     if args.extra is not None:  # teacher-labelled extra text (no gold ratings): more sentences to distil on
         if args.embed_weight > 0:
             raise SystemExit("--extra rows have no teacher features; use --embed-weight 0")
-        with np.load(args.extra, allow_pickle=False) as e:
-            extra_x, extra_y = [str(t) for t in e["text"]], np.asarray(e["target"], np.float64)
-        if extra_y.shape != (len(extra_x), 3) or not np.isfinite(extra_y).all():
-            raise SystemExit(f"{args.extra}: 'target' must be finite [N, 3] ratings beside N texts")
-        if set(extra_x) & set(dv_x):
-            raise SystemExit(f"{args.extra} contains dev sentences")
+        extra_x, extra_y = load_extra(args.extra, dv_x)
         tr_x = list(tr_x) + extra_x
         z_extra = torch.tensor((extra_y - mean) / std, dtype=torch.float32)
     n_vad = len(tr_x)  # rows before this index are EmoBank (+ extra); after it, dialogue lines
     if dl_rows:
-        from avatar.emotion.dialogue_data import CATEGORIES
-
         tr_x = list(tr_x) + [prepare_text(r.text) for r in dl_rows]  # emoji spelled out, as at inference
-        # dialogue VAD points are in the engine's [-1, 1]; |u| < 0.8 is the linear part of the calibration
-        dl_z = torch.tensor(((3.0 + np.array([r.vad for r in dl_rows]) * scale) - mean) / std, dtype=torch.float32)
-        dl_cat = torch.tensor([CATEGORIES.index(r.category) for r in dl_rows])
-        dl_int = torch.tensor([r.intensity_value for r in dl_rows], dtype=torch.float32)
+        tg = targets(tr_y, dl_rows, dv_rows, mean, std, scale)
+        dl_z, dl_cat, dl_int = tg.z_dl, tg.c_dl, tg.i_dl
     enc_all = model.tokenizer([t for t in tr_x], truncation=True, max_length=cfg.max_length)
     lengths = [len(ids) for ids in enc_all["input_ids"]]
     z = torch.tensor((tr_y - mean) / std, dtype=torch.float32)
@@ -571,10 +606,7 @@ def train(args: argparse.Namespace) -> dict:
         return out
 
     steps_per_epoch = len(epoch_batches())
-    total = steps_per_epoch * args.epochs
-    warm = max(1, int(0.06 * total))
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / warm) * max(0.0, 0.5 * (1 + math.cos(math.pi * min(1.0, s / total)))))
+    sched = warmup_cosine(opt, steps_per_epoch * args.epochs)
     # An exponential moving average of the weights usually generalises a little better than the last
     # step; both are scored on dev every epoch and the better one is kept (torch's own AveragedModel).
     from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
