@@ -5,14 +5,17 @@
 Prints, for the shipped model (weights/emotion, run in onnxruntime):
 - our dialogue test split (datasets/dialogue, groups never seen in training): category accuracy, valence sign on
   the emotional lines (the four negative categories and happy), macro-F1, a per-class table and the confusion
-  matrix, over all rows and over the hand-written lines alone (and those of the first writing batch, the split the
-  first model was measured on, and of the later batches); the expected calibration error (ECE, 10 bins) and
+  matrix, over all rows and over the hand-written lines alone (and those of each writing batch); the expected
+  calibration error (ECE, 10 bins) and
   a reliability table of the category confidence; VADER's valence sign on the same lines;
 - EmoBank dev: Pearson r of valence, arousal, dominance (the VAD head, and the analyzer's final VAD after it is
   made consistent with the category), VADER's valence r on the same sentences;
 - the graded triples (datasets/dialogue/triples.csv): share whose predicted intensity is ordered mild < plain <
   strong;
 - speed: one short sentence (median ms of 200) and batched EmoBank dev (sentences/s), VADER in the same run.
+
+With `--baseline DIR` the other model is measured in the same run on the same lines: its headline figures beside
+this model's (a before/after table) and its speed, alternating with this model's.
 """
 
 from __future__ import annotations
@@ -37,7 +40,8 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2, help="onnxruntime intra-op threads (this machine has 2 cores)")
     p.add_argument("--dialogue", default=None, help="lines.csv to test on (default datasets/dialogue/lines.csv)")
     p.add_argument("--baseline", default=None,
-                   help="another model folder whose speed is measured in the same run, alternating with this one")
+                   help="another model folder measured in the same run: its headline figures beside this model's, "
+                        "and its speed, alternating with this one")
     args = p.parse_args()
 
     from avatar.emotion import EmotionAnalyzer, is_consistent
@@ -61,9 +65,9 @@ def main() -> None:
           f"inference imported torch: {'no' if torch_free else 'yes'}")
     print(f"\nDialogue test split ({len(rows)} rows, {sum(r.variant == 'original' for r in rows)} hand-written; "
           f"groups unseen in training)")
+    batches = sorted({r.batch for r in rows}, key=lambda b: (len(b), b))
     subsets = (("all rows", [True] * len(rows)), ("hand-written", [r.variant == "original" for r in rows]),
-               ("hand-written, batch 1", [r.variant == "original" and r.batch == "batch1" for r in rows]),
-               ("hand-written, later batches", [r.variant == "original" and r.batch != "batch1" for r in rows]))
+               *((f"hand-written, {b}", [r.variant == "original" and r.batch == b for r in rows]) for b in batches))
     for name, keep in subsets:
         if not any(keep):
             continue
@@ -141,6 +145,11 @@ def main() -> None:
     if args.baseline:  # the same texts, alternating model and baseline, so that a change of load hits both
         base = EmotionAnalyzer(args.baseline, num_threads=args.threads)
         base.readings(texts[:64])
+        print(f"\nBefore / after: the baseline {base.model_dir} and this model on the same lines")
+        print(f"    {'figure':44s} {'baseline':>9s} {'model':>9s}")
+        mine = headline(an, rows, texts, y, triples)
+        for k, v in headline(base, rows, texts, y, triples).items():
+            print(f"    {k:44s} {v:9.4f} {mine[k]:9.4f}")
         got: dict[str, list[tuple[float, float]]] = {"model": [], "baseline": []}
         for _ in range(2):
             for name, a in (("model", an), ("baseline", base)):
@@ -152,6 +161,34 @@ def main() -> None:
     print("targets: dialogue accuracy >= 80 %, valence sign >= 95 %, EmoBank dev valence r >= 0.78, arousal r >= 0.58, "
           "triples >= 85 %, <= 25 ms, >= 60 sentences/s")
     print("rerun: .venv/bin/python bench/emotion_bench.py [--baseline OTHER_MODEL_DIR]")
+
+
+def headline(an: object, rows: list, texts: list[str], y: np.ndarray, triples: list) -> dict[str, float]:
+    """The headline figures of an EmotionAnalyzer on the dialogue test rows, EmoBank dev and the triples."""
+    from avatar.emotion.evaluate import classification, pearson, reliability, triples_ordered, valence_sign
+
+    out = an.readings([r.text for r in rows])
+    res: dict[str, float] = {}
+    hand = [r.variant == "original" for r in rows]
+    for name, keep in (("all rows", [True] * len(rows)), ("hand-written", hand),
+                       *((f"hand-written, {b}", [h and r.batch == b for h, r in zip(hand, rows)])
+                         for b in sorted({r.batch for r in rows}, key=lambda b: (len(b), b)))):
+        g = [r for r, k in zip(rows, keep) if k]
+        o = [x for x, k in zip(out, keep) if k]
+        acc, f1, _, _ = classification([r.category for r in g], [x.label for x in o], an.categories)
+        res[f"dialogue test {name}: accuracy"] = acc
+        if name in ("all rows", "hand-written"):
+            res[f"dialogue test {name}: macro-F1"] = f1
+            res[f"dialogue test {name}: valence sign"] = valence_sign(o, g)
+    correct = np.array([x.label == r.category for x, r in zip(out, rows)], dtype=float)
+    res["dialogue test: ECE"] = reliability(np.array([x.confidence for x in out]), correct)[0]
+    res["intensity triples ordered"] = float(triples_ordered(an, triples).mean())
+    head = an.read(texts).ratings
+    final = np.array([x.vad.as_array() for x in an.readings(texts)])
+    for i, k in enumerate(("valence", "arousal", "dominance")):
+        res[f"EmoBank dev r {k}, VAD head"] = pearson(head[:, i], y[:, i])
+        res[f"EmoBank dev r {k}, final"] = pearson(final[:, i], y[:, i])
+    return res
 
 
 def _speed(an: object, texts: list[str], short: str, reps: int = 100) -> tuple[float, float]:

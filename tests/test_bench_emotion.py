@@ -40,5 +40,6 @@ def test_emotion_bench_prints_its_figures(tmp_path) -> None:
     for line in ("Dialogue test split", "category accuracy", "hand-written (28)", "macro-F1", "valence sign", "confusion (rows gold",
                  "ECE", "VAD head    Pearson r: valence", "VADER       Pearson r", "Intensity triples:",
                  "throughput batched", "latency one short sentence", "same run, alternating with the baseline",
-                 "x throughput", "rerun: .venv/bin/python bench/emotion_bench.py"):
+                 "x throughput", "Before / after: the baseline", "EmoBank dev r arousal, final",
+                 "rerun: .venv/bin/python bench/emotion_bench.py"):
         assert line in r.stdout
