@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 
 import numpy as np
 import pytest
@@ -155,12 +156,14 @@ def test_joint_dialogue_run_with_top_layers_only(tmp_path) -> None:
              target=np.array([[3.2, 2.4, 3.0], [1.8, 4.1, 3.1], [4.3, 3.8, 3.2]], np.float32))
     main([*common, "--out", str(out), "--init", str(base), "--train-layers", "2", "--variant-share", "0.5",
           "--dev-originals", "--save-every-epoch", "--ema", "0", "--eb-sign-weight", "1", "--self-distill", "0.5",
-          "--features-cache", str(cache), "--extra", str(extra)])
+          "--features-cache", str(cache), "--extra", str(extra), "--dialogue-vad-weight", "0.2",
+          "--dialogue-vad-dims", "1,0,0"])
     assert cache.exists()
     from avatar.emotion.toplayers import LowerStates
 
     assert "a furious night" in LowerStates.load(cache).texts
     assert '"extra_size": 3' in (out / "config.json").read_text()
+    assert json.loads((out / "config.json").read_text())["training"]["dialogue_vad_dims"] == [3.0, 0.0, 0.0]
     with pytest.raises(SystemExit, match="another model or split"):  # the cache holds layer-4 states, not layer-5
         main([*common, "--out", str(tmp_path / "top1"), "--init", str(base), "--train-layers", "1",
               "--features-cache", str(cache)])

@@ -260,6 +260,12 @@ def warmup_cosine(opt: torch.optim.Optimizer, total: int) -> torch.optim.lr_sche
         opt, lambda s: min(1.0, (s + 1) / warm) * max(0.0, 0.5 * (1 + math.cos(math.pi * min(1.0, s / total)))))
 
 
+def dialogue_dims(args: argparse.Namespace) -> torch.Tensor:
+    """Per-dimension weights of the dialogue lines' VAD loss: --dialogue-vad-dims, else --dim-weights."""
+    dims = getattr(args, "dialogue_vad_dims", None)
+    return args.dim_weights if dims is None else dims
+
+
 def _dev_scores(model: EmotionModel, z_eb: torch.Tensor, eb_y: np.ndarray, z_dl: torch.Tensor, logits: torch.Tensor,
                 inten: torch.Tensor, dl_rows: list, gold_cat: np.ndarray) -> dict[str, float]:
     """Dev figures of one model state: EmoBank VAD r, dialogue accuracy, valence sign and intensity MAE."""
@@ -350,7 +356,7 @@ def train_heads(args: argparse.Namespace, model: EmotionModel, cfg: EmotionModel
                 loss = (((pred - z_eb[b]) ** 2).mean(0) * w).mean() + args.corr_weight * corr_loss(pred, z_eb[b], w)
             loss = loss + (args.cat_weight * torch.nn.functional.cross_entropy(logits, c_dl[d], label_smoothing=0.05)
                            + args.int_weight * torch.nn.functional.binary_cross_entropy_with_logits(inten, i_dl[d])
-                           + args.dialogue_vad_weight * (((zd - z_dl[d]) ** 2).mean(0) * w).mean())
+                           + args.dialogue_vad_weight * (((zd - z_dl[d]) ** 2).mean(0) * dialogue_dims(args)).mean())
             if args.eb_sign_weight > 0:
                 loss = loss + args.eb_sign_weight * sign_loss(model.heads(f_eb[b])[1], v_eb[b], sign_of)
             with acc.accumulate(model):
@@ -461,7 +467,7 @@ def train_top(args: argparse.Namespace, model: EmotionModel, cfg: EmotionModelCo
             zd, logits, inten = model.heads(top_pooled(model, low["dl"], d, k))
             loss = loss + (args.cat_weight * torch.nn.functional.cross_entropy(logits, c_dl[d], label_smoothing=0.05)
                            + args.int_weight * torch.nn.functional.binary_cross_entropy_with_logits(inten, i_dl[d])
-                           + args.dialogue_vad_weight * (((zd - z_dl[d]) ** 2).mean(0) * w).mean())
+                           + args.dialogue_vad_weight * (((zd - z_dl[d]) ** 2).mean(0) * dialogue_dims(args)).mean())
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_([*enc_params, *head_params], 1.0)
@@ -631,7 +637,7 @@ def train(args: argparse.Namespace) -> dict:
                 pred, logits, inten = model.heads(pooled)
                 loss = (args.cat_weight * torch.nn.functional.cross_entropy(logits, dl_cat[d], label_smoothing=0.05)
                         + args.int_weight * torch.nn.functional.binary_cross_entropy_with_logits(inten, dl_int[d])
-                        + args.dialogue_vad_weight * (((pred - z[b]) ** 2).mean(0) * args.dim_weights).mean())
+                        + args.dialogue_vad_weight * (((pred - z[b]) ** 2).mean(0) * dialogue_dims(args)).mean())
                 with acc.accumulate(model):
                     stepped = optimizer_step(acc, model, loss, opt, sched)
                 if stepped and ema is not None:
@@ -697,6 +703,7 @@ def _save(args: argparse.Namespace, model: EmotionModel, cfg: EmotionModelConfig
                     "freeze_encoder": args.freeze_encoder, "onnx_features": args.onnx_features,
                     "eb_sign_weight": args.eb_sign_weight, "self_distill": getattr(args, "self_distill", 0.0),
                     "train_layers": args.train_layers, "freeze_vad_head": args.freeze_vad_head, "cat_weight": args.cat_weight, "int_weight": args.int_weight, "dialogue_vad_weight": args.dialogue_vad_weight,
+                    "dialogue_vad_dims": None if getattr(args, "dialogue_vad_dims", None) is None else [round(float(x), 4) for x in args.dialogue_vad_dims],
                     "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "finetune": args.finetune, "rank": args.rank, "pool_layers": args.pool_layers, "pool_mode": args.pool_mode,
                     "corr_weight": args.corr_weight, "dim_weights": [round(float(x), 4) for x in args.dim_weights], "ema": args.ema, "train_size": n_gold, "dev_size": n_dev,
                     "seconds": round(seconds, 1), "torch": torch.__version__}
@@ -778,6 +785,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--cat-weight", type=float, default=1.0)
     p.add_argument("--int-weight", type=float, default=1.0)
     p.add_argument("--dialogue-vad-weight", type=float, default=0.5)
+    p.add_argument("--dialogue-vad-dims", type=dim_weights, default=None,
+                   help="V,A,D weights of the dialogue lines' VAD loss (default: --dim-weights); 1,0,0 keeps only "
+                        "valence, whose sign the category fixes, and leaves arousal to EmoBank's ratings")
     from avatar.training import add_train_args
 
     add_train_args(p)
