@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,7 @@ from avatar.types import VAD, BodyMotion, EmotionSegment, EmotionTrack, FaceMoti
 
 if TYPE_CHECKING:
     from avatar.face.sampling import FaceDenoiserNet
+    from avatar.tts.base import Backend
     from avatar.gesture.sampling import GestureDenoiserNet
     from avatar.render.frames import FrameSource
     from avatar.render.settings import RenderSettings
@@ -78,7 +80,20 @@ class SayResult:
 
 
 class _Models:
-    """The face and gesture models, loaded on first use and shared by every call in this process."""
+    """The face and gesture models and the speech backend, loaded on first use and shared by every call in this
+    process."""
+
+    _speech: "Backend | None" = None
+    _speech_lock = threading.Lock()
+
+    def speech(self) -> Backend:
+        """The default speech backend (avatar.tts.get_backend()), made once: its neural voice loads on first use."""
+        with self._speech_lock:
+            if self._speech is None:
+                from avatar.tts import get_backend
+
+                type(self)._speech = get_backend()
+            return self._speech
 
     def face(self, folder: str | os.PathLike[str] | None = None) -> FaceDenoiserNet:
         """The face model from `folder` (default: the registry's model_dir("face"))."""
@@ -101,6 +116,37 @@ _MODELS = _Models()
 def models() -> _Models:
     """The process-wide model cache."""
     return _MODELS
+
+
+def prefetch(*, voice: str | None = None, speak: bool = True, face_model: str | os.PathLike[str] | None = None,
+             gesture_model: str | os.PathLike[str] | None = None) -> threading.Thread:
+    """Load in a daemon thread what `perform` needs after the emotion stage: the neural voice (when `speak` and it
+    speaks `voice`), the gesture model and the face model; returns the started thread.
+
+    Loading them is about 1.1 core-seconds (the voice's 63 MB graph 0.9), nearly all in onnxruntime's session set-up,
+    which releases the GIL: `say` runs it beside the start-up and emotion stage, on the core they leave idle. Start
+    it only after any render workers are forked (a second thread makes forking unsafe). A load that fails here is
+    left to the stage that needs the model, which loads it again and reports the error there."""
+
+    def work() -> None:
+        loads: list[tuple[str, Callable[[], object]]] = []
+        if speak:
+            # engine_for loads the neural voice when it speaks `voice` (avatar.tts.piper); other backends have none.
+            loads.append(("voice", lambda: getattr(models().speech(), "engine_for", lambda v: None)(voice)))
+        loads += [("gesture model", lambda: models().gesture(gesture_model)),
+                  ("face model", lambda: models().face(face_model))]
+        for what, load in loads:
+            t0 = time.perf_counter()
+            try:
+                load()
+            except Exception as exc:  # noqa: BLE001 - the stage that needs it loads it again and raises there
+                log.debug("prefetch: the %s did not load (%s); its stage will try again", what, exc)
+            else:
+                log.debug("prefetch: the %s loaded in %.2f s", what, time.perf_counter() - t0)
+
+    thread = threading.Thread(target=work, name="avatar-prefetch", daemon=True)
+    thread.start()
+    return thread
 
 
 def _tick(progress: Progress | None, stage: str, fraction: float) -> None:
@@ -214,14 +260,13 @@ def perform(text: str | None, *, speech: Speech | None = None, vad: VAD | None =
     from avatar.face.generate import generate_face
     from avatar.gesture.generate import generate_gesture
     from avatar.rig.kinematics import head_direction, resample_motion
-    from avatar.tts import get_backend
 
     seed = _check_perform(text, speech, vad, voice, seed)
     if sentences is None:
         sentences, speech = perceive(text, speech=speech, vad=vad, progress=progress)
     _tick(progress, "speech", 0.0)
     if speech is None:
-        speech = get_backend().synthesize(text, [s.vad for s in sentences], voice, seed=seed)
+        speech = models().speech().synthesize(text, [s.vad for s in sentences], voice, seed=seed)
     _tick(progress, "speech", 1.0)
     track = emotion_track(sentences, speech)
     # The body first: its posture turns the head (a sad slump bows it), and the face's eyes counter that turn
@@ -455,6 +500,9 @@ def say(text: str | None, out: str | os.PathLike[str], *, keep: str | os.PathLik
     # for the bench line it cost 0.55-0.9 s of CPU and 0.2 s of wall time (five alternating runs each).
     from avatar.npnn import blas_limit
 
+    # The voice, gesture and face models load in a thread beside the emotion stage (`prefetch`); where render
+    # workers are still to be forked, only once they are (a second thread makes forking unsafe).
+    loader = prefetch(voice=voice, speak=speech is None) if source is not None or workers == 1 else None
     try:
         log.debug("say: starting the stages")
         with blas_limit(1 if pool is not None or workers > 1 else None):
@@ -463,6 +511,8 @@ def say(text: str | None, out: str | os.PathLike[str], *, keep: str | os.PathLik
                 # The render workers start after the emotion stage, whose model load uses both cores, and set up
                 # their renderers while the speech and motion are made.
                 source = frame_source(av, settings, workers, required=render_workers is not None)
+            if loader is None:
+                loader = prefetch(voice=voice, speak=speech is None)
             perf = perform(text, speech=heard, vad=vad, voice=voice, seed=seed, progress=timed, sentences=sentences)
             try:
                 video = render_video(perf, out, avatar=av, width=width, height=height, framing=framing,
@@ -473,6 +523,8 @@ def say(text: str | None, out: str | os.PathLike[str], *, keep: str | os.PathLik
     finally:
         if source is not None and source is not pool:  # a pool the caller gave stays open: it is theirs to close
             source.close()
+        if loader is not None:  # never leave it inside onnxruntime while the process exits (after an error)
+            loader.join()
     files: dict[str, Path] = {}
     if keep is not None:
         t0 = time.perf_counter()

@@ -96,6 +96,35 @@ def test_bad_seed_and_vad_are_refused():
         perform("Hi.", vad=(0.1, 0.2, 0.3))  # a tuple is not a VAD: say so rather than guess
 
 
+def test_prefetch_loads_the_later_stages_models_in_a_thread(tmp_path):
+    # A fresh process (this one has every model loaded): the gesture and face models, and the neural voice only
+    # when it is the one that will speak; a model that cannot load is left to its stage, which reports it.
+    code = f"""
+import threading
+import avatar.tts.piper as piper
+import avatar.weights as weights
+from avatar.errors import ModelError
+from avatar.pipeline import models, prefetch
+
+t = prefetch(voice="en-us")
+assert t.daemon and t.name == "avatar-prefetch"
+t.join(120)
+assert {{"gesture", "face"}} <= {{kind for kind, _ in weights._CACHE}}, weights._CACHE
+assert "joe" not in piper._VOICE_CACHE  # an eSpeak NG voice: the neural one is not loaded
+prefetch().join(120)
+assert piper._VOICE_CACHE["joe"] is not None and models().speech().engine_for(None) == "piper"
+prefetch(face_model={str(tmp_path / "none")!r}, speak=False).join(120)  # no exception escapes the thread
+try:
+    models().face({str(tmp_path / "none")!r})
+except ModelError as exc:
+    print("stage:", exc)
+assert threading.active_count() == 1
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "stage: no trained face model" in r.stdout and "Traceback" not in r.stderr, (r.stdout, r.stderr[-2000:])
+
+
 def test_export_animation_writes_every_file(perf, tmp_path):
     import pygltflib
 
