@@ -164,6 +164,7 @@ def test_joint_dialogue_run_with_top_layers_only(tmp_path) -> None:
     assert "a furious night" in LowerStates.load(cache).texts
     assert '"extra_size": 3' in (out / "config.json").read_text()
     assert json.loads((out / "config.json").read_text())["training"]["dialogue_vad_dims"] == [3.0, 0.0, 0.0]
+    assert "the VAD loss weighted 0.2, on valence only" in (out / "README.md").read_text()
     with pytest.raises(SystemExit, match="another model or split"):  # the cache holds layer-4 states, not layer-5
         main([*common, "--out", str(tmp_path / "top1"), "--init", str(base), "--train-layers", "1",
               "--features-cache", str(cache)])

@@ -11,6 +11,17 @@ def _f(x: object, fmt: str = ".4f") -> str:
     return format(x, fmt) if isinstance(x, (int, float)) else "?"
 
 
+def _dialogue_losses(t: dict) -> str:
+    """How a dialogue batch was scored (--dialogue-vad-weight, --dialogue-vad-dims), in the card's words."""
+    w = t.get("dialogue_vad_weight", 0.5)
+    if not w:
+        return "category and intensity losses; no VAD loss"
+    dims = t.get("dialogue_vad_dims")
+    kept = [n for n, x in zip(("valence", "arousal", "dominance"), dims or (1, 1, 1)) if x]
+    on = "" if dims is None or len(kept) == 3 else f", on {' and '.join(kept)} only"
+    return f"category, intensity and VAD losses, the VAD loss weighted {w}{on}"
+
+
 def model_card(cfg: EmotionModelConfig) -> str:
     """Markdown model card in the Hugging Face style: data, licence, metrics, how it was made."""
     m = cfg.metrics.get("emobank_dev_pearson", {})
@@ -56,10 +67,10 @@ def model_card(cfg: EmotionModelConfig) -> str:
                + (f"; its target mixed {t['self_distill']} of `--init`'s own VAD predictions into EmoBank's ratings "
                   "(`--self-distill`), keeping what that model had learned from teacher-labelled sentences"
                   if t.get("self_distill") else "")
-               + ") and one dialogue batch (category, intensity and VAD losses), batches of similar length."
+               + f") and one dialogue batch ({_dialogue_losses(t)}), batches of similar length."
                if t.get("train_layers") else
                "The encoder's adapter and both heads were trained together, EmoBank batches (VAD loss) and dialogue "
-               "batches (category, intensity and VAD losses) interleaved."))
+               f"batches ({_dialogue_losses(t)}) interleaved."))
     exported = ""
     if ex:
         exported = f"""
