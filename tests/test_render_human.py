@@ -282,3 +282,56 @@ def test_shapes_do_not_turn_the_skin_over(look) -> None:
     assert sum(folded.values()) <= 60, folded  # the old files: 99 and 96
     if name == "female":
         assert folded["browDownLeft"] == 0 and folded["browDownRight"] == 0, folded
+
+
+def _collar(gltf) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The shirt's collar: its rim loop's positions [K, 3] in order, the rim vertices' normals and, for each, the
+    least agreeing normal of its neighbours off the rim (dot products)."""
+    outer = _by_material(gltf, "body", "shirt")[0]
+    pos, nrm = _acc(gltf, outer.attributes.POSITION), _acc(gltf, outer.attributes.NORMAL)
+    tris = _acc(gltf, outer.indices).astype(np.int64).reshape(-1, 3)
+    key, count = np.unique(np.sort(np.concatenate([tris[:, [0, 1]], tris[:, [1, 2]], tris[:, [2, 0]]]), axis=1),
+                           axis=0, return_counts=True)
+    rim = key[count == 1]
+    nb: dict[int, list[int]] = {}
+    for a, b in rim:
+        nb.setdefault(int(a), []).append(int(b))
+        nb.setdefault(int(b), []).append(int(a))
+    loops, seen = [], set()
+    for start in nb:
+        if start in seen:
+            continue
+        loop, prev, cur = [start], -1, start
+        seen.add(start)
+        while nxt := [n for n in nb[cur] if n != prev and n not in seen]:
+            prev, cur = cur, nxt[0]
+            loop.append(cur)
+            seen.add(cur)
+        loops.append(np.array(loop))
+    ring = max(loops, key=lambda k: pos[k, 1].mean())  # the collar: the highest rim
+    on_rim = np.zeros(len(pos), bool)
+    on_rim[rim.reshape(-1)] = True
+    agree = np.ones(len(pos))
+    for a, b in key:
+        for r, o in ((a, b), (b, a)):
+            if on_rim[r] and not on_rim[o]:
+                agree[r] = min(agree[r], float(nrm[r] @ nrm[o]))
+    return pos[ring], nrm[ring], agree[ring]
+
+
+def test_collar_is_a_smooth_edge_on_the_cloth(look) -> None:
+    """The crew neck's rim is a smooth loop round the neck, and its vertices face the way the cloth next to them
+    does. The old files' rim met the weights' edge in a notch at each shoulder (turns of 107 / 117 degrees between
+    rim segments), and snapping folded slivers there turned rim normals round (the female's against its
+    neighbours', -0.51), so the offset off the skin pushed those vertices into the body."""
+    name, gltf = look
+    ring, _, agree = _collar(gltf)
+    d1 = np.roll(ring, -1, axis=0) - ring
+    d0 = ring - np.roll(ring, 1, axis=0)
+    cos = (d0 * d1).sum(axis=1) / np.linalg.norm(d0, axis=1) / np.linalg.norm(d1, axis=1)
+    turn = np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
+    assert 40 <= len(ring) <= 70, f"{name}: collar of {len(ring)} vertices"
+    assert turn.max() < 40.0, f"{name}: the collar turns {turn.max():.0f} degrees at {ring[turn.argmax()]}"
+    assert agree.min() > 0.6, f"{name}: a collar vertex's normal is {agree.min():.2f} against its neighbours'"
+    width = np.ptp(ring[:, 0])
+    assert 0.14 < width < 0.22, f"{name}: the neck opening is {width * 100:.1f} cm wide"

@@ -203,8 +203,7 @@ def _unfold(targets: dict[str, np.ndarray], v: np.ndarray, quads: np.ndarray, ke
     deg = np.asarray(adj.sum(axis=1)).ravel()
 
     def normals(p: np.ndarray) -> np.ndarray:
-        n = np.cross(p[tris[:, 1]] - p[tris[:, 0]], p[tris[:, 2]] - p[tris[:, 0]])
-        return n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-18)
+        return _unit(_face_normals(p, tris))
 
     rest = normals(v)
     left = {}
@@ -228,6 +227,18 @@ def _unfold(targets: dict[str, np.ndarray], v: np.ndarray, quads: np.ndarray, ke
     return left
 
 
+def _cloth_normals(pos: np.ndarray, skin: np.ndarray, tris: np.ndarray, skin_normals: np.ndarray) -> np.ndarray:
+    """Vertex normals of a garment (positions `pos`) over the skin's triangles `tris`, leaving out the triangles
+    that snapping its rim onto a field's zero line folded over (turned against the skin's): with them, a rim
+    vertex's normal turns around and the offset off the skin pushes it into the body (a notched collar). A vertex
+    whose every triangle folded keeps the skin's normal."""
+    fold = (_unit(_face_normals(pos, tris)) * _unit(_face_normals(skin, tris))).sum(axis=1) < 0.0
+    n = _vertex_normals(pos, tris, skip=fold)
+    kept = np.zeros(len(pos), bool)
+    kept[tris[~fold].reshape(-1)] = True
+    return np.where(kept[:, None], n, skin_normals)
+
+
 def _rotation_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """The smallest rotation (3x3) taking direction a to direction b."""
     a, b = a / np.linalg.norm(a), b / np.linalg.norm(b)
@@ -249,9 +260,22 @@ def _top4(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return j.astype(np.uint16), ww
 
 
-def _vertex_normals(v: np.ndarray, tris: np.ndarray) -> np.ndarray:
+def _face_normals(v: np.ndarray, tris: np.ndarray) -> np.ndarray:
+    """Each triangle's normal [T, 3], as long as twice its area."""
+    return np.cross(v[tris[:, 1]] - v[tris[:, 0]], v[tris[:, 2]] - v[tris[:, 0]])
+
+
+def _unit(n: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (zero rows stay zero)."""
+    return n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-18)
+
+
+def _vertex_normals(v: np.ndarray, tris: np.ndarray, skip: np.ndarray | None = None) -> np.ndarray:
+    """Area-weighted unit vertex normals [N, 3] ([0, 1, 0] on no triangle); `skip`: triangles left out."""
     n = np.zeros_like(v)
-    fn = np.cross(v[tris[:, 1]] - v[tris[:, 0]], v[tris[:, 2]] - v[tris[:, 0]])
+    fn = _face_normals(v, tris)
+    if skip is not None:
+        fn[skip] = 0.0
     for k in range(3):
         np.add.at(n, tris[:, k], fn)
     ln = np.linalg.norm(n, axis=1, keepdims=True)
@@ -527,6 +551,26 @@ def _rim_band(quads: np.ndarray, rings: int) -> np.ndarray:
         band = near[quads].any(axis=1)
         near[quads[band].reshape(-1)] = True
     return band
+
+
+#: The crew neck's opening around the neck (m): half-width, reach in front of and behind its centre (which lies
+#: NECK_CENTRE behind the shoulder joints), and how round the corner between its wall and the neckline is.
+NECK_HALF_WIDTH, NECK_FRONT, NECK_BACK, NECK_CENTRE, NECK_ROUND = 0.092, 0.10, 0.10, 0.003, 0.035
+
+
+def _crew_neck(v: np.ndarray, clav: np.ndarray) -> np.ndarray:
+    """The crew neck's field (> 0: shirt), scaled so a centimetre counts like a fifth of the skin weights' range.
+
+    The opening is what lies both above a neckline round the neck's base (at the clavicles' height behind, lower in
+    front) and inside an elliptic wall round the neck, so that the rim runs along the neckline in front and behind
+    and up the wall over the shoulders; the two meet in a smooth maximum, not a corner (a corner, or a wall that
+    ran along the mesh's rows, left notches in the rim). `clav`: the shoulder joints' mid-point."""
+    neckline = clav[1] + 0.01 - 0.018 * _smoothstep(clav[2] - 0.04, clav[2] + 0.10, v[:, 2])
+    below = neckline - v[:, 1]
+    dz = v[:, 2] - (clav[2] - NECK_CENTRE)
+    rho = np.hypot((v[:, 0] - clav[0]) / NECK_HALF_WIDTH, dz / np.where(dz > 0, NECK_FRONT, NECK_BACK))
+    outside = (rho - 1.0) * NECK_HALF_WIDTH
+    return 10.0 * (below + outside + np.sqrt((below - outside) ** 2 + NECK_ROUND ** 2))
 
 
 def eyes_mid(v: np.ndarray, groups: dict[str, np.ndarray]) -> np.ndarray:
@@ -859,11 +903,8 @@ def build_human(look_name: str, data: Path | None = None) -> Human:
     col = {b: k for k, b in enumerate(mp_names)}
     fields = {name: dense[:, [col[b] for b in bones]].sum(axis=1) - CLOTHING_EDGE[name]
               for name, bones in CLOTHING_BONES.items()}
-    # A crew neck: also cut below a smooth line around the neck's base (at the clavicles' height behind, lower
-    # in front), scaled so a centimetre counts like a fifth of the weight range.
     clav = rest[[names.index("leftShoulder"), names.index("rightShoulder")]].mean(axis=0)
-    neckline = clav[1] + 0.01 - 0.018 * _smoothstep(clav[2] - 0.04, clav[2] + 0.10, v[:, 2])
-    cut = 20.0 * (neckline - v[:, 1]) + 2000.0 * np.maximum(0.0, np.abs(v[:, 0] - clav[0]) - 0.07) ** 2  # neck only
+    cut = _crew_neck(v, clav)
     # A straight hem: above a line a little under the waist, the whole torso is shirt (the weights' edge is ragged).
     torso = dense[:, [names.index(n) for n in ("hips", "spine", "chest", "upperChest", "neck")]].sum(axis=1)
     hem = 20.0 * (v[:, 1] - rest[names.index("hips"), 1] - SHIRT_HEM)
@@ -913,7 +954,7 @@ def build_human(look_name: str, data: Path | None = None) -> Human:
         if name in ("shirt", "trousers"):
             pos = _garment(name, pos, body_quads[sel], dense, names, under, _smoothstep(0.0, 0.8, cut))
             pos = _smooth_rim(pos, body_quads[sel])
-            nrm = _vertex_normals(pos, _tris(body_quads[sel]))
+            nrm = _cloth_normals(pos, v, _tris(body_quads[sel]), normals)
             if name == "trousers":
                 under = (pos + nrm * CLOTHING_OFFSET[name])[np.unique(body_quads[sel])]
         if name == "hair":
