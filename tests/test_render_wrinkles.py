@@ -152,3 +152,48 @@ def test_only_the_creased_triangles_take_the_wrinkle_program() -> None:
         d["split"] = [(d["prog"], d["vao"])]
         whole = r.render(row)
     assert np.abs(split.astype(int) - whole.astype(int)).max() <= 2
+
+
+def test_one_reader_for_the_wrinkle_map_extras() -> None:
+    """read_wrinkle_spec is the one reader of `extras.wrinkleMap` (the renderer's meshes and its texture loader):
+    the default avatars' spec round-trips, foreheadLateral defaults to FOREHEAD_LATERAL, bad specs raise."""
+    from avatar.render.texture import _material_images
+    from avatar.render.wrinkles import FOREHEAD_LATERAL, read_wrinkle_spec
+
+    gltf = pygltflib.GLTF2().load_binary(str(FILES["female"]))
+    skin = next(m for m in gltf.materials if m.name == "skin")
+    spec = read_wrinkle_spec(skin.extras, len(gltf.textures))
+    assert spec is not None and spec.lateral == FOREHEAD_LATERAL and spec.drivers["browInnerUp"][4] == 0.15
+    assert gltf.textures[spec.texture].source in _material_images(gltf)
+    assert read_wrinkle_spec({}, 4) is None and read_wrinkle_spec(None, 4) is None
+    drivers = {"browDownLeft": [0, 1, 0, 0]}
+    assert read_wrinkle_spec({"wrinkleMap": {"texture": 1, "drivers": drivers}}, 4).lateral == FOREHEAD_LATERAL
+    for bad in ({"texture": 9, "drivers": drivers}, {"texture": 1, "drivers": {"x": [1, 2]}}, {"texture": 1},
+                {"texture": 1, "drivers": drivers, "foreheadLateral": [0.04, 0.02]},
+                {"texture": 1, "drivers": drivers, "foreheadLateral": "wide"}, {"texture": "1", "drivers": drivers}):
+        with pytest.raises(ValueError, match="wrinkleMap|texture|driver|foreheadLateral"):
+            read_wrinkle_spec({"wrinkleMap": bad}, 4)
+    skin.extras["wrinkleMap"]["texture"] = 99  # malformed: the loader does not decode it either
+    assert len(_material_images(gltf)) == 3
+
+
+@needs_gl
+def test_the_file_says_where_the_forehead_lines_turn_lateral(tmp_path: Path) -> None:
+    """The renderer takes the forehead's medial/lateral band from the file's foreheadLateral (not a constant in the
+    shader): with the band pushed past the face, browOuterUp's lateral lines vanish and only its weak medial
+    share (WRINKLE_DRIVERS) remains."""
+    from avatar.render.renderer import Renderer
+
+    gltf = pygltflib.GLTF2().load_binary(str(FILES["female"]))
+    skin = next(m for m in gltf.materials if m.name == "skin")
+    skin.extras["wrinkleMap"]["foreheadLateral"] = [0.5, 0.6]
+    path = tmp_path / "wide.glb"
+    gltf.save_binary(str(path))
+    row = _row(browOuterUpLeft=1.0, browOuterUpRight=1.0)
+    out = {}
+    for key, avatar in (("default", FILES["female"]), ("wide", path)):
+        with Renderer(avatar, 384, 320, framing="portrait") as r:
+            out[key] = (r.render(_row()).astype(int), r.render(row).astype(int))
+    assert np.array_equal(out["default"][0], out["wide"][0])  # at rest no creases: the band changes nothing
+    changed = np.abs(out["default"][1] - out["wide"][1]).max(axis=2) > 3  # the same face, fewer forehead lines
+    assert changed.sum() >= 30, changed.sum()

@@ -17,6 +17,7 @@ import numpy as np
 from avatar.errors import InputError
 
 from .avatar_file import Avatar
+from .wrinkles import FOREHEAD_LATERAL
 
 if TYPE_CHECKING:
     from pygltflib import GLTF2
@@ -38,6 +39,7 @@ class WrinkleMap:
     left: np.ndarray  # [52, 5]: ARKit weights (ARKIT_BLENDSHAPES order) -> RGBA channel strengths and the lateral
     #                   forehead's (avatar.render.wrinkles.WRINKLE_DRIVERS), the avatar's left half
     right: np.ndarray  # [52, 5]: the same for its right half (+x is the avatar's left in its bind pose)
+    lateral: tuple[float, float] = FOREHEAD_LATERAL  # the forehead lines turn lateral between these |x| (m)
 
 
 @dataclass
@@ -194,31 +196,26 @@ def _material(gltf: GLTF2, index: int | None) -> Material:
 
 
 def _wrinkle_map(gltf: GLTF2, extras: object, material: int) -> WrinkleMap | None:
-    """The material's `extras.wrinkleMap` (texture + ARKit drivers, as avatar.render.make_human writes it), with
-    its texture still a glTF image index; None when absent or malformed (the face then shows no creases)."""
+    """The material's `extras.wrinkleMap` (avatar.render.wrinkles.read_wrinkle_spec), with its texture still a
+    glTF image index; None when absent or malformed (the face then shows no creases)."""
     from avatar.types import ARKIT_BLENDSHAPES
 
     from .texture import texture_source
-    from .wrinkles import driver_matrix
+    from .wrinkles import driver_matrix, read_wrinkle_spec
 
-    spec = extras.get("wrinkleMap") if isinstance(extras, dict) else None
-    if spec is None:
-        return None
     try:
-        t = spec["texture"]
-        drivers = {str(k): [float(x) for x in v] for k, v in dict(spec["drivers"]).items()}
-        if not (isinstance(t, int) and 0 <= t < len(gltf.textures)) or int(spec.get("texCoord", 0)) != 0:
-            raise ValueError("texture must index the file's textures and read TEXCOORD_0")
-        if any(len(v) not in (4, 5) or not np.isfinite(v).all() for v in drivers.values()):
-            raise ValueError("each driver needs 4 finite channel weights (and optionally the lateral forehead's)")
-        src = texture_source(gltf.textures[t])
-        if src is None:
+        spec = read_wrinkle_spec(extras, len(gltf.textures))
+        src = None if spec is None else texture_source(gltf.textures[spec.texture])
+        if spec is not None and src is None:
             raise ValueError("the texture has no image")
-    except (KeyError, TypeError, ValueError) as exc:
+    except ValueError as exc:
         log.warning("material %d: its wrinkle map is ignored (%s)", material, exc)
         return None
-    left, right = driver_matrix(ARKIT_BLENDSHAPES, drivers)
-    return WrinkleMap(texture=src, left=left.astype(np.float32), right=right.astype(np.float32))
+    if spec is None:
+        return None
+    left, right = driver_matrix(ARKIT_BLENDSHAPES, spec.drivers)
+    return WrinkleMap(texture=src, left=left.astype(np.float32), right=right.astype(np.float32),
+                      lateral=spec.lateral)
 
 
 def _image(avatar: Avatar, index: int) -> np.ndarray | None:
@@ -298,7 +295,7 @@ def read_meshes(avatar: Avatar) -> MeshData:
             if wm is not None:
                 # Creases show only on a face that moves (morph targets) and has the uvs the map is laid out in.
                 tex = load(wm.texture) if prim.uv is not None and prim.target_pos is not None else None
-                prim.material.wrinkles = None if tex is None else WrinkleMap(tex, wm.left, wm.right)
+                prim.material.wrinkles = None if tex is None else WrinkleMap(tex, wm.left, wm.right, wm.lateral)
             prims.append(prim)
         k = max((len(p.targets or []) for p in mesh.primitives), default=0)
         w = np.zeros(k, dtype=np.float32)

@@ -457,6 +457,7 @@ class Renderer:
             (left, right) = strength
             prog["u_wrinkle_l"].value, prog["u_wrinkle_r"].value = left[:4], right[:4]
             prog["u_forehead_lateral"].value = (left[4], right[4])
+            prog["u_lateral_band"].value = d["wrinkles"].lateral
         prog["u_alpha_mode"].value = {"MASK": 1, "BLEND": 2}.get(mat.alpha_mode, 0)
         if d["mask"]:  # the cutoff exists only in the variant that discards
             prog["u_cutoff"].value = float(mat.alpha_cutoff)

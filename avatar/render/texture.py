@@ -21,6 +21,8 @@ import numpy as np
 
 from avatar.errors import InputError
 
+from .wrinkles import read_wrinkle_spec
+
 if TYPE_CHECKING:
     from pygltflib import GLTF2
 
@@ -117,8 +119,11 @@ def _material_images(gltf: GLTF2) -> list[int]:
     for m in gltf.materials or []:
         pbr = m.pbrMetallicRoughness
         t = pbr.baseColorTexture.index if pbr is not None and pbr.baseColorTexture is not None else None
-        wm = m.extras.get("wrinkleMap") if isinstance(m.extras, dict) else None
-        for tex in (t, wm.get("texture") if isinstance(wm, dict) else None):
+        try:
+            wm = read_wrinkle_spec(m.extras, len(gltf.textures or []))
+        except ValueError:
+            wm = None  # ignored when the meshes are read (avatar.render.mesh), so not decoded
+        for tex in (t, wm.texture if wm is not None else None):
             if isinstance(tex, int) and 0 <= tex < len(gltf.textures or []):
                 src = texture_source(gltf.textures[tex])
                 if src is not None and 0 <= src < len(gltf.images or []) and src not in out:

@@ -18,6 +18,7 @@ screen-space gradient) plus a little occlusion, per side of the face.
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -163,3 +164,35 @@ def driver_matrix(names: tuple[str, ...] | list[str], drivers: dict[str, list[fl
         if not name.endswith("Left"):
             right[k] = row
     return left, right
+
+
+@dataclass(frozen=True)
+class WrinkleSpec:
+    """A material's `extras.wrinkleMap` as a file carries it: the crease map's glTF texture, its drivers (ARKit
+    shape -> 4 or 5 channel strengths) and where the forehead lines turn lateral (m from the midline)."""
+
+    texture: int
+    drivers: dict[str, list[float]]
+    lateral: tuple[float, float] = FOREHEAD_LATERAL
+
+
+def read_wrinkle_spec(extras: object, n_textures: int) -> WrinkleSpec | None:
+    """The material extras' `wrinkleMap` (as avatar.render.make_human writes it), None when it has none; raises
+    ValueError when it is malformed. The one reader of that extension, for the renderer and its texture loader."""
+    spec = extras.get("wrinkleMap") if isinstance(extras, dict) else None
+    if spec is None:
+        return None
+    try:
+        t = spec["texture"]
+        drivers = {str(k): [float(x) for x in v] for k, v in dict(spec["drivers"]).items()}
+        lateral = tuple(float(x) for x in spec.get("foreheadLateral", FOREHEAD_LATERAL))
+        tex_coord = int(spec.get("texCoord", 0))
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ValueError(f"malformed wrinkleMap ({exc!r})") from None
+    if not (isinstance(t, int) and 0 <= t < n_textures) or tex_coord != 0:
+        raise ValueError("texture must index the file's textures and read TEXCOORD_0")
+    if any(len(v) not in (4, 5) or not np.isfinite(v).all() for v in drivers.values()):
+        raise ValueError("each driver needs 4 finite channel weights (and optionally the lateral forehead's)")
+    if len(lateral) != 2 or not np.isfinite(lateral).all() or not 0.0 <= lateral[0] < lateral[1]:
+        raise ValueError("foreheadLateral must be two distances from the midline, nearer first")
+    return WrinkleSpec(texture=t, drivers=drivers, lateral=(lateral[0], lateral[1]))

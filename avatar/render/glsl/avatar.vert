@@ -13,7 +13,8 @@ out vec3 v_nrm;
 out vec2 v_uv;
 #ifdef WRINKLES
 out float v_side;  // 1 on the avatar's left half (+x in its bind pose), 0 on its right, blended over the middle cm
-out float v_lateral;  // 0 within 2 cm of the midline, 1 beyond 4 cm (wrinkles.FOREHEAD_LATERAL)
+out float v_lateral;  // 0 nearer the midline than u_lateral_band.x, 1 beyond u_lateral_band.y
+uniform vec2 u_lateral_band;  // where the forehead lines turn lateral (m): the wrinkle map's foreheadLateral
 #endif
 
 mat4 joint(float j) {
@@ -34,7 +35,7 @@ void main() {
     v_uv = in_uv;
 #ifdef WRINKLES
     v_side = clamp(0.5 + in_pos.x * 100.0, 0.0, 1.0);
-    v_lateral = smoothstep(0.02, 0.04, abs(in_pos.x));
+    v_lateral = smoothstep(u_lateral_band.x, u_lateral_band.y, abs(in_pos.x));
 #endif
     gl_Position = u_view_proj * w;
 }
