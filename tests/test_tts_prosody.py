@@ -9,7 +9,7 @@ from avatar.tts.analysis import measure
 from avatar.tts.espeak import engine_settings
 from avatar.tts.prosody import NEUTRAL, RULES, prosody_for
 from avatar.tts.visemes import IPA_VISEMES, viseme_for
-from avatar.tts.world import WorldEdit, edit_f0, fix_octaves, reshape, track_f0
+from avatar.tts.world import WorldEdit, WorldSettings, edit_f0, express, fix_octaves, reshape, track_f0
 from avatar.types import VAD, VISEMES
 
 
@@ -136,6 +136,24 @@ def test_small_edits_are_small():
     for big in (WorldEdit(f0_factor=2 ** (1.5 / 12)), WorldEdit(range_factor=1.3), WorldEdit(boundary_st=-2.0),
                 WorldEdit(tilt_db_oct=-2.0), WorldEdit(breathiness=0.4)):
         assert not big.is_small(1.0, 1.0, 0.1)
+
+
+def test_every_engine_takes_one_world_path():
+    """world.express: an edit under the voice's threshold returns the audio untouched, a larger one is reshaped with
+    the voice's settings (the same as calling reshape with them); every backend holds its WorldSettings."""
+    from avatar.tts import coqui, espeak, piper
+
+    sr = 16000
+    x = _tone(sr)
+    ws = WorldSettings(min_st=1.0, keep_unvoiced=True)
+    small, big = WorldEdit(contour_st=0.8, tilt_db_oct=0.5), WorldEdit(contour_st=2.0)
+    assert np.array_equal(express(x, sr, small, ws), x)
+    assert not np.array_equal(express(x, sr, small, WorldSettings(min_st=0.0)), x)
+    assert np.array_equal(express(x, sr, big, ws), reshape(x, sr, big, keep_unvoiced=True))
+    assert np.array_equal(express(x, sr, small, ws, f0_offsets_st=np.full(200, 2.0)),
+                          reshape(x, sr, small, f0_offsets_st=np.full(200, 2.0), keep_unvoiced=True))
+    for mod in (piper, espeak, coqui):
+        assert isinstance(mod.WORLD, WorldSettings)
 
 
 def test_visemes():

@@ -38,7 +38,7 @@ from avatar.errors import InputError, ModelError
 from avatar.tts.base import VADInput, synthesize_sentences
 from avatar.tts.prosody import prosody_for
 from avatar.tts.visemes import viseme_for
-from avatar.tts.world import WorldEdit, reshape
+from avatar.tts.world import WorldEdit, WorldSettings, express
 from avatar.types import VAD, Phoneme, Speech, Timeline, Word
 from avatar.weights import weights_root
 
@@ -47,6 +47,9 @@ log = logging.getLogger(__name__)
 SETUP_COMMAND = "tts/coqui_setup.sh"
 #: The shipped weights (the registry's root: the checkout's weights/ or an installed wheel's avatar/assets).
 WEIGHTS_DIR = weights_root()
+#: WORLD for coqui's voices (world.express): eSpeak NG's fast settings (joe's keep_unvoiced and small-edit skip are
+#: untested on these voices: coqui runs in its own venv, outside the bench).
+WORLD = WorldSettings(frame_period_ms=10.0, aperiodicity="fast", f0_method="dio", keep_unvoiced=False, min_st=0.0)
 _PREFIX_MARKS = set("ˈˌ")
 _SUFFIX_MARKS = set("ːˑʰʲʷˠˤ˞\u0303\u0329")
 _PUNCT = set("!'(),-.:;?\"¡¿«»“”‘’…—–")
@@ -302,13 +305,14 @@ class CoquiBackend:
 
     name = "coqui"
 
-    def __init__(self, aperiodicity: str = "fast", language: str = "en", speaker: int = 0) -> None:
+    def __init__(self, world: WorldSettings = WORLD, language: str = "en", speaker: int = 0) -> None:
         """Check that coqui-tts imports (ModelError naming the set-up command otherwise).
 
-        `language` is XTTS's language; `speaker` is the speaker index for multi-speaker VITS models.
+        `world`: WORLD's settings; `language` is XTTS's language; `speaker` is the speaker index for
+        multi-speaker VITS models.
         """
         require_coqui()
-        self.aperiodicity = aperiodicity
+        self.world = world
         self.language = language
         self.speaker = int(speaker)
 
@@ -367,7 +371,7 @@ class CoquiBackend:
         audio = audio[:n] if audio.size >= n else np.concatenate([audio, np.zeros(n - audio.size, np.float32)])
         # Level and range relative to a neutral 4-semitone range; the model chooses the voice's own F0.
         edit = WorldEdit.from_prosody(p, f0_factor=p.f0_scale, range_factor=p.range_st / 4.0)
-        audio = reshape(audio.astype(np.float32), m.sample_rate, edit, aperiodicity=self.aperiodicity)
+        audio = express(audio.astype(np.float32), m.sample_rate, edit, self.world)
         audio = _gain(audio, p.volume)
         words = [w.strip("".join(_PUNCT)) for w in sentence.split()]
         tl = tokens_to_timeline(symbols, frames, m.hop, m.sample_rate, audio.size, [w for w in words if w],

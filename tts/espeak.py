@@ -21,7 +21,7 @@ from avatar.tts.base import VADInput, synthesize_sentences
 from avatar.tts.espeak_lib import ENGINE_LOCK, RATE_MAX, RATE_MIN, RawEvent, VoiceInfo, engine
 from avatar.tts.prosody import ProsodyParams, prosody_for
 from avatar.tts.visemes import viseme_for
-from avatar.tts.world import WorldEdit, reshape
+from avatar.tts.world import WorldEdit, WorldSettings, express
 from avatar.types import VAD, Phoneme, Speech, Timeline, Word
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,12 @@ class EngineSettings:
     volume: int
     world: WorldEdit
 
+
+#: WORLD for eSpeak NG's voices (world.express): DIO on 10 ms frames and the fast aperiodicity (the engine must
+#: stay under a real-time factor of 0.05 on one core). Unlike joe, WORLD's noise stays in unvoiced frames and small
+#: edits are resynthesised: pocketsphinx's WER on 46 Harvard sentences was 70.0 / 74.8 % so, 77.7 / 79.6 % with the
+#: engine's unvoiced frames kept and 83.8 / 77.4 % with edits under 1 semitone skipped (docs/tts.md).
+WORLD = WorldSettings(frame_period_ms=10.0, aperiodicity="fast", f0_method="dio", keep_unvoiced=False, min_st=0.0)
 
 #: eSpeak NG's rate for neutral speech. Its own default (175) measured about 224 words a minute on our sentences,
 #: brisk for a character talking to the user; 150 gives about 190, and emotion moves it by 0.7x..1.35x.
@@ -143,11 +149,11 @@ class EspeakBackend:
 
     name = "espeak"
 
-    def __init__(self, aperiodicity: str = "fast") -> None:
-        """Open the engine (process-wide, initialised once); aperiodicity 'fast' or 'd4c' for WORLD."""
+    def __init__(self, world: WorldSettings = WORLD) -> None:
+        """Open the engine (process-wide, initialised once); `world`: WORLD's settings for its voices."""
         self.engine = engine()
         self.sample_rate = self.engine.sample_rate
-        self.aperiodicity = aperiodicity
+        self.world = world
 
     def voices(self) -> list[VoiceInfo]:
         """Every voice (language) and variant, with names, languages and gender."""
@@ -189,7 +195,7 @@ class EspeakBackend:
             self.engine.set_voice(voice)
             raw, events = self.engine.synth(clean, s.rate, s.pitch, s.range, s.volume)
         audio = raw.astype(np.float32) / 32768.0
-        audio = reshape(audio, self.sample_rate, s.world, aperiodicity=self.aperiodicity)
+        audio = express(audio, self.sample_rate, s.world, self.world)
         peak = float(np.max(np.abs(audio))) if audio.size else 0.0
         if peak > 0.99:  # resynthesis can overshoot the engine's peaks a little; never clip
             audio *= 0.99 / peak

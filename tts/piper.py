@@ -38,7 +38,7 @@ from avatar.tts.base import VADInput, synthesize_sentences
 from avatar.tts.espeak import EspeakBackend, events_to_timeline, sanitize
 from avatar.tts.espeak_lib import ENGINE_LOCK, RawEvent
 from avatar.tts.prosody import ProsodyParams, prosody_for
-from avatar.tts.world import WorldEdit, reshape
+from avatar.tts.world import WorldEdit, WorldSettings, express
 from avatar.types import VAD, Speech, Timeline
 
 log = logging.getLogger(__name__)
@@ -59,12 +59,6 @@ _VOWELS = {"aa", "E", "ih", "oh", "ou"}
 #: Frames the sentence edges get from the model (the lead-in and the pauses between sentences are added as
 #: silence around them, so their lengths are exact): one frame before, two frames of final punctuation.
 _EDGE_FRAMES_START, _EDGE_FRAMES_END = 1, 2
-#: WORLD settings for the neural voice: 5 ms frames and D4C aperiodicity. With eSpeak NG's settings (10 ms,
-#: parametric aperiodicity) a near-identity resynthesis of joe raised pocketsphinx's word error rate on the 16
-#: Harvard sentences from 31 % to 38 %; with these it stayed at 29 % (CPU 0.09 s per second of speech).
-WORLD_FRAME_MS = 5.0
-
-
 @dataclass(frozen=True)
 class NeuralControls:
     """The voice's own controls for one sentence."""
@@ -81,24 +75,25 @@ BASE_LENGTH = 1.45
 #: pocketsphinx's word error rate on the 16 bench sentences fell from 31.5 % to 26.9 % (same rate, seed 0), and
 #: arousal still raises it (`neural_controls`).
 NOISE_FACTOR = 0.6
-#: WORLD's F0 tracker for the voice: Harvest. joe's creaky voice is octave-ambiguous in places; DIO read half of his
-#: voiced frames an octave high, and DIO with the subharmonic check ('dio-octave') a fifth to a third of them an
-#: octave low, so resynthesis moved those frames by an octave (docs/tts.md). ~0.2 CPU s per s of edited speech.
-F0_METHOD = "harvest"
-#: The band the tracker searches for joe (a low male voice: about 75-230 Hz in his neutral speech).
-F0_RANGE = (60.0, 330.0)
+#: WORLD for the neural voice (world.express, the path every engine takes):
+#: - 5 ms frames: with eSpeak NG's 10 ms (and WORLD noise in unvoiced frames) a near-identity resynthesis of joe
+#:   raised pocketsphinx's word error rate on the 16 Harvard sentences from 31 % to 38 %; with 5 ms it stayed at 29 %.
+#: - Harvest searching 60-330 Hz (a low male voice: about 75-230 Hz in his neutral speech). joe's creaky voice is
+#:   octave-ambiguous in places; DIO read half of his voiced frames an octave high, and DIO with the subharmonic
+#:   check ('dio-octave') a fifth to a third of them an octave low, so resynthesis moved those frames by an octave.
+#: - joe's own samples in unvoiced frames (bursts, fricatives) instead of WORLD's noise: on 46 Harvard sentences x 2
+#:   seeds with the text's VADs, WORLD had cost pocketsphinx 3-6 points of word error rate (28.1 -> 31.5 % and
+#:   28.5 -> 34.6 %); with them kept it costs none (28.1 % and 28.7 %).
+#: - the fast parametric aperiodicity, not D4C: with joe's unvoiced frames kept it shapes voiced frames only, and
+#:   D4C cost 0.03 CPU s per second of speech more (a seventh of WORLD) with the same pitch per frame and WER.
+#: - edits under 1 semitone (tilt under 1 dB/octave, breathiness under 0.1) are not heard: no resynthesis.
+WORLD = WorldSettings(frame_period_ms=5.0, aperiodicity="fast", f0_method="harvest", f0_range=(60.0, 330.0),
+                      keep_unvoiced=True, min_st=1.0)
 #: Lowering is gentler than raising: f0_scale below 1 acts as f0_scale ** this. Schröder's rule lowers the pitch
 #: by 24 % (4.8 semitones) at arousal -0.8; from joe's already low voice that reached 55-80 Hz, vocal fry.
 LOW_F0_EXPONENT = 0.6
 #: Semitones below the voice's own median where the soft F0 floor starts (world.edit_f0).
 F0_FLOOR_ST = 6.0
-#: Keep joe's own samples in unvoiced frames (bursts, fricatives) instead of WORLD's noise (world.reshape): on 46
-#: Harvard sentences x 2 seeds with the text's VADs, WORLD had cost pocketsphinx 3-6 points of word error rate
-#: (28.1 -> 31.5 % and 28.5 -> 34.6 %); with this it costs none (28.1 % and 28.7 %).
-KEEP_UNVOICED = True
-#: WORLD runs only when its edit changes something by at least this many semitones (WorldEdit.is_small; tilt
-#: in dB/octave alike, breathiness by a tenth of it): smaller changes are not heard and not worth the CPU.
-WORLD_MIN_ST = 1.0
 
 
 def neural_controls(vad: VAD, base_length: float = BASE_LENGTH, base_noise: float = 0.667,
@@ -147,11 +142,11 @@ class PiperBackend:
 
     name = "piper"
 
-    def __init__(self, aperiodicity: str = "d4c") -> None:
-        """Open eSpeak NG (phonemiser and other voices); the neural voice loads on first use. `aperiodicity` is
-        WORLD's for the neural voice (eSpeak NG keeps its own fast default)."""
+    def __init__(self, world: WorldSettings = WORLD) -> None:
+        """Open eSpeak NG (phonemiser and other voices); the neural voice loads on first use. `world`: WORLD's
+        settings for the neural voice (eSpeak NG keeps its own)."""
         self.espeak = EspeakBackend()
-        self.aperiodicity = aperiodicity
+        self.world = world
         self._voice = None
         self._voice_lock = threading.Lock()
         self._missing_logged = False
@@ -277,13 +272,8 @@ class PiperBackend:
         """WORLD reshaping (level, range, contour, question rise, accents, tilt, breathiness) and loudness."""
         p = prosody_for(vad)
         edit = world_edit(p, sentence, world_strength(vad))
-        offsets, gain = accents(units, starts, ends, audio.size, sr, vad, frame_ms=WORLD_FRAME_MS)
-        if not np.any(offsets):
-            offsets = None
-        if offsets is None and WORLD_MIN_ST > 0 and edit.is_small(WORLD_MIN_ST, WORLD_MIN_ST, 0.1 * WORLD_MIN_ST):
-            edit = WorldEdit()  # below what one hears: joe's own audio, no resynthesis
-        out = reshape(audio, sr, edit, aperiodicity=self.aperiodicity, frame_period_ms=WORLD_FRAME_MS,
-                      f0_offsets_st=offsets, f0_method=F0_METHOD, f0_range=F0_RANGE, keep_unvoiced=KEEP_UNVOICED)
+        offsets, gain = accents(units, starts, ends, audio.size, sr, vad, frame_ms=self.world.frame_period_ms)
+        out = express(audio, sr, edit, self.world, f0_offsets_st=offsets if np.any(offsets) else None)
         out = out * np.float32(p.volume) * gain
         peak = float(np.max(np.abs(out))) if out.size else 0.0
         if peak > 0.99:  # never clip; only the loudest high-arousal lines reach this
@@ -324,7 +314,7 @@ def question_rise_st(sentence: str) -> float:
 
 
 def accents(units: list[_Unit], starts: dict[int, int], ends: dict[int, int], n: int, sr: int,
-            vad: VAD, frame_ms: float = WORLD_FRAME_MS) -> tuple[np.ndarray, np.ndarray]:
+            vad: VAD, frame_ms: float = 5.0) -> tuple[np.ndarray, np.ndarray]:
     """Pitch accents (semitone offsets per WORLD frame) and a loudness envelope for emphasised words.
 
     The stressed vowels of an emphasised word (*word* or ALL CAPS) get a smooth 3.5-semitone bump and +3 dB (with

@@ -59,6 +59,18 @@ BOUNDARY_SECONDS = 0.3
 UNVOICED_PULSE_HZ = 100.0
 
 
+@dataclass(frozen=True)
+class WorldSettings:
+    """How one voice's audio is analysed and resynthesised: the same path for every engine, tuned per voice."""
+
+    frame_period_ms: float = FRAME_PERIOD_MS
+    aperiodicity: str = "fast"  # 'fast' (parametric) or 'd4c' (WORLD's estimator)
+    f0_method: str = "dio"  # see track_f0
+    f0_range: tuple[float, float] = (F0_FLOOR, F0_CEIL)
+    keep_unvoiced: bool = True  # the input's own samples in unvoiced frames (bursts, fricatives)
+    min_st: float = 1.0  # edits below this (semitones; dB/octave of tilt; a tenth of it of breathiness) skip WORLD
+
+
 def fast_aperiodicity(f0: np.ndarray, n_bins: int, sr: int) -> np.ndarray:
     """Parametric band aperiodicity: near-periodic below 3 kHz in voiced frames, noise in unvoiced ones."""
     freqs = np.linspace(0.0, sr / 2.0, n_bins)
@@ -214,6 +226,19 @@ def reshape(audio: np.ndarray, sr: int, edit: WorldEdit, aperiodicity: str = "fa
     if keep_unvoiced:
         y = _splice_unvoiced(x, y, ~unvoiced, t, sr)
     return y.astype(np.float32)
+
+
+def express(audio: np.ndarray, sr: int, edit: WorldEdit, settings: WorldSettings,
+            f0_offsets_st: np.ndarray | None = None) -> np.ndarray:
+    """Every engine's WORLD step: an edit too small to hear (`settings.min_st`) leaves the audio as it is,
+    anything else is `reshape`d with the voice's settings; same length, float32."""
+    no_offsets = f0_offsets_st is None or not np.any(np.abs(f0_offsets_st) > 0.01)
+    m = settings.min_st
+    if no_offsets and m > 0 and edit.is_small(m, m, 0.1 * m):
+        return np.asarray(audio, dtype=np.float32)
+    return reshape(audio, sr, edit, aperiodicity=settings.aperiodicity, frame_period_ms=settings.frame_period_ms,
+                   f0_offsets_st=f0_offsets_st, f0_method=settings.f0_method, f0_range=settings.f0_range,
+                   keep_unvoiced=settings.keep_unvoiced)
 
 
 def _splice_unvoiced(x: np.ndarray, y: np.ndarray, voiced: np.ndarray, t: np.ndarray, sr: int,

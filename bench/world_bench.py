@@ -1,0 +1,132 @@
+"""Benchmark the voice's WORLD step: its CPU cost on emotional lines and what it does to the pitch, per setting.
+
+For joe's shipped WORLD settings (`avatar.tts.piper.WORLD`) and each `--compare` variant, in one process,
+alternating (so machine load hits every setting alike):
+- CPU seconds of the TTS stage (`synthesize`) and of WORLD in it, per second of speech, on five emotional lines
+  (three with the VAD read from the text, one sentence at arousal +0.8 and -0.8);
+- the pitch WORLD gave, frame by frame: each line at arousal -0.8 and +0.8 is judged with and without WORLD (the
+  same audio otherwise, every sample in place) by Harvest over 50-500 Hz, and the bench prints the median shift in
+  semitones, the share of frames more than 7 semitones above their line's median shift (an octave error of the
+  tracker, heard as an octave jump), and the share below 70 Hz (creak). joe's creaky pitch is ambiguous by an
+  octave to any tracker; per frame the judge's own choice is the same on both sides, so this figure is steady
+  where medians of two renderings were not.
+
+    .venv/bin/python bench/world_bench.py [--compare aperiodicity=d4c] [--compare f0_range=70,250] [--repeats 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+import warnings
+
+import numpy as np
+
+from avatar.tts.world import WorldSettings
+
+LINES = [  # the text's own VAD (None) or a set one
+    ("Well, I did not expect to see you here today, but I am really glad that you came.", None),
+    ("I can't believe we actually won the championship! This is the best day ever!", None),
+    ("I'm so sorry. I really thought it would work out this time.", None),
+    ("The quick brown fox jumps over the lazy dog, and then it runs away into the forest.", (0.0, 0.8, 0.0)),
+    ("The quick brown fox jumps over the lazy dog, and then it runs away into the forest.", (0.0, -0.8, 0.0)),
+]
+PITCH_LINES = [
+    "The quick brown fox jumps over the lazy dog, and then it runs away into the forest.",
+    "Well, I did not expect to see you here today, but I am really glad that you came.",
+    "I have been sitting here by the window all afternoon, watching the rain fall slowly.",
+    "My grandmother kept a small garden behind the house, full of beans and tomatoes.",
+]
+
+
+def variant(base: WorldSettings, spec: str) -> WorldSettings:
+    """`base` with one field changed: 'aperiodicity=d4c', 'f0_range=70,250', 'min_st=0', 'keep_unvoiced=0'."""
+    key, _, value = spec.partition("=")
+    fields = {f.name: f.type for f in dataclasses.fields(base)}
+    if key not in fields:
+        raise SystemExit(f"unknown WORLD setting {key!r}; one of {', '.join(fields)}")
+    old = getattr(base, key)
+    if isinstance(old, tuple):
+        new = tuple(float(v) for v in value.split(","))
+    elif isinstance(old, bool):
+        new = value.lower() in ("1", "true", "yes")
+    elif isinstance(old, float):
+        new = float(value)
+    else:
+        new = value
+    return dataclasses.replace(base, **{key: new})
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print CPU per speech second and the per-frame pitch check for each setting."""
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--compare", action="append", default=[], help="a variant of the shipped settings, KEY=VALUE")
+    ap.add_argument("--repeats", type=int, default=2, help="timing rounds")
+    args = ap.parse_args(argv)
+    warnings.filterwarnings("ignore")
+    from avatar.audio import import_pyworld
+    from avatar.tts import piper, world
+    from avatar.tts.cli import _text_vads
+    from avatar.types import VAD
+
+    pw = import_pyworld()
+    settings = {"shipped": piper.WORLD} | {c: variant(piper.WORLD, c) for c in args.compare}
+    backends = {name: piper.PiperBackend(world=ws) for name, ws in settings.items()}
+    if backends["shipped"].engine_for(None) != "piper":
+        sys.exit("the neural voice is not installed: nothing to measure")
+    backends["shipped"].synthesize("Hello.", None)  # open the voice
+    vads = [VAD(*v) if v is not None else _text_vads(t) for t, v in LINES]
+
+    original = world.reshape
+    seen: dict[str, object] = {"cpu": 0.0}
+
+    def timed(audio: np.ndarray, sr: int, edit: world.WorldEdit, **kw: object) -> np.ndarray:
+        t0 = time.process_time()
+        out = original(audio, sr, edit, **kw)
+        seen["cpu"] = float(seen["cpu"]) + time.process_time() - t0
+        seen["in"], seen["out"] = np.asarray(audio).copy(), out
+        return out
+
+    world.reshape = timed
+    print(f"CPU per second of speech, {len(LINES)} emotional lines, {args.repeats} rounds (process time):")
+    for rnd in range(args.repeats):
+        for name, be in backends.items():
+            seen["cpu"] = 0.0
+            total = dur = 0.0
+            for (text, _), v in zip(LINES, vads):
+                t0 = time.process_time()
+                sp = be.synthesize(text, v, seed=0)
+                total += time.process_time() - t0
+                dur += sp.duration
+            print(f"  round {rnd} {name:>22}: {dur:.1f} s of speech, TTS {total / dur:.3f} s/s, "
+                  f"WORLD {float(seen['cpu']) / dur:.3f} s/s", flush=True)
+
+    def judge(x: np.ndarray) -> np.ndarray:
+        return pw.harvest(np.asarray(x, np.float64), 22050, f0_floor=50.0, f0_ceil=500.0, frame_period=5.0)[0]
+
+    print(f"pitch WORLD gave, per frame against the unedited audio ({len(PITCH_LINES)} lines; Harvest 50-500 Hz):")
+    for name, be in backends.items():
+        row = []
+        for arousal in (-0.8, 0.8):
+            shifts, jumps, voiced, per_line = [], [], [], []
+            for text in PITCH_LINES:
+                be.synthesize(text, VAD(0.0, arousal, 0.0))
+                a, b = judge(seen["in"]), judge(seen["out"])
+                both = (a > 0) & (b > 0)
+                d = 12.0 * np.log2(b[both] / a[both])
+                jumps.append(d - np.median(d) > 7.0)
+                shifts.append(d)
+                voiced.append(b[b > 0])
+                per_line.append(f"{np.median(d):+.1f}")
+            d, v = np.concatenate(shifts), np.concatenate(voiced)
+            row.append(f"a={arousal:+.1f}: {np.median(d):+.2f} st (lines {' '.join(per_line)}), "
+                       f"jumps up {100 * np.mean(np.concatenate(jumps)):.1f} %, below 70 Hz {100 * np.mean(v < 70.0):.1f} %")
+        print(f"  {name:>22}: " + " | ".join(row), flush=True)
+    world.reshape = original
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
