@@ -157,11 +157,12 @@ def _examples(data: Path, copies: int, seed: int, fps: float,
 
 def train(feats: list[np.ndarray], labels: list[np.ndarray], config: LipSyncConfig, steps: int, batch: int = 32,
           window: int = 150, lr: float = 1e-3, seed: int = 0, acc: Any = None,
-          init: VisemeNet | None = None) -> tuple[VisemeNet, list[float]]:
+          init: VisemeNet | None = None, openness_weight: float = 0.0) -> tuple[VisemeNet, list[float]]:
     """Fit the network on random windows of the clips (AdamW, cosine decay); returns it (eval) and the losses.
 
     `acc`: an avatar.training.accelerator (device, mixed precision, gradient accumulation); None: the defaults.
-    `init`: a trained network to fine-tune (its own config is kept) instead of a new one."""
+    `init`: a trained network to fine-tune (its own config is kept) instead of a new one.
+    `openness_weight`: weight of the openness term (`openness_loss`) added to the cross entropy."""
     from tqdm import tqdm
 
     from avatar.training import accelerator, accumulated_step, finish
@@ -177,6 +178,7 @@ def train(feats: list[np.ndarray], labels: list[np.ndarray], config: LipSyncConf
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 100) * 0.5 * (1 + math.cos(math.pi * s / steps)))
     weight = weight.to(acc.device)
+    openness = torch.tensor(VISEME_OPENNESS, dtype=torch.float32, device=acc.device)
     model, opt = acc.prepare(net, opt)
 
     def batch_loss() -> torch.Tensor:
@@ -192,10 +194,12 @@ def train(feats: list[np.ndarray], labels: list[np.ndarray], config: LipSyncConf
                 s = int(rng.integers(0, len(f) - window + 1))
             xs.append(f[s:s + window])
             ys.append(y[s:s + window])
-        logits = model(torch.from_numpy(np.stack(xs)).to(acc.device))
-        return torch.nn.functional.cross_entropy(logits.reshape(-1, len(VISEMES)),
-                                                 torch.from_numpy(np.stack(ys)).reshape(-1).to(acc.device),
-                                                 weight=weight)
+        logits = model(torch.from_numpy(np.stack(xs)).to(acc.device)).reshape(-1, len(VISEMES))
+        y = torch.from_numpy(np.stack(ys)).reshape(-1).to(acc.device)
+        loss = torch.nn.functional.cross_entropy(logits, y, weight=weight)
+        if openness_weight > 0:
+            loss = loss + openness_weight * openness_loss(logits, y, openness)
+        return loss
 
     losses: list[float] = []
     net.train()
@@ -203,6 +207,26 @@ def train(feats: list[np.ndarray], labels: list[np.ndarray], config: LipSyncConf
         losses.append(accumulated_step(acc, model, opt, sched, batch_loss))
     finish(acc, model)
     return net.eval(), losses
+
+
+def _viseme_openness() -> np.ndarray:
+    """Each viseme's target lip opening (jawOpen - mouthClose of its ARKit target) [15]."""
+    from avatar.face.visemes import IDX, VISEME_TARGETS
+
+    return (VISEME_TARGETS[:, IDX["jawOpen"]] - VISEME_TARGETS[:, IDX["mouthClose"]]).astype(np.float32)
+
+
+#: Target lip opening per viseme class (VISEMES order): what the face stage reads from the posteriors.
+VISEME_OPENNESS: np.ndarray = _viseme_openness()
+
+
+def openness_loss(logits: torch.Tensor, labels: torch.Tensor, openness: torch.Tensor) -> torch.Tensor:
+    """Mean squared error of the posterior-expected lip opening [N] against the labelled viseme's opening.
+
+    Cross entropy counts every confusion alike; this term makes a confusion cost what it costs the mouth
+    (aa for E hardly, aa for PP much), since the face reads the mouth softly from the posteriors."""
+    expected = torch.softmax(logits, dim=-1) @ openness
+    return torch.mean((expected - openness[labels]) ** 2)
 
 
 def frame_accuracy(net: VisemeNet, feats: list[np.ndarray], labels: list[np.ndarray]) -> tuple[float, float]:
@@ -234,6 +258,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--init", type=Path, help="fine-tune this trained lip sync folder instead of starting afresh")
+    p.add_argument("--openness-weight", type=float, default=0.0,
+                   help="add this x the squared error of the posterior-expected lip opening to the loss")
     from avatar.training import accelerator_from_args, add_train_args
 
     add_train_args(p)
@@ -243,6 +269,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"not a folder: {args.data}")
     if args.steps < 1 or args.batch < 1 or args.copies < 1:
         p.error("need steps, batch and copies >= 1")
+    if not math.isfinite(args.openness_weight) or args.openness_weight < 0:
+        p.error("--openness-weight must be >= 0")
     try:
         accel = accelerator_from_args(args)
     except ValueError as exc:
@@ -258,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     net, losses = train(feats, labels, config, args.steps, args.batch, lr=args.lr, seed=args.seed, acc=accel,
-                        init=init)
+                        init=init, openness_weight=args.openness_weight)
     acc = frame_accuracy(net, feats[:200], labels[:200])
     held = ""
     if args.heldout is not None and args.heldout.is_dir():
@@ -279,7 +307,9 @@ def main(argv: list[str] | None = None) -> int:
         + (" (all but the first speed-perturbed x0.9-1.1)" if info["speed"] else "") + ".\n"
         + (f"- Fine-tuned from `{args.init}` (its own card gives that model's data and command).\n"
            if args.init is not None else "") +
-        f"- Training: {len(losses)} steps, batch {args.batch}, lr {args.lr}, {(time.perf_counter() - t0) / 60:.1f} min; "
+        f"- Training: {len(losses)} steps, batch {args.batch}, lr {args.lr}"
+        + (f", openness term x{args.openness_weight}" if args.openness_weight > 0 else "")
+        + f", {(time.perf_counter() - t0) / 60:.1f} min; "
         f"final loss {np.mean(losses[-100:]):.4f}\n"
         f"- Training clips (first 200): frame accuracy {acc[0]:.3f}, PP recall {acc[1]:.3f}\n{held}"
         f"- Command: `{command}`\n"
