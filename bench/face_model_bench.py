@@ -19,7 +19,8 @@ teacher:
   process on one clip and on eight clips joined (start-up and model loading included; goal <= 0.3);
 - "full" is the default path (diffusion, then lip refinement: the viseme network of face/lipsync.py, run by
   face/viseme_net.py, read softly through the coarticulation model); "diffusion only" is the denoiser's own mouth (lips=False); "argmax
-  decoding" is the network's per-frame argmax runs used as a timeline, the previous default.
+  decoding" is the network's per-frame argmax runs used as a timeline, the previous default; "sealed on the p/b/m
+  runs' frame boundaries" is the full path before the seal moved to sub-frame edges (viseme_net.PP_EDGE_LEVEL).
 """
 
 from __future__ import annotations
@@ -77,9 +78,9 @@ def main() -> None:
     from avatar.audio import load_audio
     from avatar.face.expression import vad_frames
     from avatar.face.features import compute_features
-    from avatar.face.generate import lip_model, generate_face, load_face_model, refine_lips
-    from avatar.face.viseme_net import estimate_timeline
-    from avatar.face.visemes import IDX
+    from avatar.face.generate import express, lip_model, generate_face, load_face_model, refine_lips
+    from avatar.face.viseme_net import estimate_timeline, viseme_posteriors
+    from avatar.face.visemes import IDX, posterior_mouth_curves
     from avatar.types import VAD, Timeline
 
     threadpool_limits(limits=args.threads, user_api="blas")  # for the rest of the run: inference is NumPy, no torch
@@ -88,7 +89,7 @@ def main() -> None:
         sys.exit(f"no <id>.wav + <id>.json clips in {args.data}: make them with the corpus command above")
     model = load_face_model(args.model)
     fps = model.config.fps
-    ours, diff_only, base, hard, secs, gen_s = [], [], [], [], 0.0, 0.0
+    ours, diff_only, base, hard, edges, secs, gen_s = [], [], [], [], [], 0.0, 0.0
     others: dict[Path, list] = {p: [] for p in args.lipsync}
     rivals = {p: (load_face_model(p), [], []) for p in args.compare_model}  # folder -> (model, full, diffusion only)
     generate_face(np.zeros(16000, np.float32), 16000, model=model)  # warm-up: loads the lip sync model once
@@ -112,12 +113,20 @@ def main() -> None:
         raw = generate_face(audio, sr, vad, timeline=None, seed=args.seed, model=model, lips=False)
         diff_only.append(lip_sync(tl, raw.frames[:, :52], fps))
         # The decoding used before: the argmax runs of the viseme network as a timeline, mouth from that timeline.
-        feats = compute_features(audio, sr, fps=fps, num_frames=raw.num_frames).by_frame()
-        argmax = refine_lips(raw, estimate_timeline(lip_model(None), feats, audio.size / sr, sr),
-                             vad_frames(vad, raw.num_frames, fps))
+        feat_obj = compute_features(audio, sr, fps=fps, num_frames=raw.num_frames)
+        feats = feat_obj.by_frame()
+        probs = viseme_posteriors(lip_model(None), feats)
+        argmax = refine_lips(raw, estimate_timeline(lip_model(None), feats, audio.size / sr, sr, probs=probs,
+                                                    pp_level=None), vad_frames(vad, raw.num_frames, fps))
         hard.append(lip_sync(tl, argmax.frames[:, :52], fps))
+        # The full path with the lips sealed on the p/b/m runs' frame boundaries (the seal before sub-frame edges):
+        # the same sampled head, so only the decoding differs from "full".
+        prev = express(raw, vad, args.seed, timeline=estimate_timeline(lip_model(None), feats, audio.size / sr, sr,
+                                                                       probs=probs, pp_level=None),
+                       features=feat_obj, mouth=posterior_mouth_curves(probs, fps, raw.num_frames), estimated=True)
+        edges.append(lip_sync(tl, prev.frames[:, :52], fps))
         base.append(lip_sync(tl, energy_baseline(audio, sr, face.num_frames, fps), fps))
-    o, d, b, h = np.array(ours), np.array(diff_only), np.array(base), np.array(hard)
+    o, d, b, h, e = np.array(ours), np.array(diff_only), np.array(base), np.array(hard), np.array(edges)
     n_pp = sum(p.viseme == "PP" for w in wavs for p in Timeline.from_json(w.with_suffix(".json")).phonemes)
     print(f"{len(wavs)} held-out clips, {secs:.0f} s of audio, {n_pp} p/b/m; audio only (no timeline), seed {args.seed}")
     print("  (full = diffusion + audio lip refinement, the default; diffusion only = lips=False)")
@@ -126,6 +135,8 @@ def main() -> None:
           "   (goal >= 0.55; Rhubarb 0.24)")
     print(f"  p/b/m sealed (mean over clips):      full {o[:, 0].mean() * 100:.1f} %   diffusion only "
           f"{d[:, 0].mean() * 100:.1f} %   energy baseline {b[:, 0].mean() * 100:.1f} %   (goal >= 60 %; Rhubarb 37 %)")
+    print(f"  full, lips sealed on the p/b/m runs' frame boundaries (before sub-frame edges): openness r "
+          f"{e[:, 1].mean():.3f}, p/b/m sealed {e[:, 0].mean() * 100:.1f} %")
     for lips, scores in others.items():
         sc = np.array(scores)
         print(f"  full with the lip sync model {lips}: openness r {sc[:, 1].mean():.3f}, p/b/m sealed "

@@ -104,11 +104,34 @@ def viseme_posteriors(net: Any, features: np.ndarray) -> np.ndarray:
     return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
 
 
+#: Where a p/b/m run's edges go (`estimate_timeline`): where P(PP) crosses this share of the run's peak,
+#: interpolated between frame centres. Chosen on training clips (a slice of the mixed corpus, never the held-out
+#: sets) with `bench/lipsync_decoding.py`; None puts the edges on the run's frame boundaries (the decoding before).
+PP_EDGE_LEVEL = 0.7
+
+
+def _pp_span(pp: np.ndarray, start: int, end: int, level: float, fps: float) -> tuple[float, float]:
+    """Sub-frame (start, end) seconds of a p/b/m run of frames [start, end): where P(PP) crosses `level` x the
+    run's peak, linearly between frame centres ((k + 0.5) / fps, where the labels were taken)."""
+    n, lv = len(pp), level * float(pp[start:end].max())
+    a, b = 0.0, n / fps
+    if start > 0:
+        rise = (lv - pp[start - 1]) / max(float(pp[start] - pp[start - 1]), 1e-9)
+        a = (start - 0.5 + float(np.clip(rise, 0.0, 1.0))) / fps
+    if end < n:
+        fall = (pp[end - 1] - lv) / max(float(pp[end - 1] - pp[end]), 1e-9)
+        b = (end - 0.5 + float(np.clip(fall, 0.0, 1.0))) / fps
+    return a, b
+
+
 def estimate_timeline(net: Any, features: np.ndarray, duration: float, sample_rate: int = 16000,
-                      min_frames: int = 1, probs: np.ndarray | None = None) -> Timeline:
+                      min_frames: int = 1, probs: np.ndarray | None = None,
+                      pp_level: float | None = PP_EDGE_LEVEL) -> Timeline:
     """An estimated phoneme timeline (one 'phoneme' per run of frames of one viseme) from audio features [T, F].
 
     probs: the posteriors when the caller already has them (viseme_posteriors), to skip the network.
+    pp_level: p/b/m runs get sub-frame edges where P(PP) crosses this share of the run's peak (PP_EDGE_LEVEL);
+    None: every run on its frame boundaries.
     """
     c = net.config
     if probs is None:
@@ -117,6 +140,7 @@ def estimate_timeline(net: Any, features: np.ndarray, duration: float, sample_ra
     # two-frame bilabial closures (a one-off probe on held-out clips 60-99, not kept in bench/: p/b/m sealed
     # 58 % smoothed vs 69 % not, openness r 0.521 vs 0.518), and the coarticulation model smooths the mouth anyway.
     label = probs.argmax(axis=1)
+    pp_index = VISEMES.index("PP")
     n = len(label)
     phonemes: list[Phoneme] = []
     start = 0
@@ -124,7 +148,13 @@ def estimate_timeline(net: Any, features: np.ndarray, duration: float, sample_ra
         if i == n or label[i] != label[start]:
             v = VISEMES[int(label[start])]
             if v != "sil" and i - start >= min_frames:
-                a, b = start / c.fps, min(duration, i / c.fps)
+                a, b = start / c.fps, i / c.fps
+                # The labels are each frame's centre, the face is shown at frame starts: a run's frame
+                # boundaries seal the display frames half a frame early, missing closures that straddle a
+                # boundary. Sub-frame edges from the posterior seal the display frames inside the closure.
+                if v == "PP" and pp_level is not None:
+                    a, b = _pp_span(np.asarray(probs[:, pp_index], dtype=np.float64), start, i, pp_level, c.fps)
+                b = min(duration, b)
                 if b > a:
                     phonemes.append(Phoneme(start=a, end=b, phoneme=v, viseme=v))
             start = i

@@ -67,12 +67,35 @@ def test_estimate_timeline_turns_runs_into_phonemes():
     for i, v in enumerate(labels):
         logits[i, VISEMES.index(v)] = 5.0
     feats = np.zeros((len(labels), LipSyncConfig().audio_dim), np.float32)
-    tl = estimate_timeline(_Fixed(logits), feats, duration=0.5)
+    tl = estimate_timeline(_Fixed(logits), feats, duration=0.5, pp_level=None)
     assert [p.viseme for p in tl.phonemes] == ["PP", "aa"]
     assert tl.phonemes[0].start == pytest.approx(3 / 30) and tl.phonemes[0].end == pytest.approx(7 / 30)
     assert tl.phonemes[1].end == pytest.approx(13 / 30) and tl.duration == 0.5
+    # Sub-frame p/b/m edges: where P(PP) crosses PP_EDGE_LEVEL of its peak between frame centres (k + 0.5) / fps.
+    pp = estimate_timeline(_Fixed(logits), feats, duration=0.5).phonemes[0]
+    assert pp.start == pytest.approx(3.2 / 30, abs=1e-3) and pp.end == pytest.approx(6.8 / 30, abs=1e-3)
     with pytest.raises(InputError):
         estimate_timeline(_Fixed(logits), feats[:, :10], duration=0.5)
+
+
+def test_closure_straddling_a_frame_boundary_seals_the_frame_inside_it():
+    """Labels are frame centres, the face is shown at frame starts: a closure whose posterior stays high into the
+    next frame must seal that next display frame, not the one half a frame before it."""
+    from avatar.face.lipsync import LipSyncConfig, estimate_timeline
+    from avatar.face.visemes import closure_weights
+
+    probs = np.full((10, len(VISEMES)), 1e-4)
+    probs[:, VISEMES.index("aa")] = 1.0
+    pp = [0.0, 0.0, 0.0, 0.05, 0.9, 0.45, 0.0, 0.0, 0.0, 0.0]  # argmax PP on frame 4 only, P(PP) 0.45 on frame 5
+    probs[:, VISEMES.index("PP")] = pp
+    probs[:, VISEMES.index("aa")] -= np.array(pp)
+    probs /= probs.sum(axis=1, keepdims=True)
+    feats = np.zeros((10, LipSyncConfig().audio_dim), np.float32)
+    logits = np.log(probs).astype(np.float32)
+    shifted = closure_weights(estimate_timeline(_Fixed(logits), feats, duration=10 / 30), 30, 10)
+    assert shifted[5] == 1.0 and shifted[4] < 1.0  # closure over t = 5/30 (between centres 4.5 and 5.5)
+    edges = closure_weights(estimate_timeline(_Fixed(logits), feats, duration=10 / 30, pp_level=None), 30, 10)
+    assert edges[4] == 1.0 and edges[5] < 1.0  # the run's frame boundaries: half a frame early
 
 
 def test_network_shapes_save_and_load(tmp_path):
