@@ -154,6 +154,10 @@ def test_training_learns_the_frame_labels():
     net, losses = train(feats, labels, cfg, steps=60, batch=4, window=64, lr=3e-3)
     assert np.mean(losses[-10:]) < np.mean(losses[:10])
     assert frame_accuracy(net, feats, labels)[0] > 0.6
+    # With the openness term (labels 0-2: sil, PP, FF) the loss is larger at the start and still learns.
+    net2, losses2 = train(feats, labels, cfg, steps=60, batch=4, window=64, lr=3e-3, openness_weight=10.0)
+    assert losses2[0] > losses[0] and np.mean(losses2[-10:]) < np.mean(losses2[:10])
+    assert frame_accuracy(net2, feats, labels)[0] > 0.6
 
 
 def test_generate_face_refines_lips_from_the_audio_when_no_timeline(tmp_path):
@@ -188,3 +192,24 @@ def test_training_cli_refuses_bad_folders(tmp_path, capsys):
     assert main(["--data", str(tmp_path / "empty"), "--out", str(tmp_path / "w"), "--steps", "1"]) == 2
     assert "no <id>.wav" in capsys.readouterr().err
     assert not (tmp_path / "w").exists()
+
+
+def test_openness_loss_charges_confusions_by_what_they_do_to_the_mouth(tmp_path):
+    """Zero on the label, small for a vowel taken for another open vowel, large for an open vowel taken for p/b/m;
+    the CLI refuses a negative weight."""
+    from avatar.face.lipsync import VISEME_OPENNESS, main, openness_loss
+
+    op = torch.tensor(VISEME_OPENNESS)
+    assert VISEME_OPENNESS[VISEMES.index("PP")] == 0.0 and VISEME_OPENNESS[VISEMES.index("aa")] > 0.5
+
+    def sure(v: str) -> torch.Tensor:
+        logits = torch.full((1, len(VISEMES)), -20.0)
+        logits[0, VISEMES.index(v)] = 20.0
+        return logits
+
+    aa = torch.tensor([VISEMES.index("aa")])
+    assert float(openness_loss(sure("aa"), aa, op)) < 1e-6
+    assert float(openness_loss(sure("E"), aa, op)) < 0.5 * float(openness_loss(sure("PP"), aa, op))
+    with pytest.raises(SystemExit) as exc:
+        main(["--data", str(tmp_path), "--out", str(tmp_path / "w"), "--openness-weight", "-1"])
+    assert exc.value.code == 2
