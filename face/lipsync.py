@@ -157,12 +157,14 @@ def _examples(data: Path, copies: int, seed: int, fps: float,
 
 def train(feats: list[np.ndarray], labels: list[np.ndarray], config: LipSyncConfig, steps: int, batch: int = 32,
           window: int = 150, lr: float = 1e-3, seed: int = 0, acc: Any = None,
-          init: VisemeNet | None = None, openness_weight: float = 0.0) -> tuple[VisemeNet, list[float]]:
+          init: VisemeNet | None = None, openness_weight: float = 0.0,
+          pp_weight: float = 1.0) -> tuple[VisemeNet, list[float]]:
     """Fit the network on random windows of the clips (AdamW, cosine decay); returns it (eval) and the losses.
 
     `acc`: an avatar.training.accelerator (device, mixed precision, gradient accumulation); None: the defaults.
     `init`: a trained network to fine-tune (its own config is kept) instead of a new one.
-    `openness_weight`: weight of the openness term (`openness_loss`) added to the cross entropy."""
+    `openness_weight`: weight of the openness term (`openness_loss`) added to the cross entropy.
+    `pp_weight`: p/b/m's class weight is multiplied by this (a missed closure shows more than a false one)."""
     from tqdm import tqdm
 
     from avatar.training import accelerator, accumulated_step, finish
@@ -175,6 +177,7 @@ def train(feats: list[np.ndarray], labels: list[np.ndarray], config: LipSyncConf
     counts = np.bincount(np.concatenate(labels), minlength=len(VISEMES)).astype(np.float64) + 1.0
     weight = torch.tensor((counts.sum() / counts) ** 0.5, dtype=torch.float32)
     weight = weight / weight.mean()
+    weight[VISEMES.index("PP")] *= pp_weight
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 100) * 0.5 * (1 + math.cos(math.pi * s / steps)))
     weight = weight.to(acc.device)
@@ -258,6 +261,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--init", type=Path, help="fine-tune this trained lip sync folder instead of starting afresh")
+    p.add_argument("--pp-weight", type=float, default=1.0,
+                   help="multiply the p/b/m class weight of the cross entropy by this")
     p.add_argument("--openness-weight", type=float, default=0.0,
                    help="add this x the squared error of the posterior-expected lip opening to the loss")
     from avatar.training import accelerator_from_args, add_train_args
@@ -271,6 +276,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error("need steps, batch and copies >= 1")
     if not math.isfinite(args.openness_weight) or args.openness_weight < 0:
         p.error("--openness-weight must be >= 0")
+    if not math.isfinite(args.pp_weight) or args.pp_weight <= 0:
+        p.error("--pp-weight must be > 0")
     try:
         accel = accelerator_from_args(args)
     except ValueError as exc:
@@ -286,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     net, losses = train(feats, labels, config, args.steps, args.batch, lr=args.lr, seed=args.seed, acc=accel,
-                        init=init, openness_weight=args.openness_weight)
+                        init=init, openness_weight=args.openness_weight, pp_weight=args.pp_weight)
     acc = frame_accuracy(net, feats[:200], labels[:200])
     held = ""
     if args.heldout is not None and args.heldout.is_dir():
@@ -309,6 +316,7 @@ def main(argv: list[str] | None = None) -> int:
            if args.init is not None else "") +
         f"- Training: {len(losses)} steps, batch {args.batch}, lr {args.lr}"
         + (f", openness term x{args.openness_weight}" if args.openness_weight > 0 else "")
+        + (f", p/b/m class weight x{args.pp_weight}" if args.pp_weight != 1.0 else "")
         + f", {(time.perf_counter() - t0) / 60:.1f} min; "
         f"final loss {np.mean(losses[-100:]):.4f}\n"
         f"- Training clips (first 200): frame accuracy {acc[0]:.3f}, PP recall {acc[1]:.3f}\n{held}"
