@@ -210,6 +210,7 @@ def test_openness_loss_charges_confusions_by_what_they_do_to_the_mouth(tmp_path)
     aa = torch.tensor([VISEMES.index("aa")])
     assert float(openness_loss(sure("aa"), aa, op)) < 1e-6
     assert float(openness_loss(sure("E"), aa, op)) < 0.5 * float(openness_loss(sure("PP"), aa, op))
-    with pytest.raises(SystemExit) as exc:
-        main(["--data", str(tmp_path), "--out", str(tmp_path / "w"), "--openness-weight", "-1"])
-    assert exc.value.code == 2
+    for flag, bad in (("--openness-weight", "-1"), ("--pp-weight", "0"), ("--pp-weight", "nan")):
+        with pytest.raises(SystemExit) as exc:
+            main(["--data", str(tmp_path), "--out", str(tmp_path / "w"), flag, bad])
+        assert exc.value.code == 2
