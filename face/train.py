@@ -92,21 +92,6 @@ def _read_vad(path: Path) -> VAD:
         raise InputError(f"{path.name}: not a VAD object ({exc})") from None
 
 
-def _manifest_voices(data_dir: Path) -> dict[str, str]:
-    """Clip id -> voice name from the corpus's manifest.jsonl (empty where there is none)."""
-    path = data_dir / "manifest.jsonl"
-    if not path.is_file():
-        return {}
-    out = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            row = json.loads(line)
-            out[str(row["id"])] = str(row.get("voice", ""))
-        except (ValueError, KeyError, TypeError):
-            continue
-    return out
-
-
 def corpus_examples(data_dir: Path, fps: float, copies: int, seed: int, progress: bool = True) -> tuple[list, dict]:
     """Teacher examples (face.data.Example) for every clip with a timeline in data_dir, features from augmented audio."""
     from tqdm import tqdm
@@ -114,10 +99,11 @@ def corpus_examples(data_dir: Path, fps: float, copies: int, seed: int, progress
     from avatar.audio import load_audio
     from avatar.face.data import Example, teacher_example
     from avatar.face.features import compute_features
+    from avatar.tts.corpus import NEURAL_VOICE, read_manifest
 
     wavs = sorted(p for p in data_dir.glob("*.wav") if p.with_suffix(".json").is_file())
     info = {"clips": 0, "seconds": 0.0, "skipped": 0}
-    voices = _manifest_voices(data_dir)
+    manifest = read_manifest(data_dir / "manifest.jsonl")
     out: list[Example] = []
     for ci, wav in enumerate(tqdm(wavs, desc="teacher clips", unit="clip", disable=not progress or not wavs)):
         try:
@@ -138,7 +124,7 @@ def corpus_examples(data_dir: Path, fps: float, copies: int, seed: int, progress
             out.append(Example(features=feats.by_frame(), motion=ex.motion, vad=ex.vad, fps=fps))
         info["clips"] += 1
         info["seconds"] += audio.size / sr
-        info["joe"] = info.get("joe", 0) + int(voices.get(wav.stem, "").startswith("joe"))
+        info["neural"] = info.get("neural", 0) + int(manifest.get(wav.stem, {}).get("voice") == NEURAL_VOICE)
     return out, info
 
 
@@ -225,10 +211,12 @@ def train(data: Windows, model: FaceDenoiser, steps: int, batch: int = 32, lr: f
 
 def model_card(model: FaceDenoiser, info: dict, command: str, losses: list[float], seconds: float) -> str:
     """The README.md written beside trained weights."""
+    from avatar.tts.corpus import NEURAL_VOICE
+
     c = model.config
     tail = float(np.mean(losses[-100:])) if losses else float("nan")
     n = model.num_parameters()
-    joe = f", {info['joe']} clips by the Piper voice joe" if info.get("joe") else ""
+    neural = f", {info['neural']} clips by the Piper voice {NEURAL_VOICE}" if info.get("neural") else ""
     init = (f"\n- Fine-tuned from `{info['init']}` (its card, replaced by this one, gave that model's data and "
             "command; the motion normalisation is this data's)") if info.get("init") else ""
     return f"""# Face motion denoiser (avatar-engine)
@@ -242,7 +230,7 @@ phoneme timeline the lips are refined from it (avatar.face.generate). See docs/f
 
 - Parameters: {n:,} ({n * 4 / 1e6:.2f} MB as float32); hidden {c.hidden}, {c.blocks} blocks, kernel {c.kernel}
 - Training data: {info["clips"]} clips ({info["seconds"] / 60:.1f} min) of our own speech corpus
-  (avatar.tts.corpus: EmoBank sentences, random VAD, eSpeak NG's English voices and variants{joe}), x{info["copies"]}
+  (avatar.tts.corpus: EmoBank sentences, random VAD, eSpeak NG's English voices and variants{neural}), x{info["copies"]}
   augmentations each (gain, spectral tilt, noise 20-40 dB SNR, resampling via 8/16/22.05 kHz); targets from the
   rule-based teacher (avatar.face.teacher) on the exact phoneme timelines. Live Link Face takes:
   {info["takes"]} ({info["livelink_seconds"] / 60:.1f} min). {info["windows"]} windows in all.

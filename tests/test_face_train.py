@@ -73,6 +73,24 @@ def test_corpus_is_deterministic_and_resume_skips(corpus, tmp_path):
     assert again == records and (tmp_path / "train_7_000002.wav").stat().st_mtime_ns == stamp
 
 
+def test_corpus_examples_count_the_neural_voice(corpus, tmp_path, monkeypatch):
+    """The card's count of neural-voice clips reads the manifest by tts.corpus (damaged lines skipped) and its name."""
+    import shutil
+
+    from avatar.face.train import corpus_examples
+    from avatar.tts import corpus as tc
+
+    for p in corpus.glob("train_7_00000[01].*"):
+        shutil.copy(p, tmp_path)
+    recs = tc.read_manifest(corpus / "manifest.jsonl")
+    recs["train_7_000000"]["voice"] = "nova"
+    lines = [json.dumps(recs["train_7_000000"]), "{damaged", '{"voice": "nova"}', json.dumps(recs["train_7_000001"])]
+    (tmp_path / "manifest.jsonl").write_text("\n".join(lines) + "\n")
+    monkeypatch.setattr(tc, "NEURAL_VOICE", "nova")
+    _, info = corpus_examples(tmp_path, fps=30.0, copies=1, seed=0, progress=False)
+    assert info["clips"] == 2 and info["neural"] == 1
+
+
 def test_heldout_split_shares_no_voice_or_sentence():
     from avatar.tts.corpus import load_sentences, voices_for
 

