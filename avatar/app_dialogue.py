@@ -9,6 +9,7 @@ last pose of one line to the first pose of the next, so a line change never pops
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 from typing import TYPE_CHECKING, Callable
@@ -26,10 +27,11 @@ log = logging.getLogger(__name__)
 
 #: Pause between two lines of a dialogue, seconds.
 GAP_S = 0.3
-# Rough share of one line's perform() time per stage (where each stage starts, and how long it lasts), so the
-# progress bar moves evenly: speech is quick, the two denoisers dominate.
-_STAGE_SHARE = {"emotion": 0.0, "speech": 0.05, "body": 0.2, "face": 0.6}
-_STAGE_WEIGHT = {"emotion": 0.05, "speech": 0.15, "face": 0.4, "body": 0.4}
+# Rough share of one line's perform() time per stage, in the order perform() runs them (avatar.pipeline.STAGES),
+# so the progress bar moves evenly: speech is quick, the two denoisers dominate.
+_STAGE_WEIGHT = {"emotion": 0.05, "speech": 0.15, "body": 0.4, "face": 0.4}
+# Where each stage starts within a line: the sum of the weights of the stages before it.
+_STAGE_START = dict(zip(_STAGE_WEIGHT, itertools.accumulate(_STAGE_WEIGHT.values(), initial=0.0)))
 
 
 def _smoothstep(n: int) -> np.ndarray:
@@ -134,7 +136,7 @@ def perform_plan(plan: list[LineEmotion], *, voice: str | None = None, seed: int
         def line_progress(stage: str, fraction: float, i: int = i) -> None:
             if progress is not None:
                 progress(f"{stage} (line {i + 1}/{len(plan)})" if len(plan) > 1 else stage,
-                         (i + _STAGE_SHARE.get(stage, 0.0) + fraction * _STAGE_WEIGHT.get(stage, 0.0)) / len(plan))
+                         (i + _STAGE_START.get(stage, 0.0) + fraction * _STAGE_WEIGHT.get(stage, 0.0)) / len(plan))
 
         # A single line read from its text is performed sentence by sentence (vad=None); otherwise the
         # planned VAD (dialogue mood or the user's override) drives the whole line.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pytest
@@ -129,6 +130,30 @@ def test_join_performances_keeps_sync_and_eases_between_lines() -> None:
     assert join_performances([a]) is a
     with pytest.raises(InputError):
         join_performances([])
+
+
+def test_dialogue_progress_moves_through_each_line_s_stages_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    """perform_plan's overall progress never goes back, each stage starts where the one before it ended, ends at 1."""
+    import avatar.app_dialogue as dialogue
+    import avatar.pipeline as pipeline
+
+    def fake_perform(text: str, *, progress: Callable[[str, float], None], **_: object) -> str:
+        for stage in pipeline.STAGES:
+            if stage != "render":  # perform() stops before the render stage
+                for f in (0.0, 0.5, 1.0):
+                    progress(stage, f)
+        return text
+
+    seen: list[tuple[str, float]] = []
+    monkeypatch.setattr(pipeline, "perform", fake_perform)
+    monkeypatch.setattr(dialogue, "join_performances", lambda perfs: perfs)
+    plan = plan_emotions(["This is great", "This is awful"], analyze=_fake_analyze)
+    assert dialogue.perform_plan(plan, progress=lambda s, f: seen.append((s, f))) == [p.text for p in plan]
+    values = [f for _, f in seen]
+    assert len(seen) == 2 * 4 * 3 and values[0] == 0.0 and values[-1] == pytest.approx(1.0)
+    assert all(b >= a for a, b in zip(values, values[1:]))
+    # a stage's end is the next stage's start (line 1's face ends where line 2's emotion starts)
+    assert all(values[i] == pytest.approx(values[i + 1]) for i in range(2, len(values) - 1, 3))
 
 
 def test_prune_runs(tmp_path: Path) -> None:
