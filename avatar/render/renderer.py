@@ -53,7 +53,7 @@ log = logging.getLogger(__name__)
 _OVER = (0x0302, 0x0303, 1, 0x0303)  # SRC_ALPHA, ONE_MINUS_SRC_ALPHA | ONE, ONE_MINUS_SRC_ALPHA
 _UNDER = (0x0305, 1, 0, 1)  # ONE_MINUS_DST_ALPHA, ONE | ZERO, ONE
 #: Below this strength on both halves of the face a crease is at most 0.02 mm deep (invisible): the frame is
-#: drawn with the plain program (the crease map's fetch and bump cost ~3 % of a portrait frame on llvmpipe).
+#: drawn with the plain program, so no fragment pays for the crease map's fetch and bump (see `_upload`).
 WRINKLE_VISIBLE = 0.03
 
 
