@@ -87,27 +87,18 @@ def judge(paths: list[Path]) -> list[dict]:
 def write_sheet(path: Path, looks: list[tuple[str, Path]], crop: tuple[float, float, float, float] =
                 (0.3, 0.1, 0.7, 0.55)) -> None:
     """One row per look of its judged faces (the face's part of each portrait), labelled, as a PNG."""
-    from PIL import Image, ImageDraw
+    from PIL import Image
 
-    tiles = []
-    for _, folder in looks:
-        row = []
+    from bench.face_emotion_bench import contact_sheet
+
+    rows = []
+    for name, folder in looks:
+        frames = []
         for label in PROTOTYPES:
             with Image.open(folder / f"{label}.png") as im:
-                w, h = im.size
-                row.append(im.convert("RGB").crop((int(crop[0] * w), int(crop[1] * h), int(crop[2] * w),
-                                                    int(crop[3] * h))))
-        tiles.append(row)
-    tw, th = tiles[0][0].size
-    pad = 14
-    sheet = Image.new("RGB", (tw * len(PROTOTYPES), len(tiles) * (th + pad)), (255, 255, 255))
-    draw = ImageDraw.Draw(sheet)
-    for r, ((name, _), row) in enumerate(zip(looks, tiles)):
-        for c, (label, im) in enumerate(zip(PROTOTYPES, row)):
-            sheet.paste(im, (c * tw, r * (th + pad) + pad))
-            draw.text((c * tw + 3, r * (th + pad) + 1), f"{name}: {label}", fill=(0, 0, 0))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(path)
+                frames.append(np.asarray(im.convert("RGB")))
+        rows.append((name, frames))
+    contact_sheet(rows, path, tile=None, crop=crop, labels=list(PROTOTYPES))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -87,21 +88,33 @@ def middle_frames(clip: Path, count: int = 5) -> list[np.ndarray]:
     return [frames[i] for i in idx]
 
 
-def contact_sheet(rows: list[tuple[str, list[np.ndarray]]], path: Path, tile: int = 160) -> None:
-    """Faces cropped from each row's frames, one row per clip, with the row's caption above it."""
+#: The portrait framing's face in a frame, as fractions of its width and height (left, top, right, bottom).
+PORTRAIT_FACE = (0.24, 0.10, 0.76, 0.62)
+
+
+def contact_sheet(rows: list[tuple[str, list[np.ndarray]]], path: Path, tile: int | None = 160,
+                  crop: tuple[float, float, float, float] = PORTRAIT_FACE, labels: Sequence[str] = ()) -> None:
+    """Faces cropped from each row's frames, one row per clip, captioned above (per tile "caption: label" where
+    `labels` name the columns); tiles resized to tile x tile px, or kept at the crop's size (tile None)."""
     from PIL import Image, ImageDraw
 
     cap = 16
-    width = tile * max(len(f) for _, f in rows)
-    sheet = Image.new("RGB", (width, len(rows) * (tile + cap)), (255, 255, 255))
+    crops = [[Image.fromarray(f).convert("RGB").crop((int(crop[0] * f.shape[1]), int(crop[1] * f.shape[0]),
+                                                      int(crop[2] * f.shape[1]), int(crop[3] * f.shape[0])))
+              for f in frames] for _, frames in rows]
+    if tile is not None:
+        crops = [[im.resize((tile, tile)) for im in row] for row in crops]
+    tw, th = crops[0][0].size
+    sheet = Image.new("RGB", (tw * max(len(r) for r in crops), len(rows) * (th + cap)), (255, 255, 255))
     draw = ImageDraw.Draw(sheet)
-    for r, (caption, frames) in enumerate(rows):
-        y = r * (tile + cap)
-        draw.text((4, y + 2), caption, fill=(0, 0, 0))
-        for c, f in enumerate(frames):
-            h, w = f.shape[:2]
-            box = (int(0.24 * w), int(0.10 * h), int(0.76 * w), int(0.62 * h))  # the portrait framing's face
-            sheet.paste(Image.fromarray(f).crop(box).resize((tile, tile)), (c * tile, y + cap))
+    for r, ((caption, _), row) in enumerate(zip(rows, crops)):
+        y = r * (th + cap)
+        if not labels:
+            draw.text((4, y + 2), caption, fill=(0, 0, 0))
+        for c, im in enumerate(row):
+            sheet.paste(im, (c * tw, y + cap))
+            if labels:
+                draw.text((c * tw + 4, y + 2), f"{caption}: {labels[c]}", fill=(0, 0, 0))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.png")
     sheet.save(tmp, optimize=True)
