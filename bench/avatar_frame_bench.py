@@ -1,15 +1,16 @@
 """Per-frame render cost of each shipped avatar, frames alternated in one process, and shaded fragments.
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/avatar_frame_bench.py [--avatars toon default-female default-male]
-        [--framing portrait] [--frames 40] [--size 512] [--line "TEXT"]
+        [--framing portrait] [--frames 40] [--size 512] [--line "TEXT"] [--without-wrinkles]
 
 The first avatar is the baseline. Each avatar gets its own Renderer (FXAA, the default); frames cycle through
 the snapshot emotions at two mouth openings with the arms relaxed, one frame per avatar in turn, so machine load
 falls on all alike. Prints the median ms per frame and its ratio to the baseline, then, from one frame each, the
 fragments that passed the depth test (GL samples-passed queries around each draw: what llvmpipe shaded) and the
 primitives drawn and skipped as outside the view. `--line TEXT` renders every frame of that line's `say` motion
-instead (eSpeak voice: face and gestures, the hands in view), as a video does. Run timing benches alone (e.g. under
-`flock /work/locks/bench.lock`).
+instead (eSpeak voice: face and gestures, the hands in view), as a video does. `--without-wrinkles` adds, after
+each avatar with a crease map, the same file drawn with the plain program everywhere (`NAME-nomap`): what the
+wrinkle maps cost. Run timing benches alone (e.g. under `flock /work/locks/bench.lock`).
 """
 
 from __future__ import annotations
@@ -54,6 +55,16 @@ def _fragments(r, row, body) -> int:
     return total
 
 
+def _without_wrinkles(r) -> bool:
+    """Draw every wrinkle-mapped primitive of r with its plain program from now on; False if r has none."""
+    found = False
+    for d in r._draws:
+        if d["wrinkles"] is not None:
+            (d["prog"], d["vao"]), d["wrinkles"] = d["plain"][0], None
+            found = True
+    return found
+
+
 def main(argv: list[str] | None = None) -> int:
     """Alternate the avatars frame by frame; print medians, ratios and fragment counts."""
     from avatar.render.renderer import Renderer
@@ -66,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--line", default=None,
                     help="render the frames of this line's `say` motion (eSpeak voice, gestures in view) instead")
+    ap.add_argument("--without-wrinkles", action="store_true",
+                    help="also time each wrinkle-mapped avatar drawn without its crease map (NAME-nomap)")
     args = ap.parse_args(argv)
     body = relaxed_body()
     rows = [expression_row(label, amount=a) for label in ("neutral", "happy", "sad", "angry") for a in (0.2, 0.6)]
@@ -81,6 +94,18 @@ def main(argv: list[str] | None = None) -> int:
         bodies = [(perf.body.joints, rot[i], root[i]) for i in range(n)]
         args.frames = max(args.frames, n)
     rs = [Renderer(a, args.size, args.size, framing=args.framing) for a in args.avatars]
+    if args.without_wrinkles:
+        names, kept = [], []
+        for a, r in zip(args.avatars, rs):
+            names.append(a)
+            kept.append(r)
+            bare = Renderer(a, args.size, args.size, framing=args.framing)
+            if _without_wrinkles(bare):
+                names.append(f"{a}-nomap")
+                kept.append(bare)
+            else:
+                bare.close()
+        args.avatars, rs = names, kept
     try:
         for r in rs:  # warm-up: programs compiled, buffers uploaded
             r.render(rows[0], bodies[0])
