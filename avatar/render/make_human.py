@@ -678,7 +678,7 @@ GUM = np.array([0.78, 0.40, 0.42])
 
 
 def _paint_teeth(col: np.ndarray, mesh: BaseMesh, v: np.ndarray) -> None:
-    """Paint the teeth helpers' corner of the skin atlas in place: separate crowns along each arch (dark gaps at
+    """Paint the teeth helpers' corner of the skin atlas in place: separate crowns along each arch (faint gaps at
     the widths of real teeth), a scalloped gum line, enamel that yellows towards the gum, and a bake of the mouth's
     shadow (the back teeth and the inner faces darker), since the renderer has no ambient occlusion."""
     from scipy.ndimage import distance_transform_edt
@@ -720,8 +720,8 @@ def _paint_teeth(col: np.ndarray, mesh: BaseMesh, v: np.ndarray) -> None:
         enamel = ENAMEL * (1.0 - 0.10 * _smoothstep(0.2, 0.6, h))[:, None] + 0.10 * _smoothstep(0.2, 0.6, h)[:, None] \
             * np.array([0.90, 0.80, 0.62])
         c = enamel * (1 - gum[:, None]) + GUM * gum[:, None]
-        crown = 0.82 + 0.18 * np.sin(np.pi * np.clip(t, 0, 1))  # each crown rounded: brighter mid-tooth
-        c = c * (crown * (1.0 - 0.4 * _smoothstep(0.0006, 0.0001, gap)))[:, None]
+        crown = 0.9 + 0.1 * np.sin(np.pi * np.clip(t, 0, 1))  # each crown rounded: brighter mid-tooth
+        c = c * (crown * (1.0 - 0.18 * _smoothstep(0.0005, 0.0001, gap)))[:, None]
         front = 1.0 - s / edges[-1]
         shade = (0.30 + 0.70 * _smoothstep(0.1, 0.85, front)) * np.where(inner, 0.55, 1.0)
         col[yy, xx] = c * shade[:, None]
