@@ -105,8 +105,9 @@ def viseme_posteriors(net: Any, features: np.ndarray) -> np.ndarray:
 
 
 #: Where a p/b/m run's edges go (`estimate_timeline`): where P(PP) crosses this share of the run's peak,
-#: interpolated between frame centres. Chosen on training clips (a slice of the mixed corpus, never the held-out
-#: sets) with `bench/lipsync_decoding.py`; None puts the edges on the run's frame boundaries (the decoding before).
+#: interpolated between frame centres. Chosen with `bench/lipsync_decoding.py` on fresh clips of the training split
+#: and on a slice of the mixed training corpus (0.6-0.8 score alike), never on the held-out sets; None puts the edges
+#: on the run's frame boundaries (the decoding before).
 PP_EDGE_LEVEL = 0.7
 
 
