@@ -18,7 +18,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
@@ -119,9 +119,12 @@ def models() -> _Models:
 
 
 def prefetch(*, voice: str | None = None, speak: bool = True, face_model: str | os.PathLike[str] | None = None,
-             gesture_model: str | os.PathLike[str] | None = None) -> threading.Thread:
+             gesture_model: str | os.PathLike[str] | None = None, avatar: object = None,
+             read_avatar: bool = False) -> threading.Thread:
     """Load in a daemon thread what `perform` needs after the emotion stage: the neural voice (when `speak` and it
-    speaks `voice`), the gesture model and the face model; returns the started thread.
+    speaks `voice`), the gesture model and the face model, then (`read_avatar`) `avatar` as `export_animation` reads
+    it (avatar.render.avatars caches it; where render workers read the file, `say` itself never did); returns the
+    started thread.
 
     Loading them is about 1.1 core-seconds (the voice's 63 MB graph 0.9), nearly all in onnxruntime's session set-up,
     which releases the GIL: `say` runs it beside the start-up and emotion stage, on the core they leave idle. Start
@@ -135,6 +138,8 @@ def prefetch(*, voice: str | None = None, speak: bool = True, face_model: str | 
             loads.append(("voice", lambda: getattr(models().speech(), "engine_for", lambda v: None)(voice)))
         loads += [("gesture model", lambda: models().gesture(gesture_model)),
                   ("face model", lambda: models().face(face_model))]
+        if read_avatar:
+            loads.append(("avatar", lambda: resolve_avatar(avatar)))
         for what, load in loads:
             t0 = time.perf_counter()
             try:
@@ -147,6 +152,34 @@ def prefetch(*, voice: str | None = None, speak: bool = True, face_model: str | 
     thread = threading.Thread(target=work, name="avatar-prefetch", daemon=True)
     thread.start()
     return thread
+
+
+class _Job:
+    """`fn()` in a thread started now; `result()` joins it and returns its value or raises its exception."""
+
+    def __init__(self, fn: Callable[[], object]) -> None:
+        self._out: list = []
+        self._err: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                self._out.append(fn())
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller of result()
+                self._err.append(exc)
+
+        self._thread = threading.Thread(target=run, name="avatar-face", daemon=True)
+        self._thread.start()
+
+    def join(self) -> None:
+        """Wait for the thread to end."""
+        self._thread.join()
+
+    def result(self) -> Any:
+        """fn's value, once it has returned (its exception, raised here, if it raised)."""
+        self._thread.join()
+        if self._err:
+            raise self._err[0]
+        return self._out[0]
 
 
 def _tick(progress: Progress | None, stage: str, fraction: float) -> None:
@@ -269,20 +302,38 @@ def perform(text: str | None, *, speech: Speech | None = None, vad: VAD | None =
         speech = models().speech().synthesize(text, [s.vad for s in sentences], voice, seed=seed)
     _tick(progress, "speech", 1.0)
     track = emotion_track(sentences, speech)
-    # The body first: its posture turns the head (a sad slump bows it), and the face's eyes counter that turn
-    # to keep looking at the partner (face.teacher.compose_face).
+    # The body's posture turns the head (a sad slump bows it), and the face's eyes counter that turn to keep
+    # looking at the partner (face.teacher.compose_face): the face needs the body only after its diffusion model
+    # has sampled, so it samples in a thread while the body is made here (each model is one onnxruntime session
+    # on one thread, which releases the GIL; both use their own seeded generators: the same result as in turn).
     body_net = models().gesture(gesture_model)
-    _tick(progress, "body", 0.0)
-    body = generate_gesture(speech.audio, speech.sample_rate, track, seed=seed, model=body_net,
-                            timeline=speech.timeline, **({} if body_guidance is None else {"guidance": body_guidance}))
-    _tick(progress, "body", 1.0)
     face_net = models().face(face_model)
-    _tick(progress, "face", 0.0)
     fps = float(face_net.config.fps)
-    body_head = head_direction(body if abs(body.fps - fps) < 1e-9 else resample_motion(body, fps))
-    face = generate_face(speech.audio, speech.sample_rate, track, timeline=speech.timeline, seed=seed,
-                         model=face_net, body_head=body_head,
-                         **({} if face_guidance is None else {"guidance": face_guidance}))
+    made: list[BodyMotion] = []
+    body_ready = threading.Event()
+
+    def body_head() -> np.ndarray | None:
+        body_ready.wait()
+        if not made:  # the body failed: its error is raised by the main thread
+            raise InputError("no body motion to turn the head with")
+        body = made[0]
+        return head_direction(body if abs(body.fps - fps) < 1e-9 else resample_motion(body, fps))
+
+    face_args = {} if face_guidance is None else {"guidance": face_guidance}
+    face_job = _Job(lambda: generate_face(speech.audio, speech.sample_rate, track, timeline=speech.timeline,
+                                          seed=seed, model=face_net, body_head=body_head, **face_args))
+    try:
+        _tick(progress, "body", 0.0)
+        made.append(generate_gesture(speech.audio, speech.sample_rate, track, seed=seed, model=body_net,
+                                     timeline=speech.timeline,
+                                     **({} if body_guidance is None else {"guidance": body_guidance})))
+        _tick(progress, "body", 1.0)
+    finally:
+        body_ready.set()
+        if not made:
+            face_job.join()  # the body's error goes up; the face thread ends at body_head
+    _tick(progress, "face", 0.0)
+    body, face = made[0], face_job.result()
     _tick(progress, "face", 1.0)
     return Performance(text=text or "", sentences=sentences, emotion=track, speech=speech, face=face, body=body,
                        seed=seed, voice=voice)
@@ -502,7 +553,8 @@ def say(text: str | None, out: str | os.PathLike[str], *, keep: str | os.PathLik
 
     # The voice, gesture and face models load in a thread beside the emotion stage (`prefetch`); where render
     # workers are still to be forked, only once they are (a second thread makes forking unsafe).
-    loader = prefetch(voice=voice, speak=speech is None) if source is not None or workers == 1 else None
+    warm = {"voice": voice, "speak": speech is None, "avatar": av, "read_avatar": keep is not None}
+    loader = prefetch(**warm) if source is not None or workers == 1 else None
     try:
         log.debug("say: starting the stages")
         with blas_limit(1 if pool is not None or workers > 1 else None):
@@ -512,7 +564,7 @@ def say(text: str | None, out: str | os.PathLike[str], *, keep: str | os.PathLik
                 # their renderers while the speech and motion are made.
                 source = frame_source(av, settings, workers, required=render_workers is not None)
             if loader is None:
-                loader = prefetch(voice=voice, speak=speech is None)
+                loader = prefetch(**warm)
             perf = perform(text, speech=heard, vad=vad, voice=voice, seed=seed, progress=timed, sentences=sentences)
             try:
                 video = render_video(perf, out, avatar=av, width=width, height=height, framing=framing,

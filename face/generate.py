@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
@@ -111,7 +111,7 @@ def generate_face(audio: np.ndarray, sample_rate: int, vad: VAD | EmotionTrack |
                   model: "FaceDenoiserNet | FaceDenoiser | str | os.PathLike[str] | None" = None, guidance: float = 2.0,
                   steps: int = 10,
                   lips: "VisemeNetOnnx | VisemeNet | str | os.PathLike[str] | bool | None" = None,
-                  body_head: np.ndarray | None = None) -> FaceMotion:
+                  body_head: np.ndarray | Callable[[], np.ndarray | None] | None = None) -> FaceMotion:
     """Face motion for speech audio: the diffusion model, then lip refinement from the timeline, or from the
     audio when there is none.
 
@@ -120,7 +120,9 @@ def generate_face(audio: np.ndarray, sample_rate: int, vad: VAD | EmotionTrack |
     weights/lipsync when present;
     False: none, the diffusion model's own mouth). body_head [T, 2]: the head's yaw and pitch that the body's
     posture gives it (`avatar.rig.kinematics.head_direction`), countered by the eyes so the gaze stays on the
-    partner. The result has round(duration * fps) frames; the same inputs and seed give the same output.
+    partner; or a function that returns it, called once the diffusion model has sampled (`avatar.pipeline.perform`
+    makes the body meanwhile). The result has round(duration * fps) frames; the same inputs and seed give the
+    same output.
     """
     from avatar.audio import to_mono
     from avatar.face.expression import vad_frames
@@ -146,6 +148,8 @@ def generate_face(audio: np.ndarray, sample_rate: int, vad: VAD | EmotionTrack |
     feats = compute_features(a, int(sample_rate), fps=fps, num_frames=n)
     rows = vad_frames(VAD.neutral() if vad is None else vad, n, fps)
     face = sample_motion(net, feats.by_frame(), rows, steps=steps, guidance=guidance, seed=seed)
+    if callable(body_head):
+        body_head = body_head()
     if timeline is not None:
         return express(face, VAD.neutral() if vad is None else vad, seed, timeline=timeline, features=feats,
                        body_head=body_head)

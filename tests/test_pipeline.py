@@ -125,6 +125,36 @@ assert threading.active_count() == 1
     assert "stage: no trained face model" in r.stdout and "Traceback" not in r.stderr, (r.stdout, r.stderr[-2000:])
 
 
+def test_face_samples_beside_the_body_with_the_same_result(perf, monkeypatch):
+    # perform hands generate_face the body's head turn as a function, called after the face has sampled in its
+    # thread; the face is the one made in turn from the finished body.
+    import threading
+
+    import avatar.gesture.generate as gesture_generate
+    from avatar.face.generate import generate_face
+    from avatar.pipeline import models, perform
+    from avatar.rig.kinematics import head_direction, resample_motion
+
+    fps = float(models().face().config.fps)
+    head = head_direction(resample_motion(perf.body, fps) if abs(perf.body.fps - fps) > 1e-9 else perf.body)
+    s = perf.speech
+    turn = generate_face(s.audio, s.sample_rate, perf.emotion, timeline=s.timeline, seed=perf.seed,
+                         model=models().face(), body_head=head)
+    assert np.array_equal(turn.frames, perf.face.frames)
+    called = []
+    lazy = generate_face(s.audio, s.sample_rate, perf.emotion, timeline=s.timeline, seed=perf.seed,
+                         model=models().face(), body_head=lambda: called.append(1) or head)
+    assert called == [1] and np.array_equal(lazy.frames, perf.face.frames)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no body today")
+
+    monkeypatch.setattr(gesture_generate, "generate_gesture", broken)
+    with pytest.raises(RuntimeError, match="no body today"):
+        perform(TEXT, seed=3)
+    assert not [t for t in threading.enumerate() if t.name == "avatar-face"]
+
+
 def test_export_animation_writes_every_file(perf, tmp_path):
     import pygltflib
 
