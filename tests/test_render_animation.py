@@ -124,3 +124,23 @@ def test_teacher_motion_exports_too(tmp_path):
     g = pygltflib.GLTF2().load_binary(str(out))
     times = g.accessors[g.animations[-1].samplers[0].input]
     assert times.max[0] == pytest.approx((body.num_frames - 1) / 30.0, abs=1e-4)
+
+
+@pytest.mark.parametrize("name", ["default-female", "default-male", "toon"])
+def test_morph_weight_tracks_are_the_per_frame_weights_to_the_bit(name):
+    # animated_gltf takes the whole performance's morph weights at once; they must be Avatar.morph_weights' numbers.
+    from avatar.errors import InputError
+    from avatar.render.animation import morph_weight_tracks
+    from avatar.render.avatars import resolve_avatar
+
+    av = resolve_avatar(name)
+    rows = np.random.default_rng(7).uniform(-0.3, 1.4, (40, 52))  # clipped on both sides too
+    rows[::5] = 0.0
+    per_frame = [av.morph_weights(r) for r in rows]
+    tracks = morph_weight_tracks(av, rows)
+    assert sorted(tracks) == sorted({k for fr in per_frame for k in fr}) and len(tracks) >= 52
+    for key, track in tracks.items():
+        assert np.array_equal(track, [fr.get(key, 0.0) for fr in per_frame]), key
+    rows[3, 7] = np.nan
+    with pytest.raises(InputError, match="52 finite ARKit weights"):
+        morph_weight_tracks(av, rows)
