@@ -200,3 +200,32 @@ def test_the_file_says_where_the_forehead_lines_turn_lateral(tmp_path: Path) -> 
     assert np.array_equal(out["default"][0], out["wide"][0])  # at rest no creases: the band changes nothing
     changed = np.abs(out["default"][1] - out["wide"][1]).max(axis=2) > 3  # the same face, fewer forehead lines
     assert changed.sum() >= 30, changed.sum()
+
+
+def test_creased_triangles_are_found_once_with_the_layout() -> None:
+    # Found by the layout (gl=False), so render workers forked after it inherit them; the one-word test of a texel
+    # is the any-channel test, on a contiguous map and on a strided one alike.
+    import numpy as np
+
+    from avatar.render.renderer import Renderer, creased_triangles
+
+    r = Renderer(None, width=128, height=128, gl=False)
+    assert r._ctx is None and len(r._creased) == 1
+    rng = np.random.default_rng(3)
+    image = np.zeros((256, 256, 4), np.uint8)
+    image[rng.integers(0, 256, 40), rng.integers(0, 256, 40), rng.integers(0, 4, 40)] = 1  # one channel each
+    uv = rng.uniform(0, 1, (300, 2)).astype(np.float32)
+    tri = rng.integers(0, 300, (500, 3))
+    want = np.zeros(len(tri), bool)
+    for f, (a, b, c) in enumerate(tri):  # a texel set inside the triangle's uv box, grown by 2 texels
+        t = uv[[a, b, c]]
+        x0, x1 = max(int(np.floor(t[:, 0].min() * 256)) - 2, 0), min(int(np.ceil(t[:, 0].max() * 256)) + 2, 256)
+        y0, y1 = max(int(np.floor(t[:, 1].min() * 256)) - 2, 0), min(int(np.ceil(t[:, 1].max() * 256)) + 2, 256)
+        want[f] = image[y0:y1, x0:x1].any()
+    assert 0 < want.sum() < len(want)
+    assert np.array_equal(creased_triangles(uv, tri, image, margin=2), want)
+    wide = np.zeros((256, 512, 4), np.uint8)
+    wide[:, ::2] = image
+    strided = wide[:, ::2]
+    assert not strided.flags.c_contiguous
+    assert np.array_equal(creased_triangles(uv, tri, strided, margin=2), want)
