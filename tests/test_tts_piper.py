@@ -79,7 +79,7 @@ def test_arousal_raises_pitch_loudness_and_rate(tts):
 
 def test_calm_lowers_the_pitch_a_few_semitones_not_into_creak(tts, monkeypatch):
     """Low arousal lowers joe's pitch by a few semitones, measured frame by frame against his own audio at the same
-    rate (WORLD keeps every sample in place): no stretch jumps an octave up, few frames fall below 70 Hz.
+    rate (WORLD keeps every sample in place): few frames jump an octave up, few fall below 70 Hz.
 
     joe's low, creaky pitch is ambiguous by an octave to any tracker, so two renderings compared by their medians
     differed by a semitone from run to run; per frame, the judge's octave choice is the same on both sides."""
@@ -104,7 +104,10 @@ def test_calm_lowers_the_pitch_a_few_semitones_not_into_creak(tts, monkeypatch):
     both = (own > 0) & (calm > 0)
     shift = 12 * np.log2(calm[both] / own[both])
     assert -4.5 <= np.median(shift) <= -1.5  # the edit: -2.85 semitones, range x0.7 about the median
-    assert np.mean(shift > 7.0) < 0.1  # octave jumps up (the tracker read a creaky stretch an octave low)
+    # Octave jumps up: where the tracker read a creaky stretch an octave low, an envelope analysed at that F0 kept
+    # joe's harmonics and the stretch sounded an octave above its edit (6 % of frames here without piper.WORLD's
+    # envelope_floor, 2.4 % with it).
+    assert np.mean(shift > 7.0) < 0.05
     assert np.mean(calm[calm > 0] < 70.0) < 0.1
 
 

@@ -68,6 +68,7 @@ class WorldSettings:
     f0_method: str = "dio"  # see track_f0
     f0_range: tuple[float, float] = (F0_FLOOR, F0_CEIL)
     keep_unvoiced: bool = True  # the input's own samples in unvoiced frames (bursts, fricatives)
+    envelope_floor: float = 0.0  # >0: the envelope is analysed at no less than this x the line's median F0
     min_st: float = 1.0  # edits below this (semitones; dB/octave of tilt; a tenth of it of breathiness) skip WORLD
 
 
@@ -177,13 +178,16 @@ def fix_octaves(x: np.ndarray, sr: int, f0: np.ndarray, t: np.ndarray, threshold
 def reshape(audio: np.ndarray, sr: int, edit: WorldEdit, aperiodicity: str = "fast",
             frame_period_ms: float = FRAME_PERIOD_MS, f0_offsets_st: np.ndarray | None = None,
             f0_method: str = "dio", f0_range: tuple[float, float] = (F0_FLOOR, F0_CEIL),
-            keep_unvoiced: bool = False) -> np.ndarray:
+            keep_unvoiced: bool = False, envelope_floor: float = 0.0) -> np.ndarray:
     """Resynthesise `audio` with the edit applied; same length, float32. Silence or no voicing passes through.
 
     f0_offsets_st: optional semitone offsets per analysis frame (frame i at i * frame_period_ms), added to
     the voiced frames after the other F0 changes (pitch accents on chosen syllables). f0_method and f0_range:
     the tracker (`track_f0`) and the band it searches. keep_unvoiced: the input's own samples stay in unvoiced
-    frames (crossfaded over 5 ms), where WORLD's noise excitation would only smear the bursts and fricatives."""
+    frames (crossfaded over 5 ms), where WORLD's noise excitation would only smear the bursts and fricatives.
+    envelope_floor > 0: CheapTrick smooths each voiced frame's spectrum over at least this x the line's median F0,
+    so a stretch the tracker read an octave low (a creaky voice's alternate pulses) keeps no harmonic ripple at the
+    true pitch in its envelope, which the resynthesis would sound an octave above the edited F0."""
     x = np.asarray(audio, dtype=np.float64)
     no_offsets = f0_offsets_st is None or not np.any(np.abs(f0_offsets_st) > 0.01)
     if (edit.is_identity() and no_offsets) or x.size < sr * 0.05 or not np.any(x):
@@ -195,7 +199,11 @@ def reshape(audio: np.ndarray, sr: int, edit: WorldEdit, aperiodicity: str = "fa
         return np.asarray(audio, dtype=np.float32)
     # CheapTrick's FFT size follows its F0 floor; 71 Hz (its default) keeps 1024 points at 22 kHz, half the
     # cost of a 50 Hz floor. Lower F0 frames still analyse, with a slightly smoother envelope.
-    sp = pw.cheaptrick(x, f0, t, sr, f0_floor=71.0)
+    f0_env = f0
+    if envelope_floor > 0:
+        voiced = f0 > 0
+        f0_env = np.where(voiced, np.maximum(f0, envelope_floor * float(np.median(f0[voiced]))), 0.0)
+    sp = pw.cheaptrick(x, f0_env, t, sr, f0_floor=71.0)
     if aperiodicity == "d4c":
         ap = pw.d4c(x, f0, t, sr)
     elif aperiodicity == "fast":
@@ -238,7 +246,7 @@ def express(audio: np.ndarray, sr: int, edit: WorldEdit, settings: WorldSettings
         return np.asarray(audio, dtype=np.float32)
     return reshape(audio, sr, edit, aperiodicity=settings.aperiodicity, frame_period_ms=settings.frame_period_ms,
                    f0_offsets_st=f0_offsets_st, f0_method=settings.f0_method, f0_range=settings.f0_range,
-                   keep_unvoiced=settings.keep_unvoiced)
+                   keep_unvoiced=settings.keep_unvoiced, envelope_floor=settings.envelope_floor)
 
 
 def _splice_unvoiced(x: np.ndarray, y: np.ndarray, voiced: np.ndarray, t: np.ndarray, sr: int,
