@@ -7,7 +7,8 @@ alternating (so machine load hits every setting alike):
 - the pitch WORLD gave, frame by frame: each line at arousal -0.8 and +0.8 is judged with and without WORLD (the
   same audio otherwise, every sample in place) by Harvest over 50-500 Hz, and the bench prints the median shift in
   semitones, the share of frames more than 7 semitones above the unedited frame (on a calm line, an octave jump
-  up: the tracker read a creaky stretch an octave low; on an excited line it includes the edit's own rise), and the share below 70 Hz (creak). joe's creaky pitch is ambiguous by an
+  up: the tracker read a creaky stretch an octave low; on an excited line it includes the edit's own rise), the
+  share more than 7 semitones below the median shift (jumps down), and the share below 70 Hz (creak). joe's creaky pitch is ambiguous by an
   octave to any tracker; per frame the judge's own choice is the same on both sides, so this figure is steady
   where medians of two renderings were not.
 
@@ -121,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
                 per_line.append(f"{np.median(d):+.1f}")
             d, v = np.concatenate(shifts), np.concatenate(voiced)
             row.append(f"a={arousal:+.1f}: {np.median(d):+.2f} st (lines {' '.join(per_line)}), "
-                       f"jumps up {100 * np.mean(d > 7.0):.1f} %, below 70 Hz {100 * np.mean(v < 70.0):.1f} %")
+                       f"jumps up {100 * np.mean(d > 7.0):.1f} %, down {100 * np.mean(d < np.median(d) - 7.0):.1f} %, below 70 Hz {100 * np.mean(v < 70.0):.1f} %")
         print(f"  {name:>22}: " + " | ".join(row), flush=True)
     world.reshape = original
     return 0
