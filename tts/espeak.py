@@ -56,7 +56,7 @@ class EngineSettings:
 
 #: WORLD for eSpeak NG's voices (world.express): DIO on 10 ms frames and the fast aperiodicity (the engine must
 #: stay under a real-time factor of 0.05 on one core). Unlike joe, WORLD's noise stays in unvoiced frames and small
-#: edits are resynthesised: pocketsphinx's WER on 46 Harvard sentences was 70.0 / 74.8 % so, 77.7 / 79.6 % with the
+#: edits are resynthesised: pocketsphinx's WER on 46 Harvard sentences was 70.0 / 74.8 % as is, 77.7 / 79.6 % with the
 #: engine's unvoiced frames kept and 83.8 / 77.4 % with edits under 1 semitone skipped (docs/tts.md).
 WORLD = WorldSettings(frame_period_ms=10.0, aperiodicity="fast", f0_method="dio", keep_unvoiced=False, min_st=0.0)
 
