@@ -144,7 +144,7 @@ def estimate_timeline(net: Any, features: np.ndarray, duration: float, sample_ra
     pp_index = VISEMES.index("PP")
     n = len(label)
     phonemes: list[Phoneme] = []
-    start = 0
+    start, touches = 0, -1  # touches: the frame where the last phoneme's run ended
     for i in range(1, n + 1):
         if i == n or label[i] != label[start]:
             v = VISEMES[int(label[start])]
@@ -156,8 +156,18 @@ def estimate_timeline(net: Any, features: np.ndarray, duration: float, sample_ra
                 if v == "PP" and pp_level is not None:
                     a, b = _pp_span(np.asarray(probs[:, pp_index], dtype=np.float64), start, i, pp_level, c.fps)
                 b = min(duration, b)
+                # A p/b/m run's edge is its neighbour's too where the runs touch (no gap, no overlap in the
+                # exported timeline); where they do not touch, the closure wins any overlap.
+                if phonemes and (touches == start or phonemes[-1].end > a):
+                    if v == "PP":
+                        prev = phonemes.pop()
+                        if a > prev.start:
+                            phonemes.append(prev.model_copy(update={"end": a}))
+                    else:
+                        a = phonemes[-1].end
                 if b > a:
                     phonemes.append(Phoneme(start=a, end=b, phoneme=v, viseme=v))
+                    touches = i
             start = i
     return Timeline(sample_rate=int(sample_rate), duration=float(duration), phonemes=phonemes)
 

@@ -92,7 +92,13 @@ def test_closure_straddling_a_frame_boundary_seals_the_frame_inside_it():
     probs /= probs.sum(axis=1, keepdims=True)
     feats = np.zeros((10, LipSyncConfig().audio_dim), np.float32)
     logits = np.log(probs).astype(np.float32)
-    shifted = closure_weights(estimate_timeline(_Fixed(logits), feats, duration=10 / 30), 30, 10)
+    timeline = estimate_timeline(_Fixed(logits), feats, duration=10 / 30)
+    spans = [(p.start, p.end) for p in timeline.phonemes]
+    assert [p.viseme for p in timeline.phonemes] == ["aa", "PP", "aa"]
+    # the closure's sub-frame edges trim its neighbours (exported timelines stay a sequence, no overlaps)
+    assert all(e0 <= s1 + 1e-12 for (_, e0), (s1, _) in zip(spans, spans[1:])), spans
+    assert spans[0][1] == pytest.approx(spans[1][0]) and spans[1][1] == pytest.approx(spans[2][0])
+    shifted = closure_weights(timeline, 30, 10)
     assert shifted[5] == 1.0 and shifted[4] < 1.0  # closure over t = 5/30 (between centres 4.5 and 5.5)
     edges = closure_weights(estimate_timeline(_Fixed(logits), feats, duration=10 / 30, pp_level=None), 30, 10)
     assert edges[4] == 1.0 and edges[5] < 1.0  # the run's frame boundaries: half a frame early
