@@ -172,6 +172,9 @@ def test_joint_dialogue_run_with_top_layers_only(tmp_path) -> None:
     with pytest.raises(SystemExit, match="not a sentence-vector cache"):
         main([*common, "--out", str(tmp_path / "heads"), "--init", str(base), "--freeze-encoder",
               "--features-cache", str(cache)])
+    with pytest.raises(SystemExit, match="--extra needs the encoder to learn"):  # not read there: refuse it
+        main([*common, "--out", str(tmp_path / "heads2"), "--init", str(base), "--freeze-encoder",
+              "--extra", str(extra)])
     from safetensors.torch import save_file
 
     heads_cache = tmp_path / "heads.safetensors"

@@ -542,6 +542,8 @@ def train(args: argparse.Namespace) -> dict:
     if args.freeze_encoder:
         if not dl_rows or init_state is None:
             raise SystemExit("--freeze-encoder trains the heads on --init's encoder: give --init and --dialogue")
+        if args.extra is not None:  # the heads-only path has no use for extra sentences: say so, not ignore it
+            raise SystemExit("--extra needs the encoder to learn: use it with --train-layers or without --freeze-encoder")
         res = train_heads(args, model, cfg, (tr_x, tr_y), (dv_x, dv_y), dl_rows, dv_rows, mean, std, scale)
         best = res["best"]
         return _save(args, model, cfg, best, res["history"], len(tr_x), 0, len(dl_rows), len(dv_x), res["seconds"])
