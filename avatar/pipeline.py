@@ -327,13 +327,15 @@ def perform(text: str | None, *, speech: Speech | None = None, vad: VAD | None =
         made.append(generate_gesture(speech.audio, speech.sample_rate, track, seed=seed, model=body_net,
                                      timeline=speech.timeline,
                                      **({} if body_guidance is None else {"guidance": body_guidance})))
-        _tick(progress, "body", 1.0)
-    finally:
         body_ready.set()
-        if not made:
-            face_job.join()  # the body's error goes up; the face thread ends at body_head
-    _tick(progress, "face", 0.0)
-    body, face = made[0], face_job.result()
+        _tick(progress, "body", 1.0)
+        _tick(progress, "face", 0.0)
+        body, face = made[0], face_job.result()
+    finally:
+        # Whatever goes up (the body's error, a render worker's failure reported at a tick, Ctrl-C), the face
+        # thread ends first: a daemon thread still inside onnxruntime at interpreter exit can crash the exit.
+        body_ready.set()  # without a body, body_head raises and the thread ends there
+        face_job.join()
     _tick(progress, "face", 1.0)
     return Performance(text=text or "", sentences=sentences, emotion=track, speech=speech, face=face, body=body,
                        seed=seed, voice=voice)

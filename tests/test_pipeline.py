@@ -155,6 +155,24 @@ def test_face_samples_beside_the_body_with_the_same_result(perf, monkeypatch):
     assert not [t for t in threading.enumerate() if t.name == "avatar-face"]
 
 
+def test_an_error_after_the_body_ends_the_face_thread_first(perf):
+    # A render worker's failure surfaces at a progress tick; it must not leave the face sampling in its thread.
+    import threading
+
+    from avatar.pipeline import perform
+
+    seen = []
+
+    def progress(stage: str, fraction: float) -> None:
+        if (stage, fraction) == ("body", 1.0):
+            seen.append([t for t in threading.enumerate() if t.name == "avatar-face"])
+            raise RuntimeError("a worker died")
+
+    with pytest.raises(RuntimeError, match="a worker died"):
+        perform(TEXT, seed=3, sentences=perf.sentences, speech=perf.speech, progress=progress)
+    assert seen and not [t for t in threading.enumerate() if t.name == "avatar-face"]
+
+
 def test_export_animation_writes_every_file(perf, tmp_path):
     import pygltflib
 
