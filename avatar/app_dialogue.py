@@ -28,8 +28,9 @@ log = logging.getLogger(__name__)
 #: Pause between two lines of a dialogue, seconds.
 GAP_S = 0.3
 # Rough share of one line's perform() time per stage, in the order perform() runs them (avatar.pipeline.STAGES),
-# so the progress bar moves evenly: speech is quick, the two denoisers dominate.
-_STAGE_WEIGHT = {"emotion": 0.05, "speech": 0.15, "body": 0.4, "face": 0.4}
+# so the progress bar moves evenly. bench/pipeline_bench.py prints the stage times: with the neural voice the speech
+# (WORLD's edits) dominates, and the face samples in a thread during "body", so "face" is nearly instant.
+_STAGE_WEIGHT = {"emotion": 0.1, "speech": 0.55, "body": 0.3, "face": 0.05}
 # Where each stage starts within a line: the sum of the weights of the stages before it.
 _STAGE_START = dict(zip(_STAGE_WEIGHT, itertools.accumulate(_STAGE_WEIGHT.values(), initial=0.0)))
 
@@ -134,9 +135,10 @@ def perform_plan(plan: list[LineEmotion], *, voice: str | None = None, seed: int
     perfs = []
     for i, line in enumerate(plan):
         def line_progress(stage: str, fraction: float, i: int = i) -> None:
+            # the stage's share summed as _STAGE_START sums it: a stage's end is exactly the next one's start
             if progress is not None:
                 progress(f"{stage} (line {i + 1}/{len(plan)})" if len(plan) > 1 else stage,
-                         (i + _STAGE_START.get(stage, 0.0) + fraction * _STAGE_WEIGHT.get(stage, 0.0)) / len(plan))
+                         (i + (_STAGE_START.get(stage, 0.0) + fraction * _STAGE_WEIGHT.get(stage, 0.0))) / len(plan))
 
         # A single line read from its text is performed sentence by sentence (vad=None); otherwise the
         # planned VAD (dialogue mood or the user's override) drives the whole line.

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import shlex
 import sys
 import time
 import warnings
@@ -91,40 +92,43 @@ def main(argv: list[str] | None = None) -> int:
         return out
 
     world.reshape = timed
-    print(f"CPU per second of speech, {len(LINES)} emotional lines, {args.repeats} rounds (process time):")
-    for rnd in range(args.repeats):
+    try:
+        print(f"CPU per second of speech, {len(LINES)} emotional lines, {args.repeats} rounds (process time):")
+        for rnd in range(args.repeats):
+            for name, be in backends.items():
+                seen["cpu"] = 0.0
+                total = dur = 0.0
+                for (text, _), v in zip(LINES, vads):
+                    t0 = time.process_time()
+                    sp = be.synthesize(text, v, seed=0)
+                    total += time.process_time() - t0
+                    dur += sp.duration
+                print(f"  round {rnd} {name:>22}: {dur:.1f} s of speech, TTS {total / dur:.3f} s/s, "
+                      f"WORLD {float(seen['cpu']) / dur:.3f} s/s", flush=True)
+
+        def judge(x: np.ndarray) -> np.ndarray:
+            return pw.harvest(np.asarray(x, np.float64), 22050, f0_floor=50.0, f0_ceil=500.0, frame_period=5.0)[0]
+
+        print(f"pitch WORLD gave, per frame against the unedited audio ({len(PITCH_LINES)} lines; Harvest 50-500 Hz):")
         for name, be in backends.items():
-            seen["cpu"] = 0.0
-            total = dur = 0.0
-            for (text, _), v in zip(LINES, vads):
-                t0 = time.process_time()
-                sp = be.synthesize(text, v, seed=0)
-                total += time.process_time() - t0
-                dur += sp.duration
-            print(f"  round {rnd} {name:>22}: {dur:.1f} s of speech, TTS {total / dur:.3f} s/s, "
-                  f"WORLD {float(seen['cpu']) / dur:.3f} s/s", flush=True)
-
-    def judge(x: np.ndarray) -> np.ndarray:
-        return pw.harvest(np.asarray(x, np.float64), 22050, f0_floor=50.0, f0_ceil=500.0, frame_period=5.0)[0]
-
-    print(f"pitch WORLD gave, per frame against the unedited audio ({len(PITCH_LINES)} lines; Harvest 50-500 Hz):")
-    for name, be in backends.items():
-        row = []
-        for arousal in (-0.8, 0.8):
-            shifts, voiced, per_line = [], [], []
-            for text in PITCH_LINES:
-                be.synthesize(text, VAD(0.0, arousal, 0.0))
-                a, b = judge(seen["in"]), judge(seen["out"])
-                both = (a > 0) & (b > 0)
-                d = 12.0 * np.log2(b[both] / a[both])
-                shifts.append(d)
-                voiced.append(b[b > 0])
-                per_line.append(f"{np.median(d):+.1f}")
-            d, v = np.concatenate(shifts), np.concatenate(voiced)
-            row.append(f"a={arousal:+.1f}: {np.median(d):+.2f} st (lines {' '.join(per_line)}), "
-                       f"jumps up {100 * np.mean(d > 7.0):.1f} %, down {100 * np.mean(d < np.median(d) - 7.0):.1f} %, below 70 Hz {100 * np.mean(v < 70.0):.1f} %")
-        print(f"  {name:>22}: " + " | ".join(row), flush=True)
-    world.reshape = original
+            row = []
+            for arousal in (-0.8, 0.8):
+                shifts, voiced, per_line = [], [], []
+                for text in PITCH_LINES:
+                    be.synthesize(text, VAD(0.0, arousal, 0.0))
+                    a, b = judge(seen["in"]), judge(seen["out"])
+                    both = (a > 0) & (b > 0)
+                    d = 12.0 * np.log2(b[both] / a[both])
+                    shifts.append(d)
+                    voiced.append(b[b > 0])
+                    per_line.append(f"{np.median(d):+.1f}")
+                d, v = np.concatenate(shifts), np.concatenate(voiced)
+                row.append(f"a={arousal:+.1f}: {np.median(d):+.2f} st (lines {' '.join(per_line)}), "
+                           f"jumps up {100 * np.mean(d > 7.0):.1f} %, down {100 * np.mean(d < np.median(d) - 7.0):.1f} %, below 70 Hz {100 * np.mean(v < 70.0):.1f} %")
+            print(f"  {name:>22}: " + " | ".join(row), flush=True)
+    finally:  # the module's function back, whatever happened
+        world.reshape = original
+    print("rerun: .venv/bin/python bench/world_bench.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
     return 0
 
 

@@ -318,7 +318,7 @@ def question_rise_st(sentence: str) -> float:
 
 
 def accents(units: list[_Unit], starts: dict[int, int], ends: dict[int, int], n: int, sr: int,
-            vad: VAD, frame_ms: float = 5.0) -> tuple[np.ndarray, np.ndarray]:
+            vad: VAD, frame_ms: float = WORLD.frame_period_ms) -> tuple[np.ndarray, np.ndarray]:
     """Pitch accents (semitone offsets per WORLD frame) and a loudness envelope for emphasised words.
 
     The stressed vowels of an emphasised word (*word* or ALL CAPS) get a smooth 3.5-semitone bump and +3 dB (with
