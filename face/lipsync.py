@@ -122,17 +122,65 @@ def speed_perturb(audio: np.ndarray, factor: float) -> np.ndarray:
     return resample(np.asarray(audio, dtype=np.float32), frac.numerator, frac.denominator)
 
 
-def _examples(data: Path, copies: int, seed: int, fps: float,
+#: Vocal tract length perturbation (Jaitly & Hinton 2013, VTLP): each training window's formants are scaled by a
+#: factor drawn log-uniformly in [1 / WARP_MAX, WARP_MAX], independently of pitch (speed perturbation moves both).
+WARP_MAX = 1.15
+#: Each training window's F0 feature is shifted by up to this many octaves either way (pitch without formants).
+F0_SHIFT_OCTAVES = 0.5
+#: Up to this many adjacent mel bands of a window are masked (SpecAugment's frequency mask, Park et al. 2019).
+MEL_MASK_MAX = 8
+
+
+def mel_warp_matrix(alpha: float, n_mels: int = 80, fmin: float = 20.0, fmax: float = 8000.0) -> np.ndarray:
+    """[n_mels, n_mels] linear map of a log-mel frame to the same sound with formants scaled by `alpha`.
+
+    Output band i reads the input at its centre frequency / alpha (linear interpolation between band centres,
+    clamped at the ends): alpha > 1 moves spectral peaks up, as a shorter vocal tract does."""
+    from avatar.face.features import _hz_to_mel, _mel_to_hz
+
+    centres_mel = np.linspace(_hz_to_mel(fmin), _hz_to_mel(fmax), n_mels + 2)[1:-1]
+    src = np.interp(_hz_to_mel(_mel_to_hz(centres_mel) / float(alpha)), centres_mel, np.arange(n_mels, dtype=np.float64))
+    lo = np.floor(src).astype(np.int64)
+    hi = np.minimum(lo + 1, n_mels - 1)
+    frac = src - lo
+    w = np.zeros((n_mels, n_mels), dtype=np.float32)
+    rows = np.arange(n_mels)
+    np.add.at(w, (rows, lo), 1.0 - frac)
+    np.add.at(w, (rows, hi), frac)
+    return w
+
+
+def spec_augment(x: np.ndarray, rng: np.random.Generator, n_mels: int = 80) -> np.ndarray:
+    """A window of per-frame features [T, per_frame * (n_mels + 3)] (`AudioFeatures.by_frame`) as another
+    speaker would give it: formants warped (VTLP, `WARP_MAX`), voiced F0 shifted (`F0_SHIFT_OCTAVES`) and a
+    random band of up to `MEL_MASK_MAX` mel bands set to each frame's mean level."""
+    dim = n_mels + 3
+    if x.ndim != 2 or x.shape[1] % dim:
+        raise ValueError(f"features must be [T, k * {dim}], got {x.shape}")
+    y = x.reshape(x.shape[0], -1, dim).copy()
+    alpha = float(np.exp(rng.uniform(-np.log(WARP_MAX), np.log(WARP_MAX))))
+    y[..., :n_mels] = y[..., :n_mels] @ mel_warp_matrix(alpha, n_mels).T
+    lf0 = y[..., n_mels + 2]
+    y[..., n_mels + 2] = np.where(lf0 != 0.0, lf0 + rng.uniform(-F0_SHIFT_OCTAVES, F0_SHIFT_OCTAVES), 0.0)
+    width = int(rng.integers(0, MEL_MASK_MAX + 1))
+    if width:
+        start = int(rng.integers(0, n_mels - width + 1))
+        y[..., start:start + width] = y[..., :n_mels].mean(axis=-1, keepdims=True)
+    return y.reshape(x.shape).astype(np.float32)
+
+
+def _examples(data: Path | list[Path], copies: int, seed: int, fps: float,
               speed: bool = False) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Features and frame labels of every clip in `data`, `copies` augmented copies each (`speed`: every copy
-    but the first is also speed-perturbed by one of SPEED_FACTORS)."""
+    """Features and frame labels of every clip in `data` (one corpus folder or several), `copies` augmented
+    copies each (`speed`: every copy but the first is also speed-perturbed by one of SPEED_FACTORS)."""
     from tqdm import tqdm
 
     from avatar.audio import load_audio
     from avatar.face.features import compute_features, frames_for
     from avatar.face.train import augment_audio
 
-    wavs = sorted(p for p in data.glob("*.wav") if p.with_suffix(".json").is_file())
+    folders = [data] if isinstance(data, Path) else list(data)
+    wavs = [p for d in folders for p in sorted(d.glob("*.wav")) if p.with_suffix(".json").is_file()]
     feats, labels, secs = [], [], 0.0
     for ci, wav in enumerate(tqdm(wavs, desc="lip sync clips", unit="clip", disable=not wavs)):
         try:
@@ -151,20 +199,21 @@ def _examples(data: Path, copies: int, seed: int, fps: float,
             labels.append(frame_labels(tl, n, fps / factor))
         secs += audio.size / sr
     if not feats:
-        raise InputError(f"no <id>.wav + <id>.json clips in {data}")
+        raise InputError(f"no <id>.wav + <id>.json clips in {', '.join(map(str, folders))}")
     return feats, labels, {"clips": len(wavs), "seconds": secs, "copies": copies, "speed": speed}
 
 
 def train(feats: list[np.ndarray], labels: list[np.ndarray], config: LipSyncConfig, steps: int, batch: int = 32,
           window: int = 150, lr: float = 1e-3, seed: int = 0, acc: Any = None,
           init: VisemeNet | None = None, openness_weight: float = 0.0,
-          pp_weight: float = 1.0) -> tuple[VisemeNet, list[float]]:
+          pp_weight: float = 1.0, spec_aug: bool = False) -> tuple[VisemeNet, list[float]]:
     """Fit the network on random windows of the clips (AdamW, cosine decay); returns it (eval) and the losses.
 
     `acc`: an avatar.training.accelerator (device, mixed precision, gradient accumulation); None: the defaults.
     `init`: a trained network to fine-tune (its own config is kept) instead of a new one.
     `openness_weight`: weight of the openness term (`openness_loss`) added to the cross entropy.
-    `pp_weight`: p/b/m's class weight is multiplied by this (a missed closure shows more than a false one)."""
+    `pp_weight`: p/b/m's class weight is multiplied by this (a missed closure shows more than a false one).
+    `spec_aug`: every window goes through `spec_augment` (other formants, pitch; a masked band) each time it is drawn."""
     from tqdm import tqdm
 
     from avatar.training import accelerator, accumulated_step, finish
@@ -195,7 +244,7 @@ def train(feats: list[np.ndarray], labels: list[np.ndarray], config: LipSyncConf
                 s = 0
             else:
                 s = int(rng.integers(0, len(f) - window + 1))
-            xs.append(f[s:s + window])
+            xs.append(spec_augment(f[s:s + window], rng) if spec_aug else f[s:s + window])
             ys.append(y[s:s + window])
         logits = model(torch.from_numpy(np.stack(xs)).to(acc.device)).reshape(-1, len(VISEMES))
         y = torch.from_numpy(np.stack(ys)).reshape(-1).to(acc.device)
@@ -249,7 +298,8 @@ def frame_accuracy(net: VisemeNet, feats: list[np.ndarray], labels: list[np.ndar
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     p = argparse.ArgumentParser(prog="python -m avatar.face.lipsync", description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", type=Path, required=True, help="corpus folder (avatar.tts.corpus)")
+    p.add_argument("--data", type=Path, required=True, nargs="+",
+                   help="corpus folder(s) (avatar.tts.corpus); several are read as one")
     p.add_argument("--heldout", type=Path, help="held-out corpus folder, for the accuracy in the card")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--steps", type=int, default=3000)
@@ -265,13 +315,23 @@ def main(argv: list[str] | None = None) -> int:
                    help="multiply the p/b/m class weight of the cross entropy by this")
     p.add_argument("--openness-weight", type=float, default=0.0,
                    help="add this x the squared error of the posterior-expected lip opening to the loss")
+    p.add_argument("--spec-aug", action="store_true",
+                   help="warp every training window's formants (x0.87-1.15), shift its F0 (+-0.5 octave) and mask "
+                        "up to 8 mel bands (spec_augment)")
+    p.add_argument("--hidden", type=int, help="width of a network trained afresh (default 128)")
+    p.add_argument("--layers", type=int, help="conv layers of a network trained afresh (default 6)")
     from avatar.training import accelerator_from_args, add_train_args
 
     add_train_args(p)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    if not args.data.is_dir():
-        p.error(f"not a folder: {args.data}")
+    for d in args.data:
+        if not d.is_dir():
+            p.error(f"not a folder: {d}")
+    if args.init is not None and (args.hidden is not None or args.layers is not None):
+        p.error("--hidden/--layers are for a network trained afresh; --init keeps its own")
+    if (args.hidden is not None and not (8 <= args.hidden <= 1024 and args.hidden % 8 == 0)) or (args.layers is not None and not 1 <= args.layers <= 32):
+        p.error("need --hidden a multiple of 8 in [8, 1024] and --layers in [1, 32]")
     if args.steps < 1 or args.batch < 1 or args.copies < 1:
         p.error("need steps, batch and copies >= 1")
     if not math.isfinite(args.openness_weight) or args.openness_weight < 0:
@@ -287,13 +347,15 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     try:
         init = load_lipsync(args.init) if args.init is not None else None
-        config = init.config if init is not None else LipSyncConfig()
+        size = {k: v for k, v in (("hidden", args.hidden), ("layers", args.layers)) if v is not None}
+        config = init.config if init is not None else LipSyncConfig(**size)
         feats, labels, info = _examples(args.data, args.copies, args.seed, config.fps, speed=args.speed)
     except (InputError, ModelError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     net, losses = train(feats, labels, config, args.steps, args.batch, lr=args.lr, seed=args.seed, acc=accel,
-                        init=init, openness_weight=args.openness_weight, pp_weight=args.pp_weight)
+                        init=init, openness_weight=args.openness_weight, pp_weight=args.pp_weight,
+                        spec_aug=args.spec_aug)
     acc = frame_accuracy(net, feats[:200], labels[:200])
     held = ""
     if args.heldout is not None and args.heldout.is_dir():
@@ -311,7 +373,9 @@ def main(argv: list[str] | None = None) -> int:
         "(`python -m avatar.tts.corpus`: eSpeak NG voices, and Piper's joe where the corpus was made with\n"
         "  `--neural-share`: its terms are in docs/tts.md; EmoBank sentences, CC-BY-SA 4.0), labels from the synthesiser's exact\n"
         f"  phoneme timing, {info['copies']} augmented cop{'y' if info['copies'] == 1 else 'ies'} per clip"
-        + (" (all but the first speed-perturbed x0.9-1.1)" if info["speed"] else "") + ".\n"
+        + (" (all but the first speed-perturbed x0.9-1.1)" if info["speed"] else "")
+        + (", every training window's formants warped x0.87-1.15, F0 shifted +-0.5 octave and up to 8 mel bands "
+           "masked (`--spec-aug`)" if args.spec_aug else "") + ".\n"
         + (f"- Fine-tuned from `{args.init}` (its own card gives that model's data and command).\n"
            if args.init is not None else "") +
         f"- Training: {len(losses)} steps, batch {args.batch}, lr {args.lr}"

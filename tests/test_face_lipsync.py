@@ -220,3 +220,53 @@ def test_openness_loss_charges_confusions_by_what_they_do_to_the_mouth(tmp_path)
         with pytest.raises(SystemExit) as exc:
             main(["--data", str(tmp_path), "--out", str(tmp_path / "w"), flag, bad])
         assert exc.value.code == 2
+
+
+def test_mel_warp_moves_a_formant_and_spec_augment_keeps_the_layout():
+    """alpha 1 is the identity; alpha > 1 moves a spectral peak to higher bands (a shorter vocal tract); the
+    augmented window keeps its shape, unvoiced F0 stays 0, and the draw depends only on the generator."""
+    from avatar.face.lipsync import F0_SHIFT_OCTAVES, mel_warp_matrix, spec_augment
+
+    assert np.allclose(mel_warp_matrix(1.0), np.eye(80), atol=1e-6)
+    frame = np.exp(-0.5 * ((np.arange(80) - 40) / 2.0) ** 2)
+    assert np.argmax(mel_warp_matrix(1.15) @ frame) > 41 and np.argmax(mel_warp_matrix(1 / 1.15) @ frame) < 39
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(50, 166)).astype(np.float32)
+    x[:, 82] = x[:, 165] = np.where(np.arange(50) < 25, 0.0, 0.5)  # F0 columns of both sub-frames: half unvoiced
+    a = spec_augment(x, np.random.default_rng(1))
+    assert a.shape == x.shape and a.dtype == np.float32
+    assert np.array_equal(a, spec_augment(x, np.random.default_rng(1))) and not np.allclose(a, x)
+    assert (a[:25, 82] == 0).all() and (a[:25, 165] == 0).all()
+    shift = a[25:, 82] - 0.5
+    assert np.allclose(shift, shift[0]) and abs(shift[0]) <= F0_SHIFT_OCTAVES
+    assert np.array_equal(a[:, 80:82], x[:, 80:82])  # energy and voicing untouched
+    with pytest.raises(ValueError, match="features must be"):
+        spec_augment(x[:, :100], rng)
+
+
+def test_training_cli_reads_several_folders_and_sizes_a_fresh_network(tmp_path):
+    """--data takes several corpora (clips of both are read); --hidden/--layers size a fresh net, not an --init one."""
+    import json as _json
+
+    from avatar.face.lipsync import _examples, main
+
+    sr = 16000
+    for name, n in (("a", 2), ("b", 1)):
+        d = tmp_path / name
+        d.mkdir()
+        for i in range(n):
+            import soundfile as sf
+
+            sf.write(d / f"c{i}.wav", (np.random.default_rng(i).normal(size=sr // 2) * 0.1).astype(np.float32), sr)
+            (d / f"c{i}.json").write_text(_tl().model_dump_json())
+    feats, labels, info = _examples([tmp_path / "a", tmp_path / "b"], 1, 0, 30.0)
+    assert info["clips"] == 3 and len(feats) == 3
+    out = tmp_path / "w"
+    assert main(["--data", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(out), "--steps", "2",
+                 "--batch", "2", "--hidden", "24", "--layers", "2", "--spec-aug", "--threads", "1"]) == 0
+    cfg = _json.loads((out / "config.json").read_text())
+    assert cfg["hidden"] == 24 and cfg["layers"] == 2 and "--spec-aug" in (out / "README.md").read_text()
+    for bad in (["--hidden", "20"], ["--layers", "0"], ["--init", str(out), "--hidden", "32"]):
+        with pytest.raises(SystemExit) as exc:
+            main(["--data", str(tmp_path / "a"), "--out", str(tmp_path / "w2"), *bad])
+        assert exc.value.code == 2

@@ -99,6 +99,19 @@ def test_heldout_split_shares_no_voice_or_sentence():
     assert train and held and not set(train) & set(held)
 
 
+def test_more_voices_widen_train_only_and_stay_off_the_heldout_voices():
+    from avatar.errors import InputError
+    from avatar.tts.corpus import EXTRA_TRAIN_VARIANTS, HELDOUT_VARIANTS, TRAIN_VARIANTS, voices_for
+
+    more = voices_for("train", more=True)
+    assert set(voices_for("train")) < set(more) and not set(more) & set(voices_for("heldout"))
+    assert len(set(EXTRA_TRAIN_VARIANTS)) == len(EXTRA_TRAIN_VARIANTS) and not set(EXTRA_TRAIN_VARIANTS) & set(TRAIN_VARIANTS)
+    # No relative of a held-out variant either (iven2 is iven's sibling).
+    assert not [v for v in EXTRA_TRAIN_VARIANTS for h in HELDOUT_VARIANTS if v.lower().startswith(h.lower())]
+    with pytest.raises(InputError):
+        voices_for("heldout", more=True)
+
+
 def test_augmentation_keeps_length_and_changes_signal():
     from avatar.face.train import augment_audio
 

