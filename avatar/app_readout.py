@@ -85,7 +85,7 @@ def plan_emotions(lines: list[str], override: VAD | None = None,
             w = np.array([max(1, len(x.text)) for x in readings[0]], dtype=np.float64)
             readable = float(np.dot(w / w.sum(), [x.confidence / max(x.categories[x.label], 1e-9) for x in readings[0]]))
             conf = min(1.0, cats[label] * readable)
-            vad = consistent_vad(vad, label)
+            vad = consistent_vad(vad, label, cats)
         else:
             label, conf = label_for(vad)
         return [LineEmotion(text=lines[0], vad=vad, label=label, confidence=conf, source="text",

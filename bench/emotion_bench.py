@@ -90,7 +90,7 @@ def main() -> None:
     vader_sign = np.mean([np.sign(vader.polarity_scores(rows[i].text)["compound"]) == np.sign(rows[i].vad[0])
                           for i in emo_idx])
     print(f"  valence sign of the VAD head before the consistency step {raw_sign:.1%}; VADER compound {vader_sign:.1%}")
-    bad = sum(not is_consistent(o.vad, o.label) for o in out)
+    bad = sum(not is_consistent(o.vad, o.label, o.categories) for o in out)
     print(f"  label/VAD inconsistencies in the output: {bad}")
     probs = np.array([o.confidence for o in out])
     correct = np.array([o.label == r.category for o, r in zip(out, rows)], dtype=float)

@@ -112,13 +112,14 @@ def test_dialogue_categories_are_predicted(analyzer):
 
 
 def test_label_and_vad_never_disagree(analyzer):
-    """A sad label with positive valence (or happy with negative, surprised or afraid with low arousal) is a bug."""
+    """A sad label with positive valence (or happy with negative, surprised or afraid with low arousal, or a neutral
+    one against decisive category evidence) is a bug."""
     from avatar.emotion import is_consistent
 
     texts = [t for ts in DIALOGUE.values() for t in ts] + ["Oh great, another Monday.", "I am happy", "Fine.",
                                                            "I can't believe we finally won!", "😢", "ok"]
     for r in analyzer.readings(texts):
-        assert is_consistent(r.vad, r.label), r
+        assert is_consistent(r.vad, r.label, r.categories), r
 
 
 def test_intensity_grows_with_the_words(analyzer):

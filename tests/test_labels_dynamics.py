@@ -91,3 +91,26 @@ def test_consistent_vad_moves_only_what_disagrees():
     assert fear.arousal > 0 and fear.valence == -0.6
     assert consistent_vad(VAD(0.9, 0.5, 0.2), "neutral") == VAD(0.9, 0.5, 0.2)
     assert not is_consistent(VAD(0.3, 0.2, 0.0), "sad") and not is_consistent(VAD(0.3, -0.2, 0.0), "surprised")
+
+
+def test_sign_free_labels_follow_decisive_category_evidence():
+    """A neutral or surprised label takes the valence sign of clear category evidence, and only then."""
+    from avatar.emotion.labels import CONSISTENCY_MARGIN, VALENCE_EVIDENCE, category_valence, consistent_vad, is_consistent
+
+    dread = {"neutral": 0.40, "happy": 0.02, "sad": 0.30, "angry": 0.10, "fearful": 0.15, "disgusted": 0.02,
+             "surprised": 0.01}
+    assert category_valence(dread) <= -VALENCE_EVIDENCE
+    moved = consistent_vad(VAD(0.3, 0.1, 0.2), "neutral", dread)
+    assert moved == VAD(-CONSISTENCY_MARGIN, 0.1, 0.2)
+    assert is_consistent(moved, "neutral", dread) and not is_consistent(VAD(0.3, 0.1, 0.2), "neutral", dread)
+    assert consistent_vad(VAD(-0.4, 0.1, 0.2), "neutral", dread) == VAD(-0.4, 0.1, 0.2)  # already agrees
+    delight = {"neutral": 0.02, "happy": 0.45, "sad": 0.01, "angry": 0.01, "fearful": 0.01, "disgusted": 0.0,
+               "surprised": 0.50}
+    up = consistent_vad(VAD(-0.1, -0.2, 0.0), "surprised", delight)
+    assert up.valence == CONSISTENCY_MARGIN and up.arousal == CONSISTENCY_MARGIN
+    # EmoBank-style reading: neutral and unsure, so the VAD head's valence stays as it is
+    unsure = {"neutral": 0.70, "happy": 0.05, "sad": 0.15, "angry": 0.03, "fearful": 0.03, "disgusted": 0.02,
+              "surprised": 0.02}
+    assert consistent_vad(VAD(0.3, 0.1, 0.0), "neutral", unsure) == VAD(0.3, 0.1, 0.0)
+    # a label that fixes the sign keeps it whatever the evidence says
+    assert consistent_vad(VAD(0.5, 0.1, 0.0), "sad", delight).valence == -CONSISTENCY_MARGIN

@@ -122,11 +122,11 @@ class EmotionAnalyzer:
 def _emotion(text: str, vad: VAD, probs: dict[str, float], intensity: float) -> SentenceEmotion:
     """A SentenceEmotion from the model's outputs: the category probabilities weighed by the VAD's fit
     (`fuse_categories`), the top one as label, its probability (times the share of readable letters) as
-    confidence, and the VAD moved to agree with the label."""
+    confidence, and the VAD moved to agree with the label and the probabilities' decisive valence evidence."""
     probs = fuse_categories(probs, vad)
     label = max(probs, key=probs.__getitem__)
     intensity = 0.0 if label == "neutral" else min(1.0, max(0.0, intensity))
-    return SentenceEmotion(text=text, vad=consistent_vad(vad, label), label=label,
+    return SentenceEmotion(text=text, vad=consistent_vad(vad, label, probs), label=label,
                            confidence=min(1.0, probs[label] * _readability(text)),
                            categories={k: round(v, 4) for k, v in probs.items()}, intensity=round(intensity, 4))
 

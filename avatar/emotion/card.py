@@ -108,7 +108,8 @@ One all-MiniLM-L6-v2 encoder (a LoRA adapter, rank {cfg.lora_r}, merged into it)
 
 The analyzer labels a sentence with the top category and then moves its VAD the least it must to agree with it
 (a negative category gets negative valence, happy positive, surprised, angry and fearful positive arousal, each at
-least 0.02 past zero; a neutral point is left as it is; `avatar.emotion.labels.consistent_vad`).
+least 0.02 past zero; a neutral or surprised label takes the sign of decisive category evidence, |P(happy) − P(negative
+categories)| >= 0.4, and is otherwise left as it is; `avatar.emotion.labels.consistent_vad`).
 
 Files: `model.onnx` (encoder + pooling + both heads, what inference runs in onnxruntime; inputs `input_ids`,
 `attention_mask`; outputs `vad_z`, `logits`, `intensity`), `tokenizer.json` (the encoder's WordPiece tokenizer),

@@ -91,12 +91,28 @@ _AROUSED = ("surprised", "angry", "fearful")
 CONSISTENCY_MARGIN = 0.02
 
 
-def consistent_vad(vad: VAD, label: str) -> VAD:
+#: How decisive the category probabilities' valence evidence (`category_valence`) must be before a neutral or
+#: surprised reading, whose label fixes no sign, takes its sign. Chosen on our dialogue dev split: 0.4 raised its
+#: valence sign 92.0 -> 92.6 % and left EmoBank dev valence r as it was (0.3 cost 0.001 of it, 0.2 0.0025).
+VALENCE_EVIDENCE = 0.4
+
+
+def category_valence(probs: dict[str, float]) -> float:
+    """The categories' valence evidence: the probability of the positive ones minus that of the negative ones."""
+    return float(sum(CATEGORY_VALENCE_SIGN.get(c, 0) * p for c, p in probs.items()))
+
+
+def consistent_vad(vad: VAD, label: str, probs: dict[str, float] | None = None) -> VAD:
     """`vad` moved the least it must to agree with `label`: a sad, angry, fearful or disgusted label gets negative
     valence, happy positive, and surprised, angry and fearful positive arousal (at least CONSISTENCY_MARGIN past
-    zero). A point that already agrees, and any neutral one, is returned unchanged."""
+    zero). With the category probabilities `probs`, a neutral or surprised label takes the valence sign of their
+    evidence when it is decisive (|category_valence| >= VALENCE_EVIDENCE: "Bank's sending a man out Tuesday.",
+    neutral .46 / negative .51). A point that already agrees is returned unchanged."""
     v, a, d = vad.valence, vad.arousal, vad.dominance
     s = CATEGORY_VALENCE_SIGN.get(label, 0)
+    if not s and probs is not None:
+        evidence = category_valence(probs)
+        s = int(np.sign(evidence)) if abs(evidence) >= VALENCE_EVIDENCE else 0
     if s and s * v < CONSISTENCY_MARGIN:
         v = s * CONSISTENCY_MARGIN
     if label in _AROUSED and a < CONSISTENCY_MARGIN:
@@ -128,9 +144,13 @@ def fuse_categories(probs: dict[str, float], vad: VAD) -> dict[str, float]:
     return {c: w / total for c, w in weighed.items()} if total > 0 else dict(probs)
 
 
-def is_consistent(vad: VAD, label: str) -> bool:
-    """Whether a VAD point agrees with its label (the signs `consistent_vad` enforces)."""
+def is_consistent(vad: VAD, label: str, probs: dict[str, float] | None = None) -> bool:
+    """Whether a VAD point agrees with its label, and with decisive category evidence `probs` where the label fixes
+    no valence sign (the signs `consistent_vad` enforces)."""
     s = CATEGORY_VALENCE_SIGN.get(label, 0)
+    if not s and probs is not None:
+        evidence = category_valence(probs)  # a hair of slack: output probabilities are rounded to 4 decimals
+        s = int(np.sign(evidence)) if abs(evidence) >= VALENCE_EVIDENCE + 1e-3 else 0
     if s and s * vad.valence <= 0:
         return False
     return not (label in _AROUSED and vad.arousal <= 0)
