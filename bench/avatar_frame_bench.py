@@ -1,7 +1,7 @@
 """Per-frame render cost of each shipped avatar, frames alternated in one process, and shaded fragments.
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/avatar_frame_bench.py [--avatars toon default-female default-male]
-        [--framing portrait] [--frames 40] [--size 512] [--line "TEXT"] [--without-wrinkles]
+        [--framing portrait] [--frames 40] [--size 512] [--line "TEXT"] [--without-wrinkles] [--file-order]
 
 The first avatar is the baseline. Each avatar gets its own Renderer (FXAA, the default); frames cycle through
 the snapshot emotions at two mouth openings with the arms relaxed, one frame per avatar in turn, so machine load
@@ -10,7 +10,10 @@ fragments that passed the depth test (GL samples-passed queries around each draw
 primitives drawn and skipped as outside the view. `--line TEXT` renders every frame of that line's `say` motion
 instead (eSpeak voice: face and gestures, the hands in view), as a video does. `--without-wrinkles` adds, after
 each avatar with a crease map, the same file drawn with the plain program everywhere (`NAME-nomap`): what the
-wrinkle maps cost. Run timing benches alone (e.g. under `flock /work/locks/bench.lock`).
+wrinkle maps cost. `--file-order` adds each avatar with its triangles drawn in the file's order (`NAME-fileorder`)
+rather than in vertex-cache order (avatar.render.mesh.cache_ordered): what that order saves. Beside the wall time
+a frame, its CPU time (the process's, llvmpipe's threads included; steadier on a shared machine). Run timing
+benches alone (e.g. under `flock /work/locks/bench.lock`).
 """
 
 from __future__ import annotations
@@ -79,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="render the frames of this line's `say` motion (eSpeak voice, gestures in view) instead")
     ap.add_argument("--without-wrinkles", action="store_true",
                     help="also time each wrinkle-mapped avatar drawn without its crease map (NAME-nomap)")
+    ap.add_argument("--file-order", action="store_true",
+                    help="also time each avatar with its triangles in the file's order, not cache order (NAME-fileorder)")
     args = ap.parse_args(argv)
     body = relaxed_body()
     rows = [expression_row(label, amount=a) for label in ("neutral", "happy", "sad", "angry") for a in (0.2, 0.6)]
@@ -106,21 +111,40 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 bare.close()
         args.avatars, rs = names, kept
+    if args.file_order:
+        import avatar.render.renderer as renderer_mod
+
+        names, kept = [], []
+        cache_ordered = renderer_mod.cache_ordered
+        for a, r in zip(args.avatars, rs):
+            renderer_mod.cache_ordered = lambda p: p  # the layout keeps the file's triangle order
+            try:
+                filed = Renderer(a.removesuffix("-nomap"), args.size, args.size, framing=args.framing)
+            finally:
+                renderer_mod.cache_ordered = cache_ordered
+            if a.endswith("-nomap"):
+                _without_wrinkles(filed)
+            names += [a, f"{a}-fileorder"]
+            kept += [r, filed]
+        args.avatars, rs = names, kept
     try:
         for r in rs:  # warm-up: programs compiled, buffers uploaded
             r.render(rows[0], bodies[0])
         times: list[list[float]] = [[] for _ in rs]
+        cpus: list[list[float]] = [[] for _ in rs]
         for k in range(args.frames):
             for i, r in enumerate(rs):
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 r.render(rows[k % len(rows)], bodies[k % len(rows)])
                 times[i].append(time.perf_counter() - t0)
-        base = statistics.median(times[0])
-        for a, r, t in zip(args.avatars, rs, times):
-            m = statistics.median(t)
+                cpus[i].append(time.process_time() - c0)
+        base, base_cpu = statistics.median(times[0]), statistics.median(cpus[0])
+        for a, r, t, c in zip(args.avatars, rs, times, cpus):
+            m, mc = statistics.median(t), statistics.median(c)
             frags = _fragments(r, rows[1], bodies[1])
             drawn = len(r._draws) - len(r._culled)
-            print(f"{args.framing} {a:16s} {m * 1000:7.1f} ms/frame  x{m / base:.3f} of {args.avatars[0]}  "
+            print(f"{args.framing} {a:26s} {m * 1000:7.1f} ms/frame  x{m / base:.3f} of {args.avatars[0]}  "
+                  f"CPU {mc * 1000:6.1f} ms/frame x{mc / base_cpu:.3f}  "
                   f"fragments {frags:7d}  primitives drawn {drawn}/{len(r._draws)}", flush=True)
     finally:
         for r in rs:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -159,6 +159,27 @@ class Incidence:
         for row, values in zip(out, per_corner):
             np.add.at(row, self.corners, values)
         return out.T
+
+
+def cache_ordered(p: Primitive) -> Primitive:
+    """`p` with its triangles in vertex-cache order (meshoptimizer's optimizeVertexCache): the same triangles with the
+    same winding and the same vertex buffers, drawn in an order whose neighbours share vertices, so llvmpipe's
+    vertex stage, which caches shaded vertices only within a short run of indices, shades fewer of them again.
+    A blended primitive keeps its order (it decides which of its own triangles blend over which)."""
+    if p.material.alpha_mode == "BLEND" or len(p.indices) < 2:
+        return p
+    try:
+        import meshopt
+    except ImportError:  # a runtime dependency; without it the file's order is drawn as it is
+        return p
+    flat = np.ascontiguousarray(p.indices, dtype=np.uint32).reshape(-1)
+    # reorder_mesh also renumbers the vertices in first-use order; mapping its indices back through that numbering
+    # gives the cache-ordered triangles over the original vertices (the buffers, morph targets and masks stay).
+    renumbered, remap, _ = meshopt.reorder_mesh(flat, True, False)
+    used = remap != np.uint32(0xFFFFFFFF)
+    back = np.zeros(int(remap[used].max()) + 1, np.uint32)
+    back[remap[used]] = np.flatnonzero(used).astype(np.uint32)
+    return replace(p, indices=back[renumbered].reshape(-1, 3).astype(p.indices.dtype))
 
 
 def incidence_matrix(n_vertices: int, tris: np.ndarray) -> Incidence:

@@ -36,7 +36,7 @@ from .camera import (Camera, check_visible, draw_order, floor_and_shadow, frame_
 from .context import create_context, gl_context_opened
 from .culling import split_by_limb
 from .frames import render_frames  # the video-level names, still importable from here
-from .mesh import Primitive, WrinkleMap, incidence_matrix, normalize, read_meshes, vertex_normals
+from .mesh import Primitive, WrinkleMap, cache_ordered, incidence_matrix, normalize, read_meshes, vertex_normals
 from .motion import frame_count, resample_body, resample_face
 from .pose import Body, arkit_row, build_rig, node_matrices
 from .settings import ANTIALIAS, DEFAULT_ANTIALIAS, FRAMINGS, MAX_SIZE, RenderSettings
@@ -79,8 +79,10 @@ class Renderer:
         self.width, self.height, self.framing = int(width), int(height), framing
         meshes = read_meshes(self.avatar)
         # Whole-body skins in parts (trunk, upper and lower limbs), so the frustum test below can skip the limbs
-        # a portrait does not show (avatar.render.culling).
-        self.meshes = replace(meshes, primitives=split_by_limb(self.avatar, meshes.primitives))
+        # a portrait does not show (avatar.render.culling); each part's triangles in vertex-cache order (the same
+        # picture; 2-4 ms less CPU a frame of the default avatar on one llvmpipe thread).
+        self.meshes = replace(meshes, primitives=[cache_ordered(p) for p in split_by_limb(self.avatar,
+                                                                                           meshes.primitives)])
         self.rig = build_rig(self.avatar)
         rest = rest_points_each(self.meshes, self.rig)  # skinned once, for the framing, floor and draw order
         check_visible(self.avatar, self.meshes, rest[0])
