@@ -17,6 +17,9 @@ uniform int u_alpha_mode;  // 0 opaque, 1 mask, 2 blend
 uniform float u_cutoff;
 #ifdef HAIR
 in vec3 v_strand;
+#ifdef TEXTURED
+in float v_strand_mean;
+#endif
 #endif
 uniform float u_rim;  // how much of the rim light reaches the material (0 inside the mouth: extras.cavity)
 uniform bool u_interior;  // a morphing single-sided mesh: its back faces are the inside of the head
@@ -92,16 +95,21 @@ void main() {
     vec3 tng = along / max(reach, 1e-6);
     float strand = 1.0;  // this texel against its neighbourhood: the band breaks up into strands
 #ifdef TEXTURED
-    const vec3 LUMA = vec3(0.3, 0.59, 0.11);
-    strand = dot(t.rgb, LUMA) / max(dot(textureLod(u_tex, v_uv, 4.0).rgb, LUMA), 1e-3);
+    strand = dot(t.rgb, vec3(0.3, 0.59, 0.11)) / v_strand_mean;
 #endif
     float fade = smoothstep(0.005, 0.03, reach) * strand;  // no band at the crown, where strands face the eye
-    vec3 t1 = normalize(tng + n * (0.25 * strand - 0.15));  // the primary lobe, shifted towards the tips
-    vec3 t2 = normalize(tng + n * (0.25 * strand + 0.10));  // the secondary, towards the roots, hair-coloured
-    float c1 = dot(t1, hk);
-    float c2 = dot(t2, hk);
-    // The sky's band, on top of the head towards the crown (the key's own band falls low, at the temples).
-    float c3 = dot(normalize(tng + n * (0.25 * strand - 0.45)), normalize(vec3(0.0, 1.0, 0.0) + v));
+    // Each lobe's tangent is tng + s n, shifted by s along the normal: as tng is a unit vector across n, its cosine
+    // with a half vector h is (tng.h + s n.h) / sqrt(1 + s^2), without normalising a vector per lobe.
+    // Primary lobe shifted towards the tips; the secondary, hair-coloured, towards the roots; the sky's band on
+    // top of the head towards the crown (the key's own band falls low, at the temples).
+    vec3 hs = normalize(vec3(0.0, 1.0, 0.0) + v);
+    vec3 shift = 0.25 * strand + vec3(-0.15, 0.10, -0.45);
+    float th = dot(tng, hk);
+    float nh = dot(n, hk);
+    vec3 cs = (vec3(th, th, dot(tng, hs)) + shift * vec3(nh, nh, dot(n, hs))) * inversesqrt(1.0 + shift * shift);
+    float c1 = cs.x;
+    float c2 = cs.y;
+    float c3 = cs.z;
     float key = smoothstep(-0.1, 0.3, dot(n, u_key_dir));
     vec3 hue = mix(vec3(1.0), base.rgb / max(dot(base.rgb, vec3(0.3333)), 1e-3), 0.6);  // towards the hair's colour
     float shin = mix(160.0, 10.0, u_rough);  // the primary band's sharpness; the others are broader
