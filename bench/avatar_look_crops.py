@@ -2,8 +2,9 @@
 
     .venv/bin/python bench/avatar_look_crops.py --out crops.png [--baseline OLD_CHECKOUT] [--zoom 2]
 
-For each look (default-female, default-male) and view (rest, happy with the mouth open, happy turned 3/4): a
-portrait frame at 512x512 cropped to the head (the hair's outline, the open mouth's teeth and tongue). With
+For each look (default-female, default-male) and view (rest, happy mid-speech, happy with the mouth wide open,
+happy turned 3/4): a portrait frame at 512x512 cropped to the head (the hair's outline, the open mouth's teeth and
+tongue). With
 `--baseline DIR` (a checkout of the code before, e.g. `git archive main | tar -x -C DIR`) the same crops are
 rendered from that checkout's code and avatar files in a child process and shown in the row above ours, so the
 two can be compared tile by tile. For checking hair and mouth shading by eye (docs/render.md).
@@ -21,7 +22,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 LOOKS = ("default-female", "default-male")
-VIEWS = ("rest", "happy", "happy 3/4")
+VIEWS = ("rest", "happy", "happy, mouth wide", "happy 3/4")
 #: the head's box in a 512x512 portrait frame (rows, columns)
 CROP = (slice(40, 296), slice(128, 384))
 YAW_3_4 = 35.0  # degrees the whole body turns (about the hips) for the 3/4 view
@@ -43,6 +44,7 @@ def render_tiles(looks: tuple[str, ...] = LOOKS, size: int = 512) -> np.ndarray:
     for look in looks:
         with Renderer(look, size, size, framing="portrait") as r:
             frames = [r.render(shape_row(None), (names, rot, root)), r.render(expression_row("happy"), (names, rot, root)),
+                      r.render(expression_row("happy", amount=1.0), (names, rot, root)),
                       r.render(expression_row("happy"), turned)]
         out.append([f[rows, cols] for f in frames])
     return np.asarray(out, dtype=np.uint8)
