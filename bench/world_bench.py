@@ -2,7 +2,7 @@
 
 For joe's shipped WORLD settings (`avatar.tts.piper.WORLD`) and each `--compare` variant, in one process,
 alternating (so machine load hits every setting alike):
-- CPU seconds of the TTS stage (`synthesize`) and of WORLD in it, per second of speech, on five emotional lines
+- CPU and wall seconds of the TTS stage (`synthesize`) and of WORLD in it, per second of speech, on five emotional lines
   (three with the VAD read from the text, one sentence at arousal +0.8 and -0.8);
 - the pitch WORLD gave, frame by frame: each line at arousal -0.8 and +0.8 is judged with and without WORLD (the
   same audio otherwise, every sample in place) by Harvest over 50-500 Hz, and the bench prints the median shift in
@@ -12,7 +12,7 @@ alternating (so machine load hits every setting alike):
   octave to any tracker; per frame the judge's own choice is the same on both sides, so this figure is steady
   where medians of two renderings were not.
 
-    .venv/bin/python bench/world_bench.py [--compare aperiodicity=d4c] [--compare envelope_floor=0] [--repeats 2]
+    .venv/bin/python bench/world_bench.py [--compare aperiodicity=d4c] [--compare threads=1] [--repeats 2]
 """
 
 from __future__ import annotations
@@ -56,6 +56,8 @@ def variant(base: WorldSettings, spec: str) -> WorldSettings:
         new = value.lower() in ("1", "true", "yes")
     elif isinstance(old, float):
         new = float(value)
+    elif isinstance(old, int) or (old is None and value.isdigit()):
+        new = int(value)
     else:
         new = value
     return dataclasses.replace(base, **{key: new})
@@ -82,29 +84,31 @@ def main(argv: list[str] | None = None) -> int:
     vads = [VAD(*v) if v is not None else _text_vads(t) for t, v in LINES]
 
     original = world.reshape
-    seen: dict[str, object] = {"cpu": 0.0}
+    seen: dict[str, object] = {"cpu": 0.0, "wall": 0.0}
 
     def timed(audio: np.ndarray, sr: int, edit: world.WorldEdit, **kw: object) -> np.ndarray:
-        t0 = time.process_time()
+        t0, w0 = time.process_time(), time.perf_counter()
         out = original(audio, sr, edit, **kw)
         seen["cpu"] = float(seen["cpu"]) + time.process_time() - t0
+        seen["wall"] = float(seen["wall"]) + time.perf_counter() - w0
         seen["in"], seen["out"] = np.asarray(audio).copy(), out
         return out
 
     world.reshape = timed
     try:
-        print(f"CPU per second of speech, {len(LINES)} emotional lines, {args.repeats} rounds (process time):")
+        print(f"CPU (process time) and wall per second of speech, {len(LINES)} emotional lines, {args.repeats} rounds:")
         for rnd in range(args.repeats):
             for name, be in backends.items():
-                seen["cpu"] = 0.0
-                total = dur = 0.0
+                seen["cpu"] = seen["wall"] = 0.0
+                total = wall = dur = 0.0
                 for (text, _), v in zip(LINES, vads):
-                    t0 = time.process_time()
+                    t0, w0 = time.process_time(), time.perf_counter()
                     sp = be.synthesize(text, v, seed=0)
                     total += time.process_time() - t0
+                    wall += time.perf_counter() - w0
                     dur += sp.duration
-                print(f"  round {rnd} {name:>22}: {dur:.1f} s of speech, TTS {total / dur:.3f} s/s, "
-                      f"WORLD {float(seen['cpu']) / dur:.3f} s/s", flush=True)
+                print(f"  round {rnd} {name:>22}: {dur:.1f} s of speech, TTS CPU {total / dur:.3f} wall {wall / dur:.3f} "
+                      f"s/s, WORLD CPU {float(seen['cpu']) / dur:.3f} wall {float(seen['wall']) / dur:.3f} s/s", flush=True)
 
         def judge(x: np.ndarray) -> np.ndarray:
             return pw.harvest(np.asarray(x, np.float64), 22050, f0_floor=50.0, f0_ceil=500.0, frame_period=5.0)[0]

@@ -25,6 +25,7 @@ everything when the voice package is not installed (one warning says so).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import threading
@@ -91,8 +92,12 @@ NOISE_FACTOR = 0.6
 #:   octave above its new F0 (-2.85 semitones meant, +5 measured); with the floor, 3.2 % of calm frames jump up
 #:   more than 7 semitones instead of 9.6 % (bench/world_bench.py, 4 lines), the level change the same.
 #: - edits under 1 semitone (tilt under 1 dB/octave, breathiness under 0.1) are not heard: no resynthesis.
+#: - CheapTrick in as many threads as the model uses (threads=None: $AVATAR_TTS_THREADS, default 2). Harvest stays one
+#:   pass: cut at a pause into two pieces in two threads (split_f0) it moved some of joe's octave and voicing choices,
+#:   and calm frames jumping an octave up rose from 3.2 to 5.2 % (2.6-3.5 % for the one pass on audio with -140 dB of
+#:   noise added; docs/tts.md).
 WORLD = WorldSettings(frame_period_ms=5.0, aperiodicity="fast", f0_method="harvest", f0_range=(60.0, 330.0),
-                      keep_unvoiced=True, envelope_floor=1.0, min_st=1.0)
+                      keep_unvoiced=True, envelope_floor=1.0, min_st=1.0, threads=None)
 #: Lowering is gentler than raising: f0_scale below 1 acts as f0_scale ** this. Schröder's rule lowers the pitch
 #: by 24 % (4.8 semitones) at arousal -0.8; from joe's already low voice that reached 55-80 Hz, vocal fry.
 LOW_F0_EXPONENT = 0.6
@@ -277,7 +282,11 @@ class PiperBackend:
         p = prosody_for(vad)
         edit = world_edit(p, sentence, world_strength(vad))
         offsets, gain = accents(units, starts, ends, audio.size, sr, vad, frame_ms=self.world.frame_period_ms)
-        out = express(audio, sr, edit, self.world, f0_offsets_st=offsets if np.any(offsets) else None)
+        settings = self.world
+        if settings.threads is None:
+            settings = dataclasses.replace(settings, threads=self.voice.threads)
+        gaps = [(starts[i], ends[i]) for i, u in enumerate(units) if u.kind == "pause" and i in starts]
+        out = express(audio, sr, edit, settings, f0_offsets_st=offsets if np.any(offsets) else None, gaps=gaps)
         out = out * np.float32(p.volume) * gain
         peak = float(np.max(np.abs(out))) if out.size else 0.0
         if peak > 0.99:  # never clip; only the loudest high-arousal lines reach this

@@ -13,6 +13,8 @@ about as much as the rest together; `aperiodicity="d4c"` uses WORLD's estimator 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -70,6 +72,12 @@ class WorldSettings:
     keep_unvoiced: bool = True  # the input's own samples in unvoiced frames (bursts, fricatives)
     envelope_floor: float = 0.0  # >0: the envelope is analysed at no less than this x the line's median F0
     min_st: float = 1.0  # edits below this (semitones; dB/octave of tilt; a tenth of it of breathiness) skip WORLD
+    # >1: CheapTrick on slices of frames in threads (and Harvest on two pieces with split_f0); None: as many as
+    # the engine's own model uses (the neural voice: $AVATAR_TTS_THREADS)
+    threads: int | None = 1
+    # with threads > 1, Harvest on two pieces cut at a pause (`harvest_pieces`): off, it moves some octave and
+    # voicing choices (docs/tts.md)
+    split_f0: bool = False
 
 
 def fast_aperiodicity(f0: np.ndarray, n_bins: int, sr: int) -> np.ndarray:
@@ -135,6 +143,78 @@ def track_f0(x: np.ndarray, sr: int, frame_period_ms: float = FRAME_PERIOD_MS, m
     return f0, t
 
 
+def harvest_grid(sr: int, frame_period_ms: float) -> int:
+    """The smallest cut step in samples that keeps Harvest's grids in place (its 1 ms internal frames, the output
+    frames and its decimation by round(sr / 8000)), or 0 when none under 0.1 s exists: 441 (20 ms) at 22.05 kHz."""
+    step = max(1, round(sr / 8000.0))
+    for g in range(step, sr // 10 + 1, step):
+        ms = g * 1000.0 / sr
+        if abs(ms - round(ms)) < 1e-9 and abs(ms / frame_period_ms - round(ms / frame_period_ms)) < 1e-9:
+            return g
+    return 0
+
+
+def pause_cut(n: int, sr: int, gaps: Sequence[tuple[int, int]], min_gap_s: float = 0.06, min_piece_s: float = 0.8,
+              silence_cost: float = 0.35) -> tuple[int, int] | None:
+    """The silent gap (a sample span at least `min_gap_s` long) to cut a line's F0 analysis in two at, leaving both
+    pieces at least `min_piece_s` long, or None. The first piece also runs over silence to the line's end
+    (`harvest_pieces`), which costs `silence_cost` of speech per second, so the pieces cost the same with the cut at
+    (1 - silence_cost) / (2 - silence_cost) of the length (39 %): the gap nearest that point."""
+    target = n * (1.0 - silence_cost) / (2.0 - silence_cost)
+    ok = [(int(a), int(b)) for a, b in gaps if b - a >= min_gap_s * sr and 0 < a < b < n
+          and min((a + b) / 2, n - (a + b) / 2) >= min_piece_s * sr]
+    return min(ok, key=lambda g: abs((g[0] + g[1]) / 2 - target)) if ok else None
+
+
+def harvest_pieces(x: np.ndarray, sr: int, frame_period_ms: float, f0_range: tuple[float, float],
+                   cuts: Sequence[tuple[int, int]], pool: ThreadPoolExecutor) -> tuple[np.ndarray, np.ndarray]:
+    """Harvest on the pieces of `x` between the silent gaps `cuts`, in `pool`'s threads (pyworld releases the GIL).
+
+    Each piece runs over the whole gaps at its ends (cut on `harvest_grid`, so its frames fall on the full line's
+    frame times) and on to the line's end in silence (Harvest's choices depend on where its input ends), and each
+    gap's frames are split at its middle: close to one pass (the same frames but for a few at voicing edges), not
+    bit-equal to it."""
+    grid = harvest_grid(sr, frame_period_ms)
+    n = x.size
+    n_frames = int(1000.0 * n / sr / frame_period_ms) + 1
+    t = np.arange(n_frames) * frame_period_ms / 1000.0
+    spans, bounds = [], [0]
+    for a, b in cuts:
+        bounds.append(int(round((a + b) / 2.0 / sr * 1000.0 / frame_period_ms)))
+    bounds.append(n_frames)
+    edges = [0] + [a // grid * grid for a, _ in cuts]
+    ends = [min(n, -(-b // grid) * grid) for _, b in cuts] + [n]
+    spans = list(zip(edges, ends))
+    lo, hi = f0_range
+    pw = import_pyworld()
+    jobs = []
+    for s, e in spans:
+        # Harvest's choices depend on where the signal ends (on joe, cutting a line at a pause moved 5-35 % of the
+        # voiced frames before the cut); run on in silence to the line's own end, 0-1.9 % change voicing (docs/tts.md),
+        # and the silence costs about a third of what speech does per second.
+        piece = np.zeros(n - s)
+        piece[: e - s] = x[s:e]
+        jobs.append(pool.submit(pw.harvest, piece, sr, f0_floor=lo, f0_ceil=hi, frame_period=frame_period_ms))
+    f0 = np.zeros(n_frames)
+    for (s, _), (k0, k1), job in zip(spans, zip(bounds[:-1], bounds[1:]), jobs):
+        piece = job.result()[0]
+        first = int(round(s / sr * 1000.0 / frame_period_ms))  # the piece's frame 0 is this frame of the line
+        k1 = min(k1, first + piece.size)
+        f0[k0:k1] = piece[k0 - first:k1 - first]
+    return f0, t
+
+
+def cheaptrick_threads(x: np.ndarray, f0: np.ndarray, t: np.ndarray, sr: int, pool: ThreadPoolExecutor,
+                       parts: int, f0_floor: float = 71.0) -> np.ndarray:
+    """CheapTrick over slices of the frames in `pool`'s threads: each frame reads only its own window of `x`, so the
+    result equals one call's."""
+    pw = import_pyworld()
+    cut = np.linspace(0, f0.size, parts + 1).astype(int)
+    jobs = [pool.submit(pw.cheaptrick, x, np.ascontiguousarray(f0[a:b]), np.ascontiguousarray(t[a:b]), sr,
+                        f0_floor=f0_floor) for a, b in zip(cut[:-1], cut[1:]) if b > a]
+    return np.concatenate([j.result() for j in jobs], axis=0)
+
+
 def subharmonic_ratio(x: np.ndarray, sr: int, f0: np.ndarray, t: np.ndarray, harmonics: int = 6,
                       window_s: float = 0.04) -> np.ndarray:
     """Per frame, the compressed spectrum's level at the odd multiples of f0/2 over its level at the multiples of f0
@@ -178,7 +258,8 @@ def fix_octaves(x: np.ndarray, sr: int, f0: np.ndarray, t: np.ndarray, threshold
 def reshape(audio: np.ndarray, sr: int, edit: WorldEdit, aperiodicity: str = "fast",
             frame_period_ms: float = FRAME_PERIOD_MS, f0_offsets_st: np.ndarray | None = None,
             f0_method: str = "dio", f0_range: tuple[float, float] = (F0_FLOOR, F0_CEIL),
-            keep_unvoiced: bool = False, envelope_floor: float = 0.0) -> np.ndarray:
+            keep_unvoiced: bool = False, envelope_floor: float = 0.0, threads: int = 1,
+            gaps: Sequence[tuple[int, int]] = (), split_f0: bool = False) -> np.ndarray:
     """Resynthesise `audio` with the edit applied; same length, float32. Silence or no voicing passes through.
 
     f0_offsets_st: optional semitone offsets per analysis frame (frame i at i * frame_period_ms), added to
@@ -187,23 +268,47 @@ def reshape(audio: np.ndarray, sr: int, edit: WorldEdit, aperiodicity: str = "fa
     frames (crossfaded over 5 ms), where WORLD's noise excitation would only smear the bursts and fricatives.
     envelope_floor > 0: CheapTrick smooths each voiced frame's spectrum over at least this x the line's median F0,
     so a stretch the tracker read an octave low (a creaky voice's alternate pulses) keeps no harmonic ripple at the
-    true pitch in its envelope, which the resynthesis would sound an octave above the edited F0."""
+    true pitch in its envelope, which the resynthesis would sound an octave above the edited F0. threads > 1: the
+    analysis uses that many threads (pyworld releases the GIL): CheapTrick on slices of frames, and with `split_f0`
+    Harvest on two pieces cut in the middle of one of the silent `gaps` (sample spans, e.g. the pauses at commas;
+    `pause_cut`, `harvest_pieces`)."""
     x = np.asarray(audio, dtype=np.float64)
     no_offsets = f0_offsets_st is None or not np.any(np.abs(f0_offsets_st) > 0.01)
     if (edit.is_identity() and no_offsets) or x.size < sr * 0.05 or not np.any(x):
         return np.asarray(audio, dtype=np.float32)
-    pw = import_pyworld()
+    if threads <= 1:
+        return _reshape(x, sr, edit, aperiodicity, frame_period_ms, f0_offsets_st, f0_method, f0_range,
+                        keep_unvoiced, envelope_floor, None, 1, gaps, False)
+    with ThreadPoolExecutor(threads, thread_name_prefix="world") as pool:
+        return _reshape(x, sr, edit, aperiodicity, frame_period_ms, f0_offsets_st, f0_method, f0_range,
+                        keep_unvoiced, envelope_floor, pool, threads, gaps, split_f0)
 
-    f0, t = track_f0(x, sr, frame_period_ms, f0_method, f0_range)
+
+def _reshape(x: np.ndarray, sr: int, edit: WorldEdit, aperiodicity: str, frame_period_ms: float,
+             f0_offsets_st: np.ndarray | None, f0_method: str, f0_range: tuple[float, float], keep_unvoiced: bool,
+             envelope_floor: float, pool: ThreadPoolExecutor | None, threads: int,
+             gaps: Sequence[tuple[int, int]], split_f0: bool) -> np.ndarray:
+    """`reshape`'s work on float64 input, with `pool` (threads workers) for the analysis when given."""
+    pw = import_pyworld()
+    cut = None
+    if split_f0 and pool is not None and f0_method == "harvest" and harvest_grid(sr, frame_period_ms):
+        cut = pause_cut(x.size, sr, gaps)
+    if cut is not None:
+        f0, t = harvest_pieces(x, sr, frame_period_ms, f0_range, [cut], pool)
+    else:
+        f0, t = track_f0(x, sr, frame_period_ms, f0_method, f0_range)
     if not np.any(f0 > 0):
-        return np.asarray(audio, dtype=np.float32)
+        return np.asarray(x, dtype=np.float32)
     # CheapTrick's FFT size follows its F0 floor; 71 Hz (its default) keeps 1024 points at 22 kHz, half the
     # cost of a 50 Hz floor. Lower F0 frames still analyse, with a slightly smoother envelope.
     f0_env = f0
     if envelope_floor > 0:
         voiced = f0 > 0
         f0_env = np.where(voiced, np.maximum(f0, envelope_floor * float(np.median(f0[voiced]))), 0.0)
-    sp = pw.cheaptrick(x, f0_env, t, sr, f0_floor=71.0)
+    if pool is not None:
+        sp = cheaptrick_threads(x, f0_env, t, sr, pool, threads, f0_floor=71.0)
+    else:
+        sp = pw.cheaptrick(x, f0_env, t, sr, f0_floor=71.0)
     if aperiodicity == "d4c":
         ap = pw.d4c(x, f0, t, sr)
     elif aperiodicity == "fast":
@@ -237,16 +342,18 @@ def reshape(audio: np.ndarray, sr: int, edit: WorldEdit, aperiodicity: str = "fa
 
 
 def express(audio: np.ndarray, sr: int, edit: WorldEdit, settings: WorldSettings,
-            f0_offsets_st: np.ndarray | None = None) -> np.ndarray:
+            f0_offsets_st: np.ndarray | None = None, gaps: Sequence[tuple[int, int]] = ()) -> np.ndarray:
     """Every engine's WORLD step: an edit too small to hear (`settings.min_st`) leaves the audio as it is,
-    anything else is `reshape`d with the voice's settings; same length, float32."""
+    anything else is `reshape`d with the voice's settings; same length, float32. `gaps`: the line's silent sample
+    spans (pauses), where a threaded analysis may cut it."""
     no_offsets = f0_offsets_st is None or not np.any(np.abs(f0_offsets_st) > 0.01)
     m = settings.min_st
     if no_offsets and m > 0 and edit.is_small(m, m, 0.1 * m):
         return np.asarray(audio, dtype=np.float32)
     return reshape(audio, sr, edit, aperiodicity=settings.aperiodicity, frame_period_ms=settings.frame_period_ms,
                    f0_offsets_st=f0_offsets_st, f0_method=settings.f0_method, f0_range=settings.f0_range,
-                   keep_unvoiced=settings.keep_unvoiced, envelope_floor=settings.envelope_floor)
+                   keep_unvoiced=settings.keep_unvoiced, envelope_floor=settings.envelope_floor,
+                   threads=settings.threads or 1, gaps=gaps, split_f0=settings.split_f0)
 
 
 def _splice_unvoiced(x: np.ndarray, y: np.ndarray, voiced: np.ndarray, t: np.ndarray, sr: int,
