@@ -13,6 +13,7 @@ import pytest
 from avatar.types import ARKIT_BLENDSHAPES
 
 pygltflib = pytest.importorskip("pygltflib")
+from gl_support import needs_gl  # noqa: E402 - tests/gl_support.py
 
 ROOT = Path(__file__).resolve().parents[1]
 AVATARS = ROOT / "weights" / "avatars"
@@ -218,10 +219,113 @@ def test_teeth_and_tongue_are_painted(look) -> None:
         h, w = img.shape[:2]
         texels = img[np.clip((uv[:, 1] * h).astype(int), 0, h - 1), np.clip((uv[:, 0] * w).astype(int), 0, w - 1)]
         lum = texels.mean(axis=1)
-        assert lum.max() - lum.min() > 80, f"{name}: {mat} is one flat colour"
+        spread = {"teeth": 80, "tongue": 40}[mat]  # the tongue goes from the mouth's shade to its own (darker) tip
+        assert lum.max() - lum.min() > spread, f"{name}: {mat} is one flat colour"
         if mat == "teeth":
             red = texels[:, 0] - texels[:, 2]
             assert (lum > 180).any() and (red > 60).any(), f"{name}: teeth lack enamel or gums"
+
+
+def _texels(gltf, prim, material: str) -> np.ndarray:
+    """The base-colour texels [N, 3] (0-255) under each vertex of a primitive."""
+    from io import BytesIO
+
+    from PIL import Image
+
+    m = next(x for x in gltf.materials if x.name == material)
+    tex = m.pbrMetallicRoughness.baseColorTexture
+    view = gltf.bufferViews[gltf.images[gltf.textures[tex.index].source].bufferView]
+    blob = gltf.binary_blob()
+    img = np.asarray(Image.open(BytesIO(blob[view.byteOffset:view.byteOffset + view.byteLength])).convert("RGB"),
+                     np.float64)
+    uv = _acc(gltf, prim.attributes.TEXCOORD_0)
+    h, w = img.shape[:2]
+    return img[np.clip((uv[:, 1] * h).astype(int), 0, h - 1), np.clip((uv[:, 0] * w).astype(int), 0, w - 1)]
+
+
+def test_tongue_is_in_the_mouths_shade_without_a_midline_stripe(look) -> None:
+    """The tongue's paint is darker than the lips (it lies in the mouth's shadow) and has no narrow line along its
+    midline (a 2 mm groove, ~2 texels, read as a pale stripe down the tongue in open-mouthed frames)."""
+    from avatar.render.make_human import LOOKS
+
+    name, gltf = look
+    prim = _by_material(gltf, "face", "tongue")[0]
+    lum = _texels(gltf, prim, "tongue").mean(axis=1)
+    lips = float(np.mean(LOOKS[name].lips)) * 255
+    assert lum.max() < 0.8 * lips, f"{name}: the tongue's paint ({lum.max():.0f}) is as bright as the lips ({lips:.0f})"
+    pos, nrm = _acc(gltf, prim.attributes.POSITION), _acc(gltf, prim.attributes.NORMAL)
+    top = nrm[:, 1] > 0.8  # the upper surface, which an open mouth shows
+    mid = np.flatnonzero(top & (np.abs(pos[:, 0]) < 1e-4))
+    side = np.flatnonzero(top & (np.abs(pos[:, 0]) > 0.003) & (np.abs(pos[:, 0]) < 0.009))
+    steps = []
+    for i in mid:
+        near = side[np.abs(pos[side, 2] - pos[i, 2]) < 0.003]
+        if len(near):
+            steps.append(lum[i] - lum[near].mean())
+    assert len(steps) >= 4, f"{name}: too few midline samples ({len(steps)})"
+    assert np.abs(steps).max() < 10, f"{name}: the tongue's midline differs from beside it by {np.abs(steps).max():.0f}"
+
+
+def test_hair_and_mouth_materials_say_how_they_are_shaded(look) -> None:
+    """The hair names the point its strands fall from (above and behind the eyes, inside the head) and the teeth
+    and tongue say they lie inside the mouth; the loader reads both (mesh.Material.hair_crown, .cavity)."""
+    from avatar.render.avatar_file import load_avatar
+    from avatar.render.mesh import read_meshes
+
+    name, gltf = look
+    mats = {m.name: m for m in gltf.materials}
+    crown = np.asarray(mats["hair"].extras["hair"]["crown"])
+    hair = _acc(gltf, _by_material(gltf, "body", "hair")[0].attributes.POSITION)
+    lo, hi = hair.min(axis=0), hair.max(axis=0)
+    assert (crown > lo).all() and (crown < hi).all(), f"{name}: the crown {crown} lies outside the hair"
+    assert {n for n, m in mats.items() if (m.extras or {}).get("cavity")} == {"teeth", "tongue"}
+    prims = read_meshes(load_avatar(FILES[name])).primitives
+    hairy = [p.material.hair_crown for p in prims if p.material.hair_crown is not None]
+    assert len(hairy) == 1 and np.allclose(hairy[0], crown)
+    assert sum(p.material.cavity for p in prims) == 2  # the teeth's primitive and the tongue's
+
+
+def _erode(m: np.ndarray) -> np.ndarray:
+    return m & np.roll(m, 1, 0) & np.roll(m, -1, 0) & np.roll(m, 1, 1) & np.roll(m, -1, 1)
+
+
+@needs_gl
+@pytest.mark.parametrize("name", sorted(FILES))
+def test_hair_outline_is_hair_coloured_not_a_grey_rim(name: str, tmp_path: Path) -> None:
+    """Just inside the hair's upper outline the pixels are as dark and as brown as the hair inside it: no grey
+    sheen from the rim light along the outline (which made the cap read as a helmet). The same file with the hair
+    shading's extras removed (`plain`) shows the sheen: brighter and greyer there."""
+    from avatar.render.renderer import Renderer
+    from avatar.render.snapshot import relaxed_body, shape_row
+
+    gltf = _doc(FILES[name])
+    hair = next(m for m in gltf.materials if m.name == "hair")
+    hair.extras = {}
+    gltf.save_binary(str(tmp_path / "plain.glb"))
+    hair.pbrMetallicRoughness.baseColorFactor = [0.0, 0.0, 0.0, 1.0]
+    gltf.save_binary(str(tmp_path / "black.glb"))
+    out = {}
+    for key, path in (("shipped", FILES[name]), ("plain", tmp_path / "plain.glb"), ("black", tmp_path / "black.glb")):
+        with Renderer(path, 384, 320, framing="portrait") as r:
+            out[key] = r.render(shape_row(None), relaxed_body()).astype(float)
+    hair_px = np.abs(out["plain"] - out["black"]).max(axis=2) > 2
+    ys = np.flatnonzero(hair_px.any(axis=1))
+    upper = np.zeros_like(hair_px)
+    upper[: ys[0] + (ys[-1] - ys[0]) // 2] = True  # the outline against the background, not the hairline
+    inside = _erode(hair_px)  # (the outermost ring is blended with the background by anti-aliasing)
+    ring, core = inside & ~_erode(inside) & upper, _erode(_erode(inside)) & upper
+    assert ring.sum() > 50 and core.sum() > 500
+
+    def stats(img: np.ndarray, where: np.ndarray) -> tuple[float, float]:
+        px = img[where]
+        lum = float(px.mean())
+        return lum, float((px[:, 0] - px[:, 2]).mean()) / lum  # brightness; brown: red over blue, per brightness
+
+    for key in ("shipped", "plain"):
+        (lum_r, brown_r), (lum_c, brown_c) = stats(out[key], ring), stats(out[key], core)
+        ok = lum_r <= 1.1 * lum_c and brown_r >= 0.8 * brown_c
+        assert ok == (key == "shipped"), (f"{name} {key}: outline {lum_r:.0f} (brown {brown_r:.2f}) against "
+                                          f"the hair inside {lum_c:.0f} ({brown_c:.2f})")
 
 
 def test_clothes_are_single_sided_with_a_lining_along_their_rims(look) -> None:

@@ -121,6 +121,8 @@ BROW_KNIT = 2.5
 #: the tongue at rest: scaled about its lowest, hindmost point, then moved (m).
 TONGUE_SCALE, TONGUE_SHIFT = np.array([0.9, 0.55, 0.92]), np.array([0.0, -0.002, -0.003])
 TONGUE = np.array([0.74, 0.40, 0.40])
+#: the tongue's paint, a fraction of TONGUE, at its root and at its tip (the mouth's shade baked in)
+TONGUE_SHADE = (0.2, 0.62)
 #: the shirt's hem: this far (m) above the hip joints' height.
 SHIRT_HEM = 0.0
 CLOTHING_OFFSET = {"shirt": 0.006, "trousers": 0.004, "shoes": 0.007}
@@ -726,7 +728,9 @@ def _paint_teeth(col: np.ndarray, mesh: BaseMesh, v: np.ndarray) -> None:
         shade = (0.30 + 0.70 * _smoothstep(0.1, 0.85, front)) * np.where(inner, 0.55, 1.0)
         col[yy, xx] = c * shade[:, None]
         painted[yy, xx] = True
-    # The tongue: pink at the tip, into the mouth's shadow towards the root, a faint median groove.
+    # The tongue: pink at the tip, into the mouth's shadow towards the root; in the mouth it lies under the upper
+    # lip and teeth, so even its front is darker than the lips (no median groove: at ~1 mm a texel a groove that
+    # narrow read as a pale stripe after filtering and JPEG).
     faces = np.flatnonzero(grp == "helper-tongue")
     pos, mask = _bake_positions(mesh, v, faces, size)
     yy, xx = np.nonzero(mask)
@@ -734,7 +738,7 @@ def _paint_teeth(col: np.ndarray, mesh: BaseMesh, v: np.ndarray) -> None:
     ids = np.unique(mesh.quads[faces])
     z0, z1 = float(v[ids, 2].min()), float(v[ids, 2].max())
     front = np.clip((q[:, 2] - z0) / (z1 - z0), 0, 1)
-    shade = (0.25 + 0.75 * _smoothstep(0.25, 0.95, front)) * (1.0 - 0.25 * _smoothstep(0.002, 0.0, np.abs(q[:, 0])))
+    shade = TONGUE_SHADE[0] + (TONGUE_SHADE[1] - TONGUE_SHADE[0]) * _smoothstep(0.25, 1.0, front)
     col[yy, xx] = TONGUE * shade[:, None]
     painted[yy, xx] = True
     # Bleed the paint a few texels out so filtering and mipmaps do not pull in the skin around it.
@@ -793,17 +797,37 @@ def _skin_texture(mesh: BaseMesh, v: np.ndarray, head_faces: np.ndarray, eyes: d
 
 
 HAIR_TEXTURE_SIZE = 1024
+#: where the hair's strands fall away from, from the midpoint of the eyes (m): the strand texture's meridians and
+#: the hair material's `extras.hair.crown`, which the renderer's strand highlights follow
+HAIR_CROWN = np.array([0.0, 0.06, -0.09])
+
+
+#: how much the hair's volume swells and thins in clumps (a fraction of Look.hair_volume): an outline that is not
+#: a perfectly smooth dome
+HAIR_LUMPS = 0.3
+#: the hair texture's brightness at the cap's rim (1 beyond 2.5 cm above the hairline)
+HAIR_RIM_SHADE = 0.6
+
+
+def _hair_lumps(rel: np.ndarray) -> np.ndarray:
+    """Clumps of hair over the head in [-1, 1], at points given from the midpoint of the eyes (m): a few waves
+    around the crown, slanting as they fall."""
+    d = rel - HAIR_CROWN
+    phi = np.arctan2(d[:, 0], d[:, 2])
+    polar = np.arctan2(np.hypot(d[:, 0], d[:, 2]), d[:, 1])
+    return (0.5 * np.sin(7 * phi + 2.0 * polar + 0.4) + 0.3 * np.sin(12 * phi - 3.0 * polar + 2.1)
+            + 0.2 * np.sin(19 * phi + 1.0 * polar + 4.0)) * np.clip(np.sin(polar) * 2.0, 0.0, 1.0)
 
 
 def _hair_texture(mesh: BaseMesh, v: np.ndarray, faces: np.ndarray, eyes: dict[str, np.ndarray], look: Look,
                   size: int = HAIR_TEXTURE_SIZE) -> bytes:
     """The hair's colour in the skin's uv layout (JPEG): strands as fine stripes across the direction they fall
-    (meridians from the crown), in clumps of a few widths, darker at the roots and towards the nape."""
+    (meridians from the crown), in clumps of a few widths, darker towards the cap's rim and the nape."""
     from PIL import Image
 
     pos, mask = _bake_positions(mesh, v, faces, size)
     mid = (eyes["leftEye"] + eyes["rightEye"]) / 2
-    crown = mid + np.array([0.0, 0.06, -0.09])  # strands radiate from here
+    crown = mid + HAIR_CROWN  # strands radiate from here
     d = pos - crown
     phi = np.arctan2(d[..., 0], d[..., 2])  # around the vertical axis through the crown
     polar = np.arctan2(np.hypot(d[..., 0], d[..., 2]), d[..., 1])  # 0 at the crown, pi/2 level with it
@@ -814,7 +838,10 @@ def _hair_texture(mesh: BaseMesh, v: np.ndarray, faces: np.ndarray, eyes: dict[s
         clump = 0.6 + 0.4 * np.sin(rng.uniform(3, 9) * phi + rng.uniform(0, 2 * np.pi))
         value += a * clump * np.sin(f * phi + ph + tw * polar)
     value *= np.clip(np.sin(polar) * 2.5, 0.0, 1.0)  # no moire at the crown
-    shade = (0.78 + 0.32 * value) * (0.8 + 0.2 * _smoothstep(-0.10, 0.02, d[..., 1]))
+    # Darker towards the rim, where the cap meets the skin (the hair's own shade at its edge), and the nape.
+    above = _hair_height(pos.reshape(-1, 3), mid, np.ones(size * size), look.fringe).reshape(size, size)
+    roots = HAIR_RIM_SHADE + (1.0 - HAIR_RIM_SHADE) * _smoothstep(0.0, 0.025, above)
+    shade = (0.78 + 0.32 * value) * (0.8 + 0.2 * _smoothstep(-0.10, 0.02, d[..., 1])) * roots
     col = np.asarray(look.hair[:3])[None, None] * np.where(mask, shade, 1.0)[..., None]
     img = Image.fromarray(np.clip(np.round(col * 255), 0, 255).astype(np.uint8), "RGB")
     buf = io.BytesIO()
@@ -984,7 +1011,8 @@ def build_human(look_name: str, data: Path | None = None) -> Human:
             if name == "trousers":
                 under = (pos + nrm * CLOTHING_OFFSET[name])[np.unique(body_quads[sel])]
         if name == "hair":
-            lift = 0.0008 + look.hair_volume * _smoothstep(0.0, 0.04, fields[name])[:, None]
+            lumps = 1.0 + HAIR_LUMPS * _hair_lumps(v - eyes_mid(v, groups))
+            lift = 0.0008 + look.hair_volume * (_smoothstep(0.0, 0.04, fields[name]) * lumps)[:, None]
         else:
             lift = CLOTHING_OFFSET[name]
         piece(name, body_q[sel], pos + nrm * lift, nrm, textured=name == "hair")
@@ -1141,6 +1169,12 @@ def build_gltf(hum: Human):  # noqa: ANN201 - pygltflib.GLTF2
     # the face's back faces as its inside (mesh.Material.enclosed).
     for name in ("skin", "teeth", "tongue"):
         gltf.materials[mat_index[name]].extras = {**(gltf.materials[mat_index[name]].extras or {}), "enclosed": True}
+    # Inside the mouth the head hides the teeth and tongue from the rim light behind it (mesh.Material.cavity); the
+    # hair gets strand highlights along lines from its crown (mesh.Material.hair_crown). Other viewers ignore both.
+    for name in ("teeth", "tongue"):
+        gltf.materials[mat_index[name]].extras["cavity"] = True
+    crown = np.mean(list(hum.eyes.values()), axis=0) + HAIR_CROWN
+    gltf.materials[mat_index["hair"]].extras = {"hair": {"crown": [round(float(c), 5) for c in crown]}}
     J = len(hum.bones)
     for j, name in enumerate(hum.bones):
         kids = [k for k, p in enumerate(hum.parents) if p == j]

@@ -56,6 +56,10 @@ class Material:
     #: `extras.enclosed`: the mesh models its own inside (mouth, eye sockets), so the renderer need not draw a
     #: morphing single-sided mesh's back faces as the inside of the head.
     enclosed: bool = False
+    #: `extras.cavity`: inside the mouth (teeth, tongue), where the head hides it from the rim light behind it.
+    cavity: bool = False
+    #: `extras.hair.crown`: the point (the mesh's bind space, m) its strands fall away from; hair shading when set.
+    hair_crown: tuple[float, float, float] | None = None
 
 
 @dataclass
@@ -213,7 +217,20 @@ def _material(gltf: GLTF2, index: int | None) -> Material:
                     alpha_mode=str(m.alphaMode or "OPAQUE").upper(),
                     alpha_cutoff=float(m.alphaCutoff if m.alphaCutoff is not None else 0.5),
                     wrinkles=_wrinkle_map(gltf, m.extras, index),
-                    enclosed=isinstance(m.extras, dict) and m.extras.get("enclosed") is True)
+                    enclosed=isinstance(m.extras, dict) and m.extras.get("enclosed") is True,
+                    cavity=isinstance(m.extras, dict) and m.extras.get("cavity") is True,
+                    hair_crown=_hair_crown(m.extras))
+
+
+def _hair_crown(extras: object) -> tuple[float, float, float] | None:
+    """The material's `extras.hair.crown` (three finite numbers), or None when absent or malformed."""
+    hair = extras.get("hair") if isinstance(extras, dict) else None
+    crown = hair.get("crown") if isinstance(hair, dict) else None
+    if not isinstance(crown, list) or len(crown) != 3 or not all(
+            isinstance(c, (int, float)) and not isinstance(c, bool) for c in crown):
+        return None
+    out = tuple(float(c) for c in crown)
+    return out if np.isfinite(out).all() else None
 
 
 def _wrinkle_map(gltf: GLTF2, extras: object, material: int) -> WrinkleMap | None:

@@ -11,8 +11,9 @@ dense product over the active targets, for positions and for normals; normal del
 once per renderer), and linear-blend skinning runs in the vertex shader with the joint matrices in a float texture
 (no limit on the joint count). Shading (avatar/render/glsl/) is a simple lit base colour (texture when the material
 has one): hemisphere ambient, a warm key, a cool fill and a rim light, wrapped diffuse for skin, Blinn-Phong
-highlights from the roughness, on a soft gradient background, anti-aliased by FXAA on the avatar's pixels (the
-default) or by MSAA. One program variant per kind of material (textured, alpha-masked) rather than branches on
+highlights from the roughness (strand highlights for a material with `extras.hair`), on a soft gradient
+background, anti-aliased by FXAA on the avatar's pixels (the default) or by MSAA. One program variant per kind of
+material (textured, alpha-masked, wrinkled, hair) rather than branches on
 uniforms, which llvmpipe pays for on every pixel. The camera is framed from the avatar's own rest pose
 (avatar.render.camera).
 """
@@ -157,8 +158,8 @@ class Renderer:
                 self._resolve = ctx.framebuffer(color_attachments=[ctx.renderbuffer(size, 4)], depth_attachment=depth)
             else:
                 self._resolve = ctx.framebuffer(color_attachments=[ctx.renderbuffer(size, 4)]) if s else self._fbo
-            # (alpha mask, textured, wrinkled) -> program, made on demand
-            self._progs: dict[tuple[bool, bool, bool], object] = {}
+            # (alpha mask, textured, wrinkled, hair) -> program, made on demand
+            self._progs: dict[tuple[bool, bool, bool, bool], object] = {}
             self._bg = ctx.program(vertex_shader=shader("background.vert"), fragment_shader=shader("background.frag"))
             self._bg_vao = ctx.vertex_array(self._bg, [])
             self._bg_fbo = None
@@ -197,7 +198,8 @@ class Renderer:
         ibo = ctx.buffer(p.indices.astype("u4").tobytes())
         mask, textured = p.material.alpha_mode == "MASK", p.material.texture is not None
         wrinkles = p.material.wrinkles if textured else None
-        prog = self._program(mask, textured, wrinkles is not None)
+        hair = p.material.hair_crown is not None
+        prog = self._program(mask, textured, wrinkles is not None, hair)
 
         def vertex_array(program, index_buffer=ibo):  # noqa: ANN001, ANN202 - moderngl objects
             # skip_errors: an untextured program has no in_uv (the compiler drops what it does not read).
@@ -219,16 +221,17 @@ class Renderer:
                             for program, sel in ((prog, creased), (plain, ~creased)) if sel.any()]
         return out
 
-    def _program(self, mask: bool, textured: bool, wrinkles: bool = False):  # noqa: ANN202 - a moderngl.Program
-        """The avatar program for a material kind, compiled once per renderer.
+    def _program(self, mask: bool, textured: bool, wrinkles: bool = False,  # noqa: ANN202 - a moderngl.Program
+                 hair: bool = False):
+        """The avatar program for a material kind, compiled once per renderer (`hair`: strand highlights).
 
         Variants, not uniform branches: `discard` turns off llvmpipe's early depth test, so only alpha-masked
         materials get the program that has it; and a branch on a uniform still costs every pixel on llvmpipe
         (the texture branch was 1.2 ms of a 30 ms frame on an untextured avatar)."""
-        key = (bool(mask), bool(textured), bool(wrinkles))
+        key = (bool(mask), bool(textured), bool(wrinkles), bool(hair))
         if key not in self._progs:
             defines = (("ALPHA_MASK",) if mask else ()) + (("TEXTURED",) if textured else ()) \
-                + (("WRINKLES",) if wrinkles else ())
+                + (("WRINKLES",) if wrinkles else ()) + (("HAIR",) if hair else ())
             prog = self._ctx.program(vertex_shader=with_defines(shader("avatar.vert"), *defines),
                                      fragment_shader=with_defines(shader("avatar.frag"), *defines))
             prog["u_view_proj"].write(self.camera.view_proj(self.width / self.height).T.astype("f4").tobytes())
@@ -457,6 +460,9 @@ class Renderer:
             prog["u_model"].write(world[p.node].T.astype("f4").tobytes())
         prog["u_color"].value = tuple(float(c) for c in mat.color)
         prog["u_rough"].value = float(np.clip(mat.roughness, 0.05, 1.0))
+        prog["u_rim"].value = 0.0 if mat.cavity else 1.0
+        if mat.hair_crown is not None:
+            prog["u_hair_crown"].value = mat.hair_crown
         if mat.texture is not None:
             self._images[mat.texture].use(1)
         if strength is not None:  # the wrinkle program

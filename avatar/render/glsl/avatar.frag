@@ -15,6 +15,13 @@ const float WRINKLE_DEPTH = 0.0007;  // m: a full crease as a groove this deep
 #endif
 uniform int u_alpha_mode;  // 0 opaque, 1 mask, 2 blend
 uniform float u_cutoff;
+#ifdef HAIR
+in vec3 v_strand;
+#ifdef TEXTURED
+in float v_strand_mean;
+#endif
+#endif
+uniform float u_rim;  // how much of the rim light reaches the material (0 inside the mouth: extras.cavity)
 uniform bool u_interior;  // a morphing single-sided mesh: its back faces are the inside of the head
 uniform vec3 u_eye;
 uniform vec3 u_key_dir;
@@ -75,15 +82,49 @@ void main() {
     float fd = clamp((dot(n, u_fill_dir) + 0.2) / 1.2, 0.0, 1.0);
     float rd = clamp(dot(n, u_rim_dir), 0.0, 1.0);
     vec3 amb = mix(GROUND, SKY, 0.5 + 0.5 * n.y);
-    vec3 diffuse = (amb + KEY * kd + FILL * fd + RIM * rd * 0.5) * occ;
+    vec3 diffuse = (amb + KEY * kd + FILL * fd + RIM * rd * 0.5 * u_rim) * occ;
+    vec3 hk = normalize(u_key_dir + v);
+    float f1 = 1.0 - max(dot(n, v), 0.0);
+    float fres = (f1 * f1) * (f1 * f1);
+#ifdef HAIR
+    // Strands (Kajiya & Kay 1989, shifted lobes after Scheuermann 2004): they run along the surface away from the
+    // crown, so a light's highlight is a band across them, broken up by the strand texture; the outline darkens
+    // (light passes between the strands there) and the rim light only tints it hair-coloured.
+    vec3 along = v_strand - n * dot(v_strand, n);
+    float reach = length(along);
+    vec3 tng = along / max(reach, 1e-6);
+    float strand = 1.0;  // this texel against its neighbourhood: the band breaks up into strands
+#ifdef TEXTURED
+    strand = dot(t.rgb, vec3(0.3, 0.59, 0.11)) / v_strand_mean;
+#endif
+    float fade = smoothstep(0.005, 0.03, reach) * strand;  // no band at the crown, where strands face the eye
+    // Each lobe's tangent is tng + s n, shifted by s along the normal: as tng is a unit vector across n, its cosine
+    // with a half vector h is (tng.h + s n.h) / sqrt(1 + s^2), without normalising a vector per lobe.
+    // Primary lobe shifted towards the tips; the secondary, hair-coloured, towards the roots; the sky's band on
+    // top of the head towards the crown (the key's own band falls low, at the temples).
+    vec3 hs = normalize(vec3(0.0, 1.0, 0.0) + v);
+    vec3 shift = 0.25 * strand + vec3(-0.15, 0.10, -0.45);
+    float th = dot(tng, hk);
+    float nh = dot(n, hk);
+    vec3 cs = (vec3(th, th, dot(tng, hs)) + shift * vec3(nh, nh, dot(n, hs))) * inversesqrt(1.0 + shift * shift);
+    float c1 = cs.x;
+    float c2 = cs.y;
+    float c3 = cs.z;
+    float key = smoothstep(-0.1, 0.3, dot(n, u_key_dir));
+    vec3 hue = mix(vec3(1.0), base.rgb / max(dot(base.rgb, vec3(0.3333)), 1e-3), 0.6);  // towards the hair's colour
+    float shin = mix(160.0, 10.0, u_rough);  // the primary band's sharpness; the others are broader
+    vec3 spec = fade * (hue * (KEY * (key * 0.06 * pow(max(1.0 - c1 * c1, 0.0), shin))
+                               + 0.04 * strand * pow(max(1.0 - c3 * c3, 0.0), shin * 0.5))
+                        + KEY * base.rgb * (key * 2.0 * pow(max(1.0 - c2 * c2, 0.0), shin * 0.15)));
+    diffuse *= 1.0 - 0.5 * f1 * f1;
+    vec3 rim = RIM * base.rgb * (fres * rd * u_rim);
+#else
     float r2 = u_rough * u_rough;
     float shin = clamp(2.0 / max(r2 * r2, 1e-3) - 2.0, 4.0, 400.0);
     float spec_k = mix(0.25, 0.03, u_rough);
-    vec3 hk = normalize(u_key_dir + v);
     vec3 spec = KEY * spec_k * pow(max(dot(n, hk), 0.0), shin) * step(0.0, dot(n, u_key_dir));
-    float f1 = 1.0 - max(dot(n, v), 0.0);
-    float fres = (f1 * f1) * (f1 * f1);
-    vec3 rim = RIM * fres * 0.35 * rd;
+    vec3 rim = RIM * fres * 0.35 * rd * u_rim;
+#endif
     vec3 c = base.rgb * diffuse + spec + rim;
     c = c / (1.0 + 0.15 * c);  // a gentle shoulder so highlights do not clip to white
     f_color = vec4(to_display(c), u_alpha_mode == 2 ? base.a : 1.0);
