@@ -90,14 +90,17 @@ class OnnxModel:
     several threads at once (onnxruntime's `run` is).
     """
 
-    def __init__(self, path: str | os.PathLike[str], threads: int | None = None) -> None:
-        import onnxruntime as ort
-
+    def __init__(self, path: str | os.PathLike[str], threads: int | None = None,
+                 optimized_cache: str | os.PathLike[str] | None = None) -> None:
+        """Open `path` with `threads` intra-op threads; with `optimized_cache` (a folder), onnxruntime's graph
+        optimisations are saved there the first time and read back afterwards (`open_optimized`)."""
         self.path = onnx_path(path)
         self.threads = default_threads() if threads is None else int(threads)
         try:
-            self.session = ort.InferenceSession(str(self.path), sess_options=session_options(self.threads),
-                                                providers=["CPUExecutionProvider"])
+            if optimized_cache is None:
+                self.session = _session(str(self.path), session_options(self.threads))
+            else:
+                self.session = open_optimized(self.path, self.threads, Path(optimized_cache))
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own Fail/InvalidGraph types
             raise ModelError(f"cannot load {self.path}: {str(exc).splitlines()[0] if str(exc) else exc!r}") from None
         self.inputs = {i.name: _DTYPES.get(i.type, np.float32) for i in self.session.get_inputs()}
@@ -142,14 +145,80 @@ class OnnxModel:
         self.__init__(state["path"], state["threads"])  # type: ignore[misc]
 
 
-def load_onnx(path: str | os.PathLike[str], threads: int | None = None) -> OnnxModel:
+def load_onnx(path: str | os.PathLike[str], threads: int | None = None,
+              optimized_cache: str | os.PathLike[str] | None = None) -> OnnxModel:
     """The session for a model folder or .onnx file, opened once per (file, threads) in this process (the
-    registry's one cache, avatar.weights.cached)."""
+    registry's one cache, avatar.weights.cached); `optimized_cache` as in OnnxModel."""
     from avatar.weights import cached
 
     p = onnx_path(path)
     n = default_threads() if threads is None else int(threads)
-    return cached(f"onnx/{n}", p, lambda resolved: OnnxModel(resolved, n))
+    return cached(f"onnx/{n}", p, lambda resolved: OnnxModel(resolved, n, optimized_cache))
+
+
+def _session(graph: str, options: Any) -> Any:
+    import onnxruntime as ort
+
+    return ort.InferenceSession(graph, sess_options=options, providers=["CPUExecutionProvider"])
+
+
+def _cpu_fingerprint() -> str:
+    """This CPU's instruction-set flags (Linux) or name: onnxruntime's saved optimisations may depend on them."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith(("flags", "Features")):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return f"{platform.machine()}|{platform.processor()}"
+
+
+def optimized_graph_path(path: Path, cache: Path) -> Path:
+    """Where `open_optimized` keeps `path`'s optimised graph: keyed by the file (path, size, mtime), this
+    onnxruntime's version and this CPU, since a saved optimisation is only valid for the build and machine that
+    made it."""
+    import hashlib
+
+    import onnxruntime as ort
+
+    st = path.stat()
+    key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{ort.__version__}|{_cpu_fingerprint()}"
+    return cache / f"{path.stem}-optimized-{hashlib.sha1(key.encode()).hexdigest()[:16]}.onnx"
+
+
+def open_optimized(path: Path, threads: int, cache: Path) -> Any:
+    """A session for `path` whose graph optimisations are done once and saved in `cache`: the saved graph is
+    opened with optimisations off, which gives the same arithmetic (bit-identical outputs) and skips most of the
+    set-up (Piper's 63 MB voice: 0.6 -> 0.17 CPU s). A missing or unwritable cache, or a saved graph that does
+    not open, falls back to optimising in memory."""
+    import onnxruntime as ort
+
+    from avatar.io import atomic_path
+
+    saved = optimized_graph_path(path, cache)
+    if saved.is_file():
+        options = session_options(threads)
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        try:
+            return _session(str(saved), options)
+        except Exception as exc:  # noqa: BLE001 - a truncated or foreign file: make it again
+            log.warning("the saved optimised graph %s does not open (%s); making it again", saved, exc)
+            saved.unlink(missing_ok=True)
+    try:
+        with atomic_path(saved, suffix=".onnx") as tmp:
+            options = session_options(threads)
+            options.optimized_model_filepath = str(tmp)  # onnxruntime writes it while it sets the session up
+            session = _session(str(path), options)
+            if not tmp.is_file() or tmp.stat().st_size == 0:
+                raise OSError(f"onnxruntime wrote no optimised graph to {tmp}")
+        log.info("saved %s's optimised graph to %s (once)", path.name, saved)
+        return session
+    except Exception as exc:  # noqa: BLE001 - no cache (unwritable, full) or a graph error the plain open repeats
+        log.info("cannot save an optimised graph in %s (%s): optimising in memory", cache, exc)
+        return _session(str(path), session_options(threads))
 
 
 class OnnxNet:

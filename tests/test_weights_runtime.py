@@ -210,3 +210,41 @@ def test_load_onnx_opens_each_graph_once_and_pickles_by_path(affine):
     x = np.ones((2, 4), np.float32)
     np.testing.assert_array_equal(a(x=x), b(x=x))
     clear_cache()
+
+
+# ------------------------------------------------------------------------------------------ saved optimisations
+
+
+def test_optimised_graph_is_saved_once_and_gives_the_same_outputs(affine, tmp_path, monkeypatch):
+    import avatar.runtime as rt
+
+    path, w, b = affine
+    cache = tmp_path / "cache"
+    opened: list[str] = []
+    real = rt._session
+    monkeypatch.setattr(rt, "_session", lambda graph, options: (opened.append(graph), real(graph, options))[1])
+    x = np.random.default_rng(1).normal(size=(5, 4)).astype(np.float32)
+    plain = rt.OnnxModel(path)(x=x)
+    first = rt.OnnxModel(path, optimized_cache=cache)
+    saved = rt.optimized_graph_path(path, cache)
+    assert saved.is_file() and opened[-1] == str(path)  # optimised from the source, written beside
+    second = rt.OnnxModel(path, optimized_cache=cache)
+    assert opened[-1] == str(saved)  # read back: no second optimisation
+    assert np.array_equal(first(x=x), plain) and np.array_equal(second(x=x), plain)
+    assert [p.name for p in cache.iterdir()] == [saved.name]  # no temporary file left behind
+
+
+def test_a_broken_saved_graph_is_made_again_and_no_cache_falls_back(affine, tmp_path):
+    import avatar.runtime as rt
+
+    path, w, b = affine
+    x = np.ones((2, 4), np.float32)
+    cache = tmp_path / "cache"
+    saved = rt.optimized_graph_path(path, cache)
+    cache.mkdir()
+    saved.write_bytes(b"not a graph")
+    assert np.allclose(rt.OnnxModel(path, optimized_cache=cache)(x=x), x @ w + b, atol=1e-5)
+    assert saved.stat().st_size > 100  # replaced by a real graph
+    blocked = tmp_path / "a-file"
+    blocked.write_text("x")  # a cache "folder" that is a file: nothing can be saved, the session still opens
+    assert np.allclose(rt.OnnxModel(path, optimized_cache=blocked)(x=x), x @ w + b, atol=1e-5)

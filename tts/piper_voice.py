@@ -217,7 +217,7 @@ class PiperVoice:
         self.threads = tts_threads() if threads is None else int(threads)
         from avatar.runtime import load_onnx
 
-        self.model = load_onnx(patched_graph(model), self.threads)
+        self.model = load_onnx(patched_graph(model), self.threads, optimized_cache=cache_dir() / "piper")
         self._noise: dict[int, np.ndarray] = {}
         self._lock = threading.Lock()
 
