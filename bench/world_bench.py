@@ -12,7 +12,7 @@ alternating (so machine load hits every setting alike):
   octave to any tracker; per frame the judge's own choice is the same on both sides, so this figure is steady
   where medians of two renderings were not.
 
-    .venv/bin/python bench/world_bench.py [--compare aperiodicity=d4c] [--compare threads=1] [--repeats 2]
+    .venv/bin/python bench/world_bench.py [--compare aperiodicity=d4c] [--compare split_f0=1] [--repeats 2] [--controls 3]
 """
 
 from __future__ import annotations
@@ -68,6 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--compare", action="append", default=[], help="a variant of the shipped settings, KEY=VALUE")
     ap.add_argument("--repeats", type=int, default=2, help="timing rounds")
+    ap.add_argument("--controls", type=int, default=0,
+                    help="pitch check only: N more rows of the shipped settings whose F0 tracker sees the audio with "
+                         "-140 dB of white noise added (seeds 1..N): how much the check moves after any tiny change")
     args = ap.parse_args(argv)
     warnings.filterwarnings("ignore")
     from avatar.audio import import_pyworld
@@ -84,6 +87,13 @@ def main(argv: list[str] | None = None) -> int:
     vads = [VAD(*v) if v is not None else _text_vads(t) for t, v in LINES]
 
     original = world.reshape
+    original_track = world.track_f0
+    noise_seed: dict[str, int | None] = {"seed": None}
+
+    def tracked(x: np.ndarray, *a: object, **kw: object) -> tuple[np.ndarray, np.ndarray]:
+        if noise_seed["seed"] is not None:
+            x = x + 1e-7 * np.random.default_rng(noise_seed["seed"]).standard_normal(x.size)
+        return original_track(x, *a, **kw)
     seen: dict[str, object] = {"cpu": 0.0, "wall": 0.0}
 
     def timed(audio: np.ndarray, sr: int, edit: world.WorldEdit, **kw: object) -> np.ndarray:
@@ -95,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         return out
 
     world.reshape = timed
+    world.track_f0 = tracked
     try:
         print(f"CPU (process time) and wall per second of speech, {len(LINES)} emotional lines, {args.repeats} rounds:")
         for rnd in range(args.repeats):
@@ -114,7 +125,10 @@ def main(argv: list[str] | None = None) -> int:
             return pw.harvest(np.asarray(x, np.float64), 22050, f0_floor=50.0, f0_ceil=500.0, frame_period=5.0)[0]
 
         print(f"pitch WORLD gave, per frame against the unedited audio ({len(PITCH_LINES)} lines; Harvest 50-500 Hz):")
-        for name, be in backends.items():
+        checks = [(name, be, None) for name, be in backends.items()]
+        checks += [(f"shipped, -140 dB noise {k}", backends["shipped"], k) for k in range(1, args.controls + 1)]
+        for name, be, seed in checks:
+            noise_seed["seed"] = seed
             row = []
             for arousal in (-0.8, 0.8):
                 shifts, voiced, per_line = [], [], []
@@ -132,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {name:>22}: " + " | ".join(row), flush=True)
     finally:  # the module's function back, whatever happened
         world.reshape = original
+        world.track_f0 = original_track
     print("rerun: .venv/bin/python bench/world_bench.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
     return 0
 
