@@ -65,6 +65,11 @@ def load_gesture_model(folder: str | os.PathLike[str] | None = None) -> GestureD
     """Load the trained denoiser for inference (model.onnx in onnxruntime, no torch; ModelError naming the
     training command when it is missing)."""
     path = Path(folder) if folder is not None else default_model_dir()
+    if (path / "model.safetensors").is_file() and (path / "config.json").is_file() \
+            and not (path / "model.onnx").is_file():
+        # a training checkpoint (--save-every) is saved without the ONNX graph that inference runs
+        raise ModelError(f"{path} holds a training checkpoint without model.onnx; export it with "
+                         f"`.venv/bin/python -m avatar.export {path}`")
     if not (path / "model.onnx").is_file() or not (path / "config.json").is_file():
         raise ModelError(f"no gesture model at {path} (needs config.json and model.onnx); train one with "
                          f"`{TRAIN_COMMAND}` (see docs/gesture.md), or pass --model DIR")

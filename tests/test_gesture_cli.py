@@ -128,6 +128,16 @@ def test_generate_gesture_api(data: dict) -> None:
         generate_gesture(audio, SR, None, model=data["root"] / "nowhere")
 
 
+def test_checkpoint_without_onnx_names_the_export_command(tmp_path: Path) -> None:
+    from avatar.gesture.generate import load_gesture_model
+    from avatar.gesture.model import GestureDenoiser, GestureModelConfig
+
+    GestureDenoiser(GestureModelConfig(d_model=32, layers=1, heads=2, ff=64, window=20, overlap=4)).save_pretrained(
+        tmp_path, onnx=False)  # as train.py's --save-every checkpoints are saved
+    with pytest.raises(ModelError, match="avatar.export"):
+        load_gesture_model(tmp_path)
+
+
 def test_old_feature_set_is_refused(data: dict, tmp_path: Path) -> None:
     from avatar.gesture.generate import generate_gesture
     from avatar.gesture.model import GestureDenoiser, GestureModelConfig
