@@ -270,3 +270,28 @@ def test_training_cli_reads_several_folders_and_sizes_a_fresh_network(tmp_path):
         with pytest.raises(SystemExit) as exc:
             main(["--data", str(tmp_path / "a"), "--out", str(tmp_path / "w2"), *bad])
         assert exc.value.code == 2
+
+
+def test_soup_averages_networks_of_one_config_and_the_cli_writes_it(tmp_path):
+    """Each tensor of the soup is the weighted mean of the ingredients'; other shapes and bad mixes are refused."""
+    from avatar.face.lipsync import LipSyncConfig, VisemeNet
+    from avatar.face.lipsync_soup import main, soup
+
+    torch.manual_seed(0)
+    a, b = VisemeNet(LipSyncConfig(hidden=16, layers=2)), VisemeNet(LipSyncConfig(hidden=16, layers=2))
+    s = soup([a, b], [0.25, 0.75])
+    w = "convs.1.weight"
+    assert torch.allclose(s.state_dict()[w], 0.25 * a.state_dict()[w] + 0.75 * b.state_dict()[w])
+    with pytest.raises(ModelError):
+        soup([a, VisemeNet(LipSyncConfig(hidden=24, layers=2))])
+    with pytest.raises(ModelError):
+        soup([a, b], [0.5, 0.6])
+    a.save_pretrained(tmp_path / "a", onnx=False)
+    b.save_pretrained(tmp_path / "b", onnx=False)
+    assert main(["--models", str(tmp_path / "a"), str(tmp_path / "b"), "--mix", "0.75", "--out", str(tmp_path / "s")]) == 0
+    from avatar.face.lipsync import load_lipsync
+
+    assert torch.allclose(load_lipsync(tmp_path / "s").state_dict()[w], s.state_dict()[w])
+    assert (tmp_path / "s" / "model.onnx").is_file() and "x0.75" in (tmp_path / "s" / "README.md").read_text()
+    with pytest.raises(SystemExit):
+        main(["--models", str(tmp_path / "a"), str(tmp_path / "b"), "--mix", "1.5", "--out", str(tmp_path / "t")])
