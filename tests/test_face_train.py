@@ -73,6 +73,23 @@ def test_corpus_is_deterministic_and_resume_skips(corpus, tmp_path):
     assert again == records and (tmp_path / "train_7_000002.wav").stat().st_mtime_ns == stamp
 
 
+def test_resume_with_another_voice_list_remakes_the_clips(corpus, tmp_path):
+    """--more-voices keeps a clip's id, text and VAD but draws another voice: resuming a corpus made without it
+    remakes each clip whose manifest names another voice (it kept the old audio under the new voice's name)."""
+    import shutil
+
+    from avatar.tts.corpus import build_corpus
+
+    for p in corpus.iterdir():
+        shutil.copy(p, tmp_path / p.name)
+    before = {r["id"]: r["voice"] for r in map(json.loads, (tmp_path / "manifest.jsonl").read_text().splitlines())}
+    records = build_corpus(tmp_path, clips=3, seed=7, resume=True, more_voices=True, progress=False)
+    changed = [r["id"] for r in records if r["voice"] != before[r["id"]]]
+    assert changed  # seed 7's first clips draw other voices from the longer list
+    for cid in changed:
+        assert (tmp_path / f"{cid}.wav").read_bytes() != (corpus / f"{cid}.wav").read_bytes(), cid
+
+
 def test_corpus_examples_count_the_neural_voice(corpus, tmp_path, monkeypatch):
     """The card's count of neural-voice clips reads the manifest by tts.corpus (damaged lines skipped) and its name."""
     import shutil

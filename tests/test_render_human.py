@@ -466,3 +466,20 @@ def test_a_smiling_squint_does_not_fold_the_lower_lids(look) -> None:
             base = m * smile + e * squint
             new = int((folded(base + c * cheek) & ~folded(base)).sum())
             assert new <= most, f"{name}: {side} cheek {c}, smile {m}, squint {e} folds {new} more triangles"
+
+
+@needs_gl
+def test_a_creased_material_can_also_be_hair(tmp_path: Path) -> None:
+    """Both documented material extras on one material (a crease map and `extras.hair`) render: the face's
+    crease-free draw uses the hair program too (it had no u_hair_crown: KeyError on the first frame)."""
+    from avatar.render.renderer import Renderer
+    from avatar.render.snapshot import relaxed_body, shape_row
+
+    gltf = _doc(FILES["female"])
+    skin = next(m for m in gltf.materials if m.name == "skin")
+    assert "wrinkleMap" in (skin.extras or {})
+    skin.extras = {**skin.extras, "hair": {"crown": [0.0, 1.6, 0.0]}}
+    gltf.save_binary(str(tmp_path / "hairy.glb"))
+    with Renderer(tmp_path / "hairy.glb", 96, 96, framing="portrait") as r:
+        img = r.render(shape_row(None), relaxed_body())
+    assert img.shape == (96, 96, 3) and img.std() > 5

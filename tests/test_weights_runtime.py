@@ -232,6 +232,13 @@ def test_optimised_graph_is_saved_once_and_gives_the_same_outputs(affine, tmp_pa
     assert opened[-1] == str(saved)  # read back: no second optimisation
     assert np.array_equal(first(x=x), plain) and np.array_equal(second(x=x), plain)
     assert [p.name for p in cache.iterdir()] == [saved.name]  # no temporary file left behind
+    again = pickle.loads(pickle.dumps(second))  # a worker process gets the same saved graph, not a new optimisation
+    assert opened[-1] == str(saved) and again.optimized_cache == cache and np.array_equal(again(x=x), plain)
+    stale = cache / f"{path.stem}-optimized-0000000000000000.onnx"  # made under another onnxruntime or CPU
+    stale.write_bytes(saved.read_bytes())
+    saved.unlink()
+    rt.OnnxModel(path, optimized_cache=cache)
+    assert sorted(p.name for p in cache.iterdir()) == [saved.name]  # saved again, the stale one gone
 
 
 def test_a_broken_saved_graph_is_made_again_and_no_cache_falls_back(affine, tmp_path):

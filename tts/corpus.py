@@ -51,8 +51,9 @@ TRAIN_VARIANTS: tuple[str, ...] = ("", "m1", "m2", "m3", "m4", "m5", "m6", "f1",
                                    "klatt", "klatt2", "klatt3", "klatt5", "adam", "linda", "steph", "robert",
                                    "max", "anika", "aunty", "edward", "john", "quincy")
 HELDOUT_VARIANTS: tuple[str, ...] = ("m7", "f5", "klatt4", "belinda", "david", "iven")
-#: More eSpeak NG variants for a wider train corpus (`--more-voices`): neither held-out variants nor their
-#: relatives (iven2-4), nor the whispered or robotic ones (their spectra are no speaker's).
+#: More eSpeak NG variants for a wider train corpus (`--more-voices`): no held-out variant by name, not iven2-4,
+#: nor the whispered or robotic ones (their spectra are no speaker's). Nguyen, m8, announcer and klatt6 are near
+#: relatives of held-out m7, klatt4 and david (docs/tts.md); the shipped lip sync was trained with them.
 EXTRA_TRAIN_VARIANTS: tuple[str, ...] = (
     "m8", "klatt6", "Alex", "Alicia", "Andrea", "Andy", "Annie", "AnxiousAndy", "Denis", "Diogo", "Gene", "Gene2",
     "Henrique", "Hugo", "Jacky", "Lee", "Marco", "Mario", "Michael", "Mike", "Nguyen", "Reed", "RicishayMax",
@@ -207,10 +208,12 @@ def clip_paths(out: Path, clip_id: str) -> dict[str, Path]:
     return {"wav": out / f"{clip_id}.wav", "timeline": out / f"{clip_id}.json", "vad": out / f"{clip_id}.vad.json"}
 
 
-def _complete(out: Path, spec: ClipSpec) -> bool:
+def _complete(out: Path, spec: ClipSpec, recorded: dict | None = None) -> bool:
     paths = clip_paths(out, spec.id)
     if not all(p.is_file() and p.stat().st_size > 0 for p in paths.values()):
         return False
+    if recorded is not None and recorded.get("voice") != spec.voice:
+        return False  # the same id, text and VAD in another voice (--more-voices draws from a longer voice list)
     try:  # the same id with other settings (another EmoBank file) is not "complete": compare VAD and words
         if VAD(**json.loads(paths["vad"].read_text(encoding="utf-8"))) != spec.vad:
             return False
@@ -277,7 +280,7 @@ def build_corpus(out: str | os.PathLike[str], clips: int, seed: int = 0, split: 
     skipped = 0
     for i in tqdm(range(int(clips)), desc=f"corpus {split}", unit="clip", disable=not progress):
         spec = clip_spec(i, seed, split, sentences, voices, neural_share)
-        if resume and _complete(out, spec):
+        if resume and _complete(out, spec, old.get(spec.id)):
             records.append(_record_from_files(out, spec))
             skipped += 1
             continue

@@ -214,7 +214,7 @@ class Renderer:
             # Frames without creases draw the whole face with the plain program; frames with creases draw only
             # the triangles the crease map touches with the wrinkle program (its second texture fetch cost ~8 %
             # of a portrait frame on llvmpipe over the whole face) and the rest with the plain one.
-            plain = self._program(mask, textured)
+            plain = self._program(mask, textured, False, hair)  # the same material without creases: hair stays hair
             out["plain"] = [(plain, vertex_array(plain))]
             creased = self._creased[id(p)]
             out["split"] = [(program, vertex_array(program, ctx.buffer(p.indices[sel].astype("u4").tobytes())))
