@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     sys.path.insert(0, args.root)
     if args.tiles_out:
-        np.save(args.tiles_out, render_tiles())
+        np.save(args.tiles_out, render_tiles(tuple(args.avatars)))
         return 0
     if not args.out:
         ap.error("--out is required")
@@ -71,9 +71,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.baseline:
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "tiles.npy"
+            # The same avatars in the baseline (shipped names resolve to its own files). The child runs on this
+            # interpreter: `avatar` comes from the baseline, but an editable install maps avatar.face etc. to this
+            # checkout, so only avatar/ (render, files) differs between the rows.
             subprocess.run([sys.executable, __file__, "--tiles-out", str(path), "--root",
-                            str(Path(args.baseline).resolve())], check=True, cwd=args.baseline)
-            rows.insert(0, ("before", np.load(path)))
+                            str(Path(args.baseline).resolve()), "--avatars", *args.avatars], check=True,
+                           cwd=args.baseline)
+            before = np.load(path)
+            if before.shape != ours.shape:
+                ap.error(f"the baseline's crops are {before.shape}, ours {ours.shape}: not the same avatars?")
+            rows.insert(0, ("before", before))
     from PIL import Image, ImageDraw
 
     from avatar.io import atomic_path
