@@ -194,7 +194,7 @@ def optimized_graph_path(path: Path, cache: Path) -> Path:
 def open_optimized(path: Path, threads: int, cache: Path) -> Any:
     """A session for `path` whose graph optimisations are done once and saved in `cache`: the saved graph is
     opened with optimisations off, which gives the same arithmetic (bit-identical outputs) and skips most of the
-    set-up (Piper's 63 MB voice: 0.77 -> 0.28 CPU s to open, two opens in one process). Saving a graph removes
+    set-up (Piper's 63 MB voice: 0.63 -> 0.17 CPU s to open, `bench/voice_open_bench.py`). Saving a graph removes
     the saved graphs of the same file made under another key (another onnxruntime, CPU or file version). A missing
     or unwritable cache, or a saved graph that does not open, falls back to optimising in memory."""
     import onnxruntime as ort
