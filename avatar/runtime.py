@@ -10,6 +10,7 @@ same graphs run in game engines (Unity Sentis, Unreal NNE).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from pathlib import Path
@@ -209,7 +210,8 @@ def open_optimized(path: Path, threads: int, cache: Path) -> Any:
             return _session(str(saved), options)
         except Exception as exc:  # noqa: BLE001 - a truncated or foreign file: make it again
             log.warning("the saved optimised graph %s does not open (%s); making it again", saved, exc)
-            saved.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # a read-only cache: the save below fails and falls back
+                saved.unlink(missing_ok=True)
     try:
         with atomic_path(saved, suffix=".onnx") as tmp:
             options = session_options(threads)
@@ -220,7 +222,8 @@ def open_optimized(path: Path, threads: int, cache: Path) -> Any:
         log.info("saved %s's optimised graph to %s (once)", path.name, saved)
         for stale in cache.glob(f"{path.stem}-optimized-*.onnx"):  # ~63 MB each for the voice: keep one
             if stale != saved:
-                stale.unlink(missing_ok=True)
+                with contextlib.suppress(OSError):
+                    stale.unlink(missing_ok=True)
         return session
     except Exception as exc:  # noqa: BLE001 - no cache (unwritable, full) or a graph error the plain open repeats
         log.info("cannot save an optimised graph in %s (%s): optimising in memory", cache, exc)
