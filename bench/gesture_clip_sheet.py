@@ -7,8 +7,9 @@ Each model runs as the pipeline runs it (`motion_from_features`: repertoire laye
 for weights that did not learn it), seed 0, at the VAD in `<stem>.vad.json` beside the WAV (else --vad), with
 the timeline `<stem>.json` beside it when present (add --no-timeline for the audio-only path). `--teacher` adds
 the procedural teacher as a row. The sheet has one row per model and one column per chosen frame (evenly
-spread stressed vowels of the timeline, else evenly spaced times), each labelled with the words said around
-it; the plot has both wrists' summed speed per model over the clip with the stressed vowels as grey lines.
+spread primary-stressed vowels of the timeline, as `avatar.gesture.prosody.stress_events` finds them, else
+evenly spaced times), each labelled with the words said around it; the plot has both wrists' summed speed per
+model over the clip with the stressed vowels as grey lines. Both files are written atomically.
 Printed per model: beat alignment against the stressed vowels and against the audio onsets (BEAT metric,
 checks.beat_alignment), mean hand speed during speech, the longest stretch of speech with the hands nearly
 still (< 3 cm/s: a frozen pose) and the wrists' jerk p95 (jitter).
@@ -28,13 +29,17 @@ sys.path.insert(0, str(ROOT))
 STILL_M_S = 0.03
 
 
-def stressed_times(feat) -> np.ndarray:
-    """Times (s) of the timeline's stressed-vowel impulses (local maxima of the stress channel above 0.5)."""
-    if feat.stress is None:
+def stressed_times(timeline, duration: float) -> np.ndarray:
+    """Times (s) within `duration` of the timeline's primary-stressed vowels (`stress_events`, weight 1), or of
+    all its events (content-word starts) when it marks no primary stress; none without a timeline."""
+    from avatar.gesture.prosody import stress_events
+
+    if timeline is None:
         return np.zeros(0)
-    s = np.asarray(feat.stress)
-    k = [i for i in range(len(s)) if s[i] > 0.5 and s[i] >= s[max(0, i - 1)] and s[i] > s[min(len(s) - 1, i + 1)]]
-    return np.asarray(k, dtype=np.float64) / feat.fps
+    t, w = stress_events(timeline)
+    if np.any(w >= 1.0):
+        t = t[w >= 1.0]
+    return t[t < duration]
 
 
 def longest_still(speed: np.ndarray, speech: np.ndarray, fps: float) -> float:
@@ -87,7 +92,7 @@ def main() -> None:
     vad = VAD(*args.vad) if args.vad else read_vad_json(vad_path) if vad_path.is_file() else VAD.neutral()
     feat = prosody_features(audio, sr, 30.0, timeline=timeline)
     vad_f = vad_per_frame(vad, feat.num_frames, feat.fps)
-    stress = stressed_times(feat)
+    stress = stressed_times(timeline, feat.duration)
     print(f"{wav.name}: {feat.duration:.1f} s, VAD {vad}, timeline {'yes' if timeline else 'no'}, "
           f"{len(stress)} stressed vowels, {len(feat.onsets)} onsets")
 
@@ -118,6 +123,7 @@ def _sheet(path: str, rows: list, times: np.ndarray, timeline) -> None:
     """One row per motion, one column per time, full framing, labelled with the time and the word said."""
     from PIL import Image, ImageDraw
 
+    from avatar.io import atomic_path
     from avatar.render.renderer import Renderer
     from avatar.render.snapshot import expression_row
     from avatar.rig.kinematics import rotations_in_skeleton_order
@@ -138,8 +144,8 @@ def _sheet(path: str, rows: list, times: np.ndarray, timeline) -> None:
                 if j == 0:
                     d.text((4, h - 14), Path(name).name or name, fill=(160, 0, 0))
                 sheet.paste(img, (w * j, h * i))
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(path)
+    with atomic_path(path) as tmp:  # never half a PNG where an old one was
+        sheet.save(tmp, format="PNG")
     print(f"contact sheet: {path} (rows: {', '.join(n for n, _ in rows)})")
 
 
@@ -151,6 +157,7 @@ def _plot(path: str, rows: list, stress: np.ndarray, feat, title: str) -> None:
     import matplotlib.pyplot as plt
 
     from avatar.gesture import checks
+    from avatar.io import atomic_path
 
     fig, axes = plt.subplots(len(rows), 1, figsize=(12, 2.2 * len(rows)), sharex=True, squeeze=False)
     t = np.arange(feat.num_frames) / feat.fps
@@ -165,8 +172,9 @@ def _plot(path: str, rows: list, stress: np.ndarray, feat, title: str) -> None:
                      fontsize=9)
     axes[-1, 0].set_xlabel(f"seconds ({title})")
     fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=90)
+    plt.close(fig)
     print(f"plot: {path}")
 
 
