@@ -26,7 +26,7 @@ PROTOTYPE = {"neutral": (0.0, 0.0, 0.0), "happy": (0.76, 0.48, 0.35), "sad": (-0
              "surprised": (0.40, 0.67, -0.13)}
 INTENSITY = {"m": ("mild", 1 / 3, 0.45), "p": ("plain", 2 / 3, 0.7), "s": ("strong", 1.0, 0.95), "n": ("none", 0.0, 0.0)}
 #: Source folders, in order: the first batch lives in source/ itself; each batch is split on its own.
-BATCHES = ("", "batch2", "batch3", "batch4", "batch5", "batch6", "batch7")
+BATCHES = ("", "batch2", "batch3", "batch4", "batch5", "batch6", "batch7", "batch8")
 ADDRESS = ("Traveler", "Listen", "Captain", "Friend", "Hey", "Mira", "Sir", "Look")
 EMOJI = {"neutral": ("👍", "📜"), "happy": ("😊", "😄"), "sad": ("😢", "😞"), "angry": ("😠", "😤"),
          "fearful": ("😨", "😰"), "disgusted": ("🤢", "😖"), "surprised": ("😮", "😲")}
