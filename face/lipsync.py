@@ -28,7 +28,7 @@ import shlex
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -169,10 +169,32 @@ def spec_augment(x: np.ndarray, rng: np.random.Generator, n_mels: int = 80) -> n
     return y.reshape(x.shape).astype(np.float32)
 
 
+def voice_variant(voice: str) -> str:
+    """The eSpeak NG variant of a corpus voice name ("en-us+klatt2" -> "klatt2"; "en-us" or "joe" -> "")."""
+    return voice.partition("+")[2]
+
+
+def _clip_voices(folder: Path) -> dict[str, str]:
+    """Clip id -> voice name, from a corpus folder's manifest.jsonl (`avatar.tts.corpus`)."""
+    import json
+
+    manifest = folder / "manifest.jsonl"
+    if not manifest.is_file():
+        raise InputError(f"{folder} has no manifest.jsonl: cannot tell its clips' voices")
+    voices = {}
+    for line in manifest.read_text().splitlines():
+        if line.strip():
+            row = json.loads(line)
+            voices[str(row["id"])] = str(row["voice"])
+    return voices
+
+
 def _examples(data: Path | list[Path], copies: int, seed: int, fps: float,
-              speed: bool = False) -> tuple[np.ndarray, np.ndarray, dict]:
+              speed: bool = False, exclude: Sequence[str] = ()) -> tuple[np.ndarray, np.ndarray, dict]:
     """Features and frame labels of every clip in `data` (one corpus folder or several), `copies` augmented
-    copies each (`speed`: every copy but the first is also speed-perturbed by one of SPEED_FACTORS)."""
+    copies each (`speed`: every copy but the first is also speed-perturbed by one of SPEED_FACTORS).
+
+    `exclude`: eSpeak NG variants (`voice_variant`) whose clips are left out, e.g. voices kept for a dev set."""
     from tqdm import tqdm
 
     from avatar.audio import load_audio
@@ -181,6 +203,11 @@ def _examples(data: Path | list[Path], copies: int, seed: int, fps: float,
 
     folders = [data] if isinstance(data, Path) else list(data)
     wavs = [p for d in folders for p in sorted(d.glob("*.wav")) if p.with_suffix(".json").is_file()]
+    if exclude:
+        voices = {d: _clip_voices(d) for d in folders}
+        left = [p for p in wavs if voice_variant(voices[p.parent].get(p.stem, "")) not in set(exclude)]
+        log.info("left out %d clips of the variants %s", len(wavs) - len(left), ", ".join(exclude))
+        wavs = left
     feats, labels, secs = [], [], 0.0
     for ci, wav in enumerate(tqdm(wavs, desc="lip sync clips", unit="clip", disable=not wavs)):
         try:
@@ -200,7 +227,8 @@ def _examples(data: Path | list[Path], copies: int, seed: int, fps: float,
         secs += audio.size / sr
     if not feats:
         raise InputError(f"no <id>.wav + <id>.json clips in {', '.join(map(str, folders))}")
-    return feats, labels, {"clips": len(wavs), "seconds": secs, "copies": copies, "speed": speed}
+    return feats, labels, {"clips": len(wavs), "seconds": secs, "copies": copies, "speed": speed,
+                           "excluded": list(exclude)}
 
 
 def train(feats: list[np.ndarray], labels: list[np.ndarray], config: LipSyncConfig, steps: int, batch: int = 32,
@@ -318,6 +346,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--spec-aug", action="store_true",
                    help="warp every training window's formants (x0.87-1.15), shift its F0 (+-0.5 octave) and mask "
                         "up to 8 mel bands (spec_augment)")
+    p.add_argument("--exclude-variants", nargs="+", default=[], metavar="VARIANT",
+                   help="leave out the clips of these eSpeak NG variants (read from each folder's manifest.jsonl), "
+                        "e.g. the voices of a dev set")
     p.add_argument("--hidden", type=int, help="width of a network trained afresh (default 128)")
     p.add_argument("--layers", type=int, help="conv layers of a network trained afresh (default 6)")
     from avatar.training import accelerator_from_args, add_train_args
@@ -349,7 +380,8 @@ def main(argv: list[str] | None = None) -> int:
         init = load_lipsync(args.init) if args.init is not None else None
         size = {k: v for k, v in (("hidden", args.hidden), ("layers", args.layers)) if v is not None}
         config = init.config if init is not None else LipSyncConfig(**size)
-        feats, labels, info = _examples(args.data, args.copies, args.seed, config.fps, speed=args.speed)
+        feats, labels, info = _examples(args.data, args.copies, args.seed, config.fps, speed=args.speed,
+                                        exclude=args.exclude_variants)
     except (InputError, ModelError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -376,6 +408,8 @@ def main(argv: list[str] | None = None) -> int:
         + (" (all but the first speed-perturbed x0.9-1.1)" if info["speed"] else "")
         + (", every training window's formants warped x0.87-1.15, F0 shifted +-0.5 octave and up to 8 mel bands "
            "masked (`--spec-aug`)" if args.spec_aug else "") + ".\n"
+        + (f"- Left out of training (a dev set's voices): the eSpeak NG variants {', '.join(info['excluded'])}.\n"
+           if info["excluded"] else "")
         + (f"- Fine-tuned from `{args.init}` (its own card gives that model's data and command).\n"
            if args.init is not None else "") +
         f"- Training: {len(losses)} steps, batch {args.batch}, lr {args.lr}"

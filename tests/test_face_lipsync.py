@@ -272,6 +272,43 @@ def test_training_cli_reads_several_folders_and_sizes_a_fresh_network(tmp_path):
         assert exc.value.code == 2
 
 
+def test_exclude_variants_leaves_a_dev_sets_voices_out_of_training(tmp_path):
+    """--exclude-variants drops the clips whose manifest voice has that eSpeak variant, in every --data folder;
+    other variants, plain accents and joe stay; a folder without a manifest is refused when excluding."""
+    import json as _json
+
+    import soundfile as sf
+
+    from avatar.errors import InputError
+    from avatar.face.lipsync import _examples, main, voice_variant
+
+    assert (voice_variant("en-us+klatt2"), voice_variant("en-us"), voice_variant("joe")) == ("klatt2", "", "")
+    sr = 16000
+    voices = {"a": ["en-us+Alicia", "en-us", "joe"], "b": ["en-gb-x-rp+Alicia", "en+Storm"]}
+    for name, vs in voices.items():
+        d = tmp_path / name
+        d.mkdir()
+        rows = []
+        for i, v in enumerate(vs):
+            sf.write(d / f"{name}{i}.wav", (np.random.default_rng(i).normal(size=sr // 2) * 0.1).astype(np.float32), sr)
+            (d / f"{name}{i}.json").write_text(_tl().model_dump_json())
+            rows.append(_json.dumps({"id": f"{name}{i}", "voice": v}))
+        (d / "manifest.jsonl").write_text("\n".join(rows) + "\n")
+    folders = [tmp_path / "a", tmp_path / "b"]
+    assert _examples(folders, 1, 0, 30.0)[2]["clips"] == 5
+    feats, _, info = _examples(folders, 1, 0, 30.0, exclude=["Alicia"])
+    assert info["clips"] == 3 and len(feats) == 3 and info["excluded"] == ["Alicia"]
+    assert _examples(folders, 1, 0, 30.0, exclude=["Alicia", "Storm"])[2]["clips"] == 2
+    (tmp_path / "b" / "manifest.jsonl").unlink()
+    with pytest.raises(InputError, match="manifest"):
+        _examples(folders, 1, 0, 30.0, exclude=["Alicia"])
+    out = tmp_path / "w"
+    assert main(["--data", str(tmp_path / "a"), "--out", str(out), "--steps", "1", "--batch", "2", "--hidden", "16",
+                 "--layers", "1", "--exclude-variants", "Alicia", "--threads", "1"]) == 0
+    card = (out / "README.md").read_text()
+    assert "2 clips" in card and "Left out of training" in card and "Alicia" in card
+
+
 def test_soup_averages_networks_of_one_config_and_the_cli_writes_it(tmp_path):
     """Each tensor of the soup is the weighted mean of the ingredients'; other shapes and bad mixes are refused."""
     from avatar.face.lipsync import LipSyncConfig, VisemeNet
