@@ -489,3 +489,55 @@ def test_frustum_test_of_skinned_spheres() -> None:
                            np.concatenate([np.ones(len(c)) if k is None else k for c, _, k, _ in cases]), starts,
                            np.array([k is not None for _, _, k, _ in cases]))
     assert batch.tolist() == [o for _, _, _, o in cases]
+
+
+def test_mip_levels_are_the_drivers_own() -> None:
+    """The textures' mipmap levels made in NumPy (avatar.render.texture.mip_levels, once per layout) are texel for
+    texel those of llvmpipe's glGenerateMipmap, square or not; a side that halves to an odd length is left to the
+    driver (None)."""
+    from avatar.render.context import create_context
+    from avatar.render.texture import mip_levels
+
+    ctx = create_context()
+    try:
+        rng = np.random.default_rng(5)
+        for h, w in [(64, 64), (16, 4), (4, 32), (1, 8)]:
+            im = rng.integers(0, 256, (h, w, 4), dtype=np.uint8)
+            t = ctx.texture((w, h), 4, im.tobytes())
+            t.build_mipmaps()
+            want = [np.frombuffer(t.read(level=k), np.uint8).reshape(max(1, h >> k), max(1, w >> k), 4)
+                    for k in range(1, int(np.log2(max(h, w))) + 1)]
+            got = mip_levels(im)
+            assert got is not None and len(got) == len(want) >= 2
+            for k, (a, b) in enumerate(zip(got, want), start=1):
+                assert np.array_equal(a, b), (h, w, k, int(np.abs(a.astype(int) - b).max()))
+        assert mip_levels(np.zeros((6, 6, 4), np.uint8)) is None
+    finally:
+        ctx.release()
+
+
+def test_uploaded_mip_levels_give_the_same_frames(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The layout makes the default avatar's mipmap levels (forked render workers inherit them) and each renderer
+    uploads them instead of calling glGenerateMipmap: the frames are byte-identical to the driver-built ones, and
+    wrong levels would show (so the uploaded ones are what the sampler reads)."""
+    import avatar.render.renderer as rmod
+
+    row = _row(jawOpen=0.4, mouthSmileLeft=0.7, browInnerUp=0.5, eyeBlinkLeft=0.3)
+    with rmod.Renderer(None, W, H, framing="portrait") as r:
+        assert len(r._mips) == len(r.meshes.images) >= 2 and all(m is not None for m in r._mips)
+        ours = [r.render(row), r.render(None)]
+    uploaded: list[int] = []
+    real = rmod.define_mip_levels
+    monkeypatch.setattr(rmod, "define_mip_levels", lambda t, levels: uploaded.append(len(levels)) or False)
+    with rmod.Renderer(None, W, H, framing="portrait") as r:  # define_mip_levels declines: build_mipmaps
+        driver = [r.render(row), r.render(None)]
+    assert len(uploaded) == len(r.meshes.images)  # each texture was offered its levels
+    for a, b in zip(ours, driver):
+        assert np.array_equal(a, b), int(np.abs(a.astype(int) - b).max())
+
+    def halved(t, levels):  # noqa: ANN001, ANN202 - levels at half brightness: a different picture
+        return real(t, [lv // 2 for lv in levels])
+
+    monkeypatch.setattr(rmod, "define_mip_levels", halved)
+    with rmod.Renderer(None, W, H, framing="portrait") as r:
+        assert _changed(r.render(row), ours[0], level=8).sum() > 100

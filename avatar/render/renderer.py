@@ -34,7 +34,7 @@ from .avatar_file import Avatar
 from .avatars import avatar_source, default_avatar_path, resolve_avatar
 from .camera import (Camera, check_visible, draw_order, floor_and_shadow, frame_camera, frustum_planes, light_dirs,
                      meshes_outside, rest_points_each, subtree)
-from .context import create_context, gl_context_opened
+from .context import create_context, define_mip_levels, gl_context_opened
 from .culling import split_by_limb
 from .frames import render_frames  # the video-level names, still importable from here
 from .mesh import Primitive, WrinkleMap, cache_ordered, incidence_matrix, normalize, read_meshes, vertex_normals
@@ -42,6 +42,7 @@ from .motion import frame_count, resample_body, resample_face
 from .pose import Body, arkit_row, build_rig, node_matrices
 from .settings import ANTIALIAS, DEFAULT_ANTIALIAS, FRAMINGS, MAX_SIZE, RenderSettings
 from .shaders import shader, with_defines
+from .texture import mip_levels
 
 __all__ = ["ANTIALIAS", "DEFAULT_ANTIALIAS", "FRAMINGS", "MAX_SIZE", "Camera", "RenderSettings", "Renderer",
            "avatar_source", "default_avatar_path", "draw_order", "frame_camera", "frame_count", "gl_context_opened",
@@ -114,6 +115,9 @@ class Renderer:
         self._creased = {id(p): creased_triangles(p.uv, p.indices, self.meshes.images[p.material.wrinkles.texture])
                          for p in self.meshes.primitives
                          if p.material.wrinkles is not None and p.material.texture is not None}
+        # The textures' mipmap levels, made here as llvmpipe makes them (the same texels): forked render workers
+        # inherit them and only upload, instead of each paying llvmpipe's glGenerateMipmap (0.15 CPU s fixed).
+        self._mips = [mip_levels(im) for im in self.meshes.images]
         self._culled: set[int] = set()  # ids of the primitives outside the view in the frame being drawn
         self.timings: dict[str, float] = {"pose": 0.0, "morph": 0.0, "draw": 0.0, "read": 0.0}
         self._samples_asked = settings.samples
@@ -176,9 +180,10 @@ class Renderer:
             for t in self._joint_tex:
                 t.filter = (moderngl.NEAREST, moderngl.NEAREST)
             self._images = []
-            for im in self.meshes.images:  # glTF uv (0, 0) is the first row: GL t = 0 when rows go in file order
-                t = ctx.texture((im.shape[1], im.shape[0]), 4, np.ascontiguousarray(im).tobytes())
-                t.build_mipmaps()
+            for im, levels in zip(self.meshes.images, self._mips):  # glTF uv (0, 0) is the first row: GL t = 0
+                t = ctx.texture((im.shape[1], im.shape[0]), 4, np.ascontiguousarray(im).tobytes())  # rows in order
+                if levels is None or not define_mip_levels(t, levels):
+                    t.build_mipmaps()
                 t.filter = (moderngl.LINEAR_MIPMAP_LINEAR, moderngl.LINEAR)
                 self._images.append(t)
             self._dummy_tex = ctx.texture((1, 1), 4, dtype="f4")
@@ -615,9 +620,12 @@ def creased_triangles(uv: np.ndarray | None, indices: np.ndarray, image: np.ndar
     else:
         on = image.max(axis=2) > 0
     # A summed-area table (texels set in any box, in O(1)); int32 holds any count up to 2**31 texels, and its
-    # cumulative sums take half the time of int64's.
+    # cumulative sums take half the time of int64's. Along each row with cumsum, then down by adding row after
+    # row: NumPy's cumsum down the columns of a C-ordered array took 0.11 of 0.13 CPU s at 2048 px, the loop 0.01.
     sat = np.zeros((h + 1, w + 1), np.int32)
-    sat[1:, 1:] = on.cumsum(axis=0, dtype=np.int32).cumsum(axis=1, dtype=np.int32)
+    np.cumsum(on, axis=1, dtype=np.int32, out=sat[1:, 1:])
+    for y in range(2, h + 1):
+        sat[y] += sat[y - 1]
     t = uv[indices]  # [F, 3, 2]
     x0 = np.clip(np.floor(t[..., 0].min(axis=1) * w).astype(np.int64) - margin, 0, w)
     x1 = np.clip(np.ceil(t[..., 0].max(axis=1) * w).astype(np.int64) + margin, 0, w)
