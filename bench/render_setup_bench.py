@@ -38,8 +38,8 @@ def _child(avatar: str, size: int, driver: bool, frame_out: str) -> None:
     from avatar.render.avatars import named_avatar
     from avatar.types import FACE_CHANNELS
 
-    if driver:
-        rmod.define_mip_levels = lambda texture, levels: False  # every texture's levels by glGenerateMipmap
+    if driver:  # no levels made in the layout: every texture's by glGenerateMipmap, as before
+        rmod.mip_levels = lambda image: None
     path = named_avatar(avatar)  # a shipped avatar's name or a path
     t = time.process_time()
     r = rmod.Renderer(path, size, size, gl=False)
