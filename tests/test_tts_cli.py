@@ -75,7 +75,7 @@ def test_failed_synthesis_leaves_no_partial_file(tmp_path, monkeypatch):
     sf.write(str(out), np.zeros(100, np.float32), 22050)
     before = out.read_bytes()
     calls = {"n": 0}
-    real = PiperBackend.synthesize_sentence  # the default backend
+    real = PiperBackend._model_sentence  # the default backend's model step, once per sentence
 
     def flaky(self, *a, **k):
         calls["n"] += 1
@@ -83,7 +83,7 @@ def test_failed_synthesis_leaves_no_partial_file(tmp_path, monkeypatch):
             raise ModelError("engine failed on sentence 3")
         return real(self, *a, **k)
 
-    monkeypatch.setattr(PiperBackend, "synthesize_sentence", flaky)
+    monkeypatch.setattr(PiperBackend, "_model_sentence", flaky)
     res = CliRunner().invoke(app, ["tts", "One. Two. Three. Four.", "-o", str(out), "--arousal", "0.2"])
     assert res.exit_code == 1 and "sentence 3" in res.output
     assert out.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["keep.wav"]

