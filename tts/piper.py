@@ -217,8 +217,9 @@ class PiperBackend:
             return self.espeak.synthesize(text, vad, None if self.is_neural(voice) else voice, seed=seed)
         sr = self.voice.config.sample_rate
         # WORLD and the loudness of sentence i run in a thread while the model makes sentence i + 1 (the model's
-        # session and pyworld release the GIL); the result is the same as one after the other.
-        pool = ThreadPoolExecutor(1, thread_name_prefix="speech-finish")
+        # session and pyworld release the GIL); the result is the same as one after the other. As many threads as
+        # the model's: WORLD costs more than the model per sentence, so one thread would queue the sentences.
+        pool = ThreadPoolExecutor(max(1, self.voice.threads), thread_name_prefix="speech-finish")
 
         def one(sentence: str, v: VAD) -> tuple[np.ndarray | PendingAudio, Timeline]:
             audio, timeline, finish = self._model_sentence(sentence, v, seed=seed)
