@@ -13,6 +13,8 @@ denoiser only moves the head, which the mouth scores do not read. Printed per de
 - r against the teacher's mouth: openness correlated with the same face composed from the clip's true phoneme
   timeline (one-hot posteriors through the same coarticulation): does the decoding look like the face the
   timeline gives, or only like the metric's step-shaped truth?
+- the same openness r over the neural voice's clips and over the eSpeak NG clips apart (the folder's
+  manifest.jsonl), and a first row for the teacher's mouth itself: the r a network that never errs would get.
 Rows: the p/b/m edge level (`viseme_net.PP_EDGE_LEVEL`; none = the run's frame boundaries, the decoding before),
 then the coarticulation time constants (tau before; tau after = 0.75 x) at the shipped level.
 """
@@ -54,6 +56,7 @@ def main() -> None:
     from avatar.face.lipsync import frame_labels
     from avatar.face.viseme_net import PP_EDGE_LEVEL, estimate_timeline, viseme_posteriors
     from avatar.face.visemes import DEFAULT, Coarticulation, mouth_openness, posterior_mouth_curves
+    from avatar.tts.corpus import NEURAL_VOICE
     from avatar.types import FACE_CHANNELS, VAD, VISEMES, FaceMotion, Timeline
 
     threadpool_limits(limits=1, user_api="blas")
@@ -82,6 +85,14 @@ def main() -> None:
     for c in clips:  # the teacher's face: the true timeline's one-hot visemes, read the same way
         c["teacher"] = mouth_openness(face(c, np.eye(len(VISEMES))[frame_labels(c["tl"], c["n"], fps)], c["tl"],
                                            DEFAULT))
+    manifest = args.data / "manifest.jsonl"
+    voices = ({(row := json.loads(line))["id"]: row["voice"] for line in manifest.read_text().splitlines() if line.strip()}
+              if manifest.is_file() else {})
+    neural = np.array([voices.get(w.stem) == NEURAL_VOICE for w in wavs])
+
+    def by_voice(r: np.ndarray) -> str:
+        return "   ".join(f"{name} {r[m].mean():.3f} ({m.sum()})" for name, m in
+                           ((NEURAL_VOICE, neural), ("eSpeak NG", ~neural)) if m.any())
 
     def row(name: str, level: float | None, cfg: Coarticulation) -> None:
         sc, vs = [], []
@@ -92,11 +103,15 @@ def main() -> None:
             vs.append(np.corrcoef(mouth_openness(f), c["teacher"])[0, 1])
         s = np.array(sc)
         print(f"  {name:34s} openness r {s[:, 1].mean():.3f}   p/b/m sealed {s[:, 0].mean() * 100:5.1f} %   "
-              f"motion {s[:, 2].mean() * 1000:.2f}e-3   r vs the teacher's mouth {np.mean(vs):.3f}", flush=True)
+              f"motion {s[:, 2].mean() * 1000:.2f}e-3   r vs the teacher's mouth {np.mean(vs):.3f}   "
+              f"r by voice: {by_voice(s[:, 1])}", flush=True)
 
     n_pp = sum(p.viseme == "PP" for c in clips for p in c["tl"].phonemes)
     print(f"{len(clips)} clips of {args.data} from {args.start}, {sum(c['dur'] for c in clips):.0f} s, {n_pp} p/b/m; "
           f"model {args.lipsync or 'weights/lipsync'} (features + posteriors {time.perf_counter() - t0:.0f} s)")
+    ceiling = np.array([lip_sync(c["tl"], face(c, np.eye(len(VISEMES))[frame_labels(c["tl"], c["n"], fps)], c["tl"],
+                                               DEFAULT), fps)[1] for c in clips])
+    print(f"  {'the teacher (true timeline)':34s} openness r {ceiling.mean():.3f}   r by voice: {by_voice(ceiling)}")
     for lv in args.levels.split(","):
         level = None if lv.strip().lower() == "none" else float(lv)
         row(f"p/b/m edge level {lv}" + (" (shipped)" if level == PP_EDGE_LEVEL else ""), level, DEFAULT)
