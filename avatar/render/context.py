@@ -44,13 +44,19 @@ def _gl_tex_image_2d() -> Any:
         import ctypes.util
 
         _tex_image_2d = False
-        try:
-            egl = ctypes.CDLL(ctypes.util.find_library("EGL") or "libEGL.so.1")
+        addr = None
+        egl = None
+        # The soname the EGL context has loaded already; find_library (it runs ldconfig) only when that fails.
+        for name in ("libEGL.so.1", "find"):
+            try:
+                egl = ctypes.CDLL(name if name != "find" else ctypes.util.find_library("EGL") or "libEGL.so")
+                break
+            except OSError:
+                continue
+        if egl is not None and hasattr(egl, "eglGetProcAddress"):
             egl.eglGetProcAddress.restype = ctypes.c_void_p
             egl.eglGetProcAddress.argtypes = [ctypes.c_char_p]
             addr = egl.eglGetProcAddress(b"glTexImage2D")
-        except (OSError, AttributeError):
-            addr = None
         if addr:
             u, i = ctypes.c_uint, ctypes.c_int
             _tex_image_2d = ctypes.CFUNCTYPE(None, u, i, i, i, i, i, u, u, ctypes.c_void_p)(addr)
