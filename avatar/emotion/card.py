@@ -152,6 +152,6 @@ categories (label smoothing 0.05, weight {t.get('cat_weight', 1.0)}), binary cro
 English only: other scripts are read poorly (the analyzer lowers its confidence for them). The VAD head learned
 per-sentence valence and arousal from EmoBank (news, letters, fiction, blogs); the categories and intensity come
 from our own dialogue lines (the training rows counted under Data; written by one team, about twenty genres): slang,
-dialect and long speeches are thin there, and sarcasm is about 2 % of it. The dialogue VAD targets are one point per category
+dialect and long speeches are thin there, and sarcasm is about 3 % of it. The dialogue VAD targets are one point per category
 and intensity, not per-line ratings. Emoji are spelled out as words before encoding (`emoji.demojize`).
 """
