@@ -6,6 +6,7 @@ at arousal +0.8 (WORLD edits every sentence) and 0 (WORLD skipped: the model alo
 CPU real-time factors, the median of the per-round wall ratios, and checks that both give the same audio.
 
     flock /work/locks/bench.lock .venv/bin/python bench/tts_overlap_bench.py [--rounds 5] [--arousal 0.8 --arousal 0]
+        [--text "We did it! I am so proud of you."]
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=5, help="timed rounds (each times both ways)")
     ap.add_argument("--arousal", type=float, action="append", help="arousal of the paragraph (default +0.8 and 0)")
+    ap.add_argument("--text", default=PARAGRAPH, help="what to say (default: voice_bench's paragraph)")
     args = ap.parse_args(argv)
     warnings.filterwarnings("ignore")
     from avatar.tts.piper import PiperBackend
@@ -39,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.exit("the neural voice is not installed: nothing to measure")
     for be in ways.values():
         be.synthesize("Hello.", None)  # open the voice (each backend loads its own session)
-    print(f"TTS alone, paragraph, {args.rounds} rounds, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print(f"TTS alone, {'paragraph' if args.text == PARAGRAPH else repr(args.text)}, {args.rounds} rounds, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     for arousal in args.arousal or [0.8, 0.0]:
         vad = VAD(0.0, arousal, 0.0)
         walls: dict[str, list[float]] = {k: [] for k in ways}
@@ -50,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
             order = list(ways) if rnd % 2 == 0 else list(ways)[::-1]
             for name in order:
                 c0, w0 = time.process_time(), time.perf_counter()
-                sp = ways[name].synthesize(PARAGRAPH, vad, seed=0)
+                sp = ways[name].synthesize(args.text, vad, seed=0)
                 cpus[name].append(time.process_time() - c0)
                 walls[name].append(time.perf_counter() - w0)
                 audio[name], duration = sp.audio, sp.duration
