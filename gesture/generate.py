@@ -114,25 +114,26 @@ def motion_from_features(net: GestureDenoiserNet, feat: ProsodyFeatures, vad_f: 
                          guidance: float = DEFAULT_GUIDANCE, steps: int = DEFAULT_STEPS,
                          scheduler: str = "ddim", timeline: Timeline | None = None,
                          repertoire: bool = True, smooth: int = SMOOTH_FRAMES) -> BodyMotion:
-    """Sampled motion for prosody features and per-frame VAD [T, 3]; the gesture repertoire (word-cued gestures,
-    rest poses in pauses) on top unless `repertoire` is False, and the body-language layer when the model did
-    not learn it (older weights); feet planted. `smooth` frames of moving average go on such weights' samples
-    (1: none, the pipeline before the repertoire)."""
+    """Sampled motion for prosody features and per-frame VAD [T, 3], its gesture joints scaled by arousal
+    (`scale_by_arousal`, every model); the gesture repertoire (word-cued gestures, rest poses in pauses) on top
+    unless `repertoire` is False, and the body-language layer when the model did not learn it (older weights);
+    feet planted. `smooth` frames of moving average go on such older weights' samples (1: none)."""
     from .sampling import generate
 
     motion = generate(net, feat, vad_f, seed=seed, steps=steps, guidance_scale=guidance, scheduler=scheduler,
                       plant=False)
+    rot = rotations_in_skeleton_order(motion).astype(np.float64)
     if not net.config.body_language:
-        # Weights of this kind move only ~1.3x faster at high arousal than at low, so their own gestures are
-        # scaled by arousal (before the repertoire, which scales its own and must not be enlarged again: that
-        # pushed a hand on the chest into it).
-        rot = rotations_in_skeleton_order(motion).astype(np.float64)
-        # Its samples are about twice as jerky as its teacher (jerk p95 390 against 167 m/s^3 on held-out
-        # speech at arousal +0.8): a 3-frame (0.1 s) moving average takes most of the jitter out, not the beats.
+        # Weights trained before the body-language teacher sample about twice as jerky as it (jerk p95 390
+        # against 167 m/s^3 on held-out speech at arousal +0.8): a 3-frame (0.1 s) moving average takes most of
+        # the jitter out, not the beats.
         rot = np.stack([smooth_quat(rot[:, j], smooth) for j in range(rot.shape[1])], axis=1)
-        rot = scale_by_arousal(rot, (vad_f[:, 1] + 1.0) / 2.0, motion.fps, low=0.45, span=1.0)
-        motion = BodyMotion(fps=motion.fps, joints=HUMANOID.joints, rotations=rot.astype(np.float32),
-                            root_position=motion.root_position)
+    # Every model's own gestures are scaled by arousal, the same way: the weights alone move only 1.3x (older)
+    # to 1.5x (body-language teacher) faster at high arousal than at low, their teacher 2.5x. Before the
+    # repertoire, which scales its own and must not be enlarged again (that pushed a hand on the chest into it).
+    rot = scale_by_arousal(rot, (vad_f[:, 1] + 1.0) / 2.0, motion.fps, low=0.45, span=1.0)
+    motion = BodyMotion(fps=motion.fps, joints=HUMANOID.joints, rotations=rot.astype(np.float32),
+                        root_position=motion.root_position)
     if repertoire:  # the denoiser never sees words: what depends on them is laid on after sampling
         motion = apply_repertoire(motion, vad_f, feat.speech, timeline, feat.accents, seed=seed,
                                   onsets=feat.onsets)

@@ -8,13 +8,13 @@ import pytest
 
 from avatar.emotion.labels import LABEL_VAD
 from avatar.gesture import checks
-from avatar.gesture.body_language import body_language, weight_shift
+from avatar.gesture.body_language import body_language, scale_by_arousal, weight_shift
 from avatar.gesture.generate import load_gesture_model, motion_from_features
 from avatar.gesture.prosody import prosody_features
 from avatar.gesture.sampling import generate
 from avatar.gesture.signals import syllable_audio, syllable_times
 from avatar.gesture.teacher import teacher_motion, vad_per_frame
-from avatar.rig.kinematics import forward_kinematics
+from avatar.rig.kinematics import forward_kinematics, plant_feet, rotations_in_skeleton_order
 from avatar.rig.skeleton import FOOT_JOINTS, HUMANOID
 from avatar.types import VAD, BodyMotion
 
@@ -53,12 +53,17 @@ def test_model_output_gets_the_posture_too(feat) -> None:  # noqa: ANN001
                                                                                       30.0), seed=0))
             for e in ("neutral", "happy", "sad", "angry", "fearful")}
     _directions(meas)
-    # A model trained on the body-language teacher (config flag) gets no body-language layer.
+    # A model trained on the body-language teacher (config flag) gets no body-language layer: its samples get
+    # the arousal scaling every model gets, then the feet are planted.
     net.config = net.config.model_copy(update={"body_language": True})
     vad = vad_per_frame(LABEL_VAD["sad"], feat.num_frames, 30.0)
     a = motion_from_features(net, feat, vad, seed=2, repertoire=False)
-    b = generate(net, feat, vad, seed=2)
-    assert np.array_equal(a.rotations, b.rotations)
+    b = generate(net, feat, vad, seed=2, plant=False)
+    rot = scale_by_arousal(rotations_in_skeleton_order(b).astype(np.float64), (vad[:, 1] + 1.0) / 2.0, b.fps,
+                           low=0.45, span=1.0)
+    expected = plant_feet(BodyMotion(fps=b.fps, joints=HUMANOID.joints, rotations=rot.astype(np.float32),
+                                     root_position=b.root_position))
+    np.testing.assert_allclose(a.rotations, expected.rotations, atol=1e-6)
 
 
 def _still(n: int = 300, fps: float = 30.0) -> BodyMotion:
@@ -138,3 +143,31 @@ def test_determinism_with_a_seed(feat) -> None:  # noqa: ANN001
 def test_bad_vad_length_is_refused() -> None:
     with pytest.raises(ValueError, match="VAD has 10 frames, the motion 30"):
         body_language(_still(30), np.zeros((10, 3)))
+
+
+def _waving(n: int, fps: float = 30.0) -> BodyMotion:
+    """The still figure with both elbows flexing 20 degrees at 1.5 Hz: a motion that ignores VAD."""
+    from avatar.rig.rotations import euler_to_quat, quat_mirror_x
+
+    m = _still(n, fps)
+    rot = m.rotations.copy()
+    flex = -40.0 + 20.0 * np.sin(2 * np.pi * 1.5 * np.arange(n) / fps)
+    elbow = euler_to_quat(np.stack([flex, np.zeros(n), np.zeros(n)], -1), "YXZ")  # Y < 0 flexes the elbow
+    rot[:, HUMANOID.index("leftLowerArm")] = elbow
+    rot[:, HUMANOID.index("rightLowerArm")] = quat_mirror_x(elbow)
+    return BodyMotion(fps=fps, joints=HUMANOID.joints, rotations=rot, root_position=m.root_position)
+
+
+@pytest.mark.parametrize("body_language_model", [False, True])
+def test_every_model_gets_the_arousal_scaling(feat, monkeypatch, body_language_model: bool) -> None:  # noqa: ANN001
+    # The sampler is replaced by a motion that does not change with VAD: what speeds it up is the path's scaling,
+    # the same for weights that learned the body-language teacher and for older ones.
+    import avatar.gesture.sampling as sampling
+
+    monkeypatch.setattr(sampling, "generate", lambda net, f, vad, **kw: _waving(f.num_frames))
+    net = load_gesture_model()
+    net.config = net.config.model_copy(update={"body_language": body_language_model})
+    speed = {a: checks.mean_joint_speed(motion_from_features(
+        net, feat, vad_per_frame(VAD(0.0, a, 0.0), feat.num_frames, 30.0), seed=0, repertoire=False, smooth=1))
+        for a in (-0.8, 0.8)}
+    assert speed[0.8] / speed[-0.8] > 1.8  # gain 0.45 + 1.0 e: 1.35 at +0.8 against 0.55 at -0.8
