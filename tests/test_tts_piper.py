@@ -255,3 +255,36 @@ def test_world_of_a_sentence_runs_beside_the_model_of_the_next_with_the_same_aud
     assert len(where) == 2 and all(n.startswith("speech-finish") for n in where)
     np.testing.assert_array_equal(got.audio, ref.audio)
     assert got.timeline == ref.timeline and got.sentence_spans == ref.sentence_spans
+
+
+def test_the_model_waits_for_world_instead_of_queueing_the_whole_text(monkeypatch):
+    """At most one finishing job per thread is in flight when the model starts a sentence, so a long text's progress
+    stays true and an error does not first run a queue of WORLD jobs."""
+    import time
+
+    from avatar.tts.piper import PiperBackend
+
+    lock = threading.Lock()
+    state = {"started": 0, "finished": 0}
+    pending_at_start: list[int] = []
+    express, model_sentence = PiperBackend._express, PiperBackend._model_sentence
+
+    def slow_express(self, *a, **kw):  # noqa: ANN001, ANN002, ANN003, ANN202
+        time.sleep(1.5)  # WORLD much slower than the model
+        out = express(self, *a, **kw)
+        with lock:
+            state["finished"] += 1
+        return out
+
+    def counting_model(self, *a, **kw):  # noqa: ANN001, ANN002, ANN003, ANN202
+        with lock:
+            pending_at_start.append(state["started"] - state["finished"])
+            state["started"] += 1
+        return model_sentence(self, *a, **kw)
+
+    monkeypatch.setattr(PiperBackend, "_express", slow_express)
+    monkeypatch.setattr(PiperBackend, "_model_sentence", counting_model)
+    backend = PiperBackend()
+    backend.synthesize("Go now. Run fast. Stay low. Keep left. Hold on. Come back.", VAD(0.0, 0.8, 0.0), seed=1)
+    assert len(pending_at_start) == 6 and state["finished"] == 6
+    assert max(pending_at_start) <= max(1, backend.voice.threads)

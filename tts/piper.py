@@ -30,7 +30,7 @@ import logging
 import re
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 import numpy as np
@@ -219,7 +219,9 @@ class PiperBackend:
         # WORLD and the loudness of sentence i run in a thread while the model makes sentence i + 1 (the model's
         # session and pyworld release the GIL); the result is the same as one after the other. As many threads as
         # the model's: WORLD costs more than the model per sentence, so one thread would queue the sentences.
-        pool = ThreadPoolExecutor(max(1, self.voice.threads), thread_name_prefix="speech-finish")
+        workers = max(1, self.voice.threads)
+        pool = ThreadPoolExecutor(workers, thread_name_prefix="speech-finish")
+        in_flight: list[Future] = []
 
         def one(sentence: str, v: VAD) -> tuple[np.ndarray | PendingAudio, Timeline]:
             audio, timeline, finish = self._model_sentence(sentence, v, seed=seed)
@@ -227,16 +229,28 @@ class PiperBackend:
                 return audio, timeline
             if not self.overlap:
                 return finish(), timeline
-            return PendingAudio(pool.submit(finish), audio.size), timeline
+            # At most one job per thread in flight: the model waits for WORLD instead of queueing the whole text,
+            # so the progress shown stays true and an error or Ctrl-C does not first run every queued job.
+            in_flight[:] = [f for f in in_flight if not f.done()]
+            if len(in_flight) >= workers:
+                wait(in_flight, return_when=FIRST_COMPLETED)
+            future = pool.submit(finish)
+            in_flight.append(future)
+            return PendingAudio(future, audio.size), timeline
 
         def gap(sentence, v: VAD) -> float:  # noqa: ANN001 - avatar.emotion.sentences.Sentence
             # The model already ends and starts each sentence with a few frames of its own silence.
             edge = (_EDGE_FRAMES_START + _EDGE_FRAMES_END) * self.voice.config.hop / sr
             return max(0.0, timing.sentence_pause_s(sentence.text, v) - edge)
 
-        with pool:
-            return synthesize_sentences(text, vad, sr, one, gap_seconds=gap, lead_in_seconds=timing.LEAD_IN_S,
-                                        tail_seconds=timing.TAIL_S, fade_out_seconds=timing.FADE_OUT_S)
+        try:
+            speech = synthesize_sentences(text, vad, sr, one, gap_seconds=gap, lead_in_seconds=timing.LEAD_IN_S,
+                                          tail_seconds=timing.TAIL_S, fade_out_seconds=timing.FADE_OUT_S)
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
+        return speech
 
     def synthesize_sentence(self, sentence: str, vad: VAD, seed: int = 0) -> tuple[np.ndarray, Timeline]:
         """One sentence with the neural voice: audio and its exact timeline."""
