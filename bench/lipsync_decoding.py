@@ -56,7 +56,7 @@ def main() -> None:
     from avatar.face.lipsync import frame_labels
     from avatar.face.viseme_net import PP_EDGE_LEVEL, estimate_timeline, viseme_posteriors
     from avatar.face.visemes import DEFAULT, Coarticulation, mouth_openness, posterior_mouth_curves
-    from avatar.tts.corpus import NEURAL_VOICE
+    from avatar.tts.corpus import NEURAL_VOICE, read_manifest
     from avatar.types import FACE_CHANNELS, VAD, VISEMES, FaceMotion, Timeline
 
     threadpool_limits(limits=1, user_api="blas")
@@ -85,14 +85,14 @@ def main() -> None:
     for c in clips:  # the teacher's face: the true timeline's one-hot visemes, read the same way
         c["teacher"] = mouth_openness(face(c, np.eye(len(VISEMES))[frame_labels(c["tl"], c["n"], fps)], c["tl"],
                                            DEFAULT))
-    manifest = args.data / "manifest.jsonl"
-    voices = ({(row := json.loads(line))["id"]: row["voice"] for line in manifest.read_text().splitlines() if line.strip()}
-              if manifest.is_file() else {})
+    voices = {k: str(rec.get("voice", "")) for k, rec in read_manifest(args.data / "manifest.jsonl").items()}
+    known = np.array([w.stem in voices for w in wavs])
     neural = np.array([voices.get(w.stem) == NEURAL_VOICE for w in wavs])
 
     def by_voice(r: np.ndarray) -> str:
         return "   ".join(f"{name} {r[m].mean():.3f} ({m.sum()})" for name, m in
-                           ((NEURAL_VOICE, neural), ("eSpeak NG", ~neural)) if m.any())
+                           ((NEURAL_VOICE, neural), ("eSpeak NG", known & ~neural), ("voice unknown", ~known))
+                           if m.any())
 
     def row(name: str, level: float | None, cfg: Coarticulation) -> None:
         sc, vs = [], []

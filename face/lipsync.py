@@ -174,19 +174,17 @@ def voice_variant(voice: str) -> str:
     return voice.partition("+")[2]
 
 
-def _clip_voices(folder: Path) -> dict[str, str]:
-    """Clip id -> voice name, from a corpus folder's manifest.jsonl (`avatar.tts.corpus`)."""
-    import json
+def _clip_voices(folder: Path, ids: Sequence[str]) -> dict[str, str]:
+    """Clip id -> voice name for `ids`, from a corpus folder's manifest.jsonl (`avatar.tts.corpus`); InputError
+    when the manifest is missing or lacks a clip (its voice unknown, it could leak a dev voice into training)."""
+    from avatar.tts.corpus import read_manifest
 
-    manifest = folder / "manifest.jsonl"
-    if not manifest.is_file():
-        raise InputError(f"{folder} has no manifest.jsonl: cannot tell its clips' voices")
-    voices = {}
-    for line in manifest.read_text().splitlines():
-        if line.strip():
-            row = json.loads(line)
-            voices[str(row["id"])] = str(row["voice"])
-    return voices
+    records = read_manifest(folder / "manifest.jsonl")
+    missing = [i for i in ids if i not in records]
+    if missing:
+        raise InputError(f"{folder}/manifest.jsonl has no record of {len(missing)} clip(s) (e.g. {missing[0]}): "
+                         "cannot tell their voices; finish or resume the corpus run")
+    return {i: str(records[i].get("voice", "")) for i in ids}
 
 
 def _examples(data: Path | list[Path], copies: int, seed: int, fps: float,
@@ -204,8 +202,12 @@ def _examples(data: Path | list[Path], copies: int, seed: int, fps: float,
     folders = [data] if isinstance(data, Path) else list(data)
     wavs = [p for d in folders for p in sorted(d.glob("*.wav")) if p.with_suffix(".json").is_file()]
     if exclude:
-        voices = {d: _clip_voices(d) for d in folders}
-        left = [p for p in wavs if voice_variant(voices[p.parent].get(p.stem, "")) not in set(exclude)]
+        voices = {d: _clip_voices(d, [p.stem for p in wavs if p.parent == d]) for d in folders}
+        found = {voice_variant(v) for vs in voices.values() for v in vs.values()}
+        unknown = sorted(set(exclude) - found)
+        if unknown:
+            raise InputError(f"--exclude-variants: no clip of {', '.join(unknown)} in {', '.join(map(str, folders))}")
+        left = [p for p in wavs if voice_variant(voices[p.parent][p.stem]) not in set(exclude)]
         log.info("left out %d clips of the variants %s", len(wavs) - len(left), ", ".join(exclude))
         wavs = left
     feats, labels, secs = [], [], 0.0

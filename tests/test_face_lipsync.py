@@ -299,6 +299,16 @@ def test_exclude_variants_leaves_a_dev_sets_voices_out_of_training(tmp_path):
     feats, _, info = _examples(folders, 1, 0, 30.0, exclude=["Alicia"])
     assert info["clips"] == 3 and len(feats) == 3 and info["excluded"] == ["Alicia"]
     assert _examples(folders, 1, 0, 30.0, exclude=["Alicia", "Storm"])[2]["clips"] == 2
+    # A clip the manifest does not know (an interrupted corpus run, a damaged last line) is refused, not kept, and
+    # so is a variant that matches no clip (a typo would otherwise leave the dev voice in training).
+    man_a = tmp_path / "a" / "manifest.jsonl"
+    good = man_a.read_text()
+    man_a.write_text(good.rsplit("\n", 2)[0] + '\n{"id": "a2", "voi')
+    with pytest.raises(InputError, match="no record"):
+        _examples(folders, 1, 0, 30.0, exclude=["Alicia"])
+    man_a.write_text(good)
+    with pytest.raises(InputError, match="no clip of alicia"):
+        _examples(folders, 1, 0, 30.0, exclude=["alicia"])
     (tmp_path / "b" / "manifest.jsonl").unlink()
     with pytest.raises(InputError, match="manifest"):
         _examples(folders, 1, 0, 30.0, exclude=["Alicia"])
