@@ -384,3 +384,23 @@ def test_a_scene_path_that_cannot_be_written_is_refused_before_rendering(tmp_pat
     with pytest.raises(InputError, match="--scene .*scene.mp4' is a folder"):
         _run(FIVE, out, render=FakeRender(log_dir=tmp_path / "log"), scene=True)
     assert list((tmp_path / "log").iterdir()) == []  # nothing rendered
+
+
+def test_a_batch_worker_runs_the_neural_voice_on_one_thread_unless_told(monkeypatch):
+    """Workers are the parallelism: the voice's session, finishing pool and WORLD get one thread each
+    ($AVATAR_TTS_THREADS=1), unless the user set it."""
+    import threadpoolctl
+
+    from avatar.batch import worker
+
+    monkeypatch.setattr(threadpoolctl, "threadpool_limits", lambda n: None)  # keep this process's BLAS as it is
+    monkeypatch.setattr(worker, "remove_stale_workdirs", lambda: None)
+    monkeypatch.delitem(sys.modules, "torch", raising=False)
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.setenv(name, os.environ.get(name, "1"))  # restored after the test
+    monkeypatch.delenv("AVATAR_TTS_THREADS", raising=False)
+    worker.setup_worker(lambda: None)
+    assert os.environ["AVATAR_TTS_THREADS"] == "1"
+    monkeypatch.setenv("AVATAR_TTS_THREADS", "3")
+    worker.setup_worker(lambda: None)
+    assert os.environ["AVATAR_TTS_THREADS"] == "3"

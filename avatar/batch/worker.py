@@ -102,6 +102,8 @@ def setup_worker(render: Callable[..., Any]) -> None:
     os.environ["OMP_NUM_THREADS"] = "1"  # read by BLAS libraries and torch that load later in this process
     os.environ["OPENBLAS_NUM_THREADS"] = "1"
     os.environ["MKL_NUM_THREADS"] = "1"
+    # The neural voice's session, its finishing pool and WORLD size themselves from this (default 2 each).
+    os.environ.setdefault("AVATAR_TTS_THREADS", "1")
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(1)  # the ones already loaded (NumPy's BLAS runs the models)
