@@ -7,7 +7,7 @@ context): `Renderer(..., gl=False)` (the layout, which `avatar say`'s worker 0 d
 meshes, textures decoded, crease triangles, mipmap levels), then `open()` (GL context, buffers, textures and their
 mipmaps: what every worker does), then the first frame (shader variants). Each avatar runs twice a round, with the
 mipmap levels made in the layout and uploaded (`driver` off, the default) and with llvmpipe's glGenerateMipmap
-(`--driver-mipmaps` in the child), alternating; medians of CPU seconds (LP_NUM_THREADS=1, as in the workers), then
+(the child's DRIVER argument 1), alternating; medians of CPU seconds (LP_NUM_THREADS=1, as in the workers), then
 whether the two ways give byte-identical frames (a face expression, the rest pose). Run timing benches alone (e.g.
 under `flock /work/locks/bench.lock`).
 """

@@ -500,6 +500,8 @@ def test_mip_levels_are_the_drivers_own() -> None:
 
     ctx = create_context()
     try:
+        if "llvmpipe" not in ctx.info.get("GL_RENDERER", ""):
+            pytest.skip("the levels reproduce llvmpipe's rounding; another driver may filter otherwise")
         rng = np.random.default_rng(5)
         for h, w in [(64, 64), (16, 4), (4, 32), (1, 8)]:
             im = rng.integers(0, 256, (h, w, 4), dtype=np.uint8)
