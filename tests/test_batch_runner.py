@@ -395,7 +395,8 @@ def test_a_batch_worker_runs_the_neural_voice_on_one_thread_unless_told(monkeypa
 
     monkeypatch.setattr(threadpoolctl, "threadpool_limits", lambda n: None)  # keep this process's BLAS as it is
     monkeypatch.setattr(worker, "remove_stale_workdirs", lambda: None)
-    monkeypatch.delitem(sys.modules, "torch", raising=False)
+    if "torch" in sys.modules:  # keep this process's torch threads as they are
+        monkeypatch.setattr(sys.modules["torch"], "set_num_threads", lambda n: None)
     for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         monkeypatch.setenv(name, os.environ.get(name, "1"))  # restored after the test
     monkeypatch.delenv("AVATAR_TTS_THREADS", raising=False)

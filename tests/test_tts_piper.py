@@ -288,3 +288,26 @@ def test_the_model_waits_for_world_instead_of_queueing_the_whole_text(monkeypatc
     backend.synthesize("Go now. Run fast. Stay low. Keep left. Hold on. Come back.", VAD(0.0, 0.8, 0.0), seed=1)
     assert len(pending_at_start) == 6 and state["finished"] == 6
     assert max(pending_at_start) <= max(1, backend.voice.threads)
+
+
+def test_a_failed_sentence_stops_the_text_before_the_model_makes_the_rest(monkeypatch):
+    """An error in a sentence's finishing job (WORLD) is raised while the model is still on the next sentences,
+    not after it has made the whole text."""
+    from avatar.tts.piper import PiperBackend
+
+    calls: list[int] = []
+    model_sentence = PiperBackend._model_sentence
+
+    def failing_express(self, *a, **kw):  # noqa: ANN001, ANN002, ANN003, ANN202
+        raise RuntimeError("WORLD failed")
+
+    def counting_model(self, *a, **kw):  # noqa: ANN001, ANN002, ANN003, ANN202
+        calls.append(1)
+        return model_sentence(self, *a, **kw)
+
+    monkeypatch.setattr(PiperBackend, "_express", failing_express)
+    monkeypatch.setattr(PiperBackend, "_model_sentence", counting_model)
+    backend = PiperBackend()
+    with pytest.raises(RuntimeError, match="WORLD failed"):
+        backend.synthesize("Go now. Run fast. Stay low. Keep left. Hold on. Come back.", VAD(0.0, 0.8, 0.0), seed=1)
+    assert len(calls) <= max(1, backend.voice.threads) + 1 < 6

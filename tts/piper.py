@@ -231,9 +231,11 @@ class PiperBackend:
                 return finish(), timeline
             # At most one job per thread in flight: the model waits for WORLD instead of queueing the whole text,
             # so the progress shown stays true and an error or Ctrl-C does not first run every queued job.
-            in_flight[:] = [f for f in in_flight if not f.done()]
             if len(in_flight) >= workers:
                 wait(in_flight, return_when=FIRST_COMPLETED)
+            for f in [f for f in in_flight if f.done()]:
+                in_flight.remove(f)
+                f.result()  # a failed sentence stops the text now, not after the model has made the rest
             future = pool.submit(finish)
             in_flight.append(future)
             return PendingAudio(future, audio.size), timeline
