@@ -30,16 +30,15 @@ MAX_TTS_CHARS = 20_000
 #: What `vad` may be: one VAD for everything, one per sentence, an EmotionTrack over time, or None (neutral).
 VADInput = Union[VAD, Sequence[VAD], EmotionTrack, None]
 
-#: A backend's per-sentence synthesis: (sentence text, its VAD) -> (float32 audio, timeline of that audio).
-
-
 class PendingAudio(NamedTuple):
     """A sentence's audio still being finished in another thread (its length is known already)."""
 
-    future: Future
+    future: "Future[np.ndarray]"
     size: int
 
 
+#: A backend's per-sentence synthesis: (sentence text, its VAD) -> (float32 audio, or audio still being finished,
+#: and the timeline of that audio).
 SentenceSynth = Callable[[str, VAD], "tuple[np.ndarray | PendingAudio, Timeline]"]
 
 
@@ -135,7 +134,7 @@ def synthesize_sentences(text: str, vad: VADInput, sample_rate: int, synth: Sent
     `PendingAudio` (the sentence finished in another thread while the next one is made); it is waited for at the end."""
     sentences = check_tts_text(text)
     pick = vad_picker(vad, len(sentences))
-    audios: list[np.ndarray] = []
+    audios: list[np.ndarray | PendingAudio] = []
     timelines: list[Timeline] = []
 
     def silence(seconds: float) -> None:
